@@ -1,0 +1,286 @@
+#include "agent/planner.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agent/filter.h"
+#include "common/buf.h"
+#include "manifest/manifest.h"
+#include "remote/s3.h"
+
+/* The head of one input stream: a copy of its current record. */
+struct head {
+	bool valid;
+	bool done;
+	struct buf key;  /* relative key */
+	struct buf prev; /* previous key, for the order check */
+	bool have_prev;
+	uint64_t size;
+	char etag[S3_ETAG_MAX];
+	int64_t last_modified;
+	struct obj_record rec; /* manifest stream only */
+};
+
+struct planner {
+	struct s3_lister *src;
+	struct manifest_cursor *cur;
+	struct s3_lister *dst;
+	const char *src_prefix;
+	size_t src_plen;
+	const char *dst_prefix;
+	size_t dst_plen;
+	const struct filter *filter;
+	bool delete_gone;
+	struct head hs, hm, hd;
+	struct buf key; /* key of the item returned last */
+	uint64_t listed;
+};
+
+static void head_init(struct head *h)
+{
+	memset(h, 0, sizeof(*h));
+	buf_init(&h->key);
+	buf_init(&h->prev);
+}
+
+static void head_release(struct head *h)
+{
+	buf_release(&h->key);
+	buf_release(&h->prev);
+}
+
+struct planner *planner_new(struct s3_lister *src, const char *src_prefix,
+			    struct manifest_cursor *cur, struct s3_lister *dst,
+			    const char *dst_prefix, const struct filter *filter, bool delete_gone)
+{
+	struct planner *p = xcalloc(1, sizeof(*p));
+	p->src = src;
+	p->cur = cur;
+	p->dst = dst;
+	p->src_prefix = src_prefix ? src_prefix : "";
+	p->src_plen = strlen(p->src_prefix);
+	p->dst_prefix = dst_prefix ? dst_prefix : "";
+	p->dst_plen = strlen(p->dst_prefix);
+	p->filter = filter;
+	p->delete_gone = delete_gone;
+	head_init(&p->hs);
+	head_init(&p->hm);
+	head_init(&p->hd);
+	p->hm.done = cur == NULL;
+	p->hd.done = dst == NULL;
+	buf_init(&p->key);
+	return p;
+}
+
+void planner_free(struct planner *p)
+{
+	if (!p)
+		return;
+	head_release(&p->hs);
+	head_release(&p->hm);
+	head_release(&p->hd);
+	buf_release(&p->key);
+	free(p);
+}
+
+uint64_t planner_listed(const struct planner *p)
+{
+	return p->listed;
+}
+
+static int keycmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+static bool wanted(const struct planner *p, const char *key, size_t len)
+{
+	return !p->filter || filter_match(p->filter, key, len);
+}
+
+/* Record the new head key and check that the stream is strictly increasing. */
+static int head_set_key(struct head *h, const char *key, size_t len, const char *what,
+			struct dth_err *err)
+{
+	if (h->have_prev && keycmp(key, len, h->prev.data, h->prev.len) <= 0)
+		return err_set(err, -EPROTO,
+			       "%s keys are not in ascending byte order (\"%.200s\" after "
+			       "\"%.200s\"): refusing to plan from an unordered listing",
+			       what, key, buf_str(&h->prev));
+	buf_reset(&h->key);
+	buf_add(&h->key, key, len);
+	buf_reset(&h->prev);
+	buf_add(&h->prev, key, len);
+	h->have_prev = true;
+	h->valid = true;
+	return 0;
+}
+
+/* Advance a listing stream to its next wanted entry. */
+static int fill_listing(struct planner *p, struct head *h, struct s3_lister *l, size_t plen,
+			bool is_src, struct dth_err *err)
+{
+	while (!h->valid && !h->done) {
+		const struct s3_list_entry *e;
+		int rc = s3_lister_next(l, &e, err);
+		if (rc < 0) {
+			err_prefix(err, "listing the %s", is_src ? "source" : "destination");
+			return rc;
+		}
+		if (rc == 0) {
+			h->done = true;
+			break;
+		}
+		if (e->is_prefix || e->key_len < plen)
+			continue;
+		const char *rel = e->key + plen;
+		size_t rlen = e->key_len - plen;
+		if (rlen == 0)
+			continue; /* the prefix itself (a folder marker equal to the prefix) */
+		if (!wanted(p, rel, rlen))
+			continue;
+		rc = head_set_key(h, rel, rlen, is_src ? "source" : "destination", err);
+		if (rc)
+			return rc;
+		h->size = e->size;
+		strlcpy_s(h->etag, e->etag, sizeof(h->etag));
+		h->last_modified = e->last_modified;
+		if (is_src)
+			p->listed++;
+	}
+	return 0;
+}
+
+static int fill_manifest(struct planner *p, struct dth_err *err)
+{
+	struct head *h = &p->hm;
+	while (!h->valid && !h->done) {
+		const char *key;
+		size_t len;
+		int rc = manifest_cursor_next(p->cur, &key, &len, &h->rec);
+		if (rc < 0)
+			return err_set(err, rc, "reading the manifest: %s", strerror(-rc));
+		if (rc == 0) {
+			h->done = true;
+			break;
+		}
+		if (!wanted(p, key, len))
+			continue;
+		rc = head_set_key(h, key, len, "manifest", err);
+		if (rc)
+			return rc;
+		h->size = h->rec.size;
+		strlcpy_s(h->etag, h->rec.etag, sizeof(h->etag));
+		h->last_modified = h->rec.last_modified;
+	}
+	return 0;
+}
+
+static bool etag_eq(const char *a, const char *b)
+{
+	return a[0] && strcasecmp(a, b) == 0;
+}
+
+int planner_next(struct planner *p, struct plan *out, struct dth_err *err)
+{
+	for (;;) {
+		int rc;
+		if ((rc = fill_listing(p, &p->hs, p->src, p->src_plen, true, err)))
+			return rc;
+		if ((rc = fill_manifest(p, err)))
+			return rc;
+		if (p->dst && (rc = fill_listing(p, &p->hd, p->dst, p->dst_plen, false, err)))
+			return rc;
+
+		/* The smallest key among the valid heads. */
+		struct head *heads[3] = {&p->hs, &p->hm, &p->hd};
+		struct head *min = NULL;
+		for (int i = 0; i < 3; i++) {
+			struct head *h = heads[i];
+			if (!h->valid)
+				continue;
+			if (!min || keycmp(h->key.data, h->key.len, min->key.data, min->key.len) < 0)
+				min = h;
+		}
+		if (!min)
+			return 0;
+		buf_reset(&p->key);
+		buf_add(&p->key, min->key.data, min->key.len);
+		bool s = false, m = false, d = false;
+		for (int i = 0; i < 3; i++) {
+			struct head *h = heads[i];
+			if (h->valid && keycmp(h->key.data, h->key.len, p->key.data, p->key.len) == 0) {
+				if (i == 0)
+					s = true;
+				else if (i == 1)
+					m = true;
+				else
+					d = true;
+			}
+		}
+
+		memset(out, 0, sizeof(*out));
+		out->key = p->key.data;
+		out->key_len = p->key.len;
+		out->in_src = s;
+		out->has_rec = m;
+		out->in_dst = d;
+		if (s) {
+			out->size = p->hs.size;
+			strlcpy_s(out->etag, p->hs.etag, sizeof(out->etag));
+			out->last_modified = p->hs.last_modified;
+		}
+		if (m)
+			out->rec = p->hm.rec;
+		if (d) {
+			out->dst_size = p->hd.size;
+			strlcpy_s(out->dst_etag, p->hd.etag, sizeof(out->dst_etag));
+		}
+		/* Consume the heads that matched. */
+		if (s)
+			p->hs.valid = false;
+		if (m)
+			p->hm.valid = false;
+		if (d)
+			p->hd.valid = false;
+
+		bool dst_same = d && out->dst_size == out->size && etag_eq(out->dst_etag, out->etag);
+		bool emit = true;
+		if (s && !m) {
+			out->action = dst_same ? SYNC_ADOPT : SYNC_COPY_NEW;
+		} else if (s && m) {
+			const struct obj_record *r = &out->rec;
+			bool same = r->size == out->size && strcasecmp(r->etag, out->etag) == 0;
+			if (!same || r->status == OBJ_DELETED)
+				out->action = dst_same ? SYNC_ADOPT : SYNC_COPY_CHANGED;
+			else if (r->status == OBJ_DONE || r->status == OBJ_SKIPPED)
+				out->action = (p->dst && !d) ? SYNC_COPY_MISSING : SYNC_SKIP;
+			else
+				out->action = dst_same ? SYNC_ADOPT : SYNC_COPY_RETRY;
+		} else if (m) {
+			/* Gone from the source. */
+			if (out->rec.status == OBJ_DELETED && !d)
+				emit = false;
+			else if (p->delete_gone)
+				out->action = SYNC_DELETE;
+			else if (out->rec.status == OBJ_DELETED)
+				emit = false;
+			else
+				out->action = SYNC_GONE;
+		} else {
+			/* Only at the destination. */
+			if (p->delete_gone)
+				out->action = SYNC_DELETE;
+			else
+				emit = false;
+		}
+		if (emit)
+			return 1;
+	}
+}

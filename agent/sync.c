@@ -1,0 +1,233 @@
+#include "agent/sync.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/filter.h"
+#include "agent/planner.h"
+#include "agent/transfer.h"
+#include "common/log.h"
+#include "manifest/manifest.h"
+#include "remote/s3.h"
+
+static struct sync_progress progress;
+
+struct sync_progress *sync_progress_get(void)
+{
+	return &progress;
+}
+
+const char *sync_action_name(enum sync_action a)
+{
+	static const char *const names[SYNC__COUNT] = {"new",  "changed", "retry", "missing",
+						       "skip", "adopt",   "delete", "gone"};
+	return (unsigned)a < SYNC__COUNT ? names[a] : "?";
+}
+
+static void add64(uint64_t *p, uint64_t v)
+{
+	__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
+}
+
+/* Abort the uploads still recorded for the task after a complete run: their
+ * objects are gone from the source or were copied another way, and an
+ * unfinished upload costs money. */
+static int abort_orphans(const struct sync_opts *o, struct manifest_writer *w)
+{
+	struct dth_err err;
+	err_clear(&err);
+	struct manifest_cursor *c =
+		manifest_cursor_new(o->manifest, MANIFEST_UPLOADS, o->task_id, NULL, NULL, &err);
+	if (!c)
+		return err.code ? err.code : -EIO;
+	int rc;
+	const char *key;
+	size_t len;
+	struct upload_record rec;
+	struct buf dkey = BUF_INIT;
+	while ((rc = manifest_cursor_next_upload(c, &key, &len, &rec)) == 1) {
+		buf_reset(&dkey);
+		buf_adds(&dkey, o->dst_prefix);
+		buf_add(&dkey, key, len);
+		if (rec.upload_id[0]) {
+			struct dth_err e2;
+			err_clear(&e2);
+			int arc = s3_mpu_abort(o->dst, o->dst_bucket, dkey.data, rec.upload_id, &e2);
+			if (arc && arc != -ENOENT) {
+				log_warn("could not abort the multipart upload of %s: %s", dkey.data,
+					 e2.message);
+				continue;
+			}
+			if (!arc)
+				log_info("aborted the orphaned multipart upload of %s", dkey.data);
+		}
+		if ((rc = manifest_writer_del_upload(w, o->task_id, key, len)))
+			break;
+	}
+	manifest_cursor_free(c);
+	buf_release(&dkey);
+	return rc < 0 ? rc : 0;
+}
+
+int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err *err)
+{
+	double t0 = now_mono();
+	int rc = 0;
+	struct manifest_writer *w = NULL;
+	struct transfer *xfer = NULL;
+	struct s3_lister *ls = NULL, *ld = NULL;
+	struct manifest_cursor *cur = NULL;
+	struct planner *pl = NULL;
+	struct sync_progress *prog = &progress;
+
+	memset(res, 0, sizeof(*res));
+	memset(prog, 0, sizeof(*prog));
+
+	/* Both ends must answer before anything is touched. */
+	rc = s3_head_bucket(o->src, o->src_bucket, err);
+	if (rc) {
+		err_prefix(err, "source %s:%s", s3_client_name(o->src), o->src_bucket);
+		res->unreachable = true;
+		return rc;
+	}
+	rc = s3_head_bucket(o->dst, o->dst_bucket, err);
+	if (rc == -ENOENT && !o->dry_run) {
+		err_clear(err);
+		rc = s3_create_bucket(o->dst, o->dst_bucket, err);
+		if (rc == -EEXIST)
+			rc = 0;
+		if (rc == 0)
+			log_info("created destination bucket %s", o->dst_bucket);
+	}
+	if (rc) {
+		err_prefix(err, "destination %s:%s", s3_client_name(o->dst), o->dst_bucket);
+		res->unreachable = true;
+		return rc;
+	}
+
+	if (!o->dry_run) {
+		w = manifest_writer_new(o->manifest, 1024, 200, err);
+		if (!w)
+			return err->code ? err->code : -EIO;
+		xfer = transfer_new(o, w, prog);
+	}
+
+	struct s3_list_opts lo;
+	memset(&lo, 0, sizeof(lo));
+	lo.prefix = o->src_prefix[0] ? o->src_prefix : NULL;
+	ls = s3_lister_new(o->src, o->src_bucket, &lo);
+	if (o->merge_destination) {
+		struct s3_list_opts ldo;
+		memset(&ldo, 0, sizeof(ldo));
+		ldo.prefix = o->dst_prefix[0] ? o->dst_prefix : NULL;
+		ld = s3_lister_new(o->dst, o->dst_bucket, &ldo);
+	}
+	cur = manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, NULL, err);
+	if (!cur) {
+		rc = err->code ? err->code : -EIO;
+		goto out;
+	}
+	pl = planner_new(ls, o->src_prefix, cur, ld, o->dst_prefix, o->filter, o->delete_gone);
+
+	struct plan p;
+	for (;;) {
+		if (o->stop && *o->stop) {
+			rc = -EINTR;
+			err_set(err, rc, "interrupted");
+			break;
+		}
+		rc = planner_next(pl, &p, err);
+		prog->listed = planner_listed(pl);
+		if (rc < 0 && (rc == -EACCES || rc == -ETIMEDOUT || rc == -ECONNREFUSED ||
+			       rc == -ECONNRESET || rc == -EHOSTUNREACH))
+			res->unreachable = true;
+		if (rc <= 0)
+			break;
+		res->planned[p.action]++;
+		if (o->on_item) {
+			struct sync_item it = {p.action, p.key, p.key_len, p.in_src ? p.size : p.rec.size,
+					       p.in_src ? p.etag : p.rec.etag};
+			o->on_item(o->on_item_ctx, &it);
+		}
+		switch (p.action) {
+		case SYNC_COPY_NEW:
+		case SYNC_COPY_CHANGED:
+		case SYNC_COPY_RETRY:
+		case SYNC_COPY_MISSING:
+			add64(&prog->planned, 1);
+			add64(&prog->planned_bytes, p.size);
+			if (!o->dry_run && (rc = transfer_submit(xfer, &p)))
+				goto out;
+			break;
+		case SYNC_SKIP:
+			add64(&prog->skipped, 1);
+			break;
+		case SYNC_ADOPT:
+			add64(&prog->skipped, 1);
+			res->adopted++;
+			if (!o->dry_run) {
+				struct obj_record r;
+				memset(&r, 0, sizeof(r));
+				r.size = p.size;
+				r.last_modified = p.last_modified;
+				strlcpy_s(r.etag, p.etag, sizeof(r.etag));
+				r.status = OBJ_DONE;
+				r.attempts = p.has_rec ? p.rec.attempts : 0;
+				strlcpy_s(r.dest_etag, p.dst_etag, sizeof(r.dest_etag));
+				r.transferred_at = (int64_t)time(NULL);
+				if ((rc = manifest_writer_put_obj(w, o->task_id, p.key, p.key_len, &r))) {
+					err_set(err, rc, "writing the manifest: %s", strerror(-rc));
+					goto out;
+				}
+			}
+			break;
+		case SYNC_DELETE:
+			if (!o->dry_run && (rc = transfer_submit(xfer, &p)))
+				goto out;
+			if (o->dry_run)
+				add64(&prog->deleted, 1);
+			break;
+		case SYNC_GONE:
+		case SYNC__COUNT:
+			break;
+		}
+	}
+	prog->listing_done = rc == 0;
+out:
+	if (xfer) {
+		struct dth_err ferr;
+		err_clear(&ferr);
+		int frc = transfer_finish(xfer, &ferr);
+		if (frc && !rc) {
+			rc = frc;
+			*err = ferr;
+		}
+	}
+	if (rc == 0 && !o->dry_run && !(o->stop && *o->stop)) {
+		int arc = abort_orphans(o, w);
+		if (arc)
+			log_warn("could not clean up recorded multipart uploads: %s", strerror(-arc));
+	}
+	if (w) {
+		int wrc = manifest_writer_free(w);
+		if (wrc && !rc) {
+			rc = wrc;
+			err_set(err, rc, "writing the manifest: %s", strerror(-wrc));
+		}
+	}
+	transfer_free(xfer);
+	planner_free(pl);
+	manifest_cursor_free(cur);
+	s3_lister_free(ls);
+	s3_lister_free(ld);
+	res->transferred = prog->transferred;
+	res->bytes = prog->bytes;
+	res->skipped = prog->skipped;
+	res->failed = prog->failed;
+	res->deleted = prog->deleted;
+	res->seconds = now_mono() - t0;
+	return rc;
+}

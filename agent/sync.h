@@ -1,0 +1,113 @@
+/* One run of an S3 task: list the source, merge-join it with the manifest (and
+ * the destination listing on a task's first run, or always with --delete),
+ * copy what is new or changed with a pool of workers, record every result in
+ * the manifest. Memory is bounded by concurrency x max(part size, multipart
+ * threshold), never by the number of objects. */
+#ifndef DTH_SYNC_H
+#define DTH_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "remote/s3.h"
+
+struct manifest;
+struct filter;
+
+/* What the planner decided for one key. */
+enum sync_action {
+	SYNC_COPY_NEW = 0, /* not in the manifest */
+	SYNC_COPY_CHANGED, /* size or ETag changed */
+	SYNC_COPY_RETRY,   /* recorded but not done (failed, pending, copying) */
+	SYNC_COPY_MISSING, /* done, but gone from the destination listing */
+	SYNC_SKIP,         /* unchanged */
+	SYNC_ADOPT,        /* already at the destination with the same size and ETag */
+	SYNC_DELETE,       /* gone from the source; removed at the destination (--delete) */
+	SYNC_GONE,         /* gone from the source; kept (no --delete) */
+	SYNC__COUNT
+};
+/* "new", "changed", "retry", "missing", "skip", "adopt", "delete", "gone". */
+const char *sync_action_name(enum sync_action a);
+
+struct sync_item {
+	enum sync_action action;
+	const char *key; /* relative to the source prefix; borrowed for the callback */
+	size_t key_len;
+	uint64_t size;
+	const char *etag;
+};
+
+/* Counters, updated atomically while the run goes on (progress reads them). */
+struct sync_progress {
+	uint64_t listed;          /* source keys seen (after filters) */
+	uint64_t planned;         /* objects to copy found so far */
+	uint64_t planned_bytes;
+	uint64_t transferred;     /* objects copied */
+	uint64_t bytes;           /* bytes of objects copied (whole objects) */
+	uint64_t bytes_moved;     /* bytes moved so far, parts included (for rates) */
+	uint64_t skipped;
+	uint64_t failed;
+	uint64_t deleted;
+	bool listing_done;
+};
+
+struct sync_opts {
+	/* endpoints (borrowed) */
+	struct s3_client *src;
+	struct s3_client *dst;
+	const char *src_bucket;
+	const char *src_prefix; /* "" for none */
+	const char *dst_bucket;
+	const char *dst_prefix;
+	bool same_endpoint; /* copy server-side */
+	/* state */
+	struct manifest *manifest; /* borrowed, opened RDWR (RDONLY is enough with dry_run) */
+	uint32_t task_id;
+	bool merge_destination; /* list the destination too (first run, --delete) */
+	/* transfer */
+	unsigned concurrency;
+	uint64_t multipart_threshold;
+	uint64_t part_size;
+	bool metadata; /* copy headers, user metadata and tags */
+	const char *storage_class;
+	const char *acl;
+	const char *sse;
+	const char *sse_kms_key_id;
+	const struct filter *filter; /* NULL: everything */
+	bool dry_run;
+	bool delete_gone;
+	/* Called for every planned action (dry runs and `manifest diff` print
+	 * them); may be NULL. Runs on the planner thread. */
+	void (*on_item)(void *ctx, const struct sync_item *it);
+	void *on_item_ctx;
+	/* Called for every object that failed, with its reason (any thread). */
+	void (*on_failure)(void *ctx, const char *key, const char *reason);
+	void *on_failure_ctx;
+	/* Set by the caller (e.g. a signal handler) to stop early. */
+	volatile int *stop;
+};
+
+struct sync_result {
+	uint64_t transferred;
+	uint64_t bytes;
+	uint64_t skipped;
+	uint64_t failed;
+	uint64_t deleted;
+	uint64_t adopted;
+	double seconds;
+	uint64_t planned[SYNC__COUNT]; /* decisions by action */
+	bool unreachable; /* an endpoint could not be reached or refused the credentials */
+};
+
+/* The live counters of the run in progress (or last finished) in this process. */
+struct sync_progress *sync_progress_get(void);
+
+/* Run once. Returns 0 when the run went through (objects may still have
+ * failed: see res->failed), or a negative errno when it could not (listing
+ * failed, manifest error); err says why. -EACCES/-ENOENT/-ETIMEDOUT etc. from
+ * the first request to an endpoint mean it cannot be reached. */
+int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err *err) WUR;
+
+#endif

@@ -1,0 +1,56 @@
+/* Shared pieces of the dth command line: exit codes, subcommands, helpers. */
+#ifndef DTH_CLI_H
+#define DTH_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum {
+	EXIT_DONE = 0,        /* everything done */
+	EXIT_SOME_FAILED = 1, /* some objects failed after retries (or a run error) */
+	EXIT_USAGE = 2,       /* bad usage or config; nothing touched */
+	EXIT_UNREACHABLE = 3, /* an endpoint cannot be reached or refuses the credentials */
+};
+
+int cmd_sync(int argc, char **argv);
+int cmd_manifest(int argc, char **argv);
+
+/* Print "dth: error: msg" (and the remote detail) on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Exit status for an error from reaching a remote. */
+int cli_exit_for_remote(int rc);
+
+/* Live progress line on a terminal (stderr); no-op when stderr is not a tty. */
+struct progress;
+struct progress *progress_start(bool enabled);
+void progress_stop(struct progress *p);
+/* "1.5 GiB" style; out holds 32 bytes. */
+void progress_fmt_bytes(uint64_t n, char out[32]);
+
+#endif
+
+/* The two ends of an S3 task, opened from the config and "REMOTE:BUCKET[/PREFIX]"
+ * specs. Prefixes are normalised to end with '/' (or are ""). */
+struct config;
+struct http_engine;
+struct creds_provider;
+struct s3_client;
+struct cli_ends {
+	struct config *cfg;
+	struct http_engine *http_src, *http_dst;
+	struct creds_provider *creds_src, *creds_dst;
+	struct s3_client *src, *dst;
+	char *src_remote, *src_bucket, *src_prefix;
+	char *dst_remote, *dst_bucket, *dst_prefix;
+	bool same_endpoint;
+};
+/* Returns EXIT_DONE, or EXIT_USAGE after printing why (config, spec or remote
+ * errors). dst may be NULL (then only the source is opened). */
+int cli_ends_open(struct cli_ends *e, const char *config_path, const char *src, const char *dst);
+void cli_ends_close(struct cli_ends *e);
+/* Open just the config (for commands that need no remote); EXIT_USAGE on error. */
+int cli_config_load(const char *config_path, struct config **out);
+/* The state directory to use: opt if given, else the default. malloc'd. */
+char *cli_state_dir(const char *opt);

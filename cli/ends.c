@@ -1,0 +1,136 @@
+/* Opening the source and destination of a task from the config. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/buf.h"
+#include "common/util.h"
+#include "manifest/manifest.h"
+#include "remote/creds.h"
+#include "remote/http.h"
+#include "remote/remotes.h"
+#include "remote/s3.h"
+
+int cli_config_load(const char *config_path, struct config **out)
+{
+	struct dth_err err;
+	err_clear(&err);
+	*out = config_load(config_path, &err);
+	if (!*out) {
+		cli_error("%s", err.message[0] ? err.message : "cannot load the configuration");
+		return EXIT_USAGE;
+	}
+	return EXIT_DONE;
+}
+
+char *cli_state_dir(const char *opt)
+{
+	if (opt && *opt)
+		return xstrdup(opt);
+	struct buf b = BUF_INIT;
+	manifest_default_dir(&b);
+	return buf_detach(&b, NULL);
+}
+
+static char *dir_prefix(char *p)
+{
+	size_t n = strlen(p);
+	if (n && p[n - 1] != '/') {
+		char *q = xmalloc(n + 2);
+		memcpy(q, p, n);
+		q[n] = '/';
+		q[n + 1] = '\0';
+		free(p);
+		return q;
+	}
+	return p;
+}
+
+static int open_one(struct cli_ends *e, const char *spec, char **remote, char **bucket,
+		    char **prefix, struct http_engine **http, struct creds_provider **creds,
+		    struct s3_client **client, const struct remote_def **def_out)
+{
+	struct dth_err err;
+	err_clear(&err);
+	if (remote_parse_path(spec, remote, bucket, prefix, &err)) {
+		cli_error("%s", err.message);
+		return EXIT_USAGE;
+	}
+	*prefix = dir_prefix(*prefix);
+	const struct remote_def *def = config_remote(e->cfg, *remote);
+	if (!def) {
+		const char *path = config_path(e->cfg);
+		cli_error("no remote called '%s' (define [remote %s] in %s, or set "
+			  "DTH_REMOTE_%s_ENDPOINT and friends)",
+			  *remote, *remote, path ? path : "the config file", *remote);
+		return EXIT_USAGE;
+	}
+	if (def->type && strcmp(def->type, "s3") != 0) {
+		cli_error("remote '%s' is of type %s; this command needs an s3 remote", *remote,
+			  def->type);
+		return EXIT_USAGE;
+	}
+	struct http_engine_opts ho;
+	memset(&ho, 0, sizeof(ho));
+	ho.tls_verify = def->tls_verify;
+	ho.ca_file = def->ca_file;
+	*http = http_engine_new(&ho);
+	if (!*http) {
+		cli_error("cannot start the http engine");
+		return EXIT_SOME_FAILED;
+	}
+	if (remote_open_s3(def, *http, creds, client, &err)) {
+		cli_error("remote '%s': %s", *remote, err.message);
+		return EXIT_USAGE;
+	}
+	*def_out = def;
+	return EXIT_DONE;
+}
+
+int cli_ends_open(struct cli_ends *e, const char *config_path, const char *src, const char *dst)
+{
+	memset(e, 0, sizeof(*e));
+	int rc = cli_config_load(config_path, &e->cfg);
+	if (rc)
+		return rc;
+	const struct remote_def *ds = NULL, *dd = NULL;
+	rc = open_one(e, src, &e->src_remote, &e->src_bucket, &e->src_prefix, &e->http_src,
+		      &e->creds_src, &e->src, &ds);
+	if (rc || !dst)
+		return rc;
+	rc = open_one(e, dst, &e->dst_remote, &e->dst_bucket, &e->dst_prefix, &e->http_dst,
+		      &e->creds_dst, &e->dst, &dd);
+	if (rc)
+		return rc;
+	/* Server-side copy needs one endpoint and credentials that can read the source. */
+	if (!strcmp(e->src_remote, e->dst_remote)) {
+		e->same_endpoint = true;
+	} else if (ds->endpoint && dd->endpoint && !strcmp(ds->endpoint, dd->endpoint) &&
+		   ds->access_key_id && dd->access_key_id &&
+		   !strcmp(ds->access_key_id, dd->access_key_id) && ds->secret_access_key &&
+		   dd->secret_access_key &&
+		   !strcmp(ds->secret_access_key, dd->secret_access_key)) {
+		e->same_endpoint = true;
+	}
+	return EXIT_DONE;
+}
+
+void cli_ends_close(struct cli_ends *e)
+{
+	s3_client_free(e->src);
+	s3_client_free(e->dst);
+	creds_provider_free(e->creds_src);
+	creds_provider_free(e->creds_dst);
+	http_engine_free(e->http_src);
+	http_engine_free(e->http_dst);
+	config_free(e->cfg);
+	free(e->src_remote);
+	free(e->src_bucket);
+	free(e->src_prefix);
+	free(e->dst_remote);
+	free(e->dst_bucket);
+	free(e->dst_prefix);
+	memset(e, 0, sizeof(*e));
+}

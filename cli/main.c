@@ -1,0 +1,103 @@
+/* dth: subcommand dispatch. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <errno.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "remote/http.h"
+
+void cli_error(const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "dth: error: %s\n", msg);
+}
+
+int cli_exit_for_remote(int rc)
+{
+	switch (rc) {
+	case -EACCES:
+	case -EPERM:
+	case -ENOENT:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EPROTO:
+	case -EIO:
+		return EXIT_UNREACHABLE;
+	default:
+		return EXIT_SOME_FAILED;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: dth [--log-level LEVEL] COMMAND [ARGS]\n"
+	      "\n"
+	      "commands:\n"
+	      "  sync SRC DST        copy new and changed objects from SRC to DST, incrementally\n"
+	      "                      (SRC and DST are REMOTE:BUCKET[/PREFIX]; see dth sync --help)\n"
+	      "  manifest SUBCOMMAND inspect what was moved: tasks, ls, stat, stats, diff, verify,\n"
+	      "                      export (see dth manifest --help)\n"
+	      "  version             print the version\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "--log-level") && i + 1 < argc) {
+			int l = log_parse_level(argv[i + 1]);
+			if (l < 0) {
+				cli_error("unknown log level '%s' (error, warn, info, debug)",
+					  argv[i + 1]);
+				return EXIT_USAGE;
+			}
+			log_set_level(l);
+			i += 2;
+		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			log_set_level(LOG_INFO);
+			i++;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("dth %s\n", DTH_VERSION);
+			return 0;
+		} else {
+			cli_error("unknown option '%s'", argv[i]);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[i];
+	if (http_global_init()) {
+		cli_error("could not initialise libcurl");
+		return EXIT_SOME_FAILED;
+	}
+	if (!strcmp(cmd, "sync"))
+		return cmd_sync(argc - i, argv + i);
+	if (!strcmp(cmd, "manifest"))
+		return cmd_manifest(argc - i, argv + i);
+	if (!strcmp(cmd, "version")) {
+		printf("dth %s\n", DTH_VERSION);
+		return 0;
+	}
+	cli_error("unknown command '%s'", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}

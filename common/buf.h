@@ -1,0 +1,36 @@
+/* Growable byte buffer, always NUL-terminated after len bytes.
+ * Embedded struct: buf_init()/buf_release(). The buffer owns data; buf_detach()
+ * hands ownership to the caller (free() it). */
+#ifndef DTH_BUF_H
+#define DTH_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char *data; /* NULL-free after buf_init: points at a static "" until first growth */
+	size_t len;
+	size_t cap;
+};
+
+#define BUF_INIT {NULL, 0, 0}
+
+void buf_init(struct buf *b);
+void buf_release(struct buf *b);
+/* Empty the buffer, keeping its memory. */
+void buf_reset(struct buf *b);
+/* Make room for at least extra more bytes; aborts on out-of-memory. */
+void buf_grow(struct buf *b, size_t extra);
+void buf_add(struct buf *b, const void *data, size_t len);
+void buf_adds(struct buf *b, const char *s);
+void buf_addch(struct buf *b, char c);
+void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vaddf(struct buf *b, const char *fmt, va_list ap);
+/* Truncate to len bytes (len <= b->len). */
+void buf_setlen(struct buf *b, size_t len);
+/* Return the data as a malloc'd NUL-terminated string (never NULL) and reset b. Caller frees. */
+char *buf_detach(struct buf *b, size_t *len);
+/* Always a valid NUL-terminated string, even for an empty, never-grown buffer. */
+const char *buf_str(const struct buf *b);
+
+#endif

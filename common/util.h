@@ -1,0 +1,54 @@
+/* Small helpers used everywhere: allocation that aborts on OOM, bounded string
+ * copy, hex/base64, number parsing. */
+#ifndef DTH_UTIL_H
+#define DTH_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define WUR           __attribute__((warn_unused_result))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Copy src into dst (size dstsz), always NUL-terminating; returns strlen(src). */
+size_t strlcpy_s(char *dst, const char *src, size_t dstsz);
+/* snprintf that never overflows; returns what snprintf returns. */
+#define xsnprintf snprintf
+
+/* Lowercase hex of len bytes into out (2*len+1 bytes). */
+void hex_encode(const unsigned char *in, size_t len, char *out);
+/* Decode hex (either case); returns bytes written or -EINVAL. */
+int hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outsz);
+/* Standard base64 (with padding). out must hold 4*((len+2)/3)+1 bytes. */
+void base64_encode(const unsigned char *in, size_t len, char *out);
+/* Returns decoded length or -EINVAL. */
+int base64_decode(const char *in, size_t inlen, unsigned char *out, size_t outsz);
+
+/* Parse a size like "8M", "16MiB", "1G", "4096" into bytes. 0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *out) WUR;
+/* Parse a non-negative integer (decimal). 0 or -EINVAL / -ERANGE. */
+int parse_u64(const char *s, uint64_t *out) WUR;
+/* Parse a boolean: true/false, yes/no, on/off, 1/0. 0 or -EINVAL. */
+int parse_bool(const char *s, bool *out) WUR;
+
+bool str_startswith(const char *s, const char *prefix);
+bool str_endswith(const char *s, const char *suffix);
+/* Case-insensitive ASCII comparison of the whole strings. */
+bool str_ieq(const char *a, const char *b);
+
+/* True when s (len bytes) is valid UTF-8. */
+bool utf8_valid(const char *s, size_t len);
+
+/* Monotonic clock in seconds / milliseconds. */
+double now_mono(void);
+uint64_t now_mono_ms(void);
+
+#include "common/banned.h"
+
+#endif

@@ -1,0 +1,372 @@
+/* Record codec, version 1.
+ *
+ * Every value is: one version byte (1), then the fields in a fixed order.
+ * Unsigned integers are LEB128 varints (at most 10 bytes), signed integers are
+ * zigzag-mapped first, strings are a varint length followed by that many bytes
+ * (no NUL inside, shorter than the struct field), flags are single bytes.
+ * A record must be consumed exactly: missing or trailing bytes are -EPROTO.
+ *
+ *   obj:    ver size lmod(s) etag meta_fp status(u8) attempts last_error dest_etag xfer_at(s)
+ *   upload: ver upload_id src_etag object_size part_size part_count created(s) n_parts
+ *           { number size etag } * n_parts
+ *   stats:  ver count[OBJ__COUNT] bytes[OBJ__COUNT]
+ *   task:   ver name src dst kind state created(s) last_run_start(s) last_run_end(s) runs
+ *           dest_listed(u8)
+ */
+#include "manifest/codec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CODEC_VERSION 1
+
+static const char *const status_names[OBJ__COUNT] = {
+	"pending", "copying", "done", "failed", "skipped", "deleted",
+};
+
+const char *obj_status_name(int s)
+{
+	if (s < 0 || s >= OBJ__COUNT)
+		return NULL;
+	return status_names[s];
+}
+
+int obj_status_parse(const char *name)
+{
+	if (!name)
+		return -1;
+	for (int i = 0; i < OBJ__COUNT; i++)
+		if (strcmp(name, status_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* ---- encoding ---- */
+
+static void put_u64(struct buf *out, uint64_t v)
+{
+	unsigned char tmp[10];
+	size_t n = 0;
+	while (v >= 0x80) {
+		tmp[n++] = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	tmp[n++] = (unsigned char)v;
+	buf_add(out, tmp, n);
+}
+
+static void put_i64(struct buf *out, int64_t v)
+{
+	uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+	put_u64(out, z);
+}
+
+static void put_u8(struct buf *out, uint8_t v)
+{
+	buf_add(out, &v, 1);
+}
+
+/* A string field of a struct (size bytes): at most size-1 bytes are stored. */
+static void put_str(struct buf *out, const char *s, size_t size)
+{
+	size_t n = strnlen(s, size - 1);
+	put_u64(out, n);
+	buf_add(out, s, n);
+}
+
+/* ---- decoding ---- */
+
+struct rd {
+	const unsigned char *p;
+	size_t left;
+	int err;
+};
+
+static uint64_t get_u64(struct rd *r)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < 10; i++) {
+		if (!r->left) {
+			r->err = -EPROTO;
+			return 0;
+		}
+		unsigned char c = *r->p++;
+		r->left--;
+		if (i == 9 && c > 1) { /* more than 64 bits */
+			r->err = -EPROTO;
+			return 0;
+		}
+		v |= (uint64_t)(c & 0x7f) << (7 * i);
+		if (!(c & 0x80))
+			return v;
+	}
+	r->err = -EPROTO;
+	return 0;
+}
+
+static int64_t get_i64(struct rd *r)
+{
+	uint64_t z = get_u64(r);
+	return (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+}
+
+static uint32_t get_u32(struct rd *r)
+{
+	uint64_t v = get_u64(r);
+	if (v > UINT32_MAX) {
+		r->err = -EPROTO;
+		return 0;
+	}
+	return (uint32_t)v;
+}
+
+static uint8_t get_u8(struct rd *r)
+{
+	if (!r->left) {
+		r->err = -EPROTO;
+		return 0;
+	}
+	r->left--;
+	return *r->p++;
+}
+
+static void get_str(struct rd *r, char *dst, size_t size)
+{
+	dst[0] = '\0';
+	uint64_t n = get_u64(r);
+	if (r->err)
+		return;
+	if (n >= size || n > r->left || memchr(r->p, '\0', (size_t)n)) {
+		r->err = -EPROTO;
+		return;
+	}
+	memcpy(dst, r->p, (size_t)n);
+	dst[n] = '\0';
+	r->p += n;
+	r->left -= (size_t)n;
+}
+
+static int rd_begin(struct rd *r, const void *data, size_t len)
+{
+	r->p = data;
+	r->left = len;
+	r->err = 0;
+	if (!data || !len)
+		return -EPROTO;
+	uint8_t ver = get_u8(r);
+	if (ver == 0)
+		return -EPROTO;
+	if (ver > CODEC_VERSION)
+		return -ENOTSUP;
+	return 0;
+}
+
+static int rd_end(const struct rd *r)
+{
+	if (r->err)
+		return r->err;
+	return r->left ? -EPROTO : 0;
+}
+
+/* ---- objects ---- */
+
+void codec_obj_encode(const struct obj_record *r, struct buf *out)
+{
+	put_u8(out, CODEC_VERSION);
+	put_u64(out, r->size);
+	put_i64(out, r->last_modified);
+	put_str(out, r->etag, sizeof(r->etag));
+	put_u64(out, r->meta_fp);
+	put_u8(out, r->status);
+	put_u64(out, r->attempts);
+	put_str(out, r->last_error, sizeof(r->last_error));
+	put_str(out, r->dest_etag, sizeof(r->dest_etag));
+	put_i64(out, r->transferred_at);
+}
+
+int codec_obj_decode(const void *data, size_t len, struct obj_record *r)
+{
+	struct rd rd;
+	memset(r, 0, sizeof(*r));
+	int rc = rd_begin(&rd, data, len);
+	if (rc)
+		return rc;
+	r->size = get_u64(&rd);
+	r->last_modified = get_i64(&rd);
+	get_str(&rd, r->etag, sizeof(r->etag));
+	r->meta_fp = get_u64(&rd);
+	r->status = get_u8(&rd);
+	r->attempts = get_u32(&rd);
+	get_str(&rd, r->last_error, sizeof(r->last_error));
+	get_str(&rd, r->dest_etag, sizeof(r->dest_etag));
+	r->transferred_at = get_i64(&rd);
+	rc = rd_end(&rd);
+	if (!rc && r->status >= OBJ__COUNT)
+		rc = -EPROTO;
+	if (rc)
+		memset(r, 0, sizeof(*r));
+	return rc;
+}
+
+/* ---- uploads ---- */
+
+void codec_upload_encode(const struct upload_record *r, struct buf *out)
+{
+	put_u8(out, CODEC_VERSION);
+	put_str(out, r->upload_id, sizeof(r->upload_id));
+	put_str(out, r->src_etag, sizeof(r->src_etag));
+	put_u64(out, r->object_size);
+	put_u64(out, r->part_size);
+	put_u64(out, r->part_count);
+	put_i64(out, r->created);
+	uint32_t n = r->parts ? r->n_parts : 0;
+	put_u64(out, n);
+	for (uint32_t i = 0; i < n; i++) {
+		put_u64(out, r->parts[i].number);
+		put_u64(out, r->parts[i].size);
+		put_str(out, r->parts[i].etag, sizeof(r->parts[i].etag));
+	}
+}
+
+int codec_upload_decode(const void *data, size_t len, struct upload_record *r)
+{
+	struct rd rd;
+	memset(r, 0, sizeof(*r));
+	int rc = rd_begin(&rd, data, len);
+	if (rc)
+		return rc;
+	get_str(&rd, r->upload_id, sizeof(r->upload_id));
+	get_str(&rd, r->src_etag, sizeof(r->src_etag));
+	r->object_size = get_u64(&rd);
+	r->part_size = get_u64(&rd);
+	r->part_count = get_u32(&rd);
+	r->created = get_i64(&rd);
+	uint32_t n = get_u32(&rd);
+	if (rd.err)
+		goto fail;
+	/* each part takes at least 3 bytes: never allocate more than the input can fill */
+	if (n > rd.left / 3) {
+		rd.err = -EPROTO;
+		goto fail;
+	}
+	if (n) {
+		r->parts = xcalloc(n, sizeof(*r->parts));
+		r->n_parts = n;
+	}
+	for (uint32_t i = 0; i < n && !rd.err; i++) {
+		r->parts[i].number = get_u32(&rd);
+		r->parts[i].size = get_u64(&rd);
+		get_str(&rd, r->parts[i].etag, sizeof(r->parts[i].etag));
+	}
+	rc = rd_end(&rd);
+	if (!rc)
+		return 0;
+	rd.err = rc;
+fail:
+	codec_upload_release(r);
+	memset(r, 0, sizeof(*r));
+	return rd.err;
+}
+
+void codec_upload_release(struct upload_record *r)
+{
+	if (!r)
+		return;
+	free(r->parts);
+	r->parts = NULL;
+	r->n_parts = 0;
+}
+
+/* ---- stats ---- */
+
+void codec_stats_encode(const struct task_stats *s, struct buf *out)
+{
+	put_u8(out, CODEC_VERSION);
+	for (int i = 0; i < OBJ__COUNT; i++)
+		put_u64(out, s->count[i]);
+	for (int i = 0; i < OBJ__COUNT; i++)
+		put_u64(out, s->bytes[i]);
+}
+
+int codec_stats_decode(const void *data, size_t len, struct task_stats *s)
+{
+	struct rd rd;
+	memset(s, 0, sizeof(*s));
+	int rc = rd_begin(&rd, data, len);
+	if (rc)
+		return rc;
+	for (int i = 0; i < OBJ__COUNT; i++)
+		s->count[i] = get_u64(&rd);
+	for (int i = 0; i < OBJ__COUNT; i++)
+		s->bytes[i] = get_u64(&rd);
+	rc = rd_end(&rd);
+	if (rc)
+		memset(s, 0, sizeof(*s));
+	return rc;
+}
+
+/* ---- tasks ---- */
+
+void codec_task_encode(const struct task_record *t, struct buf *out)
+{
+	put_u8(out, CODEC_VERSION);
+	put_str(out, t->name, sizeof(t->name));
+	put_str(out, t->src, sizeof(t->src));
+	put_str(out, t->dst, sizeof(t->dst));
+	put_str(out, t->kind, sizeof(t->kind));
+	put_str(out, t->state, sizeof(t->state));
+	put_i64(out, t->created);
+	put_i64(out, t->last_run_start);
+	put_i64(out, t->last_run_end);
+	put_u64(out, t->runs);
+	put_u8(out, t->dest_listed ? 1 : 0);
+}
+
+int codec_task_decode(const void *data, size_t len, struct task_record *t)
+{
+	struct rd rd;
+	memset(t, 0, sizeof(*t));
+	int rc = rd_begin(&rd, data, len);
+	if (rc)
+		return rc;
+	get_str(&rd, t->name, sizeof(t->name));
+	get_str(&rd, t->src, sizeof(t->src));
+	get_str(&rd, t->dst, sizeof(t->dst));
+	get_str(&rd, t->kind, sizeof(t->kind));
+	get_str(&rd, t->state, sizeof(t->state));
+	t->created = get_i64(&rd);
+	t->last_run_start = get_i64(&rd);
+	t->last_run_end = get_i64(&rd);
+	t->runs = get_u32(&rd);
+	t->dest_listed = get_u8(&rd);
+	rc = rd_end(&rd);
+	if (!rc && t->dest_listed > 1)
+		rc = -EPROTO;
+	if (rc)
+		memset(t, 0, sizeof(*t));
+	return rc;
+}
+
+/* ---- composite keys ---- */
+
+void codec_key_encode(uint32_t task_id, const char *key, size_t key_len, struct buf *out)
+{
+	unsigned char be[4] = {(unsigned char)(task_id >> 24), (unsigned char)(task_id >> 16),
+			       (unsigned char)(task_id >> 8), (unsigned char)task_id};
+	buf_add(out, be, 4);
+	if (key_len)
+		buf_add(out, key, key_len);
+}
+
+int codec_key_decode(const void *data, size_t len, uint32_t *task_id, const char **key,
+		     size_t *key_len)
+{
+	if (!data || len < 4)
+		return -EPROTO;
+	const unsigned char *p = data;
+	*task_id = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	*key = (const char *)p + 4;
+	*key_len = len - 4;
+	return 0;
+}

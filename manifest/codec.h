@@ -1,0 +1,98 @@
+/* Versioned record codec for the manifest: the only code that knows the byte
+ * layout of values (and of composite keys). Every value starts with a version
+ * byte. Decoding never trusts its input: truncated or unknown records give
+ * -EPROTO (bad layout) or -ENOTSUP (a newer version). */
+#ifndef DTH_CODEC_H
+#define DTH_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/util.h"
+
+#define CODEC_ETAG_MAX  128
+#define CODEC_ERROR_MAX 256
+
+enum obj_status {
+	OBJ_PENDING = 0,
+	OBJ_COPYING = 1,
+	OBJ_DONE = 2,
+	OBJ_FAILED = 3,
+	OBJ_SKIPPED = 4,
+	OBJ_DELETED = 5,
+	OBJ__COUNT
+};
+/* "pending", "copying", ... ; NULL for an unknown value. */
+const char *obj_status_name(int s);
+/* -1 when unknown. */
+int obj_status_parse(const char *name);
+
+/* objects: value of (task id, key) */
+struct obj_record {
+	uint64_t size;
+	int64_t last_modified;            /* source Last-Modified, Unix seconds */
+	char etag[CODEC_ETAG_MAX];        /* source ETag, no quotes */
+	uint64_t meta_fp;                 /* XXH3 of the copied metadata headers, 0 unknown */
+	uint8_t status;                   /* enum obj_status */
+	uint32_t attempts;
+	char last_error[CODEC_ERROR_MAX]; /* "" when none */
+	char dest_etag[CODEC_ETAG_MAX];   /* "" until copied */
+	int64_t transferred_at;           /* Unix seconds, 0 until copied */
+};
+void codec_obj_encode(const struct obj_record *r, struct buf *out);
+int codec_obj_decode(const void *data, size_t len, struct obj_record *r) WUR;
+
+/* uploads: value of (task id, key): an unfinished multipart upload */
+#define CODEC_UPLOAD_ID_MAX 1024
+struct upload_part {
+	uint32_t number;
+	uint64_t size;
+	char etag[CODEC_ETAG_MAX];
+};
+struct upload_record {
+	char upload_id[CODEC_UPLOAD_ID_MAX];
+	char src_etag[CODEC_ETAG_MAX]; /* the source version this upload copies */
+	uint64_t object_size;
+	uint64_t part_size;
+	uint32_t part_count;           /* total parts planned */
+	int64_t created;               /* Unix seconds */
+	struct upload_part *parts;     /* finished parts (owned, malloc'd), by number */
+	uint32_t n_parts;
+};
+void codec_upload_encode(const struct upload_record *r, struct buf *out);
+/* r->parts is malloc'd by the call; free with codec_upload_release. */
+int codec_upload_decode(const void *data, size_t len, struct upload_record *r) WUR;
+void codec_upload_release(struct upload_record *r);
+
+/* stats: value of task id: counters by status, kept in step with objects */
+struct task_stats {
+	uint64_t count[OBJ__COUNT];
+	uint64_t bytes[OBJ__COUNT];
+};
+void codec_stats_encode(const struct task_stats *s, struct buf *out);
+int codec_stats_decode(const void *data, size_t len, struct task_stats *s) WUR;
+
+/* tasks: value of task id: definition and lifecycle */
+struct task_record {
+	char name[256];
+	char src[1024];   /* "REMOTE:BUCKET/PREFIX" */
+	char dst[1024];
+	char kind[16];    /* "s3" */
+	char state[16];   /* starting, running, idle, stopping, stopped, error */
+	int64_t created;
+	int64_t last_run_start;
+	int64_t last_run_end;
+	uint32_t runs;     /* completed runs */
+	uint8_t dest_listed; /* the destination was merged on a first run */
+};
+void codec_task_encode(const struct task_record *t, struct buf *out);
+int codec_task_decode(const void *data, size_t len, struct task_record *t) WUR;
+
+/* Composite key: 4-byte big-endian task id + key bytes. */
+void codec_key_encode(uint32_t task_id, const char *key, size_t key_len, struct buf *out);
+/* Split a composite key; *key points into data. -EPROTO when too short. */
+int codec_key_decode(const void *data, size_t len, uint32_t *task_id, const char **key,
+		     size_t *key_len) WUR;
+
+#endif

@@ -1,0 +1,475 @@
+#include "remote/http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef DTH_VERSION
+#define DTH_VERSION "0"
+#endif
+
+#define ERROR_BODY_MAX (64 * 1024)
+#define POOL_KEEP      64
+
+struct http_engine {
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+	pthread_mutex_t pool_lock;
+	CURL *pool[POOL_KEEP];
+	size_t n_pool;
+	long connect_timeout_ms;
+	long stall_timeout_s;
+	bool tls_verify;
+	char *ca_file;
+	char *user_agent;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_OK;
+
+static void global_init_once(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int http_global_init(void)
+{
+	pthread_once(&global_once, global_init_once);
+	return global_rc == CURLE_OK ? 0 : -EIO;
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *userptr)
+{
+	(void)h;
+	(void)access;
+	struct http_engine *e = userptr;
+	if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&e->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *userptr)
+{
+	(void)h;
+	struct http_engine *e = userptr;
+	if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&e->share_locks[data]);
+}
+
+struct http_engine *http_engine_new(const struct http_engine_opts *opts)
+{
+	if (http_global_init() != 0)
+		return NULL;
+	struct http_engine *e = xcalloc(1, sizeof(*e));
+	e->share = curl_share_init();
+	if (!e->share) {
+		free(e);
+		return NULL;
+	}
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&e->share_locks[i], NULL);
+	pthread_mutex_init(&e->pool_lock, NULL);
+	curl_share_setopt(e->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(e->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(e->share, CURLSHOPT_USERDATA, e);
+	curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+
+	e->connect_timeout_ms =
+	    opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
+	e->stall_timeout_s = opts && opts->stall_timeout_s > 0 ? opts->stall_timeout_s : 60;
+	e->tls_verify = opts ? opts->tls_verify : true;
+	e->ca_file = opts && opts->ca_file ? xstrdup(opts->ca_file) : NULL;
+	e->user_agent =
+	    opts && opts->user_agent ? xstrdup(opts->user_agent) : xstrdup("dth/" DTH_VERSION);
+	return e;
+}
+
+void http_engine_free(struct http_engine *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->n_pool; i++)
+		curl_easy_cleanup(e->pool[i]);
+	curl_share_cleanup(e->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&e->share_locks[i]);
+	pthread_mutex_destroy(&e->pool_lock);
+	free(e->ca_file);
+	free(e->user_agent);
+	free(e);
+}
+
+static CURL *pool_get(struct http_engine *e)
+{
+	CURL *h = NULL;
+	pthread_mutex_lock(&e->pool_lock);
+	if (e->n_pool > 0)
+		h = e->pool[--e->n_pool];
+	pthread_mutex_unlock(&e->pool_lock);
+	if (h)
+		curl_easy_reset(h);
+	else
+		h = curl_easy_init();
+	return h;
+}
+
+static void pool_put(struct http_engine *e, CURL *h)
+{
+	pthread_mutex_lock(&e->pool_lock);
+	if (e->n_pool < POOL_KEEP) {
+		e->pool[e->n_pool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&e->pool_lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+void http_resp_init(struct http_resp *r)
+{
+	r->status = 0;
+	buf_init(&r->body);
+	buf_init(&r->hdrs);
+}
+
+void http_resp_release(struct http_resp *r)
+{
+	buf_release(&r->body);
+	buf_release(&r->hdrs);
+	r->status = 0;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+void http_resp_each_header(const struct http_resp *r,
+			   void (*fn)(void *ctx, const char *name, size_t nlen, const char *value,
+				      size_t vlen),
+			   void *ctx)
+{
+	const char *p = buf_str(&r->hdrs);
+	const char *end = p + r->hdrs.len;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon && !str_startswith(p, "HTTP/")) {
+			const char *n = p, *ne = colon;
+			while (n < ne && is_space(*n))
+				n++;
+			while (ne > n && is_space(ne[-1]))
+				ne--;
+			const char *v = colon + 1, *ve = eol;
+			while (v < ve && is_space(*v))
+				v++;
+			while (ve > v && is_space(ve[-1]))
+				ve--;
+			if (ne > n)
+				fn(ctx, n, (size_t)(ne - n), v, (size_t)(ve - v));
+		}
+		p = eol + 1;
+	}
+}
+
+struct find_ctx {
+	const char *name;
+	size_t nlen;
+	struct buf *out;
+	bool found;
+};
+
+static void find_cb(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	struct find_ctx *f = ctx;
+	if (f->found || nlen != f->nlen || strncasecmp(name, f->name, nlen) != 0)
+		return;
+	f->found = true;
+	buf_add(f->out, value, vlen);
+}
+
+int http_resp_header(const struct http_resp *r, const char *name, struct buf *out)
+{
+	struct find_ctx f = {name, strlen(name), out, false};
+	http_resp_each_header(r, find_cb, &f);
+	return f.found ? 0 : -ENOENT;
+}
+
+/* One request in flight. */
+struct xfer {
+	const struct http_req *req;
+	struct http_resp *resp;
+	size_t read_off;
+	long status;
+	int sink_err;
+	bool too_big;
+};
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct xfer *x = ud;
+	size_t n = size * nmemb;
+	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+		/* A new response starts (after 100 Continue, a redirect, ...): keep only
+		 * the final one's headers. */
+		buf_reset(&x->resp->hdrs);
+		buf_reset(&x->resp->body);
+		const char *sp = memchr(data, ' ', n);
+		long st = 0;
+		if (sp) {
+			const char *q = sp + 1, *e = data + n;
+			while (q < e && *q >= '0' && *q <= '9' && st < 1000)
+				st = st * 10 + (*q++ - '0');
+		}
+		x->status = st;
+	}
+	if (x->resp->hdrs.len + n > 256 * 1024)
+		return 0; /* absurd header block: abort */
+	buf_add(&x->resp->hdrs, data, n);
+	return n;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct xfer *x = ud;
+	size_t n = size * nmemb;
+	bool ok2xx = x->status >= 200 && x->status <= 299;
+	if (ok2xx && x->req->sink) {
+		int rc = x->req->sink(x->req->sink_ctx, data, n);
+		if (rc < 0) {
+			x->sink_err = rc;
+			return 0;
+		}
+		return n;
+	}
+	struct buf *b = &x->resp->body;
+	if (!ok2xx) {
+		/* Error bodies: keep the first 64 KiB, drop the rest. */
+		if (b->len < ERROR_BODY_MAX)
+			buf_add(b, data, n < ERROR_BODY_MAX - b->len ? n : ERROR_BODY_MAX - b->len);
+		return n;
+	}
+	if (x->req->max_body && b->len + n > x->req->max_body) {
+		x->too_big = true;
+		return 0;
+	}
+	buf_add(b, data, n);
+	return n;
+}
+
+static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
+{
+	struct xfer *x = ud;
+	size_t room = size * nmemb;
+	size_t left = x->req->body_len - x->read_off;
+	size_t n = left < room ? left : room;
+	if (n)
+		memcpy(dst, (const char *)x->req->body + x->read_off, n);
+	x->read_off += n;
+	return n;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+	struct xfer *x = ud;
+	if (origin != SEEK_SET || offset < 0 || (size_t)offset > x->req->body_len)
+		return CURL_SEEKFUNC_FAIL;
+	x->read_off = (size_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static int map_curl(CURLcode c, const struct xfer *x)
+{
+	switch (c) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		return -ECONNRESET;
+	case CURLE_WRITE_ERROR:
+		if (x->sink_err)
+			return x->sink_err;
+		if (x->too_big)
+			return -EFBIG;
+		return -EIO;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return -EINVAL;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CLIENTCERT:
+	case CURLE_USE_SSL_FAILED:
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_HTTP3:
+	case CURLE_BAD_CONTENT_ENCODING:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+/* Append "Name: value" (or "Name;" for an empty value, curl's way to send an
+ * empty header). Returns false on allocation failure. */
+static bool add_header(struct curl_slist **list, const char *name, const char *value)
+{
+	struct buf b = BUF_INIT;
+	if (value && *value)
+		buf_addf(&b, "%s: %s", name, value);
+	else
+		buf_addf(&b, "%s;", name);
+	struct curl_slist *n = curl_slist_append(*list, b.data);
+	buf_release(&b);
+	if (!n)
+		return false;
+	*list = n;
+	return true;
+}
+
+/* The URL without its query (which may hold a presigned signature). */
+static void url_for_message(const char *url, char *out, size_t outsz)
+{
+	size_t n = strcspn(url, "?#");
+	if (n >= outsz)
+		n = outsz - 1;
+	memcpy(out, url, n);
+	out[n] = '\0';
+}
+
+int http_perform(struct http_engine *e, const struct http_req *req, struct http_resp *resp,
+		 struct dth_err *err)
+{
+	resp->status = 0;
+	buf_reset(&resp->body);
+	buf_reset(&resp->hdrs);
+
+	char where[300];
+	url_for_message(req->url ? req->url : "", where, sizeof(where));
+	const char *method = req->method ? req->method : "GET";
+
+	CURL *h = pool_get(e);
+	if (!h)
+		return err_set(err, -ENOMEM, "%s %s: cannot create a curl handle", method, where);
+
+	struct xfer x = {.req = req, .resp = resp};
+	struct curl_slist *hl = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	int rc = 0;
+	bool has_ctype = false;
+
+	for (size_t i = 0; i < req->n_headers; i++) {
+		if (str_ieq(req->headers[i].name, "Content-Type"))
+			has_ctype = true;
+		if (!add_header(&hl, req->headers[i].name, req->headers[i].value))
+			goto oom;
+	}
+	/* No "Expect: 100-continue" round trip; no content type of curl's own. */
+	struct curl_slist *n = curl_slist_append(hl, "Expect:");
+	if (!n)
+		goto oom;
+	hl = n;
+	if (!has_ctype) {
+		n = curl_slist_append(hl, "Content-Type:");
+		if (!n)
+			goto oom;
+		hl = n;
+	}
+
+	curl_easy_setopt(h, CURLOPT_SHARE, e->share);
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, e->user_agent);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, e->stall_timeout_s);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, e->tls_verify ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, e->tls_verify ? 2L : 0L);
+	if (e->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+
+	if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "GET") == 0 && !req->body) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+	} else if (strcmp(method, "PUT") == 0 || req->body) {
+		/* PUT (or any method with a body): stream from memory with a known size. */
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, &x);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, &x);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_len);
+		if (strcmp(method, "PUT") != 0)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	} else {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	}
+
+	CURLcode cc = curl_easy_perform(h);
+	long status = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	resp->status = status ? status : x.status;
+	rc = map_curl(cc, &x);
+	if (rc != 0) {
+		if (rc == -EFBIG)
+			err_set(err, rc, "%s %s: response body larger than %zu bytes", method,
+				where, req->max_body);
+		else if (x.sink_err)
+			err_set(err, rc, "%s %s: body consumer failed (%s)", method, where,
+				strerror(-rc));
+		else
+			err_set(err, rc, "%s %s: %s", method, where,
+				errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		if (err)
+			err->http_status = (int)resp->status;
+	}
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hl);
+	pool_put(e, h);
+	return rc;
+
+oom:
+	curl_slist_free_all(hl);
+	pool_put(e, h);
+	return err_set(err, -ENOMEM, "%s %s: out of memory", method, where);
+}

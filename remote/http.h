@@ -1,0 +1,80 @@
+/* HTTP engine over libcurl. One engine is shared by all threads: it keeps a
+ * pool of curl easy handles and a curl share (connections, DNS, TLS sessions)
+ * so connections are reused. http_perform() is thread-safe. It makes exactly
+ * one attempt: retries belong to the caller (see retry.h). */
+#ifndef DTH_HTTP_H
+#define DTH_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/util.h"
+
+struct http_engine;
+
+struct http_engine_opts {
+	long connect_timeout_ms; /* 0: 10 s */
+	long stall_timeout_s;    /* abort when below 1 byte/s for this long; 0: 60 s */
+	bool tls_verify;         /* verify peer and host name; true unless told otherwise */
+	const char *ca_file;     /* NULL: system default */
+	const char *user_agent;  /* NULL: "dth/<version>" */
+};
+
+struct http_header {
+	const char *name;
+	const char *value;
+};
+
+/* Called with response body bytes as they arrive; return 0 to go on, a negative
+ * errno to abort the transfer (http_perform then returns that errno). */
+typedef int (*http_sink_fn)(void *ctx, const void *data, size_t len);
+
+struct http_req {
+	const char *method; /* "GET", "HEAD", "PUT", "POST", "DELETE" */
+	const char *url;    /* full URL, already percent-encoded */
+	const struct http_header *headers;
+	size_t n_headers;
+	const void *body; /* request body (borrowed), NULL for none */
+	size_t body_len;
+	http_sink_fn sink; /* NULL: the body is collected in resp->body */
+	void *sink_ctx;
+	size_t max_body; /* when collecting: larger bodies fail with -EFBIG; 0: no limit */
+	/* When sink is set, it only receives the body of 2xx responses; error bodies
+	 * are always collected in resp->body (capped at 64 KiB) so the caller can
+	 * parse the error document. */
+};
+
+struct http_resp {
+	long status;      /* HTTP status, 0 if none arrived */
+	struct buf body;  /* collected body (see http_req.sink) */
+	struct buf hdrs;  /* raw header block of the final response */
+};
+
+void http_resp_init(struct http_resp *r);
+void http_resp_release(struct http_resp *r);
+/* Value of header name (case-insensitive) in the final response, copied into
+ * out (trimmed); returns 0, or -ENOENT when absent. */
+int http_resp_header(const struct http_resp *r, const char *name, struct buf *out);
+/* Call fn for every header of the final response (name, value trimmed). */
+void http_resp_each_header(const struct http_resp *r,
+			   void (*fn)(void *ctx, const char *name, size_t nlen, const char *value,
+				      size_t vlen),
+			   void *ctx);
+
+/* Engine lifecycle. http_engine_new returns NULL only on allocation failure of
+ * libcurl itself. Call http_global_init() once at program start. */
+int http_global_init(void);
+struct http_engine *http_engine_new(const struct http_engine_opts *opts);
+void http_engine_free(struct http_engine *e);
+
+/* Perform one request. Returns 0 when a response arrived (whatever its
+ * status: check resp->status), or a negative errno for a transport failure:
+ * -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH (DNS), -EPROTO (TLS
+ * or protocol), -EFBIG, -EIO; err then says what happened. resp must have been
+ * initialised; its previous content is replaced. */
+int http_perform(struct http_engine *e, const struct http_req *req, struct http_resp *resp,
+		 struct dth_err *err) WUR;
+
+#endif

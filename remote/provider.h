@@ -1,0 +1,27 @@
+/* Provider presets: endpoint templates and addressing style by provider and
+ * region (AWS global and China, Aliyun OSS, Tencent COS, Qiniu Kodo, GCS XML
+ * API, MinIO, Ceph, other). */
+#ifndef DTH_PROVIDER_H
+#define DTH_PROVIDER_H
+
+#include <stdbool.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/util.h"
+
+struct provider_preset {
+	const char *name;
+	bool needs_endpoint;   /* minio, ceph, other: endpoint must be given */
+	bool path_style;       /* default addressing */
+	const char *default_region;
+};
+
+/* The preset called name, or NULL. */
+const struct provider_preset *provider_find(const char *name);
+/* Append the endpoint ("https://...") for provider in region. -EINVAL when the
+ * provider needs an explicit endpoint or the region is missing/invalid. */
+int provider_endpoint(const char *provider, const char *region, struct buf *out,
+		      struct dth_err *err) WUR;
+
+#endif

@@ -1,0 +1,72 @@
+/* Named remotes: read from the INI config file (`[remote NAME]` sections) and
+ * from the environment (DTH_REMOTE_<NAME>_<KEY>=value, which overrides the
+ * file), completed by provider presets (provider.h), and turned into S3
+ * clients. */
+#ifndef DTH_REMOTES_H
+#define DTH_REMOTES_H
+
+#include <stdbool.h>
+
+#include "common/err.h"
+#include "common/util.h"
+
+struct http_engine;
+struct s3_client;
+struct creds_provider;
+
+struct remote_def {
+	char *name;     /* as written in the section header (env names are lowercased) */
+	char *type;     /* "s3" */
+	char *provider; /* aws | aws-cn | aliyun | tencent | qiniu | gcs | minio | ceph | other */
+	char *endpoint; /* "scheme://host[:port]"; from the preset when absent */
+	char *region;
+	bool path_style;
+	bool path_style_set; /* given explicitly (else the preset decides) */
+	bool requester_pays;
+	bool tls_verify; /* default true */
+	bool unsigned_payload;
+	char *ca_file;
+	char *access_key_id;
+	char *secret_access_key;
+	char *session_token;
+	char *credentials; /* env | profile:NAME | instance | anonymous; NULL: chain */
+	char *source;      /* where it was defined: "FILE:LINE" or "environment" */
+};
+
+struct config;
+
+/* Load the config: path if given (must exist), else $DTH_CONFIG (must exist),
+ * else ~/.config/dth/dth.conf, else /etc/dth/dth.conf (either may be absent).
+ * Then overlay DTH_REMOTE_* variables and apply provider presets. Errors
+ * (-EINVAL syntax or unknown key/value, -EACCES a file holding secrets that
+ * group or others can read, -ENOENT an explicit file missing) name the file and
+ * line. Free with config_free. */
+struct config *config_load(const char *path, struct dth_err *err);
+void config_free(struct config *cfg);
+/* The file that was read, or NULL when none. Borrowed. */
+const char *config_path(const struct config *cfg);
+/* The remote called name, or NULL. Borrowed while cfg lives. */
+const struct remote_def *config_remote(const struct config *cfg, const char *name);
+
+/* Parse the text of a config file (for tests and config_load). origin names it
+ * in messages. Returns 0 or -EINVAL with err set. The remotes are added to cfg. */
+int config_parse_text(struct config *cfg, const char *text, const char *origin,
+		      struct dth_err *err) WUR;
+/* Empty config (no file), for tests. */
+struct config *config_new_empty(void);
+/* Overlay variables from envp (NULL-terminated "K=V" strings) then apply
+ * presets and validate every remote. */
+int config_finish(struct config *cfg, char *const *envp, struct dth_err *err) WUR;
+
+/* Build the credential provider and S3 client for an s3 remote. On success
+ * *creds and *client are owned by the caller (free the client first). */
+int remote_open_s3(const struct remote_def *r, struct http_engine *http,
+		   struct creds_provider **creds, struct s3_client **client,
+		   struct dth_err *err) WUR;
+
+/* "REMOTE:BUCKET[/PREFIX]" -> parts (malloc'd; prefix "" when none). -EINVAL
+ * with a message for anything else. */
+int remote_parse_path(const char *spec, char **remote, char **bucket, char **prefix,
+		      struct dth_err *err) WUR;
+
+#endif

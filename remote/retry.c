@@ -1,0 +1,99 @@
+#include "remote/retry.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/util.h"
+
+bool retry_is_retryable(int transport_err, int http_status, const char *remote_code)
+{
+	if (transport_err != 0) {
+		switch (-transport_err) {
+		case ETIMEDOUT:
+		case ECONNRESET:
+		case ECONNREFUSED:
+		case ECONNABORTED:
+		case EPIPE:
+		case EIO:
+		case EAGAIN:
+		case EHOSTUNREACH:
+		case ENETUNREACH:
+		case ENETDOWN:
+			return true;
+		default:
+			return false;
+		}
+	}
+	if (remote_code && *remote_code) {
+		static const char *const codes[] = {
+		    "SlowDown",
+		    "RequestTimeout",
+		    "RequestTimeTooSkewed",
+		    "InternalError",
+		    "ServiceUnavailable",
+		    "RequestLimitExceeded",
+		    "BandwidthLimitExceeded",
+		    "ThrottledException",
+		    "TooManyRequestsException",
+		    "OperationAborted",
+		};
+		for (size_t i = 0; i < ARRAY_SIZE(codes); i++)
+			if (strcmp(remote_code, codes[i]) == 0)
+				return true;
+		if (str_startswith(remote_code, "Throttling"))
+			return true;
+	}
+	if (http_status >= 500 && http_status <= 599)
+		return true;
+	if (http_status == 429 || http_status == 408)
+		return true;
+	return false;
+}
+
+static uint64_t xorshift64(uint64_t *s)
+{
+	uint64_t x = *s;
+	if (x == 0)
+		x = 0x9E3779B97F4A7C15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+unsigned retry_backoff_ms(const struct retry_policy *p, unsigned attempt, uint64_t *rng)
+{
+	if (attempt == 0)
+		attempt = 1;
+	uint64_t ceiling = p->base_ms;
+	for (unsigned i = 1; i < attempt && ceiling < p->max_ms; i++)
+		ceiling *= 2;
+	if (ceiling > p->max_ms)
+		ceiling = p->max_ms;
+	uint64_t r = xorshift64(rng);
+	return (unsigned)(r % (ceiling + 1));
+}
+
+unsigned retry_after_ms(const char *value)
+{
+	if (!value)
+		return 0;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (*value < '0' || *value > '9')
+		return 0;
+	uint64_t s = 0;
+	const char *p = value;
+	while (*p >= '0' && *p <= '9') {
+		s = s * 10 + (uint64_t)(*p - '0');
+		if (s > 86400 * 7) /* absurd; clamp at a week */
+			s = 86400 * 7;
+		p++;
+	}
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	if (*p != '\0')
+		return 0;
+	return (unsigned)(s * 1000);
+}

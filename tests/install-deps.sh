@@ -1,0 +1,88 @@
+#!/bin/bash
+# Install what building and testing dth needs on Debian 12, as root.
+# Idempotent: steps already done are skipped, so a second run takes seconds.
+#  - Debian packages: build dependencies, Ceph (radosgw), test clients
+#  - s3rver 3.7.1 from npm into tests/harness/node/ (git-ignored), patched
+#  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
+#    PATH has none); tests/harness/pick-python.sh prints the one to use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+NODE_DIR=$ROOT/tests/harness/node
+S3RVER_VERSION=3.7.1
+
+log() { echo "install-deps: $*"; }
+
+PKGS=(
+	build-essential meson ninja-build pkg-config libcurl4-openssl-dev libssl-dev
+	liblmdb-dev lmdb-utils libxxhash-dev libexpat1-dev libjansson-dev clang
+	libclang-rt-14-dev clang-format
+	radosgw ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime awscli jq rclone
+	curl python3
+)
+# Node: any node+npm will do (an image may carry a newer one than Debian's).
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+
+missing() {
+	local p st
+	for p in "$@"; do
+		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+		[ "$st" = "install ok installed" ] || echo "$p"
+	done
+}
+
+apt_updated=0
+apt_install() {
+	[ "$(id -u)" = 0 ] || {
+		echo "install-deps: missing packages ($*); run as root" >&2
+		exit 1
+	}
+	if [ $apt_updated = 0 ]; then
+		log "apt-get update"
+		apt-get update -qq
+		apt_updated=1
+	fi
+	log "apt-get install $*"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+mapfile -t need < <(missing "${PKGS[@]}")
+if [ ${#need[@]} -gt 0 ]; then
+	apt_install "${need[@]}"
+else
+	log "Debian packages present"
+fi
+
+# Python with boto3 for the integration tests.
+if ! sh tests/harness/pick-python.sh >/dev/null; then
+	apt_install python3-boto3
+fi
+PY=$(sh tests/harness/pick-python.sh) || {
+	echo "install-deps: no python3 with boto3" >&2
+	exit 1
+}
+log "python for tests: $PY"
+
+# s3rver, patched (CopyObject source decoding, suffix ranges).
+S3RVER_PKG=$NODE_DIR/node_modules/s3rver
+have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$S3RVER_PKG/package.json" 2>/dev/null | head -n1 || true)
+if [ "$have" != "$S3RVER_VERSION" ]; then
+	log "npm install s3rver@$S3RVER_VERSION into $NODE_DIR"
+	mkdir -p "$NODE_DIR"
+	[ -f "$NODE_DIR/package.json" ] ||
+		printf '{ "name": "dth-test-servers", "private": true }\n' >"$NODE_DIR/package.json"
+	(cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error \
+		"s3rver@$S3RVER_VERSION" >/dev/null)
+fi
+if [ "$(grep -c 'PATCHED-' "$S3RVER_PKG/lib/controllers/object.js" || true)" != 2 ]; then
+	sh tests/harness/patch-s3rver.sh "$S3RVER_PKG" >/dev/null
+	[ "$(grep -c 'PATCHED-' "$S3RVER_PKG/lib/controllers/object.js")" = 2 ] || {
+		echo "install-deps: patching s3rver failed" >&2
+		exit 1
+	}
+	log "s3rver patched"
+else
+	log "s3rver $S3RVER_VERSION present and patched"
+fi
+log "done"
