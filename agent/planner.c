@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "agent/filter.h"
+#include "agent/plister.h"
 #include "common/buf.h"
 #include "manifest/manifest.h"
 #include "remote/s3.h"
@@ -14,7 +15,7 @@
 struct head {
 	bool valid;
 	bool done;
-	struct buf key;  /* relative key */
+	struct buf key;	 /* relative key */
 	struct buf prev; /* previous key, for the order check */
 	bool have_prev;
 	uint64_t size;
@@ -24,9 +25,9 @@ struct head {
 };
 
 struct planner {
-	struct s3_lister *src;
+	struct plister *src;
 	struct manifest_cursor *cur;
-	struct s3_lister *dst;
+	struct plister *dst;
 	const char *src_prefix;
 	size_t src_plen;
 	const char *dst_prefix;
@@ -51,8 +52,8 @@ static void head_release(struct head *h)
 	buf_release(&h->prev);
 }
 
-struct planner *planner_new(struct s3_lister *src, const char *src_prefix,
-			    struct manifest_cursor *cur, struct s3_lister *dst,
+struct planner *planner_new(struct plister *src, const char *src_prefix,
+			    struct manifest_cursor *cur, struct plister *dst,
 			    const char *dst_prefix, const struct filter *filter, bool delete_gone)
 {
 	struct planner *p = xcalloc(1, sizeof(*p));
@@ -123,12 +124,12 @@ static int head_set_key(struct head *h, const char *key, size_t len, const char 
 }
 
 /* Advance a listing stream to its next wanted entry. */
-static int fill_listing(struct planner *p, struct head *h, struct s3_lister *l, size_t plen,
+static int fill_listing(struct planner *p, struct head *h, struct plister *l, size_t plen,
 			bool is_src, struct dth_err *err)
 {
 	while (!h->valid && !h->done) {
 		const struct s3_list_entry *e;
-		int rc = s3_lister_next(l, &e, err);
+		int rc = plister_next(l, &e, err);
 		if (rc < 0) {
 			err_prefix(err, "listing the %s", is_src ? "source" : "destination");
 			return rc;
@@ -205,7 +206,8 @@ int planner_next(struct planner *p, struct plan *out, struct dth_err *err)
 			struct head *h = heads[i];
 			if (!h->valid)
 				continue;
-			if (!min || keycmp(h->key.data, h->key.len, min->key.data, min->key.len) < 0)
+			if (!min ||
+			    keycmp(h->key.data, h->key.len, min->key.data, min->key.len) < 0)
 				min = h;
 		}
 		if (!min)
@@ -215,7 +217,8 @@ int planner_next(struct planner *p, struct plan *out, struct dth_err *err)
 		bool s = false, m = false, d = false;
 		for (int i = 0; i < 3; i++) {
 			struct head *h = heads[i];
-			if (h->valid && keycmp(h->key.data, h->key.len, p->key.data, p->key.len) == 0) {
+			if (h->valid &&
+			    keycmp(h->key.data, h->key.len, p->key.data, p->key.len) == 0) {
 				if (i == 0)
 					s = true;
 				else if (i == 1)
@@ -250,7 +253,8 @@ int planner_next(struct planner *p, struct plan *out, struct dth_err *err)
 		if (d)
 			p->hd.valid = false;
 
-		bool dst_same = d && out->dst_size == out->size && etag_eq(out->dst_etag, out->etag);
+		bool dst_same =
+		    d && out->dst_size == out->size && etag_eq(out->dst_etag, out->etag);
 		bool emit = true;
 		if (s && !m) {
 			out->action = dst_same ? SYNC_ADOPT : SYNC_COPY_NEW;

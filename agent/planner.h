@@ -16,7 +16,7 @@
 #include "common/util.h"
 #include "manifest/codec.h"
 
-struct s3_lister;
+struct plister;
 struct manifest_cursor;
 struct filter;
 struct planner;
@@ -42,8 +42,8 @@ struct plan {
 /* All arguments are borrowed and must outlive the planner. src_prefix and
  * dst_prefix are stripped from listed keys (every listed key starts with
  * them). cur and dst may be NULL. */
-struct planner *planner_new(struct s3_lister *src, const char *src_prefix,
-			    struct manifest_cursor *cur, struct s3_lister *dst,
+struct planner *planner_new(struct plister *src, const char *src_prefix,
+			    struct manifest_cursor *cur, struct plister *dst,
 			    const char *dst_prefix, const struct filter *filter, bool delete_gone);
 void planner_free(struct planner *p);
 /* 1 with *out filled, 0 when every stream is exhausted, negative errno on

@@ -8,6 +8,7 @@
 
 #include "agent/filter.h"
 #include "agent/planner.h"
+#include "agent/plister.h"
 #include "agent/transfer.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
@@ -22,8 +23,8 @@ struct sync_progress *sync_progress_get(void)
 
 const char *sync_action_name(enum sync_action a)
 {
-	static const char *const names[SYNC__COUNT] = {"new",  "changed", "retry", "missing",
-						       "skip", "adopt",   "delete", "gone"};
+	static const char *const names[SYNC__COUNT] = {"new",  "changed", "retry",  "missing",
+						       "skip", "adopt",	  "delete", "gone"};
 	return (unsigned)a < SYNC__COUNT ? names[a] : "?";
 }
 
@@ -40,7 +41,7 @@ static int abort_orphans(const struct sync_opts *o, struct manifest_writer *w)
 	struct dth_err err;
 	err_clear(&err);
 	struct manifest_cursor *c =
-		manifest_cursor_new(o->manifest, MANIFEST_UPLOADS, o->task_id, NULL, NULL, &err);
+	    manifest_cursor_new(o->manifest, MANIFEST_UPLOADS, o->task_id, NULL, NULL, &err);
 	if (!c)
 		return err.code ? err.code : -EIO;
 	int rc;
@@ -55,10 +56,11 @@ static int abort_orphans(const struct sync_opts *o, struct manifest_writer *w)
 		if (rec.upload_id[0]) {
 			struct dth_err e2;
 			err_clear(&e2);
-			int arc = s3_mpu_abort(o->dst, o->dst_bucket, dkey.data, rec.upload_id, &e2);
+			int arc =
+			    s3_mpu_abort(o->dst, o->dst_bucket, dkey.data, rec.upload_id, &e2);
 			if (arc && arc != -ENOENT) {
-				log_warn("could not abort the multipart upload of %s: %s", dkey.data,
-					 e2.message);
+				log_warn("could not abort the multipart upload of %s: %s",
+					 dkey.data, e2.message);
 				continue;
 			}
 			if (!arc)
@@ -72,28 +74,11 @@ static int abort_orphans(const struct sync_opts *o, struct manifest_writer *w)
 	return rc < 0 ? rc : 0;
 }
 
-int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err *err)
+/* HEAD the destination bucket (creating it when missing, unless a dry run). */
+static int check_destination(const struct sync_opts *o, struct sync_result *res,
+			     struct dth_err *err)
 {
-	double t0 = now_mono();
-	int rc = 0;
-	struct manifest_writer *w = NULL;
-	struct transfer *xfer = NULL;
-	struct s3_lister *ls = NULL, *ld = NULL;
-	struct manifest_cursor *cur = NULL;
-	struct planner *pl = NULL;
-	struct sync_progress *prog = &progress;
-
-	memset(res, 0, sizeof(*res));
-	memset(prog, 0, sizeof(*prog));
-
-	/* Both ends must answer before anything is touched. */
-	rc = s3_head_bucket(o->src, o->src_bucket, err);
-	if (rc) {
-		err_prefix(err, "source %s:%s", s3_client_name(o->src), o->src_bucket);
-		res->unreachable = true;
-		return rc;
-	}
-	rc = s3_head_bucket(o->dst, o->dst_bucket, err);
+	int rc = s3_head_bucket(o->dst, o->dst_bucket, err);
 	if (rc == -ENOENT && !o->dry_run) {
 		err_clear(err);
 		rc = s3_create_bucket(o->dst, o->dst_bucket, err);
@@ -105,7 +90,85 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 	if (rc) {
 		err_prefix(err, "destination %s:%s", s3_client_name(o->dst), o->dst_bucket);
 		res->unreachable = true;
-		return rc;
+	}
+	return rc;
+}
+
+/* Split keys (full source keys) for a parallel listing: one range per 5,000
+ * known objects, at most max+1 ranges and no more than the concurrency. */
+static unsigned source_splits(const struct sync_opts *o, struct buf *store, const char **keys,
+			      unsigned max)
+{
+	struct task_stats st;
+	if (manifest_stats_get(o->manifest, o->task_id, &st))
+		return 0;
+	uint64_t total = 0;
+	for (int i = 0; i < OBJ__COUNT; i++)
+		total += st.count[i];
+	uint64_t ranges = total / 5000;
+	if (ranges > max + 1)
+		ranges = max + 1;
+	if (ranges > o->concurrency)
+		ranges = o->concurrency;
+	if (ranges < 2)
+		return 0;
+	struct buf q = BUF_INIT;
+	unsigned n = 0;
+	if (manifest_key_quantiles(o->manifest, o->task_id, NULL, (unsigned)ranges, &q, &n) ||
+	    n == 0) {
+		buf_release(&q);
+		return 0;
+	}
+	/* Full keys: the source prefix + each relative key. */
+	size_t off = 0;
+	size_t *offs = xcalloc(n, sizeof(size_t));
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && off < q.len && k < max; i++) {
+		const char *rel = q.data + off;
+		size_t len = strlen(rel);
+		offs[k++] = store->len;
+		buf_adds(store, o->src_prefix);
+		buf_add(store, rel, len);
+		buf_addch(store, '\0');
+		off += len + 1;
+	}
+	for (unsigned i = 0; i < k; i++)
+		keys[i] = store->data + offs[i];
+	free(offs);
+	buf_release(&q);
+	return k;
+}
+
+static bool unreachable_errno(int rc)
+{
+	return rc == -EACCES || rc == -EPERM || rc == -ENOENT || rc == -ETIMEDOUT ||
+	       rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -EHOSTUNREACH ||
+	       rc == -ENETUNREACH || rc == -EPROTO;
+}
+
+int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err *err)
+{
+	double t0 = now_mono();
+	int rc = 0;
+	struct manifest_writer *w = NULL;
+	struct transfer *xfer = NULL;
+	struct plister *ls = NULL, *ld = NULL;
+	struct buf splits = BUF_INIT;
+	struct manifest_cursor *cur = NULL;
+	struct planner *pl = NULL;
+	struct sync_progress *prog = &progress;
+
+	memset(res, 0, sizeof(*res));
+	memset(prog, 0, sizeof(*prog));
+
+	/* The source answers through its first listing page; the destination is
+	 * checked before the first thing is written to it (or listed), so a
+	 * no-change rescan sends nothing but source LISTs. */
+	bool dst_checked = false;
+	if (o->merge_destination) {
+		if ((rc = check_destination(o, res, err)))
+			return rc;
+		dst_checked = true;
 	}
 
 	if (!o->dry_run) {
@@ -115,16 +178,15 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		xfer = transfer_new(o, w, prog);
 	}
 
-	struct s3_list_opts lo;
-	memset(&lo, 0, sizeof(lo));
-	lo.prefix = o->src_prefix[0] ? o->src_prefix : NULL;
-	ls = s3_lister_new(o->src, o->src_bucket, &lo);
-	if (o->merge_destination) {
-		struct s3_list_opts ldo;
-		memset(&ldo, 0, sizeof(ldo));
-		ldo.prefix = o->dst_prefix[0] ? o->dst_prefix : NULL;
-		ld = s3_lister_new(o->dst, o->dst_bucket, &ldo);
-	}
+	/* List the source in parallel key ranges split at the manifest's own
+	 * quantiles (a rescan of a known task), else as one stream. */
+	const char *split_keys[16];
+	unsigned nsplit = source_splits(o, &splits, split_keys, ARRAY_SIZE(split_keys));
+	ls = plister_new(o->src, o->src_bucket, o->src_prefix[0] ? o->src_prefix : NULL, split_keys,
+			 nsplit, 20000);
+	if (o->merge_destination)
+		ld = plister_new(o->dst, o->dst_bucket, o->dst_prefix[0] ? o->dst_prefix : NULL,
+				 NULL, 0, 0);
 	cur = manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, NULL, err);
 	if (!cur) {
 		rc = err->code ? err->code : -EIO;
@@ -141,14 +203,19 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		}
 		rc = planner_next(pl, &p, err);
 		prog->listed = planner_listed(pl);
-		if (rc < 0 && (rc == -EACCES || rc == -ETIMEDOUT || rc == -ECONNREFUSED ||
-			       rc == -ECONNRESET || rc == -EHOSTUNREACH))
+		if (rc < 0 && unreachable_errno(rc) && !prog->listed)
 			res->unreachable = true;
 		if (rc <= 0)
 			break;
+		if (!dst_checked && !o->dry_run && p.action != SYNC_SKIP && p.action != SYNC_GONE) {
+			if ((rc = check_destination(o, res, err)))
+				goto out;
+			dst_checked = true;
+		}
 		res->planned[p.action]++;
 		if (o->on_item) {
-			struct sync_item it = {p.action, p.key, p.key_len, p.in_src ? p.size : p.rec.size,
+			struct sync_item it = {p.action, p.key, p.key_len,
+					       p.in_src ? p.size : p.rec.size,
 					       p.in_src ? p.etag : p.rec.etag};
 			o->on_item(o->on_item_ctx, &it);
 		}
@@ -178,7 +245,8 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 				r.attempts = p.has_rec ? p.rec.attempts : 0;
 				strlcpy_s(r.dest_etag, p.dst_etag, sizeof(r.dest_etag));
 				r.transferred_at = (int64_t)time(NULL);
-				if ((rc = manifest_writer_put_obj(w, o->task_id, p.key, p.key_len, &r))) {
+				if ((rc = manifest_writer_put_obj(w, o->task_id, p.key, p.key_len,
+								  &r))) {
 					err_set(err, rc, "writing the manifest: %s", strerror(-rc));
 					goto out;
 				}
@@ -209,7 +277,8 @@ out:
 	if (rc == 0 && !o->dry_run && !(o->stop && *o->stop)) {
 		int arc = abort_orphans(o, w);
 		if (arc)
-			log_warn("could not clean up recorded multipart uploads: %s", strerror(-arc));
+			log_warn("could not clean up recorded multipart uploads: %s",
+				 strerror(-arc));
 	}
 	if (w) {
 		int wrc = manifest_writer_free(w);
@@ -221,8 +290,9 @@ out:
 	transfer_free(xfer);
 	planner_free(pl);
 	manifest_cursor_free(cur);
-	s3_lister_free(ls);
-	s3_lister_free(ld);
+	plister_free(ls);
+	plister_free(ld);
+	buf_release(&splits);
 	res->transferred = prog->transferred;
 	res->bytes = prog->bytes;
 	res->skipped = prog->skipped;

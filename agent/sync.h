@@ -22,10 +22,10 @@ enum sync_action {
 	SYNC_COPY_CHANGED, /* size or ETag changed */
 	SYNC_COPY_RETRY,   /* recorded but not done (failed, pending, copying) */
 	SYNC_COPY_MISSING, /* done, but gone from the destination listing */
-	SYNC_SKIP,         /* unchanged */
-	SYNC_ADOPT,        /* already at the destination with the same size and ETag */
-	SYNC_DELETE,       /* gone from the source; removed at the destination (--delete) */
-	SYNC_GONE,         /* gone from the source; kept (no --delete) */
+	SYNC_SKIP,	   /* unchanged */
+	SYNC_ADOPT,	   /* already at the destination with the same size and ETag */
+	SYNC_DELETE,	   /* gone from the source; removed at the destination (--delete) */
+	SYNC_GONE,	   /* gone from the source; kept (no --delete) */
 	SYNC__COUNT
 };
 /* "new", "changed", "retry", "missing", "skip", "adopt", "delete", "gone". */
@@ -41,12 +41,12 @@ struct sync_item {
 
 /* Counters, updated atomically while the run goes on (progress reads them). */
 struct sync_progress {
-	uint64_t listed;          /* source keys seen (after filters) */
-	uint64_t planned;         /* objects to copy found so far */
+	uint64_t listed;  /* source keys seen (after filters) */
+	uint64_t planned; /* objects to copy found so far */
 	uint64_t planned_bytes;
-	uint64_t transferred;     /* objects copied */
-	uint64_t bytes;           /* bytes of objects copied (whole objects) */
-	uint64_t bytes_moved;     /* bytes moved so far, parts included (for rates) */
+	uint64_t transferred; /* objects copied */
+	uint64_t bytes;	      /* bytes of objects copied (whole objects) */
+	uint64_t bytes_moved; /* bytes moved so far, parts included (for rates) */
 	uint64_t skipped;
 	uint64_t failed;
 	uint64_t deleted;

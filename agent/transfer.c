@@ -1,6 +1,7 @@
 #include "agent/transfer.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,9 +19,9 @@
 #include "manifest/manifest.h"
 #include "remote/s3.h"
 
-#define MAX_PARTS       10000
-#define MIN_PART_SIZE   (5ULL << 20)
-#define MD5_RETRIES     3
+#define MAX_PARTS	10000
+#define MIN_PART_SIZE	(5ULL << 20)
+#define MD5_RETRIES	3
 #define SAVE_EVERY_PART 16
 
 enum job_kind { JOB_OBJECT, JOB_DELETE, JOB_PART };
@@ -47,21 +48,21 @@ struct job {
 /* A multipart copy in progress, shared by its part jobs. */
 struct upload {
 	pthread_mutex_t lock;
-	struct job *obj;     /* the object job (owned) */
-	char *src_key;       /* owned */
-	char *dst_key;       /* owned */
+	struct job *obj;	  /* the object job (owned) */
+	char *src_key;		  /* owned */
+	char *dst_key;		  /* owned */
 	struct upload_record rec; /* upload id, layout, finished parts (rec.parts) */
-	uint64_t *psize;     /* size of each part */
-	uint64_t *poff;      /* offset of each part */
+	uint64_t *psize;	  /* size of each part */
+	uint64_t *poff;		  /* offset of each part */
 	char (*petag)[S3_ETAG_MAX];
 	bool *pdone;
 	uint32_t nparts;
 	uint32_t outstanding; /* part jobs not yet finished */
 	uint32_t since_save;
-	bool replicate;       /* the source layout is repeated: dest ETag must equal source */
-	int err;              /* first part error */
+	bool replicate; /* the source layout is repeated: dest ETag must equal source */
+	int err;	/* first part error */
 	char errmsg[CODEC_ERROR_MAX];
-	struct buf md5acc;    /* concatenated binary part MD5s, for the expected ETag */
+	struct buf md5acc; /* concatenated binary part MD5s, for the expected ETag */
 };
 
 struct queue {
@@ -122,6 +123,21 @@ static void job_free(struct job *j)
 		return;
 	free(j->key);
 	free(j);
+}
+
+/* Formatted into a fixed buffer, cut short when too long. */
+static void __attribute__((format(printf, 3, 4))) reasonf(char *dst, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(dst, n, fmt, ap);
+	va_end(ap);
+}
+
+/* For calls whose failure changes nothing (best-effort cleanup). */
+static inline void ignore_rc(int rc)
+{
+	(void)rc;
 }
 
 static void add64(uint64_t *p, uint64_t v)
@@ -226,8 +242,7 @@ static void record(struct transfer *t, const struct job *j, int status, const ch
 		set_fatal(t, rc, "object record");
 }
 
-static void object_done(struct transfer *t, const struct job *j, const char *dest_etag,
-			uint64_t fp)
+static void object_done(struct transfer *t, const struct job *j, const char *dest_etag, uint64_t fp)
 {
 	record(t, j, OBJ_DONE, dest_etag, NULL, fp);
 	add64(&t->prog->transferred, 1);
@@ -324,8 +339,8 @@ static int copy_small(struct worker *wk, struct job *j, struct buf *reason)
 		buf_reset(&wk->body);
 		buf_grow(&wk->body, j->size);
 		err_clear(&err);
-		rc = s3_get_object(t->o->src, t->o->src_bucket, skey.data, 0, 0, NULL, &wk->body, &h,
-				   &err);
+		rc = s3_get_object(t->o->src, t->o->src_bucket, skey.data, 0, 0, NULL, &wk->body,
+				   &h, &err);
 		if (rc) {
 			buf_adds(reason, err.message);
 			goto out;
@@ -455,7 +470,8 @@ static void abort_strays(struct transfer *t, const char *dkey, int64_t since)
 		for (size_t off = 0; off < s.ids.len; off += strlen(s.ids.data + off) + 1) {
 			struct dth_err e2;
 			err_clear(&e2);
-			if (s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey, s.ids.data + off, &e2) == 0)
+			if (s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey, s.ids.data + off,
+					 &e2) == 0)
 				log_info("aborted an unrecorded multipart upload of %s", dkey);
 		}
 	} else {
@@ -614,8 +630,8 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 		if (!old.upload_id[0]) {
 			abort_strays(t, dkey.data, old.created - 300);
 		} else if (strcmp(old.src_etag, up->rec.src_etag) == 0 &&
-			   old.object_size == up->rec.object_size &&
-			   old.part_count == up->nparts && old.part_size == up->rec.part_size) {
+			   old.object_size == up->rec.object_size && old.part_count == up->nparts &&
+			   old.part_size == up->rec.part_size) {
 			struct listparts_ctx lc = {up, 0};
 			err_clear(&err);
 			rc = s3_mpu_list_parts(t->o->dst, t->o->dst_bucket, dkey.data,
@@ -710,7 +726,8 @@ fail:
 	if (up && up->rec.upload_id[0]) {
 		struct dth_err e2;
 		err_clear(&e2);
-		(void)s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey.data, up->rec.upload_id, &e2);
+		ignore_rc(
+		    s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey.data, up->rec.upload_id, &e2));
 	}
 	if (up && (have_old || up->rec.created)) {
 		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
@@ -751,7 +768,8 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		goto out;
 	}
 	if (up->err) {
-		(void)s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, &err);
+		ignore_rc(s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id,
+				       &err));
 		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
 			set_fatal(t, -EIO, "upload record");
 		object_failed(t, j, up->errmsg);
@@ -764,14 +782,15 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		strlcpy_s(parts[i].etag, up->petag[i], sizeof(parts[i].etag));
 	}
 	char etag[S3_ETAG_MAX] = "";
-	int rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id,
-				 parts, up->nparts, etag, &err);
+	int rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, parts,
+				 up->nparts, etag, &err);
 	free(parts);
 	if (rc) {
 		char reason[CODEC_ERROR_MAX];
-		snprintf(reason, sizeof(reason), "%s", err.message);
+		reasonf(reason, sizeof(reason), "%s", err.message);
 		err_clear(&err);
-		(void)s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, &err);
+		ignore_rc(s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id,
+				       &err));
 		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
 			set_fatal(t, -EIO, "upload record");
 		object_failed(t, j, reason);
@@ -781,10 +800,10 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		set_fatal(t, -EIO, "upload record");
 	if (up->replicate && dest_etag_is_md5(t) && strcasecmp(etag, j->etag) != 0) {
 		char reason[CODEC_ERROR_MAX];
-		snprintf(reason, sizeof(reason),
-			 "destination etag %s differs from source etag %s after repeating its "
-			 "part layout",
-			 etag, j->etag);
+		reasonf(reason, sizeof(reason),
+			"destination etag %s differs from source etag %s after repeating its "
+			"part layout",
+			etag, j->etag);
 		object_failed(t, j, reason);
 		goto out;
 	}
@@ -813,12 +832,13 @@ static void run_part(struct worker *wk, struct job *pj)
 		goto done;
 	}
 	if (t->o->same_endpoint) {
-		rc = s3_mpu_upload_part_copy(t->o->dst, t->o->dst_bucket, up->dst_key,
-					     up->rec.upload_id, i + 1, t->o->src_bucket, up->src_key,
-					     up->poff[i], up->psize[i], up->obj->etag, etag, &err);
+		rc =
+		    s3_mpu_upload_part_copy(t->o->dst, t->o->dst_bucket, up->dst_key,
+					    up->rec.upload_id, i + 1, t->o->src_bucket, up->src_key,
+					    up->poff[i], up->psize[i], up->obj->etag, etag, &err);
 		if (rc)
-			snprintf(reason, sizeof(reason), "part %u: %s", i + 1,
-				 rc == -ESTALE ? "source changed during the copy" : err.message);
+			reasonf(reason, sizeof(reason), "part %u: %s", i + 1,
+				rc == -ESTALE ? "source changed during the copy" : err.message);
 		else
 			add64(&t->prog->bytes_moved, up->psize[i]);
 		goto done;
@@ -830,10 +850,10 @@ static void run_part(struct worker *wk, struct job *pj)
 		rc = s3_get_object(t->o->src, t->o->src_bucket, up->src_key, up->poff[i],
 				   up->psize[i], up->obj->etag, &wk->body, NULL, &err);
 		if (rc) {
-			snprintf(reason, sizeof(reason), "part %u: %s", i + 1,
-				 rc == -ESTALE ? "source changed during the copy; the next run "
-						 "copies it"
-					       : err.message);
+			reasonf(reason, sizeof(reason), "part %u: %s", i + 1,
+				rc == -ESTALE ? "source changed during the copy; the next run "
+						"copies it"
+					      : err.message);
 			goto done;
 		}
 		unsigned char md[16];
@@ -844,16 +864,16 @@ static void run_part(struct worker *wk, struct job *pj)
 		rc = s3_mpu_upload_part(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id,
 					i + 1, wk->body.data, wk->body.len, b64, etag, &err);
 		if (rc) {
-			snprintf(reason, sizeof(reason), "part %u: %s", i + 1, err.message);
+			reasonf(reason, sizeof(reason), "part %u: %s", i + 1, err.message);
 			goto done;
 		}
 		if (dest_etag_is_md5(t) && strcasecmp(etag, hex) != 0) {
 			if (attempt < MD5_RETRIES)
 				continue;
 			rc = -EIO;
-			snprintf(reason, sizeof(reason),
-				 "part %u: destination part etag %s differs from its md5 %s", i + 1,
-				 etag, hex);
+			reasonf(reason, sizeof(reason),
+				"part %u: destination part etag %s differs from its md5 %s", i + 1,
+				etag, hex);
 			goto done;
 		}
 		add64(&t->prog->bytes_moved, wk->body.len);
@@ -890,7 +910,7 @@ static void run_delete(struct worker *wk, struct job *j)
 	int rc = s3_delete_object(t->o->dst, t->o->dst_bucket, dkey.data, &err);
 	if (rc) {
 		char reason[CODEC_ERROR_MAX];
-		snprintf(reason, sizeof(reason), "delete: %s", err.message);
+		reasonf(reason, sizeof(reason), "delete: %s", err.message);
 		add64(&t->prog->failed, 1);
 		if (t->o->on_failure)
 			t->o->on_failure(t->o->on_failure_ctx, j->key, reason);
@@ -900,7 +920,8 @@ static void run_delete(struct worker *wk, struct job *j)
 			struct obj_record r = j->rec;
 			r.status = OBJ_DELETED;
 			r.last_error[0] = '\0';
-			int wrc = manifest_writer_put_obj(t->w, t->o->task_id, j->key, j->key_len, &r);
+			int wrc =
+			    manifest_writer_put_obj(t->w, t->o->task_id, j->key, j->key_len, &r);
 			if (wrc)
 				set_fatal(t, wrc, "object record");
 		}
@@ -1050,7 +1071,7 @@ void transfer_free(struct transfer *t)
 		return;
 	if (t->nthreads) {
 		struct dth_err e;
-		(void)transfer_finish(t, &e);
+		ignore_rc(transfer_finish(t, &e));
 	}
 	struct job *j;
 	while ((j = q_pop(&t->objects)))

@@ -8,9 +8,9 @@
 #include "common/err.h"
 
 enum {
-	EXIT_DONE = 0,        /* everything done */
+	EXIT_DONE = 0,	      /* everything done */
 	EXIT_SOME_FAILED = 1, /* some objects failed after retries (or a run error) */
-	EXIT_USAGE = 2,       /* bad usage or config; nothing touched */
+	EXIT_USAGE = 2,	      /* bad usage or config; nothing touched */
 	EXIT_UNREACHABLE = 3, /* an endpoint cannot be reached or refuses the credentials */
 };
 

@@ -1,1 +1,712 @@
-/* (being written) */
+/* dth manifest: read-only inspection of what was moved (tasks, ls, stat,
+ * stats, diff, verify, export). Opens the LMDB manifest read-only, so it runs
+ * while a sync or the agent writes. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/sync.h"
+#include "cli/cli.h"
+#include "common/buf.h"
+#include "common/uri.h"
+#include "common/util.h"
+#include "manifest/manifest.h"
+#include "remote/s3.h"
+
+struct mopts {
+	const char *state;
+	const char *config;
+	const char *status;
+	bool json;
+	bool lng;
+	unsigned concurrency;
+};
+
+static void manifest_usage(FILE *f)
+{
+	fputs("usage: dth manifest [--state DIR] [--json] COMMAND ...\n"
+	      "\n"
+	      "commands:\n"
+	      "  tasks                       the tasks in the manifest\n"
+	      "  ls TASK [PREFIX] [--status S] [--long]\n"
+	      "                              keys of a task (S: pending, copying, done, failed,\n"
+	      "                              skipped, deleted)\n"
+	      "  stat TASK KEY               one object's record\n"
+	      "  stats TASK                  counts and bytes by status\n"
+	      "  diff TASK [--config FILE]   what the next run would do, copying nothing\n"
+	      "  verify TASK [--config FILE] [--concurrency N]\n"
+	      "                              HEAD every done object at the destination and report\n"
+	      "                              mismatches (exit 1 when any)\n"
+	      "  export TASK                 every record as JSON lines\n"
+	      "\n"
+	      "--json prints JSON (one object; ls and export print one object per line)\n",
+	      f);
+}
+
+/* A key as a JSON string; keys that are not UTF-8 are percent-encoded and
+ * flagged with "key_encoding": "url". */
+static void json_set_key(json_t *o, const char *key, size_t len)
+{
+	if (utf8_valid(key, len)) {
+		json_object_set_new(o, "key", json_stringn(key, len));
+	} else {
+		struct buf b = BUF_INIT;
+		uri_encode(&b, key, len, true);
+		json_object_set_new(o, "key", json_string(b.data));
+		json_object_set_new(o, "key_encoding", json_string("url"));
+		buf_release(&b);
+	}
+}
+
+static void print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	json_decref(o);
+}
+
+static void fmt_time(int64_t t, char out[32])
+{
+	if (!t) {
+		snprintf(out, 32, "-");
+		return;
+	}
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *record_json(const char *key, size_t len, const struct obj_record *r)
+{
+	json_t *o = json_object();
+	json_set_key(o, key, len);
+	json_object_set_new(o, "status", json_string(obj_status_name(r->status)));
+	json_object_set_new(o, "size", json_integer((json_int_t)r->size));
+	json_object_set_new(o, "etag", json_string(r->etag));
+	json_object_set_new(o, "last_modified", json_integer(r->last_modified));
+	json_object_set_new(o, "dest_etag", json_string(r->dest_etag));
+	json_object_set_new(o, "transferred_at", json_integer(r->transferred_at));
+	json_object_set_new(o, "attempts", json_integer(r->attempts));
+	char fp[17];
+	snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)r->meta_fp);
+	json_object_set_new(o, "meta_fingerprint", json_string(r->meta_fp ? fp : ""));
+	if (r->last_error[0])
+		json_object_set_new(o, "last_error", json_string(r->last_error));
+	return o;
+}
+
+static int open_task(const struct mopts *mo, const char *name, struct manifest **m, uint32_t *id,
+		     struct task_record *rec)
+{
+	struct dth_err err;
+	err_clear(&err);
+	char *dir = cli_state_dir(mo->state);
+	*m = manifest_open(dir, MANIFEST_RDONLY, &err);
+	if (!*m) {
+		cli_error("no manifest in %s: %s", dir, err.message);
+		free(dir);
+		return EXIT_USAGE;
+	}
+	free(dir);
+	if (!name)
+		return 0;
+	int rc = manifest_task_find(*m, name, id, rec);
+	if (rc) {
+		cli_error("no task called '%s' (see dth manifest tasks)", name);
+		manifest_free(*m);
+		*m = NULL;
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- tasks ---- */
+
+struct tasks_ctx {
+	struct manifest *m;
+	const struct mopts *mo;
+	json_t *arr;
+};
+
+static int tasks_cb(void *ctx, uint32_t id, const struct task_record *t)
+{
+	struct tasks_ctx *c = ctx;
+	struct task_stats st;
+	memset(&st, 0, sizeof(st));
+	if (manifest_stats_get(c->m, id, &st))
+		memset(&st, 0, sizeof(st));
+	char last[32];
+	fmt_time(t->last_run_end, last);
+	if (c->mo->json) {
+		json_t *o = json_pack(
+		    "{s:i, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:I}", "id", (int)id,
+		    "name", t->name, "kind", t->kind, "source", t->src, "destination", t->dst,
+		    "state", t->state, "runs", (int)t->runs, "last_run_end", last, "done",
+		    (json_int_t)st.count[OBJ_DONE], "failed", (json_int_t)st.count[OBJ_FAILED],
+		    "bytes_done", (json_int_t)st.bytes[OBJ_DONE]);
+		json_array_append_new(c->arr, o);
+	} else {
+		printf("%-30s %-8s %5u runs  %8llu done %6llu failed  last %s  %s -> %s\n", t->name,
+		       t->state, t->runs, (unsigned long long)st.count[OBJ_DONE],
+		       (unsigned long long)st.count[OBJ_FAILED], last, t->src, t->dst);
+	}
+	return 0;
+}
+
+static int do_tasks(const struct mopts *mo)
+{
+	struct manifest *m;
+	int ec = open_task(mo, NULL, &m, NULL, NULL);
+	if (ec)
+		return ec;
+	struct tasks_ctx c = {m, mo, json_array()};
+	int rc = manifest_task_each(m, tasks_cb, &c);
+	if (mo->json)
+		print_json(json_pack("{s:o}", "tasks", c.arr));
+	else
+		json_decref(c.arr);
+	manifest_free(m);
+	if (rc) {
+		cli_error("reading tasks: %s", strerror(-rc));
+		return EXIT_SOME_FAILED;
+	}
+	return EXIT_DONE;
+}
+
+/* ---- ls / export ---- */
+
+static int do_ls(const struct mopts *mo, const char *task, const char *prefix, bool export)
+{
+	int want = -1;
+	if (mo->status) {
+		want = obj_status_parse(mo->status);
+		if (want < 0) {
+			cli_error("unknown status '%s' (pending, copying, done, failed, skipped, "
+				  "deleted)",
+				  mo->status);
+			return EXIT_USAGE;
+		}
+	}
+	struct manifest *m;
+	uint32_t id;
+	struct task_record tr;
+	int ec = open_task(mo, task, &m, &id, &tr);
+	if (ec)
+		return ec;
+	struct dth_err err;
+	err_clear(&err);
+	struct manifest_cursor *c = manifest_cursor_new(
+	    m, MANIFEST_OBJECTS, id, prefix && *prefix ? prefix : NULL, NULL, &err);
+	if (!c) {
+		cli_error("%s", err.message);
+		manifest_free(m);
+		return EXIT_SOME_FAILED;
+	}
+	const char *key;
+	size_t len;
+	struct obj_record r;
+	int rc;
+	while ((rc = manifest_cursor_next(c, &key, &len, &r)) == 1) {
+		if (want >= 0 && r.status != want)
+			continue;
+		if (mo->json || export) {
+			print_json(record_json(key, len, &r));
+		} else if (mo->lng) {
+			char when[32];
+			fmt_time(r.transferred_at, when);
+			printf("%-8s %12llu  %-34s %s  %.*s\n", obj_status_name(r.status),
+			       (unsigned long long)r.size, r.etag, when, (int)len, key);
+		} else {
+			fwrite(key, 1, len, stdout);
+			putchar('\n');
+		}
+	}
+	manifest_cursor_free(c);
+	manifest_free(m);
+	if (rc < 0) {
+		cli_error("reading the manifest: %s", strerror(-rc));
+		return EXIT_SOME_FAILED;
+	}
+	return EXIT_DONE;
+}
+
+/* ---- stat ---- */
+
+static int do_stat(const struct mopts *mo, const char *task, const char *key)
+{
+	struct manifest *m;
+	uint32_t id;
+	struct task_record tr;
+	int ec = open_task(mo, task, &m, &id, &tr);
+	if (ec)
+		return ec;
+	struct obj_record r;
+	int rc = manifest_obj_get(m, id, key, strlen(key), &r);
+	if (rc) {
+		cli_error("%s: no record of '%s' in task %s",
+			  rc == -ENOENT ? "not found" : strerror(-rc), key, task);
+		manifest_free(m);
+		return EXIT_SOME_FAILED;
+	}
+	struct upload_record u;
+	bool have_u = manifest_upload_get(m, id, key, strlen(key), &u) == 0;
+	if (mo->json) {
+		json_t *o = record_json(key, strlen(key), &r);
+		if (have_u)
+			json_object_set_new(
+			    o, "upload",
+			    json_pack("{s:s, s:I, s:i, s:i}", "upload_id", u.upload_id, "part_size",
+				      (json_int_t)u.part_size, "parts", (int)u.part_count,
+				      "parts_done", (int)u.n_parts));
+		print_json(o);
+	} else {
+		char lm[32], tt[32];
+		fmt_time(r.last_modified, lm);
+		fmt_time(r.transferred_at, tt);
+		printf("key:            %s\nstatus:         %s\nsize:           %llu\n"
+		       "source etag:    %s\nlast modified:  %s\ndest etag:      %s\n"
+		       "transferred at: %s\nattempts:       %u\n",
+		       key, obj_status_name(r.status), (unsigned long long)r.size, r.etag, lm,
+		       r.dest_etag[0] ? r.dest_etag : "-", tt, r.attempts);
+		if (r.last_error[0])
+			printf("last error:     %s\n", r.last_error);
+		if (have_u)
+			printf("upload:         %s (%u of %u parts done, %llu-byte parts)\n",
+			       u.upload_id, u.n_parts, u.part_count,
+			       (unsigned long long)u.part_size);
+	}
+	if (have_u)
+		codec_upload_release(&u);
+	manifest_free(m);
+	return EXIT_DONE;
+}
+
+/* ---- stats ---- */
+
+static int do_stats(const struct mopts *mo, const char *task)
+{
+	struct manifest *m;
+	uint32_t id;
+	struct task_record tr;
+	int ec = open_task(mo, task, &m, &id, &tr);
+	if (ec)
+		return ec;
+	struct task_stats st;
+	int rc = manifest_stats_get(m, id, &st);
+	if (rc == -ENOENT) {
+		memset(&st, 0, sizeof(st));
+		rc = 0;
+	}
+	manifest_free(m);
+	if (rc) {
+		cli_error("reading stats: %s", strerror(-rc));
+		return EXIT_SOME_FAILED;
+	}
+	uint64_t tc = 0, tb = 0;
+	for (int s = 0; s < OBJ__COUNT; s++) {
+		tc += st.count[s];
+		tb += st.bytes[s];
+	}
+	if (mo->json) {
+		json_t *counts = json_object(), *bytes = json_object();
+		for (int s = 0; s < OBJ__COUNT; s++) {
+			json_object_set_new(counts, obj_status_name(s),
+					    json_integer((json_int_t)st.count[s]));
+			json_object_set_new(bytes, obj_status_name(s),
+					    json_integer((json_int_t)st.bytes[s]));
+		}
+		print_json(json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:I, s:I}", "task",
+				     tr.name, "source", tr.src, "destination", tr.dst, "state",
+				     tr.state, "runs", (int)tr.runs, "count", counts, "bytes",
+				     bytes, "total_count", (json_int_t)tc, "total_bytes",
+				     (json_int_t)tb));
+	} else {
+		printf("task %s: %s -> %s (%s, %u runs)\n", tr.name, tr.src, tr.dst, tr.state,
+		       tr.runs);
+		for (int s = 0; s < OBJ__COUNT; s++) {
+			char b[32];
+			progress_fmt_bytes(st.bytes[s], b);
+			printf("  %-8s %12llu objects %14s\n", obj_status_name(s),
+			       (unsigned long long)st.count[s], b);
+		}
+		char b[32];
+		progress_fmt_bytes(tb, b);
+		printf("  %-8s %12llu objects %14s\n", "total", (unsigned long long)tc, b);
+	}
+	return EXIT_DONE;
+}
+
+/* ---- diff ---- */
+
+struct diff_ctx {
+	bool json;
+	bool first;
+};
+
+static void diff_item(void *ctx, const struct sync_item *it)
+{
+	struct diff_ctx *d = ctx;
+	if (it->action == SYNC_SKIP)
+		return;
+	if (d->json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "action", json_string(sync_action_name(it->action)));
+		json_set_key(o, it->key, it->key_len);
+		json_object_set_new(o, "size", json_integer((json_int_t)it->size));
+		char *s = json_dumps(o, JSON_COMPACT);
+		printf("%s%s", d->first ? "" : ",", s ? s : "null");
+		free(s);
+		json_decref(o);
+		d->first = false;
+	} else {
+		printf("%-8s %12llu  %.*s\n", sync_action_name(it->action),
+		       (unsigned long long)it->size, (int)it->key_len, it->key);
+	}
+}
+
+static int do_diff(const struct mopts *mo, const char *task)
+{
+	struct manifest *m;
+	uint32_t id;
+	struct task_record tr;
+	int ec = open_task(mo, task, &m, &id, &tr);
+	if (ec)
+		return ec;
+	struct cli_ends e;
+	ec = cli_ends_open(&e, mo->config, tr.src, tr.dst);
+	if (ec) {
+		cli_ends_close(&e);
+		manifest_free(m);
+		return ec;
+	}
+	struct sync_opts o;
+	memset(&o, 0, sizeof(o));
+	o.src = e.src;
+	o.dst = e.dst;
+	o.src_bucket = e.src_bucket;
+	o.src_prefix = e.src_prefix;
+	o.dst_bucket = e.dst_bucket;
+	o.dst_prefix = e.dst_prefix;
+	o.same_endpoint = e.same_endpoint;
+	o.manifest = m;
+	o.task_id = id;
+	o.merge_destination = !tr.dest_listed;
+	o.concurrency = 16;
+	o.multipart_threshold = 16ULL << 20;
+	o.part_size = 8ULL << 20;
+	o.dry_run = true;
+	struct diff_ctx d = {mo->json, true};
+	o.on_item = diff_item;
+	o.on_item_ctx = &d;
+	if (mo->json)
+		printf("{\"task\":");
+	if (mo->json) {
+		json_t *n = json_string(tr.name);
+		char *s = json_dumps(n, JSON_ENCODE_ANY);
+		printf("%s,\"items\":[", s ? s : "null");
+		free(s);
+		json_decref(n);
+	}
+	struct sync_result res;
+	struct dth_err err;
+	err_clear(&err);
+	int rc = sync_run(&o, &res, &err);
+	uint64_t changes = 0;
+	for (int a = 0; a < SYNC__COUNT; a++)
+		if (a != SYNC_SKIP && a != SYNC_GONE)
+			changes += res.planned[a];
+	if (mo->json) {
+		printf("],\"planned\":{");
+		for (int a = 0; a < SYNC__COUNT; a++)
+			printf("%s\"%s\":%llu", a ? "," : "", sync_action_name(a),
+			       (unsigned long long)res.planned[a]);
+		printf("},\"changes\":%llu", (unsigned long long)changes);
+		if (rc) {
+			json_t *msg = json_string(err.message);
+			char *s = json_dumps(msg, JSON_ENCODE_ANY);
+			printf(",\"error\":%s", s ? s : "null");
+			free(s);
+			json_decref(msg);
+		}
+		printf("}\n");
+	} else if (!rc) {
+		printf("%llu to copy, %llu to delete, %llu unchanged, %llu gone from the source\n",
+		       (unsigned long long)(res.planned[SYNC_COPY_NEW] +
+					    res.planned[SYNC_COPY_CHANGED] +
+					    res.planned[SYNC_COPY_RETRY] +
+					    res.planned[SYNC_COPY_MISSING]),
+		       (unsigned long long)res.planned[SYNC_DELETE],
+		       (unsigned long long)res.planned[SYNC_SKIP],
+		       (unsigned long long)res.planned[SYNC_GONE]);
+	}
+	cli_ends_close(&e);
+	manifest_free(m);
+	if (rc) {
+		cli_error("%s", err.message);
+		return res.unreachable ? EXIT_UNREACHABLE : EXIT_SOME_FAILED;
+	}
+	return EXIT_DONE;
+}
+
+/* ---- verify: HEAD every done object at the destination ---- */
+
+struct vjob {
+	char *key;
+	size_t len;
+	struct obj_record rec;
+};
+
+struct verify {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct vjob *ring;
+	size_t cap, head, n;
+	bool done;
+	struct s3_client *dst;
+	const char *bucket;
+	const char *prefix;
+	bool json;
+	uint64_t checked, ok, bad;
+	json_t *problems;
+	int fatal;
+	struct dth_err fatal_err;
+};
+
+static void verify_report(struct verify *v, const struct vjob *j, const char *problem)
+{
+	pthread_mutex_lock(&v->lock);
+	v->bad++;
+	if (v->json) {
+		if (json_array_size(v->problems) < 100000) {
+			json_t *o = json_object();
+			json_set_key(o, j->key, j->len);
+			json_object_set_new(o, "problem", json_string(problem));
+			json_array_append_new(v->problems, o);
+		}
+	} else {
+		printf("%s: %.*s\n", problem, (int)j->len, j->key);
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void *verify_main(void *arg)
+{
+	struct verify *v = arg;
+	struct buf key = BUF_INIT;
+	for (;;) {
+		pthread_mutex_lock(&v->lock);
+		while (!v->n && !v->done)
+			pthread_cond_wait(&v->cond, &v->lock);
+		if (!v->n) {
+			pthread_mutex_unlock(&v->lock);
+			break;
+		}
+		struct vjob j = v->ring[v->head];
+		v->head = (v->head + 1) % v->cap;
+		v->n--;
+		pthread_cond_broadcast(&v->cond);
+		pthread_mutex_unlock(&v->lock);
+
+		buf_reset(&key);
+		buf_adds(&key, v->prefix);
+		buf_add(&key, j.key, j.len);
+		struct s3_object_head h;
+		struct dth_err err;
+		err_clear(&err);
+		int rc = s3_head_object(v->dst, v->bucket, key.data, 0, &h, &err);
+		char problem[640];
+		if (rc == -ENOENT) {
+			verify_report(v, &j, "missing at the destination");
+		} else if (rc) {
+			snprintf(problem, sizeof(problem), "cannot check: %.600s", err.message);
+			verify_report(v, &j, problem);
+		} else {
+			if (h.size != j.rec.size) {
+				snprintf(problem, sizeof(problem),
+					 "size differs (destination %llu, recorded %llu)",
+					 (unsigned long long)h.size,
+					 (unsigned long long)j.rec.size);
+				verify_report(v, &j, problem);
+			} else if (j.rec.dest_etag[0] && strcmp(h.etag, j.rec.dest_etag)) {
+				snprintf(problem, sizeof(problem),
+					 "etag differs (destination %.128s, recorded %.128s)",
+					 h.etag, j.rec.dest_etag);
+				verify_report(v, &j, problem);
+			} else {
+				pthread_mutex_lock(&v->lock);
+				v->ok++;
+				pthread_mutex_unlock(&v->lock);
+			}
+			s3_object_head_release(&h);
+		}
+		free(j.key);
+	}
+	buf_release(&key);
+	return NULL;
+}
+
+static int do_verify(const struct mopts *mo, const char *task)
+{
+	struct manifest *m;
+	uint32_t id;
+	struct task_record tr;
+	int ec = open_task(mo, task, &m, &id, &tr);
+	if (ec)
+		return ec;
+	struct cli_ends e;
+	ec = cli_ends_open(&e, mo->config, tr.dst, NULL);
+	if (ec) {
+		cli_ends_close(&e);
+		manifest_free(m);
+		return ec;
+	}
+	struct verify v;
+	memset(&v, 0, sizeof(v));
+	pthread_mutex_init(&v.lock, NULL);
+	pthread_cond_init(&v.cond, NULL);
+	v.cap = 1024;
+	v.ring = xcalloc(v.cap, sizeof(struct vjob));
+	v.dst = e.src;
+	v.bucket = e.src_bucket;
+	v.prefix = e.src_prefix;
+	v.json = mo->json;
+	v.problems = json_array();
+	unsigned nt = mo->concurrency ? mo->concurrency : 16;
+	pthread_t *th = xcalloc(nt, sizeof(pthread_t));
+	unsigned started = 0;
+	for (unsigned i = 0; i < nt; i++)
+		if (pthread_create(&th[i], NULL, verify_main, &v) == 0)
+			started++;
+	struct dth_err err;
+	err_clear(&err);
+	struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_OBJECTS, id, NULL, NULL, &err);
+	int rc = c ? 0 : -EIO;
+	const char *key;
+	size_t len;
+	struct obj_record r;
+	while (c && (rc = manifest_cursor_next(c, &key, &len, &r)) == 1) {
+		if (r.status != OBJ_DONE)
+			continue;
+		pthread_mutex_lock(&v.lock);
+		while (v.n == v.cap)
+			pthread_cond_wait(&v.cond, &v.lock);
+		struct vjob *j = &v.ring[(v.head + v.n) % v.cap];
+		j->key = xstrndup(key, len);
+		j->len = len;
+		j->rec = r;
+		v.n++;
+		v.checked++;
+		pthread_cond_broadcast(&v.cond);
+		pthread_mutex_unlock(&v.lock);
+	}
+	pthread_mutex_lock(&v.lock);
+	v.done = true;
+	pthread_cond_broadcast(&v.cond);
+	pthread_mutex_unlock(&v.lock);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(th);
+	manifest_cursor_free(c);
+	if (mo->json)
+		print_json(json_pack("{s:s, s:I, s:I, s:I, s:o}", "task", tr.name, "checked",
+				     (json_int_t)v.checked, "ok", (json_int_t)v.ok, "mismatches",
+				     (json_int_t)v.bad, "problems", v.problems));
+	else {
+		json_decref(v.problems);
+		printf("%llu checked, %llu ok, %llu mismatched\n", (unsigned long long)v.checked,
+		       (unsigned long long)v.ok, (unsigned long long)v.bad);
+	}
+	free(v.ring);
+	pthread_mutex_destroy(&v.lock);
+	pthread_cond_destroy(&v.cond);
+	cli_ends_close(&e);
+	manifest_free(m);
+	if (rc < 0) {
+		cli_error("reading the manifest: %s", err.message[0] ? err.message : strerror(-rc));
+		return EXIT_SOME_FAILED;
+	}
+	return v.bad ? EXIT_SOME_FAILED : EXIT_DONE;
+}
+
+int cmd_manifest(int argc, char **argv)
+{
+	struct mopts mo;
+	memset(&mo, 0, sizeof(mo));
+	static const struct option lopts[] = {
+	    {"state", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
+	    {"status", required_argument, NULL, 'S'}, {"long", no_argument, NULL, 'l'},
+	    {"config", required_argument, NULL, 'c'}, {"concurrency", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	};
+	/* Options may come before or after the subcommand and its arguments. */
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "hl", lopts, NULL)) != -1) {
+		uint64_t n;
+		switch (c) {
+		case 's':
+			mo.state = optarg;
+			break;
+		case 'j':
+			mo.json = true;
+			break;
+		case 'S':
+			mo.status = optarg;
+			break;
+		case 'l':
+			mo.lng = true;
+			break;
+		case 'c':
+			mo.config = optarg;
+			break;
+		case 'n':
+			if (parse_u64(optarg, &n) || n < 1 || n > 256) {
+				cli_error("--concurrency takes 1 to 256");
+				return EXIT_USAGE;
+			}
+			mo.concurrency = (unsigned)n;
+			break;
+		case 'h':
+			manifest_usage(stdout);
+			return EXIT_DONE;
+		default:
+			cli_error("manifest: unknown or incomplete option '%s'", argv[optind - 1]);
+			manifest_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	int nargs = argc - optind;
+	char **args = argv + optind;
+	if (nargs < 1) {
+		manifest_usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *sub = args[0];
+	if (!strcmp(sub, "tasks") && nargs == 1)
+		return do_tasks(&mo);
+	if (!strcmp(sub, "ls") && (nargs == 2 || nargs == 3))
+		return do_ls(&mo, args[1], nargs == 3 ? args[2] : NULL, false);
+	if (!strcmp(sub, "stat") && nargs == 3)
+		return do_stat(&mo, args[1], args[2]);
+	if (!strcmp(sub, "stats") && nargs == 2)
+		return do_stats(&mo, args[1]);
+	if (!strcmp(sub, "diff") && nargs == 2)
+		return do_diff(&mo, args[1]);
+	if (!strcmp(sub, "verify") && nargs == 2)
+		return do_verify(&mo, args[1]);
+	if (!strcmp(sub, "export") && nargs == 2)
+		return do_ls(&mo, args[1], NULL, true);
+	cli_error("manifest: unknown command or wrong arguments: %s", sub);
+	manifest_usage(stderr);
+	return EXIT_USAGE;
+}

@@ -53,26 +53,31 @@ struct setting {
 };
 
 static const struct setting settings[] = {
-	{"config", 1, O_CONFIG, "FILE", "config file (default $DTH_CONFIG, ~/.config/dth/dth.conf, /etc/dth/dth.conf)"},
-	{"concurrency", 1, O_CONCURRENCY, "N", "parallel transfers and parts (default 16)"},
-	{"multipart-threshold", 1, O_THRESHOLD, "SIZE", "objects this large or larger go multipart (default 16M)"},
-	{"part-size", 1, O_PART_SIZE, "SIZE", "part size when the source layout is not repeated (default 8M)"},
-	{"metadata", 0, O_METADATA, NULL, "copy headers, user metadata and tags (default)"},
-	{"no-metadata", 0, O_NO_METADATA, NULL, "do not copy metadata or tags"},
-	{"storage-class", 1, O_STORAGE_CLASS, "CLASS", "storage class at the destination"},
-	{"acl", 1, O_ACL, "ACL", "canned ACL at the destination"},
-	{"sse", 1, O_SSE, "AES256|aws:kms", "server-side encryption at the destination"},
-	{"sse-kms-key-id", 1, O_SSE_KMS, "ID", "KMS key for --sse aws:kms"},
-	{"include", 1, O_INCLUDE, "GLOB", "copy only keys matching GLOB (repeatable)"},
-	{"exclude", 1, O_EXCLUDE, "GLOB", "skip keys matching GLOB (repeatable)"},
-	{"dry-run", 0, O_DRY_RUN, NULL, "print what would be done, copy nothing"},
-	{"delete", 0, O_DELETE, NULL, "delete destination objects whose source is gone"},
-	{"task", 1, O_TASK, "NAME", "task name in the manifest (default from SRC and DST)"},
-	{"state", 1, O_STATE, "DIR", "state directory (default $DTH_STATE_DIR, /var/lib/dth as root, ~/.local/state/dth)"},
-	{"json", 0, O_JSON, NULL, "print one JSON object with the results"},
-	{"no-progress", 0, O_NO_PROGRESS, NULL, "no progress line on a terminal"},
-	{"no-server-side-copy", 0, O_NO_SERVER_COPY, NULL, "copy through this host even on one endpoint"},
-	{"help", 0, O_HELP, NULL, "this help"},
+    {"config", 1, O_CONFIG, "FILE",
+     "config file (default $DTH_CONFIG, ~/.config/dth/dth.conf, /etc/dth/dth.conf)"},
+    {"concurrency", 1, O_CONCURRENCY, "N", "parallel transfers and parts (default 16)"},
+    {"multipart-threshold", 1, O_THRESHOLD, "SIZE",
+     "objects this large or larger go multipart (default 16M)"},
+    {"part-size", 1, O_PART_SIZE, "SIZE",
+     "part size when the source layout is not repeated (default 8M)"},
+    {"metadata", 0, O_METADATA, NULL, "copy headers, user metadata and tags (default)"},
+    {"no-metadata", 0, O_NO_METADATA, NULL, "do not copy metadata or tags"},
+    {"storage-class", 1, O_STORAGE_CLASS, "CLASS", "storage class at the destination"},
+    {"acl", 1, O_ACL, "ACL", "canned ACL at the destination"},
+    {"sse", 1, O_SSE, "AES256|aws:kms", "server-side encryption at the destination"},
+    {"sse-kms-key-id", 1, O_SSE_KMS, "ID", "KMS key for --sse aws:kms"},
+    {"include", 1, O_INCLUDE, "GLOB", "copy only keys matching GLOB (repeatable)"},
+    {"exclude", 1, O_EXCLUDE, "GLOB", "skip keys matching GLOB (repeatable)"},
+    {"dry-run", 0, O_DRY_RUN, NULL, "print what would be done, copy nothing"},
+    {"delete", 0, O_DELETE, NULL, "delete destination objects whose source is gone"},
+    {"task", 1, O_TASK, "NAME", "task name in the manifest (default from SRC and DST)"},
+    {"state", 1, O_STATE, "DIR",
+     "state directory (default $DTH_STATE_DIR, /var/lib/dth as root, ~/.local/state/dth)"},
+    {"json", 0, O_JSON, NULL, "print one JSON object with the results"},
+    {"no-progress", 0, O_NO_PROGRESS, NULL, "no progress line on a terminal"},
+    {"no-server-side-copy", 0, O_NO_SERVER_COPY, NULL,
+     "copy through this host even on one endpoint"},
+    {"help", 0, O_HELP, NULL, "this help"},
 };
 
 static void sync_usage(FILE *f)
@@ -83,8 +88,8 @@ static void sync_usage(FILE *f)
 	      f);
 	for (size_t i = 0; i < ARRAY_SIZE(settings); i++) {
 		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", settings[i].name, settings[i].arg ? " " : "",
-			 settings[i].arg ? settings[i].arg : "");
+		snprintf(left, sizeof(left), "--%s%s%s", settings[i].name,
+			 settings[i].arg ? " " : "", settings[i].arg ? settings[i].arg : "");
 		fprintf(f, "  %-32s %s\n", left, settings[i].help);
 	}
 	fputs("\nexit status: 0 all done, 1 some objects failed, 2 bad usage or config,\n"
@@ -154,11 +159,12 @@ static void on_item(void *ctx, const struct sync_item *it)
 static json_t *counts_json(const uint64_t *c)
 {
 	json_t *o = json_object();
-	static const enum s3_req_kind kinds[] = {S3_REQ_LIST, S3_REQ_HEAD,	 S3_REQ_GET,
-						 S3_REQ_PUT,  S3_REQ_COPY,	 S3_REQ_MULTIPART,
+	static const enum s3_req_kind kinds[] = {S3_REQ_LIST,	S3_REQ_HEAD, S3_REQ_GET,
+						 S3_REQ_PUT,	S3_REQ_COPY, S3_REQ_MULTIPART,
 						 S3_REQ_DELETE, S3_REQ_OTHER};
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
-		json_object_set_new(o, s3_req_kind_name(kinds[i]), json_integer((json_int_t)c[kinds[i]]));
+		json_object_set_new(o, s3_req_kind_name(kinds[i]),
+				    json_integer((json_int_t)c[kinds[i]]));
 	return o;
 }
 
@@ -245,8 +251,8 @@ int cmd_sync(int argc, char **argv)
 		case O_INCLUDE:
 		case O_EXCLUDE:
 			if (filter_add(filter, c == O_INCLUDE, optarg, &err)) {
-				cli_error("--%s %s: %s", c == O_INCLUDE ? "include" : "exclude", optarg,
-					  err.message);
+				cli_error("--%s %s: %s", c == O_INCLUDE ? "include" : "exclude",
+					  optarg, err.message);
 				goto out;
 			}
 			break;
@@ -433,13 +439,12 @@ int cmd_sync(int argc, char **argv)
 	}
 
 	if (json) {
-		json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "task",
-					tname.data, "transferred", (json_int_t)res.transferred,
-					"bytes", (json_int_t)res.bytes, "skipped",
-					(json_int_t)res.skipped, "failed", (json_int_t)res.failed,
-					"deleted", (json_int_t)res.deleted, "seconds", res.seconds,
-					"requests", counts_json(ct), "source_requests",
-					counts_json(cs), "destination_requests", counts_json(cd));
+		json_t *out = json_pack(
+		    "{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "task", tname.data,
+		    "transferred", (json_int_t)res.transferred, "bytes", (json_int_t)res.bytes,
+		    "skipped", (json_int_t)res.skipped, "failed", (json_int_t)res.failed, "deleted",
+		    (json_int_t)res.deleted, "seconds", res.seconds, "requests", counts_json(ct),
+		    "source_requests", counts_json(cs), "destination_requests", counts_json(cd));
 		json_object_set_new(out, "dry_run", json_boolean(dry_run));
 		if (dry_run) {
 			json_t *pl = json_object();
@@ -468,23 +473,25 @@ int cmd_sync(int argc, char **argv)
 		for (int k = 0; k < S3_REQ__COUNT; k++)
 			reqs += ct[k];
 		if (dry_run) {
-			uint64_t would = res.planned[SYNC_COPY_NEW] + res.planned[SYNC_COPY_CHANGED] +
-					 res.planned[SYNC_COPY_RETRY] +
-					 res.planned[SYNC_COPY_MISSING];
-			fprintf(stderr,
-				"dry run of %s: would copy %llu, delete %llu, skip %llu, adopt %llu\n",
-				tname.data, (unsigned long long)would,
-				(unsigned long long)res.planned[SYNC_DELETE],
-				(unsigned long long)res.planned[SYNC_SKIP],
-				(unsigned long long)res.planned[SYNC_ADOPT]);
+			uint64_t would =
+			    res.planned[SYNC_COPY_NEW] + res.planned[SYNC_COPY_CHANGED] +
+			    res.planned[SYNC_COPY_RETRY] + res.planned[SYNC_COPY_MISSING];
+			fprintf(
+			    stderr,
+			    "dry run of %s: would copy %llu, delete %llu, skip %llu, adopt %llu\n",
+			    tname.data, (unsigned long long)would,
+			    (unsigned long long)res.planned[SYNC_DELETE],
+			    (unsigned long long)res.planned[SYNC_SKIP],
+			    (unsigned long long)res.planned[SYNC_ADOPT]);
 		} else {
-			fprintf(stderr,
-				"%s: %llu copied (%s), %llu unchanged, %llu failed, %llu deleted in "
-				"%.1f s (%s/s, %llu requests)\n",
-				tname.data, (unsigned long long)res.transferred, b,
-				(unsigned long long)res.skipped, (unsigned long long)res.failed,
-				(unsigned long long)res.deleted, res.seconds, r,
-				(unsigned long long)reqs);
+			fprintf(
+			    stderr,
+			    "%s: %llu copied (%s), %llu unchanged, %llu failed, %llu deleted in "
+			    "%.1f s (%s/s, %llu requests)\n",
+			    tname.data, (unsigned long long)res.transferred, b,
+			    (unsigned long long)res.skipped, (unsigned long long)res.failed,
+			    (unsigned long long)res.deleted, res.seconds, r,
+			    (unsigned long long)reqs);
 		}
 	}
 out:

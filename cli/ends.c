@@ -110,8 +110,7 @@ int cli_ends_open(struct cli_ends *e, const char *config_path, const char *src, 
 	} else if (ds->endpoint && dd->endpoint && !strcmp(ds->endpoint, dd->endpoint) &&
 		   ds->access_key_id && dd->access_key_id &&
 		   !strcmp(ds->access_key_id, dd->access_key_id) && ds->secret_access_key &&
-		   dd->secret_access_key &&
-		   !strcmp(ds->secret_access_key, dd->secret_access_key)) {
+		   dd->secret_access_key && !strcmp(ds->secret_access_key, dd->secret_access_key)) {
 		e->same_endpoint = true;
 	}
 	return EXIT_DONE;

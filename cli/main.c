@@ -41,15 +41,16 @@ int cli_exit_for_remote(int rc)
 
 static void usage(FILE *f)
 {
-	fputs("usage: dth [--log-level LEVEL] COMMAND [ARGS]\n"
-	      "\n"
-	      "commands:\n"
-	      "  sync SRC DST        copy new and changed objects from SRC to DST, incrementally\n"
-	      "                      (SRC and DST are REMOTE:BUCKET[/PREFIX]; see dth sync --help)\n"
-	      "  manifest SUBCOMMAND inspect what was moved: tasks, ls, stat, stats, diff, verify,\n"
-	      "                      export (see dth manifest --help)\n"
-	      "  version             print the version\n",
-	      f);
+	fputs(
+	    "usage: dth [--log-level LEVEL] COMMAND [ARGS]\n"
+	    "\n"
+	    "commands:\n"
+	    "  sync SRC DST        copy new and changed objects from SRC to DST, incrementally\n"
+	    "                      (SRC and DST are REMOTE:BUCKET[/PREFIX]; see dth sync --help)\n"
+	    "  manifest SUBCOMMAND inspect what was moved: tasks, ls, stat, stats, diff, verify,\n"
+	    "                      export (see dth manifest --help)\n"
+	    "  version             print the version\n",
+	    f);
 }
 
 int main(int argc, char **argv)

@@ -424,8 +424,8 @@ cleanup:
 }
 
 /* Canonical request (with extra_query) -> string to sign -> signature. */
-static int sign(const struct sigv4_input *in, const struct sigv4_creds *c,
-		const char *extra_query, char sig[65])
+static int sign(const struct sigv4_input *in, const struct sigv4_creds *c, const char *extra_query,
+		char sig[65])
 {
 	struct buf creq = BUF_INIT, sts = BUF_INIT;
 	int rc = canonical_request_ex(in, extra_query, &creq);
@@ -441,8 +441,7 @@ cleanup:
 	return rc;
 }
 
-int sigv4_authorization(const struct sigv4_input *in, const struct sigv4_creds *c,
-			struct buf *out)
+int sigv4_authorization(const struct sigv4_input *in, const struct sigv4_creds *c, struct buf *out)
 {
 	if (!c || !c->access_key_id || !*c->access_key_id || !c->secret_access_key)
 		return -EINVAL;

@@ -319,8 +319,8 @@ static void run_case(const char *name)
 	buf_addf(&tmp,
 		 "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=%s%%2F%.8s%%2F%s%%2F%s%%2Faws4_"
 		 "request&X-Amz-Date=%s&X-Amz-Expires=%lld&X-Amz-SignedHeaders=%s",
-		 creds.access_key_id, amz_date, in.region, in.service, amz_date,
-		 (long long)expires, buf_str(&enc));
+		 creds.access_key_id, amz_date, in.region, in.service, amz_date, (long long)expires,
+		 buf_str(&enc));
 	if (qtoken) {
 		buf_adds(&tmp, "&X-Amz-Security-Token=");
 		uri_encode(&tmp, token, strlen(token), false);
@@ -481,8 +481,8 @@ static void test_s3_doc_presign(void)
 	is_int(sigv4_presign(&in, &tc, 60, &b), 0, "s3 presign with token: succeeds");
 	ok(strstr(buf_str(&b), "&X-Amz-Security-Token=tok%2Fen%2B%3D&X-Amz-Signature=") != NULL,
 	   "s3 presign with token: encoded token before the signature");
-	ok(strstr(buf_str(&b), "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404") ==
-	       NULL,
+	ok(strstr(buf_str(&b),
+		  "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404") == NULL,
 	   "s3 presign with token: signature differs");
 	buf_release(&b);
 

@@ -124,7 +124,8 @@ static void test_hex(void)
 	hex_encode(in, sizeof(in), hex);
 	is_str(hex, "00017f80abff", "hex_encode lowercase");
 	unsigned char out[16];
-	is_int(hex_decode(hex, strlen(hex), out, sizeof(out)), (int)sizeof(in), "hex_decode length");
+	is_int(hex_decode(hex, strlen(hex), out, sizeof(out)), (int)sizeof(in),
+	       "hex_decode length");
 	ok(memcmp(out, in, sizeof(in)) == 0, "hex round trip");
 	is_int(hex_decode("ABcd", 4, out, sizeof(out)), 2, "hex_decode mixed case");
 	ok(out[0] == 0xab && out[1] == 0xcd, "hex_decode mixed case value");
@@ -149,7 +150,7 @@ static void test_base64(void)
 {
 	/* RFC 4648 section 10 vectors */
 	static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+	static const char *const enc[] = {"",	      "Zg==",	  "Zm8=",    "Zm9v",
 					  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 	for (size_t i = 0; i < ARRAY_SIZE(plain); i++) {
 		char out[16];
@@ -262,7 +263,10 @@ struct utf8_case {
 	const char *what;
 };
 
-#define U(lit, v, w) {lit, sizeof(lit) - 1, v, w}
+#define U(lit, v, w)                                                                               \
+	{                                                                                          \
+		lit, sizeof(lit) - 1, v, w                                                         \
+	}
 
 static void test_utf8(void)
 {
