@@ -573,6 +573,7 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 		j->last_modified = h.last_modified;
 
 	up = xcalloc(1, sizeof(*up));
+	up->obj = j; /* borrowed until the parts are queued */
 	pthread_mutex_init(&up->lock, NULL);
 	buf_init(&up->md5acc);
 	up->src_key = xstrdup(skey.data);
@@ -695,7 +696,6 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 	j->rec.meta_fp = t->o->metadata ? meta_fingerprint(&h.meta) : 0;
 
 	/* Queue the parts still to do; this worker then takes them like any other. */
-	up->obj = j;
 	uint32_t todo = 0;
 	for (uint32_t i = 0; i < up->nparts; i++)
 		if (!up->pdone[i])

@@ -60,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +74,7 @@ size_t manifest_map_max = (size_t)1 << 40;
 #define MF_RENEW_RECORDS  4096
 #define MF_RENEW_MS       1000
 #define MF_RESIZE_RETRIES 16
+#define MF_DISK_LOW       (16u << 20) /* free bytes under which EIO means a full disk */
 
 /* ---- errors ---- */
 
@@ -116,8 +118,10 @@ int mf_adopt_mapsize(struct manifest *m)
 		if (info.me_mapsize < old)
 			rc = mdb_env_set_mapsize(m->env, old);
 	}
+	mdb_env_info(m->env, &info);
 	m->gen++;
 	pthread_rwlock_unlock(&m->gate);
+	log_debug("manifest %s: adopted map size %zu (was %zu)", m->dir, info.me_mapsize, old);
 	if (rc) {
 		log_error("manifest %s: cannot adopt the new map size: %s", m->dir, mdb_strerror(rc));
 		return mf_errno(rc);
@@ -187,11 +191,27 @@ int mf_write_begin(struct manifest *m, MDB_txn **txn)
 	return txn_begin(m, 0, txn);
 }
 
+/* LMDB reports a short write (the usual face of a full filesystem) as EIO:
+ * call it ENOSPC when the filesystem is indeed (nearly) full. */
+static int commit_errno(struct manifest *m, int rc)
+{
+	if (rc != EIO && rc != ENOSPC)
+		return rc;
+	struct statvfs sv;
+	if (statvfs(m->dir, &sv) != 0)
+		return rc;
+	unsigned long long avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	if (rc == EIO && avail >= MF_DISK_LOW)
+		return rc;
+	log_error("manifest %s: the filesystem is full (%llu bytes left)", m->dir, avail);
+	return ENOSPC;
+}
+
 int mf_write_commit(struct manifest *m, MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);
 	pthread_rwlock_unlock(&m->gate);
-	return rc;
+	return rc ? commit_errno(m, rc) : 0;
 }
 
 void mf_write_abort(struct manifest *m, MDB_txn *txn)
@@ -568,13 +588,20 @@ fail:
 struct manifest *manifest_open(const char *dir, int mode, struct dth_err *err)
 {
 	struct manifest *m = NULL;
+	bool fresh = false;
 	int rc;
 	err_clear(err);
 	if (!dir || !*dir || (mode != MANIFEST_RDONLY && mode != MANIFEST_RDWR)) {
 		err_set(err, -EINVAL, "manifest: invalid directory or mode");
 		return NULL;
 	}
+	struct buf p = BUF_INIT;
+	buf_addf(&p, "%s/data.mdb", dir);
+	struct stat st;
+	rc = stat(buf_str(&p), &st) == 0 ? 0 : -errno;
+	buf_release(&p);
 	if (mode == MANIFEST_RDWR) {
+		fresh = rc == -ENOENT;
 		rc = mkdir_p(dir);
 		if (rc) {
 			err_set(err, rc, "cannot create manifest directory %s: %s", dir,
@@ -582,11 +609,6 @@ struct manifest *manifest_open(const char *dir, int mode, struct dth_err *err)
 			return NULL;
 		}
 	} else {
-		struct buf p = BUF_INIT;
-		buf_addf(&p, "%s/data.mdb", dir);
-		struct stat st;
-		rc = stat(buf_str(&p), &st) == 0 ? 0 : -errno;
-		buf_release(&p);
 		if (rc) {
 			err_set(err, rc, "no manifest in %s: %s", dir, strerror(-rc));
 			return NULL;
@@ -616,6 +638,10 @@ struct manifest *manifest_open(const char *dir, int mode, struct dth_err *err)
 	}
 	mdb_env_set_maxdbs(m->env, MF_MAX_DBS);
 	mdb_env_set_maxreaders(m->env, MF_MAX_READERS);
+	/* a new environment starts at the initial size; an existing one keeps its
+	 * recorded size (configuring a smaller one before opening would shrink it) */
+	if (fresh)
+		mdb_env_set_mapsize(m->env, manifest_map_initial);
 	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
 	if (mode == MANIFEST_RDONLY)
 		flags |= MDB_RDONLY;

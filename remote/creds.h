@@ -35,7 +35,8 @@ struct creds_spec {
 	const char *config_file;       /* NULL: $AWS_CONFIG_FILE or ~/.aws/config */
 	const char *imds_endpoint;     /* NULL: $AWS_EC2_METADATA_SERVICE_ENDPOINT or
 					  http://169.254.169.254 */
-	struct http_engine *http;      /* borrowed; used for instance metadata */
+	struct http_engine *http;      /* borrowed; may be NULL. Instance metadata uses
+					  the provider's own engine (1 s connect timeout) */
 };
 
 struct creds_value {

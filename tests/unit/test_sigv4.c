@@ -214,7 +214,10 @@ static void run_case(const char *name)
 	ok(ctx != NULL, "%s: context.json parses", name);
 	if (!ctx)
 		goto cleanup;
-	ok(request_parse(raw, rlen, &req) == 0, "%s: request.txt parses", name);
+	int prc = request_parse(raw, rlen, &req);
+	ok(prc == 0, "%s: request.txt parses", name);
+	if (prc != 0)
+		goto cleanup;
 
 	json_t *jc = json_object_get(ctx, "credentials");
 	const char *token = json_string_value(json_object_get(jc, "token"));

@@ -1,0 +1,608 @@
+"""Helpers for the dth integration tests: where the servers and the binary
+are, S3 clients for checking results, fast seeding, running dth, and
+radosgw request counters.
+
+The servers are started by tests/run-all.sh (through tests/harness/), which
+exports:
+  DTH_BIN              the dth binary (default: build/dth in the repo)
+  DTH_TEST_RGW_A       radosgw A, e.g. http://127.0.0.1:7480 (the usual source)
+  DTH_TEST_RGW_B       radosgw B on the same cluster (the usual destination)
+  DTH_TEST_RGW_A_ASOK  admin sockets of A and B (request counters)
+  DTH_TEST_RGW_B_ASOK
+  DTH_TEST_CEPH_DIR    the cluster's run dir (logs under log/)
+  DTH_TEST_S3RVER      s3rver, e.g. http://127.0.0.1:4568 (optional)
+  DTH_TEST_WORKDIR     where per-test directories go (default: a temp dir)
+Both gateways share one bucket namespace, so every bucket gets a unique name.
+"""
+
+import functools
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MiB = 1024 * 1024
+RUN_ID = "%06x" % random.SystemRandom().randrange(1 << 24)
+
+# Credentials of the test servers (see tests/harness/ceph.sh, s3rver.sh).
+RGW_KEY, RGW_SECRET = "test", "test"
+RP_KEY, RP_SECRET = "rp", "rpsecret"  # a second radosgw user
+S3RVER_KEY, S3RVER_SECRET = "S3RVER", "S3RVER"
+
+
+class Skip(Exception):
+    """Raise (or call skip()) to skip the running test."""
+
+
+def skip(reason):
+    raise Skip(reason)
+
+
+# --------------------------------------------------------------------------
+# environment
+
+
+def dth_bin():
+    return os.environ.get("DTH_BIN") or os.path.join(REPO, "build", "dth")
+
+
+def endpoint(which):
+    """URL of endpoint 'a', 'b' (radosgw) or 's3rver'; skips when not set."""
+    var = {"a": "DTH_TEST_RGW_A", "b": "DTH_TEST_RGW_B", "s3rver": "DTH_TEST_S3RVER"}[which]
+    url = os.environ.get(var)
+    if not url:
+        skip("%s not set (start the servers with tests/run-all.sh)" % var)
+    return url.rstrip("/")
+
+
+def have_endpoint(which):
+    var = {"a": "DTH_TEST_RGW_A", "b": "DTH_TEST_RGW_B", "s3rver": "DTH_TEST_S3RVER"}[which]
+    return bool(os.environ.get(var))
+
+
+# --------------------------------------------------------------------------
+# S3 clients (for seeding and assertions; independent of dth)
+
+_clients = {}
+_clients_lock = threading.Lock()
+
+
+def _config(**kw):
+    base = dict(s3={"addressing_style": "path"}, retries={"max_attempts": 4, "mode": "standard"},
+                max_pool_connections=48, connect_timeout=10, read_timeout=120)
+    base.update(kw)
+    try:
+        # boto3 >= 1.36 adds CRC checksums by default; radosgw 16 and s3rver
+        # predate them. Older boto3 (Debian's) has no such setting.
+        return Config(request_checksum_calculation="when_required",
+                      response_checksum_validation="when_required", **base)
+    except TypeError:
+        return Config(**base)
+
+
+def s3(which="a", key=None, secret=None):
+    """A boto3 S3 client for endpoint 'a', 'b' or 's3rver' (cached)."""
+    if key is None:
+        key, secret = (S3RVER_KEY, S3RVER_SECRET) if which == "s3rver" else (RGW_KEY, RGW_SECRET)
+    url = endpoint(which)
+    ck = (url, key, secret)
+    with _clients_lock:
+        c = _clients.get(ck)
+        if c is None:
+            session = boto3.session.Session()
+            c = session.client("s3", endpoint_url=url, aws_access_key_id=key,
+                               aws_secret_access_key=secret, region_name="us-east-1",
+                               config=_config())
+            _clients[ck] = c
+    return c
+
+
+_bucket_n = [0]
+_bucket_lock = threading.Lock()
+
+
+def unique_bucket_name(tag=""):
+    with _bucket_lock:
+        _bucket_n[0] += 1
+        n = _bucket_n[0]
+    tag = re.sub(r"[^a-z0-9-]+", "-", tag.lower()).strip("-")
+    name = "dth-%s-%d%s" % (RUN_ID, n, ("-" + tag) if tag else "")
+    return name[:63].rstrip("-")
+
+
+def create_bucket(which="a", tag=""):
+    name = unique_bucket_name(tag)
+    s3(which).create_bucket(Bucket=name)
+    return name
+
+
+# --------------------------------------------------------------------------
+# data and seeding
+
+
+def det_bytes(seed, size):
+    """Deterministic pseudo-random bytes (fast for big sizes)."""
+    if size <= 0:
+        return b""
+    r = random.Random(seed)
+    if size <= 64 * 1024:
+        return r.randbytes(size)
+    block = r.randbytes(MiB)
+    # Vary each MiB so that parts differ (distinct part ETags).
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += hashlib.sha256(b"%s-%d" % (str(seed).encode(), i)).digest() + block[32:]
+        i += 1
+    del out[size:]
+    return bytes(out)
+
+
+def md5hex(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def multipart_etag(data, part_size):
+    """The ETag S3 gives an object uploaded in parts of part_size."""
+    digests = [hashlib.md5(data[i:i + part_size]).digest() for i in range(0, len(data), part_size)]
+    return "%s-%d" % (hashlib.md5(b"".join(digests)).hexdigest(), len(digests))
+
+
+def _pool_map(fn, items, workers=16):
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as ex:
+        return list(ex.map(fn, items))
+
+
+def put_objects(client, bucket, objects, workers=16):
+    """Upload {key: bytes} or {key: (bytes, extra_put_kwargs)} concurrently.
+    Returns {key: md5hex}."""
+
+    def put(item):
+        key, val = item
+        body, extra = (val if isinstance(val, tuple) else (val, {}))
+        client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        return key, md5hex(body)
+
+    return dict(_pool_map(put, objects.items(), workers))
+
+
+def put_multipart(client, bucket, key, data, part_size, workers=8, **extra):
+    """Upload data as a multipart upload with parts of part_size (the last
+    one shorter). Returns the object's ETag (no quotes)."""
+    up = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)
+    uid = up["UploadId"]
+    offsets = list(range(0, len(data), part_size)) or [0]
+
+    def part(i_off):
+        i, off = i_off
+        r = client.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=i + 1,
+                               Body=data[off:off + part_size])
+        return {"PartNumber": i + 1, "ETag": r["ETag"]}
+
+    try:
+        parts = _pool_map(part, enumerate(offsets), workers)
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                         MultipartUpload={"Parts": parts})
+    except Exception:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=uid)
+        raise
+    return client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+
+
+def small_objects(prefix, n, seed, max_size=3000):
+    """{prefix + '%05d': bytes} with sizes 0..max_size (deterministic)."""
+    r = random.Random(seed)
+    out = {}
+    for i in range(n):
+        size = 0 if i == 0 else r.randrange(1, max_size)
+        out["%s%05d" % (prefix, i)] = det_bytes("%s-%d" % (seed, i), size)
+    return out
+
+
+def module_fixture(fn):
+    """Decorator: compute once per run, share between the tests of a module
+    (use only for data that the tests do not change). A failure is remembered
+    and re-raised for every test that uses the fixture."""
+    cache = {}
+    lock = threading.Lock()
+
+    @functools.wraps(fn)
+    def wrapper():
+        with lock:
+            if "value" not in cache and "error" not in cache:
+                try:
+                    cache["value"] = fn()
+                except Skip:
+                    raise
+                except BaseException as e:  # noqa: B902 - re-raised below
+                    cache["error"] = e
+            if "error" in cache:
+                e = cache["error"]
+                raise RuntimeError("fixture %s failed: %s: %s" % (fn.__name__, type(e).__name__, e)) from e
+            return cache["value"]
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------
+# reading back
+
+
+def list_all(client, bucket, prefix=""):
+    """{key: {'size': n, 'etag': 'no-quotes', 'storage_class': s}} of a bucket."""
+    out = {}
+    kw = {"Bucket": bucket, "Prefix": prefix}
+    while True:
+        r = client.list_objects_v2(**kw)
+        for o in r.get("Contents", []):
+            out[o["Key"]] = {"size": o["Size"], "etag": o["ETag"].strip('"'),
+                             "storage_class": o.get("StorageClass")}
+        if not r.get("IsTruncated"):
+            return out
+        kw["ContinuationToken"] = r["NextContinuationToken"]
+
+
+def get_bytes(client, bucket, key):
+    return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def get_md5(client, bucket, key):
+    h = hashlib.md5()
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(MiB), b""):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def head(client, bucket, key):
+    return client.head_object(Bucket=bucket, Key=key)
+
+
+def multipart_uploads(client, bucket):
+    """Unfinished multipart uploads in a bucket: [(key, upload_id)]."""
+    r = client.list_multipart_uploads(Bucket=bucket)
+    return [(u["Key"], u["UploadId"]) for u in r.get("Uploads", [])]
+
+
+def assert_bytes(client, bucket, expected_md5, workers=16):
+    """Download every key of {key: md5hex} and compare; lists every mismatch."""
+
+    def check(item):
+        key, want = item
+        try:
+            got = get_md5(client, bucket, key)
+        except ClientError as e:
+            return "%r: %s" % (key, e.response.get("Error", {}).get("Code", e))
+        return None if got == want else "%r: md5 %s, expected %s" % (key, got, want)
+
+    bad = [m for m in _pool_map(check, expected_md5.items(), workers) if m]
+    assert not bad, "%d of %d objects differ: %s" % (len(bad), len(expected_md5), "; ".join(bad[:10]))
+
+
+def assert_same_keys(got, want, what="destination"):
+    got, want = set(got), set(want)
+    missing, extra = sorted(want - got), sorted(got - want)
+    assert not missing and not extra, "%s keys differ: %d missing %s, %d unexpected %s" % (
+        what, len(missing), missing[:5], len(extra), extra[:5])
+
+
+# --------------------------------------------------------------------------
+# radosgw request counters (admin socket) and access log
+
+
+def rgw_counters(which):
+    """radosgw 'rgw' perf counters of gateway 'a' or 'b' ({req, get, put, ...})."""
+    asok = os.environ.get("DTH_TEST_RGW_%s_ASOK" % which.upper())
+    if not asok:
+        skip("DTH_TEST_RGW_%s_ASOK not set" % which.upper())
+    out = subprocess.run(["ceph", "--admin-daemon", asok, "perf", "dump", "rgw"],
+                         check=True, capture_output=True, text=True, timeout=30).stdout
+    d = json.loads(out)["rgw"]
+    return {k: v for k, v in d.items() if isinstance(v, int)}
+
+
+def counters_delta(before, after):
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
+def rgw_log_path(which):
+    d = os.environ.get("DTH_TEST_CEPH_DIR")
+    return os.path.join(d, "log", "client.rgw.%s.log" % which) if d else None
+
+
+def rgw_log_size(which):
+    p = rgw_log_path(which)
+    try:
+        return os.path.getsize(p)
+    except (OSError, TypeError):
+        return 0
+
+
+def rgw_requests_since(which, offset):
+    """Request lines ('METHOD /path?query STATUS') radosgw logged after offset
+    (its log is written asynchronously: for diagnostics only)."""
+    p = rgw_log_path(which)
+    if not p:
+        return []
+    time.sleep(0.5)
+    try:
+        with open(p, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return ["%s %s" % m.groups() for m in re.finditer(r'beast: .*?"([A-Z]+ \S+) HTTP/[0-9.]+" (\d+)', text)]
+
+
+# --------------------------------------------------------------------------
+# running dth
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
+
+REMOTE_TEMPLATE = """[remote {name}]
+type = s3
+provider = {provider}
+endpoint = {endpoint}
+region = us-east-1
+path_style = true
+access_key_id = {key}
+secret_access_key = {secret}
+"""
+
+
+def remote_section(name, which="a", key=None, secret=None, provider=None, endpoint_url=None,
+                   extra=None):
+    if key is None:
+        key, secret = (S3RVER_KEY, S3RVER_SECRET) if which == "s3rver" else (RGW_KEY, RGW_SECRET)
+    text = REMOTE_TEMPLATE.format(
+        name=name, provider=provider or ("other" if which == "s3rver" else "ceph"),
+        endpoint=endpoint_url or endpoint(which), key=key, secret=secret)
+    for k, v in (extra or {}).items():
+        text += "%s = %s\n" % (k, v)
+    return text + "\n"
+
+
+def remote_env(name, which="a", key=None, secret=None, provider=None):
+    """DTH_REMOTE_<NAME>_* variables defining a remote (no config file)."""
+    if key is None:
+        key, secret = (S3RVER_KEY, S3RVER_SECRET) if which == "s3rver" else (RGW_KEY, RGW_SECRET)
+    p = "DTH_REMOTE_%s_" % name.upper()
+    return {p + "TYPE": "s3", p + "PROVIDER": provider or ("other" if which == "s3rver" else "ceph"),
+            p + "ENDPOINT": endpoint(which), p + "REGION": "us-east-1", p + "PATH_STYLE": "true",
+            p + "ACCESS_KEY_ID": key, p + "SECRET_ACCESS_KEY": secret}
+
+
+class DthError(AssertionError):
+    pass
+
+
+class Context:
+    """Per-test state: a directory, a config file (mode 600) with the remotes
+    src (radosgw A), dst (radosgw B) and s3rver (when running), a state dir,
+    unique bucket names, and the last dth stderr for failure reports."""
+
+    def __init__(self, name, root):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:60] + ".", dir=root)
+        self.state = os.path.join(self.dir, "state")
+        self.config = os.path.join(self.dir, "dth.conf")
+        self.last_stderr = ""
+        self.last_cmd = None
+        self._tasks = 0
+        self.write_config()
+
+    # -- config
+    def default_remotes(self):
+        text = ""
+        if have_endpoint("a"):
+            text += remote_section("src", "a")
+        if have_endpoint("b"):
+            text += remote_section("dst", "b")
+        if have_endpoint("s3rver"):
+            text += remote_section("s3rver", "s3rver")
+        return text
+
+    def write_config(self, text=None, extra="", path=None, mode=0o600):
+        """Write the config file (default: the standard remotes, plus extra)."""
+        path = path or self.config
+        if text is None:
+            text = self.default_remotes() + extra
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    # -- buckets
+    def bucket(self, which="a", tag=""):
+        """Create a bucket with a unique name on endpoint which."""
+        return create_bucket(which, tag or self.name.split(".")[-1].replace("test_", "")[:20])
+
+    def task(self, tag="t"):
+        self._tasks += 1
+        return "%s%d" % (tag, self._tasks)
+
+    # -- running dth
+    def base_env(self, extra=None):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir,
+               "LANG": "C.UTF-8", "TMPDIR": self.dir}
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_LIBRARY_PATH"):
+            if k in os.environ:
+                env[k] = os.environ[k]
+        env.update(extra or {})
+        return env
+
+    def run_dth(self, args, env=None, check_exit=0, timeout=300, replace_env=False):
+        """Run dth with args; returns (rc, stdout, stderr). check_exit: the
+        expected exit status (int or tuple), or None for no check. env is
+        added to a clean environment (HOME = the test dir, no AWS_* and no
+        DTH_* variables unless given); replace_env=True uses env as it is."""
+        exe = dth_bin()
+        if not os.access(exe, os.X_OK):
+            raise DthError("dth binary not found at %s (build it, or set DTH_BIN)" % exe)
+        full_env = dict(env or {}) if replace_env else self.base_env(env)
+        cmd = [exe] + [str(a) for a in args]
+        self.last_cmd = cmd
+        p = subprocess.Popen(cmd, env=full_env, cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, err = p.communicate()
+            self.last_stderr = err.decode("utf-8", "replace")
+            raise DthError("dth timed out after %ds: %s" % (timeout, " ".join(cmd[1:])))
+        out = out.decode("utf-8", "replace")
+        err = err.decode("utf-8", "replace")
+        self.last_stderr = err
+        for m in SANITIZER_MARKERS:
+            if m in err:
+                raise DthError("sanitizer report in dth stderr (%s)" % m)
+        rc = p.returncode
+        if check_exit is not None:
+            want = check_exit if isinstance(check_exit, (tuple, list)) else (check_exit,)
+            if rc not in want:
+                sig = " (killed by signal %d)" % -rc if rc < 0 else ""
+                raise DthError("dth %s exited %d%s, expected %s" % (
+                    " ".join(cmd[1:3]), rc, sig, "/".join(map(str, want))))
+        return rc, out, err
+
+    def sync(self, src, dst, *opts, task=None, check_exit=0, config=True, state=None, env=None,
+             json_out=True, timeout=300):
+        """dth sync [--config] --state --task [--json] OPTS SRC DST. Returns the
+        parsed JSON result (or (rc, out, err) with json_out=False)."""
+        args = ["sync"]
+        if config:
+            args += ["--config", self.config if config is True else config]
+        args += ["--state", state or self.state, "--task", task or "t", "--no-progress"]
+        if json_out:
+            args.append("--json")
+        args += list(opts) + [src, dst]
+        rc, out, err = self.run_dth(args, env=env, check_exit=check_exit, timeout=timeout)
+        if not json_out:
+            return rc, out, err
+        return parse_sync_json(out)
+
+    def popen_sync(self, src, dst, *opts, task="t"):
+        """Start dth sync in the background (own process group); returns Popen."""
+        exe = dth_bin()
+        if not os.access(exe, os.X_OK):
+            raise DthError("dth binary not found at %s (build it, or set DTH_BIN)" % exe)
+        cmd = [exe, "sync", "--config", self.config, "--state", self.state, "--task", task,
+               "--no-progress", "--json"] + list(opts) + [src, dst]
+        self.last_cmd = cmd
+        self._bg_err = os.path.join(self.dir, "bg-stderr.txt")
+        errf = open(self._bg_err, "wb")
+        try:
+            return subprocess.Popen(cmd, env=self.base_env(), cwd=REPO, stdout=subprocess.DEVNULL,
+                                    stderr=errf, start_new_session=True)
+        finally:
+            errf.close()
+
+    def manifest(self, *args, check_exit=0, json_out=False, env=None, timeout=120):
+        """dth manifest --state STATE ARGS [--json], with DTH_CONFIG pointing
+        at the test's config (diff and verify reach the remotes)."""
+        e = {"DTH_CONFIG": self.config}
+        e.update(env or {})
+        a = ["manifest", "--state", self.state] + list(args)
+        if json_out:
+            a.append("--json")
+        return self.run_dth(a, env=e, check_exit=check_exit, timeout=timeout)
+
+    def cleanup(self, passed):
+        if passed and not os.environ.get("DTH_TEST_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def work_root():
+    root = os.environ.get("DTH_TEST_WORKDIR")
+    if not root:
+        root = tempfile.mkdtemp(prefix="dth-it.")
+        os.environ["DTH_TEST_WORKDIR"] = root
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def fixture_context(name):
+    """A Context for a module fixture (kept for the whole run)."""
+    return Context(name, work_root())
+
+
+SYNC_JSON_KEYS = ("transferred", "bytes", "skipped", "failed", "deleted", "seconds", "requests")
+REQUEST_KINDS = ("list", "head", "get", "put", "copy", "multipart")
+
+
+def parse_sync_json(out):
+    """The one JSON object dth sync --json prints on stdout, checked for the
+    documented fields."""
+    try:
+        res = json.loads(out)
+    except ValueError as e:
+        raise AssertionError("dth sync --json stdout is not one JSON object (%s): %r" % (e, out[:500]))
+    assert isinstance(res, dict), "dth sync --json printed %s, not an object" % type(res).__name__
+    missing = [k for k in SYNC_JSON_KEYS if k not in res]
+    assert not missing, "sync JSON lacks %s: %s" % (missing, out[:500])
+    rq = res["requests"]
+    assert isinstance(rq, dict), "sync JSON 'requests' is not an object"
+    missing = [k for k in REQUEST_KINDS if k not in rq]
+    assert not missing, "sync JSON 'requests' lacks %s: %s" % (missing, rq)
+    return res
+
+
+def parse_json_records(out):
+    """Records from a --json output: a JSON array, an object holding one
+    array, or JSON lines. Returns a list."""
+    text = out.strip()
+    if not text:
+        return []
+    try:
+        v = json.loads(text)
+    except ValueError:
+        recs = []
+        for line in text.splitlines():
+            line = line.strip()
+            if line:
+                recs.append(json.loads(line))
+        return recs
+    if isinstance(v, list):
+        return v
+    if isinstance(v, dict):
+        lists = [x for x in v.values() if isinstance(x, list)]
+        if len(lists) == 1:
+            return lists[0]
+        return [v]
+    return [v]
+
+
+def find_number(obj, *path_options):
+    """The first number found at one of the key paths (tuples) in a JSON
+    value, e.g. find_number(s, ('done', 'count'), ('done',), ('objects', 'done'))."""
+    for path in path_options:
+        cur = obj
+        ok = True
+        for k in path:
+            if isinstance(cur, dict) and k in cur:
+                cur = cur[k]
+            else:
+                ok = False
+                break
+        if ok and isinstance(cur, (int, float)) and not isinstance(cur, bool):
+            return cur
+    return None
