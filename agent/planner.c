@@ -138,8 +138,17 @@ static int fill_listing(struct planner *p, struct head *h, struct plister *l, si
 			h->done = true;
 			break;
 		}
-		if (e->is_prefix || e->key_len < plen)
+		if (e->is_prefix)
 			continue;
+		/* Every listed key must start with the prefix: stripping blindly would
+		 * plan (and with --delete, delete) a different key than was listed. */
+		if (e->key_len < plen ||
+		    memcmp(e->key, is_src ? p->src_prefix : p->dst_prefix, plen) != 0)
+			return err_set(err, -EPROTO,
+				       "the %s listing returned \"%.200s\", outside the prefix "
+				       "\"%.200s\": refusing to plan from it",
+				       is_src ? "source" : "destination", e->key,
+				       is_src ? p->src_prefix : p->dst_prefix);
 		const char *rel = e->key + plen;
 		size_t rlen = e->key_len - plen;
 		if (rlen == 0)

@@ -109,10 +109,14 @@ struct plister *plister_new(struct s3_client *c, const char *bucket, const char 
 			o.end_before = r->end_before;
 		}
 		r->l = s3_lister_new(c, bucket, &o);
-		if (pthread_create(&r->thread, NULL, range_main, r) == 0)
+		int prc = pthread_create(&r->thread, NULL, range_main, r);
+		if (prc == 0) {
 			r->started = true;
-		else
-			r->done = true, r->rc = -EAGAIN;
+		} else {
+			r->done = true;
+			r->rc = err_set(&r->err, -prc, "cannot start a listing thread: %s",
+					strerror(prc));
+		}
 	}
 	return p;
 }

@@ -60,7 +60,14 @@ struct upload {
 	uint32_t outstanding; /* part jobs not yet finished */
 	uint32_t since_save;
 	bool replicate; /* the source layout is repeated: dest ETag must equal source */
-	int err;	/* first part error */
+	/* When the source ignores HEAD ?partNumber (Ceph 16), the part size is
+	 * inferred from the size and part count; other sizes that fit are tried
+	 * server-side if the first guess gives another ETag. */
+	uint64_t cand[8];
+	unsigned ncand;
+	struct s3_meta meta; /* headers of the copy, for a re-layout */
+	char *tagging;
+	int err; /* first part error */
 	char errmsg[CODEC_ERROR_MAX];
 	struct buf md5acc; /* concatenated binary part MD5s, for the expected ETag */
 };
@@ -419,6 +426,8 @@ static void upload_free(struct upload *up)
 	free(up->petag);
 	free(up->pdone);
 	buf_release(&up->md5acc);
+	s3_meta_release(&up->meta);
+	free(up->tagging);
 	free(up);
 }
 
@@ -480,6 +489,50 @@ static void abort_strays(struct transfer *t, const char *dkey, int64_t since)
 	buf_release(&s.ids);
 }
 
+unsigned transfer_guess_part_sizes(uint64_t size, unsigned nparts, uint64_t *out, unsigned max)
+{
+	static const unsigned pref_mib[] = {8, 5, 16, 64, 10, 15, 32, 50, 100, 128, 256, 512};
+	const uint64_t MiB = 1ULL << 20;
+	unsigned n = 0;
+	if (nparts < 2 || max == 0)
+		return 0;
+	/* ceil(size / p) == nparts  <=>  size / nparts <= p < size / (nparts - 1) */
+	uint64_t lo = size / nparts + (size % nparts != 0);
+	uint64_t hi = (size - 1) / (nparts - 1); /* largest p with (nparts-1)*p < size */
+	if (lo > hi)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(pref_mib) && n < max; i++) {
+		uint64_t p = pref_mib[i] * MiB;
+		if (p >= lo && p <= hi)
+			out[n++] = p;
+	}
+	for (uint64_t p = (lo + MiB - 1) / MiB * MiB; p <= hi && n < max; p += MiB) {
+		bool seen = false;
+		for (unsigned k = 0; k < n; k++)
+			seen |= out[k] == p;
+		if (!seen)
+			out[n++] = p;
+	}
+	/* Round decimal megabytes, then the smallest size that fits. */
+	for (uint64_t p = (lo + 999999) / 1000000 * 1000000; p <= hi && n < max; p += 1000000) {
+		bool seen = false;
+		for (unsigned k = 0; k < n; k++)
+			seen |= out[k] == p;
+		if (!seen)
+			out[n++] = p;
+	}
+	if (n == 0)
+		out[n++] = lo;
+	return n;
+}
+
+static void set_uniform(struct upload *up, uint64_t size, uint64_t p)
+{
+	for (uint32_t i = 0; i < up->nparts; i++)
+		up->psize[i] = (i + 1 < up->nparts) ? p : size - p * (up->nparts - 1);
+	up->rec.part_size = p;
+}
+
 /* The source's part layout from HEAD ?partNumber=N. Fills psize; returns 0, or
  * -EAGAIN when the layout cannot be repeated (use our own). */
 static int source_layout(struct transfer *t, const char *skey, uint64_t size, unsigned nsrc,
@@ -490,6 +543,8 @@ static int source_layout(struct transfer *t, const char *skey, uint64_t size, un
 	if (rc)
 		return rc;
 	uint64_t p1 = h1.size;
+	/* A server that ignores partNumber answers with the whole object. */
+	bool honoured = h1.parts_count > 0 || h1.size != size;
 	if (h1.parts_count)
 		nsrc = h1.parts_count;
 	s3_object_head_release(&h1);
@@ -497,6 +552,13 @@ static int source_layout(struct transfer *t, const char *skey, uint64_t size, un
 		return -EAGAIN;
 	up->nparts = nsrc;
 	up->psize = xcalloc(nsrc, sizeof(uint64_t));
+	if (!honoured && nsrc > 1) {
+		up->ncand = transfer_guess_part_sizes(size, nsrc, up->cand, ARRAY_SIZE(up->cand));
+		if (!up->ncand)
+			return -EAGAIN;
+		set_uniform(up, size, up->cand[0]);
+		return 0;
+	}
 	if (nsrc == 1 && p1 == size) {
 		up->psize[0] = size;
 		up->rec.part_size = size;
@@ -504,9 +566,7 @@ static int source_layout(struct transfer *t, const char *skey, uint64_t size, un
 	}
 	uint64_t n = size / p1 + (size % p1 != 0);
 	if (n == nsrc) {
-		for (uint32_t i = 0; i < nsrc; i++)
-			up->psize[i] = (i + 1 < nsrc) ? p1 : size - p1 * (nsrc - 1);
-		up->rec.part_size = p1;
+		set_uniform(up, size, p1);
 		return 0;
 	}
 	/* Parts of different sizes: ask for each one. */
@@ -622,6 +682,9 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 			goto fail;
 		}
 	}
+
+	s3_meta_copy(&up->meta, &h.meta);
+	up->tagging = tagging.len ? xstrdup(tagging.data) : NULL;
 
 	/* An upload left by an earlier run: resume it when it copies the same
 	 * version with the same layout, else abort it. */
@@ -749,6 +812,70 @@ out:
 	return rc;
 }
 
+/* Some servers (Ceph 16) answer CompleteMultipartUpload with an empty ETag:
+ * ask for it then. */
+static void complete_etag(struct transfer *t, const char *dkey, char *etag)
+{
+	if (etag[0])
+		return;
+	struct s3_object_head h;
+	struct dth_err err;
+	err_clear(&err);
+	if (s3_head_object(t->o->dst, t->o->dst_bucket, dkey, 0, &h, &err) == 0) {
+		strlcpy_s(etag, h.etag, S3_ETAG_MAX);
+		s3_object_head_release(&h);
+	}
+}
+
+/* Copy the destination object onto itself with parts of p bytes (UploadPartCopy),
+ * so its ETag follows that layout. etag gets the new ETag. */
+static int relayout(struct transfer *t, struct upload *up, uint64_t p, char *etag)
+{
+	struct dth_err err;
+	err_clear(&err);
+	uint64_t size = up->rec.object_size;
+	uint32_t n = (uint32_t)(size / p + (size % p != 0));
+	if (n != up->nparts)
+		return -EINVAL;
+	struct s3_put_opts po;
+	put_opts_fill(t, &po, &up->meta, up->tagging);
+	struct buf uid = BUF_INIT;
+	struct s3_part *parts = xcalloc(n, sizeof(*parts));
+	char cur[S3_ETAG_MAX];
+	strlcpy_s(cur, etag, sizeof(cur));
+	int rc = s3_mpu_create(t->o->dst, t->o->dst_bucket, up->dst_key, &po, &uid, &err);
+	if (rc)
+		goto out;
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		uint64_t off = (uint64_t)i * p, len = (i + 1 < n) ? p : size - off;
+		parts[i].number = i + 1;
+		parts[i].size = len;
+		rc = s3_mpu_upload_part_copy(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data,
+					     i + 1, t->o->dst_bucket, up->dst_key, off, len, cur,
+					     parts[i].etag, &err);
+	}
+	if (!rc) {
+		rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data, parts, n,
+				     etag, &err);
+		if (!rc)
+			complete_etag(t, up->dst_key, etag);
+	}
+	if (rc) {
+		struct dth_err e2;
+		err_clear(&e2);
+		ignore_rc(s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data, &e2));
+		log_warn("%s: re-laying out the copy with %llu-byte parts failed: %s", up->dst_key,
+			 (unsigned long long)p, err.message);
+	} else {
+		log_info("%s: re-laid out with %llu-byte parts, etag %s", up->dst_key,
+			 (unsigned long long)p, etag);
+	}
+out:
+	free(parts);
+	buf_release(&uid);
+	return rc;
+}
+
 static void finalize_upload(struct worker *wk, struct upload *up)
 {
 	struct transfer *t = wk->t;
@@ -798,14 +925,31 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 	}
 	if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
 		set_fatal(t, -EIO, "upload record");
+	complete_etag(t, up->dst_key, etag);
 	if (up->replicate && dest_etag_is_md5(t) && strcasecmp(etag, j->etag) != 0) {
-		char reason[CODEC_ERROR_MAX];
-		reasonf(reason, sizeof(reason),
-			"destination etag %s differs from source etag %s after repeating its "
-			"part layout",
-			etag, j->etag);
-		object_failed(t, j, reason);
-		goto out;
+		/* A guessed part size was wrong: lay the copy out again, server-side,
+		 * with the next size that fits, until the ETags agree. */
+		for (unsigned k = 1; k < up->ncand && strcasecmp(etag, j->etag) != 0; k++) {
+			if (relayout(t, up, up->cand[k], etag) != 0)
+				break;
+		}
+	}
+	if (up->replicate && dest_etag_is_md5(t) && strcasecmp(etag, j->etag) != 0) {
+		if (up->ncand) {
+			/* Every part was verified by its MD5, so the bytes are right; only
+			 * the source's unknown part size keeps the ETags apart. */
+			log_warn("%s: copied and verified part by part, but the source's part size "
+				 "could not be found, so the destination etag %s differs from %s",
+				 up->dst_key, etag, j->etag);
+		} else {
+			char reason[CODEC_ERROR_MAX];
+			reasonf(reason, sizeof(reason),
+				"destination etag %s differs from source etag %s after repeating "
+				"its part layout",
+				etag, j->etag);
+			object_failed(t, j, reason);
+			goto out;
+		}
 	}
 	object_done(t, j, etag, j->rec.meta_fp);
 out:

@@ -33,4 +33,10 @@ void transfer_free(struct transfer *t);
 void transfer_layout(uint64_t size, uint64_t part_size, uint64_t *out_part_size,
 		     uint32_t *out_count);
 
+/* Part sizes that split an object of size bytes into exactly nparts parts,
+ * the likeliest first (round MiB sizes that tools use by default, then other
+ * whole MiB, then whole MB). For sources that do not answer HEAD
+ * ?partNumber=1. Returns how many were written to out (at most max). */
+unsigned transfer_guess_part_sizes(uint64_t size, unsigned nparts, uint64_t *out, unsigned max);
+
 #endif

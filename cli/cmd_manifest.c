@@ -584,12 +584,19 @@ static int do_verify(const struct mopts *mo, const char *task)
 	pthread_t *th = xcalloc(nt, sizeof(pthread_t));
 	unsigned started = 0;
 	for (unsigned i = 0; i < nt; i++)
-		if (pthread_create(&th[i], NULL, verify_main, &v) == 0)
+		if (pthread_create(&th[started], NULL, verify_main, &v) == 0)
 			started++;
 	struct dth_err err;
 	err_clear(&err);
-	struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_OBJECTS, id, NULL, NULL, &err);
-	int rc = c ? 0 : -EIO;
+	struct manifest_cursor *c = NULL;
+	int rc;
+	if (!started) {
+		/* Nobody would take the jobs: the queue would fill and block. */
+		rc = err_set(&err, -EAGAIN, "cannot start any verify thread");
+	} else {
+		c = manifest_cursor_new(m, MANIFEST_OBJECTS, id, NULL, NULL, &err);
+		rc = c ? 0 : (err.code ? err.code : -EIO);
+	}
 	const char *key;
 	size_t len;
 	struct obj_record r;

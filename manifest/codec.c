@@ -22,7 +22,7 @@
 #define CODEC_VERSION 1
 
 static const char *const status_names[OBJ__COUNT] = {
-	"pending", "copying", "done", "failed", "skipped", "deleted",
+    "pending", "copying", "done", "failed", "skipped", "deleted",
 };
 
 const char *obj_status_name(int s)

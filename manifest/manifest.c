@@ -69,12 +69,12 @@
 size_t manifest_map_initial = (size_t)1 << 30;
 size_t manifest_map_max = (size_t)1 << 40;
 
-#define MF_MAX_DBS        16
-#define MF_MAX_READERS    510
+#define MF_MAX_DBS	  16
+#define MF_MAX_READERS	  510
 #define MF_RENEW_RECORDS  4096
-#define MF_RENEW_MS       1000
+#define MF_RENEW_MS	  1000
 #define MF_RESIZE_RETRIES 16
-#define MF_DISK_LOW       (16u << 20) /* free bytes under which EIO means a full disk */
+#define MF_DISK_LOW	  (16u << 20) /* free bytes under which EIO means a full disk */
 
 /* ---- errors ---- */
 
@@ -123,7 +123,8 @@ int mf_adopt_mapsize(struct manifest *m)
 	pthread_rwlock_unlock(&m->gate);
 	log_debug("manifest %s: adopted map size %zu (was %zu)", m->dir, info.me_mapsize, old);
 	if (rc) {
-		log_error("manifest %s: cannot adopt the new map size: %s", m->dir, mdb_strerror(rc));
+		log_error("manifest %s: cannot adopt the new map size: %s", m->dir,
+			  mdb_strerror(rc));
 		return mf_errno(rc);
 	}
 	return 0;
@@ -487,11 +488,11 @@ static const struct {
 	const char *name;
 	size_t off;
 } mf_dbs[] = {
-	{"tasks", offsetof(struct manifest, dbi_tasks)},
-	{"objects", offsetof(struct manifest, dbi_objects)},
-	{"uploads", offsetof(struct manifest, dbi_uploads)},
-	{"stats", offsetof(struct manifest, dbi_stats)},
-	{"longkeys", offsetof(struct manifest, dbi_long)},
+    {"tasks", offsetof(struct manifest, dbi_tasks)},
+    {"objects", offsetof(struct manifest, dbi_objects)},
+    {"uploads", offsetof(struct manifest, dbi_uploads)},
+    {"stats", offsetof(struct manifest, dbi_stats)},
+    {"longkeys", offsetof(struct manifest, dbi_long)},
 };
 
 static int init_rdwr(struct manifest *m, struct dth_err *err)
@@ -500,8 +501,8 @@ static int init_rdwr(struct manifest *m, struct dth_err *err)
 		MDB_txn *txn;
 		int rc = mf_write_begin(m, &txn);
 		if (rc)
-			return err_set(err, rc, "manifest %s: cannot begin a transaction: %s", m->dir,
-				       strerror(-rc));
+			return err_set(err, rc, "manifest %s: cannot begin a transaction: %s",
+				       m->dir, strerror(-rc));
 		bool fresh;
 		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &m->dbi_meta);
 		if (rc) {
@@ -516,7 +517,8 @@ static int init_rdwr(struct manifest *m, struct dth_err *err)
 		if (fresh) {
 			rc = meta_put_u64(txn, m->dbi_meta, "schema", MANIFEST_SCHEMA_VERSION);
 			if (!rc)
-				rc = meta_put_u64(txn, m->dbi_meta, "created", (uint64_t)time(NULL));
+				rc =
+				    meta_put_u64(txn, m->dbi_meta, "created", (uint64_t)time(NULL));
 		}
 		for (size_t i = 0; !rc && i < ARRAY_SIZE(mf_dbs); i++)
 			rc = mdb_dbi_open(txn, mf_dbs[i].name, MDB_CREATE,
@@ -529,7 +531,8 @@ static int init_rdwr(struct manifest *m, struct dth_err *err)
 		if (rc == MDB_MAP_FULL) {
 			e = mf_grow(m);
 			if (e)
-				return err_set(err, e, "manifest %s: map size limit reached", m->dir);
+				return err_set(err, e, "manifest %s: map size limit reached",
+					       m->dir);
 			continue;
 		}
 		if (rc)
@@ -656,8 +659,9 @@ struct manifest *manifest_open(const char *dir, int mode, struct dth_err *err)
 		if (info.me_mapsize < manifest_map_initial) {
 			rc = mdb_env_set_mapsize(m->env, manifest_map_initial);
 			if (rc) {
-				err_set(err, mf_errno(rc), "manifest %s: cannot set the map size: %s",
-					dir, mdb_strerror(rc));
+				err_set(err, mf_errno(rc),
+					"manifest %s: cannot set the map size: %s", dir,
+					mdb_strerror(rc));
 				goto fail;
 			}
 		}
@@ -766,8 +770,7 @@ static int tasks_load(struct manifest *m, MDB_txn *txn, struct task_entry **out,
 	return 0;
 }
 
-int manifest_task_find(struct manifest *m, const char *name, uint32_t *id,
-		       struct task_record *rec)
+int manifest_task_find(struct manifest *m, const char *name, uint32_t *id, struct task_record *rec)
 {
 	MDB_txn *txn;
 	struct task_entry *arr = NULL;
@@ -1132,8 +1135,8 @@ static int bytes_cmp(const void *a, size_t al, const void *b, size_t bl)
 	return al < bl ? -1 : al > bl;
 }
 
-struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db db,
-					    uint32_t task, const char *prefix, const char *start,
+struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db db, uint32_t task,
+					    const char *prefix, const char *start,
 					    struct dth_err *err)
 {
 	err_clear(err);
@@ -1309,7 +1312,10 @@ void manifest_cursor_free(struct manifest_cursor *c)
 	free(c);
 }
 
-/* ---- key quantiles ---- */
+/* ---- key quantiles ----
+ * Without a prefix the stats give the count, so one scan suffices; with one,
+ * a counting scan comes first. Keys are NUL-separated in out, which suits S3
+ * keys (they never contain NUL). */
 
 int manifest_key_quantiles(struct manifest *m, uint32_t task, const char *prefix, unsigned n,
 			   struct buf *out, unsigned *count)
@@ -1329,8 +1335,8 @@ int manifest_key_quantiles(struct manifest *m, uint32_t task, const char *prefix
 		for (int i = 0; i < OBJ__COUNT; i++)
 			total += st.count[i];
 	} else {
-		struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_OBJECTS, task, prefix,
-								NULL, NULL);
+		struct manifest_cursor *c =
+		    manifest_cursor_new(m, MANIFEST_OBJECTS, task, prefix, NULL, NULL);
 		if (!c)
 			return -EIO;
 		while ((rc = manifest_cursor_next(c, &key, &kl, NULL)) == 1)
@@ -1342,7 +1348,7 @@ int manifest_key_quantiles(struct manifest *m, uint32_t task, const char *prefix
 	if (total < 2)
 		return 0;
 	struct manifest_cursor *c =
-		manifest_cursor_new(m, MANIFEST_OBJECTS, task, prefix, NULL, NULL);
+	    manifest_cursor_new(m, MANIFEST_OBJECTS, task, prefix, NULL, NULL);
 	if (!c)
 		return -EIO;
 	/* split i (1..n-1) is the first key of range i+1: index total*i/n;

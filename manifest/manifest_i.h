@@ -11,7 +11,7 @@
 /* Map size tunables (bytes). Tests lower them to exercise growth and the
  * limit; set them before manifest_open. */
 extern size_t manifest_map_initial; /* RDWR opens grow a smaller map to this */
-extern size_t manifest_map_max;     /* growth stops here: -ENOSPC */
+extern size_t manifest_map_max;	    /* growth stops here: -ENOSPC */
 
 /* Longest object key accepted (local paths reach PATH_MAX; S3 stops at 1024). */
 #define MANIFEST_KEY_MAX 4096
@@ -19,12 +19,12 @@ extern size_t manifest_map_max;     /* growth stops here: -ENOSPC */
 /* Long-key layout constants (see the comment at the top of manifest.c). They
  * are part of the on-disk format and do not follow the library's build. */
 #define MF_LMDB_KEY_MAX 511
-#define MF_ROOT_PFX     4
-#define MF_EXT_PFX      8
-#define MF_MARK_BYTE    0x00
-#define MF_MARK_TAG     0xE1
-#define MF_MARK_VLEN    9
-#define MF_DEPTH_MAX    10
+#define MF_ROOT_PFX	4
+#define MF_EXT_PFX	8
+#define MF_MARK_BYTE	0x00
+#define MF_MARK_TAG	0xE1
+#define MF_MARK_VLEN	9
+#define MF_DEPTH_MAX	10
 
 struct manifest {
 	MDB_env *env;

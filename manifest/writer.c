@@ -102,8 +102,7 @@ static void stats_sub(struct task_stats *st, const struct obj_record *old)
 }
 
 /* Old object record, if any, is subtracted from the task's stats. */
-static int obj_forget(struct manifest_writer *w, MDB_txn *txn, const struct wop *op,
-		      bool *existed)
+static int obj_forget(struct manifest_writer *w, MDB_txn *txn, const struct wop *op, bool *existed)
 {
 	struct manifest *m = w->m;
 	MDB_val v;

@@ -42,8 +42,8 @@ static int obj_eq(const struct obj_record *a, const struct obj_record *b)
 	return a->size == b->size && a->last_modified == b->last_modified &&
 	       strcmp(a->etag, b->etag) == 0 && a->meta_fp == b->meta_fp &&
 	       a->status == b->status && a->attempts == b->attempts &&
-	       strcmp(a->last_error, b->last_error) == 0 && strcmp(a->dest_etag, b->dest_etag) == 0 &&
-	       a->transferred_at == b->transferred_at;
+	       strcmp(a->last_error, b->last_error) == 0 &&
+	       strcmp(a->dest_etag, b->dest_etag) == 0 && a->transferred_at == b->transferred_at;
 }
 
 /* Every strict prefix of enc must fail to decode; the whole must succeed. */
@@ -206,8 +206,8 @@ static void test_upload(void)
 	for (uint32_t i = 0; i < a.n_parts; i++) {
 		a.parts[i].number = i + 1;
 		a.parts[i].size = a.part_size - i;
-		snprintf(a.parts[i].etag, sizeof(a.parts[i].etag),
-			 "%08x%08x%08x%08x", i, i * 7, i * 13, ~i);
+		snprintf(a.parts[i].etag, sizeof(a.parts[i].etag), "%08x%08x%08x%08x", i, i * 7,
+			 i * 13, ~i);
 	}
 	codec_upload_encode(&a, &enc);
 	is_int(codec_upload_decode(enc.data, enc.len, &b), 0, "upload: 10000 parts decode");
@@ -215,7 +215,8 @@ static void test_upload(void)
 		   a.object_size == b.object_size && a.part_size == b.part_size &&
 		   a.part_count == b.part_count && a.created == b.created && b.n_parts == a.n_parts;
 	for (uint32_t i = 0; same && i < a.n_parts; i++)
-		same = a.parts[i].number == b.parts[i].number && a.parts[i].size == b.parts[i].size &&
+		same = a.parts[i].number == b.parts[i].number &&
+		       a.parts[i].size == b.parts[i].size &&
 		       strcmp(a.parts[i].etag, b.parts[i].etag) == 0;
 	ok(same, "upload: every field and part round trips");
 	codec_upload_release(&b);
@@ -275,14 +276,15 @@ static void test_stats_task(void)
 	codec_task_encode(&t, &enc);
 	is_int(codec_task_decode(enc.data, enc.len, &t2), 0, "task: decode");
 	ok(strcmp(t.name, t2.name) == 0 && strcmp(t.src, t2.src) == 0 &&
-		   strcmp(t.dst, t2.dst) == 0 && strcmp(t.kind, t2.kind) == 0 &&
-		   strcmp(t.state, t2.state) == 0 && t.created == t2.created &&
-		   t.last_run_start == t2.last_run_start && t.last_run_end == t2.last_run_end &&
-		   t.runs == t2.runs && t2.dest_listed == 1,
+	       strcmp(t.dst, t2.dst) == 0 && strcmp(t.kind, t2.kind) == 0 &&
+	       strcmp(t.state, t2.state) == 0 && t.created == t2.created &&
+	       t.last_run_start == t2.last_run_start && t.last_run_end == t2.last_run_end &&
+	       t.runs == t2.runs && t2.dest_listed == 1,
 	   "task: max-size strings round trip");
 	check_prefixes("task", &enc, dec_task, &t2);
 	enc.data[enc.len - 1] = 2;
-	is_int(codec_task_decode(enc.data, enc.len, &t2), -EPROTO, "task: dest_listed 2 is -EPROTO");
+	is_int(codec_task_decode(enc.data, enc.len, &t2), -EPROTO,
+	       "task: dest_listed 2 is -EPROTO");
 	buf_release(&enc);
 }
 
@@ -291,7 +293,11 @@ static void test_keys(void)
 	struct buf a = BUF_INIT, b = BUF_INIT;
 	codec_key_encode(0x01020304, "abc", 3, &a);
 	is_int(a.len, 7, "key: length");
-	ok(memcmp(a.data, "\x01\x02\x03\x04" "abc", 7) == 0, "key: big-endian task id then key");
+	ok(memcmp(a.data,
+		  "\x01\x02\x03\x04"
+		  "abc",
+		  7) == 0,
+	   "key: big-endian task id then key");
 	uint32_t id;
 	const char *k;
 	size_t kl;

@@ -2,9 +2,11 @@
 #include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -289,7 +291,8 @@ static void test_writer_basic(struct manifest *m)
 	int same = ug.n_parts == 10000 && ug.object_size == u.object_size &&
 		   strcmp(ug.upload_id, u.upload_id) == 0;
 	for (uint32_t i = 0; same && i < 10000; i++)
-		same = ug.parts[i].number == i + 1 && strcmp(ug.parts[i].etag, u.parts[i].etag) == 0;
+		same =
+		    ug.parts[i].number == i + 1 && strcmp(ug.parts[i].etag, u.parts[i].etag) == 0;
 	ok(same, "upload with 10000 parts round trips");
 	codec_upload_release(&ug);
 
@@ -305,7 +308,8 @@ static void test_writer_basic(struct manifest *m)
 	manifest_cursor_free(c);
 	c = manifest_cursor_new(m, MANIFEST_UPLOADS, 1, NULL, "big2", &err);
 	struct obj_record dummy;
-	ok(manifest_cursor_next(c, &k, &kl, &dummy) == 1 && kl == 8 && memcmp(k, "big2.bin", 8) == 0,
+	ok(manifest_cursor_next(c, &k, &kl, &dummy) == 1 && kl == 8 &&
+	       memcmp(k, "big2.bin", 8) == 0,
 	   "cursor_next on an uploads cursor gives keys");
 	manifest_cursor_free(c);
 	c = manifest_cursor_new(m, MANIFEST_OBJECTS, 1, NULL, NULL, &err);
@@ -340,7 +344,8 @@ static void test_stats_random(struct manifest *m)
 			memset(keys[i], 'L', 600);
 			klen[i] = 600 + (size_t)snprintf(keys[i] + 600, 100, "/%05d", i);
 		} else {
-			klen[i] = (size_t)snprintf(keys[i], sizeof(keys[i]), "dir%d/file-%05d", i % 7, i);
+			klen[i] =
+			    (size_t)snprintf(keys[i], sizeof(keys[i]), "dir%d/file-%05d", i % 7, i);
 		}
 	}
 	int errs = 0;
@@ -407,9 +412,9 @@ static const unsigned char alpha_str[] = {0x01, 'a', 'b', 0xff};
 static size_t build_keys(struct key **out, const unsigned char *alpha, size_t na, char *b,
 			 size_t blen)
 {
-	static const size_t lens[] = {0,    1,    2,    250,  504,  505,  506,  507,  508, 509,
-				      600,  1006, 1007, 1008, 1009, 1010, 1011, 1012, 1023, 1024,
-				      1510, 1511, 1512, 2000, 4096};
+	static const size_t lens[] = {0,    1,	  2,	250,  504,  505,  506,	507,  508,
+				      509,  600,  1006, 1007, 1008, 1009, 1010, 1011, 1012,
+				      1023, 1024, 1510, 1511, 1512, 2000, 4096};
 	static const size_t poss[] = {0, 1, 300, 504, 505, 506, 507, 1007, 1008, 1009, 1010, 1511};
 	size_t cap = 4096, n = 0;
 	struct key *k = calloc(cap, sizeof(*k));
@@ -485,8 +490,8 @@ static int scan_check(struct manifest *m, uint32_t task, struct key *k, size_t n
 		      const char *prefix, const char *start, size_t *seen)
 {
 	struct dth_err err;
-	struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_OBJECTS, task, prefix, start,
-							 &err);
+	struct manifest_cursor *c =
+	    manifest_cursor_new(m, MANIFEST_OBJECTS, task, prefix, start, &err);
 	if (!c)
 		return 1;
 	size_t pl = prefix ? strlen(prefix) : 0, sl = start ? strlen(start) : 0;
@@ -910,6 +915,82 @@ static void test_rdonly_process(void)
 	manifest_free(m);
 }
 
+/* ---- a real full filesystem: a 3 MiB tmpfs in a private mount namespace ---- */
+
+static int full_disk_child(const char *dir)
+{
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		return 77;
+	mkdir(dir, 0700);
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=3m") != 0)
+		return 77;
+	char sd[600];
+	snprintf(sd, sizeof(sd), "%s/state", dir);
+	struct dth_err err;
+	struct manifest *m = manifest_open(sd, MANIFEST_RDWR, &err);
+	if (!m)
+		return 1;
+	struct manifest_writer *w = manifest_writer_new(m, 100, 5, &err);
+	int committed = 0, rc = 0;
+	char key[64];
+	struct obj_record r;
+	for (int round = 0; round < 1000 && !rc; round++) {
+		for (int i = 0; i < 100; i++) {
+			int n = snprintf(key, sizeof(key), "d%04d-%03d", round, i);
+			rec_make(&r, 1, OBJ_DONE);
+			memset(r.last_error, 'z', 250);
+			if (manifest_writer_put_obj(w, 1, key, (size_t)n, &r) != 0)
+				break;
+		}
+		rc = manifest_writer_flush(w);
+		if (!rc)
+			committed += 100;
+	}
+	if (rc != -ENOSPC || committed == 0)
+		return 2;
+	rec_make(&r, 1, OBJ_DONE);
+	if (manifest_writer_put_obj(w, 1, "late", 4, &r) != -ENOSPC)
+		return 3;
+	if (manifest_writer_free(w) != -ENOSPC)
+		return 4;
+	manifest_free(m);
+	m = manifest_open(sd, MANIFEST_RDONLY, &err);
+	if (!m)
+		return 5;
+	struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_OBJECTS, 1, NULL, NULL, &err);
+	const char *k;
+	size_t kl;
+	int n = 0;
+	while (manifest_cursor_next(c, &k, &kl, NULL) == 1)
+		n++;
+	manifest_cursor_free(c);
+	struct task_stats st;
+	if (manifest_stats_get(m, 1, &st) != 0 || st.count[OBJ_DONE] != (uint64_t)n)
+		return 6;
+	if (n < committed || n >= committed + 100)
+		return 7;
+	manifest_free(m);
+	return 0;
+}
+
+static void test_full_disk(void)
+{
+	char dir[512];
+	path_of(dir, sizeof(dir), "tiny");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(full_disk_child(dir));
+	int st = -1;
+	waitpid(pid, &st, 0);
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	if (code == 77)
+		ok(1, "# SKIP full filesystem: cannot mount a tmpfs here");
+	else
+		ok(code == 0,
+		   "full filesystem: -ENOSPC, sticky, committed batches intact (exit %d)", code);
+}
+
 /* ---- reopen, quantiles, concurrent producers ---- */
 
 static void test_reopen(const char *dir)
@@ -940,7 +1021,8 @@ static void test_quantiles(struct manifest *m)
 	char key[64];
 	int errs = 0;
 	for (int i = 0; i < 10000; i++) {
-		int n = snprintf(key, sizeof(key), "%c/%05d", i % 2 ? 'x' : 'y', (int)(rnd() % 100000));
+		int n =
+		    snprintf(key, sizeof(key), "%c/%05d", i % 2 ? 'x' : 'y', (int)(rnd() % 100000));
 		rec_make(&r, 1, OBJ_DONE);
 		errs += manifest_writer_put_obj(w, 40, key, (size_t)n, &r) != 0;
 	}
@@ -971,7 +1053,7 @@ static void test_quantiles(struct manifest *m)
 	manifest_cursor_free(c);
 	long lo = total / 4 - 1, hi = total / 4 + 1;
 	ok(ranges[0] >= lo && ranges[0] <= hi && ranges[1] >= lo && ranges[1] <= hi &&
-		   ranges[2] >= lo && ranges[2] <= hi && ranges[3] >= lo && ranges[3] <= hi,
+	       ranges[2] >= lo && ranges[2] <= hi && ranges[3] >= lo && ranges[3] <= hi,
 	   "ranges balanced: %ld %ld %ld %ld of %ld", ranges[0], ranges[1], ranges[2], ranges[3],
 	   total);
 	buf_reset(&out);
@@ -1063,6 +1145,7 @@ int main(void)
 	test_reopen(dir);
 	test_map_growth();
 	test_rdonly_process();
+	test_full_disk();
 
 	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
