@@ -33,6 +33,22 @@ static void add64(uint64_t *p, uint64_t v)
 	__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
 
+struct orphan_ctx {
+	const char *key;
+	int64_t since;
+	struct buf ids;
+};
+
+static int orphan_cb(void *ctx, const struct s3_upload *u)
+{
+	struct orphan_ctx *s = ctx;
+	if (!strcmp(u->key, s->key) && u->initiated >= s->since) {
+		buf_adds(&s->ids, u->upload_id);
+		buf_addch(&s->ids, '\0');
+	}
+	return 0;
+}
+
 /* Abort the uploads still recorded for the task after a complete run: their
  * objects are gone from the source or were copied another way, and an
  * unfinished upload costs money. */
@@ -40,6 +56,9 @@ static int abort_orphans(const struct sync_opts *o, struct manifest_writer *w)
 {
 	struct dth_err err;
 	err_clear(&err);
+	int frc = manifest_writer_flush(w);
+	if (frc)
+		return frc;
 	struct manifest_cursor *c =
 	    manifest_cursor_new(o->manifest, MANIFEST_UPLOADS, o->task_id, NULL, NULL, &err);
 	if (!c)
@@ -53,7 +72,28 @@ static int abort_orphans(const struct sync_opts *o, struct manifest_writer *w)
 		buf_reset(&dkey);
 		buf_adds(&dkey, o->dst_prefix);
 		buf_add(&dkey, key, len);
-		if (rec.upload_id[0]) {
+		if (!rec.upload_id[0]) {
+			/* Only the intent was recorded: an upload may exist that we never
+			 * learned the id of. */
+			struct orphan_ctx oc = {dkey.data, rec.created - 300, BUF_INIT};
+			struct dth_err e2;
+			err_clear(&e2);
+			int lrc = s3_mpu_list_uploads(o->dst, o->dst_bucket, dkey.data, orphan_cb,
+						      &oc, &e2);
+			for (size_t off = 0; !lrc && off < oc.ids.len;
+			     off += strlen(oc.ids.data + off) + 1) {
+				int a = s3_mpu_abort(o->dst, o->dst_bucket, dkey.data,
+						     oc.ids.data + off, &e2);
+				if (a && a != -ENOENT)
+					lrc = a;
+			}
+			buf_release(&oc.ids);
+			if (lrc) {
+				log_warn("could not abort unrecorded uploads of %s: %s", dkey.data,
+					 e2.message);
+				continue; /* keep the record; the next run retries */
+			}
+		} else {
 			struct dth_err e2;
 			err_clear(&e2);
 			int arc =
@@ -88,6 +128,12 @@ static int check_destination(const struct sync_opts *o, struct sync_result *res,
 			log_info("created destination bucket %s", o->dst_bucket);
 	}
 	if (rc) {
+		if (rc == -EACCES && !strstr(err->message, "credentials")) {
+			char msg[sizeof(err->message)];
+			strlcpy_s(msg, err->message, sizeof(msg));
+			err_set(err, rc, "%s (the credentials were refused or lack permission)",
+				msg);
+		}
 		err_prefix(err, "destination %s:%s", s3_client_name(o->dst), o->dst_bucket);
 		res->unreachable = true;
 	}
@@ -165,8 +211,17 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 	 * checked before the first thing is written to it (or listed), so a
 	 * no-change rescan sends nothing but source LISTs. */
 	bool dst_checked = false;
+	bool dst_absent = false;
 	if (o->merge_destination) {
-		if ((rc = check_destination(o, res, err)))
+		rc = check_destination(o, res, err);
+		if (rc == -ENOENT && o->dry_run) {
+			/* A dry run into a bucket that does not exist yet: all is new. */
+			err_clear(err);
+			res->unreachable = false;
+			dst_absent = true;
+			rc = 0;
+		}
+		if (rc)
 			return rc;
 		dst_checked = true;
 	}
@@ -180,11 +235,11 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 
 	/* List the source in parallel key ranges split at the manifest's own
 	 * quantiles (a rescan of a known task), else as one stream. */
-	const char *split_keys[16];
+	const char *split_keys[7];
 	unsigned nsplit = source_splits(o, &splits, split_keys, ARRAY_SIZE(split_keys));
 	ls = plister_new(o->src, o->src_bucket, o->src_prefix[0] ? o->src_prefix : NULL, split_keys,
-			 nsplit, 20000);
-	if (o->merge_destination)
+			 nsplit, 5000);
+	if (o->merge_destination && !dst_absent)
 		ld = plister_new(o->dst, o->dst_bucket, o->dst_prefix[0] ? o->dst_prefix : NULL,
 				 NULL, 0, 0);
 	cur = manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, NULL, err);
@@ -269,7 +324,7 @@ out:
 		struct dth_err ferr;
 		err_clear(&ferr);
 		int frc = transfer_finish(xfer, &ferr);
-		if (frc && !rc) {
+		if (frc && (!rc || rc == frc)) {
 			rc = frc;
 			*err = ferr;
 		}

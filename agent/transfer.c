@@ -330,12 +330,10 @@ static int copy_small(struct worker *wk, struct job *j, struct buf *reason)
 		}
 		unsigned parts;
 		if (s3_etag_parse(j->etag, &parts) && parts == 0 && dest_etag_is_md5(t) &&
-		    strcasecmp(etag, j->etag) != 0) {
-			rc = -EIO;
-			buf_addf(reason, "destination etag %s differs from source etag %s", etag,
-				 j->etag);
-			goto out;
-		}
+		    strcasecmp(etag, j->etag) != 0)
+			log_debug("%s: destination etag %s is not the source's %s (encrypted "
+				  "bucket?)",
+				  dkey.data, etag, j->etag);
 		object_done(t, j, etag, 0);
 		add64(&t->prog->bytes_moved, j->size);
 		goto out;
@@ -346,8 +344,35 @@ static int copy_small(struct worker *wk, struct job *j, struct buf *reason)
 		buf_reset(&wk->body);
 		buf_grow(&wk->body, j->size);
 		err_clear(&err);
-		rc = s3_get_object(t->o->src, t->o->src_bucket, skey.data, 0, 0, NULL, &wk->body,
+		/* If-Match: an object replaced since the listing (maybe by a huge
+		 * one) is looked at again instead of being read blindly into memory. */
+		rc = s3_get_object(t->o->src, t->o->src_bucket, skey.data, 0, 0, j->etag, &wk->body,
 				   &h, &err);
+		if (rc == -ESTALE && attempt < MD5_RETRIES) {
+			struct s3_object_head nh;
+			err_clear(&err);
+			rc = s3_head_object(t->o->src, t->o->src_bucket, skey.data, 0, &nh, &err);
+			if (rc) {
+				buf_adds(reason, err.message);
+				goto out;
+			}
+			j->size = nh.size;
+			strlcpy_s(j->etag, nh.etag, sizeof(j->etag));
+			j->last_modified = nh.last_modified;
+			s3_object_head_release(&nh);
+			unsigned np;
+			if (j->size >= t->o->multipart_threshold ||
+			    (s3_etag_parse(j->etag, &np) && np > 0)) {
+				rc = -EAGAIN; /* now a multipart copy */
+				goto out;
+			}
+			continue;
+		}
+		if (rc == -ESTALE) {
+			buf_adds(reason, "source keeps changing while it is copied; the next run "
+					 "copies it");
+			goto out;
+		}
 		if (rc) {
 			buf_adds(reason, err.message);
 			goto out;
@@ -392,13 +417,12 @@ static int copy_small(struct worker *wk, struct job *j, struct buf *reason)
 			buf_adds(reason, err.message);
 			goto out;
 		}
+		/* Content-MD5 made the server check the body; an ETag that is not its
+		 * MD5 (SSE-KMS, default bucket encryption) is no error. */
 		if (dest_etag_is_md5(t) && s3_etag_parse(etag, &parts) && parts == 0 &&
-		    strcasecmp(etag, hex) != 0) {
-			rc = -EIO;
-			buf_addf(reason, "destination etag %s differs from the body md5 %s", etag,
-				 hex);
-			goto out;
-		}
+		    strcasecmp(etag, hex) != 0)
+			log_debug("%s: destination etag %s is not the body md5 %s", dkey.data, etag,
+				  hex);
 		add64(&t->prog->bytes_moved, wk->body.len);
 		object_done(t, j, etag, fp);
 		break;
@@ -566,8 +590,19 @@ static int source_layout(struct transfer *t, const char *skey, uint64_t size, un
 	}
 	uint64_t n = size / p1 + (size % p1 != 0);
 	if (n == nsrc) {
-		set_uniform(up, size, p1);
-		return 0;
+		/* Same count; check the last part too, so uneven layouts are caught. */
+		bool even = true;
+		if (nsrc > 1) {
+			rc = s3_head_object(t->o->src, t->o->src_bucket, skey, nsrc, &h1, err);
+			if (rc)
+				return rc;
+			even = h1.size == size - p1 * (nsrc - 1);
+			s3_object_head_release(&h1);
+		}
+		if (even) {
+			set_uniform(up, size, p1);
+			return 0;
+		}
 	}
 	/* Parts of different sizes: ask for each one. */
 	uint64_t sum = p1;
@@ -606,6 +641,19 @@ static int listparts_cb(void *ctx, const struct s3_part *p)
 
 static void finalize_upload(struct worker *wk, struct upload *up);
 
+/* The destination already holds this exact copy (same size, the source's ETag). */
+static bool dest_has_copy(struct transfer *t, const char *dkey, const struct upload *up)
+{
+	struct s3_object_head h;
+	struct dth_err err;
+	err_clear(&err);
+	if (s3_head_object(t->o->dst, t->o->dst_bucket, dkey, 0, &h, &err))
+		return false;
+	bool same = h.size == up->rec.object_size && strcasecmp(h.etag, up->rec.src_etag) == 0;
+	s3_object_head_release(&h);
+	return same;
+}
+
 static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 {
 	struct transfer *t = wk->t;
@@ -617,6 +665,7 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 	bool have_old = false;
 	struct s3_object_head h;
 	bool have_h = false;
+	bool keep = false; /* keep the upload record on failure */
 	int rc;
 	src_key_of(t, j->key, j->key_len, &skey);
 	dst_key_of(t, j->key, j->key_len, &dkey);
@@ -675,7 +724,9 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 	up->pdone = xcalloc(up->nparts, sizeof(bool));
 	up->rec.parts = xcalloc(up->nparts, sizeof(struct upload_part));
 
-	if (t->o->metadata && h.tag_count > 0) {
+	/* HEAD does not always tell the tag count (Ceph 16 leaves it out), and
+	 * one GetObjectTagging per large object costs little. */
+	if (t->o->metadata) {
 		rc = fetch_tagging(t, skey.data, &tagging, &err);
 		if (rc) {
 			buf_adds(reason, err.message);
@@ -700,7 +751,18 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 			err_clear(&err);
 			rc = s3_mpu_list_parts(t->o->dst, t->o->dst_bucket, dkey.data,
 					       old.upload_id, listparts_cb, &lc, &err);
-			if (rc == 0 || (rc != -ENOENT && rc != -EACCES)) {
+			if (rc == -ENOENT && up->replicate && dest_has_copy(t, dkey.data, up)) {
+				/* Completed just before a crash, not yet recorded. */
+				log_info("%s was completed by an earlier run", dkey.data);
+				if (manifest_writer_del_upload(t->w, t->o->task_id, j->key,
+							       j->key_len))
+					set_fatal(t, -EIO, "upload record");
+				object_done(t, j, up->rec.src_etag,
+					    t->o->metadata ? meta_fingerprint(&h.meta) : 0);
+				rc = 1; /* done; the caller still owns the job */
+				goto out;
+			}
+			if (rc != -ENOENT) {
 				if (rc) {
 					/* No ListParts here (s3rver): trust our record. */
 					for (uint32_t k = 0; k < old.n_parts; k++) {
@@ -721,9 +783,17 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 		} else {
 			struct dth_err e2;
 			err_clear(&e2);
-			if (s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey.data, old.upload_id,
-					 &e2) == 0)
-				log_info("aborted a stale multipart upload of %s", dkey.data);
+			int a = s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey.data, old.upload_id,
+					     &e2);
+			if (a && a != -ENOENT) {
+				/* Keep its record: it must not be forgotten while it costs. */
+				keep = true;
+				rc = a;
+				buf_addf(reason, "cannot abort the stale multipart upload: %s",
+					 e2.message);
+				goto fail;
+			}
+			log_info("aborted a stale multipart upload of %s", dkey.data);
 		}
 	} else if (rc != -ENOENT) {
 		buf_addf(reason, "reading the upload record: %s", strerror(-rc));
@@ -789,10 +859,15 @@ fail:
 	if (up && up->rec.upload_id[0]) {
 		struct dth_err e2;
 		err_clear(&e2);
-		ignore_rc(
-		    s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey.data, up->rec.upload_id, &e2));
+		int a =
+		    s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey.data, up->rec.upload_id, &e2);
+		keep |= a && a != -ENOENT;
+	} else if (up && up->rec.created) {
+		/* A create that failed may still have made an upload: the intent record
+		 * stays, and the next run sweeps for it. */
+		keep = true;
 	}
-	if (up && (have_old || up->rec.created)) {
+	if (up && !keep && (have_old || up->rec.created)) {
 		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
 			set_fatal(t, -EIO, "upload record");
 	}
@@ -810,6 +885,22 @@ out:
 	buf_release(&tagging);
 	buf_release(&uid);
 	return rc;
+}
+
+/* Abort the upload and forget it; when the abort fails (the network is down)
+ * the record stays so the next run resumes or aborts it. */
+static void drop_upload(struct transfer *t, struct upload *up)
+{
+	struct dth_err err;
+	err_clear(&err);
+	int a = s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, &err);
+	if (a && a != -ENOENT) {
+		log_warn("could not abort the multipart upload of %s: %s (kept for the next run)",
+			 up->dst_key, err.message);
+		return;
+	}
+	if (manifest_writer_del_upload(t->w, t->o->task_id, up->obj->key, up->obj->key_len))
+		set_fatal(t, -EIO, "upload record");
 }
 
 /* Some servers (Ceph 16) answer CompleteMultipartUpload with an empty ETag:
@@ -846,6 +937,18 @@ static int relayout(struct transfer *t, struct upload *up, uint64_t p, char *eta
 	int rc = s3_mpu_create(t->o->dst, t->o->dst_bucket, up->dst_key, &po, &uid, &err);
 	if (rc)
 		goto out;
+	/* Recorded like any upload, so a crash here leaves nothing to accrue cost. */
+	struct upload_record ur;
+	memset(&ur, 0, sizeof(ur));
+	strlcpy_s(ur.upload_id, uid.data, sizeof(ur.upload_id));
+	strlcpy_s(ur.src_etag, "relayout", sizeof(ur.src_etag));
+	ur.object_size = size;
+	ur.part_size = p;
+	ur.part_count = n;
+	ur.created = (int64_t)time(NULL);
+	if (manifest_writer_put_upload(t->w, t->o->task_id, up->obj->key, up->obj->key_len, &ur) ||
+	    manifest_writer_flush(t->w))
+		set_fatal(t, -EIO, "upload record");
 	for (uint32_t i = 0; i < n && !rc; i++) {
 		uint64_t off = (uint64_t)i * p, len = (i + 1 < n) ? p : size - off;
 		parts[i].number = i + 1;
@@ -860,16 +963,21 @@ static int relayout(struct transfer *t, struct upload *up, uint64_t p, char *eta
 		if (!rc)
 			complete_etag(t, up->dst_key, etag);
 	}
+	bool forget = true;
 	if (rc) {
 		struct dth_err e2;
 		err_clear(&e2);
-		ignore_rc(s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data, &e2));
+		int a = s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data, &e2);
+		forget = !a || a == -ENOENT;
 		log_warn("%s: re-laying out the copy with %llu-byte parts failed: %s", up->dst_key,
 			 (unsigned long long)p, err.message);
 	} else {
 		log_info("%s: re-laid out with %llu-byte parts, etag %s", up->dst_key,
 			 (unsigned long long)p, etag);
 	}
+	if (forget &&
+	    manifest_writer_del_upload(t->w, t->o->task_id, up->obj->key, up->obj->key_len))
+		set_fatal(t, -EIO, "upload record");
 out:
 	free(parts);
 	buf_release(&uid);
@@ -895,10 +1003,7 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		goto out;
 	}
 	if (up->err) {
-		ignore_rc(s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id,
-				       &err));
-		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
-			set_fatal(t, -EIO, "upload record");
+		drop_upload(t, up);
 		object_failed(t, j, up->errmsg);
 		goto out;
 	}
@@ -915,16 +1020,14 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 	if (rc) {
 		char reason[CODEC_ERROR_MAX];
 		reasonf(reason, sizeof(reason), "%s", err.message);
-		err_clear(&err);
-		ignore_rc(s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id,
-				       &err));
-		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
-			set_fatal(t, -EIO, "upload record");
+		drop_upload(t, up);
 		object_failed(t, j, reason);
 		goto out;
 	}
 	if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
 		set_fatal(t, -EIO, "upload record");
+	/* A CreateMultipartUpload retried after a lost answer leaves a twin. */
+	abort_strays(t, up->dst_key, up->rec.created - 300);
 	complete_etag(t, up->dst_key, etag);
 	if (up->replicate && dest_etag_is_md5(t) && strcasecmp(etag, j->etag) != 0) {
 		/* A guessed part size was wrong: lay the copy out again, server-side,
@@ -935,21 +1038,12 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		}
 	}
 	if (up->replicate && dest_etag_is_md5(t) && strcasecmp(etag, j->etag) != 0) {
-		if (up->ncand) {
-			/* Every part was verified by its MD5, so the bytes are right; only
-			 * the source's unknown part size keeps the ETags apart. */
-			log_warn("%s: copied and verified part by part, but the source's part size "
-				 "could not be found, so the destination etag %s differs from %s",
-				 up->dst_key, etag, j->etag);
-		} else {
-			char reason[CODEC_ERROR_MAX];
-			reasonf(reason, sizeof(reason),
-				"destination etag %s differs from source etag %s after repeating "
-				"its part layout",
-				etag, j->etag);
-			object_failed(t, j, reason);
-			goto out;
-		}
+		/* Every part was checked by its MD5, so the bytes are right; only the
+		 * source's part layout (unknown, or an encrypted destination) keeps
+		 * the ETags apart. */
+		log_warn("%s: copied and verified part by part, but the destination etag %s "
+			 "differs from the source's %s (its part layout could not be repeated)",
+			 up->dst_key, etag, j->etag);
 	}
 	object_done(t, j, etag, j->rec.meta_fp);
 out:
@@ -1011,15 +1105,9 @@ static void run_part(struct worker *wk, struct job *pj)
 			reasonf(reason, sizeof(reason), "part %u: %s", i + 1, err.message);
 			goto done;
 		}
-		if (dest_etag_is_md5(t) && strcasecmp(etag, hex) != 0) {
-			if (attempt < MD5_RETRIES)
-				continue;
-			rc = -EIO;
-			reasonf(reason, sizeof(reason),
-				"part %u: destination part etag %s differs from its md5 %s", i + 1,
-				etag, hex);
-			goto done;
-		}
+		if (dest_etag_is_md5(t) && strcasecmp(etag, hex) != 0)
+			log_debug("%s part %u: etag %s is not the part md5 %s", up->dst_key, i + 1,
+				  etag, hex);
 		add64(&t->prog->bytes_moved, wk->body.len);
 		break;
 	}
@@ -1092,8 +1180,20 @@ static void run_object(struct worker *wk, struct job *j)
 			buf_release(&reason);
 			return; /* the upload owns the job now */
 		}
+		if (rc == 1)
+			rc = 0;
 	} else {
 		rc = copy_small(wk, j, &reason);
+		if (rc == -EAGAIN) {
+			buf_reset(&reason);
+			rc = start_large(wk, j, &reason);
+			if (rc == 0) {
+				buf_release(&reason);
+				return;
+			}
+			if (rc == 1)
+				rc = 0;
+		}
 	}
 	if (rc)
 		object_failed(t, j, reason.len ? reason.data : strerror(-rc));
@@ -1185,6 +1285,12 @@ int transfer_submit(struct transfer *t, const struct plan *p)
 	if (p->has_rec)
 		j->rec = p->rec;
 	pthread_mutex_lock(&t->lock);
+	if (t->fatal || !t->nthreads) {
+		int rc = t->fatal ? t->fatal : -EAGAIN;
+		pthread_mutex_unlock(&t->lock);
+		job_free(j);
+		return rc;
+	}
 	while (t->objects.n >= t->max_objects && !t->shutdown)
 		pthread_cond_wait(&t->cond_space, &t->lock);
 	q_push(&t->objects, j);

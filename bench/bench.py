@@ -480,7 +480,13 @@ def fmt(v, metric):
 
 
 def report(results):
+    v = results["versions"]
     lines = [
+        f"Median of {CFG['runs']} runs per tool (alternating order), {v.get('dth', 'dth')} vs "
+        f"{v.get('rclone', 'rclone')}, two radosgw endpoints (Ceph 16, memstore) on the same "
+        f"{results['machine']['cpus']}-core machine as the client. CPU = user + sys of the client "
+        "process; requests = counted by each radosgw (source + destination).",
+        "",
         "| scenario | metric | dth | rclone | dth/rclone | target | met |",
         "| --- | --- | ---: | ---: | ---: | --- | --- |",
     ]

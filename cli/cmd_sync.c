@@ -218,7 +218,7 @@ int cmd_sync(int argc, char **argv)
 			break;
 		case O_THRESHOLD:
 			prc = parse_size(optarg, &threshold);
-			if (!prc && threshold < (5ULL << 20))
+			if (!prc && (threshold < (5ULL << 20) || threshold > (5ULL << 30)))
 				prc = -ERANGE;
 			break;
 		case O_PART_SIZE:
@@ -307,7 +307,8 @@ int cmd_sync(int argc, char **argv)
 	if (exitc)
 		goto out;
 	exitc = EXIT_USAGE;
-	if (ends.same_endpoint && !strcmp(ends.src_bucket, ends.dst_bucket)) {
+	if (!strcmp(s3_client_endpoint(ends.src), s3_client_endpoint(ends.dst)) &&
+	    !strcmp(ends.src_bucket, ends.dst_bucket)) {
 		const char *a = ends.src_prefix, *b = ends.dst_prefix;
 		if (str_startswith(a, b) || str_startswith(b, a)) {
 			cli_error("source and destination overlap (%s and %s)", src, dst);

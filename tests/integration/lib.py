@@ -12,6 +12,9 @@ exports:
   DTH_TEST_CEPH_DIR    the cluster's run dir (logs under log/)
   DTH_TEST_S3RVER      s3rver, e.g. http://127.0.0.1:4568 (optional)
   DTH_TEST_WORKDIR     where per-test directories go (default: a temp dir)
+  DTH_TEST_REQUIRE_SERVERS  when set, a missing server fails a test instead
+                       of skipping it
+  DTH_TEST_KEEP        keep the directories of passing tests too
 Both gateways share one bucket namespace, so every bucket gets a unique name.
 """
 
@@ -64,6 +67,8 @@ def endpoint(which):
     var = {"a": "DTH_TEST_RGW_A", "b": "DTH_TEST_RGW_B", "s3rver": "DTH_TEST_S3RVER"}[which]
     url = os.environ.get(var)
     if not url:
+        if os.environ.get("DTH_TEST_REQUIRE_SERVERS"):
+            raise AssertionError("%s not set, and DTH_TEST_REQUIRE_SERVERS is" % var)
         skip("%s not set (start the servers with tests/run-all.sh)" % var)
     return url.rstrip("/")
 
@@ -485,9 +490,10 @@ class Context:
         return rc, out, err
 
     def sync(self, src, dst, *opts, task=None, check_exit=0, config=True, state=None, env=None,
-             json_out=True, timeout=300):
-        """dth sync [--config] --state --task [--json] OPTS SRC DST. Returns the
-        parsed JSON result (or (rc, out, err) with json_out=False)."""
+             json_out=True, parse=None, timeout=300):
+        """dth sync [--config FILE] --state DIR --task NAME [--json] OPTS SRC DST.
+        json_out adds --json; the parsed result is returned when parse (by
+        default: json_out), else (rc, stdout, stderr)."""
         args = ["sync"]
         if config:
             args += ["--config", self.config if config is True else config]
@@ -496,7 +502,7 @@ class Context:
             args.append("--json")
         args += list(opts) + [src, dst]
         rc, out, err = self.run_dth(args, env=env, check_exit=check_exit, timeout=timeout)
-        if not json_out:
+        if not (json_out if parse is None else parse):
             return rc, out, err
         return parse_sync_json(out)
 

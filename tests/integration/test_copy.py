@@ -42,7 +42,7 @@ def bulk_synced():
     fctx = lib.fixture_context("test_copy.bulk_synced")
     dst = lib.create_bucket("b", "bulk-dst")
     rc, out, err = fctx.sync("src:" + src["bucket"], "dst:" + dst, task="bulk", check_exit=None,
-                             json_out=False, timeout=600)
+                             parse=False, timeout=600)
     return {"src": src, "dst": dst, "rc": rc, "out": out, "err": err, "state": fctx.state,
             "config": fctx.config, "task": "bulk"}
 

@@ -1,0 +1,187 @@
+#!/bin/bash
+# The test command (CI runs it through .ci/run):  sudo bash tests/run-all.sh
+#
+#  1. install the dependencies (tests/install-deps.sh; quick when present)
+#  2. build (build/), run the unit tests
+#  3. build again with ASan+UBSan (build-asan/), run the unit tests again
+#  4. check the formatting of every .c/.h with clang-format (one test)
+#  5. start two radosgw endpoints and s3rver (tests/harness/), run the
+#     integration tests (tests/integration/run.py) against build/dth, and
+#     stop the servers again, even on failure or Ctrl-C
+# and print one last line, "N passed, N failed" (", N skipped" when some
+# were), over all of it. Exit status 1 when anything failed.
+#
+# Arguments are passed to run.py (e.g. -k kill9). Environment:
+#   DTH_SKIP_INSTALL=1   do not run install-deps.sh
+#   DTH_SKIP_ASAN=1      skip the sanitizer build
+#   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR  build dirs (build, build-asan)
+#   DTH_TEST_RUN_DIR     where servers, logs and test dirs go (default: a new
+#                        /tmp/dth-test.XXXXXX, removed when all passed)
+#   DTH_TEST_RGW_PORT_A, DTH_TEST_RGW_PORT_B, DTH_TEST_MON_PORT,
+#   DTH_TEST_S3RVER_PORT  ports (7480, 7481, 6789, 4568), to avoid clashes
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+PASS=0
+FAIL=0
+SKIP=0
+FAILED_STAGES=()
+BUILD_DIR=${DTH_BUILD_DIR:-build}
+ASAN_DIR=${DTH_ASAN_BUILD_DIR:-build-asan}
+RUN_DIR=${DTH_TEST_RUN_DIR:-$(mktemp -d /tmp/dth-test.XXXXXX)}
+mkdir -p "$RUN_DIR"
+SERVERS_STARTED=0
+
+stage() { printf '\n=== %s\n' "$*"; }
+failed() { # NAME [COUNT]
+	FAIL=$((FAIL + ${2:-1}))
+	FAILED_STAGES+=("$1")
+}
+
+stop_servers() {
+	[ "$SERVERS_STARTED" = 1 ] || return 0
+	SERVERS_STARTED=0
+	local keep=0
+	[ "$FAIL" -gt 0 ] && keep=1
+	KEEP=$keep bash tests/harness/s3rver.sh stop "$RUN_DIR/s3rver" || true
+	KEEP=$keep bash tests/harness/ceph.sh stop "$RUN_DIR/ceph" || true
+}
+
+finish() {
+	stop_servers
+	echo
+	if [ "$FAIL" -gt 0 ]; then
+		echo "failed: ${FAILED_STAGES[*]}; logs and test dirs kept in $RUN_DIR"
+	elif [ -z "${DTH_TEST_RUN_DIR:-}" ]; then
+		rm -rf "$RUN_DIR"
+	fi
+	local line="$PASS passed, $FAIL failed"
+	[ "$SKIP" -gt 0 ] && line="$line, $SKIP skipped"
+	echo "$line"
+}
+trap finish EXIT
+trap 'echo "interrupted"; FAIL=$((FAIL + 1)); FAILED_STAGES+=(interrupted); exit 130' INT TERM
+
+# Configure (or re-configure) a meson build dir and build it; log in $RUN_DIR.
+build() { # DIR [meson options...]
+	local dir=$1 log=$RUN_DIR/$(basename "$1").log
+	shift
+	{
+		if [ -f "$dir/build.ninja" ]; then
+			meson setup --reconfigure "$dir" "$@" || meson setup --wipe "$dir" "$@"
+		elif [ -d "$dir/meson-private" ]; then
+			meson setup --wipe "$dir" "$@"
+		else
+			meson setup "$dir" "$@"
+		fi && ninja -C "$dir"
+	} >"$log" 2>&1
+	local rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "build of $dir failed; the end of $log:"
+		tail -n 60 "$log"
+	fi
+	return $rc
+}
+
+# meson test; adds its Ok/Fail/Skipped counts.
+unit_tests() { # DIR NAME
+	local dir=$1 name=$2 log=$RUN_DIR/$2-test.log ok fail skip
+	meson test -C "$dir" --print-errorlogs 2>&1 | tee "$log"
+	ok=$(awk '/^Ok:/ {n += $2} /^Expected Fail:/ {n += $3} END {print n + 0}' "$log")
+	fail=$(awk '/^Fail:/ {n += $2} /^Unexpected Pass:/ {n += $3} /^Timeout:/ {n += $2} END {print n + 0}' "$log")
+	skip=$(awk '/^Skipped:/ {n += $2} END {print n + 0}' "$log")
+	if ! grep -q '^Ok:' "$log"; then
+		echo "$name: no test summary from meson"
+		failed "$name"
+		return
+	fi
+	PASS=$((PASS + ok))
+	SKIP=$((SKIP + skip))
+	[ "$fail" -gt 0 ] && failed "$name" "$fail"
+	echo "$name: $ok passed, $fail failed, $skip skipped"
+}
+
+stage "dependencies"
+if [ -z "${DTH_SKIP_INSTALL:-}" ]; then
+	if ! bash tests/install-deps.sh; then
+		failed install-deps
+		exit 1
+	fi
+fi
+PY=$(sh tests/harness/pick-python.sh) || {
+	echo "no python3 with boto3 (run tests/install-deps.sh as root)"
+	failed python
+	exit 1
+}
+
+stage "build ($BUILD_DIR)"
+BUILT=0
+if build "$BUILD_DIR"; then
+	BUILT=1
+	stage "unit tests"
+	unit_tests "$BUILD_DIR" unit
+else
+	failed build
+fi
+
+if [ -z "${DTH_SKIP_ASAN:-}" ]; then
+	stage "ASan+UBSan build ($ASAN_DIR) and unit tests"
+	if build "$ASAN_DIR" -Db_sanitize=address,undefined -Db_lundef=false; then
+		ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1} \
+			UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1} \
+			unit_tests "$ASAN_DIR" asan
+	else
+		failed asan-build
+	fi
+fi
+
+stage "format (clang-format --dry-run -Werror)"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	mapfile -t SOURCES < <(git ls-files -co --exclude-standard -- '*.c' '*.h')
+else
+	mapfile -t SOURCES < <(find . \( -path "./build*" -o -path ./.git \
+		-o -path ./tests/harness/node \) -prune -o \( -name '*.c' -o -name '*.h' \) -print)
+fi
+EXISTING=()
+for f in "${SOURCES[@]}"; do [ -f "$f" ] && EXISTING+=("$f"); done
+if clang-format --dry-run -Werror "${EXISTING[@]}"; then
+	echo "format: ${#EXISTING[@]} files ok"
+	PASS=$((PASS + 1))
+else
+	failed format
+fi
+
+stage "integration tests"
+if [ $BUILT = 0 ]; then
+	echo "skipped: the build failed"
+else
+	if bash tests/harness/ceph.sh start "$RUN_DIR/ceph" &&
+		SERVERS_STARTED=1 &&
+		bash tests/harness/s3rver.sh start "$RUN_DIR/s3rver"; then
+		SERVERS_STARTED=1
+		# shellcheck disable=SC1091
+		. "$RUN_DIR/ceph/env"
+		# shellcheck disable=SC1091
+		. "$RUN_DIR/s3rver/env"
+		case $BUILD_DIR in /*) DTH_BIN=$BUILD_DIR/dth ;; *) DTH_BIN=$ROOT/$BUILD_DIR/dth ;; esac
+		export DTH_BIN DTH_TEST_REQUIRE_SERVERS=1 DTH_TEST_WORKDIR=$RUN_DIR/it
+		"$PY" tests/integration/run.py "$@" 2>&1 | tee "$RUN_DIR/integration.log"
+		last=$(tail -n 1 "$RUN_DIR/integration.log")
+		if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then
+			PASS=$((PASS + BASH_REMATCH[1]))
+			[ "${BASH_REMATCH[2]}" -gt 0 ] && failed integration "${BASH_REMATCH[2]}"
+			SKIP=$((SKIP + ${BASH_REMATCH[4]:-0}))
+		else
+			echo "the integration runner did not finish"
+			failed integration
+		fi
+	else
+		echo "the test servers did not start (logs in $RUN_DIR)"
+		SERVERS_STARTED=1 # stop whatever did start
+		failed servers
+	fi
+	stop_servers
+fi
+
+[ "$FAIL" -eq 0 ]
