@@ -69,7 +69,13 @@ struct upload {
 	char *tagging;
 	int err; /* first part error */
 	char errmsg[CODEC_ERROR_MAX];
-	struct buf md5acc; /* concatenated binary part MD5s, for the expected ETag */
+	/* Whole-object MD5 for a source whose ETag is an MD5 but that is copied
+	 * in parts of our own: parts are hashed in order as they arrive (part i
+	 * waits for part i-1, which is always further along), and the sum is
+	 * checked against the source ETag before the upload is completed. */
+	EVP_MD_CTX *whole;
+	uint32_t next_hash;
+	pthread_cond_t hash_cond;
 };
 
 struct queue {
@@ -449,7 +455,10 @@ static void upload_free(struct upload *up)
 	free(up->poff);
 	free(up->petag);
 	free(up->pdone);
-	buf_release(&up->md5acc);
+	if (up->whole) {
+		EVP_MD_CTX_free(up->whole);
+		pthread_cond_destroy(&up->hash_cond);
+	}
 	s3_meta_release(&up->meta);
 	free(up->tagging);
 	free(up);
@@ -684,7 +693,7 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 	up = xcalloc(1, sizeof(*up));
 	up->obj = j; /* borrowed until the parts are queued */
 	pthread_mutex_init(&up->lock, NULL);
-	buf_init(&up->md5acc);
+
 	up->src_key = xstrdup(skey.data);
 	up->dst_key = xstrdup(dkey.data);
 	strlcpy_s(up->rec.src_etag, h.etag, sizeof(up->rec.src_etag));
@@ -833,6 +842,16 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 	for (uint32_t i = 0; i < up->nparts; i++)
 		if (!up->pdone[i])
 			todo++;
+	unsigned np;
+	if (todo == up->nparts && !t->o->same_endpoint && s3_etag_parse(j->etag, &np) && np == 0) {
+		up->whole = EVP_MD_CTX_new();
+		if (up->whole && EVP_DigestInit_ex(up->whole, EVP_md5(), NULL) == 1) {
+			pthread_cond_init(&up->hash_cond, NULL);
+		} else {
+			EVP_MD_CTX_free(up->whole);
+			up->whole = NULL;
+		}
+	}
 	up->outstanding = todo;
 	if (todo == 0) {
 		finalize_upload(wk, up);
@@ -1007,6 +1026,22 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		object_failed(t, j, up->errmsg);
 		goto out;
 	}
+	if (up->whole && up->next_hash == up->nparts) {
+		unsigned char md[16];
+		unsigned int mdlen = 16;
+		char hex[33];
+		EVP_DigestFinal_ex(up->whole, md, &mdlen);
+		hex_encode(md, 16, hex);
+		if (strcasecmp(hex, j->etag) != 0) {
+			char reason[CODEC_ERROR_MAX];
+			reasonf(reason, sizeof(reason),
+				"the md5 of the bytes read (%s) is not the source etag %s", hex,
+				j->etag);
+			drop_upload(t, up);
+			object_failed(t, j, reason);
+			goto out;
+		}
+	}
 	struct s3_part *parts = xcalloc(up->nparts, sizeof(*parts));
 	for (uint32_t i = 0; i < up->nparts; i++) {
 		parts[i].number = i + 1;
@@ -1048,6 +1083,33 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 	object_done(t, j, etag, j->rec.meta_fp);
 out:
 	upload_free(up);
+}
+
+/* Feed part i to the whole-object MD5 once parts 0..i-1 are in. Returns 0, or
+ * -ECANCELED when the upload failed or the run stops meanwhile. */
+static int hash_in_order(struct transfer *t, struct upload *up, uint32_t i, const struct buf *b)
+{
+	int rc = 0;
+	pthread_mutex_lock(&up->lock);
+	while (up->next_hash != i && !up->err && !stopping(t)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&up->hash_cond, &up->lock, &ts);
+	}
+	if (up->next_hash == i) {
+		EVP_DigestUpdate(up->whole, b->data, b->len);
+		up->next_hash++;
+		pthread_cond_broadcast(&up->hash_cond);
+	} else {
+		rc = -ECANCELED;
+	}
+	pthread_mutex_unlock(&up->lock);
+	return rc;
 }
 
 static void run_part(struct worker *wk, struct job *pj)
@@ -1098,6 +1160,10 @@ static void run_part(struct worker *wk, struct job *pj)
 		char hex[33], b64[25];
 		md5_of(wk->body.data, wk->body.len, md);
 		md5_hex_b64(md, hex, b64);
+		if (up->whole && attempt == 1 && (rc = hash_in_order(t, up, i, &wk->body))) {
+			reasonf(reason, sizeof(reason), "part %u: interrupted", i + 1);
+			goto done;
+		}
 		err_clear(&err);
 		rc = s3_mpu_upload_part(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id,
 					i + 1, wk->body.data, wk->body.len, b64, etag, &err);
@@ -1122,6 +1188,8 @@ done:;
 		up->err = rc;
 		strlcpy_s(up->errmsg, reason, sizeof(up->errmsg));
 	}
+	if (rc && up->whole)
+		pthread_cond_broadcast(&up->hash_cond);
 	last = --up->outstanding == 0;
 	if (!last && up->since_save >= SAVE_EVERY_PART)
 		save_upload_locked(t, up);
