@@ -6,7 +6,6 @@
 #include <strings.h>
 
 #include "agent/filter.h"
-#include "agent/plister.h"
 #include "common/buf.h"
 #include "manifest/manifest.h"
 #include "remote/s3.h"
@@ -22,12 +21,15 @@ struct head {
 	char etag[S3_ETAG_MAX];
 	int64_t last_modified;
 	struct obj_record rec; /* manifest stream only */
+	bool last;	       /* the key at the upper bound was taken: done next */
 };
 
 struct planner {
-	struct plister *src;
+	struct s3_lister *src;
 	struct manifest_cursor *cur;
-	struct plister *dst;
+	struct s3_lister *dst;
+	char *lo; /* exclusive lower bound, or NULL */
+	char *hi; /* inclusive upper bound, or NULL */
 	const char *src_prefix;
 	size_t src_plen;
 	const char *dst_prefix;
@@ -52,8 +54,8 @@ static void head_release(struct head *h)
 	buf_release(&h->prev);
 }
 
-struct planner *planner_new(struct plister *src, const char *src_prefix,
-			    struct manifest_cursor *cur, struct plister *dst,
+struct planner *planner_new(struct s3_lister *src, const char *src_prefix,
+			    struct manifest_cursor *cur, struct s3_lister *dst,
 			    const char *dst_prefix, const struct filter *filter, bool delete_gone)
 {
 	struct planner *p = xcalloc(1, sizeof(*p));
@@ -83,12 +85,17 @@ void planner_free(struct planner *p)
 	head_release(&p->hm);
 	head_release(&p->hd);
 	buf_release(&p->key);
+	free(p->lo);
+	free(p->hi);
 	free(p);
 }
 
-uint64_t planner_listed(const struct planner *p)
+void planner_set_bounds(struct planner *p, const char *lo, const char *hi)
 {
-	return p->listed;
+	free(p->lo);
+	free(p->hi);
+	p->lo = lo ? xstrdup(lo) : NULL;
+	p->hi = hi ? xstrdup(hi) : NULL;
 }
 
 static int keycmp(const char *a, size_t al, const char *b, size_t bl)
@@ -98,6 +105,26 @@ static int keycmp(const char *a, size_t al, const char *b, size_t bl)
 	if (c)
 		return c;
 	return al < bl ? -1 : al > bl;
+}
+
+/* -1: below the range (skip it), 0: inside, 1: at its top (last one), 2: above. */
+static int bound_check(const struct planner *p, const char *key, size_t len)
+{
+	if (p->lo && keycmp(key, len, p->lo, strlen(p->lo)) <= 0)
+		return -1;
+	if (p->hi) {
+		int c = keycmp(key, len, p->hi, strlen(p->hi));
+		if (c > 0)
+			return 2;
+		if (c == 0)
+			return 1;
+	}
+	return 0;
+}
+
+uint64_t planner_listed(const struct planner *p)
+{
+	return p->listed;
 }
 
 static bool wanted(const struct planner *p, const char *key, size_t len)
@@ -124,12 +151,16 @@ static int head_set_key(struct head *h, const char *key, size_t len, const char 
 }
 
 /* Advance a listing stream to its next wanted entry. */
-static int fill_listing(struct planner *p, struct head *h, struct plister *l, size_t plen,
+static int fill_listing(struct planner *p, struct head *h, struct s3_lister *l, size_t plen,
 			bool is_src, struct dth_err *err)
 {
 	while (!h->valid && !h->done) {
+		if (h->last) {
+			h->done = true;
+			break;
+		}
 		const struct s3_list_entry *e;
-		int rc = plister_next(l, &e, err);
+		int rc = s3_lister_next(l, &e, err);
 		if (rc < 0) {
 			err_prefix(err, "listing the %s", is_src ? "source" : "destination");
 			return rc;
@@ -153,6 +184,14 @@ static int fill_listing(struct planner *p, struct head *h, struct plister *l, si
 		size_t rlen = e->key_len - plen;
 		if (rlen == 0)
 			continue; /* the prefix itself (a folder marker equal to the prefix) */
+		int b = bound_check(p, rel, rlen);
+		if (b < 0)
+			continue;
+		if (b == 2) {
+			h->done = true;
+			break;
+		}
+		h->last = b == 1;
 		if (!wanted(p, rel, rlen))
 			continue;
 		rc = head_set_key(h, rel, rlen, is_src ? "source" : "destination", err);
@@ -177,6 +216,13 @@ static int fill_manifest(struct planner *p, struct dth_err *err)
 		if (rc < 0)
 			return err_set(err, rc, "reading the manifest: %s", strerror(-rc));
 		if (rc == 0) {
+			h->done = true;
+			break;
+		}
+		int b = bound_check(p, key, len);
+		if (b < 0)
+			continue;
+		if (b == 2) {
 			h->done = true;
 			break;
 		}

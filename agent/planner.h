@@ -16,7 +16,7 @@
 #include "common/util.h"
 #include "manifest/codec.h"
 
-struct plister;
+struct s3_lister;
 struct manifest_cursor;
 struct filter;
 struct planner;
@@ -42,10 +42,14 @@ struct plan {
 /* All arguments are borrowed and must outlive the planner. src_prefix and
  * dst_prefix are stripped from listed keys (every listed key starts with
  * them). cur and dst may be NULL. */
-struct planner *planner_new(struct plister *src, const char *src_prefix,
-			    struct manifest_cursor *cur, struct plister *dst,
+struct planner *planner_new(struct s3_lister *src, const char *src_prefix,
+			    struct manifest_cursor *cur, struct s3_lister *dst,
 			    const char *dst_prefix, const struct filter *filter, bool delete_gone);
 void planner_free(struct planner *p);
+/* Restrict the planner to relative keys in (lo, hi] (either may be NULL for
+ * no bound). A stream is finished as soon as it reaches hi, so a listing
+ * bounded there sends no request past it. Strings are copied. */
+void planner_set_bounds(struct planner *p, const char *lo, const char *hi);
 /* 1 with *out filled, 0 when every stream is exhausted, negative errno on
  * error (err filled). Keys that need nothing (a deleted record with nothing at
  * either side) produce no item. */

@@ -1,6 +1,7 @@
 #include "agent/sync.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,7 +9,6 @@
 
 #include "agent/filter.h"
 #include "agent/planner.h"
-#include "agent/plister.h"
 #include "agent/transfer.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
@@ -140,10 +140,11 @@ static int check_destination(const struct sync_opts *o, struct sync_result *res,
 	return rc;
 }
 
-/* Split keys (full source keys) for a parallel listing: one range per 5,000
- * known objects, at most max+1 ranges and no more than the concurrency. */
-static unsigned source_splits(const struct sync_opts *o, struct buf *store, const char **keys,
-			      unsigned max)
+/* Split keys for planning in parallel key ranges: the task's own keys at
+ * multiples of whole listing pages, so that an unchanged source is listed in
+ * exactly ceil(N/1000) pages however it is split. Relative keys, NUL-separated
+ * in store; returns how many (ranges - 1). */
+static unsigned range_splits(const struct sync_opts *o, struct buf *store, unsigned max_ranges)
 {
 	struct task_stats st;
 	if (manifest_stats_get(o->manifest, o->task_id, &st))
@@ -151,38 +152,37 @@ static unsigned source_splits(const struct sync_opts *o, struct buf *store, cons
 	uint64_t total = 0;
 	for (int i = 0; i < OBJ__COUNT; i++)
 		total += st.count[i];
-	uint64_t ranges = total / 5000;
-	if (ranges > max + 1)
-		ranges = max + 1;
+	uint64_t pages = (total + 999) / 1000;
+	uint64_t ranges = pages / 2; /* at least two pages a range */
+	if (ranges > max_ranges)
+		ranges = max_ranges;
 	if (ranges > o->concurrency)
 		ranges = o->concurrency;
 	if (ranges < 2)
 		return 0;
-	struct buf q = BUF_INIT;
-	unsigned n = 0;
-	if (manifest_key_quantiles(o->manifest, o->task_id, NULL, (unsigned)ranges, &q, &n) ||
-	    n == 0) {
-		buf_release(&q);
+	uint64_t per = (pages + ranges - 1) / ranges * 1000; /* keys a range */
+	struct dth_err err;
+	err_clear(&err);
+	struct manifest_cursor *c =
+	    manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, NULL, &err);
+	if (!c)
 		return 0;
+	const char *key;
+	size_t len;
+	struct obj_record r;
+	uint64_t i = 0;
+	unsigned n = 0;
+	while (n + 1 < ranges && manifest_cursor_next(c, &key, &len, &r) == 1) {
+		if (++i % per == 0 && i < total) {
+			if (memchr(key, '\0', len))
+				break;
+			buf_add(store, key, len);
+			buf_addch(store, '\0');
+			n++;
+		}
 	}
-	/* Full keys: the source prefix + each relative key. */
-	size_t off = 0;
-	size_t *offs = xcalloc(n, sizeof(size_t));
-	unsigned k = 0;
-	for (unsigned i = 0; i < n && off < q.len && k < max; i++) {
-		const char *rel = q.data + off;
-		size_t len = strlen(rel);
-		offs[k++] = store->len;
-		buf_adds(store, o->src_prefix);
-		buf_add(store, rel, len);
-		buf_addch(store, '\0');
-		off += len + 1;
-	}
-	for (unsigned i = 0; i < k; i++)
-		keys[i] = store->data + offs[i];
-	free(offs);
-	buf_release(&q);
-	return k;
+	manifest_cursor_free(c);
+	return n;
 }
 
 static bool unreachable_errno(int rc)
@@ -192,82 +192,128 @@ static bool unreachable_errno(int rc)
 	       rc == -ENETUNREACH || rc == -EPROTO;
 }
 
-int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err *err)
+/* What the planner threads of one run share. */
+struct run {
+	const struct sync_opts *o;
+	struct sync_result *res;
+	struct sync_progress *prog;
+	struct manifest_writer *w;
+	struct transfer *xfer;
+	bool dst_absent;
+	pthread_mutex_t lock;
+	bool dst_checked;
+	bool failed; /* a range failed: the others stop */
+	int rc;
+	struct dth_err err;
+};
+
+struct range {
+	struct run *run;
+	const char *lo; /* relative, exclusive; NULL: from the start */
+	const char *hi; /* relative, inclusive; NULL: to the end */
+	pthread_t thread;
+	bool started;
+};
+
+static void run_fail(struct run *r, int rc, const struct dth_err *err, bool unreachable)
 {
-	double t0 = now_mono();
+	pthread_mutex_lock(&r->lock);
+	if (!r->failed) {
+		r->failed = true;
+		r->rc = rc;
+		r->err = *err;
+		if (unreachable)
+			r->res->unreachable = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int ensure_destination(struct run *r, struct dth_err *err)
+{
 	int rc = 0;
-	struct manifest_writer *w = NULL;
-	struct transfer *xfer = NULL;
-	struct plister *ls = NULL, *ld = NULL;
-	struct buf splits = BUF_INIT;
-	struct manifest_cursor *cur = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (!r->dst_checked) {
+		rc = check_destination(r->o, r->res, err);
+		if (!rc)
+			r->dst_checked = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+static void bounded_list_opts(struct s3_list_opts *lo, const char *prefix, const char *from,
+			      const char *to, struct buf *sa, struct buf *eb)
+{
+	memset(lo, 0, sizeof(*lo));
+	lo->prefix = prefix[0] ? prefix : NULL;
+	if (from) {
+		buf_adds(sa, prefix);
+		buf_adds(sa, from);
+		lo->start_after = sa->data;
+	}
+	if (to) {
+		/* Keys hold no NUL: the first key after `to` is >= to + "\x01". */
+		buf_adds(eb, prefix);
+		buf_adds(eb, to);
+		buf_addch(eb, '\x01');
+		lo->end_before = eb->data;
+	}
+}
+
+static int plan_range(struct range *rg, struct dth_err *err)
+{
+	struct run *r = rg->run;
+	const struct sync_opts *o = r->o;
+	struct sync_result *res = r->res;
+	struct sync_progress *prog = r->prog;
+	struct buf sa = BUF_INIT, eb = BUF_INIT, dsa = BUF_INIT, deb = BUF_INIT;
+	struct s3_list_opts lo;
+	bounded_list_opts(&lo, o->src_prefix, rg->lo, rg->hi, &sa, &eb);
+	struct s3_lister *ls = s3_lister_new(o->src, o->src_bucket, &lo);
+	struct s3_lister *ld = NULL;
+	if (o->merge_destination && !r->dst_absent) {
+		bounded_list_opts(&lo, o->dst_prefix, rg->lo, rg->hi, &dsa, &deb);
+		ld = s3_lister_new(o->dst, o->dst_bucket, &lo);
+	}
 	struct planner *pl = NULL;
-	struct sync_progress *prog = &progress;
-
-	memset(res, 0, sizeof(*res));
-	memset(prog, 0, sizeof(*prog));
-
-	/* The source answers through its first listing page; the destination is
-	 * checked before the first thing is written to it (or listed), so a
-	 * no-change rescan sends nothing but source LISTs. */
-	bool dst_checked = false;
-	bool dst_absent = false;
-	if (o->merge_destination) {
-		rc = check_destination(o, res, err);
-		if (rc == -ENOENT && o->dry_run) {
-			/* A dry run into a bucket that does not exist yet: all is new. */
-			err_clear(err);
-			res->unreachable = false;
-			dst_absent = true;
-			rc = 0;
-		}
-		if (rc)
-			return rc;
-		dst_checked = true;
-	}
-
-	if (!o->dry_run) {
-		w = manifest_writer_new(o->manifest, 1024, 200, err);
-		if (!w)
-			return err->code ? err->code : -EIO;
-		xfer = transfer_new(o, w, prog);
-	}
-
-	/* List the source in parallel key ranges split at the manifest's own
-	 * quantiles (a rescan of a known task), else as one stream. */
-	const char *split_keys[7];
-	unsigned nsplit = source_splits(o, &splits, split_keys, ARRAY_SIZE(split_keys));
-	ls = plister_new(o->src, o->src_bucket, o->src_prefix[0] ? o->src_prefix : NULL, split_keys,
-			 nsplit, 5000);
-	if (o->merge_destination && !dst_absent)
-		ld = plister_new(o->dst, o->dst_bucket, o->dst_prefix[0] ? o->dst_prefix : NULL,
-				 NULL, 0, 0);
-	cur = manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, NULL, err);
+	int rc = 0;
+	struct manifest_cursor *cur =
+	    manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, rg->lo, err);
 	if (!cur) {
 		rc = err->code ? err->code : -EIO;
 		goto out;
 	}
 	pl = planner_new(ls, o->src_prefix, cur, ld, o->dst_prefix, o->filter, o->delete_gone);
+	planner_set_bounds(pl, rg->lo, rg->hi);
 
 	struct plan p;
+	uint64_t seen = 0;
 	for (;;) {
 		if (o->stop && *o->stop) {
 			rc = -EINTR;
 			err_set(err, rc, "interrupted");
 			break;
 		}
-		rc = planner_next(pl, &p, err);
-		prog->listed = planner_listed(pl);
-		if (rc < 0 && unreachable_errno(rc) && !prog->listed)
-			res->unreachable = true;
-		if (rc <= 0)
+		if (__atomic_load_n(&r->failed, __ATOMIC_RELAXED)) {
+			rc = -ECANCELED;
 			break;
-		if (!dst_checked && !o->dry_run && p.action != SYNC_SKIP && p.action != SYNC_GONE) {
-			if ((rc = check_destination(o, res, err)))
-				goto out;
-			dst_checked = true;
 		}
-		res->planned[p.action]++;
+		rc = planner_next(pl, &p, err);
+		uint64_t now = planner_listed(pl);
+		add64(&prog->listed, now - seen);
+		seen = now;
+		if (rc < 0) {
+			run_fail(r, rc, err, unreachable_errno(rc) && !seen);
+			break;
+		}
+		if (rc == 0)
+			break;
+		if (!o->dry_run && p.action != SYNC_SKIP && p.action != SYNC_GONE &&
+		    p.action != SYNC_ADOPT && (rc = ensure_destination(r, err))) {
+			run_fail(r, rc, err, true);
+			break;
+		}
+		add64(&res->planned[p.action], 1);
 		if (o->on_item) {
 			struct sync_item it = {p.action, p.key, p.key_len,
 					       p.in_src ? p.size : p.rec.size,
@@ -281,35 +327,42 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		case SYNC_COPY_MISSING:
 			add64(&prog->planned, 1);
 			add64(&prog->planned_bytes, p.size);
-			if (!o->dry_run && (rc = transfer_submit(xfer, &p)))
+			if (!o->dry_run && (rc = transfer_submit(r->xfer, &p))) {
+				err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc));
+				run_fail(r, rc, err, false);
 				goto out;
+			}
 			break;
 		case SYNC_SKIP:
 			add64(&prog->skipped, 1);
 			break;
 		case SYNC_ADOPT:
 			add64(&prog->skipped, 1);
-			res->adopted++;
+			add64(&res->adopted, 1);
 			if (!o->dry_run) {
-				struct obj_record r;
-				memset(&r, 0, sizeof(r));
-				r.size = p.size;
-				r.last_modified = p.last_modified;
-				strlcpy_s(r.etag, p.etag, sizeof(r.etag));
-				r.status = OBJ_DONE;
-				r.attempts = p.has_rec ? p.rec.attempts : 0;
-				strlcpy_s(r.dest_etag, p.dst_etag, sizeof(r.dest_etag));
-				r.transferred_at = (int64_t)time(NULL);
-				if ((rc = manifest_writer_put_obj(w, o->task_id, p.key, p.key_len,
-								  &r))) {
+				struct obj_record rec;
+				memset(&rec, 0, sizeof(rec));
+				rec.size = p.size;
+				rec.last_modified = p.last_modified;
+				strlcpy_s(rec.etag, p.etag, sizeof(rec.etag));
+				rec.status = OBJ_DONE;
+				rec.attempts = p.has_rec ? p.rec.attempts : 0;
+				strlcpy_s(rec.dest_etag, p.dst_etag, sizeof(rec.dest_etag));
+				rec.transferred_at = (int64_t)time(NULL);
+				if ((rc = manifest_writer_put_obj(r->w, o->task_id, p.key,
+								  p.key_len, &rec))) {
 					err_set(err, rc, "writing the manifest: %s", strerror(-rc));
+					run_fail(r, rc, err, false);
 					goto out;
 				}
 			}
 			break;
 		case SYNC_DELETE:
-			if (!o->dry_run && (rc = transfer_submit(xfer, &p)))
+			if (!o->dry_run && (rc = transfer_submit(r->xfer, &p))) {
+				err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc));
+				run_fail(r, rc, err, false);
 				goto out;
+			}
 			if (o->dry_run)
 				add64(&prog->deleted, 1);
 			break;
@@ -318,35 +371,141 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 			break;
 		}
 	}
-	prog->listing_done = rc == 0;
 out:
-	if (xfer) {
+	planner_free(pl);
+	manifest_cursor_free(cur);
+	s3_lister_free(ls);
+	s3_lister_free(ld);
+	buf_release(&sa);
+	buf_release(&eb);
+	buf_release(&dsa);
+	buf_release(&deb);
+	return rc;
+}
+
+static void *range_main(void *arg)
+{
+	struct range *rg = arg;
+	struct dth_err err;
+	err_clear(&err);
+	int rc = plan_range(rg, &err);
+	if (rc && rc != -ECANCELED)
+		run_fail(rg->run, rc, &err, false);
+	return NULL;
+}
+
+#define MAX_RANGES 8
+
+int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err *err)
+{
+	double t0 = now_mono();
+	int rc = 0;
+	struct sync_progress *prog = &progress;
+	struct run r;
+	struct buf splits = BUF_INIT;
+	struct range ranges[MAX_RANGES];
+
+	memset(res, 0, sizeof(*res));
+	memset(prog, 0, sizeof(*prog));
+	memset(&r, 0, sizeof(r));
+	memset(ranges, 0, sizeof(ranges));
+	r.o = o;
+	r.res = res;
+	r.prog = prog;
+	pthread_mutex_init(&r.lock, NULL);
+
+	/* The source answers through its first listing page; the destination is
+	 * checked before the first thing is written to it (or listed), so a
+	 * no-change rescan sends nothing but source LISTs. */
+	if (o->merge_destination) {
+		rc = check_destination(o, res, err);
+		if (rc == -ENOENT && o->dry_run) {
+			/* A dry run into a bucket that does not exist yet: all is new. */
+			err_clear(err);
+			res->unreachable = false;
+			r.dst_absent = true;
+			rc = 0;
+		}
+		if (rc)
+			goto done;
+		r.dst_checked = true;
+	}
+
+	if (!o->dry_run) {
+		r.w = manifest_writer_new(o->manifest, 1024, 200, err);
+		if (!r.w) {
+			rc = err->code ? err->code : -EIO;
+			goto done;
+		}
+		r.xfer = transfer_new(o, r.w, prog);
+	}
+
+	/* A known task is planned in parallel key ranges (one lister, cursor and
+	 * merge-join each), so a rescan lists at the speed of several LISTs in
+	 * flight with constant memory. Item callbacks want one ordered stream. */
+	unsigned nsplit = o->on_item ? 0 : range_splits(o, &splits, MAX_RANGES);
+	const char *keys[MAX_RANGES];
+	size_t off = 0;
+	for (unsigned i = 0; i < nsplit; i++) {
+		keys[i] = splits.data + off;
+		off += strlen(keys[i]) + 1;
+	}
+	unsigned nr = nsplit + 1;
+	for (unsigned i = 0; i < nr; i++) {
+		ranges[i].run = &r;
+		ranges[i].lo = i ? keys[i - 1] : NULL;
+		ranges[i].hi = i < nsplit ? keys[i] : NULL;
+	}
+	if (nr == 1) {
+		struct dth_err e1;
+		err_clear(&e1);
+		if (plan_range(&ranges[0], &e1) && !r.failed)
+			run_fail(&r, -EIO, &e1, false);
+	} else {
+		for (unsigned i = 0; i < nr; i++)
+			ranges[i].started =
+			    pthread_create(&ranges[i].thread, NULL, range_main, &ranges[i]) == 0;
+		for (unsigned i = 0; i < nr; i++) {
+			if (ranges[i].started) {
+				pthread_join(ranges[i].thread, NULL);
+			} else {
+				struct dth_err e1;
+				err_set(&e1, -EAGAIN, "cannot start a planner thread");
+				run_fail(&r, -EAGAIN, &e1, false);
+			}
+		}
+	}
+	if (r.failed) {
+		rc = r.rc;
+		*err = r.err;
+	}
+	prog->listing_done = rc == 0;
+
+	if (r.xfer) {
 		struct dth_err ferr;
 		err_clear(&ferr);
-		int frc = transfer_finish(xfer, &ferr);
+		int frc = transfer_finish(r.xfer, &ferr);
 		if (frc && (!rc || rc == frc)) {
 			rc = frc;
 			*err = ferr;
 		}
 	}
 	if (rc == 0 && !o->dry_run && !(o->stop && *o->stop)) {
-		int arc = abort_orphans(o, w);
+		int arc = abort_orphans(o, r.w);
 		if (arc)
 			log_warn("could not clean up recorded multipart uploads: %s",
 				 strerror(-arc));
 	}
-	if (w) {
-		int wrc = manifest_writer_free(w);
+	if (r.w) {
+		int wrc = manifest_writer_free(r.w);
 		if (wrc && !rc) {
 			rc = wrc;
 			err_set(err, rc, "writing the manifest: %s", strerror(-wrc));
 		}
 	}
-	transfer_free(xfer);
-	planner_free(pl);
-	manifest_cursor_free(cur);
-	plister_free(ls);
-	plister_free(ld);
+	transfer_free(r.xfer);
+done:
+	pthread_mutex_destroy(&r.lock);
 	buf_release(&splits);
 	res->transferred = prog->transferred;
 	res->bytes = prog->bytes;

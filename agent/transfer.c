@@ -67,7 +67,9 @@ struct upload {
 	unsigned ncand;
 	struct s3_meta meta; /* headers of the copy, for a re-layout */
 	char *tagging;
-	int err; /* first part error */
+	struct s3_tags tags; /* set again after completion: not every server takes
+				x-amz-tagging on CreateMultipartUpload (Ceph 16 drops it) */
+	int err;	     /* first part error */
 	char errmsg[CODEC_ERROR_MAX];
 	/* Whole-object MD5 for a source whose ETag is an MD5 but that is copied
 	 * in parts of our own: parts are hashed in order as they arrive (part i
@@ -461,6 +463,7 @@ static void upload_free(struct upload *up)
 	}
 	s3_meta_release(&up->meta);
 	free(up->tagging);
+	s3_tags_release(&up->tags);
 	free(up);
 }
 
@@ -736,7 +739,9 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 	/* HEAD does not always tell the tag count (Ceph 16 leaves it out), and
 	 * one GetObjectTagging per large object costs little. */
 	if (t->o->metadata) {
-		rc = fetch_tagging(t, skey.data, &tagging, &err);
+		rc = s3_get_tagging(t->o->src, t->o->src_bucket, skey.data, &up->tags, &err);
+		if (!rc)
+			s3_tags_to_query(&up->tags, &tagging);
 		if (rc) {
 			buf_adds(reason, err.message);
 			goto fail;
@@ -1063,6 +1068,15 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		set_fatal(t, -EIO, "upload record");
 	/* A CreateMultipartUpload retried after a lost answer leaves a twin. */
 	abort_strays(t, up->dst_key, up->rec.created - 300);
+	if (t->o->metadata && up->tags.n) {
+		err_clear(&err);
+		if (s3_put_tagging(t->o->dst, t->o->dst_bucket, up->dst_key, &up->tags, &err)) {
+			char reason[CODEC_ERROR_MAX];
+			reasonf(reason, sizeof(reason), "setting the tags: %s", err.message);
+			object_failed(t, j, reason);
+			goto out;
+		}
+	}
 	complete_etag(t, up->dst_key, etag);
 	if (up->replicate && dest_etag_is_md5(t) && strcasecmp(etag, j->etag) != 0) {
 		/* A guessed part size was wrong: lay the copy out again, server-side,

@@ -1059,8 +1059,13 @@ int s3_copy_object(struct s3_client *c, const char *dst_bucket, const char *dst_
 			    .key = dst_key,
 			    .doc = &doc};
 	call_hdr(&k, "x-amz-copy-source", call_own(&k, copy_source(src_bucket, src_key)));
-	if (src_if_match)
-		call_hdr(&k, "x-amz-copy-source-if-match", call_own(&k, quoted(src_if_match)));
+	if (src_if_match) {
+		const char *q = call_own(&k, quoted(src_if_match));
+		call_hdr(&k, "x-amz-copy-source-if-match", q);
+		/* Ceph radosgw (16 and older) reads the precondition of CopyObject from
+		 * this older name only; other servers ignore it. */
+		call_hdr(&k, "x-amz-copy-if-match", q);
+	}
 	bool replace = opts && opts->meta;
 	call_hdr(&k, "x-amz-metadata-directive", replace ? "REPLACE" : "COPY");
 	if (opts && opts->tagging)

@@ -2,6 +2,7 @@
  * decodes must encode to bytes that decode to an equal record, and encoding
  * that record again must give the same bytes (the encoding is canonical). A
  * failed decode must leave the record zeroed. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,7 +15,8 @@
 #define CHECK(c)                                                                                   \
 	do {                                                                                       \
 		if (!(c)) {                                                                        \
-			fprintf(stderr, "fuzz_codec: check failed at line %d: %s\n", __LINE__, #c);  \
+			fprintf(stderr, "fuzz_codec: check failed at line %d: %s\n", __LINE__,     \
+				#c);                                                               \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -72,7 +74,8 @@ static bool upload_eq(const struct upload_record *a, const struct upload_record 
 	    a->part_count != b->part_count || a->created != b->created || a->n_parts != b->n_parts)
 		return false;
 	for (uint32_t i = 0; i < a->n_parts; i++)
-		if (a->parts[i].number != b->parts[i].number || a->parts[i].size != b->parts[i].size ||
+		if (a->parts[i].number != b->parts[i].number ||
+		    a->parts[i].size != b->parts[i].size ||
 		    strcmp(a->parts[i].etag, b->parts[i].etag))
 			return false;
 	return true;

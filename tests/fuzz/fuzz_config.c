@@ -8,12 +8,14 @@
  * config that loads can be looked up; no error message quotes a secret value
  * (secret_access_key, session_token) from the text; remote_parse_path's parts
  * put back together give the input. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "common/ini.h"
 #include "common/util.h"
@@ -22,7 +24,8 @@
 #define CHECK(c)                                                                                   \
 	do {                                                                                       \
 		if (!(c)) {                                                                        \
-			fprintf(stderr, "fuzz_config: check failed at line %d: %s\n", __LINE__, #c); \
+			fprintf(stderr, "fuzz_config: check failed at line %d: %s\n", __LINE__,    \
+				#c);                                                               \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -33,7 +36,7 @@
 
 struct ini_seen {
 	unsigned last_line;
-	unsigned n_lines;	/* lines in the text */
+	unsigned n_lines;	 /* lines in the text */
 	unsigned calls, stop_at; /* return 7 at call number stop_at (0: never) */
 	bool stopped;
 	char *names[MAX_NAMES]; /* well-formed [remote NAME] names */
@@ -88,8 +91,7 @@ static bool distinctive(const char *v, const char *text)
 	return first && !strstr(first + 1, v);
 }
 
-static int on_key(void *ctx, const char *section, const char *key, const char *value,
-		  unsigned line)
+static int on_key(void *ctx, const char *section, const char *key, const char *value, unsigned line)
 {
 	struct ini_seen *s = ctx;
 	CHECK(section && key && value);
@@ -99,7 +101,7 @@ static int on_key(void *ctx, const char *section, const char *key, const char *v
 	CHECK(key[0] != '\0');
 	CHECK(strchr(key, '=') == NULL);
 	CHECK(line >= 1 && line <= s->n_lines);
-	CHECK(line > s->last_line || (s->last_line == 0 && line >= 1));
+	CHECK(line > s->last_line);
 	s->last_line = line;
 	if (s->text && (str_ieq(key, "secret_access_key") || str_ieq(key, "session_token")) &&
 	    s->n_secrets < MAX_SECRETS && distinctive(value, s->text))
@@ -118,7 +120,7 @@ static int on_section(void *ctx, const char *section, unsigned line)
 	CHECK(section[0] != '\0');
 	CHECK(strchr(section, ']') == NULL);
 	CHECK(line >= 1 && line <= s->n_lines);
-	CHECK(line > s->last_line || s->last_line == 0);
+	CHECK(line > s->last_line);
 	s->last_line = line;
 	if (str_startswith(section, "remote ") || str_startswith(section, "remote\t")) {
 		const char *n = section + 6;
@@ -159,10 +161,10 @@ static void check_no_secret(const struct ini_seen *s, const struct dth_err *e)
 static void check_def(const struct remote_def *r)
 {
 	CHECK(r->name && r->source);
-	const char *strs[] = {r->name,		r->type,	      r->provider,
-			      r->endpoint,	r->region,	      r->ca_file,
-			      r->access_key_id, r->secret_access_key, r->session_token,
-			      r->credentials,	r->source};
+	const char *strs[] = {
+	    r->name,	      r->type,	      r->provider,	r->endpoint,
+	    r->region,	      r->ca_file,     r->access_key_id, r->secret_access_key,
+	    r->session_token, r->credentials, r->source};
 	size_t total = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		if (strs[i])

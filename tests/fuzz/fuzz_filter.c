@@ -12,6 +12,7 @@
  *     same exclude rule does not let the key through),
  *   - a pattern made of the key with every byte escaped, anchored, which must
  *     match the key and not the key with one more byte. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +27,8 @@
 #define CHECK(c)                                                                                   \
 	do {                                                                                       \
 		if (!(c)) {                                                                        \
-			fprintf(stderr, "fuzz_filter: check failed at line %d: %s\n", __LINE__, #c); \
+			fprintf(stderr, "fuzz_filter: check failed at line %d: %s\n", __LINE__,    \
+				#c);                                                               \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -119,7 +121,8 @@ static bool ref_at(struct ref *r, size_t pi, size_t ki)
 			res = ki < r->klen && in[r->key[ki]] && ref_at(r, next, ki + 1);
 		} else if (c == '\\') {
 			CHECK(pi + 1 < r->plen);
-			res = ki < r->klen && r->key[ki] == r->pat[pi + 1] && ref_at(r, pi + 2, ki + 1);
+			res = ki < r->klen && r->key[ki] == r->pat[pi + 1] &&
+			      ref_at(r, pi + 2, ki + 1);
 		} else {
 			res = ki < r->klen && r->key[ki] == c && ref_at(r, pi + 1, ki + 1);
 		}
@@ -144,12 +147,10 @@ static bool ref_match(const char *pattern, const unsigned char *key, size_t klen
 		for (size_t i = n - 1; i > 0 && p[i - 1] == '\\'; i--)
 			bs++;
 		if (bs % 2 == 0)
-			buf_adds(&body, "**"); /* "P/" is "P/**" */
+			buf_adds(&body, "**"); /* "P/" means "P/" then "**" */
 	}
-	struct ref r = {.pat = (const unsigned char *)body.data,
-			.plen = body.len,
-			.key = key,
-			.klen = klen};
+	struct ref r = {
+	    .pat = (const unsigned char *)body.data, .plen = body.len, .key = key, .klen = klen};
 	r.memo = xmalloc((r.plen + 1) * (klen + 1));
 	memset(r.memo, -1, (r.plen + 1) * (klen + 1));
 	bool hit = false;
@@ -265,8 +266,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strlen(rules[i]) <= REF_MAX_PAT && klen <= REF_MAX_KEY) {
 			bool rh = ref_match(rules[i], kcopy, klen);
 			if (rh != hit) {
-				fprintf(stderr, "fuzz_filter: pattern '%s' key (%zu bytes) filter %d ref %d\n",
-					rules[i], klen, hit, rh);
+				fprintf(
+				    stderr,
+				    "fuzz_filter: pattern '%s' key (%zu bytes) filter %d ref %d\n",
+				    rules[i], klen, hit, rh);
 				abort();
 			}
 		}

@@ -5,6 +5,7 @@
  * input too, and two round trips are checked: a value escaped with
  * s3_xml_escape into a Tagging document, and a key percent-encoded into a
  * url-encoded listing, must come back byte for byte. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,7 +19,8 @@
 #define CHECK(c)                                                                                   \
 	do {                                                                                       \
 		if (!(c)) {                                                                        \
-			fprintf(stderr, "fuzz_s3_xml: check failed at line %d: %s\n", __LINE__, #c); \
+			fprintf(stderr, "fuzz_s3_xml: check failed at line %d: %s\n", __LINE__,    \
+				#c);                                                               \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -241,7 +243,8 @@ static void helpers(const uint8_t *data, size_t size)
 static bool plain_ascii(const uint8_t *d, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!((d[i] >= 0x20 && d[i] < 0x7f) || d[i] == '\t' || d[i] == '\n' || d[i] == '\r'))
+		if (!((d[i] >= 0x20 && d[i] < 0x7f) || d[i] == '\t' || d[i] == '\n' ||
+		      d[i] == '\r'))
 			return false;
 	return true;
 }

@@ -91,6 +91,7 @@ start() {
 fsid = $fsid
 mon host = v1:127.0.0.1:$MON_PORT
 public addr = 127.0.0.1
+cluster addr = 127.0.0.1
 auth cluster required = none
 auth service required = none
 auth client required = none

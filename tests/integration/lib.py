@@ -497,7 +497,7 @@ class Context:
         args = ["sync"]
         if config:
             args += ["--config", self.config if config is True else config]
-        args += ["--state", state or self.state, "--task", task or "t", "--no-progress"]
+        args += ["--state", state or self.state, "--task", task or "t"]
         if json_out:
             args.append("--json")
         args += list(opts) + [src, dst]
@@ -512,7 +512,7 @@ class Context:
         if not os.access(exe, os.X_OK):
             raise DthError("dth binary not found at %s (build it, or set DTH_BIN)" % exe)
         cmd = [exe, "sync", "--config", self.config, "--state", self.state, "--task", task,
-               "--no-progress", "--json"] + list(opts) + [src, dst]
+               "--json"] + list(opts) + [src, dst]
         self.last_cmd = cmd
         self._bg_err = os.path.join(self.dir, "bg-stderr.txt")
         errf = open(self._bg_err, "wb")

@@ -118,16 +118,22 @@ def test_kill9_mid_run_then_resume(ctx):
     p = ctx.popen_sync("src:" + src["bucket"], "dst:" + dst, "--concurrency", "4", task="kill")
     t0 = time.monotonic()
     killed_while_running = False
+    state = "timer"
     try:
-        while time.monotonic() - t0 < 30:
+        # Kill once a multipart upload has parts at the destination (so the
+        # rerun has an upload to resume or clean up), else once many small
+        # objects are there, else after 8 s.
+        while time.monotonic() - t0 < 8:
             if p.poll() is not None:
                 break
             uploads = lib.multipart_uploads(dc, dst)
-            n = dc.list_objects_v2(Bucket=dst, MaxKeys=50).get("KeyCount", 0)
-            elapsed = time.monotonic() - t0
-            if (uploads and elapsed >= 1.0) or n >= 20 or elapsed >= 8:
+            if any(dc.list_parts(Bucket=dst, Key=k, UploadId=u).get("Parts") for k, u in uploads):
+                state = "mid-multipart"
                 break
-            time.sleep(0.1)
+            if dc.list_objects_v2(Bucket=dst, MaxKeys=300).get("KeyCount", 0) >= 300:
+                state = "300 objects copied"
+                break
+            time.sleep(0.05)
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             killed_while_running = True
@@ -140,11 +146,14 @@ def test_kill9_mid_run_then_resume(ctx):
     at_kill = len(lib.list_all(dc, dst))
     assert at_kill < len(src["md5"]), "everything was already copied when dth was killed"
 
-    res = ctx.sync("src:" + src["bucket"], "dst:" + dst, task="kill", timeout=600)
-    assert res["failed"] == 0, "failed = %s" % res["failed"]
-    check_copy(src, dst)
-    left = lib.multipart_uploads(dc, dst)
-    assert left == [], "unfinished multipart uploads left at the destination: %s" % left
-    # And a third run has nothing left to do.
-    res = ctx.sync("src:" + src["bucket"], "dst:" + dst, task="kill")
-    assert res["transferred"] == 0 and res["failed"] == 0, res
+    try:
+        res = ctx.sync("src:" + src["bucket"], "dst:" + dst, task="kill", timeout=600)
+        assert res["failed"] == 0, "failed = %s" % res["failed"]
+        check_copy(src, dst)
+        left = lib.multipart_uploads(dc, dst)
+        assert left == [], "unfinished multipart uploads left at the destination: %s" % left
+        # And a third run has nothing left to do.
+        res = ctx.sync("src:" + src["bucket"], "dst:" + dst, task="kill")
+        assert res["transferred"] == 0 and res["failed"] == 0, res
+    except AssertionError as e:
+        raise AssertionError("%s (dth was killed at: %s, %d objects copied)" % (e, state, at_kill)) from e

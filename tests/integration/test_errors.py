@@ -129,7 +129,7 @@ def test_usage_errors(ctx):
         ("bad glob", ["--include", "[z-a]", S, D]),
     ]
     for what, args in cases:
-        cmd = ["sync", "--config", ctx.config, "--state", ctx.state, "--no-progress"] + args
+        cmd = ["sync", "--config", ctx.config, "--state", ctx.state] + args
         rc, out, err = ctx.run_dth(cmd, check_exit=None)
         assert rc == 2, "%s: exit %d, expected 2 (stderr %r)" % (what, rc, err[-300:])
         assert err.strip(), "%s: no message on stderr" % what
