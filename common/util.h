@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define WUR           __attribute__((warn_unused_result))
+#define WUR	      __attribute__((warn_unused_result))
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

@@ -11,7 +11,7 @@
 #include "common/buf.h"
 #include "common/util.h"
 
-#define CODEC_ETAG_MAX  128
+#define CODEC_ETAG_MAX	128
 #define CODEC_ERROR_MAX 256
 
 enum obj_status {
@@ -31,14 +31,14 @@ int obj_status_parse(const char *name);
 /* objects: value of (task id, key) */
 struct obj_record {
 	uint64_t size;
-	int64_t last_modified;            /* source Last-Modified, Unix seconds */
-	char etag[CODEC_ETAG_MAX];        /* source ETag, no quotes */
-	uint64_t meta_fp;                 /* XXH3 of the copied metadata headers, 0 unknown */
-	uint8_t status;                   /* enum obj_status */
+	int64_t last_modified;	   /* source Last-Modified, Unix seconds */
+	char etag[CODEC_ETAG_MAX]; /* source ETag, no quotes */
+	uint64_t meta_fp;	   /* XXH3 of the copied metadata headers, 0 unknown */
+	uint8_t status;		   /* enum obj_status */
 	uint32_t attempts;
 	char last_error[CODEC_ERROR_MAX]; /* "" when none */
-	char dest_etag[CODEC_ETAG_MAX];   /* "" until copied */
-	int64_t transferred_at;           /* Unix seconds, 0 until copied */
+	char dest_etag[CODEC_ETAG_MAX];	  /* "" until copied */
+	int64_t transferred_at;		  /* Unix seconds, 0 until copied */
 };
 void codec_obj_encode(const struct obj_record *r, struct buf *out);
 int codec_obj_decode(const void *data, size_t len, struct obj_record *r) WUR;
@@ -55,9 +55,9 @@ struct upload_record {
 	char src_etag[CODEC_ETAG_MAX]; /* the source version this upload copies */
 	uint64_t object_size;
 	uint64_t part_size;
-	uint32_t part_count;           /* total parts planned */
-	int64_t created;               /* Unix seconds */
-	struct upload_part *parts;     /* finished parts (owned, malloc'd), by number */
+	uint32_t part_count;	   /* total parts planned */
+	int64_t created;	   /* Unix seconds */
+	struct upload_part *parts; /* finished parts (owned, malloc'd), by number */
 	uint32_t n_parts;
 };
 void codec_upload_encode(const struct upload_record *r, struct buf *out);
@@ -76,14 +76,14 @@ int codec_stats_decode(const void *data, size_t len, struct task_stats *s) WUR;
 /* tasks: value of task id: definition and lifecycle */
 struct task_record {
 	char name[256];
-	char src[1024];   /* "REMOTE:BUCKET/PREFIX" */
+	char src[1024]; /* "REMOTE:BUCKET/PREFIX" */
 	char dst[1024];
-	char kind[16];    /* "s3" */
-	char state[16];   /* starting, running, idle, stopping, stopped, error */
+	char kind[16];	/* "s3" */
+	char state[16]; /* starting, running, idle, stopping, stopped, error */
 	int64_t created;
 	int64_t last_run_start;
 	int64_t last_run_end;
-	uint32_t runs;     /* completed runs */
+	uint32_t runs;	     /* completed runs */
 	uint8_t dest_listed; /* the destination was merged on a first run */
 };
 void codec_task_encode(const struct task_record *t, struct buf *out);

@@ -44,7 +44,8 @@ int manifest_task_ensure(struct manifest *m, const struct task_record *rec, uint
 int manifest_task_put(struct manifest *m, uint32_t id, const struct task_record *rec) WUR;
 /* Call fn for each task in id order; fn's non-zero return stops and is returned. */
 int manifest_task_each(struct manifest *m,
-		       int (*fn)(void *ctx, uint32_t id, const struct task_record *rec), void *ctx) WUR;
+		       int (*fn)(void *ctx, uint32_t id, const struct task_record *rec),
+		       void *ctx) WUR;
 
 /* ---- point reads (each in its own read transaction) ---- */
 int manifest_obj_get(struct manifest *m, uint32_t task, const char *key, size_t key_len,
@@ -62,8 +63,8 @@ int manifest_upload_get(struct manifest *m, uint32_t task, const char *key, size
  * writer commits; keys written behind the cursor are not seen again. */
 struct manifest_cursor;
 enum manifest_db { MANIFEST_OBJECTS = 0, MANIFEST_UPLOADS = 1 };
-struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db db,
-					    uint32_t task, const char *prefix, const char *start,
+struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db db, uint32_t task,
+					    const char *prefix, const char *start,
 					    struct dth_err *err);
 /* 1 with key, key_len and rec set (valid until the next call), 0 at the end,
  * or a negative errno. For MANIFEST_UPLOADS, rec is NULL-safe: use

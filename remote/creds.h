@@ -16,13 +16,13 @@ struct http_engine;
 struct creds_provider;
 
 enum creds_mode {
-	CREDS_CHAIN = 0,  /* explicit keys if given, then env, then profile "default"
-			     (or $AWS_PROFILE), then instance metadata */
-	CREDS_STATIC,     /* access_key_id + secret_access_key (+ session_token) */
-	CREDS_ENV,        /* AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN */
-	CREDS_PROFILE,    /* ~/.aws/credentials and ~/.aws/config, profile named below */
-	CREDS_INSTANCE,   /* EC2 instance metadata, IMDSv2 token first */
-	CREDS_ANONYMOUS,  /* no signing */
+	CREDS_CHAIN = 0, /* explicit keys if given, then env, then profile "default"
+			    (or $AWS_PROFILE), then instance metadata */
+	CREDS_STATIC,	 /* access_key_id + secret_access_key (+ session_token) */
+	CREDS_ENV,	 /* AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN */
+	CREDS_PROFILE,	 /* ~/.aws/credentials and ~/.aws/config, profile named below */
+	CREDS_INSTANCE,	 /* EC2 instance metadata, IMDSv2 token first */
+	CREDS_ANONYMOUS, /* no signing */
 };
 
 struct creds_spec {
@@ -30,20 +30,20 @@ struct creds_spec {
 	const char *access_key_id;     /* STATIC/CHAIN */
 	const char *secret_access_key; /* STATIC/CHAIN */
 	const char *session_token;     /* optional */
-	const char *profile;           /* PROFILE: NULL means $AWS_PROFILE or "default" */
-	const char *credentials_file;  /* NULL: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials */
-	const char *config_file;       /* NULL: $AWS_CONFIG_FILE or ~/.aws/config */
-	const char *imds_endpoint;     /* NULL: $AWS_EC2_METADATA_SERVICE_ENDPOINT or
-					  http://169.254.169.254 */
-	struct http_engine *http;      /* borrowed; may be NULL. Instance metadata uses
-					  the provider's own engine (1 s connect timeout) */
+	const char *profile;	       /* PROFILE: NULL means $AWS_PROFILE or "default" */
+	const char *credentials_file; /* NULL: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials */
+	const char *config_file;      /* NULL: $AWS_CONFIG_FILE or ~/.aws/config */
+	const char *imds_endpoint;    /* NULL: $AWS_EC2_METADATA_SERVICE_ENDPOINT or
+					 http://169.254.169.254 */
+	struct http_engine *http;     /* borrowed; may be NULL. Instance metadata uses
+					 the provider's own engine (1 s connect timeout) */
 };
 
 struct creds_value {
 	char access_key_id[128];
 	char secret_access_key[128];
 	char session_token[4096]; /* "" when none */
-	time_t expires;           /* 0: does not expire */
+	time_t expires;		  /* 0: does not expire */
 	bool anonymous;
 };
 

@@ -16,10 +16,10 @@ struct http_engine;
 
 struct http_engine_opts {
 	long connect_timeout_ms; /* 0: 10 s */
-	long stall_timeout_s;    /* abort when below 1 byte/s for this long; 0: 60 s */
-	bool tls_verify;         /* verify peer and host name; true unless told otherwise */
-	const char *ca_file;     /* NULL: system default */
-	const char *user_agent;  /* NULL: "dth/<version>" */
+	long stall_timeout_s;	 /* abort when below 1 byte/s for this long; 0: 60 s */
+	bool tls_verify;	 /* verify peer and host name; true unless told otherwise */
+	const char *ca_file;	 /* NULL: system default */
+	const char *user_agent;	 /* NULL: "dth/<version>" */
 };
 
 struct http_header {
@@ -47,9 +47,9 @@ struct http_req {
 };
 
 struct http_resp {
-	long status;      /* HTTP status, 0 if none arrived */
-	struct buf body;  /* collected body (see http_req.sink) */
-	struct buf hdrs;  /* raw header block of the final response */
+	long status;	 /* HTTP status, 0 if none arrived */
+	struct buf body; /* collected body (see http_req.sink) */
+	struct buf hdrs; /* raw header block of the final response */
 };
 
 void http_resp_init(struct http_resp *r);

@@ -12,8 +12,8 @@
 
 struct provider_preset {
 	const char *name;
-	bool needs_endpoint;   /* minio, ceph, other: endpoint must be given */
-	bool path_style;       /* default addressing */
+	bool needs_endpoint; /* minio, ceph, other: endpoint must be given */
+	bool path_style;     /* default addressing */
 	const char *default_region;
 };
 

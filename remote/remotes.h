@@ -15,8 +15,8 @@ struct s3_client;
 struct creds_provider;
 
 struct remote_def {
-	char *name;     /* as written in the section header (env names are lowercased) */
-	char *type;     /* "s3" */
+	char *name;	/* as written in the section header (env names are lowercased) */
+	char *type;	/* "s3" */
 	char *provider; /* aws | aws-cn | aliyun | tencent | qiniu | gcs | minio | ceph | other */
 	char *endpoint; /* "scheme://host[:port]"; from the preset when absent */
 	char *region;
@@ -30,7 +30,7 @@ struct remote_def {
 	char *secret_access_key;
 	char *session_token;
 	char *credentials; /* env | profile:NAME | instance | anonymous; NULL: chain */
-	char *source;      /* where it was defined: "FILE:LINE" or "environment" */
+	char *source;	   /* where it was defined: "FILE:LINE" or "environment" */
 };
 
 struct config;

@@ -12,7 +12,10 @@ struct retry_policy {
 	unsigned max_ms;       /* cap on any single backoff */
 };
 
-#define RETRY_POLICY_DEFAULT {8, 100, 20000}
+#define RETRY_POLICY_DEFAULT                                                                       \
+	{                                                                                          \
+		8, 100, 20000                                                                      \
+	}
 
 /* True when a request that ended this way may be retried:
  * transport_err: 0 when an HTTP response arrived, else a negative errno from

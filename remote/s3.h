@@ -46,14 +46,14 @@ const char *s3_client_endpoint(const struct s3_client *c);
 const char *s3_client_name(const struct s3_client *c);
 
 enum s3_req_kind {
-	S3_REQ_LIST = 0, /* ListObjectsV2, ListParts, ListMultipartUploads */
-	S3_REQ_HEAD,     /* HeadObject, HeadBucket */
-	S3_REQ_GET,      /* GetObject, GetObjectTagging */
-	S3_REQ_PUT,      /* PutObject, PutObjectTagging */
-	S3_REQ_COPY,     /* CopyObject, UploadPartCopy */
-	S3_REQ_MULTIPART,/* Create/UploadPart/Complete/Abort */
-	S3_REQ_DELETE,   /* DeleteObject */
-	S3_REQ_OTHER,    /* CreateBucket, ... */
+	S3_REQ_LIST = 0,  /* ListObjectsV2, ListParts, ListMultipartUploads */
+	S3_REQ_HEAD,	  /* HeadObject, HeadBucket */
+	S3_REQ_GET,	  /* GetObject, GetObjectTagging */
+	S3_REQ_PUT,	  /* PutObject, PutObjectTagging */
+	S3_REQ_COPY,	  /* CopyObject, UploadPartCopy */
+	S3_REQ_MULTIPART, /* Create/UploadPart/Complete/Abort */
+	S3_REQ_DELETE,	  /* DeleteObject */
+	S3_REQ_OTHER,	  /* CreateBucket, ... */
 	S3_REQ__COUNT
 };
 /* "list", "head", "get", "put", "copy", "multipart", "delete", "other". */
@@ -90,14 +90,14 @@ void s3_tags_release(struct s3_tags *t);
 void s3_tags_to_query(const struct s3_tags *t, struct buf *out);
 
 struct s3_object_head {
-	uint64_t size;         /* Content-Length of what was asked (a part with part_number) */
-	uint64_t total_size;   /* size of the whole object */
-	char etag[S3_ETAG_MAX];/* without quotes */
-	int64_t last_modified; /* Unix seconds */
-	unsigned parts_count;  /* x-amz-mp-parts-count, 0 when absent */
-	unsigned tag_count;    /* x-amz-tagging-count, 0 when absent */
+	uint64_t size;		/* Content-Length of what was asked (a part with part_number) */
+	uint64_t total_size;	/* size of the whole object */
+	char etag[S3_ETAG_MAX]; /* without quotes */
+	int64_t last_modified;	/* Unix seconds */
+	unsigned parts_count;	/* x-amz-mp-parts-count, 0 when absent */
+	unsigned tag_count;	/* x-amz-tagging-count, 0 when absent */
 	char storage_class[32];
-	struct s3_meta meta;   /* owned */
+	struct s3_meta meta; /* owned */
 };
 void s3_object_head_release(struct s3_object_head *h);
 
@@ -109,8 +109,8 @@ int s3_create_bucket(struct s3_client *c, const char *bucket, struct dth_err *er
 
 /* HeadObject; part_number > 0 adds ?partNumber=N (size is then the part's).
  * out is initialised by the call; release it with s3_object_head_release. */
-int s3_head_object(struct s3_client *c, const char *bucket, const char *key,
-		   unsigned part_number, struct s3_object_head *out, struct dth_err *err) WUR;
+int s3_head_object(struct s3_client *c, const char *bucket, const char *key, unsigned part_number,
+		   struct s3_object_head *out, struct dth_err *err) WUR;
 
 /* GetObject of [offset, offset+length) (length 0: to the end). The body is
  * appended to out. if_match: ETag (no quotes) the object must still have,
@@ -122,13 +122,13 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 
 /* Destination options of a write. Every field may be NULL. */
 struct s3_put_opts {
-	const struct s3_meta *meta;  /* headers to set */
-	const char *tagging;         /* x-amz-tagging value ("k=v&..."), NULL for none */
-	const char *storage_class;   /* x-amz-storage-class */
-	const char *acl;             /* x-amz-acl */
-	const char *sse;             /* x-amz-server-side-encryption: AES256 | aws:kms */
-	const char *sse_kms_key_id;  /* x-amz-server-side-encryption-aws-kms-key-id */
-	const char *content_md5;     /* base64 MD5 of the body (PutObject, UploadPart) */
+	const struct s3_meta *meta; /* headers to set */
+	const char *tagging;	    /* x-amz-tagging value ("k=v&..."), NULL for none */
+	const char *storage_class;  /* x-amz-storage-class */
+	const char *acl;	    /* x-amz-acl */
+	const char *sse;	    /* x-amz-server-side-encryption: AES256 | aws:kms */
+	const char *sse_kms_key_id; /* x-amz-server-side-encryption-aws-kms-key-id */
+	const char *content_md5;    /* base64 MD5 of the body (PutObject, UploadPart) */
 };
 
 /* PutObject from memory. etag_out (S3_ETAG_MAX, may be NULL) gets the ETag. */
@@ -148,8 +148,8 @@ int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
 		     struct dth_err *err) WUR;
 
 /* Object tagging. out is initialised by the call. */
-int s3_get_tagging(struct s3_client *c, const char *bucket, const char *key,
-		   struct s3_tags *out, struct dth_err *err) WUR;
+int s3_get_tagging(struct s3_client *c, const char *bucket, const char *key, struct s3_tags *out,
+		   struct dth_err *err) WUR;
 int s3_put_tagging(struct s3_client *c, const char *bucket, const char *key,
 		   const struct s3_tags *tags, struct dth_err *err) WUR;
 
@@ -172,9 +172,8 @@ int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char 
 			    const char *src_if_match, char *etag_out, struct dth_err *err) WUR;
 /* CompleteMultipartUpload with parts in ascending order. A 200 response that
  * carries an <Error> document is reported as an error. */
-int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key,
-		    const char *upload_id, const struct s3_part *parts, size_t n,
-		    char *etag_out, struct dth_err *err) WUR;
+int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+		    const struct s3_part *parts, size_t n, char *etag_out, struct dth_err *err) WUR;
 /* AbortMultipartUpload; -ENOENT when the upload is unknown. */
 int s3_mpu_abort(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
 		 struct dth_err *err) WUR;
@@ -197,19 +196,19 @@ int s3_mpu_list_uploads(struct s3_client *c, const char *bucket, const char *pre
  * time, parsed with expat as it arrives; encoding-type=url is always asked
  * and undone, so any key bytes survive. */
 struct s3_list_opts {
-	const char *prefix;      /* NULL: none */
-	const char *delimiter;   /* NULL: none */
+	const char *prefix;	 /* NULL: none */
+	const char *delimiter;	 /* NULL: none */
 	const char *start_after; /* NULL: from the start */
-	const char *end_before;  /* NULL: to the end; else stop before the first key >= it */
-	unsigned max_keys;       /* page size; 0: 1000 */
+	const char *end_before;	 /* NULL: to the end; else stop before the first key >= it */
+	unsigned max_keys;	 /* page size; 0: 1000 */
 };
 struct s3_list_entry {
 	const char *key; /* decoded key, NUL-terminated, borrowed until the next call */
 	size_t key_len;
 	uint64_t size;
 	char etag[S3_ETAG_MAX]; /* without quotes; "" for a prefix */
-	int64_t last_modified;  /* Unix seconds */
-	bool is_prefix;         /* a CommonPrefixes entry (key is the prefix) */
+	int64_t last_modified;	/* Unix seconds */
+	bool is_prefix;		/* a CommonPrefixes entry (key is the prefix) */
 	char storage_class[32];
 };
 struct s3_lister;

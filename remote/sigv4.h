@@ -22,7 +22,7 @@ struct sigv4_creds {
 };
 
 struct sigv4_header {
-	const char *name; /* any case; canonicalised to lowercase */
+	const char *name;  /* any case; canonicalised to lowercase */
 	const char *value; /* trimmed and inner runs of spaces folded when canonicalised */
 };
 
@@ -44,8 +44,8 @@ struct sigv4_input {
 	const char *payload_hash;
 	const char *region;
 	const char *service; /* "s3", "ecr", "sts", ... */
-	time_t when;          /* signing time (UTC seconds) */
-	bool normalize_path;  /* false for S3 */
+	time_t when;	     /* signing time (UTC seconds) */
+	bool normalize_path; /* false for S3 */
 };
 
 /* "YYYYMMDDTHHMMSSZ" for t (out must hold 17 bytes). */

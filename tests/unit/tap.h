@@ -21,7 +21,7 @@ static int tap_n, tap_failed;
 		printf(__VA_ARGS__);                                                               \
 		printf("\n");                                                                      \
 		if (!tap_ok_)                                                                      \
-			printf("#   failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
+			printf("#   failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
 		fflush(stdout);                                                                    \
 	} while (0)
 
@@ -31,8 +31,8 @@ static int tap_n, tap_failed;
 		int tap_eq_ = tap_a_ && tap_b_ && strcmp(tap_a_, tap_b_) == 0;                     \
 		ok(tap_eq_, __VA_ARGS__);                                                          \
 		if (!tap_eq_)                                                                      \
-			printf("#   got:      '%s'\n#   expected: '%s'\n", tap_a_ ? tap_a_ : "(null)", \
-			       tap_b_ ? tap_b_ : "(null)");                                        \
+			printf("#   got:      '%s'\n#   expected: '%s'\n",                         \
+			       tap_a_ ? tap_a_ : "(null)", tap_b_ ? tap_b_ : "(null)");            \
 	} while (0)
 
 #define is_int(a, b, ...)                                                                          \
@@ -40,7 +40,7 @@ static int tap_n, tap_failed;
 		long long tap_a_ = (long long)(a), tap_b_ = (long long)(b);                        \
 		ok(tap_a_ == tap_b_, __VA_ARGS__);                                                 \
 		if (tap_a_ != tap_b_)                                                              \
-			printf("#   got: %lld expected: %lld\n", tap_a_, tap_b_);                     \
+			printf("#   got: %lld expected: %lld\n", tap_a_, tap_b_);                  \
 	} while (0)
 
 static inline int tap_done(void)
