@@ -530,7 +530,7 @@ unsigned transfer_guess_part_sizes(uint64_t size, unsigned nparts, uint64_t *out
 	static const unsigned pref_mib[] = {8, 5, 16, 64, 10, 15, 32, 50, 100, 128, 256, 512};
 	const uint64_t MiB = 1ULL << 20;
 	unsigned n = 0;
-	if (nparts < 2 || max == 0)
+	if (nparts < 2 || max == 0 || size < nparts)
 		return 0;
 	/* ceil(size / p) == nparts  <=>  size / nparts <= p < size / (nparts - 1) */
 	uint64_t lo = size / nparts + (size % nparts != 0);
