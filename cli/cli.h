@@ -50,6 +50,8 @@ struct cli_ends {
  * errors). dst may be NULL (then only the source is opened). */
 int cli_ends_open(struct cli_ends *e, const char *config_path, const char *src, const char *dst);
 void cli_ends_close(struct cli_ends *e);
+/* Retries for every remote opened after this call (-1: each remote's own). */
+void cli_set_retries(int retries);
 /* Open just the config (for commands that need no remote); EXIT_USAGE on error. */
 int cli_config_load(const char *config_path, struct config **out);
 /* The state directory to use: opt if given, else the default. malloc'd. */

@@ -41,6 +41,7 @@ enum opt_id {
 	O_JSON,
 	O_NO_PROGRESS,
 	O_NO_SERVER_COPY,
+	O_RETRIES,
 	O_HELP,
 };
 
@@ -77,6 +78,8 @@ static const struct setting settings[] = {
     {"no-progress", 0, O_NO_PROGRESS, NULL, "no progress line on a terminal"},
     {"no-server-side-copy", 0, O_NO_SERVER_COPY, NULL,
      "copy through this host even on one endpoint"},
+    {"retries", 1, O_RETRIES, "N",
+     "retries of a failed request, with backoff (default 7, or the remote's retries)"},
     {"help", 0, O_HELP, NULL, "this help"},
 };
 
@@ -277,6 +280,15 @@ int cmd_sync(int argc, char **argv)
 		case O_NO_SERVER_COPY:
 			no_server_copy = true;
 			break;
+		case O_RETRIES: {
+			uint64_t n;
+			prc = parse_u64(optarg, &n);
+			if (!prc && n > 100)
+				prc = -ERANGE;
+			if (!prc)
+				cli_set_retries((int)n);
+			break;
+		}
 		case 'h':
 		case O_HELP:
 			sync_usage(stdout);

@@ -34,6 +34,13 @@ char *cli_state_dir(const char *opt)
 	return buf_detach(&b, NULL);
 }
 
+static int retries_override = -1;
+
+void cli_set_retries(int retries)
+{
+	retries_override = retries;
+}
+
 static char *dir_prefix(char *p)
 {
 	size_t n = strlen(p);
@@ -81,7 +88,10 @@ static int open_one(struct cli_ends *e, const char *spec, char **remote, char **
 		cli_error("cannot start the http engine");
 		return EXIT_SOME_FAILED;
 	}
-	if (remote_open_s3(def, *http, creds, client, &err)) {
+	struct remote_def d = *def; /* shallow: strings stay the config's */
+	if (retries_override >= 0)
+		d.retries = retries_override;
+	if (remote_open_s3(&d, *http, creds, client, &err)) {
 		cli_error("remote '%s': %s", *remote, err.message);
 		return EXIT_USAGE;
 	}

@@ -39,6 +39,7 @@ enum rkey {
 	RK_SECRET_ACCESS_KEY,
 	RK_SESSION_TOKEN,
 	RK_CREDENTIALS,
+	RK_RETRIES,
 	RK__COUNT
 };
 
@@ -60,11 +61,12 @@ static const struct {
     [RK_SECRET_ACCESS_KEY] = {"secret_access_key", "SECRET_ACCESS_KEY", true},
     [RK_SESSION_TOKEN] = {"session_token", "SESSION_TOKEN", true},
     [RK_CREDENTIALS] = {"credentials", "CREDENTIALS", false},
+    [RK_RETRIES] = {"retries", "RETRIES", false},
 };
 
 static const char key_list[] = "type, provider, endpoint, region, path_style, requester_pays, "
 			       "tls_verify, unsigned_payload, ca_file, access_key_id, "
-			       "secret_access_key, session_token, credentials";
+			       "secret_access_key, session_token, credentials, retries";
 
 /* ---- remote definitions ---- */
 
@@ -101,6 +103,7 @@ static struct remote_def *config_add_remote(struct config *cfg, const char *name
 	r->name = xstrdup(name);
 	r->source = xstrdup(source);
 	r->tls_verify = true;
+	r->retries = -1;
 	if (cfg->n == cfg->cap) {
 		cfg->cap = cfg->cap ? cfg->cap * 2 : 8;
 		cfg->remotes = xrealloc(cfg->remotes, cfg->cap * sizeof(*cfg->remotes));
@@ -314,6 +317,14 @@ static int remote_set(struct remote_def *r, enum rkey k, const char *value, cons
 	case RK_CA_FILE:
 		remote_replace(&r->ca_file, value, false);
 		break;
+	case RK_RETRIES: {
+		uint64_t n;
+		if (parse_u64(value, &n) != 0 || n > 100)
+			return err_set(err, -EINVAL, "%s: bad retries '%s' (0 to 100)", where,
+				       shown);
+		r->retries = (int)n;
+		break;
+	}
 	case RK_ACCESS_KEY_ID:
 		remote_replace(&r->access_key_id, value, false);
 		break;
@@ -827,6 +838,8 @@ int remote_open_s3(const struct remote_def *r, struct http_engine *http,
 	    .http = http,
 	    .retry = RETRY_POLICY_DEFAULT,
 	};
+	if (r->retries >= 0)
+		sc.retry.max_attempts = (unsigned)r->retries + 1;
 	struct s3_client *c = s3_client_new(&sc);
 	if (!c) {
 		creds_provider_free(cp);

@@ -31,6 +31,7 @@ struct remote_def {
 	char *session_token;
 	char *credentials; /* env | profile:NAME | instance | anonymous; NULL: chain */
 	char *source;	   /* where it was defined: "FILE:LINE" or "environment" */
+	int retries;	   /* retries after a failed attempt; -1: the default (7) */
 };
 
 struct config;

@@ -870,10 +870,11 @@ static char *quoted(const char *etag)
 	return buf_detach(&b, NULL);
 }
 
+/* "bucket/key" (encoded). No leading '/': AWS takes either form, but radosgw
+ * 16 fails an UploadPartCopy whose source starts with one. */
 static char *copy_source(const char *bucket, const char *key)
 {
 	struct buf b = BUF_INIT;
-	buf_addch(&b, '/');
 	uri_encode(&b, bucket, strlen(bucket), false);
 	buf_addch(&b, '/');
 	uri_encode(&b, key, strlen(key), true);
