@@ -660,6 +660,7 @@ static int attempt_once(struct s3_client *c, struct s3_call *k, const char *payl
 	    .sink_ctx = k->sink_ctx,
 	    .max_body = k->sink ? 0 : (k->max_body ? k->max_body : XML_BODY_MAX),
 	};
+	atomic_fetch_add(&c->counts[k->kind], 1);
 	rc = http_perform(c->http, &req, resp, err);
 cleanup:
 	/* wipe the secret copy */
@@ -689,9 +690,17 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 	if (k->header_error)
 		return err_set(e, k->header_error, "%s %s: bad header value", k->op, what);
 
+	/* A body whose Content-MD5 is signed is already protected end to end (the
+	 * server checks it against the signed digest), so its SHA-256 need not be
+	 * computed: that saves a hash of every byte copied over plain http. */
+	bool md5_signed = false;
+	for (size_t i = 0; i < k->n_hdrs; i++)
+		if (str_ieq(k->hdrs[i].name, "Content-MD5") && k->hdrs[i].value &&
+		    k->hdrs[i].value[0])
+			md5_signed = true;
 	if (k->body_len == 0)
 		strlcpy_s(payload, SIGV4_EMPTY_SHA256, sizeof(payload));
-	else if (c->unsigned_payload)
+	else if (c->unsigned_payload || md5_signed)
 		strlcpy_s(payload, SIGV4_UNSIGNED_PAYLOAD, sizeof(payload));
 	else
 		sha256_hex(k->body, k->body_len, payload);
@@ -702,13 +711,13 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 			k->reset(k->sink_ctx);
 		if (k->doc)
 			s3_xml_doc_release(k->doc);
-		atomic_fetch_add(&c->counts[k->kind], 1);
 		rc = attempt_once(c, k, payload, resp, e);
 		bool last = attempt >= c->retry.max_attempts;
 		unsigned wait = 0;
 		if (rc != 0) {
-			if (resp->status == 0 && rc != -EACCES && rc != -ENOENT && rc != -ENOMEM &&
-			    retry_is_retryable(rc, 0, NULL) && !last) {
+			/* Transport failures, also those after the status line arrived (a
+			 * connection dropped mid-body). */
+			if (retry_is_retryable(rc, 0, NULL) && !last) {
 				wait = retry_backoff_ms(&c->retry, attempt, thread_rng());
 				log_debug("s3: %s %s: %s; retry %u in %u ms", k->op, what,
 					  e->message, attempt, wait);
@@ -995,8 +1004,11 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 		struct buf cl = BUF_INIT;
 		bool have_len = http_resp_header(&resp, "Content-Length", &cl) == 0;
 		buf_release(&cl);
-		if (!have_len)
+		if (!have_len) {
 			h.size = g.got;
+			if (!h.total_size)
+				h.total_size = g.got;
+		}
 		if (g.got != h.size || (length > 0 && g.got != length)) {
 			char what[MSG_KEY_MAX + 64];
 			describe(&k, what, sizeof(what));
@@ -1296,6 +1308,35 @@ int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char 
 	return rc;
 }
 
+/* The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, "-N".
+ * Used when the server leaves the ETag out of its answer (radosgw 16 sends an
+ * empty one); "" when a part's ETag is not a plain MD5. */
+static void multipart_etag(const struct s3_part *parts, size_t n, char *out)
+{
+	out[0] = '\0';
+	if (n == 0)
+		return;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1)
+		goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char md[16];
+		unsigned parts_of_part = 0;
+		if (!s3_etag_parse(parts[i].etag, &parts_of_part) || parts_of_part != 0 ||
+		    hex_decode(parts[i].etag, 32, md, sizeof(md)) != 16)
+			goto cleanup;
+		EVP_DigestUpdate(ctx, md, sizeof(md));
+	}
+	unsigned char sum[16];
+	unsigned int len = 0;
+	if (EVP_DigestFinal_ex(ctx, sum, &len) != 1)
+		goto cleanup;
+	hex_encode(sum, 16, out);
+	snprintf(out + 32, S3_ETAG_MAX - 32, "-%zu", n);
+cleanup:
+	EVP_MD_CTX_free(ctx);
+}
+
 int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
 		    const struct s3_part *parts, size_t n, char *etag_out, struct dth_err *err)
 {
@@ -1336,6 +1377,10 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
 				     what);
 		} else if (etag_out) {
 			strlcpy_s(etag_out, doc.etag, S3_ETAG_MAX);
+			if (!etag_out[0])
+				etag_from_header(&resp, etag_out);
+			if (!etag_out[0])
+				multipart_etag(parts, n, etag_out);
 		}
 	}
 	s3_xml_doc_release(&doc);
@@ -1434,8 +1479,9 @@ int s3_mpu_list_uploads(struct s3_client *c, const char *bucket, const char *pre
 				    .bucket = bucket,
 				    .doc = &doc};
 		struct buf q = BUF_INIT;
+		/* No encoding-type=url here: radosgw 16 then encodes the keys but not
+		 * NextKeyMarker and does not say so with an EncodingType element. */
 		add_param(&q, "uploads", NULL);
-		add_param(&q, "encoding-type", "url");
 		if (prefix && *prefix)
 			add_param(&q, "prefix", prefix);
 		if (key_marker)
@@ -1584,7 +1630,7 @@ static int lister_fetch(struct s3_lister *l, struct dth_err *err)
 	describe(&k, what, sizeof(what));
 	http_resp_release(&resp);
 	call_free(&k);
-	if (rc == -EPROTO && err && !err->http_status && l->parser && s3_xml_message(l->parser)[0])
+	if (rc == -EPROTO && l->parser && s3_xml_message(l->parser)[0])
 		rc = err_set(err, -EPROTO, "ListObjectsV2 %s: bad answer: %s", what,
 			     s3_xml_message(l->parser));
 	if (rc == 0) {

@@ -31,7 +31,9 @@ struct s3_config {
 	bool path_style;      /* true: endpoint/bucket/key; false: bucket.host/key */
 	bool requester_pays;  /* send x-amz-request-payer: requester on every call */
 	/* Sign bodies as UNSIGNED-PAYLOAD. Only honoured over https (where TLS
-	 * protects the body); over http the SHA-256 of the body is signed. */
+	 * protects the body); over http the SHA-256 of the body is signed, unless
+	 * the request carries a Content-MD5 (PutObject, UploadPart), which the
+	 * signature covers and the server checks the body against. */
 	bool unsigned_payload;
 	struct creds_provider *creds; /* borrowed; must outlive the client */
 	struct http_engine *http;     /* borrowed; must outlive the client */
