@@ -1107,12 +1107,7 @@ static int hash_in_order(struct transfer *t, struct upload *up, uint32_t i, cons
 	pthread_mutex_lock(&up->lock);
 	while (up->next_hash != i && !up->err && !stopping(t)) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		deadline_in_ms(&ts, 100);
 		pthread_cond_timedwait(&up->hash_cond, &up->lock, &ts);
 	}
 	if (up->next_hash == i) {

@@ -56,6 +56,8 @@ CFG = {
     "rescan_count": env_int("BENCH_RESCAN_COUNT", 20000),
     "rescan_small_count": env_int("BENCH_RESCAN_SMALL_COUNT", 2000),
     "rescan_size": env_int("BENCH_RESCAN_SIZE", 1 * KiB),
+    "check_size": env_int("BENCH_CHECK_SIZE", 100 * MiB + 12345),
+    "check_part": env_int("BENCH_CHECK_PART", 6 * MiB),
     "concurrency": env_int("BENCH_CONCURRENCY", 16),
     "timeout": env_int("BENCH_TIMEOUT", 900),
 }
@@ -71,6 +73,9 @@ TARGETS = {
     "s3": [("requests", 0.5, "ratio"), ("wall", 0.5, "ratio"), ("rss", 64.0, "abs")],
     "s3b": [("rss", 64.0, "abs")],
 }
+# "flat": dth's peak RSS may grow by at most this much from the 2,000-object
+# rescan to the 20,000-object one (10x the objects)
+RSS_FLAT_MIB = 8.0
 
 
 def log(msg):
@@ -214,6 +219,48 @@ def gc_process():
     )
 
 
+CEPH_PEAK = {"used": 0, "total": 0, "where": None}
+
+
+def ceph_df():
+    """(raw bytes used, raw bytes total) of the memstore OSD, from `ceph df`."""
+    try:
+        p = subprocess.run(
+            ["ceph", "-c", CFG["ceph_conf"], "df", "-f", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        st = json.loads(p.stdout)["stats"]
+        return st["total_used_raw_bytes"], st["total_bytes"]
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return None, None
+
+
+def note_usage(where):
+    """Record the memstore fill level; radosgw hangs when the OSD is full."""
+    used, total = ceph_df()
+    if used is None:
+        log(f"{where}: ceph df failed")
+        return None
+    if used >= CEPH_PEAK["used"]:
+        CEPH_PEAK.update(used=used, total=total, where=where)
+    frac = used / total if total else 0
+    if frac > 0.5:
+        log(f"{where}: memstore {used / GiB:.2f} of {total / GiB:.1f} GiB used ({frac:.0%})")
+    return used
+
+
+def drop_bucket(client, bucket):
+    """Delete a bucket and everything in it, then let radosgw free the space now."""
+    try:
+        delete_all(client, bucket)
+        client.delete_bucket(Bucket=bucket)
+    except Exception as e:  # noqa: BLE001
+        log(f"deleting {bucket}: {e}")
+    gc_process()
+
+
 # ---------------------------------------------------------------- tools
 
 
@@ -291,6 +338,7 @@ def measure(tool, label, argv, env):
         timer.cancel()
     time.sleep(0.2)
     after = server_reqs()
+    used = note_usage(f"{label} {tool}")
     try:
         with open(timefile) as f:
             # "Command exited with non-zero status N" may precede the format line
@@ -310,6 +358,7 @@ def measure(tool, label, argv, env):
         "req_dst": after[1] - before[1],
     }
     r["requests"] = r["req_src"] + r["req_dst"]
+    r["ceph_used_after"] = used
     if tool == "dth":
         try:
             with open(stem + ".out") as f:
@@ -373,6 +422,8 @@ def scenario_small():
                 r = measure(t, "s1", rclone_argv(RCLONE_SMALL, src, dst), rclone_env())
             check_copy("s1", t, dst, want, r)
             res[t].append(r)
+            drop_bucket(DST, dst)
+    drop_bucket(SRC, src)
     return {
         "title": f"{n:,} × {size // KiB} KiB objects, fresh destination",
         "peer_cmd": "rclone copy --transfers 16 --checkers 16",
@@ -413,15 +464,39 @@ def scenario_big():
                 log(f"s2 {t}: destination check failed: {e}")
             log(f"s2 {t}: dst etag {r.get('dst_etag')} (source {src_etag}) verified {r['verified']}")
             res[t].append(r)
-            delete_all(DST, dst)
-            DST.delete_bucket(Bucket=dst)
-            gc_process()
+            drop_bucket(DST, dst)
+    drop_bucket(SRC, src)
+    other = etag_check_other_part_size() if CFG["dth"] else None
     return {
         "title": f"one {size // MiB:,} MiB object in {part // MiB} MiB parts",
         "peer_cmd": "rclone copy",
         "source_etag": src_etag,
+        "other_part_size_check": other,
         "runs": res,
     }
+
+
+def etag_check_other_part_size():
+    """dth's default part size (8 MiB) is the big object's: check once, unmeasured,
+    that dth also reproduces the ETag of a source uploaded in parts of another size."""
+    size, part = CFG["check_size"], CFG["check_part"]
+    src, dst, key = "bench-s2x-src", "bench-s2x-dth", "odd.bin"
+    src_etag = seed_big(src, key, size, part)
+    make_bucket(DST, dst)
+    state = os.path.join(CFG["work"], "state-s2x")
+    shutil.rmtree(state, ignore_errors=True)
+    r = measure("dth", "s2x", dth_argv(src, dst, state), dth_env())
+    try:
+        r["dst_etag"] = DST.head_object(Bucket=dst, Key=key)["ETag"].strip('"')
+    except Exception as e:  # noqa: BLE001
+        log(f"s2x: destination check failed: {e}")
+    r["source_etag"] = src_etag
+    r["source_part_size"] = part
+    r["etag_match"] = r.get("dst_etag") == src_etag
+    log(f"s2x dth: {size} B in {part} B parts: dst etag {r.get('dst_etag')} (source {src_etag})")
+    drop_bucket(DST, dst)
+    drop_bucket(SRC, src)
+    return r
 
 
 def scenario_rescan(count, tag, src=None):
@@ -458,6 +533,9 @@ def scenario_rescan(count, tag, src=None):
         if not check_copy(tag, t, dsts[t], want, {}):
             for r in res[t]:
                 r["verified"] = False
+    for t in tools():
+        drop_bucket(DST, dsts[t])
+    drop_bucket(SRC, src)
     return {
         "title": f"no-change rescan of {count:,} objects",
         "peer_cmd": "rclone sync --checksum --fast-list --transfers 16 --checkers 16",
@@ -550,6 +628,24 @@ def report(results):
                 f"{cells['dth']} | {cells['rclone']} |  | dth: yes | "
                 f"{'—' if cells['dth'] == '—' else ('yes' if cells['dth'] == 'yes' else '**no**')} |"
             )
+            o = sc.get("other_part_size_check")
+            if o:
+                ok = "yes" if o.get("etag_match") else "no"
+                lines.append(
+                    f"|  | same, {o['source_part_size'] / MiB:g} MiB parts (dth default options, "
+                    f"one unmeasured run) | {ok} |  |  | dth: yes | {'yes' if ok == 'yes' else '**no**'} |"
+                )
+        if sid == "s3b" and "s3" in results["scenarios"]:
+            big = results["scenarios"]["s3"].get("median", {}).get("dth", {}).get("rss")
+            small = med.get("dth", {}).get("rss")
+            if big is not None and small is not None:
+                grow = big - small
+                met = "yes" if grow <= RSS_FLAT_MIB else "**no**"
+                sc.setdefault("met", {})["rss_flat"] = met
+                lines.append(
+                    f"|  | dth peak RSS growth 2,000 → 20,000 objects | {grow:+.1f} MiB |  |  | "
+                    f"≤ {RSS_FLAT_MIB:g} MiB | {met} |"
+                )
     out = "\n".join(lines)
     notes = []
     for sid, sc in results["scenarios"].items():
@@ -601,6 +697,24 @@ def main():
         results["scenarios"]["s3"] = scenario_rescan(CFG["rescan_count"], "s3")
         # the same rescan on fewer objects: dth's peak RSS should stay flat
         results["scenarios"]["s3b"] = scenario_rescan(CFG["rescan_small_count"], "s3b")
+    used, total = ceph_df()
+    results["ceph"] = {
+        "memstore_bytes": total,
+        "peak_used_raw_bytes": CEPH_PEAK["used"],
+        "peak_used_after": CEPH_PEAK["where"],
+        "used_raw_bytes_at_end": used,
+    }
+    try:
+        st = subprocess.run(
+            ["ceph", "-c", CFG["ceph_conf"], "-s", "-f", "json"], capture_output=True, text=True, timeout=60
+        )
+        results["ceph"]["health_at_end"] = json.loads(st.stdout)["health"]["status"]
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        results["ceph"]["health_at_end"] = "?"
+    log(
+        f"memstore peak {CEPH_PEAK['used'] / GiB:.2f} of {(total or 0) / GiB:.1f} GiB "
+        f"(after {CEPH_PEAK['where']}); health {results['ceph']['health_at_end']}"
+    )
     table = report(results)
     results["elapsed"] = round(time.monotonic() - t0, 1)
     results["markdown"] = table

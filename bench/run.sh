@@ -6,12 +6,12 @@
 #   --quick   tiny sizes and one run per tool (to check the script, not to measure)
 #
 # Environment (defaults in brackets):
-#   DTH           the dth binary [/tmp/build-bench/dth, else build/dth]; DTH=none: rclone only
+#   DTH           the dth binary [/tmp/build-bench2/dth, /tmp/build-bench/dth, else build/dth]; DTH=none: rclone only
 #   BENCH_RUNS    runs per tool and scenario, the median is reported [3]
 #   BENCH_SCENARIOS  which scenarios ["1 2 3"]
 #   BENCH_DIR     work dir (cluster, dth state, logs) [/tmp/dth-bench]
 #   BENCH_PORT_SRC [7580]  BENCH_PORT_DST [7581]  BENCH_MON_PORT [6889]
-#   BENCH_MEMSTORE_BYTES [8589934592]
+#   BENCH_MEMSTORE_BYTES [15032385536] (14 GiB of RAM at most; buckets are emptied between runs)
 #   BENCH_OUT     raw numbers [bench/results/latest.json]
 #   sizes: BENCH_SMALL_COUNT [2000] BENCH_SMALL_SIZE [4096] BENCH_BIG_SIZE [1073741824]
 #          BENCH_BIG_PART [8388608] BENCH_RESCAN_COUNT [20000] BENCH_RESCAN_SMALL_COUNT [2000]
@@ -40,11 +40,11 @@ CEPH_DIR=$BENCH_DIR/ceph
 export DTH_TEST_RGW_PORT_A=${BENCH_PORT_SRC:-7580}
 export DTH_TEST_RGW_PORT_B=${BENCH_PORT_DST:-7581}
 export DTH_TEST_MON_PORT=${BENCH_MON_PORT:-6889}
-export DTH_TEST_MEMSTORE_BYTES=${BENCH_MEMSTORE_BYTES:-8589934592}
+export DTH_TEST_MEMSTORE_BYTES=${BENCH_MEMSTORE_BYTES:-15032385536}
 
 DTH=${DTH:-}
 if [ -z "$DTH" ]; then
-	for c in /tmp/build-bench/dth "$ROOT/build/dth"; do
+	for c in /tmp/build-bench2/dth /tmp/build-bench/dth "$ROOT/build/dth"; do
 		if [ -x "$c" ]; then
 			DTH=$c
 			break

@@ -50,6 +50,13 @@ struct cli_ends {
  * errors). dst may be NULL (then only the source is opened). */
 int cli_ends_open(struct cli_ends *e, const char *config_path, const char *src, const char *dst);
 void cli_ends_close(struct cli_ends *e);
+/* Fill o for a run of task (id, rec) between the ends, with the defaults of
+ * dth sync (16 workers, 16 MiB threshold, 8 MiB parts, metadata copied). */
+struct sync_opts;
+struct manifest;
+struct task_record;
+void cli_sync_opts_init(struct sync_opts *o, const struct cli_ends *e, struct manifest *m,
+			uint32_t id, const struct task_record *rec);
 /* Retries for every remote opened after this call (-1: each remote's own). */
 void cli_set_retries(int retries);
 /* Open just the config (for commands that need no remote); EXIT_USAGE on error. */

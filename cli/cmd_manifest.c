@@ -389,20 +389,7 @@ static int do_diff(const struct mopts *mo, const char *task)
 		return ec;
 	}
 	struct sync_opts o;
-	memset(&o, 0, sizeof(o));
-	o.src = e.src;
-	o.dst = e.dst;
-	o.src_bucket = e.src_bucket;
-	o.src_prefix = e.src_prefix;
-	o.dst_bucket = e.dst_bucket;
-	o.dst_prefix = e.dst_prefix;
-	o.same_endpoint = e.same_endpoint;
-	o.manifest = m;
-	o.task_id = id;
-	o.merge_destination = !tr.dest_listed;
-	o.concurrency = 16;
-	o.multipart_threshold = 16ULL << 20;
-	o.part_size = 8ULL << 20;
+	cli_sync_opts_init(&o, &e, m, id, &tr);
 	o.dry_run = true;
 	struct diff_ctx d = {mo->json, true};
 	o.on_item = diff_item;

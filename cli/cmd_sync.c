@@ -369,16 +369,8 @@ int cmd_sync(int argc, char **argv)
 	}
 
 	struct sync_opts o;
-	memset(&o, 0, sizeof(o));
-	o.src = ends.src;
-	o.dst = ends.dst;
-	o.src_bucket = ends.src_bucket;
-	o.src_prefix = ends.src_prefix;
-	o.dst_bucket = ends.dst_bucket;
-	o.dst_prefix = ends.dst_prefix;
+	cli_sync_opts_init(&o, &ends, m, task_id, &trec);
 	o.same_endpoint = ends.same_endpoint && !no_server_copy;
-	o.manifest = m;
-	o.task_id = task_id;
 	o.merge_destination = !trec.dest_listed || del;
 	o.concurrency = (unsigned)concurrency;
 	o.multipart_threshold = threshold;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/sync.h"
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/util.h"
@@ -142,4 +143,24 @@ void cli_ends_close(struct cli_ends *e)
 	free(e->dst_bucket);
 	free(e->dst_prefix);
 	memset(e, 0, sizeof(*e));
+}
+
+void cli_sync_opts_init(struct sync_opts *o, const struct cli_ends *e, struct manifest *m,
+			uint32_t id, const struct task_record *rec)
+{
+	memset(o, 0, sizeof(*o));
+	o->src = e->src;
+	o->dst = e->dst;
+	o->src_bucket = e->src_bucket;
+	o->src_prefix = e->src_prefix;
+	o->dst_bucket = e->dst_bucket;
+	o->dst_prefix = e->dst_prefix;
+	o->same_endpoint = e->same_endpoint;
+	o->manifest = m;
+	o->task_id = id;
+	o->merge_destination = !rec->dest_listed;
+	o->concurrency = 16;
+	o->multipart_threshold = 16ULL << 20;
+	o->part_size = 8ULL << 20;
+	o->metadata = true;
 }

@@ -66,12 +66,7 @@ static void *progress_main(void *arg)
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 250 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		deadline_in_ms(&ts, 250);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 		if (!p->stop)
 			draw(p);

@@ -27,24 +27,13 @@ void uri_encode(struct buf *out, const char *s, size_t len, bool keep_slash)
 	out->data[out->len] = '\0';
 }
 
-static int hv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int uri_decode(struct buf *out, const char *s, size_t len)
 {
 	size_t start = out->len;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '%') {
-			int h = i + 2 < len ? hv(s[i + 1]) : -1;
-			int l = i + 2 < len ? hv(s[i + 2]) : -1;
+			int h = i + 2 < len ? hex_digit(s[i + 1]) : -1;
+			int l = i + 2 < len ? hex_digit(s[i + 2]) : -1;
 			if (h < 0 || l < 0) {
 				/* leave out as it was */
 				buf_setlen(out, start);

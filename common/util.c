@@ -75,7 +75,7 @@ void hex_encode(const unsigned char *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int hexval(char c)
+int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -91,7 +91,7 @@ int hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outsz)
 	if (inlen % 2 || inlen / 2 > outsz || inlen / 2 > INT_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i < inlen / 2; i++) {
-		int h = hexval(in[2 * i]), l = hexval(in[2 * i + 1]);
+		int h = hex_digit(in[2 * i]), l = hex_digit(in[2 * i + 1]);
 		if (h < 0 || l < 0)
 			return -EINVAL;
 		out[i] = (unsigned char)(h << 4 | l);
@@ -295,6 +295,17 @@ bool utf8_valid(const char *str, size_t len)
 		i += n + 1;
 	}
 	return true;
+}
+
+void deadline_in_ms(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
 }
 
 double now_mono(void)

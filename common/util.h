@@ -23,6 +23,8 @@ size_t strlcpy_s(char *dst, const char *src, size_t dstsz);
 
 /* Lowercase hex of len bytes into out (2*len+1 bytes). */
 void hex_encode(const unsigned char *in, size_t len, char *out);
+/* Value of one hex digit (either case), or -1. */
+int hex_digit(char c);
 /* Decode hex (either case); returns bytes written or -EINVAL. */
 int hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outsz);
 /* Standard base64 (with padding). out must hold 4*((len+2)/3)+1 bytes. */
@@ -45,6 +47,9 @@ bool str_ieq(const char *a, const char *b);
 /* True when s (len bytes) is valid UTF-8. */
 bool utf8_valid(const char *s, size_t len);
 
+/* *ts = now + ms on CLOCK_REALTIME, for pthread_cond_timedwait. */
+struct timespec;
+void deadline_in_ms(struct timespec *ts, unsigned ms);
 /* Monotonic clock in seconds / milliseconds. */
 double now_mono(void);
 uint64_t now_mono_ms(void);

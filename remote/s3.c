@@ -807,6 +807,8 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 	}
 }
 
+static void etag_from_header(const struct http_resp *resp, char *etag_out);
+
 static int simple(struct s3_client *c, struct s3_call *k, struct dth_err *err)
 {
 	struct http_resp resp;
@@ -815,6 +817,30 @@ static int simple(struct s3_client *c, struct s3_call *k, struct dth_err *err)
 	http_resp_release(&resp);
 	call_free(k);
 	return rc;
+}
+
+/* As simple(), keeping the ETag header of the answer (etag_out may be NULL). */
+static int simple_etag(struct s3_client *c, struct s3_call *k, char *etag_out, struct dth_err *err)
+{
+	struct http_resp resp;
+	http_resp_init(&resp);
+	int rc = s3_do(c, k, &resp, err);
+	if (rc == 0)
+		etag_from_header(&resp, etag_out);
+	http_resp_release(&resp);
+	call_free(k);
+	return rc;
+}
+
+/* -EPROTO unless a 2xx answer's document is of the kind expected. */
+static int expect_doc(struct s3_call *k, const struct s3_xml_doc *doc, enum s3_xml_root root,
+		      enum s3_xml_root alt_root, const char *element, struct dth_err *err)
+{
+	if (doc->root == root || (alt_root != S3_XML_UNKNOWN && doc->root == alt_root))
+		return 0;
+	char what[MSG_KEY_MAX + 64];
+	describe(k, what, sizeof(what));
+	return err_set(err, -EPROTO, "%s %s: no %s in the answer", k->op, what, element);
 }
 
 static void add_param(struct buf *q, const char *name, const char *value)
@@ -1047,14 +1073,7 @@ int s3_put_object(struct s3_client *c, const char *bucket, const char *key, cons
 			    .body = body ? body : "",
 			    .body_len = len};
 	add_put_headers(&k, opts, true);
-	struct http_resp resp;
-	http_resp_init(&resp);
-	int rc = s3_do(c, &k, &resp, err);
-	if (rc == 0)
-		etag_from_header(&resp, etag_out);
-	http_resp_release(&resp);
-	call_free(&k);
-	return rc;
+	return simple_etag(c, &k, etag_out, err);
 }
 
 int s3_copy_object(struct s3_client *c, const char *dst_bucket, const char *dst_key,
@@ -1092,12 +1111,9 @@ int s3_copy_object(struct s3_client *c, const char *dst_bucket, const char *dst_
 	http_resp_init(&resp);
 	int rc = s3_do(c, &k, &resp, err);
 	if (rc == 0) {
-		if (doc.root != S3_XML_COPY_OBJECT) {
-			char what[MSG_KEY_MAX + 64];
-			describe(&k, what, sizeof(what));
-			rc = err_set(err, -EPROTO,
-				     "CopyObject %s: no CopyObjectResult in the answer", what);
-		} else if (etag_out) {
+		rc = expect_doc(&k, &doc, S3_XML_COPY_OBJECT, S3_XML_UNKNOWN, "CopyObjectResult",
+				err);
+		if (!rc && etag_out) {
 			strlcpy_s(etag_out, doc.etag, S3_ETAG_MAX);
 		}
 	}
@@ -1141,11 +1157,8 @@ int s3_get_tagging(struct s3_client *c, const char *bucket, const char *key, str
 	struct http_resp resp;
 	http_resp_init(&resp);
 	int rc = s3_do(c, &k, &resp, err);
-	if (rc == 0 && doc.root != S3_XML_TAGGING) {
-		char what[MSG_KEY_MAX + 64];
-		describe(&k, what, sizeof(what));
-		rc = err_set(err, -EPROTO, "GetObjectTagging %s: no Tagging in the answer", what);
-	}
+	if (rc == 0)
+		rc = expect_doc(&k, &doc, S3_XML_TAGGING, S3_XML_UNKNOWN, "Tagging", err);
 	if (rc == 0 && doc.n_items) {
 		out->tags = xcalloc(doc.n_items, sizeof(*out->tags));
 		for (size_t i = 0; i < doc.n_items; i++) {
@@ -1212,14 +1225,10 @@ int s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
 	http_resp_init(&resp);
 	int rc = s3_do(c, &k, &resp, err);
 	if (rc == 0) {
-		if (doc.root != S3_XML_INITIATE_MPU || !doc.upload_id || !doc.upload_id[0]) {
-			char what[MSG_KEY_MAX + 64];
-			describe(&k, what, sizeof(what));
-			rc = err_set(err, -EPROTO,
-				     "CreateMultipartUpload %s: no UploadId in the "
-				     "answer",
-				     what);
-		} else {
+		if (!doc.upload_id || !doc.upload_id[0])
+			doc.root = S3_XML_UNKNOWN; /* an answer without an id is no answer */
+		rc = expect_doc(&k, &doc, S3_XML_INITIATE_MPU, S3_XML_UNKNOWN, "UploadId", err);
+		if (!rc) {
 			buf_adds(upload_id, doc.upload_id);
 		}
 	}
@@ -1252,14 +1261,7 @@ int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
 			    .body_len = len};
 	k.query = call_own(&k, part_query(part_number, upload_id));
 	call_hdr(&k, "Content-MD5", content_md5);
-	struct http_resp resp;
-	http_resp_init(&resp);
-	int rc = s3_do(c, &k, &resp, err);
-	if (rc == 0)
-		etag_from_header(&resp, etag_out);
-	http_resp_release(&resp);
-	call_free(&k);
-	return rc;
+	return simple_etag(c, &k, etag_out, err);
 }
 
 int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
@@ -1291,14 +1293,9 @@ int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char 
 	http_resp_init(&resp);
 	int rc = s3_do(c, &k, &resp, err);
 	if (rc == 0) {
-		if (doc.root != S3_XML_COPY_PART && doc.root != S3_XML_COPY_OBJECT) {
-			char what[MSG_KEY_MAX + 64];
-			describe(&k, what, sizeof(what));
-			rc = err_set(err, -EPROTO,
-				     "UploadPartCopy %s: no CopyPartResult in the "
-				     "answer",
-				     what);
-		} else if (etag_out) {
+		rc = expect_doc(&k, &doc, S3_XML_COPY_PART, S3_XML_COPY_OBJECT, "CopyPartResult",
+				err);
+		if (!rc && etag_out) {
 			strlcpy_s(etag_out, doc.etag, S3_ETAG_MAX);
 		}
 	}
@@ -1368,14 +1365,9 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
 	http_resp_init(&resp);
 	int rc = s3_do(c, &k, &resp, err);
 	if (rc == 0) {
-		if (doc.root != S3_XML_COMPLETE_MPU) {
-			char what[MSG_KEY_MAX + 64];
-			describe(&k, what, sizeof(what));
-			rc = err_set(err, -EPROTO,
-				     "CompleteMultipartUpload %s: no CompleteMultipartUploadResult "
-				     "in the answer",
-				     what);
-		} else if (etag_out) {
+		rc = expect_doc(&k, &doc, S3_XML_COMPLETE_MPU, S3_XML_UNKNOWN,
+				"CompleteMultipartUploadResult", err);
+		if (!rc && etag_out) {
 			strlcpy_s(etag_out, doc.etag, S3_ETAG_MAX);
 			if (!etag_out[0])
 				etag_from_header(&resp, etag_out);
