@@ -41,6 +41,13 @@ struct planner {
 	uint64_t listed;
 };
 
+const char *sync_action_name(enum sync_action a)
+{
+	static const char *const names[SYNC__COUNT] = {"new",  "changed", "retry",  "missing",
+						       "skip", "adopt",	  "delete", "gone"};
+	return (unsigned)a < SYNC__COUNT ? names[a] : "?";
+}
+
 static void head_init(struct head *h)
 {
 	memset(h, 0, sizeof(*h));

@@ -21,13 +21,6 @@ struct sync_progress *sync_progress_get(void)
 	return &progress;
 }
 
-const char *sync_action_name(enum sync_action a)
-{
-	static const char *const names[SYNC__COUNT] = {"new",  "changed", "retry",  "missing",
-						       "skip", "adopt",	  "delete", "gone"};
-	return (unsigned)a < SYNC__COUNT ? names[a] : "?";
-}
-
 static void add64(uint64_t *p, uint64_t v)
 {
 	__atomic_add_fetch(p, v, __ATOMIC_RELAXED);

@@ -643,7 +643,8 @@ def report(results):
                 met = "yes" if grow <= RSS_FLAT_MIB else "**no**"
                 sc.setdefault("met", {})["rss_flat"] = met
                 lines.append(
-                    f"|  | dth peak RSS growth 2,000 → 20,000 objects | {grow:+.1f} MiB |  |  | "
+                    f"|  | dth peak RSS growth {CFG['rescan_small_count']:,} → {CFG['rescan_count']:,} objects | "
+                    f"{grow:+.1f} MiB |  |  | "
                     f"≤ {RSS_FLAT_MIB:g} MiB | {met} |"
                 )
     out = "\n".join(lines)

@@ -6,7 +6,7 @@
 #   --quick   tiny sizes and one run per tool (to check the script, not to measure)
 #
 # Environment (defaults in brackets):
-#   DTH           the dth binary [/tmp/build-bench2/dth, /tmp/build-bench/dth, else build/dth]; DTH=none: rclone only
+#   DTH           the dth binary, best a release build [build/dth]; DTH=none: rclone only
 #   BENCH_RUNS    runs per tool and scenario, the median is reported [3]
 #   BENCH_SCENARIOS  which scenarios ["1 2 3"]
 #   BENCH_DIR     work dir (cluster, dth state, logs) [/tmp/dth-bench]
@@ -44,7 +44,7 @@ export DTH_TEST_MEMSTORE_BYTES=${BENCH_MEMSTORE_BYTES:-15032385536}
 
 DTH=${DTH:-}
 if [ -z "$DTH" ]; then
-	for c in /tmp/build-bench2/dth /tmp/build-bench/dth "$ROOT/build/dth"; do
+	for c in "$ROOT/build/dth"; do
 		if [ -x "$c" ]; then
 			DTH=$c
 			break
