@@ -42,6 +42,7 @@ CFG = {
     "dst_url": os.environ["BENCH_DST_URL"],
     "src_asok": os.environ["BENCH_SRC_ASOK"],
     "dst_asok": os.environ["BENCH_DST_ASOK"],
+    "osd_asok": os.environ["BENCH_OSD_ASOK"],
     "ceph_conf": os.environ["BENCH_CEPH_CONF"],
     "work": os.environ["BENCH_WORK"],
     "out": os.environ["BENCH_OUT"],
@@ -85,8 +86,8 @@ def log(msg):
 # ---------------------------------------------------------------- servers
 
 
-def asok_perf_req(path):
-    """The rgw `req` counter of one radosgw, read from its admin socket."""
+def asok_perf_dump(path):
+    """`perf dump` of one Ceph daemon, read from its admin socket."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
     try:
@@ -103,9 +104,14 @@ def asok_perf_req(path):
             return d
 
         n = struct.unpack(">I", recv_exact(4))[0]
-        dump = json.loads(recv_exact(n))
+        return json.loads(recv_exact(n))
     finally:
         s.close()
+
+
+def asok_perf_req(path):
+    """The rgw `req` counter of one radosgw."""
+    dump = asok_perf_dump(path)
     return sum(v["req"] for k, v in dump.items() if k.startswith("rgw") and "req" in v)
 
 
@@ -223,17 +229,12 @@ CEPH_PEAK = {"used": 0, "total": 0, "where": None}
 
 
 def ceph_df():
-    """(raw bytes used, raw bytes total) of the memstore OSD, from `ceph df`."""
+    """(bytes used, bytes total) of the memstore OSD, from its own statfs counters
+    (the cluster has no mgr, so `ceph df` shows nothing); they lag by a second."""
     try:
-        p = subprocess.run(
-            ["ceph", "-c", CFG["ceph_conf"], "df", "-f", "json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        st = json.loads(p.stdout)["stats"]
-        return st["total_used_raw_bytes"], st["total_bytes"]
-    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        osd = asok_perf_dump(CFG["osd_asok"])["osd"]
+        return osd["stat_bytes_used"], osd["stat_bytes"]
+    except (OSError, ValueError, KeyError, RuntimeError):
         return None, None
 
 
@@ -338,6 +339,7 @@ def measure(tool, label, argv, env):
         timer.cancel()
     time.sleep(0.2)
     after = server_reqs()
+    time.sleep(1.5)  # the OSD's statfs counters lag by about a second
     used = note_usage(f"{label} {tool}")
     try:
         with open(timefile) as f:
@@ -707,9 +709,11 @@ def main():
     }
     try:
         st = subprocess.run(
-            ["ceph", "-c", CFG["ceph_conf"], "-s", "-f", "json"], capture_output=True, text=True, timeout=60
+            ["ceph", "-c", CFG["ceph_conf"], "health", "-f", "json"], capture_output=True, text=True, timeout=60
         )
-        results["ceph"]["health_at_end"] = json.loads(st.stdout)["health"]["status"]
+        h = json.loads(st.stdout)
+        results["ceph"]["health_at_end"] = h["status"]
+        results["ceph"]["health_checks"] = sorted(h.get("checks", {}))
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
         results["ceph"]["health_at_end"] = "?"
     log(

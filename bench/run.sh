@@ -87,6 +87,7 @@ bash "$ROOT/tests/harness/ceph.sh" start "$CEPH_DIR" >&2
 
 export BENCH_SRC_URL=$DTH_TEST_RGW_A BENCH_DST_URL=$DTH_TEST_RGW_B
 export BENCH_SRC_ASOK=$DTH_TEST_RGW_A_ASOK BENCH_DST_ASOK=$DTH_TEST_RGW_B_ASOK
+export BENCH_OSD_ASOK=$CEPH_DIR/run/osd.0.asok
 export BENCH_CEPH_CONF=$DTH_TEST_CEPH_CONF
 export BENCH_WORK=$BENCH_DIR/work
 export BENCH_OUT=${BENCH_OUT:-$HERE/results/latest.json}

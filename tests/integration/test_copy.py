@@ -157,3 +157,56 @@ def test_kill9_mid_run_then_resume(ctx):
         assert res["transferred"] == 0 and res["failed"] == 0, res
     except AssertionError as e:
         raise AssertionError("%s (dth was killed at: %s, %d objects copied)" % (e, state, at_kill)) from e
+
+
+def test_kill9_resumes_recorded_parts(ctx):
+    """A multipart copy killed half-way resumes from its recorded parts: the
+    rerun uploads only the missing parts (no new CreateMultipartUpload), the
+    destination ETag equals the source's, and nothing is left unfinished."""
+    c = lib.s3("a")
+    src = ctx.bucket("a", "resume-src")
+    part = 5 * MiB
+    nparts = 24
+    data = lib.det_bytes("resume", part * nparts - 12345)
+    etag = lib.put_multipart(c, src, "r/big", data, part)
+    dst = ctx.bucket("b", "resume-dst")
+    dc = lib.s3("b")
+    p = ctx.popen_sync("src:" + src, "dst:" + dst, "--concurrency", "2", task="resume")
+    done_at_kill = 0
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 30 and p.poll() is None:
+            ups = lib.multipart_uploads(dc, dst)
+            if ups:
+                k, u = ups[0]
+                done_at_kill = len(dc.list_parts(Bucket=dst, Key=k, UploadId=u).get("Parts", []))
+                if done_at_kill >= 6:
+                    break
+            time.sleep(0.02)
+        assert p.poll() is None, "dth finished before it could be killed"
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert 6 <= done_at_kill < nparts, "killed with %d of %d parts uploaded" % (done_at_kill, nparts)
+    ups = lib.multipart_uploads(dc, dst)
+    assert len(ups) == 1, "expected the interrupted upload at the destination: %s" % ups
+    done_now = len(dc.list_parts(Bucket=dst, Key=ups[0][0], UploadId=ups[0][1]).get("Parts", []))
+
+    res = ctx.sync("src:" + src, "dst:" + dst, task="resume")
+    assert res["failed"] == 0 and res["transferred"] == 1, res
+    # UploadPart for the missing parts and one Complete; no new Create.
+    mp = res["destination_requests"]["multipart"]
+    assert mp <= nparts - done_now + 1, (
+        "%d multipart requests on the rerun, but only %d of %d parts were missing"
+        % (mp, nparts - done_now, nparts))
+    # (one more GET: the object's tags)
+    assert res["source_requests"]["get"] <= nparts - done_now + 1, (
+        "the rerun read %d parts from the source, %d were missing"
+        % (res["source_requests"]["get"], nparts - done_now))
+    got = lib.head(dc, dst, "r/big")["ETag"].strip('"')
+    assert got == etag.strip('"'), "destination ETag %s != source %s" % (got, etag)
+    assert lib.get_md5(dc, dst, "r/big") == lib.md5hex(data), "wrong bytes after the resume"
+    assert lib.multipart_uploads(dc, dst) == [], "unfinished uploads left behind"
