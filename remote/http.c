@@ -1,5 +1,7 @@
 #include "remote/http.h"
 
+#define BULK_BYTES (1024 * 1024) /* a transfer this large gets big buffers */
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -414,9 +416,12 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, e->stall_timeout_s);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* Bigger socket reads and writes: fewer system calls per byte moved. */
-	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
-	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+	/* Bigger socket reads and writes for bulk transfers: fewer system calls
+	 * per byte moved. */
+	if (req->expect_len >= BULK_BYTES)
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+	if (req->body_len >= BULK_BYTES)
+		curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
 	/* Idle connections the shared cache keeps (curl's default of 5 makes
 	 * concurrent threads close and reopen connections all the time). */
 	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)CONN_CACHE_MAX);

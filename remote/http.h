@@ -41,6 +41,10 @@ struct http_req {
 	http_sink_fn sink; /* NULL: the body is collected in resp->body */
 	void *sink_ctx;
 	size_t max_body; /* when collecting: larger bodies fail with -EFBIG; 0: no limit */
+	/* Expected size of the response body (0: unknown or small). A large
+	 * transfer either way (this, or body_len) gets bigger socket buffers:
+	 * fewer system calls per byte. Small requests keep curl's defaults. */
+	size_t expect_len;
 	/* When sink is set, it only receives the body of 2xx responses; error bodies
 	 * are always collected in resp->body (capped at 64 KiB) so the caller can
 	 * parse the error document. */

@@ -370,6 +370,7 @@ struct s3_call {
 	void *sink_ctx;
 	void (*reset)(void *ctx);
 	size_t max_body;
+	size_t expect_len; /* expected 2xx body size, a hint for buffer sizes */
 	/* Parse a 2xx body as XML into doc; an <Error> there is an error. */
 	struct s3_xml_doc *doc;
 	/* Owned strings to free with the call. */
@@ -659,6 +660,7 @@ static int attempt_once(struct s3_client *c, struct s3_call *k, const char *payl
 	    .sink = k->sink,
 	    .sink_ctx = k->sink_ctx,
 	    .max_body = k->sink ? 0 : (k->max_body ? k->max_body : XML_BODY_MAX),
+	    .expect_len = k->expect_len,
 	};
 	atomic_fetch_add(&c->counts[k->kind], 1);
 	rc = http_perform(c->http, &req, resp, err);
@@ -1018,6 +1020,7 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 	struct get_sink g = {out, out->len, 0, length};
 	k.sink = get_sink_fn;
 	k.sink_ctx = &g;
+	k.expect_len = (size_t)length;
 	k.reset = get_sink_reset;
 
 	struct http_resp resp;
