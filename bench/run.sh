@@ -13,6 +13,8 @@
 #   BENCH_PORT_SRC [7580]  BENCH_PORT_DST [7581]  BENCH_MON_PORT [6889]
 #   BENCH_MEMSTORE_BYTES [15032385536] (14 GiB of RAM at most; buckets are emptied between runs)
 #   BENCH_OUT     raw numbers [bench/results/latest.json]
+#   BENCH_RGW_NODELAY  1: start radosgw with tcp_nodelay=1 (stock radosgw leaves Nagle on,
+#                 which stalls a reused keep-alive connection for a delayed ACK) [0]
 #   sizes: BENCH_SMALL_COUNT [2000] BENCH_SMALL_SIZE [4096] BENCH_BIG_SIZE [1073741824]
 #          BENCH_BIG_PART [8388608] BENCH_RESCAN_COUNT [20000] BENCH_RESCAN_SMALL_COUNT [2000]
 #
@@ -79,9 +81,21 @@ stop_ceph() {
 }
 mkdir -p "$BENCH_DIR"
 rm -rf "$BENCH_DIR/work"
+CEPH_SH=$ROOT/tests/harness/ceph.sh
+export BENCH_RGW_NODELAY=${BENCH_RGW_NODELAY:-0}
+if [ "$BENCH_RGW_NODELAY" = 1 ]; then
+	# the test harness's cluster, with tcp_nodelay=1 on both beast frontends
+	CEPH_SH=$BENCH_DIR/ceph-nodelay.sh
+	sed 's/^\(rgw frontends = beast endpoint=127\.0\.0\.1:\$PORT_[AB]\)$/\1 tcp_nodelay=1/' \
+		"$ROOT/tests/harness/ceph.sh" >"$CEPH_SH"
+	[ "$(grep -c 'tcp_nodelay=1$' "$CEPH_SH")" = 2 ] || {
+		echo "run.sh: could not set tcp_nodelay in a copy of tests/harness/ceph.sh" >&2
+		exit 2
+	}
+fi
 trap stop_ceph EXIT
 trap 'stop_ceph; exit 130' INT TERM
-bash "$ROOT/tests/harness/ceph.sh" start "$CEPH_DIR" >&2
+bash "$CEPH_SH" start "$CEPH_DIR" >&2
 # shellcheck disable=SC1091
 . "$CEPH_DIR/env"
 
