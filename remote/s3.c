@@ -845,6 +845,25 @@ static int expect_doc(struct s3_call *k, const struct s3_xml_doc *doc, enum s3_x
 	return err_set(err, -EPROTO, "%s %s: no %s in the answer", k->op, what, element);
 }
 
+/* Run a copy call (CopyObject, UploadPartCopy) whose 2xx answer must be a
+ * root document carrying the new ETag; releases doc and k. */
+static int copy_result(struct s3_client *c, struct s3_call *k, struct s3_xml_doc *doc,
+		       enum s3_xml_root root, enum s3_xml_root alt_root, const char *element,
+		       char *etag_out, struct dth_err *err)
+{
+	struct http_resp resp;
+	http_resp_init(&resp);
+	int rc = s3_do(c, k, &resp, err);
+	if (rc == 0)
+		rc = expect_doc(k, doc, root, alt_root, element, err);
+	if (rc == 0 && etag_out)
+		strlcpy_s(etag_out, doc->etag, S3_ETAG_MAX);
+	s3_xml_doc_release(doc);
+	http_resp_release(&resp);
+	call_free(k);
+	return rc;
+}
+
 static void add_param(struct buf *q, const char *name, const char *value)
 {
 	if (q->len)
@@ -1110,20 +1129,8 @@ int s3_copy_object(struct s3_client *c, const char *dst_bucket, const char *dst_
 		o.content_md5 = NULL;
 		add_put_headers(&k, &o, false);
 	}
-	struct http_resp resp;
-	http_resp_init(&resp);
-	int rc = s3_do(c, &k, &resp, err);
-	if (rc == 0) {
-		rc = expect_doc(&k, &doc, S3_XML_COPY_OBJECT, S3_XML_UNKNOWN, "CopyObjectResult",
-				err);
-		if (!rc && etag_out) {
-			strlcpy_s(etag_out, doc.etag, S3_ETAG_MAX);
-		}
-	}
-	s3_xml_doc_release(&doc);
-	http_resp_release(&resp);
-	call_free(&k);
-	return rc;
+	return copy_result(c, &k, &doc, S3_XML_COPY_OBJECT, S3_XML_UNKNOWN, "CopyObjectResult",
+			   etag_out, err);
 }
 
 int s3_delete_object(struct s3_client *c, const char *bucket, const char *key, struct dth_err *err)
@@ -1292,20 +1299,8 @@ int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char 
 	call_hdr(&k, "x-amz-copy-source-range", range);
 	if (src_if_match)
 		call_hdr(&k, "x-amz-copy-source-if-match", call_own(&k, quoted(src_if_match)));
-	struct http_resp resp;
-	http_resp_init(&resp);
-	int rc = s3_do(c, &k, &resp, err);
-	if (rc == 0) {
-		rc = expect_doc(&k, &doc, S3_XML_COPY_PART, S3_XML_COPY_OBJECT, "CopyPartResult",
-				err);
-		if (!rc && etag_out) {
-			strlcpy_s(etag_out, doc.etag, S3_ETAG_MAX);
-		}
-	}
-	s3_xml_doc_release(&doc);
-	http_resp_release(&resp);
-	call_free(&k);
-	return rc;
+	return copy_result(c, &k, &doc, S3_XML_COPY_PART, S3_XML_COPY_OBJECT, "CopyPartResult",
+			   etag_out, err);
 }
 
 /* The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, "-N".
