@@ -16,6 +16,7 @@ enum {
 
 int cmd_sync(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 /* Print "dth: error: msg" (and the remote detail) on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -49,6 +49,7 @@ static void usage(FILE *f)
 	    "                      (SRC and DST are REMOTE:BUCKET[/PREFIX]; see dth sync --help)\n"
 	    "  manifest SUBCOMMAND inspect what was moved: tasks, ls, stat, stats, diff, verify,\n"
 	    "                      export (see dth manifest --help)\n"
+	    "  mount SRC DIR       browse SRC as a read-only filesystem (see dth mount --help)\n"
 	    "  version             print the version\n",
 	    f);
 }
@@ -94,6 +95,11 @@ int main(int argc, char **argv)
 		return cmd_sync(argc - i, argv + i);
 	if (!strcmp(cmd, "manifest"))
 		return cmd_manifest(argc - i, argv + i);
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(argc - i, argv + i);
+	/* mount.fuse3 (fstab type fuse.dth) runs "dth SRC MOUNTPOINT -o OPTS". */
+	if (strchr(cmd, ':') && i + 1 < argc)
+		return cmd_mount(argc - i + 1, argv + i - 1);
 	if (!strcmp(cmd, "version")) {
 		printf("dth %s\n", DTH_VERSION);
 		return 0;
