@@ -46,6 +46,7 @@ enum mount_opt {
 	M_STATS_FILE,
 	M_LOG_FILE,
 	M_RETRIES,
+	M_KERNEL_RA,
 	M_FOREGROUND,
 	M_OPTION,
 	M_HELP,
@@ -80,6 +81,8 @@ static const struct msetting msettings[] = {
      "memory for file data, however many files are open (default 256M)"},
     {"read-concurrency", "read_concurrency", 1, M_READ_CONC, "N",
      "parallel ranged GETs (default 8)"},
+    {"kernel-readahead", "kernel_readahead", 1, M_KERNEL_RA, "SIZE",
+     "the kernel's readahead for this mount, as root (default 1M; 0: the kernel's own)"},
     {"uid", "uid", 1, M_UID, "N", "owner of every file (default: the caller)"},
     {"gid", "gid", 1, M_GID, "N", "group of every file (default: the caller's)"},
     {"file-mode", "file_mode", 1, M_FILE_MODE, "OCTAL", "permissions of files (default 0444)"},
@@ -133,6 +136,7 @@ struct mount_args {
 	bool manifest, foreground;
 	bool ttl_set;
 	uint64_t ttl_s, readahead, cache_memory, read_conc, uid, gid, file_mode, dir_mode;
+	uint64_t kernel_ra;
 	struct buf fuse_opts; /* options passed on to libfuse, comma-separated */
 };
 
@@ -161,6 +165,11 @@ static int set_value(struct mount_args *a, int id, const char *v)
 	case M_READAHEAD:
 		rc = parse_size(v, &a->readahead);
 		if (!rc && a->readahead > (4ULL << 30))
+			rc = -ERANGE;
+		break;
+	case M_KERNEL_RA:
+		rc = parse_size(v, &a->kernel_ra);
+		if (!rc && a->kernel_ra > (64ULL << 20))
 			rc = -ERANGE;
 		break;
 	case M_CACHE_MEMORY:
@@ -272,6 +281,37 @@ static char *abs_path(const char *p)
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "%s/%s", cwd, p);
 	return buf_detach(&b, NULL);
+}
+
+/* The sysfs file of the kernel's readahead for the filesystem mounted on mnt
+ * (the last mount there in /proc/self/mountinfo), appended to out; -ENOENT
+ * if not found. Mount points there escape space, tab, newline and backslash
+ * as octal. */
+static int find_bdi(const char *mnt, struct buf *out)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char line[4096], dev[64] = "";
+	struct buf esc = BUF_INIT;
+	for (const char *p = mnt; *p; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\\')
+			buf_addf(&esc, "\\%03o", (unsigned char)*p);
+		else
+			buf_addch(&esc, *p);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char d[64], point[4096];
+		if (sscanf(line, "%*s %*s %63s %*s %4095s", d, point) == 2 &&
+		    !strcmp(point, esc.data))
+			strlcpy_s(dev, d, sizeof(dev));
+	}
+	fclose(f);
+	buf_release(&esc);
+	if (!dev[0])
+		return -ENOENT;
+	buf_addf(out, "/sys/class/bdi/%s/read_ahead_kb", dev);
+	return 0;
 }
 
 /* systemd's readiness protocol, when started by a Type=notify unit. */
@@ -394,6 +434,7 @@ int cmd_mount(int argc, char **argv)
 	a.readahead = 64ULL << 20;
 	a.cache_memory = 256ULL << 20;
 	a.read_conc = 8;
+	a.kernel_ra = 1ULL << 20;
 	a.uid = getuid();
 	a.gid = getgid();
 	a.file_mode = 0444;
@@ -574,6 +615,11 @@ int cmd_mount(int argc, char **argv)
 		goto out;
 	}
 	mounted = true;
+	struct buf bdi = BUF_INIT;
+	if (a.kernel_ra && geteuid() == 0 && find_bdi(mnt, &bdi) == 0) {
+		fs_set_kernel_readahead(fs, bdi.data, (unsigned)(a.kernel_ra >> 10));
+	}
+	buf_release(&bdi);
 	if (fuse_daemonize(a.foreground) != 0) {
 		log_error("cannot go to the background");
 		exitc = EXIT_SOME_FAILED;
@@ -597,7 +643,7 @@ int cmd_mount(int argc, char **argv)
 	    .s3 = ends.src,
 	    .bucket = ends.src_bucket,
 	    .prefix = ends.src_prefix,
-	    .mf_prefix = mf_prefix.data,
+	    .mf_prefix = buf_str(&mf_prefix),
 	    .task = task_id,
 	};
 	if (a.manifest) {

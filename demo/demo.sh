@@ -29,6 +29,7 @@ DTH=$ROOT/build/dth
 
 say "starting Ceph with two radosgw endpoints (:$PORT_SRC source, :$PORT_DST destination)"
 cleanup() {
+	fusermount3 -u "$DIR/mnt" 2>/dev/null || true
 	bash tests/harness/ceph.sh stop "$DIR/ceph" || true
 	rm -rf "$DIR"
 }
@@ -91,5 +92,16 @@ say "dth manifest stats demo"
 
 say "a second run: only a listing, nothing to copy"
 "$DTH" sync --state "$STATE" --task demo src:demo-src dst:demo-dst
+
+if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
+	say "dth mount: the mirror task as a read-only filesystem (listings from the manifest)"
+	MNT=$DIR/mnt
+	mkdir -p "$MNT"
+	"$DTH" mount --manifest --task demo --state "$STATE" "$MNT"
+	ls -l "$MNT" "$MNT/videos"
+	echo "files: $(find "$MNT" -type f | wc -l); md5 of videos/big.bin through the mount:"
+	md5sum "$MNT/videos/big.bin"
+	fusermount3 -u "$MNT"
+fi
 
 say "done; stopping the servers"

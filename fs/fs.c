@@ -8,11 +8,13 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -36,6 +38,8 @@ struct fs {
 	int64_t started;    /* mtime of directories that have none of their own */
 	pthread_mutex_t mu; /* guards the counters below */
 	uint64_t lookups_remote;
+	char *bdi_path; /* owned; NULL once written */
+	unsigned bdi_kb;
 };
 
 /* An open directory: the listing snapshot it reads. */
@@ -114,16 +118,29 @@ static int fetch_range(void *ctx, const char *key, const char *etag, uint64_t of
 	return rc;
 }
 
+void fs_set_kernel_readahead(struct fs *fs, const char *path, unsigned kb)
+{
+	pthread_mutex_lock(&fs->mu);
+	free(fs->bdi_path);
+	fs->bdi_path = xstrdup(path);
+	fs->bdi_kb = kb;
+	pthread_mutex_unlock(&fs->mu);
+}
+
 int fs_start(struct fs *fs, const struct fs_source *src)
 {
 	fs->src = *src;
+	if (!fs->src.prefix)
+		fs->src.prefix = "";
+	if (!fs->src.mf_prefix)
+		fs->src.mf_prefix = "";
 	memset(&fs->dsrc, 0, sizeof(fs->dsrc));
 	fs->dsrc.s3 = src->s3;
 	fs->dsrc.bucket = src->bucket;
-	fs->dsrc.prefix = src->prefix;
+	fs->dsrc.prefix = fs->src.prefix;
 	fs->dsrc.m = src->m;
 	fs->dsrc.task = src->task;
-	fs->dsrc.mf_prefix = src->mf_prefix;
+	fs->dsrc.mf_prefix = fs->src.mf_prefix;
 	fs->dirs = dir_cache_new(&fs->dsrc, fs->o.dir_ttl_ms, fs->o.dir_cache_entries);
 	struct ra_config rc = {
 	    .memory = fs->o.cache_memory,
@@ -146,6 +163,7 @@ void fs_free(struct fs *fs)
 	dir_cache_free(fs->dirs);
 	inode_table_free(fs->inodes);
 	pthread_mutex_destroy(&fs->mu);
+	free(fs->bdi_path);
 	free(fs);
 }
 
@@ -504,9 +522,32 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 /* ---- files ---- */
 
+/* Raise the kernel's readahead for the mount, once: larger sequential read
+ * requests mean fewer round trips through the FUSE device. */
+static void raise_kernel_readahead(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->mu);
+	char *path = fs->bdi_path;
+	fs->bdi_path = NULL;
+	pthread_mutex_unlock(&fs->mu);
+	if (!path)
+		return;
+	char val[32];
+	int n = snprintf(val, sizeof(val), "%u\n", fs->bdi_kb);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, (size_t)n) != n)
+		log_info("cannot set the kernel readahead (%s): %s", path, strerror(errno));
+	else
+		log_info("kernel readahead set to %u KiB", fs->bdi_kb);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
+	raise_kernel_readahead(fs);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;

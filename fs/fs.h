@@ -49,6 +49,11 @@ struct fs_source {
 struct fs;
 /* Copies opts. Free with fs_free. */
 struct fs *fs_new(const struct fs_options *opts);
+/* The kernel's readahead for this mount: path is
+ * "/sys/class/bdi/MAJ:MIN/read_ahead_kb", written with kb on the first open
+ * (after the INIT exchange, which would lower an earlier value). Without it
+ * the kernel's default (128 KiB) stays. path is copied. */
+void fs_set_kernel_readahead(struct fs *fs, const char *path, unsigned kb);
 /* Attach the source and start the read threads. 0 or a negative errno. */
 int fs_start(struct fs *fs, const struct fs_source *src) WUR;
 /* After the session loop has ended. */
