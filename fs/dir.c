@@ -99,9 +99,17 @@ static int raw_cmp(const void *pa, const void *pb, void *ctx)
 
 static struct dir_listing *finish(struct builder *b, const char *dir_key)
 {
-	if (b->skipped)
-		log_warn("skipped %zu name(s) under '%s' that cannot be file names (e.g. '%s')",
-			 b->skipped, dir_key, b->example);
+	if (b->skipped) {
+		/* Warn for the first directories only: a listing is repeated every
+		 * time the cache expires, and the same names would be logged again. */
+		static atomic_uint warned;
+		unsigned n = atomic_fetch_add(&warned, 1);
+		int lvl = n < 100 ? LOG_WARN : LOG_DEBUG;
+		log_at(lvl,
+		       "skipped %zu name(s) under '%s' that cannot be file names (e.g. '%s')%s",
+		       b->skipped, dir_key, b->example,
+		       n == 99 ? "; further ones are logged at debug level" : "");
+	}
 	struct dir_listing *l = xcalloc(1, sizeof(*l));
 	atomic_init(&l->refs, 1);
 	l->time_ms = now_mono_ms();
