@@ -583,7 +583,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct ra_view v;
 	int rc = ra_read(rf, (uint64_t)off, size, &v);
 	if (rc) {
-		fuse_reply_err(req, to_errno(rc));
+		/* A read of an open file can only be refused or fail: an object
+		 * deleted or replaced since the open is EIO, like any other failure. */
+		fuse_reply_err(req, rc == -EACCES ? EACCES : EIO);
 		return;
 	}
 	fuse_reply_iov(req, v.iov, v.n);
