@@ -679,7 +679,11 @@ int cmd_mount(int argc, char **argv)
 	int lrc = fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
 	sd_notify_msg("STOPPING=1");
-	exitc = lrc == 0 ? EXIT_DONE : EXIT_SOME_FAILED;
+	/* 0 after an unmount, the signal's number after SIGTERM/SIGINT/SIGHUP
+	 * (both clean ends), a negative errno when the session failed. */
+	exitc = lrc >= 0 ? EXIT_DONE : EXIT_SOME_FAILED;
+	if (lrc < 0)
+		log_error("the fuse session ended with an error: %s", strerror(-lrc));
 	if (stats_file)
 		write_stats(stats_file, fs, ends.src);
 	log_info("unmounted %s", mnt);

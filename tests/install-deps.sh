@@ -1,7 +1,7 @@
 #!/bin/bash
 # Install what building and testing dth needs on Debian 12, as root.
 # Idempotent: steps already done are skipped, so a second run takes seconds.
-#  - Debian packages: build dependencies, Ceph (radosgw), test clients
+#  - Debian packages: build dependencies, Ceph (radosgw), test clients, FUSE
 #  - s3rver 3.7.1 from npm into tests/harness/node/ (git-ignored), patched
 #  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
 #    PATH has none); tests/harness/pick-python.sh prints the one to use
@@ -19,6 +19,7 @@ PKGS=(
 	libclang-rt-14-dev clang-format
 	radosgw ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime awscli jq rclone
 	curl python3
+	fuse3 libfuse3-dev
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

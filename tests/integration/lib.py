@@ -612,3 +612,452 @@ def find_number(obj, *path_options):
         if ok and isinstance(cur, (int, float)) and not isinstance(cur, bool):
             return cur
     return None
+
+
+# --------------------------------------------------------------------------
+# big deterministic objects, generated part by part (never whole in memory)
+
+
+class GeneratedObject:
+    """size deterministic bytes made of parts of part_size bytes, each part
+    generated on demand from (seed, part number): upload, hash, write to a
+    file or read any range without ever holding the whole object."""
+
+    def __init__(self, seed, size, part_size=8 * MiB):
+        self.seed, self.size, self.part_size = str(seed), size, part_size
+        self.nparts = max(1, -(-size // part_size))
+        self._cache = {}  # a few parts, for read()
+        self._md5 = None
+
+    def part_len(self, i):
+        return max(0, min(self.part_size, self.size - i * self.part_size))
+
+    def part(self, i):
+        data = self._cache.get(i)
+        if data is None:
+            data = random.Random("%s/%d" % (self.seed, i)).randbytes(self.part_len(i))
+            if len(self._cache) >= 4:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[i] = data
+        return data
+
+    def parts(self):
+        for i in range(self.nparts):
+            yield random.Random("%s/%d" % (self.seed, i)).randbytes(self.part_len(i))
+
+    def read(self, off, n):
+        """Bytes [off, off+n) (clipped at the end, like a read)."""
+        end = min(self.size, off + n)
+        out = bytearray()
+        while off < end:
+            i, o = divmod(off, self.part_size)
+            chunk = self.part(i)[o:o + (end - off)]
+            out += chunk
+            off += len(chunk)
+        return bytes(out)
+
+    def md5(self):
+        if self._md5 is None:
+            h = hashlib.md5()
+            for p in self.parts():
+                h.update(p)
+            self._md5 = h.hexdigest()
+        return self._md5
+
+    def multipart_etag(self):
+        digests = [hashlib.md5(p).digest() for p in self.parts()]
+        return "%s-%d" % (hashlib.md5(b"".join(digests)).hexdigest(), len(digests))
+
+    def write_to(self, path):
+        with open(path, "wb") as f:
+            for p in self.parts():
+                f.write(p)
+
+    def put(self, client, bucket, key, workers=4, **extra):
+        """Multipart upload, one part per generated part; returns the ETag
+        (no quotes). Memory: about workers parts at a time."""
+        up = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)
+        uid = up["UploadId"]
+
+        def part(i):
+            body = random.Random("%s/%d" % (self.seed, i)).randbytes(self.part_len(i))
+            r = client.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=i + 1, Body=body)
+            return {"PartNumber": i + 1, "ETag": r["ETag"]}
+
+        try:
+            parts = _pool_map(part, range(self.nparts), workers)
+            client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                             MultipartUpload={"Parts": parts})
+        except Exception:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=uid)
+            raise
+        return client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+
+
+def file_md5(path, chunk=MiB):
+    """MD5 of a file read sequentially in chunks (constant memory)."""
+    h = hashlib.md5()
+    with open(path, "rb", buffering=0) as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# radosgw requests: exact totals (perf counter `req`) and their kinds (access log)
+
+
+def rgw_req(which):
+    """The `req` counter of radosgw 'a' or 'b' (every request it served)."""
+    return rgw_counters(which)["req"]
+
+
+RGW_LOG_LINE = re.compile(r'beast: \S+ \S+ - \S+ \[[^\]]*\] "([A-Z]+) (\S+) HTTP/[0-9.]+" (\d+) \S+ \S+ "([^"]*)"')
+
+
+def rgw_log_requests(which, offset, want=0, timeout=10.0):
+    """[(method, path, status, user_agent)] radosgw 'a'/'b' logged after byte
+    offset. The log is written asynchronously: waits (up to timeout) until it
+    holds at least `want` request lines (pass a delta of rgw_req)."""
+    p = rgw_log_path(which)
+    if not p:
+        skip("DTH_TEST_CEPH_DIR not set (no radosgw access log)")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(p, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        reqs = [(m.group(1), m.group(2), int(m.group(3)), m.group(4)) for m in RGW_LOG_LINE.finditer(text)]
+        if len(reqs) >= want or time.monotonic() > deadline:
+            return reqs
+        time.sleep(0.2)
+
+
+def is_list_request(method, path):
+    """A bucket listing (ListObjects/ListObjectsV2): GET /bucket[/][?query]
+    that is not ?uploads / ?location / ... sub-resource."""
+    if method != "GET":
+        return False
+    p, _, q = path.partition("?")
+    if p.strip("/").count("/") != 0 or p.strip("/") == "":
+        return False
+    params = [kv.split("=", 1)[0] for kv in q.split("&") if kv]
+    sub = {"uploads", "location", "versioning", "acl", "policy", "tagging", "cors", "lifecycle",
+           "website", "logging", "notification", "replication", "requestPayment", "encryption",
+           "object-lock", "versions"}
+    return not any(k in sub for k in params)
+
+
+# --------------------------------------------------------------------------
+# dth mount (a real FUSE mount)
+
+
+def require_fuse():
+    """Skip unless this machine can FUSE-mount (/dev/fuse and fusermount3)."""
+    if not os.path.exists("/dev/fuse"):
+        skip("/dev/fuse is missing")
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        skip("/dev/fuse is not accessible")
+    if not shutil.which("fusermount3"):
+        skip("fusermount3 is not installed (Debian package fuse3)")
+
+
+def _unescape_mountinfo(s):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounts():
+    """{mountpoint: fstype} from /proc/self/mountinfo."""
+    out = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            out[_unescape_mountinfo(fields[4])] = right.split()[0]
+    return out
+
+
+def is_mounted(path):
+    return os.path.realpath(path) in mounts() or path in mounts()
+
+
+def pid_alive(pid):
+    """True while pid runs (a zombie counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of a process, in seconds (from /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dth_pids_for(mnt):
+    """Live processes that are dth (by the binary's name) and have mnt among
+    their arguments: a mount left behind."""
+    names = {"dth", os.path.basename(dth_bin())}
+    targets = {mnt, os.path.realpath(mnt), mnt.rstrip("/")}
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) in names and targets & set(argv) and pid_alive(int(d)):
+            pids.append(int(d))
+    return pids
+
+
+def wait_for(cond, timeout, interval=0.05):
+    """Poll cond() until it is true or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+def fusermount_u(mnt, lazy=False):
+    args = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [mnt]
+    return subprocess.run(args, capture_output=True, text=True, timeout=30)
+
+
+def force_unmount(mnt):
+    """Best effort: leave nothing mounted at mnt (for finally blocks)."""
+    if is_mounted(mnt):
+        if fusermount_u(mnt).returncode != 0:
+            fusermount_u(mnt, lazy=True)
+    if is_mounted(mnt):
+        subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=30)
+
+
+_mount_help = {}
+
+
+def mount_has_option(opt):
+    """Whether `dth mount --help` documents opt (for optional extras only)."""
+    exe = dth_bin()
+    if exe not in _mount_help:
+        try:
+            p = subprocess.run([exe, "mount", "--help"], capture_output=True, text=True, timeout=30)
+            _mount_help[exe] = p.stdout + p.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            _mount_help[exe] = ""
+    return re.search(r"(^|\s)%s(\s|=|$)" % re.escape(opt), _mount_help[exe], re.M) is not None
+
+
+class Mount:
+    """A `dth mount` started by a test. Usage:
+
+        m = lib.Mount(ctx, "src:" + bucket, "--dir-cache-ttl", "0")
+        try:
+            m.start()            # returns once the mount is ready
+            ... use m.path ...
+            m.unmount()          # fusermount3 -u (or how="sigterm")
+        finally:
+            m.close()            # unmounts if still mounted, kills leftovers,
+                                 # asserts no dth process for m.path is left
+        m.stats()                # the --stats-file JSON written at unmount
+
+    The daemon's stderr goes to a file in the test dir (shown when the test
+    fails). foreground=True runs it with -f as a child (exit status known)."""
+
+    def __init__(self, ctx, source, *opts, mnt=None, foreground=False, config=True, env=None,
+                 stats=True, pid_file=True):
+        self.ctx = ctx
+        self.source = source
+        self.opts = [str(o) for o in opts]
+        n = getattr(ctx, "_mounts", 0) + 1
+        ctx._mounts = n
+        self.path = mnt or os.path.join(ctx.dir, "mnt%d" % n)
+        self.foreground = foreground
+        self.config = ctx.config if config is True else config
+        self.env = env
+        self.stats_file = os.path.join(ctx.dir, "mount%d-stats.json" % n) if stats else None
+        self.pid_file = os.path.join(ctx.dir, "mount%d.pid" % n) if pid_file else None
+        self.err_file = os.path.join(ctx.dir, "mount%d-stderr.txt" % n)
+        self.proc = None  # the `dth mount` child (the daemon itself with -f)
+        self.pid = None  # the serving process
+        self.rc = None  # exit status of the child
+        self.started = False
+
+    def argv(self):
+        a = [dth_bin(), "mount"]
+        if self.foreground:
+            a.append("-f")
+        if self.config:
+            a += ["--config", self.config]
+        if self.pid_file:
+            a += ["--pid-file", self.pid_file]
+        if self.stats_file:
+            a += ["--stats-file", self.stats_file]
+        if not self.foreground and mount_has_option("--log-file"):
+            a += ["--log-file", self.err_file]  # the daemon's log, for failure reports
+        a += self.opts
+        if self.source:
+            a.append(self.source)
+        a.append(self.path)
+        return a
+
+    def start(self, timeout=60):
+        """Start and wait until mounted. Raises DthError when dth fails."""
+        exe = dth_bin()
+        if not os.access(exe, os.X_OK):
+            raise DthError("dth binary not found at %s (build it, or set DTH_BIN)" % exe)
+        os.makedirs(self.path, exist_ok=True)
+        cmd = self.argv()
+        self.ctx.last_cmd = cmd
+        self.ctx._bg_err = self.err_file
+        with open(self.err_file, "ab") as errf:
+            self.proc = subprocess.Popen(cmd, env=self.ctx.base_env(self.env), cwd=REPO,
+                                         stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
+                                         start_new_session=True)
+        self.started = True
+        if self.foreground:
+            ok = wait_for(lambda: is_mounted(self.path) or self.proc.poll() is not None, timeout)
+            if self.proc.poll() is not None:
+                self.rc = self.proc.returncode
+                raise DthError("dth mount -f exited %d before mounting" % self.rc)
+            if not ok or not is_mounted(self.path):
+                raise DthError("dth mount -f: %s not mounted after %ds" % (self.path, timeout))
+            self.pid = self.proc.pid
+        else:
+            try:
+                self.rc = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise DthError("dth mount did not return within %ds" % timeout)
+            if self.rc != 0:
+                raise DthError("dth mount exited %d, expected 0" % self.rc)
+            # "when the command returns, the mountpoint is usable"
+            if not is_mounted(self.path):
+                raise DthError("dth mount exited 0 but %s is not mounted" % self.path)
+            if self.pid_file:
+                try:
+                    with open(self.pid_file) as f:
+                        self.pid = int(f.read().strip())
+                except (OSError, ValueError) as e:
+                    raise DthError("--pid-file %s unreadable after the mount: %s" % (self.pid_file, e))
+            else:
+                pids = dth_pids_for(self.path)
+                self.pid = pids[0] if len(pids) == 1 else None
+        if self.pid_file and self.foreground:
+            wait_for(lambda: os.path.exists(self.pid_file), 5)
+        self.check_stderr()
+        return self
+
+    def stderr(self):
+        try:
+            with open(self.err_file, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def check_stderr(self):
+        err = self.stderr()
+        for m in SANITIZER_MARKERS:
+            if m in err:
+                raise DthError("sanitizer report in dth mount's stderr (%s)" % m)
+
+    def wait_exit(self, timeout=30):
+        """Wait until the serving process is gone; returns the exit status when
+        it is our child (-f), else None."""
+        if self.foreground and self.proc is not None:
+            try:
+                self.rc = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("dth mount (pid %d) still running %ds after the unmount" % (
+                    self.proc.pid, timeout))
+            return self.rc
+        if self.pid and not wait_for(lambda: not pid_alive(self.pid), timeout):
+            raise AssertionError("dth mount daemon (pid %d) still running %ds after the unmount" % (
+                self.pid, timeout))
+        return None
+
+    def unmount(self, how="fusermount", timeout=30):
+        """Unmount (how: 'fusermount' = fusermount3 -u, 'sigterm', 'sigint'),
+        wait for the process to exit, check nothing is left. Returns the exit
+        status with -f, else None."""
+        if how == "fusermount":
+            r = fusermount_u(self.path)
+            assert r.returncode == 0, "fusermount3 -u %s failed: %s" % (self.path, r.stderr.strip())
+        else:
+            assert self.pid, "no pid of the dth mount process"
+            os.kill(self.pid, {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT}[how])
+        rc = self.wait_exit(timeout)
+        assert wait_for(lambda: not is_mounted(self.path), 10), "%s still mounted after %s" % (self.path, how)
+        left = dth_pids_for(self.path)
+        assert not left, "dth processes left for %s after %s: %s" % (self.path, how, left)
+        self.check_stderr()
+        return rc
+
+    def stats(self):
+        """The --stats-file JSON (written at unmount)."""
+        assert self.stats_file, "mounted without --stats-file"
+        assert wait_for(lambda: os.path.exists(self.stats_file), 5), "no --stats-file %s after the unmount" % (
+            self.stats_file)
+        with open(self.stats_file) as f:
+            text = f.read()
+        try:
+            st = json.loads(text)
+        except ValueError as e:
+            raise AssertionError("--stats-file is not JSON (%s): %r" % (e, text[:300]))
+        assert isinstance(st.get("requests"), dict), "--stats-file lacks requests: %r" % text[:300]
+        return st
+
+    def close(self):
+        """For finally blocks: unmount if still mounted, end the process,
+        and assert no dth process for the mountpoint is left."""
+        if not self.started:
+            return
+        force_unmount(self.path)
+        procs = set(dth_pids_for(self.path))
+        if self.pid and pid_alive(self.pid):
+            procs.add(self.pid)
+        if procs:
+            for p in procs:
+                try:
+                    os.kill(p, signal.SIGTERM)
+                except OSError:
+                    pass
+            if not wait_for(lambda: not any(pid_alive(p) for p in procs), 10):
+                for p in procs:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except OSError:
+                        pass
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        force_unmount(self.path)
+        self.started = False
+        assert not is_mounted(self.path), "%s is still mounted" % self.path
+        left = dth_pids_for(self.path)
+        assert not left, "dth processes left for %s: %s" % (self.path, left)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        # do not hide the test's own failure behind a cleanup assertion
+        try:
+            self.close()
+        except AssertionError:
+            if exc[0] is None:
+                raise
+        return False
