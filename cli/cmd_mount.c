@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -666,6 +667,13 @@ int cmd_mount(int argc, char **argv)
 			}
 		}
 	}
+	/* Read-cache blocks (up to 8 MiB each) are allocated and freed all the
+	 * time. Taken from the heap instead of fresh mmaps, their pages are
+	 * reused without a fault and zeroing each (about 15% of the CPU of a
+	 * sequential read); the heap may keep up to --cache-memory of them. */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD,
+		(int)(a.cache_memory < (1ULL << 30) ? a.cache_memory : 1ULL << 30));
 	if (fs_start(fs, &fsrc)) {
 		log_error("cannot start the read threads");
 		exitc = EXIT_SOME_FAILED;
