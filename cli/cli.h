@@ -3,6 +3,8 @@
 #define DTH_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -17,6 +19,24 @@ enum {
 int cmd_sync(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+
+/* One subcommand's settings, in one table used for getopt_long, --help and
+ * (dth mount) the -o keys. */
+struct cli_setting {
+	const char *name; /* long option */
+	int has_arg;
+	int id;		 /* getopt value, >= 256 */
+	const char *arg; /* placeholder for --help; NULL for a flag */
+	const char *help;
+	const char *okey; /* dth mount: the -o key; NULL for none */
+};
+struct option;
+/* out holds n + 1 entries (the last is zeroed). */
+void cli_settings_longopts(const struct cli_setting *s, size_t n, struct option *out);
+/* One "  --name ARG   help" line per setting. */
+void cli_settings_help(FILE *f, const struct cli_setting *s, size_t n);
+/* The long name of the setting with getopt value id, "?" if none. */
+const char *cli_setting_name(const struct cli_setting *s, size_t n, int id);
 
 /* Print "dth: error: msg" (and the remote detail) on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -53,61 +53,46 @@ enum mount_opt {
 	M_HELP,
 };
 
-/* One table: the long option, its -o key (NULL: none), and the help line. */
-struct msetting {
-	const char *name;
-	const char *okey;
-	int has_arg;
-	int id;
-	const char *arg;
-	const char *help;
-};
-
-static const struct msetting msettings[] = {
-    {"foreground", NULL, 0, M_FOREGROUND, NULL,
-     "stay in the foreground (default: return once the mount is ready)"},
-    {"option", NULL, 1, M_OPTION, "OPTS",
+static const struct cli_setting msettings[] = {
+    {"foreground", 0, M_FOREGROUND, NULL,
+     "stay in the foreground (default: return once the mount is ready)", NULL},
+    {"option", 1, M_OPTION, "OPTS",
      "(-o) mount options: allow_other, default_permissions, ... and any setting below as "
-     "name=value (e.g. config=FILE,dir_cache_ttl=30)"},
-    {"config", "config", 1, M_CONFIG, "FILE", "config file (as for dth sync)"},
-    {"manifest", "manifest", 0, M_MANIFEST, NULL,
-     "list from the task's manifest (no list requests); needs --task"},
-    {"task", "task", 1, M_TASK, "NAME", "the task whose manifest to serve"},
-    {"state", "state", 1, M_STATE, "DIR", "state directory of the manifest"},
-    {"dir-cache-ttl", "dir_cache_ttl", 1, M_DIR_TTL, "SECONDS",
-     "keep listings and attributes this long (default 60; 1 with --manifest; 0: no cache)"},
-    {"readahead", "readahead", 1, M_READAHEAD, "SIZE",
-     "largest readahead window per open file (default 64M)"},
-    {"cache-memory", "cache_memory", 1, M_CACHE_MEMORY, "SIZE",
-     "memory for file data, however many files are open (default 256M)"},
-    {"read-concurrency", "read_concurrency", 1, M_READ_CONC, "N",
-     "parallel ranged GETs (default 8)"},
-    {"kernel-readahead", "kernel_readahead", 1, M_KERNEL_RA, "SIZE",
-     "the kernel's readahead for this mount, as root (default 1M; 0: the kernel's own)"},
-    {"uid", "uid", 1, M_UID, "N", "owner of every file (default: the caller)"},
-    {"gid", "gid", 1, M_GID, "N", "group of every file (default: the caller's)"},
-    {"file-mode", "file_mode", 1, M_FILE_MODE, "OCTAL", "permissions of files (default 0444)"},
-    {"dir-mode", "dir_mode", 1, M_DIR_MODE, "OCTAL", "permissions of directories (default 0555)"},
-    {"pid-file", "pid_file", 1, M_PID_FILE, "FILE", "write the serving process's pid here"},
-    {"stats-file", "stats_file", 1, M_STATS_FILE, "FILE",
-     "on unmount, write request counts and cache figures as JSON here"},
-    {"log-file", "log_file", 1, M_LOG_FILE, "FILE",
-     "log here once in the background (default: syslog-less, discarded)"},
-    {"retries", "retries", 1, M_RETRIES, "N", "retries of a failed request (default 7)"},
-    {"help", NULL, 0, M_HELP, NULL, "this help"},
+     "name=value (e.g. config=FILE,dir_cache_ttl=30)",
+     NULL},
+    {"config", 1, M_CONFIG, "FILE", "config file (as for dth sync)", "config"},
+    {"manifest", 0, M_MANIFEST, NULL,
+     "list from the task's manifest (no list requests); needs --task", "manifest"},
+    {"task", 1, M_TASK, "NAME", "the task whose manifest to serve", "task"},
+    {"state", 1, M_STATE, "DIR", "state directory of the manifest", "state"},
+    {"dir-cache-ttl", 1, M_DIR_TTL, "SECONDS",
+     "keep listings and attributes this long (default 60; 1 with --manifest; 0: no cache)",
+     "dir_cache_ttl"},
+    {"readahead", 1, M_READAHEAD, "SIZE", "largest readahead window per open file (default 64M)",
+     "readahead"},
+    {"cache-memory", 1, M_CACHE_MEMORY, "SIZE",
+     "memory for file data, however many files are open (default 256M)", "cache_memory"},
+    {"read-concurrency", 1, M_READ_CONC, "N", "parallel ranged GETs (default 8)",
+     "read_concurrency"},
+    {"kernel-readahead", 1, M_KERNEL_RA, "SIZE",
+     "the kernel's readahead for this mount, as root (default 1M; 0: the kernel's own)",
+     "kernel_readahead"},
+    {"uid", 1, M_UID, "N", "owner of every file (default: the caller)", "uid"},
+    {"gid", 1, M_GID, "N", "group of every file (default: the caller's)", "gid"},
+    {"file-mode", 1, M_FILE_MODE, "OCTAL", "permissions of files (default 0444)", "file_mode"},
+    {"dir-mode", 1, M_DIR_MODE, "OCTAL", "permissions of directories (default 0555)", "dir_mode"},
+    {"pid-file", 1, M_PID_FILE, "FILE", "write the serving process's pid here", "pid_file"},
+    {"stats-file", 1, M_STATS_FILE, "FILE",
+     "on unmount, write request counts and cache figures as JSON here", "stats_file"},
+    {"log-file", 1, M_LOG_FILE, "FILE",
+     "where messages go once in the background (default: nowhere)", "log_file"},
+    {"retries", 1, M_RETRIES, "N", "retries of a failed request (default 7)", "retries"},
+    {"help", 0, M_HELP, NULL, "this help", NULL},
 };
 
 /* -o options that mean something to mount(8) or fstab only. */
 static const char *const ignored_okeys[] = {"_netdev", "nofail", "noauto",   "auto", "user",
 					    "users",   "nouser", "defaults", "rw"};
-
-static const char *msetting_name(int id)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(msettings); i++)
-		if (msettings[i].id == id)
-			return msettings[i].name;
-	return "?";
-}
 
 static void mount_usage(FILE *f)
 {
@@ -118,12 +103,7 @@ static void mount_usage(FILE *f)
 	      "  or by signalling the process (SIGTERM, SIGINT)\n\noptions:\n"
 	      "  -f                               same as --foreground\n",
 	      f);
-	for (size_t i = 0; i < ARRAY_SIZE(msettings); i++) {
-		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", msettings[i].name,
-			 msettings[i].arg ? " " : "", msettings[i].arg ? msettings[i].arg : "");
-		fprintf(f, "  %-32s %s\n", left, msettings[i].help);
-	}
+	cli_settings_help(f, msettings, ARRAY_SIZE(msettings));
 	fputs("\nin /etc/fstab (mount.fuse3 runs `dth SRC MOUNTPOINT -o OPTS`):\n"
 	      "  REMOTE:BUCKET/PREFIX /mnt/x fuse.dth ro,_netdev,config=/etc/dth/dth.conf 0 0\n"
 	      "\nexit status: 0 unmounted cleanly, 1 failure while serving, 2 bad usage or "
@@ -238,7 +218,7 @@ static int parse_o(struct mount_args *a, char *list)
 			continue;
 		char *eq = strchr(opt, '=');
 		size_t klen = eq ? (size_t)(eq - opt) : strlen(opt);
-		const struct msetting *s = NULL;
+		const struct cli_setting *s = NULL;
 		for (size_t i = 0; i < ARRAY_SIZE(msettings); i++) {
 			if (msettings[i].okey && strlen(msettings[i].okey) == klen &&
 			    !strncmp(msettings[i].okey, opt, klen))
@@ -313,6 +293,64 @@ static int find_bdi(const char *mnt, struct buf *out)
 		return -ENOENT;
 	buf_addf(out, "/sys/class/bdi/%s/read_ahead_kb", dev);
 	return 0;
+}
+
+/* Going to the background: the parent waits until the child reports (one
+ * byte: its exit status) that the mount is ready or that it failed, and exits
+ * with that status. So the command returns only once the mount is usable, and
+ * errors found after the fork still reach the caller's terminal. */
+static int ready_fd = -1;
+
+static int go_background(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		unsigned char st = EXIT_SOME_FAILED;
+		ssize_t n;
+		do
+			n = read(p[0], &st, 1);
+		while (n < 0 && errno == EINTR);
+		_exit(n == 1 ? st : EXIT_SOME_FAILED);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	setsid();
+	if (chdir("/"))
+		return -1;
+	return 0;
+}
+
+/* Tell the waiting parent (once), then detach from the terminal: stdin and
+ * stdout to /dev/null, stderr to log_file when given (else /dev/null). */
+static void report_ready(int status, const char *log_file)
+{
+	if (ready_fd < 0)
+		return;
+	unsigned char st = (unsigned char)status;
+	(void)!write(ready_fd, &st, 1);
+	close(ready_fd);
+	ready_fd = -1;
+	if (status != EXIT_DONE)
+		return;
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int err = log_file ? open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600) : -1;
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(err >= 0 ? err : nul, 2);
+		close(nul);
+	}
+	if (err >= 0)
+		close(err);
 }
 
 /* systemd's readiness protocol, when started by a Type=notify unit. */
@@ -453,13 +491,7 @@ int cmd_mount(int argc, char **argv)
 	struct fuse_args fargs = FUSE_ARGS_INIT(0, NULL);
 
 	struct option lopts[ARRAY_SIZE(msettings) + 1];
-	for (size_t i = 0; i < ARRAY_SIZE(msettings); i++) {
-		lopts[i].name = msettings[i].name;
-		lopts[i].has_arg = msettings[i].has_arg ? required_argument : no_argument;
-		lopts[i].flag = NULL;
-		lopts[i].val = msettings[i].id;
-	}
-	memset(&lopts[ARRAY_SIZE(msettings)], 0, sizeof(struct option));
+	cli_settings_longopts(msettings, ARRAY_SIZE(msettings), lopts);
 	optind = 1;
 	opterr = 0;
 	int c;
@@ -493,7 +525,8 @@ int cmd_mount(int argc, char **argv)
 			rc = set_value(&a, c, optarg);
 			if (rc) {
 				cli_error("mount: bad value '%s' for --%s%s", optarg,
-					  msetting_name(c), rc == -ERANGE ? " (out of range)" : "");
+					  cli_setting_name(msettings, ARRAY_SIZE(msettings), c),
+					  rc == -ERANGE ? " (out of range)" : "");
 				goto out;
 			}
 		}
@@ -621,24 +654,10 @@ int cmd_mount(int argc, char **argv)
 		fs_set_kernel_readahead(fs, bdi.data, (unsigned)(a.kernel_ra >> 10));
 	}
 	buf_release(&bdi);
-	if (fuse_daemonize(a.foreground) != 0) {
-		log_error("cannot go to the background");
+	if (!a.foreground && go_background()) {
+		cli_error("mount: cannot go to the background: %s", strerror(errno));
 		exitc = EXIT_SOME_FAILED;
 		goto out;
-	}
-	/* From here on, in the background unless -f: messages go to the log file. */
-	if (!a.foreground && log_file) {
-		int fd = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 2);
-			close(fd);
-		}
-	}
-	if (pid_file) {
-		char pid[32];
-		snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-		if (write_file(pid_file, pid))
-			log_error("cannot write the pid file %s", pid_file);
 	}
 	struct fs_source fsrc = {
 	    .s3 = ends.src,
@@ -679,7 +698,16 @@ int cmd_mount(int argc, char **argv)
 		exitc = EXIT_SOME_FAILED;
 		goto out;
 	}
+	if (pid_file) {
+		char pid[32];
+		snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+		if (write_file(pid_file, pid))
+			log_error("cannot write the pid file %s", pid_file);
+	}
 	log_info("mounted %s on %s", src_spec, mnt);
+	/* Ready: the caller (our parent, or systemd) may use the mount now. */
+	if (!a.foreground)
+		report_ready(EXIT_DONE, log_file);
 	sd_notify_msg("READY=1");
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 64);
@@ -696,6 +724,8 @@ int cmd_mount(int argc, char **argv)
 		write_stats(stats_file, fs, ends.src);
 	log_info("unmounted %s", mnt);
 out:
+	if (!a.foreground)
+		report_ready(exitc, NULL); /* a failure before the mount was ready */
 	if (se) {
 		if (mounted)
 			fuse_session_unmount(se);

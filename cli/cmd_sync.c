@@ -45,42 +45,34 @@ enum opt_id {
 	O_HELP,
 };
 
-struct setting {
-	const char *name;
-	int has_arg;
-	int id;
-	const char *arg;
-	const char *help;
-};
-
-static const struct setting settings[] = {
+static const struct cli_setting settings[] = {
     {"config", 1, O_CONFIG, "FILE",
-     "config file (default $DTH_CONFIG, ~/.config/dth/dth.conf, /etc/dth/dth.conf)"},
-    {"concurrency", 1, O_CONCURRENCY, "N", "parallel transfers and parts (default 16)"},
+     "config file (default $DTH_CONFIG, ~/.config/dth/dth.conf, /etc/dth/dth.conf)", NULL},
+    {"concurrency", 1, O_CONCURRENCY, "N", "parallel transfers and parts (default 16)", NULL},
     {"multipart-threshold", 1, O_THRESHOLD, "SIZE",
-     "objects this large or larger go multipart (default 16M)"},
+     "objects this large or larger go multipart (default 16M)", NULL},
     {"part-size", 1, O_PART_SIZE, "SIZE",
-     "part size when the source layout is not repeated (default 8M)"},
-    {"metadata", 0, O_METADATA, NULL, "copy headers, user metadata and tags (default)"},
-    {"no-metadata", 0, O_NO_METADATA, NULL, "do not copy metadata or tags"},
-    {"storage-class", 1, O_STORAGE_CLASS, "CLASS", "storage class at the destination"},
-    {"acl", 1, O_ACL, "ACL", "canned ACL at the destination"},
-    {"sse", 1, O_SSE, "AES256|aws:kms", "server-side encryption at the destination"},
-    {"sse-kms-key-id", 1, O_SSE_KMS, "ID", "KMS key for --sse aws:kms"},
-    {"include", 1, O_INCLUDE, "GLOB", "copy only keys matching GLOB (repeatable)"},
-    {"exclude", 1, O_EXCLUDE, "GLOB", "skip keys matching GLOB (repeatable)"},
-    {"dry-run", 0, O_DRY_RUN, NULL, "print what would be done, copy nothing"},
-    {"delete", 0, O_DELETE, NULL, "delete destination objects whose source is gone"},
-    {"task", 1, O_TASK, "NAME", "task name in the manifest (default from SRC and DST)"},
+     "part size when the source layout is not repeated (default 8M)", NULL},
+    {"metadata", 0, O_METADATA, NULL, "copy headers, user metadata and tags (default)", NULL},
+    {"no-metadata", 0, O_NO_METADATA, NULL, "do not copy metadata or tags", NULL},
+    {"storage-class", 1, O_STORAGE_CLASS, "CLASS", "storage class at the destination", NULL},
+    {"acl", 1, O_ACL, "ACL", "canned ACL at the destination", NULL},
+    {"sse", 1, O_SSE, "AES256|aws:kms", "server-side encryption at the destination", NULL},
+    {"sse-kms-key-id", 1, O_SSE_KMS, "ID", "KMS key for --sse aws:kms", NULL},
+    {"include", 1, O_INCLUDE, "GLOB", "copy only keys matching GLOB (repeatable)", NULL},
+    {"exclude", 1, O_EXCLUDE, "GLOB", "skip keys matching GLOB (repeatable)", NULL},
+    {"dry-run", 0, O_DRY_RUN, NULL, "print what would be done, copy nothing", NULL},
+    {"delete", 0, O_DELETE, NULL, "delete destination objects whose source is gone", NULL},
+    {"task", 1, O_TASK, "NAME", "task name in the manifest (default from SRC and DST)", NULL},
     {"state", 1, O_STATE, "DIR",
-     "state directory (default $DTH_STATE_DIR, /var/lib/dth as root, ~/.local/state/dth)"},
-    {"json", 0, O_JSON, NULL, "print one JSON object with the results"},
-    {"no-progress", 0, O_NO_PROGRESS, NULL, "no progress line on a terminal"},
+     "state directory (default $DTH_STATE_DIR, /var/lib/dth as root, ~/.local/state/dth)", NULL},
+    {"json", 0, O_JSON, NULL, "print one JSON object with the results", NULL},
+    {"no-progress", 0, O_NO_PROGRESS, NULL, "no progress line on a terminal", NULL},
     {"no-server-side-copy", 0, O_NO_SERVER_COPY, NULL,
-     "copy through this host even on one endpoint"},
+     "copy through this host even on one endpoint", NULL},
     {"retries", 1, O_RETRIES, "N",
-     "retries of a failed request, with backoff (default 7, or the remote's retries)"},
-    {"help", 0, O_HELP, NULL, "this help"},
+     "retries of a failed request, with backoff (default 7, or the remote's retries)", NULL},
+    {"help", 0, O_HELP, NULL, "this help", NULL},
 };
 
 static void sync_usage(FILE *f)
@@ -89,23 +81,10 @@ static void sync_usage(FILE *f)
 	      "  SRC, DST: REMOTE:BUCKET[/PREFIX] (remotes come from the config file or\n"
 	      "            DTH_REMOTE_<NAME>_<KEY> variables)\n\noptions:\n",
 	      f);
-	for (size_t i = 0; i < ARRAY_SIZE(settings); i++) {
-		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", settings[i].name,
-			 settings[i].arg ? " " : "", settings[i].arg ? settings[i].arg : "");
-		fprintf(f, "  %-32s %s\n", left, settings[i].help);
-	}
+	cli_settings_help(f, settings, ARRAY_SIZE(settings));
 	fputs("\nexit status: 0 all done, 1 some objects failed, 2 bad usage or config,\n"
 	      "             3 an endpoint cannot be reached or refuses the credentials\n",
 	      f);
-}
-
-static const char *setting_name(int id)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(settings); i++)
-		if (settings[i].id == id)
-			return settings[i].name;
-	return "?";
 }
 
 static volatile int stop_flag;
@@ -197,13 +176,7 @@ int cmd_sync(int argc, char **argv)
 	struct failures fails = {PTHREAD_MUTEX_INITIALIZER, json_array(), 0, false};
 
 	struct option lopts[ARRAY_SIZE(settings) + 1];
-	for (size_t i = 0; i < ARRAY_SIZE(settings); i++) {
-		lopts[i].name = settings[i].name;
-		lopts[i].has_arg = settings[i].has_arg ? required_argument : no_argument;
-		lopts[i].flag = NULL;
-		lopts[i].val = settings[i].id;
-	}
-	memset(&lopts[ARRAY_SIZE(settings)], 0, sizeof(struct option));
+	cli_settings_longopts(settings, ARRAY_SIZE(settings), lopts);
 
 	optind = 1;
 	opterr = 0;
@@ -300,7 +273,8 @@ int cmd_sync(int argc, char **argv)
 			goto out;
 		}
 		if (prc) {
-			cli_error("sync: bad value '%s' for --%s%s", optarg, setting_name(c),
+			cli_error("sync: bad value '%s' for --%s%s", optarg,
+				  cli_setting_name(settings, ARRAY_SIZE(settings), c),
 				  prc == -ERANGE ? " (out of range)" : "");
 			goto out;
 		}
