@@ -17,6 +17,7 @@
 #   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR  build dirs (build, build-asan)
 #   DTH_TEST_RUN_DIR     where servers, logs and test dirs go (default: a new
 #                        /tmp/dth-test.XXXXXX, removed when all passed)
+#   DTH_TEST_MEMSTORE_BYTES  RAM the Ceph OSD may fill (default 12 GiB)
 #   DTH_TEST_RGW_PORT_A, DTH_TEST_RGW_PORT_B, DTH_TEST_MON_PORT,
 #   DTH_TEST_S3RVER_PORT  ports (7480, 7481, 6789, 4568), to avoid clashes
 set -uo pipefail
@@ -156,7 +157,11 @@ stage "integration tests"
 if [ $BUILT = 0 ]; then
 	echo "skipped: the build failed"
 else
-	if bash tests/harness/ceph.sh start "$RUN_DIR/ceph" &&
+	# memstore keeps every object in RAM and radosgw stalls when it is full;
+	# the suite stores a few GiB (the mount tests' 1 GiB object among them),
+	# and RAM is only taken as objects are written.
+	if DTH_TEST_MEMSTORE_BYTES=${DTH_TEST_MEMSTORE_BYTES:-12884901888} \
+		bash tests/harness/ceph.sh start "$RUN_DIR/ceph" &&
 		SERVERS_STARTED=1 &&
 		bash tests/harness/s3rver.sh start "$RUN_DIR/s3rver"; then
 		SERVERS_STARTED=1
