@@ -129,3 +129,49 @@ def test_statfs(ctx):
         assert s.f_files == 40, s
         assert s.f_blocks * s.f_frsize >= sum(10000 + i for i in range(40)), s
         m.unmount()
+
+
+def test_refused_object_reads_eacces(ctx):
+    """A user allowed to list a bucket and read one object but not another:
+    through the mount, the readable one reads, the refused one fails with
+    EACCES (radosgw's 403), and the mount keeps serving."""
+    lib.require_fuse()
+    import errno
+    import json
+    c = lib.s3("a")
+    b = ctx.bucket("a", "acl")
+    lib.put_objects(c, b, {"open.txt": b"readable\n", "secret.txt": b"not for rp\n"})
+    c.put_bucket_policy(Bucket=b, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/rp"]},
+             "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::%s" % b]},
+            {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/rp"]},
+             "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::%s/open.txt" % b]}]}))
+    # radosgw really refuses rp the second object
+    rp = lib.s3("a", key=lib.RP_KEY, secret=lib.RP_SECRET)
+    try:
+        rp.get_object(Bucket=b, Key="secret.txt")
+        raise AssertionError("radosgw let rp read secret.txt")
+    except lib.ClientError as e:
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e
+    ctx.write_config(ctx.default_remotes()
+                     + lib.remote_section("rp", "a", key=lib.RP_KEY, secret=lib.RP_SECRET))
+    with lib.Mount(ctx, "rp:" + b, "--retries", "1") as m:
+        assert sorted(os.listdir(m.path)) == ["open.txt", "secret.txt"]
+        with open(os.path.join(m.path, "open.txt"), "rb") as f:
+            assert f.read() == b"readable\n"
+        try:
+            with open(os.path.join(m.path, "secret.txt"), "rb") as f:
+                f.read()
+            raise AssertionError("read of a refused object succeeded")
+        except OSError as e:
+            assert e.errno == errno.EACCES, "refused object: %r, expected EACCES" % e
+        try:
+            os.getxattr(os.path.join(m.path, "secret.txt"), "user.s3.content_type")
+            raise AssertionError("metadata of a refused object was returned")
+        except OSError as e:
+            assert e.errno == errno.EACCES, "refused HEAD: %r, expected EACCES" % e
+        with open(os.path.join(m.path, "open.txt"), "rb") as f:
+            assert f.read() == b"readable\n", "the mount stopped serving after a refusal"
+        m.unmount()
