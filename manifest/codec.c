@@ -308,6 +308,84 @@ int codec_stats_decode(const void *data, size_t len, struct task_stats *s)
 
 /* ---- tasks ---- */
 
+void codec_image_encode(const struct image_record *r, struct buf *out)
+{
+	put_u8(out, CODEC_VERSION);
+	put_str(out, r->src_digest, sizeof(r->src_digest));
+	put_str(out, r->dst_digest, sizeof(r->dst_digest));
+	put_str(out, r->media_type, sizeof(r->media_type));
+	put_u64(out, r->size);
+	put_u8(out, r->status);
+	put_u64(out, r->attempts);
+	put_str(out, r->last_error, sizeof(r->last_error));
+	put_i64(out, r->copied_at);
+}
+
+int codec_image_decode(const void *data, size_t len, struct image_record *r)
+{
+	struct rd rd;
+	memset(r, 0, sizeof(*r));
+	int rc = rd_begin(&rd, data, len);
+	if (rc)
+		return rc;
+	get_str(&rd, r->src_digest, sizeof(r->src_digest));
+	get_str(&rd, r->dst_digest, sizeof(r->dst_digest));
+	get_str(&rd, r->media_type, sizeof(r->media_type));
+	r->size = get_u64(&rd);
+	r->status = get_u8(&rd);
+	r->attempts = get_u32(&rd);
+	get_str(&rd, r->last_error, sizeof(r->last_error));
+	r->copied_at = get_i64(&rd);
+	if (!rd.err && r->status >= OBJ__COUNT)
+		rd.err = -EPROTO;
+	rc = rd.err ? rd.err : rd_end(&rd);
+	if (rc)
+		memset(r, 0, sizeof(*r));
+	return rc;
+}
+
+void codec_blob_encode(const struct blob_record *r, struct buf *out)
+{
+	put_u8(out, CODEC_VERSION);
+	put_u64(out, r->size);
+	put_i64(out, r->seen_at);
+	put_str(out, r->repo, sizeof(r->repo));
+}
+
+int codec_blob_decode(const void *data, size_t len, struct blob_record *r)
+{
+	struct rd rd;
+	memset(r, 0, sizeof(*r));
+	int rc = rd_begin(&rd, data, len);
+	if (rc)
+		return rc;
+	r->size = get_u64(&rd);
+	r->seen_at = get_i64(&rd);
+	get_str(&rd, r->repo, sizeof(r->repo));
+	rc = rd.err ? rd.err : rd_end(&rd);
+	if (rc)
+		memset(r, 0, sizeof(*r));
+	return rc;
+}
+
+static void put_be64(struct buf *out, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (56 - 8 * i));
+	buf_add(out, b, sizeof(b));
+}
+
+void codec_blob_key(uint64_t reg_hash, const char *digest, uint64_t repo_hash, int with_repo,
+		    struct buf *out)
+{
+	put_be64(out, reg_hash);
+	buf_adds(out, digest);
+	buf_addch(out, '\0'); /* ends the digest: no digest is a prefix of another's key */
+	if (with_repo)
+		put_be64(out, repo_hash);
+}
+
 void codec_task_encode(const struct task_record *t, struct buf *out)
 {
 	put_u8(out, CODEC_VERSION);

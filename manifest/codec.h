@@ -89,6 +89,39 @@ struct task_record {
 void codec_task_encode(const struct task_record *t, struct buf *out);
 int codec_task_decode(const void *data, size_t len, struct task_record *t) WUR;
 
+/* images: value of (task id, "repo:tag"): the last copy of one tag */
+#define CODEC_DIGEST_MAX 136 /* "sha512:" + 128 hex digits, NUL */
+#define CODEC_MEDIA_MAX	 128
+struct image_record {
+	char src_digest[CODEC_DIGEST_MAX]; /* source manifest digest last copied ("" none) */
+	char dst_digest[CODEC_DIGEST_MAX]; /* digest at the destination ("" until copied) */
+	char media_type[CODEC_MEDIA_MAX];  /* of the source manifest */
+	uint64_t size;			   /* bytes of the source manifest */
+	uint8_t status;			   /* enum obj_status */
+	uint32_t attempts;
+	char last_error[CODEC_ERROR_MAX];
+	int64_t copied_at; /* Unix seconds, 0 until copied */
+};
+void codec_image_encode(const struct image_record *r, struct buf *out);
+int codec_image_decode(const void *data, size_t len, struct image_record *r) WUR;
+
+/* blobs: a blob known present in one repository of a destination registry.
+ * Key: 8-byte hash of the registry + digest + 8-byte hash of the repository
+ * (codec_blob_key), so the repositories of a registry holding one digest are
+ * neighbours (cross-repository mounts look them up). */
+#define CODEC_REPO_MAX 256
+struct blob_record {
+	uint64_t size;
+	int64_t seen_at;	   /* Unix seconds it was last found or copied */
+	char repo[CODEC_REPO_MAX]; /* the repository (its hash is in the key) */
+};
+void codec_blob_encode(const struct blob_record *r, struct buf *out);
+int codec_blob_decode(const void *data, size_t len, struct blob_record *r) WUR;
+/* reg_hash and repo_hash: 64-bit hashes of the names (big-endian in the key).
+ * repo_hash is left out when with_repo is false: the key prefix of a digest. */
+void codec_blob_key(uint64_t reg_hash, const char *digest, uint64_t repo_hash, int with_repo,
+		    struct buf *out);
+
 /* Composite key: 4-byte big-endian task id + key bytes. */
 void codec_key_encode(uint32_t task_id, const char *key, size_t key_len, struct buf *out);
 /* Split a composite key; *key points into data. -EPROTO when too short. */

@@ -63,6 +63,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "common/log.h"
 
@@ -484,15 +485,20 @@ static int check_schema(struct manifest *m, MDB_txn *txn, bool *fresh, struct dt
 	return 0;
 }
 
+/* have: for databases added after schema 1 was first written, the flag a
+ * reader clears when an older manifest lacks them (they read as empty). */
 static const struct {
 	const char *name;
 	size_t off;
+	size_t have;
 } mf_dbs[] = {
-    {"tasks", offsetof(struct manifest, dbi_tasks)},
-    {"objects", offsetof(struct manifest, dbi_objects)},
-    {"uploads", offsetof(struct manifest, dbi_uploads)},
-    {"stats", offsetof(struct manifest, dbi_stats)},
-    {"longkeys", offsetof(struct manifest, dbi_long)},
+    {"tasks", offsetof(struct manifest, dbi_tasks), 0},
+    {"objects", offsetof(struct manifest, dbi_objects), 0},
+    {"uploads", offsetof(struct manifest, dbi_uploads), 0},
+    {"stats", offsetof(struct manifest, dbi_stats), 0},
+    {"longkeys", offsetof(struct manifest, dbi_long), 0},
+    {"images", offsetof(struct manifest, dbi_images), offsetof(struct manifest, have_images)},
+    {"blobs", offsetof(struct manifest, dbi_blobs), offsetof(struct manifest, have_blobs)},
 };
 
 static int init_rdwr(struct manifest *m, struct dth_err *err)
@@ -527,6 +533,7 @@ static int init_rdwr(struct manifest *m, struct dth_err *err)
 			mf_write_abort(m, txn);
 		} else {
 			rc = mf_write_commit(m, txn);
+			m->have_images = m->have_blobs = true;
 		}
 		if (rc == MDB_MAP_FULL) {
 			e = mf_grow(m);
@@ -570,6 +577,11 @@ static int init_rdonly(struct manifest *m, struct dth_err *err)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(mf_dbs); i++) {
 		rc = mdb_dbi_open(txn, mf_dbs[i].name, 0, (MDB_dbi *)((char *)m + mf_dbs[i].off));
+		if (mf_dbs[i].have) {
+			*(bool *)((char *)m + mf_dbs[i].have) = rc == 0;
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		}
 		if (rc) {
 			rc = err_set(err, rc == MDB_NOTFOUND ? -EPROTO : mf_errno(rc),
 				     "manifest %s: database %s: %s", m->dir, mf_dbs[i].name,
@@ -965,6 +977,107 @@ int manifest_upload_get(struct manifest *m, uint32_t task, const char *key, size
 	return rc;
 }
 
+int manifest_image_get(struct manifest *m, uint32_t task, const char *ref, size_t ref_len,
+		       struct image_record *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (ref_len > MANIFEST_KEY_MAX)
+		return -ENAMETOOLONG;
+	if (!m->have_images)
+		return -ENOENT;
+	MDB_txn *txn;
+	int rc = mf_read_begin(m, &txn);
+	if (rc)
+		return rc;
+	MDB_val v;
+	rc = mf_tree_get(m, txn, m->dbi_images, task, ref, ref_len, &v);
+	if (rc)
+		rc = mf_errno(rc);
+	else
+		rc = codec_image_decode(v.mv_data, v.mv_size, out);
+	mf_read_end(m, txn);
+	return rc;
+}
+
+void mf_blob_key(const char *registry, const char *digest, const char *repo, struct buf *out)
+{
+	codec_blob_key(XXH3_64bits(registry, strlen(registry)), digest,
+		       repo ? XXH3_64bits(repo, strlen(repo)) : 0, repo != NULL, out);
+}
+
+/* Digests are "algorithm:hex"; anything longer than the record allows is refused. */
+static int blob_args_ok(const char *registry, const char *repo, const char *digest)
+{
+	if (!registry || !digest || !*digest || strlen(digest) >= CODEC_DIGEST_MAX)
+		return -EINVAL;
+	if (repo && (!*repo || strlen(repo) >= CODEC_REPO_MAX))
+		return -EINVAL;
+	return 0;
+}
+
+int manifest_blob_get(struct manifest *m, const char *registry, const char *repo,
+		      const char *digest, struct blob_record *out)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = blob_args_ok(registry, repo, digest);
+	if (rc || !repo)
+		return rc ? rc : -EINVAL;
+	if (!m->have_blobs)
+		return -ENOENT;
+	struct buf key = BUF_INIT;
+	mf_blob_key(registry, digest, repo, &key);
+	MDB_txn *txn;
+	rc = mf_read_begin(m, &txn);
+	if (rc)
+		goto out;
+	MDB_val k = {key.len, key.data}, v;
+	rc = mdb_get(txn, m->dbi_blobs, &k, &v);
+	if (rc)
+		rc = mf_errno(rc);
+	else if ((rc = codec_blob_decode(v.mv_data, v.mv_size, out)) == 0 &&
+		 strcmp(out->repo, repo))
+		rc = -ENOENT; /* another repository with the same 64-bit hash */
+	mf_read_end(m, txn);
+out:
+	buf_release(&key);
+	return rc;
+}
+
+int manifest_blob_repos(struct manifest *m, const char *registry, const char *digest,
+			int (*fn)(void *ctx, const struct blob_record *r), void *ctx)
+{
+	int rc = blob_args_ok(registry, NULL, digest);
+	if (rc)
+		return rc;
+	if (!m->have_blobs)
+		return 0;
+	struct buf pfx = BUF_INIT;
+	mf_blob_key(registry, digest, NULL, &pfx);
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	rc = mf_read_begin(m, &txn);
+	if (rc)
+		goto out;
+	rc = mdb_cursor_open(txn, m->dbi_blobs, &cur);
+	MDB_val k = {pfx.len, pfx.data}, v;
+	if (!rc)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	int stop = 0;
+	while (rc == 0 && k.mv_size > pfx.len && !memcmp(k.mv_data, pfx.data, pfx.len)) {
+		struct blob_record r;
+		if (codec_blob_decode(v.mv_data, v.mv_size, &r) == 0 && (stop = fn(ctx, &r)) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	rc = stop ? stop : rc == MDB_NOTFOUND ? 0 : rc ? mf_errno(rc) : 0;
+	if (cur)
+		mdb_cursor_close(cur);
+	mf_read_end(m, txn);
+out:
+	buf_release(&pfx);
+	return rc;
+}
+
 int manifest_stats_get(struct manifest *m, uint32_t task, struct task_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -1140,7 +1253,7 @@ struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db
 					    struct dth_err *err)
 {
 	err_clear(err);
-	if (db != MANIFEST_OBJECTS && db != MANIFEST_UPLOADS) {
+	if (db != MANIFEST_OBJECTS && db != MANIFEST_UPLOADS && db != MANIFEST_IMAGES) {
 		err_set(err, -EINVAL, "manifest cursor: unknown database %d", (int)db);
 		return NULL;
 	}
@@ -1152,7 +1265,10 @@ struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db
 	struct manifest_cursor *c = xcalloc(1, sizeof(*c));
 	c->m = m;
 	c->db = db;
-	c->root = db == MANIFEST_OBJECTS ? m->dbi_objects : m->dbi_uploads;
+	c->root = db == MANIFEST_OBJECTS   ? m->dbi_objects
+		  : db == MANIFEST_UPLOADS ? m->dbi_uploads
+					   : m->dbi_images;
+	c->done = db == MANIFEST_IMAGES && !m->have_images; /* an older manifest: empty */
 	c->task = task;
 	c->prefix = pl ? xstrndup(prefix, pl) : NULL;
 	c->prefix_len = pl;
@@ -1248,7 +1364,8 @@ positioned:
 }
 
 static int cursor_next_raw(struct manifest_cursor *c, const char **key, size_t *key_len,
-			   struct obj_record *obj, struct upload_record *up)
+			   struct obj_record *obj, struct upload_record *up,
+			   struct image_record *img)
 {
 	if (c->done)
 		return 0;
@@ -1260,6 +1377,8 @@ static int cursor_next_raw(struct manifest_cursor *c, const char **key, size_t *
 		int e = 0;
 		if (obj)
 			e = codec_obj_decode(c->val.mv_data, c->val.mv_size, obj);
+		if (img)
+			e = codec_image_decode(c->val.mv_data, c->val.mv_size, img);
 		if (up) {
 			codec_upload_release(&c->up);
 			e = codec_upload_decode(c->val.mv_data, c->val.mv_size, &c->up);
@@ -1281,12 +1400,20 @@ static int cursor_next_raw(struct manifest_cursor *c, const char **key, size_t *
 int manifest_cursor_next(struct manifest_cursor *c, const char **key, size_t *key_len,
 			 struct obj_record *rec)
 {
-	if (c->db == MANIFEST_UPLOADS) {
+	if (c->db != MANIFEST_OBJECTS) {
 		if (rec)
 			memset(rec, 0, sizeof(*rec));
 		rec = NULL;
 	}
-	return cursor_next_raw(c, key, key_len, rec, NULL);
+	return cursor_next_raw(c, key, key_len, rec, NULL, NULL);
+}
+
+int manifest_cursor_next_image(struct manifest_cursor *c, const char **key, size_t *key_len,
+			       struct image_record *rec)
+{
+	if (c->db != MANIFEST_IMAGES)
+		return -EINVAL;
+	return cursor_next_raw(c, key, key_len, NULL, NULL, rec);
 }
 
 int manifest_cursor_next_upload(struct manifest_cursor *c, const char **key, size_t *key_len,
@@ -1294,7 +1421,7 @@ int manifest_cursor_next_upload(struct manifest_cursor *c, const char **key, siz
 {
 	if (c->db != MANIFEST_UPLOADS)
 		return -EINVAL;
-	return cursor_next_raw(c, key, key_len, NULL, rec);
+	return cursor_next_raw(c, key, key_len, NULL, rec, NULL);
 }
 
 void manifest_cursor_free(struct manifest_cursor *c)

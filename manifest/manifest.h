@@ -1,5 +1,5 @@
 /* The LMDB manifest: one environment per state directory with the databases
- * meta, tasks, objects, uploads, stats (images and blobs come later).
+ * meta, tasks, objects, uploads, stats, images and blobs.
  * Readers (dth manifest, dth mount) open it read-only while one writer
  * process (dth sync / the agent) writes through a manifest_writer, which
  * commits in batches from its own thread. Errors: MDB_NOTFOUND -> -ENOENT,
@@ -55,6 +55,19 @@ int manifest_stats_get(struct manifest *m, uint32_t task, struct task_stats *out
 int manifest_upload_get(struct manifest *m, uint32_t task, const char *key, size_t key_len,
 			struct upload_record *out) WUR;
 
+/* ---- images and blobs (image tasks) ---- */
+/* The record of ref ("repo:tag") in an image task. -ENOENT if none. */
+int manifest_image_get(struct manifest *m, uint32_t task, const char *ref, size_t ref_len,
+		       struct image_record *out) WUR;
+/* Whether digest is known present in repo of the destination registry
+ * (its base URL): 0 with out filled, or -ENOENT. */
+int manifest_blob_get(struct manifest *m, const char *registry, const char *repo,
+		      const char *digest, struct blob_record *out) WUR;
+/* Every repository of registry known to hold digest (for cross-repository
+ * mounts): fn is called per record; its non-zero return stops and is returned. */
+int manifest_blob_repos(struct manifest *m, const char *registry, const char *digest,
+			int (*fn)(void *ctx, const struct blob_record *r), void *ctx) WUR;
+
 /* ---- ordered scans ---- */
 /* A cursor over a task's objects (or uploads) in key order from the first key
  * >= start (NULL: the task's first key) and, when prefix is given, only keys
@@ -62,7 +75,7 @@ int manifest_upload_get(struct manifest *m, uint32_t task, const char *key, size
  * every few thousand records, so a long scan does not pin old pages while a
  * writer commits; keys written behind the cursor are not seen again. */
 struct manifest_cursor;
-enum manifest_db { MANIFEST_OBJECTS = 0, MANIFEST_UPLOADS = 1 };
+enum manifest_db { MANIFEST_OBJECTS = 0, MANIFEST_UPLOADS = 1, MANIFEST_IMAGES = 2 };
 struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db db, uint32_t task,
 					    const char *prefix, const char *start,
 					    struct dth_err *err);
@@ -71,6 +84,9 @@ struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db
  * manifest_cursor_next_upload instead. */
 int manifest_cursor_next(struct manifest_cursor *c, const char **key, size_t *key_len,
 			 struct obj_record *rec) WUR;
+/* For MANIFEST_IMAGES cursors (keys are "repo:tag"). */
+int manifest_cursor_next_image(struct manifest_cursor *c, const char **key, size_t *key_len,
+			       struct image_record *rec) WUR;
 /* For MANIFEST_UPLOADS cursors; rec->parts valid until the next call. */
 int manifest_cursor_next_upload(struct manifest_cursor *c, const char **key, size_t *key_len,
 				struct upload_record *rec) WUR;
@@ -101,6 +117,16 @@ int manifest_writer_put_upload(struct manifest_writer *w, uint32_t task, const c
 			       size_t key_len, const struct upload_record *rec) WUR;
 int manifest_writer_del_upload(struct manifest_writer *w, uint32_t task, const char *key,
 			       size_t key_len) WUR;
+/* Image records (not counted in stats). */
+int manifest_writer_put_image(struct manifest_writer *w, uint32_t task, const char *ref,
+			      size_t ref_len, const struct image_record *rec) WUR;
+int manifest_writer_del_image(struct manifest_writer *w, uint32_t task, const char *ref,
+			      size_t ref_len) WUR;
+/* Blob records; rec->repo is set from repo. */
+int manifest_writer_put_blob(struct manifest_writer *w, const char *registry, const char *repo,
+			     const char *digest, const struct blob_record *rec) WUR;
+int manifest_writer_del_blob(struct manifest_writer *w, const char *registry, const char *repo,
+			     const char *digest) WUR;
 /* Block until everything enqueued before the call is committed. */
 int manifest_writer_flush(struct manifest_writer *w) WUR;
 /* Flush, stop the thread, free. Returns the first error seen, if any. */

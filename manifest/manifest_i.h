@@ -6,6 +6,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 
+#include "common/buf.h"
 #include "manifest/manifest.h"
 
 /* Map size tunables (bytes). Tests lower them to exercise growth and the
@@ -31,6 +32,10 @@ struct manifest {
 	int mode;
 	char *dir;
 	MDB_dbi dbi_meta, dbi_tasks, dbi_objects, dbi_uploads, dbi_stats, dbi_long;
+	MDB_dbi dbi_images, dbi_blobs;
+	/* A reader of a manifest written before images and blobs existed finds
+	 * neither database: it reads them as empty. */
+	bool have_images, have_blobs;
 	/* Every transaction runs with the gate held shared; changing the map
 	 * (growth, adopting another process's growth) takes it exclusively and
 	 * bumps gen so cursors idle across the change renew before reading. */
@@ -66,6 +71,9 @@ int mf_tree_put(struct manifest *m, MDB_txn *txn, MDB_dbi root, uint32_t task, c
 		size_t key_len, MDB_val *val);
 int mf_tree_del(struct manifest *m, MDB_txn *txn, MDB_dbi root, uint32_t task, const char *key,
 		size_t key_len);
+
+/* The key of a blob record (codec_blob_key with the names hashed). */
+void mf_blob_key(const char *registry, const char *digest, const char *repo, struct buf *out);
 
 static inline void mf_be32(unsigned char *p, uint32_t v)
 {

@@ -17,7 +17,16 @@
 #define WRITER_BATCH_DEFAULT 1000
 #define WRITER_FLUSH_DEFAULT 200
 
-enum wop_type { WOP_PUT_OBJ, WOP_DEL_OBJ, WOP_PUT_UPLOAD, WOP_DEL_UPLOAD };
+enum wop_type {
+	WOP_PUT_OBJ,
+	WOP_DEL_OBJ,
+	WOP_PUT_UPLOAD,
+	WOP_DEL_UPLOAD,
+	WOP_PUT_IMAGE,
+	WOP_DEL_IMAGE,
+	WOP_PUT_BLOB, /* key: the encoded blob key (mf_blob_key) */
+	WOP_DEL_BLOB,
+};
 
 struct wop {
 	enum wop_type type;
@@ -152,6 +161,20 @@ static int apply_op(struct manifest_writer *w, MDB_txn *txn, const struct wop *o
 	case WOP_DEL_UPLOAD:
 		rc = mf_tree_del(m, txn, m->dbi_uploads, op->task, op->key, op->klen);
 		return rc == MDB_NOTFOUND ? 0 : rc;
+	case WOP_PUT_IMAGE:
+		return mf_tree_put(m, txn, m->dbi_images, op->task, op->key, op->klen, &v);
+	case WOP_DEL_IMAGE:
+		rc = mf_tree_del(m, txn, m->dbi_images, op->task, op->key, op->klen);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	case WOP_PUT_BLOB: {
+		MDB_val k = {op->klen, op->key};
+		return mdb_put(txn, m->dbi_blobs, &k, &v, 0);
+	}
+	case WOP_DEL_BLOB: {
+		MDB_val k = {op->klen, op->key};
+		rc = mdb_del(txn, m->dbi_blobs, &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
 	}
 	return MDB_INVALID;
 }
@@ -413,6 +436,77 @@ int manifest_writer_del_upload(struct manifest_writer *w, uint32_t task, const c
 	if (rc)
 		return rc;
 	return enqueue(w, &op);
+}
+
+int manifest_writer_put_image(struct manifest_writer *w, uint32_t task, const char *ref,
+			      size_t ref_len, const struct image_record *rec)
+{
+	struct wop op;
+	int rc = sticky(w);
+	if (rc)
+		return rc;
+	if (!rec || rec->status >= OBJ__COUNT)
+		return -EINVAL;
+	rc = make_op(&op, WOP_PUT_IMAGE, task, ref, ref_len);
+	if (rc)
+		return rc;
+	struct buf val = BUF_INIT;
+	codec_image_encode(rec, &val);
+	op.val = buf_detach(&val, &op.vlen);
+	return enqueue(w, &op);
+}
+
+int manifest_writer_del_image(struct manifest_writer *w, uint32_t task, const char *ref,
+			      size_t ref_len)
+{
+	struct wop op;
+	int rc = sticky(w);
+	if (rc)
+		return rc;
+	rc = make_op(&op, WOP_DEL_IMAGE, task, ref, ref_len);
+	if (rc)
+		return rc;
+	return enqueue(w, &op);
+}
+
+static int blob_op(struct manifest_writer *w, enum wop_type type, const char *registry,
+		   const char *repo, const char *digest, const struct blob_record *rec)
+{
+	if (!registry || !repo || !*repo || strlen(repo) >= CODEC_REPO_MAX || !digest || !*digest ||
+	    strlen(digest) >= CODEC_DIGEST_MAX)
+		return -EINVAL;
+	struct wop op;
+	int rc = sticky(w);
+	if (rc)
+		return rc;
+	struct buf key = BUF_INIT;
+	mf_blob_key(registry, digest, repo, &key);
+	rc = make_op(&op, type, 0, key.data, key.len);
+	buf_release(&key);
+	if (rc)
+		return rc;
+	if (rec) {
+		struct blob_record r = *rec;
+		strlcpy_s(r.repo, repo, sizeof(r.repo));
+		struct buf val = BUF_INIT;
+		codec_blob_encode(&r, &val);
+		op.val = buf_detach(&val, &op.vlen);
+	}
+	return enqueue(w, &op);
+}
+
+int manifest_writer_put_blob(struct manifest_writer *w, const char *registry, const char *repo,
+			     const char *digest, const struct blob_record *rec)
+{
+	if (!rec)
+		return -EINVAL;
+	return blob_op(w, WOP_PUT_BLOB, registry, repo, digest, rec);
+}
+
+int manifest_writer_del_blob(struct manifest_writer *w, const char *registry, const char *repo,
+			     const char *digest)
+{
+	return blob_op(w, WOP_DEL_BLOB, registry, repo, digest, NULL);
 }
 
 int manifest_writer_flush(struct manifest_writer *w)

@@ -247,6 +247,68 @@ static void test_upload(void)
 	buf_release(&enc);
 }
 
+static int dec_image(const void *d, size_t l, void *out)
+{
+	return codec_image_decode(d, l, out);
+}
+
+static int dec_blob(const void *d, size_t l, void *out)
+{
+	return codec_blob_decode(d, l, out);
+}
+
+static void test_image_blob(void)
+{
+	struct image_record a, b;
+	struct buf enc = BUF_INIT;
+	memset(&a, 0, sizeof(a));
+	fill(a.src_digest, CODEC_DIGEST_MAX - 1, 's');
+	fill(a.dst_digest, CODEC_DIGEST_MAX - 1, 'd');
+	fill(a.media_type, CODEC_MEDIA_MAX - 1, 'm');
+	fill(a.last_error, CODEC_ERROR_MAX - 1, 'e');
+	a.size = 4 << 20;
+	a.status = OBJ_FAILED;
+	a.attempts = 7;
+	a.copied_at = 1700000000;
+	codec_image_encode(&a, &enc);
+	is_int(codec_image_decode(enc.data, enc.len, &b), 0, "image: decodes");
+	ok(!memcmp(&a, &b, sizeof(a)), "image: every field round trips");
+	check_prefixes("image", &enc, dec_image, &b);
+	/* an unknown status is refused */
+	a.status = OBJ__COUNT;
+	buf_reset(&enc);
+	codec_image_encode(&a, &enc);
+	is_int(codec_image_decode(enc.data, enc.len, &b), -EPROTO, "image: unknown status refused");
+
+	struct blob_record x, y;
+	memset(&x, 0, sizeof(x));
+	x.size = 123456789;
+	x.seen_at = -5;
+	fill(x.repo, CODEC_REPO_MAX - 1, 'r');
+	buf_reset(&enc);
+	codec_blob_encode(&x, &enc);
+	is_int(codec_blob_decode(enc.data, enc.len, &y), 0, "blob: decodes");
+	ok(!memcmp(&x, &y, sizeof(x)), "blob: every field round trips");
+	check_prefixes("blob", &enc, dec_blob, &y);
+
+	/* keys: registry hash, digest, NUL, repository hash (big-endian) */
+	struct buf k1 = BUF_INIT, k2 = BUF_INIT;
+	codec_blob_key(0x0102030405060708ULL, "sha256:ab", 0x1112131415161718ULL, 1, &k1);
+	ok(k1.len == 8 + 9 + 1 + 8 && !memcmp(k1.data, "\x01\x02\x03\x04\x05\x06\x07\x08", 8) &&
+	       !memcmp(k1.data + 8, "sha256:ab", 10) &&
+	       !memcmp(k1.data + 18, "\x11\x12\x13\x14\x15\x16\x17\x18", 8),
+	   "blob key layout");
+	codec_blob_key(0x0102030405060708ULL, "sha256:ab", 0, 0, &k2);
+	ok(k2.len == 18 && !memcmp(k1.data, k2.data, k2.len), "blob key prefix of a digest");
+	buf_reset(&k2);
+	codec_blob_key(0x0102030405060708ULL, "sha256:a", 0, 0, &k2);
+	ok(memcmp(k1.data, k2.data, k2.len) != 0,
+	   "a shorter digest is not a prefix of a longer one's key");
+	buf_release(&k1);
+	buf_release(&k2);
+	buf_release(&enc);
+}
+
 static void test_stats_task(void)
 {
 	struct task_stats s, s2;
@@ -377,6 +439,7 @@ int main(void)
 	test_status();
 	test_obj();
 	test_upload();
+	test_image_blob();
 	test_stats_task();
 	test_keys();
 	test_garbage();

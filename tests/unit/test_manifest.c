@@ -1117,6 +1117,169 @@ static void test_producers(struct manifest *m)
 	ok(manifest_obj_get(m, 50, "t1-09999", 8, &r) == 0 && r.size == 9999, "last op present");
 }
 
+struct repos_ctx {
+	struct buf names;
+	int n;
+};
+
+static int repos_cb(void *ctx, const struct blob_record *r)
+{
+	struct repos_ctx *c = ctx;
+	buf_adds(&c->names, r->repo);
+	buf_addch(&c->names, ',');
+	c->n++;
+	return 0;
+}
+
+static int stop_cb(void *ctx, const struct blob_record *r)
+{
+	(void)ctx, (void)r;
+	return 42;
+}
+
+static void test_images_blobs(struct manifest *m)
+{
+	struct dth_err err;
+	struct manifest_writer *w = manifest_writer_new(m, 0, 0, &err);
+	ok(w != NULL, "images: writer");
+	if (!w)
+		return;
+	struct image_record r, got;
+	memset(&r, 0, sizeof(r));
+	strlcpy_s(r.src_digest, "sha256:1111", sizeof(r.src_digest));
+	strlcpy_s(r.media_type, "application/vnd.oci.image.index.v1+json", sizeof(r.media_type));
+	r.status = OBJ_DONE;
+	const char *refs[] = {"lib/alpine:3.19", "lib/alpine:latest", "bench/r01:v1", "zz:1"};
+	int bad = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(refs); i++)
+		bad += manifest_writer_put_image(w, 77, refs[i], strlen(refs[i]), &r) != 0;
+	bad += manifest_writer_put_image(w, 78, "other:1", 7, &r) != 0;
+	is_int(bad, 0, "images: four records of task 77, one of 78 queued");
+	r.status = OBJ__COUNT;
+	is_int(manifest_writer_put_image(w, 77, "x:1", 3, &r), -EINVAL,
+	       "images: bad status refused");
+
+	struct blob_record b;
+	memset(&b, 0, sizeof(b));
+	b.size = 1234;
+	b.seen_at = 99;
+	const char *reg = "http://127.0.0.1:5001";
+	bad = manifest_writer_put_blob(w, reg, "lib/alpine", "sha256:aaaa", &b) != 0;
+	bad += manifest_writer_put_blob(w, reg, "bench/r01", "sha256:aaaa", &b) != 0;
+	bad += manifest_writer_put_blob(w, reg, "bench/r01", "sha256:aaaab", &b) != 0;
+	bad += manifest_writer_put_blob(w, "http://127.0.0.1:5002", "lib/alpine", "sha256:aaaa",
+					&b) != 0;
+	is_int(bad, 0, "blobs: four records queued");
+	is_int(manifest_writer_put_blob(w, reg, "", "sha256:aaaa", &b), -EINVAL,
+	       "blobs: empty repository refused");
+	is_int(manifest_writer_put_blob(w, reg, "r", "", &b), -EINVAL,
+	       "blobs: empty digest refused");
+	is_int(manifest_writer_flush(w), 0, "images and blobs committed");
+
+	is_int(manifest_image_get(m, 77, "lib/alpine:latest", 17, &got), 0, "image get");
+	ok(!strcmp(got.src_digest, "sha256:1111") && got.status == OBJ_DONE &&
+	       !strcmp(got.media_type, "application/vnd.oci.image.index.v1+json"),
+	   "image record round trips");
+	is_int(manifest_image_get(m, 77, "other:1", 7, &got), -ENOENT, "image of another task");
+
+	struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_IMAGES, 77, NULL, NULL, &err);
+	struct buf seen = BUF_INIT;
+	const char *k;
+	size_t kl;
+	int rc;
+	while ((rc = manifest_cursor_next_image(c, &k, &kl, &got)) == 1) {
+		buf_add(&seen, k, kl);
+		buf_addch(&seen, ',');
+	}
+	is_int(rc, 0, "image cursor ends cleanly");
+	is_str(seen.data, "bench/r01:v1,lib/alpine:3.19,lib/alpine:latest,zz:1,",
+	       "image cursor: the task's refs in order");
+	is_int(manifest_cursor_next(c, &k, &kl, NULL), 0, "image cursor stays ended");
+	manifest_cursor_free(c);
+	c = manifest_cursor_new(m, MANIFEST_IMAGES, 77, "lib/", NULL, &err);
+	buf_reset(&seen);
+	while ((rc = manifest_cursor_next_image(c, &k, &kl, &got)) == 1)
+		buf_add(&seen, k, kl);
+	is_str(seen.data, "lib/alpine:3.19lib/alpine:latest", "image cursor with a prefix");
+	is_int(manifest_cursor_next_upload(c, &k, &kl, NULL), -EINVAL,
+	       "an image cursor is not an upload cursor");
+	manifest_cursor_free(c);
+
+	struct blob_record bg;
+	is_int(manifest_blob_get(m, reg, "bench/r01", "sha256:aaaa", &bg), 0, "blob get");
+	ok(bg.size == 1234 && bg.seen_at == 99 && !strcmp(bg.repo, "bench/r01"), "blob record");
+	is_int(manifest_blob_get(m, reg, "bench/r02", "sha256:aaaa", &bg), -ENOENT,
+	       "blob of another repository");
+	is_int(manifest_blob_get(m, reg, "bench/r01", "sha256:aaa", &bg), -ENOENT,
+	       "blob with a digest that is a prefix of a known one");
+	struct repos_ctx rc2 = {BUF_INIT, 0};
+	is_int(manifest_blob_repos(m, reg, "sha256:aaaa", repos_cb, &rc2), 0, "blob repos");
+	is_int(rc2.n, 2, "two repositories of that registry hold the digest");
+	ok(strstr(rc2.names.data, "lib/alpine,") && strstr(rc2.names.data, "bench/r01,"),
+	   "both named (not the other registry's, not the longer digest's)");
+	is_int(manifest_blob_repos(m, reg, "sha256:aaaa", stop_cb, NULL), 42,
+	       "a callback's non-zero return stops and is returned");
+	is_int(manifest_writer_del_blob(w, reg, "lib/alpine", "sha256:aaaa"), 0, "blob delete");
+	is_int(manifest_writer_del_image(w, 77, "zz:1", 4), 0, "image delete");
+	is_int(manifest_writer_flush(w), 0, "deletes committed");
+	is_int(manifest_blob_get(m, reg, "lib/alpine", "sha256:aaaa", &bg), -ENOENT, "blob gone");
+	is_int(manifest_image_get(m, 77, "zz:1", 4, &got), -ENOENT, "image gone");
+	is_int(manifest_writer_free(w), 0, "writer closed");
+	buf_release(&seen);
+	buf_release(&rc2.names);
+}
+
+/* A manifest written before the images and blobs databases existed: a reader
+ * sees them as empty, a writer creates them. */
+static void test_older_manifest(void)
+{
+	char dir[512];
+	path_of(dir, sizeof(dir), "older");
+	struct manifest *m = open_ok(dir, MANIFEST_RDWR);
+	manifest_free(m);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc = mdb_env_create(&env);
+	mdb_env_set_maxdbs(env, 16);
+	rc = rc ? rc : mdb_env_open(env, dir, 0, 0600);
+	rc = rc ? rc : mdb_txn_begin(env, NULL, 0, &txn);
+	rc = rc ? rc : mdb_dbi_open(txn, "images", 0, &dbi);
+	rc = rc ? rc : mdb_drop(txn, dbi, 1);
+	rc = rc ? rc : mdb_dbi_open(txn, "blobs", 0, &dbi);
+	rc = rc ? rc : mdb_drop(txn, dbi, 1);
+	rc = rc ? rc : mdb_txn_commit(txn);
+	mdb_env_close(env);
+	is_int(rc, 0, "older: images and blobs databases removed");
+
+	m = open_ok(dir, MANIFEST_RDONLY);
+	ok(m != NULL, "older: a reader opens it");
+	if (!m)
+		return;
+	struct image_record got;
+	struct blob_record bg;
+	is_int(manifest_image_get(m, 1, "a:b", 3, &got), -ENOENT, "older: no image records");
+	is_int(manifest_blob_get(m, "r", "a", "sha256:x", &bg), -ENOENT, "older: no blob records");
+	struct repos_ctx rc2 = {BUF_INIT, 0};
+	is_int(manifest_blob_repos(m, "r", "sha256:x", repos_cb, &rc2), 0, "older: no repos");
+	struct dth_err err;
+	struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_IMAGES, 1, NULL, NULL, &err);
+	const char *k;
+	size_t kl;
+	is_int(manifest_cursor_next_image(c, &k, &kl, &got), 0, "older: image cursor is empty");
+	manifest_cursor_free(c);
+	manifest_free(m);
+	m = open_ok(dir, MANIFEST_RDWR);
+	struct manifest_writer *w = manifest_writer_new(m, 0, 0, &err);
+	struct blob_record b = {1, 2, ""};
+	is_int(manifest_writer_put_blob(w, "r", "a", "sha256:x", &b), 0,
+	       "older: writer adds a blob");
+	is_int(manifest_writer_free(w), 0, "older: committed");
+	is_int(manifest_blob_get(m, "r", "a", "sha256:x", &bg), 0, "older: blob found after RDWR");
+	manifest_free(m);
+	buf_release(&rc2.names);
+}
+
 int main(void)
 {
 	log_set_level(getenv("DEBUG") ? LOG_DEBUG : LOG_WARN);
@@ -1141,7 +1304,9 @@ int main(void)
 	test_cursor_renewal(m);
 	test_quantiles(m);
 	test_producers(m);
+	test_images_blobs(m);
 	manifest_free(m);
+	test_older_manifest();
 	test_reopen(dir);
 	test_map_growth();
 	test_rdonly_process();
