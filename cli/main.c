@@ -50,6 +50,8 @@ static void usage(FILE *f)
 	    "  manifest SUBCOMMAND inspect what was moved: tasks, ls, stat, stats, diff, verify,\n"
 	    "                      export (see dth manifest --help)\n"
 	    "  mount SRC DIR       browse SRC as a read-only filesystem (see dth mount --help)\n"
+	    "  image SUBCOMMAND    look at container registries: inspect, tags, repos\n"
+	    "                      (see dth image --help)\n"
 	    "  version             print the version\n",
 	    f);
 }
@@ -97,6 +99,8 @@ int main(int argc, char **argv)
 		return cmd_manifest(argc - i, argv + i);
 	if (!strcmp(cmd, "mount"))
 		return cmd_mount(argc - i, argv + i);
+	if (!strcmp(cmd, "image"))
+		return cmd_image(argc - i, argv + i);
 	/* mount.fuse3 (fstab type fuse.dth) runs "dth SRC MOUNTPOINT -o OPTS". */
 	if (strchr(cmd, ':') && i + 1 < argc)
 		return cmd_mount(argc - i + 1, argv + i - 1);

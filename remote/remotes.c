@@ -13,6 +13,7 @@
 #include "common/ini.h"
 #include "remote/creds.h"
 #include "remote/provider.h"
+#include "remote/registry.h"
 #include "remote/s3.h"
 
 #define CONFIG_FILE_MAX	  (4 << 20)
@@ -40,6 +41,11 @@ enum rkey {
 	RK_SESSION_TOKEN,
 	RK_CREDENTIALS,
 	RK_RETRIES,
+	RK_URL,
+	RK_USERNAME,
+	RK_PASSWORD,
+	RK_INSECURE,
+	RK_ACCOUNT,
 	RK__COUNT
 };
 
@@ -62,11 +68,17 @@ static const struct {
     [RK_SESSION_TOKEN] = {"session_token", "SESSION_TOKEN", true},
     [RK_CREDENTIALS] = {"credentials", "CREDENTIALS", false},
     [RK_RETRIES] = {"retries", "RETRIES", false},
+    [RK_URL] = {"url", "URL", false},
+    [RK_USERNAME] = {"username", "USERNAME", false},
+    [RK_PASSWORD] = {"password", "PASSWORD", true},
+    [RK_INSECURE] = {"insecure", "INSECURE", false},
+    [RK_ACCOUNT] = {"account", "ACCOUNT", false},
 };
 
 static const char key_list[] = "type, provider, endpoint, region, path_style, requester_pays, "
 			       "tls_verify, unsigned_payload, ca_file, access_key_id, "
-			       "secret_access_key, session_token, credentials, retries";
+			       "secret_access_key, session_token, credentials, retries, url, "
+			       "username, password, insecure, account";
 
 /* ---- remote definitions ---- */
 
@@ -93,6 +105,10 @@ static void remote_def_free(struct remote_def *r)
 	remote_wipe_free(r->session_token);
 	free(r->credentials);
 	free(r->source);
+	free(r->url);
+	free(r->username);
+	remote_wipe_free(r->password);
+	free(r->account);
 	free(r);
 }
 
@@ -264,9 +280,11 @@ static int remote_set(struct remote_def *r, enum rkey k, const char *value, cons
 		return err_set(err, -EINVAL, "%s: empty value for %s", where, kn);
 	switch (k) {
 	case RK_TYPE:
-		if (strcmp(value, "s3") != 0)
-			return err_set(err, -EINVAL, "%s: unknown type '%s' (expected s3)", where,
-				       shown);
+		if (strcmp(value, "s3") != 0 && strcmp(value, "registry") != 0 &&
+		    strcmp(value, "ecr") != 0)
+			return err_set(err, -EINVAL,
+				       "%s: unknown type '%s' (expected s3, registry or ecr)",
+				       where, shown);
 		remote_replace(&r->type, value, false);
 		break;
 	case RK_PROVIDER:
@@ -344,9 +362,51 @@ static int remote_set(struct remote_def *r, enum rkey k, const char *value, cons
 		remote_replace(&r->credentials, value, false);
 		break;
 	}
+	case RK_URL: {
+		/* "host[:port]" alone means https */
+		struct buf full = BUF_INIT;
+		if (!strstr(value, "://"))
+			buf_adds(&full, "https://");
+		buf_adds(&full, value);
+		char *norm = remote_endpoint_norm(buf_str(&full));
+		buf_release(&full);
+		if (!norm)
+			return err_set(err, -EINVAL,
+				       "%s: bad url '%s' (expected https://host[:port], or "
+				       "http://host[:port] with insecure = true, with no path)",
+				       where, strchr(value, '@') ? "..." : value);
+		free(r->url);
+		r->url = norm;
+		break;
+	}
+	case RK_USERNAME:
+		remote_replace(&r->username, value, false);
+		break;
+	case RK_PASSWORD:
+		remote_replace(&r->password, value, true);
+		break;
+	case RK_INSECURE:
+		if (parse_bool(value, &b) != 0)
+			return err_set(err, -EINVAL,
+				       "%s: bad boolean '%s' for %s (expected true or false)",
+				       where, shown, kn);
+		r->insecure = b;
+		break;
+	case RK_ACCOUNT: {
+		size_t n = strlen(value);
+		bool digits = n == 12;
+		for (size_t i = 0; digits && i < n; i++)
+			digits = value[i] >= '0' && value[i] <= '9';
+		if (!digits)
+			return err_set(err, -EINVAL, "%s: bad account '%s' (expected 12 digits)",
+				       where, shown);
+		remote_replace(&r->account, value, false);
+		break;
+	}
 	case RK__COUNT:
 		break;
 	}
+	r->given |= 1ul << k;
 	return 0;
 }
 
@@ -509,7 +569,8 @@ static int config_env_collect(char *const *envp, struct env_entry **out, size_t 
 				    "environment variable %.*s: expected DTH_REMOTE_<NAME>_<KEY> "
 				    "with KEY one of TYPE, PROVIDER, ENDPOINT, REGION, PATH_STYLE, "
 				    "REQUESTER_PAYS, TLS_VERIFY, UNSIGNED_PAYLOAD, CA_FILE, "
-				    "ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, CREDENTIALS",
+				    "ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, CREDENTIALS, "
+				    "RETRIES, URL, USERNAME, PASSWORD, INSECURE, ACCOUNT",
 				    (int)(varlen > 96 ? 96 : varlen), *e);
 			goto fail;
 		}
@@ -559,7 +620,8 @@ static int config_overlay_env(struct config *cfg, char *const *envp, struct dth_
 			if (strcmp(v[j].name, v[i].name) != 0)
 				continue;
 			enum rkey k = v[j].key;
-			has_def |= k == RK_TYPE || k == RK_ENDPOINT || k == RK_PROVIDER;
+			has_def |= k == RK_TYPE || k == RK_ENDPOINT || k == RK_PROVIDER ||
+				   k == RK_URL || k == RK_ACCOUNT;
 			has_keys |= k == RK_ACCESS_KEY_ID || k == RK_SECRET_ACCESS_KEY ||
 				    k == RK_SESSION_TOKEN;
 			has_mode |= k == RK_CREDENTIALS;
@@ -569,8 +631,8 @@ static int config_overlay_env(struct config *cfg, char *const *envp, struct dth_
 			if (!has_def) {
 				rc = err_set(err, -EINVAL,
 					     "environment: remote '%s' is not in the config file; "
-					     "define it with DTH_REMOTE_%.*s_TYPE, _ENDPOINT or "
-					     "_PROVIDER",
+					     "define it with DTH_REMOTE_%.*s_TYPE, _ENDPOINT, "
+					     "_PROVIDER, _URL or _ACCOUNT",
 					     v[i].name, (int)strlen(v[i].name), v[i].var + 11);
 				break;
 			}
@@ -608,10 +670,89 @@ static int config_overlay_env(struct config *cfg, char *const *envp, struct dth_
 
 /* ---- presets and validation ---- */
 
+/* Refuse keys given that do not apply to r's type (mask: keys allowed). */
+static int remote_check_keys(const struct remote_def *r, unsigned long allowed, struct dth_err *err)
+{
+	for (int k = 0; k < RK__COUNT; k++)
+		if ((r->given & (1ul << k)) && !(allowed & (1ul << k)))
+			return err_set(err, -EINVAL,
+				       "%s: remote %s: %s does not apply to a remote of type %s",
+				       r->source, r->name, rkeys[k].name, r->type);
+	return 0;
+}
+
+#define KBIT(k)	       (1ul << (k))
+#define KEYS_ALL_TYPES (KBIT(RK_TYPE) | KBIT(RK_TLS_VERIFY) | KBIT(RK_CA_FILE) | KBIT(RK_RETRIES))
+#define KEYS_CREDS                                                                                 \
+	(KBIT(RK_ACCESS_KEY_ID) | KBIT(RK_SECRET_ACCESS_KEY) | KBIT(RK_SESSION_TOKEN) |            \
+	 KBIT(RK_CREDENTIALS))
+
+static int remote_check_creds(struct remote_def *r, struct dth_err *err);
+
+static int remote_complete_registry(struct remote_def *r, struct dth_err *err)
+{
+	int rc = remote_check_keys(r,
+				   KEYS_ALL_TYPES | KBIT(RK_URL) | KBIT(RK_USERNAME) |
+				       KBIT(RK_PASSWORD) | KBIT(RK_INSECURE),
+				   err);
+	if (rc)
+		return rc;
+	if (!r->url)
+		return err_set(err, -EINVAL,
+			       "%s: remote %s: a registry remote needs url = https://host[:port]",
+			       r->source, r->name);
+	if (str_startswith(r->url, "http://") && !r->insecure)
+		return err_set(err, -EINVAL,
+			       "%s: remote %s: url %s is plain http: set insecure = true to allow "
+			       "it",
+			       r->source, r->name, r->url);
+	if (!r->username != !r->password)
+		return err_set(err, -EINVAL, "%s: remote %s: %s given without %s", r->source,
+			       r->name, r->username ? "username" : "password",
+			       r->username ? "password" : "username");
+	return 0;
+}
+
+static int remote_complete_ecr(struct remote_def *r, struct dth_err *err)
+{
+	int rc =
+	    remote_check_keys(r,
+			      KEYS_ALL_TYPES | KEYS_CREDS | KBIT(RK_ACCOUNT) | KBIT(RK_REGION) |
+				  KBIT(RK_ENDPOINT) | KBIT(RK_URL) | KBIT(RK_INSECURE),
+			      err);
+	if (rc)
+		return rc;
+	if (!r->account)
+		return err_set(err, -EINVAL,
+			       "%s: remote %s: an ecr remote needs account = <12 digits>",
+			       r->source, r->name);
+	if (!r->region)
+		return err_set(err, -EINVAL,
+			       "%s: remote %s: an ecr remote needs a region (e.g. us-east-1, "
+			       "cn-north-1)",
+			       r->source, r->name);
+	if (r->url && str_startswith(r->url, "http://") && !r->insecure)
+		return err_set(err, -EINVAL,
+			       "%s: remote %s: url %s is plain http: set insecure = true to allow "
+			       "it",
+			       r->source, r->name, r->url);
+	return remote_check_creds(r, err);
+}
+
 static int remote_complete(struct remote_def *r, struct dth_err *err)
 {
 	if (!r->type)
 		r->type = xstrdup("s3");
+	if (!strcmp(r->type, "registry"))
+		return remote_complete_registry(r, err);
+	if (!strcmp(r->type, "ecr"))
+		return remote_complete_ecr(r, err);
+	int krc = remote_check_keys(r,
+				    ~(KBIT(RK_URL) | KBIT(RK_USERNAME) | KBIT(RK_PASSWORD) |
+				      KBIT(RK_INSECURE) | KBIT(RK_ACCOUNT)),
+				    err);
+	if (krc)
+		return krc;
 	if (!r->provider)
 		r->provider = xstrdup(r->endpoint ? "other" : "aws");
 	const struct provider_preset *pp = provider_find(r->provider);
@@ -641,6 +782,12 @@ static int remote_complete(struct remote_def *r, struct dth_err *err)
 			       r->name, pp->name);
 	if (!r->path_style_set)
 		r->path_style = pp->path_style;
+	return remote_check_creds(r, err);
+}
+
+/* Access keys and credentials = are exclusive; keys come in pairs. */
+static int remote_check_creds(struct remote_def *r, struct dth_err *err)
+{
 	bool has_id = r->access_key_id != NULL, has_secret = r->secret_access_key != NULL;
 	if (has_id != has_secret)
 		return err_set(err, -EINVAL, "%s: remote %s: %s given without %s", r->source,
@@ -846,6 +993,37 @@ int remote_open_s3(const struct remote_def *r, struct http_engine *http,
 		return err_set(err, -ENOMEM, "remote %s: cannot create the s3 client", r->name);
 	}
 	*creds = cp;
+	*client = c;
+	return 0;
+}
+
+int remote_open_registry(const struct remote_def *r, struct http_engine *http,
+			 struct registry_client **client, struct dth_err *err)
+{
+	*client = NULL;
+	if (!r)
+		return err_set(err, -EINVAL, "no remote");
+	if (!r->type || strcmp(r->type, "registry") != 0)
+		return err_set(err, -EINVAL, "remote %s: type %s is not registry", r->name,
+			       r->type ? r->type : "(none)");
+	if (!r->url)
+		return err_set(err, -EINVAL, "remote %s: no url", r->name);
+	struct registry_config rc = {
+	    .name = r->name,
+	    .url = r->url,
+	    .username = r->username,
+	    .password = r->password,
+	    .insecure = r->insecure,
+	    .http = http,
+	    .retry = RETRY_POLICY_DEFAULT,
+	};
+	if (r->retries >= 0)
+		rc.retry.max_attempts = (unsigned)r->retries + 1;
+	struct dth_err e;
+	err_clear(&e);
+	struct registry_client *c = registry_client_new(&rc, &e);
+	if (!c)
+		return err_set(err, e.code ? e.code : -EINVAL, "%s", e.message);
 	*client = c;
 	return 0;
 }

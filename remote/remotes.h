@@ -13,6 +13,7 @@
 struct http_engine;
 struct s3_client;
 struct creds_provider;
+struct registry_client;
 
 struct remote_def {
 	char *name;	/* as written in the section header (env names are lowercased) */
@@ -32,6 +33,17 @@ struct remote_def {
 	char *credentials; /* env | profile:NAME | instance | anonymous; NULL: chain */
 	char *source;	   /* where it was defined: "FILE:LINE" or "environment" */
 	int retries;	   /* retries after a failed attempt; -1: the default (7) */
+	/* type = registry: url (required; "https://host[:port]", or http:// with
+	 * insecure = true), username and password (optional: anonymous). type =
+	 * ecr: account (12 digits) and region (required), the credential keys as
+	 * for s3, optional endpoint (ECR API override) and url (registry
+	 * override). tls_verify, ca_file and retries apply to every type. */
+	char *url;
+	char *username;
+	char *password; /* secret */
+	bool insecure;
+	char *account;
+	unsigned long given; /* internal: keys set (one bit per key) */
 };
 
 struct config;
@@ -64,6 +76,12 @@ int config_finish(struct config *cfg, char *const *envp, struct dth_err *err) WU
 int remote_open_s3(const struct remote_def *r, struct http_engine *http,
 		   struct creds_provider **creds, struct s3_client **client,
 		   struct dth_err *err) WUR;
+
+/* Build the registry client of a registry remote (type = registry). On
+ * success *client is owned by the caller (registry_client_free); http is
+ * borrowed and must outlive it. -EINVAL for another type. */
+int remote_open_registry(const struct remote_def *r, struct http_engine *http,
+			 struct registry_client **client, struct dth_err *err) WUR;
 
 /* "REMOTE:BUCKET[/PREFIX]" -> parts (malloc'd; prefix "" when none). -EINVAL
  * with a message for anything else. */

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Install what building and testing dth needs on Debian 12, as root.
 # Idempotent: steps already done are skipped, so a second run takes seconds.
-#  - Debian packages: build dependencies, Ceph (radosgw), test clients, FUSE
+#  - Debian packages: build dependencies, Ceph (radosgw), test clients, FUSE,
+#    container registry tools (docker-registry, htpasswd, umoci, skopeo)
 #  - s3rver 3.7.1 from npm into tests/harness/node/ (git-ignored), patched
 #  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
 #    PATH has none); tests/harness/pick-python.sh prints the one to use
@@ -20,6 +21,7 @@ PKGS=(
 	radosgw ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime awscli jq rclone
 	curl python3
 	fuse3 libfuse3-dev
+	docker-registry apache2-utils umoci skopeo
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

@@ -5,7 +5,8 @@
 #  2. build (build/), run the unit tests
 #  3. build again with ASan+UBSan (build-asan/), run the unit tests again
 #  4. check the formatting of every .c/.h with clang-format (one test)
-#  5. start two radosgw endpoints and s3rver (tests/harness/), run the
+#  5. start two radosgw endpoints, s3rver and three docker-registry instances
+#     with test images (tests/harness/), run the
 #     integration tests (tests/integration/run.py) against build/dth, and
 #     stop the servers again, even on failure or Ctrl-C
 # and print one last line, "N passed, N failed" (", N skipped" when some
@@ -18,6 +19,7 @@
 #   DTH_TEST_RUN_DIR     where servers, logs and test dirs go (default: a new
 #                        /tmp/dth-test.XXXXXX, removed when all passed)
 #   DTH_TEST_MEMSTORE_BYTES  RAM the Ceph OSD may fill (default 12 GiB)
+#   DTH_TEST_REG_PORT_SRC/_DST/_TOKEN/_AUTH  registry ports (5000-5003)
 #   DTH_TEST_RGW_PORT_A, DTH_TEST_RGW_PORT_B, DTH_TEST_MON_PORT,
 #   DTH_TEST_S3RVER_PORT  ports (7480, 7481, 6789, 4568), to avoid clashes
 set -uo pipefail
@@ -46,6 +48,7 @@ stop_servers() {
 	local keep=0
 	[ "$FAIL" -gt 0 ] && keep=1
 	KEEP=$keep bash tests/harness/s3rver.sh stop "$RUN_DIR/s3rver" || true
+	KEEP=$keep bash tests/harness/registry.sh stop "$RUN_DIR/registry" || true
 	KEEP=$keep bash tests/harness/ceph.sh stop "$RUN_DIR/ceph" || true
 }
 
@@ -163,14 +166,19 @@ else
 	if DTH_TEST_MEMSTORE_BYTES=${DTH_TEST_MEMSTORE_BYTES:-12884901888} \
 		bash tests/harness/ceph.sh start "$RUN_DIR/ceph" &&
 		SERVERS_STARTED=1 &&
-		bash tests/harness/s3rver.sh start "$RUN_DIR/s3rver"; then
+		bash tests/harness/s3rver.sh start "$RUN_DIR/s3rver" &&
+		bash tests/harness/registry.sh start "$RUN_DIR/registry" &&
+		bash tests/harness/make-images.sh "$RUN_DIR/registry" >"$RUN_DIR/make-images.log" 2>&1; then
 		SERVERS_STARTED=1
 		# shellcheck disable=SC1091
 		. "$RUN_DIR/ceph/env"
 		# shellcheck disable=SC1091
 		. "$RUN_DIR/s3rver/env"
+		# shellcheck disable=SC1091
+		. "$RUN_DIR/registry/env"
 		case $BUILD_DIR in /*) DTH_BIN=$BUILD_DIR/dth ;; *) DTH_BIN=$ROOT/$BUILD_DIR/dth ;; esac
-		export DTH_BIN DTH_TEST_REQUIRE_SERVERS=1 DTH_TEST_WORKDIR=$RUN_DIR/it
+		export DTH_BIN DTH_TEST_REQUIRE_SERVERS=1 DTH_TEST_REQUIRE_REGISTRIES=1
+		export DTH_TEST_WORKDIR=$RUN_DIR/it
 		"$PY" tests/integration/run.py "$@" 2>&1 | tee "$RUN_DIR/integration.log"
 		last=$(tail -n 1 "$RUN_DIR/integration.log")
 		if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then

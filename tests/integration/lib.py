@@ -1061,3 +1061,42 @@ class Mount:
             if exc[0] is None:
                 raise
         return False
+
+
+# --------------------------------------------------------------------------
+# container registries (tests/harness/registry.sh, make-images.sh)
+
+REG_USER, REG_PASS = "testuser", "testpass"
+REG_VARS = {"src": "DTH_TEST_REG_SRC", "dst": "DTH_TEST_REG_DST", "token": "DTH_TEST_REG_TOKEN"}
+
+
+def registry_url(which):
+    """URL of registry 'src' (no auth), 'dst' (basic) or 'token' (bearer);
+    skips when the registry harness is not running."""
+    url = os.environ.get(REG_VARS[which])
+    if not url:
+        if os.environ.get("DTH_TEST_REQUIRE_REGISTRIES"):
+            raise AssertionError("%s not set, and DTH_TEST_REQUIRE_REGISTRIES is" % REG_VARS[which])
+        skip("%s not set (start tests/harness/registry.sh)" % REG_VARS[which])
+    return url.rstrip("/")
+
+
+def registry_section(name, which, user=None, password=None):
+    """A [remote NAME] of type registry for registry which (plain http)."""
+    text = "[remote %s]\ntype = registry\nurl = %s\ninsecure = true\n" % (name, registry_url(which))
+    if user is not None:
+        text += "username = %s\npassword = %s\n" % (user, password)
+    return text + "\n"
+
+
+def skopeo_raw(which, image, creds=True):
+    """The manifest bytes skopeo reads for image ("repo:tag") on registry which."""
+    host = registry_url(which).split("://", 1)[1]
+    cmd = ["skopeo", "inspect", "--raw", "--tls-verify=false"]
+    if creds and which != "src":
+        cmd += ["--creds", "%s:%s" % (REG_USER, REG_PASS)]
+    env = dict(os.environ)
+    env.pop("REGISTRY_AUTH_FILE", None)
+    return subprocess.run(cmd + ["docker://%s/%s" % (host, image)], check=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                          timeout=120).stdout

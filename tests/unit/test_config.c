@@ -25,6 +25,7 @@
 #include "remote/creds.h"
 #include "remote/http.h"
 #include "remote/provider.h"
+#include "remote/registry.h"
 #include "remote/remotes.h"
 #include "remote/s3.h"
 #include "tests/unit/tap.h"
@@ -1462,6 +1463,171 @@ static void test_open_s3(void)
 	config_free(cfg);
 }
 
+/* ---- registry and ecr remotes ---- */
+
+static void test_registry_remotes(void)
+{
+	struct dth_err err;
+	const char *text = "[remote hub]\n"
+			   "type = registry\n"
+			   "url = https://registry-1.docker.io\n"
+			   "[remote local]\n"
+			   "type = registry\n"
+			   "url = http://127.0.0.1:5001/\n"
+			   "insecure = true\n"
+			   "username = testuser\n"
+			   "password = " SECRET1 "\n"
+			   "retries = 2\n"
+			   "[remote bare]\n"
+			   "type = registry\n"
+			   "url = quay.io\n"
+			   "[remote ecr]\n"
+			   "type = ecr\n"
+			   "account = 123456789012\n"
+			   "region = cn-north-1\n"
+			   "credentials = instance\n"
+			   "[remote ecr2]\n"
+			   "type = ecr\n"
+			   "account = 210987654321\n"
+			   "region = us-east-1\n"
+			   "access_key_id = AKECR\n"
+			   "secret_access_key = " SECRET2 "\n"
+			   "endpoint = http://127.0.0.1:5000\n";
+	struct config *cfg = parse_ok(text, no_env, &err);
+	ok(cfg != NULL, "registry: config parses");
+	if (!cfg)
+		return;
+	const struct remote_def *r = config_remote(cfg, "hub");
+	ok(r && !strcmp(r->type, "registry") && !strcmp(r->url, "https://registry-1.docker.io") &&
+	       !r->username && !r->password && !r->insecure,
+	   "registry: hub anonymous");
+	ok(r && r->provider == NULL && r->endpoint == NULL, "registry: no s3 preset applied");
+	r = config_remote(cfg, "local");
+	ok(r && !strcmp(r->url, "http://127.0.0.1:5001") && r->insecure &&
+	       !strcmp(r->username, "testuser") && !strcmp(r->password, SECRET1) && r->retries == 2,
+	   "registry: local with basic credentials, trailing '/' dropped");
+	r = config_remote(cfg, "bare");
+	ok(r && !strcmp(r->url, "https://quay.io"), "registry: bare host means https");
+	r = config_remote(cfg, "ecr");
+	ok(r && !strcmp(r->type, "ecr") && !strcmp(r->account, "123456789012") &&
+	       !strcmp(r->region, "cn-north-1") && !strcmp(r->credentials, "instance"),
+	   "ecr: account, region, credentials");
+	r = config_remote(cfg, "ecr2");
+	ok(r && !strcmp(r->access_key_id, "AKECR") && !strcmp(r->secret_access_key, SECRET2) &&
+	       !strcmp(r->endpoint, "http://127.0.0.1:5000"),
+	   "ecr: explicit keys and an API endpoint override");
+
+	/* opening */
+	struct http_engine_opts o = {.tls_verify = true};
+	struct http_engine *http = http_engine_new(&o);
+	struct registry_client *rcl = NULL;
+	err_clear(&err);
+	int rc = remote_open_registry(config_remote(cfg, "local"), http, &rcl, &err);
+	ok(rc == 0 && rcl, "open_registry: local (%s)", err.message);
+	if (rcl) {
+		is_str(registry_client_url(rcl), "http://127.0.0.1:5001", "open_registry: url");
+		is_str(registry_client_name(rcl), "local", "open_registry: name");
+		registry_client_free(rcl);
+	}
+	rc = remote_open_registry(config_remote(cfg, "hub"), http, &rcl, &err);
+	ok(rc == 0 && rcl && registry_client_is_docker_hub(rcl), "open_registry: hub");
+	registry_client_free(rcl);
+	rc = remote_open_registry(config_remote(cfg, "ecr"), http, &rcl, &err);
+	ok(rc == -EINVAL && rcl == NULL, "open_registry: an ecr remote refused");
+	struct creds_provider *cp;
+	struct s3_client *sc;
+	rc = remote_open_s3(config_remote(cfg, "hub"), http, &cp, &sc, &err);
+	ok(rc == -EINVAL && strstr(err.message, "registry"), "open_s3: a registry remote refused");
+	http_engine_free(http);
+	config_free(cfg);
+
+	/* environment */
+	char *env[] = {
+	    "DTH_REMOTE_MIRROR_TYPE=registry",
+	    "DTH_REMOTE_MIRROR_URL=http://127.0.0.1:5002",
+	    "DTH_REMOTE_MIRROR_INSECURE=yes",
+	    "DTH_REMOTE_MIRROR_USERNAME=envuser",
+	    "DTH_REMOTE_MIRROR_PASSWORD=" SECRET2,
+	    "DTH_REMOTE_HUB_USERNAME=me",
+	    "DTH_REMOTE_HUB_PASSWORD=pw",
+	    "DTH_REMOTE_E_ACCOUNT=123456789012",
+	    "DTH_REMOTE_E_TYPE=ecr",
+	    "DTH_REMOTE_E_REGION=eu-west-1",
+	    NULL,
+	};
+	cfg = parse_ok("[remote hub]\ntype = registry\nurl = docker.io\n", env, &err);
+	ok(cfg != NULL, "registry env: parses");
+	if (cfg) {
+		r = config_remote(cfg, "mirror");
+		ok(r && !strcmp(r->type, "registry") && !strcmp(r->url, "http://127.0.0.1:5002") &&
+		       r->insecure && !strcmp(r->username, "envuser") &&
+		       !strcmp(r->password, SECRET2) && !strcmp(r->source, "environment"),
+		   "registry env: a remote defined in the environment");
+		r = config_remote(cfg, "hub");
+		ok(r && !strcmp(r->username, "me") && !strcmp(r->password, "pw"),
+		   "registry env: credentials overlaid on the file's remote");
+		r = config_remote(cfg, "e");
+		ok(r && !strcmp(r->type, "ecr") && !strcmp(r->region, "eu-west-1"),
+		   "ecr env: defined in the environment");
+		config_free(cfg);
+	}
+
+	/* errors */
+	static const struct {
+		const char *text;
+		const char *want; /* in the message */
+	} bad[] = {
+	    {"[remote r]\ntype = registry\n", "needs url"},
+	    {"[remote r]\ntype = registry\nurl = http://h:5000\n", "insecure = true"},
+	    {"[remote r]\ntype = registry\nurl = https://h/path\n", "bad url"},
+	    {"[remote r]\ntype = registry\nurl = https://h:99999\n", "bad url"},
+	    {"[remote r]\ntype = registry\nurl = https://h\nusername = u\n",
+	     "username given without password"},
+	    {"[remote r]\ntype = registry\nurl = https://h\npassword = " SECRET1 "\n",
+	     "password given without username"},
+	    {"[remote r]\ntype = registry\nurl = https://h\nregion = us-east-1\n",
+	     "region does not apply to a remote of type registry"},
+	    {"[remote r]\nurl = https://h\ntype = registry\nprovider = aws\n",
+	     "provider does not apply"},
+	    {"[remote r]\ntype = registry\nurl = https://h\naccess_key_id = A\n"
+	     "secret_access_key = B\n",
+	     "access_key_id does not apply"},
+	    {"[remote r]\ntype = registry\nurl = https://h\ninsecure = maybe\n", "bad boolean"},
+	    {"[remote r]\ntype = ecr\nregion = us-east-1\n", "needs account"},
+	    {"[remote r]\ntype = ecr\naccount = 123456789012\n", "needs a region"},
+	    {"[remote r]\ntype = ecr\naccount = 12345\nregion = us-east-1\n", "bad account"},
+	    {"[remote r]\ntype = ecr\naccount = 12345678901a\nregion = us-east-1\n", "bad account"},
+	    {"[remote r]\ntype = ecr\naccount = 123456789012\nregion = us-east-1\n"
+	     "username = u\n",
+	     "username does not apply"},
+	    {"[remote r]\ntype = ecr\naccount = 123456789012\nregion = us-east-1\n"
+	     "access_key_id = A\n",
+	     "access_key_id given without secret_access_key"},
+	    {"[remote r]\ntype = ecr\naccount = 123456789012\nregion = us-east-1\n"
+	     "credentials = instance\naccess_key_id = A\nsecret_access_key = B\n",
+	     "not both"},
+	    {"[remote r]\nprovider = aws\nregion = us-east-1\nurl = https://h\n",
+	     "url does not apply to a remote of type s3"},
+	    {"[remote r]\nprovider = aws\nregion = us-east-1\naccount = 123456789012\n",
+	     "account does not apply"},
+	    {"[remote r]\ntype = docker\n", "expected s3, registry or ecr"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		rc = parse_err(bad[i].text, no_env, &err);
+		ok(rc == -EINVAL && strstr(err.message, bad[i].want) &&
+		       !strstr(err.message, SECRET1),
+		   "registry/ecr error %zu: %s", i, err.message);
+	}
+	char *env_bad[] = {"DTH_REMOTE_X_TYPE=registry", "DTH_REMOTE_X_URL=http://h", NULL};
+	rc = parse_err("", env_bad, &err);
+	ok(rc == -EINVAL && strstr(err.message, "insecure"), "registry env: plain http refused: %s",
+	   err.message);
+	char *env_pw[] = {"DTH_REMOTE_X_TYPE=registry", "DTH_REMOTE_X_URL=https://h",
+			  "DTH_REMOTE_X_PASSWORD=" SECRET1, NULL};
+	rc = parse_err("", env_pw, &err);
+	ok(rc == -EINVAL && !strstr(err.message, SECRET1), "registry env: password never quoted");
+}
+
 int main(void)
 {
 	clear_aws_env();
@@ -1492,5 +1658,6 @@ int main(void)
 	test_creds_fake_imds();
 	test_creds_moto();
 	test_open_s3();
+	test_registry_remotes();
 	return tap_done();
 }
