@@ -3,12 +3,17 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "agent/image.h"
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/util.h"
+#include "manifest/manifest.h"
 #include "remote/http.h"
 #include "remote/registry.h"
 #include "remote/remotes.h"
@@ -18,6 +23,9 @@ static void image_usage(FILE *f)
 	fputs("usage: dth image inspect [--raw] [--config FILE] REMOTE:REPO[:TAG|@DIGEST]\n"
 	      "       dth image tags [--config FILE] REMOTE:REPO\n"
 	      "       dth image repos [--config FILE] REMOTE:\n"
+	      "       dth image sync [--config FILE] [--state DIR] [--task NAME]\n"
+	      "                      (--images LIST | --images-file FILE) [--concurrency N]\n"
+	      "                      [--json] SRC: DST:[PREFIX]\n"
 	      "\n"
 	      "  inspect   the manifest of an image: without --raw, JSON with its digest,\n"
 	      "            media type and size (and, for an index, each platform's manifest);\n"
@@ -25,6 +33,9 @@ static void image_usage(FILE *f)
 	      "            (tag default: latest)\n"
 	      "  tags      every tag of a repository, one per line\n"
 	      "  repos     every repository of the registry (its catalog), one per line\n"
+	      "  sync      copy images (LIST: repo[:tag],...; a repo without a tag: every tag)\n"
+	      "            from SRC to DST (under PREFIX/), manifests byte for byte; a rerun\n"
+	      "            skips tags whose source digest is unchanged\n"
 	      "\n"
 	      "REMOTE is a [remote NAME] of type registry in the config file.\n"
 	      "\nexit status: 0 done, 1 failed, 2 bad usage or config, 3 the registry cannot be\n"
@@ -271,6 +282,367 @@ static int image_list(const char *config, bool catalog, const char *spec)
 	return ec;
 }
 
+/* ---- dth image sync ---- */
+
+static volatile sig_atomic_t sync_stop;
+
+static void on_sync_signal(int sig)
+{
+	(void)sig;
+	sync_stop = 1;
+}
+
+/* Open the registry remote called name from cfg (EXIT_USAGE after printing why). */
+static int open_registry_remote(struct config *cfg, const char *name, struct http_engine **http,
+				struct registry_client **client)
+{
+	const struct remote_def *def = config_remote(cfg, name);
+	if (!def) {
+		const char *path = config_path(cfg);
+		cli_error("no remote called '%s' (define [remote %s] with type = registry in %s)",
+			  name, name, path ? path : "the config file");
+		return EXIT_USAGE;
+	}
+	if (!def->type || strcmp(def->type, "registry") != 0) {
+		cli_error("remote '%s' is of type %s; dth image sync needs registry remotes", name,
+			  def->type ? def->type : "s3");
+		return EXIT_USAGE;
+	}
+	struct http_engine_opts ho;
+	memset(&ho, 0, sizeof(ho));
+	ho.tls_verify = def->tls_verify;
+	ho.ca_file = def->ca_file;
+	*http = http_engine_new(&ho);
+	if (!*http) {
+		cli_error("cannot start the http engine");
+		return EXIT_SOME_FAILED;
+	}
+	struct dth_err err;
+	err_clear(&err);
+	if (remote_open_registry(def, *http, client, &err)) {
+		cli_error("remote '%s': %s", name, err.message);
+		return EXIT_USAGE;
+	}
+	return EXIT_DONE;
+}
+
+/* Split "REMOTE:REST" (REMOTE non-empty). */
+static int split_remote(const char *spec, char **remote, const char **rest)
+{
+	const char *colon = strchr(spec, ':');
+	if (!colon || colon == spec)
+		return -EINVAL;
+	*remote = xstrndup(spec, (size_t)(colon - spec));
+	*rest = colon + 1;
+	return 0;
+}
+
+/* Append the comma-separated entries of list (trimmed, non-empty) to v. */
+static void add_images(const char *list, char sep, char ***v, size_t *n)
+{
+	const char *p = list;
+	while (*p) {
+		const char *e = strchr(p, sep);
+		if (!e)
+			e = p + strlen(p);
+		const char *a = p, *b = e;
+		while (a < b && (*a == ' ' || *a == '\t' || *a == '\r'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
+			b--;
+		if (b > a && *a != '#') {
+			*v = realloc(*v, (*n + 1) * sizeof(**v));
+			if (!*v)
+				abort();
+			(*v)[(*n)++] = xstrndup(a, (size_t)(b - a));
+		}
+		p = *e ? e + 1 : e;
+	}
+}
+
+struct sync_failures {
+	json_t *list;
+};
+
+static void on_image_failure(void *ctx, const char *ref, int rc, const char *message)
+{
+	struct sync_failures *f = ctx;
+	(void)rc;
+	json_array_append_new(f->list, json_pack("{s:s, s:s}", "image", ref, "error", message));
+	cli_error("%s: %s", ref, message);
+}
+
+static json_t *reg_counts_json(const uint64_t *c)
+{
+	json_t *o = json_object();
+	uint64_t total = 0;
+	for (int k = 0; k < REGISTRY_REQ__COUNT; k++) {
+		json_object_set_new(o, registry_req_kind_name(k), json_integer((json_int_t)c[k]));
+		total += c[k];
+	}
+	json_object_set_new(o, "total", json_integer((json_int_t)total));
+	return o;
+}
+
+static int image_sync_cmd(int argc, char **argv)
+{
+	const char *config = NULL, *task_name = NULL, *state_opt = NULL, *images_file = NULL;
+	bool json = false;
+	unsigned long conc = 8;
+	char **images = NULL;
+	size_t n_images = 0;
+	int exitc = EXIT_USAGE;
+	struct config *cfg = NULL;
+	struct http_engine *hs = NULL, *hd = NULL;
+	struct registry_client *cs = NULL, *cd = NULL;
+	char *src_name = NULL, *dst_name = NULL, *state_dir = NULL;
+	struct manifest *m = NULL;
+	struct buf tname = BUF_INIT;
+	struct sync_failures fails = {json_array()};
+	struct dth_err err;
+	err_clear(&err);
+	enum { O_CONFIG = 256, O_STATE, O_TASK, O_IMAGES, O_IMAGES_FILE, O_CONC, O_JSON, O_HELP };
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, O_CONFIG},
+	    {"state", required_argument, NULL, O_STATE},
+	    {"task", required_argument, NULL, O_TASK},
+	    {"images", required_argument, NULL, O_IMAGES},
+	    {"images-file", required_argument, NULL, O_IMAGES_FILE},
+	    {"concurrency", required_argument, NULL, O_CONC},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0},
+	};
+	optind = 1;
+	opterr = 0;
+	int c;
+	bool images_given = false;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_CONFIG:
+			config = optarg;
+			break;
+		case O_STATE:
+			state_opt = optarg;
+			break;
+		case O_TASK:
+			task_name = optarg;
+			break;
+		case O_IMAGES:
+			images_given = true;
+			add_images(optarg, ',', &images, &n_images);
+			break;
+		case O_IMAGES_FILE:
+			images_file = optarg;
+			break;
+		case O_CONC: {
+			char *end;
+			errno = 0;
+			conc = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || conc < 1 || conc > 256) {
+				cli_error("image sync: bad value '%s' for --concurrency (1-256)",
+					  optarg);
+				goto out;
+			}
+			break;
+		}
+		case O_JSON:
+			json = true;
+			break;
+		case 'h':
+		case O_HELP:
+			image_usage(stdout);
+			exitc = EXIT_DONE;
+			goto out;
+		default:
+			cli_error("image sync: unknown or incomplete option '%s'",
+				  argv[optind - 1]);
+			image_usage(stderr);
+			goto out;
+		}
+	}
+	if (argc - optind != 2) {
+		cli_error(
+		    "image sync needs a source and a destination (REMOTE: and REMOTE:[PREFIX])");
+		goto out;
+	}
+	if (images_file) {
+		images_given = true;
+		FILE *f = fopen(images_file, "r");
+		if (!f) {
+			cli_error("--images-file %s: %s", images_file, strerror(errno));
+			goto out;
+		}
+		struct buf text = BUF_INIT;
+		char chunk[4096];
+		size_t got;
+		while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			buf_add(&text, chunk, got);
+		fclose(f);
+		add_images(buf_str(&text), '\n', &images, &n_images);
+		buf_release(&text);
+	}
+	if (!images_given || n_images == 0) {
+		cli_error("image sync needs --images LIST or --images-file FILE");
+		goto out;
+	}
+	const char *src = argv[optind], *dst = argv[optind + 1];
+	const char *src_rest, *prefix;
+	if (split_remote(src, &src_name, &src_rest) || *src_rest) {
+		cli_error("bad source '%s': expected REMOTE:", src);
+		goto out;
+	}
+	if (split_remote(dst, &dst_name, &prefix)) {
+		cli_error("bad destination '%s': expected REMOTE:[PREFIX]", dst);
+		goto out;
+	}
+	exitc = cli_config_load(config, &cfg);
+	if (exitc)
+		goto out;
+	exitc = open_registry_remote(cfg, src_name, &hs, &cs);
+	if (!exitc)
+		exitc = open_registry_remote(cfg, dst_name, &hd, &cd);
+	if (exitc)
+		goto out;
+	exitc = EXIT_USAGE;
+
+	state_dir = cli_state_dir(state_opt);
+	m = manifest_open(state_dir, MANIFEST_RDWR, &err);
+	if (!m) {
+		cli_error("state directory %s: %s", state_dir, err.message);
+		goto out;
+	}
+	if (task_name)
+		buf_adds(&tname, task_name);
+	else
+		buf_addf(&tname, "image:%s--%s", src, dst);
+	struct task_record trec;
+	memset(&trec, 0, sizeof(trec));
+	strlcpy_s(trec.name, tname.data, sizeof(trec.name));
+	strlcpy_s(trec.src, src, sizeof(trec.src));
+	strlcpy_s(trec.dst, dst, sizeof(trec.dst));
+	strlcpy_s(trec.kind, "image", sizeof(trec.kind));
+	strlcpy_s(trec.state, "starting", sizeof(trec.state));
+	trec.created = (int64_t)time(NULL);
+	uint32_t task_id;
+	bool created;
+	int rc = manifest_task_ensure(m, &trec, &task_id, &created);
+	if (!rc)
+		rc = manifest_task_find(m, tname.data, &task_id, &trec);
+	if (rc) {
+		cli_error("task %s: %s", tname.data, strerror(-rc));
+		exitc = EXIT_SOME_FAILED;
+		goto out;
+	}
+	if (strcmp(trec.kind, "image") || strcmp(trec.src, src) || strcmp(trec.dst, dst)) {
+		cli_error("task '%s' is a %s task copying %s to %s, not images from %s to %s: "
+			  "choose another --task name",
+			  tname.data, trec.kind, trec.src, trec.dst, src, dst);
+		goto out;
+	}
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sync_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	strlcpy_s(trec.state, "running", sizeof(trec.state));
+	trec.last_run_start = (int64_t)time(NULL);
+	if (manifest_task_put(m, task_id, &trec))
+		cli_error("could not update task %s", tname.data);
+
+	struct image_sync_opts o;
+	memset(&o, 0, sizeof(o));
+	o.src = cs;
+	o.dst = cd;
+	o.dst_prefix = prefix;
+	o.manifest = m;
+	o.task_id = task_id;
+	o.images = (const char *const *)images;
+	o.n_images = n_images;
+	o.concurrency = (unsigned)conc;
+	o.on_failure = on_image_failure;
+	o.on_failure_ctx = &fails;
+	o.stop = &sync_stop;
+	struct image_sync_result res;
+	err_clear(&err);
+	rc = image_sync_run(&o, &res, &err);
+
+	trec.last_run_end = (int64_t)time(NULL);
+	if (rc == 0) {
+		trec.runs++;
+		strlcpy_s(trec.state, res.failed ? "error" : "idle", sizeof(trec.state));
+	} else {
+		strlcpy_s(trec.state, rc == -EINTR ? "stopped" : "error", sizeof(trec.state));
+	}
+	if (manifest_task_put(m, task_id, &trec))
+		cli_error("could not update task %s", tname.data);
+
+	uint64_t ns[REGISTRY_REQ__COUNT], nd[REGISTRY_REQ__COUNT];
+	registry_client_counts(cs, ns);
+	registry_client_counts(cd, nd);
+	if (rc) {
+		cli_error("%s", err.message[0] ? err.message : strerror(-rc));
+		exitc = EXIT_SOME_FAILED;
+	} else if (res.unreachable) {
+		exitc = EXIT_UNREACHABLE;
+	} else {
+		exitc = res.failed ? EXIT_SOME_FAILED : EXIT_DONE;
+	}
+	if (json) {
+		json_t *reqs = json_object();
+		json_object_set_new(reqs, "source", reg_counts_json(ns));
+		json_object_set_new(reqs, "destination", reg_counts_json(nd));
+		json_t *out = json_pack(
+		    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "task", tname.data,
+		    "images", (json_int_t)res.images, "copied", (json_int_t)res.copied, "skipped",
+		    (json_int_t)res.skipped, "failed", (json_int_t)res.failed, "blobs",
+		    (json_int_t)res.blobs, "blobs_mounted", (json_int_t)res.blobs_mounted,
+		    "blobs_present", (json_int_t)res.blobs_present, "bytes", (json_int_t)res.bytes,
+		    "seconds", res.seconds, "requests", reqs);
+		json_object_set(out, "failures", fails.list);
+		if (rc)
+			json_object_set_new(out, "error", json_string(err.message));
+		char *s = json_dumps(out, JSON_COMPACT);
+		if (s) {
+			puts(s);
+			free(s);
+		}
+		json_decref(out);
+	} else {
+		char b[32];
+		progress_fmt_bytes(res.bytes, b);
+		uint64_t total = 0;
+		for (int k = 0; k < REGISTRY_REQ__COUNT; k++)
+			total += ns[k] + nd[k];
+		fprintf(stderr,
+			"%s: %llu images copied, %llu unchanged, %llu failed; %llu blobs (%s) in "
+			"%.1f s (%llu requests)\n",
+			tname.data, (unsigned long long)res.copied, (unsigned long long)res.skipped,
+			(unsigned long long)res.failed, (unsigned long long)res.blobs, b,
+			res.seconds, (unsigned long long)total);
+	}
+out:
+	json_decref(fails.list);
+	if (m)
+		manifest_free(m);
+	registry_client_free(cs);
+	registry_client_free(cd);
+	http_engine_free(hs);
+	http_engine_free(hd);
+	config_free(cfg);
+	for (size_t i = 0; i < n_images; i++)
+		free(images[i]);
+	free(images);
+	free(src_name);
+	free(dst_name);
+	free(state_dir);
+	buf_release(&tname);
+	return exitc;
+}
+
 int cmd_image(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -278,6 +650,8 @@ int cmd_image(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : EXIT_DONE;
 	}
 	const char *sub = argv[1];
+	if (!strcmp(sub, "sync"))
+		return image_sync_cmd(argc - 1, argv + 1);
 	bool raw = false;
 	const char *config = NULL;
 	static const struct option opts[] = {

@@ -43,6 +43,8 @@ static void manifest_usage(FILE *f)
 	      "                              HEAD every done object at the destination and report\n"
 	      "                              mismatches (exit 1 when any)\n"
 	      "  export TASK                 every record as JSON lines\n"
+	      "  images TASK                 an image task's tags: repo:tag, status, source\n"
+	      "                              digest (and the error of a failed one)\n"
 	      "\n"
 	      "--json prints JSON (one object; ls and export print one object per line)\n",
 	      f);
@@ -631,6 +633,59 @@ static int do_verify(const struct mopts *mo, const char *task)
 	return v.bad ? EXIT_SOME_FAILED : EXIT_DONE;
 }
 
+static int do_images(const struct mopts *mo, const char *task)
+{
+	struct manifest *m;
+	uint32_t id;
+	struct task_record tr;
+	int ec = open_task(mo, task, &m, &id, &tr);
+	if (ec)
+		return ec;
+	struct dth_err err;
+	err_clear(&err);
+	struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_IMAGES, id, NULL, NULL, &err);
+	if (!c) {
+		cli_error("reading the manifest: %s", err.message);
+		manifest_free(m);
+		return EXIT_SOME_FAILED;
+	}
+	const char *key;
+	size_t klen;
+	struct image_record rec;
+	int rc;
+	while ((rc = manifest_cursor_next_image(c, &key, &klen, &rec)) == 1) {
+		const char *st = obj_status_name(rec.status);
+		if (mo->json) {
+			json_t *o = json_pack(
+			    "{s:s%, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "ref", key, klen, "status",
+			    st ? st : "?", "src_digest", rec.src_digest, "dst_digest",
+			    rec.dst_digest, "media_type", rec.media_type, "size",
+			    (json_int_t)rec.size, "attempts", (json_int_t)rec.attempts, "copied_at",
+			    (json_int_t)rec.copied_at);
+			if (o && rec.last_error[0])
+				json_object_set_new(o, "last_error", json_string(rec.last_error));
+			char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+			if (s)
+				printf("%s\n", s);
+			free(s);
+			json_decref(o);
+		} else {
+			printf("%.*s %s %s", (int)klen, key, st ? st : "?",
+			       rec.src_digest[0] ? rec.src_digest : "-");
+			if (rec.status == OBJ_FAILED && rec.last_error[0])
+				printf(" %s", rec.last_error);
+			printf("\n");
+		}
+	}
+	manifest_cursor_free(c);
+	manifest_free(m);
+	if (rc < 0) {
+		cli_error("reading the manifest: %s", strerror(-rc));
+		return EXIT_SOME_FAILED;
+	}
+	return fflush(stdout) ? EXIT_SOME_FAILED : EXIT_DONE;
+}
+
 int cmd_manifest(int argc, char **argv)
 {
 	struct mopts mo;
@@ -698,6 +753,8 @@ int cmd_manifest(int argc, char **argv)
 		return do_diff(&mo, args[1]);
 	if (!strcmp(sub, "verify") && nargs == 2)
 		return do_verify(&mo, args[1]);
+	if (!strcmp(sub, "images") && nargs == 2)
+		return do_images(&mo, args[1]);
 	if (!strcmp(sub, "export") && nargs == 2)
 		return do_ls(&mo, args[1], NULL, true);
 	cli_error("manifest: unknown command or wrong arguments: %s", sub);

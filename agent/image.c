@@ -1,0 +1,532 @@
+/* Image mirroring: see image.h. */
+#include "agent/image.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "manifest/manifest.h"
+#include "remote/registry.h"
+
+#define IMAGE_CHUNK	   (8u << 20) /* blobs larger than this go up in PATCHes of ~8 MiB */
+#define IMAGE_MAX_DEPTH	   2	      /* an index of indexes at most */
+#define IMAGE_DEFAULT_CONC 8
+
+struct blob_desc {
+	char digest[REGISTRY_DIGEST_MAX];
+	uint64_t size;
+};
+
+struct run {
+	const struct image_sync_opts *o;
+	struct manifest_writer *w;
+	const char *dst_reg; /* the destination's base URL: the blobs db key */
+	struct image_sync_result *res;
+	pthread_mutex_t mu; /* res counters and seen */
+	struct buf seen;    /* "\nREPO@DIGEST" entries known present during this run */
+	uint64_t unreachable_failures;
+};
+
+static bool seen_has(struct run *r, const char *repo, const char *digest)
+{
+	struct buf k = BUF_INIT;
+	buf_addf(&k, "\n%s@%s\n", repo, digest);
+	pthread_mutex_lock(&r->mu);
+	bool found = r->seen.len && memmem(r->seen.data, r->seen.len, k.data, k.len) != NULL;
+	pthread_mutex_unlock(&r->mu);
+	buf_release(&k);
+	return found;
+}
+
+/* Remember digest as present in repo and record it in the blobs db. */
+static int blob_known(struct run *r, const char *repo, const char *digest, uint64_t size)
+{
+	pthread_mutex_lock(&r->mu);
+	if (!r->seen.len)
+		buf_addch(&r->seen, '\n');
+	buf_addf(&r->seen, "%s@%s\n", repo, digest);
+	pthread_mutex_unlock(&r->mu);
+	struct blob_record br;
+	memset(&br, 0, sizeof(br));
+	br.size = size;
+	br.seen_at = (int64_t)time(NULL);
+	return manifest_writer_put_blob(r->w, r->dst_reg, repo, digest, &br);
+}
+
+struct mount_pick {
+	const char *repo;
+	char from[CODEC_REPO_MAX];
+};
+
+static int pick_from(void *ctx, const struct blob_record *br)
+{
+	struct mount_pick *p = ctx;
+	if (!strcmp(br->repo, p->repo))
+		return 0;
+	strlcpy_s(p->from, br->repo, sizeof(p->from));
+	return 1;
+}
+
+struct stream {
+	struct registry_client *dst;
+	struct registry_upload *up;
+	bool chunked;
+	struct buf pending;
+	struct dth_err err;
+	int rc;
+};
+
+static int stream_sink(void *ctx, const void *data, size_t len)
+{
+	struct stream *s = ctx;
+	buf_add(&s->pending, data, len);
+	if (s->chunked && s->pending.len >= IMAGE_CHUNK) {
+		s->rc =
+		    registry_upload_chunk(s->dst, s->up, s->pending.data, s->pending.len, &s->err);
+		if (s->rc)
+			return s->rc;
+		buf_reset(&s->pending);
+	}
+	return 0;
+}
+
+/* Make one blob present in dst_repo: known, found, mounted or copied. */
+static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
+		     const struct blob_desc *b, struct dth_err *err)
+{
+	const struct image_sync_opts *o = r->o;
+	if (seen_has(r, dst_repo, b->digest))
+		goto present;
+	struct blob_record br;
+	if (manifest_blob_get(o->manifest, r->dst_reg, dst_repo, b->digest, &br) == 0) {
+		int wrc = blob_known(r, dst_repo, b->digest, br.size);
+		if (wrc)
+			return err_set(err, wrc, "manifest writer: %s", strerror(-wrc));
+		goto present;
+	}
+	uint64_t size = 0;
+	int rc = registry_blob_head(o->dst, dst_repo, b->digest, &size, err);
+	if (rc == 0) {
+		rc = blob_known(r, dst_repo, b->digest, size);
+		if (rc)
+			return err_set(err, rc, "manifest writer: %s", strerror(-rc));
+		goto present;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	err_clear(err);
+
+	struct registry_upload *up = NULL;
+	struct mount_pick mp;
+	memset(&mp, 0, sizeof(mp));
+	mp.repo = dst_repo;
+	if (manifest_blob_repos(o->manifest, r->dst_reg, b->digest, pick_from, &mp) < 0)
+		mp.from[0] = '\0';
+	if (mp.from[0]) {
+		bool mounted = false;
+		rc = registry_blob_mount(o->dst, dst_repo, b->digest, mp.from, &mounted, &up, err);
+		if (rc == 0 && mounted) {
+			rc = blob_known(r, dst_repo, b->digest, b->size);
+			if (rc)
+				return err_set(err, rc, "manifest writer: %s", strerror(-rc));
+			pthread_mutex_lock(&r->mu);
+			r->res->blobs++;
+			r->res->blobs_mounted++;
+			pthread_mutex_unlock(&r->mu);
+			return 0;
+		}
+		if (rc) {
+			log_debug("mount of %s from %s into %s failed: %s; uploading", b->digest,
+				  mp.from, dst_repo, err->message);
+			up = NULL;
+			err_clear(err);
+		}
+	}
+	if (!up) {
+		rc = registry_upload_start(o->dst, dst_repo, &up, err);
+		if (rc)
+			return rc;
+	}
+	struct stream st;
+	memset(&st, 0, sizeof(st));
+	st.dst = o->dst;
+	st.up = up;
+	st.chunked = b->size > IMAGE_CHUNK;
+	buf_init(&st.pending);
+	err_clear(&st.err);
+	uint64_t got = 0;
+	rc = registry_blob_get(o->src, src_repo, b->digest, b->size, stream_sink, &st, &got, err);
+	if (rc) {
+		if (st.rc && rc == st.rc)
+			*err = st.err;
+		goto fail;
+	}
+	rc = registry_upload_finish(o->dst, up, b->digest, st.pending.data, st.pending.len, err);
+	if (rc)
+		goto fail;
+	registry_upload_free(up);
+	buf_release(&st.pending);
+	rc = blob_known(r, dst_repo, b->digest, got);
+	if (rc)
+		return err_set(err, rc, "manifest writer: %s", strerror(-rc));
+	pthread_mutex_lock(&r->mu);
+	r->res->blobs++;
+	r->res->bytes += got;
+	pthread_mutex_unlock(&r->mu);
+	return 0;
+fail:
+	registry_upload_cancel(o->dst, up);
+	registry_upload_free(up);
+	buf_release(&st.pending);
+	return rc;
+
+present:
+	pthread_mutex_lock(&r->mu);
+	r->res->blobs_present++;
+	pthread_mutex_unlock(&r->mu);
+	return 0;
+}
+
+struct blob_pool {
+	struct run *r;
+	const char *src_repo, *dst_repo;
+	const struct blob_desc *blobs;
+	size_t n, next;
+	pthread_mutex_t mu;
+	int rc; /* first failure */
+	struct dth_err err;
+};
+
+static void *blob_worker(void *arg)
+{
+	struct blob_pool *p = arg;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		if (p->rc || p->next >= p->n) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		const struct blob_desc *b = &p->blobs[p->next++];
+		pthread_mutex_unlock(&p->mu);
+		struct dth_err e;
+		err_clear(&e);
+		int rc = copy_blob(p->r, p->src_repo, p->dst_repo, b, &e);
+		if (rc) {
+			pthread_mutex_lock(&p->mu);
+			if (!p->rc) {
+				p->rc = rc;
+				p->err = e;
+				if (!p->err.message[0])
+					err_set(&p->err, rc, "%s", strerror(-rc));
+				err_prefix(&p->err, "blob %s", b->digest);
+			}
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
+}
+
+static int copy_blobs(struct run *r, const char *src_repo, const char *dst_repo,
+		      const struct blob_desc *blobs, size_t n, struct dth_err *err)
+{
+	struct blob_pool p;
+	memset(&p, 0, sizeof(p));
+	p.r = r;
+	p.src_repo = src_repo;
+	p.dst_repo = dst_repo;
+	p.blobs = blobs;
+	p.n = n;
+	pthread_mutex_init(&p.mu, NULL);
+	err_clear(&p.err);
+	size_t nt = r->o->concurrency ? r->o->concurrency : IMAGE_DEFAULT_CONC;
+	if (nt > n)
+		nt = n;
+	pthread_t *th = nt > 1 ? xcalloc(nt - 1, sizeof(*th)) : NULL;
+	size_t started = 0;
+	for (size_t i = 0; i + 1 < nt; i++) {
+		if (pthread_create(&th[i], NULL, blob_worker, &p) != 0)
+			break;
+		started++;
+	}
+	blob_worker(&p);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(th);
+	pthread_mutex_destroy(&p.mu);
+	if (p.rc)
+		*err = p.err;
+	return p.rc;
+}
+
+static int add_desc(json_t *d, struct blob_desc **v, size_t *n, struct dth_err *err)
+{
+	const char *digest = json_string_value(json_object_get(d, "digest"));
+	json_t *sz = json_object_get(d, "size");
+	if (!digest || !registry_digest_valid(digest) || !json_is_integer(sz) ||
+	    json_integer_value(sz) < 0)
+		return err_set(err, -EBADMSG, "manifest has a bad descriptor (digest or size)");
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*v)[i].digest, digest))
+			return 0;
+	*v = realloc(*v, (*n + 1) * sizeof(**v));
+	if (!*v)
+		abort();
+	strlcpy_s((*v)[*n].digest, digest, sizeof((*v)[*n].digest));
+	(*v)[*n].size = (uint64_t)json_integer_value(sz);
+	(*n)++;
+	return 0;
+}
+
+/* Copy what m references (children or blobs), then m itself to put_ref. */
+static int copy_manifest(struct run *r, const char *src_repo, const char *dst_repo,
+			 const struct registry_manifest *m, const char *put_ref, char *dst_digest,
+			 int depth, struct dth_err *err)
+{
+	enum registry_manifest_kind kind = registry_media_type_kind(m->media_type);
+	if (kind != REGISTRY_KIND_IMAGE && kind != REGISTRY_KIND_INDEX)
+		return err_set(err, -ENOTSUP, "manifest %s: unsupported media type '%s'", m->digest,
+			       m->media_type);
+	json_error_t jerr;
+	json_t *doc = json_loadb(m->body.data, m->body.len, 0, &jerr);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return err_set(err, -EBADMSG, "manifest %s is not a JSON object", m->digest);
+	}
+	int rc = 0;
+	struct blob_desc *blobs = NULL;
+	size_t n = 0;
+	if (kind == REGISTRY_KIND_INDEX) {
+		if (depth >= IMAGE_MAX_DEPTH) {
+			rc = err_set(err, -ENOTSUP, "manifest %s: indexes nested too deep",
+				     m->digest);
+			goto cleanup;
+		}
+		size_t i;
+		json_t *c;
+		json_array_foreach(json_object_get(doc, "manifests"), i, c)
+		{
+			const char *cd = json_string_value(json_object_get(c, "digest"));
+			if (!cd || !registry_digest_valid(cd)) {
+				rc = err_set(err, -EBADMSG, "index %s: child %zu has a bad digest",
+					     m->digest, i);
+				goto cleanup;
+			}
+			struct registry_manifest cm;
+			registry_manifest_init(&cm);
+			rc = registry_manifest_get(r->o->src, src_repo, cd, &cm, err);
+			if (!rc)
+				rc = copy_manifest(r, src_repo, dst_repo, &cm, cm.digest, NULL,
+						   depth + 1, err);
+			registry_manifest_release(&cm);
+			if (rc)
+				goto cleanup;
+		}
+	} else {
+		json_t *cfg = json_object_get(doc, "config");
+		if (!json_is_object(cfg)) {
+			rc = err_set(err, -EBADMSG, "manifest %s has no config", m->digest);
+			goto cleanup;
+		}
+		rc = add_desc(cfg, &blobs, &n, err);
+		size_t i;
+		json_t *l;
+		json_array_foreach(json_object_get(doc, "layers"), i, l)
+		{
+			if (rc)
+				break;
+			const char *lmt = json_string_value(json_object_get(l, "mediaType"));
+			if (json_object_get(l, "urls") && lmt &&
+			    (strstr(lmt, "foreign") || strstr(lmt, "nondistributable")))
+				continue; /* served from elsewhere: not copied */
+			rc = add_desc(l, &blobs, &n, err);
+		}
+		if (!rc)
+			rc = copy_blobs(r, src_repo, dst_repo, blobs, n, err);
+		if (rc)
+			goto cleanup;
+	}
+	rc = registry_manifest_put(r->o->dst, dst_repo, put_ref, m->media_type, m->body.data,
+				   m->body.len, dst_digest, err);
+cleanup:
+	free(blobs);
+	json_decref(doc);
+	return rc;
+}
+
+static bool unreachable_rc(int rc)
+{
+	return rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH ||
+	       rc == -ETIMEDOUT || rc == -EACCES || rc == -EHOSTDOWN;
+}
+
+static void fail_image(struct run *r, const char *ref, int rc, struct dth_err *err)
+{
+	if (!err->message[0])
+		err_set(err, rc, "%s", strerror(-rc));
+	r->res->failed++;
+	if (unreachable_rc(rc))
+		r->unreachable_failures++;
+	log_debug("image %s failed: %s", ref, err->message);
+	if (r->o->on_failure)
+		r->o->on_failure(r->o->on_failure_ctx, ref, rc, err->message);
+}
+
+/* One tag: skip when unchanged, else copy; the outcome is recorded. Returns
+ * a run-level error only (writer failure). */
+static int sync_tag(struct run *r, const char *repo, const char *tag, const char *dst_repo)
+{
+	const struct image_sync_opts *o = r->o;
+	struct buf ref = BUF_INIT;
+	buf_addf(&ref, "%s:%s", repo, tag);
+	struct image_record rec;
+	if (manifest_image_get(o->manifest, o->task_id, ref.data, ref.len, &rec) != 0)
+		memset(&rec, 0, sizeof(rec));
+	struct dth_err err;
+	err_clear(&err);
+	struct registry_manifest hm, gm;
+	registry_manifest_init(&hm);
+	registry_manifest_init(&gm);
+	int wrc = 0;
+	r->res->images++;
+	int rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
+	if (rc)
+		goto failed;
+	if (rec.status == OBJ_DONE && hm.digest[0] && !strcmp(rec.src_digest, hm.digest)) {
+		r->res->skipped++;
+		goto out;
+	}
+	rc = registry_manifest_get(o->src, repo, hm.digest[0] ? hm.digest : tag, &gm, &err);
+	if (rc)
+		goto failed;
+	char dd[REGISTRY_DIGEST_MAX] = "";
+	rc = copy_manifest(r, repo, dst_repo, &gm, tag, dd, 0, &err);
+	if (rc)
+		goto failed;
+	strlcpy_s(rec.src_digest, gm.digest, sizeof(rec.src_digest));
+	strlcpy_s(rec.dst_digest, dd, sizeof(rec.dst_digest));
+	strlcpy_s(rec.media_type, gm.media_type, sizeof(rec.media_type));
+	rec.size = gm.size;
+	rec.status = OBJ_DONE;
+	rec.attempts++;
+	rec.last_error[0] = '\0';
+	rec.copied_at = (int64_t)time(NULL);
+	r->res->copied++;
+	wrc = manifest_writer_put_image(r->w, o->task_id, ref.data, ref.len, &rec);
+	goto out;
+failed:
+	fail_image(r, ref.data, rc, &err);
+	rec.status = OBJ_FAILED;
+	rec.attempts++;
+	strlcpy_s(rec.last_error, err.message, sizeof(rec.last_error));
+	wrc = manifest_writer_put_image(r->w, o->task_id, ref.data, ref.len, &rec);
+out:
+	registry_manifest_release(&hm);
+	registry_manifest_release(&gm);
+	buf_release(&ref);
+	return wrc;
+}
+
+static int collect_tag(void *ctx, const char *name)
+{
+	struct buf *b = ctx;
+	buf_add(b, name, strlen(name) + 1);
+	return 0;
+}
+
+static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
+{
+	const struct image_sync_opts *o = r->o;
+	char *repo = NULL, *tag = NULL, *digest = NULL;
+	struct dth_err err;
+	err_clear(&err);
+	struct buf dst_repo = BUF_INIT, tags = BUF_INIT;
+	int wrc = 0;
+	int rc = registry_parse_reference(spec, &repo, &tag, &digest, &err);
+	if (!rc && digest)
+		rc = err_set(&err, -EINVAL, "%s: digest references are not supported (give a tag)",
+			     spec);
+	if (rc) {
+		r->res->images++;
+		fail_image(r, spec, rc, &err);
+		goto out;
+	}
+	if (o->dst_prefix && o->dst_prefix[0]) {
+		size_t pl = strlen(o->dst_prefix);
+		while (pl && o->dst_prefix[pl - 1] == '/')
+			pl--;
+		buf_add(&dst_repo, o->dst_prefix, pl);
+		buf_addch(&dst_repo, '/');
+	}
+	buf_adds(&dst_repo, repo);
+	if (tag) {
+		wrc = sync_tag(r, repo, tag, dst_repo.data);
+		goto out;
+	}
+	rc = registry_tags_list(o->src, repo, collect_tag, &tags, &err);
+	if (rc) {
+		r->res->images++;
+		fail_image(r, repo, rc, &err);
+		goto out;
+	}
+	for (size_t off = 0; off < tags.len && !wrc; off += strlen(tags.data + off) + 1) {
+		if (o->stop && *o->stop)
+			break;
+		wrc = sync_tag(r, repo, tags.data + off, dst_repo.data);
+	}
+out:
+	if (wrc)
+		err_set(run_err, wrc, "manifest writer: %s", strerror(-wrc));
+	buf_release(&dst_repo);
+	buf_release(&tags);
+	free(repo);
+	free(tag);
+	free(digest);
+	return wrc;
+}
+
+int image_sync_run(const struct image_sync_opts *o, struct image_sync_result *res,
+		   struct dth_err *err)
+{
+	memset(res, 0, sizeof(*res));
+	if (!o->src || !o->dst || !o->manifest)
+		return err_set(err, -EINVAL,
+			       "image sync needs a source, a destination and a manifest");
+	double t0 = now_mono();
+	struct run r;
+	memset(&r, 0, sizeof(r));
+	r.o = o;
+	r.res = res;
+	r.dst_reg = registry_client_url(o->dst);
+	pthread_mutex_init(&r.mu, NULL);
+	buf_init(&r.seen);
+	r.w = manifest_writer_new(o->manifest, 256, 200, err);
+	int rc = 0;
+	if (!r.w) {
+		rc = err->code ? err->code : -EIO;
+		goto out;
+	}
+	for (size_t i = 0; i < o->n_images && !rc; i++) {
+		if (o->stop && *o->stop) {
+			rc = err_set(err, -EINTR, "interrupted");
+			break;
+		}
+		rc = sync_spec(&r, o->images[i], err);
+	}
+	int frc = manifest_writer_free(r.w);
+	if (frc && !rc)
+		rc = err_set(err, frc, "manifest writer: %s", strerror(-frc));
+	if (!rc && o->stop && *o->stop)
+		rc = err_set(err, -EINTR, "interrupted");
+out:
+	res->unreachable =
+	    res->failed && !res->copied && !res->skipped && r.unreachable_failures == res->failed;
+	res->seconds = now_mono() - t0;
+	buf_release(&r.seen);
+	pthread_mutex_destroy(&r.mu);
+	return rc;
+}

@@ -1,0 +1,60 @@
+/* Image mirroring: one run of an image task copies tags of repositories from
+ * a source registry to a destination registry, manifests byte for byte
+ * (digests preserved), children of an index before the index, blobs before
+ * the manifest that references them. State lives in the manifest's images db
+ * (per task and "repo:tag": the source digest last copied) and blobs db (per
+ * destination registry and repo: blobs known present).
+ *
+ * Incremental floor: a tag whose source manifest digest (one HEAD by tag)
+ * equals its record's src_digest with status done is skipped with no other
+ * request at either registry. */
+#ifndef DTH_IMAGE_H
+#define DTH_IMAGE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/util.h"
+
+struct registry_client;
+struct manifest;
+
+struct image_sync_opts {
+	struct registry_client *src; /* borrowed */
+	struct registry_client *dst; /* borrowed */
+	const char *dst_prefix;	     /* "" or NULL: repos keep their name; else PREFIX/REPO */
+	struct manifest *manifest;   /* opened read-write; a writer is made for the run */
+	uint32_t task_id;
+	const char *const *images; /* "repo[:tag]"; no tag: every tag (tags list) */
+	size_t n_images;
+	unsigned concurrency; /* blob copies in parallel; 0: 8 */
+	/* Called (from the calling thread) for each image that failed; ref is
+	 * "repo:tag" (or "repo" when its tags could not be listed). */
+	void (*on_failure)(void *ctx, const char *ref, int rc, const char *message);
+	void *on_failure_ctx;
+	volatile sig_atomic_t *stop; /* set: stop after the current tag */
+};
+
+struct image_sync_result {
+	uint64_t images;	/* tags considered */
+	uint64_t copied;	/* tags copied */
+	uint64_t skipped;	/* tags unchanged since their last copy */
+	uint64_t failed;	/* tags (or tag-less repos) that failed */
+	uint64_t blobs;		/* blobs uploaded or mounted */
+	uint64_t blobs_mounted; /* of which by cross-repository mount */
+	uint64_t blobs_present; /* found at the destination (db or HEAD) */
+	uint64_t bytes;		/* blob bytes uploaded */
+	double seconds;
+	bool unreachable; /* nothing done and a registry could not be reached or refused us */
+};
+
+/* Run once. 0 when the run went through (res->failed says whether some
+ * images failed), or a negative errno for a run-level failure (bad options,
+ * manifest writer failure, interrupted: -EINTR) with err set. */
+int image_sync_run(const struct image_sync_opts *o, struct image_sync_result *res,
+		   struct dth_err *err) WUR;
+
+#endif
