@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct run {
 	pthread_mutex_t mu; /* res counters and seen */
 	struct buf seen;    /* "\nREPO@DIGEST" entries known present during this run */
 	uint64_t unreachable_failures;
+	bool catalog_unreachable; /* all: the catalog was refused or unreachable */
 };
 
 static bool seen_has(struct run *r, const char *repo, const char *digest)
@@ -282,6 +284,123 @@ static int add_desc(json_t *d, struct blob_desc **v, size_t *n, struct dth_err *
 	return 0;
 }
 
+int image_parse_platforms(const char *s, struct image_platform **out, size_t *n,
+			  struct dth_err *err)
+{
+	*out = NULL;
+	*n = 0;
+	const char *p = s;
+	for (;;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		char ent[128];
+		if (len == 0 || len >= sizeof(ent))
+			goto bad;
+		memcpy(ent, p, len);
+		ent[len] = '\0';
+		char *f[3] = {NULL, NULL, NULL};
+		size_t nf = 0;
+		char *q = ent;
+		for (;;) {
+			char *sl = strchr(q, '/');
+			if (nf == 3)
+				goto bad;
+			f[nf++] = q;
+			if (!sl)
+				break;
+			*sl = '\0';
+			q = sl + 1;
+		}
+		if (nf < 2)
+			goto bad;
+		struct image_platform pl;
+		memset(&pl, 0, sizeof(pl));
+		for (size_t i = 0; i < nf; i++) {
+			size_t fl = strlen(f[i]);
+			if (!fl || fl >= sizeof(pl.os))
+				goto bad;
+			for (const char *c = f[i]; *c; c++)
+				if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+				      (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' ||
+				      *c == '.'))
+					goto bad;
+		}
+		strlcpy_s(pl.os, f[0], sizeof(pl.os));
+		strlcpy_s(pl.arch, f[1], sizeof(pl.arch));
+		if (f[2])
+			strlcpy_s(pl.variant, f[2], sizeof(pl.variant));
+		*out = realloc(*out, (*n + 1) * sizeof(**out));
+		if (!*out)
+			abort();
+		(*out)[(*n)++] = pl;
+		if (!e)
+			return 0;
+		p = e + 1;
+		continue;
+	bad:
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return err_set(err, -EINVAL,
+			       "bad --platform entry '%.*s': expected os/arch[/variant] "
+			       "(e.g. linux/amd64, linux/arm64/v8), comma-separated",
+			       (int)(len > 100 ? 100 : len), p);
+	}
+}
+
+bool image_tag_matches(const regex_t *re, const char *tag)
+{
+	regmatch_t pm[1];
+	if (regexec(re, tag, 1, pm, 0) != 0)
+		return false;
+	/* "^(...)$" already anchors; the span check guards against a regex
+	 * whose parentheses escape the wrapping */
+	return pm[0].rm_so == 0 && (size_t)pm[0].rm_eo == strlen(tag);
+}
+
+static bool platform_matches(const struct image_sync_opts *o, const char *os, const char *arch,
+			     const char *variant)
+{
+	if (!os || !arch)
+		return false;
+	for (size_t i = 0; i < o->n_platforms; i++) {
+		const struct image_platform *p = &o->platforms[i];
+		if (strcmp(p->os, os) || strcmp(p->arch, arch))
+			continue;
+		if (p->variant[0] && (!variant || strcmp(p->variant, variant)))
+			continue;
+		return true;
+	}
+	return false;
+}
+
+static bool platform_json_matches(const struct image_sync_opts *o, json_t *p)
+{
+	if (!json_is_object(p))
+		return false;
+	return platform_matches(o, json_string_value(json_object_get(p, "os")),
+				json_string_value(json_object_get(p, "architecture")),
+				json_string_value(json_object_get(p, "variant")));
+}
+
+static void platforms_str(const struct image_sync_opts *o, struct buf *out)
+{
+	for (size_t i = 0; i < o->n_platforms; i++) {
+		const struct image_platform *p = &o->platforms[i];
+		buf_addf(out, "%s%s/%s%s%s", i ? "," : "", p->os, p->arch, p->variant[0] ? "/" : "",
+			 p->variant);
+	}
+}
+
+static int sink_buf(void *ctx, const void *data, size_t len)
+{
+	struct buf *b = ctx;
+	if (b->len + len > REGISTRY_MANIFEST_MAX)
+		return -EFBIG;
+	buf_add(b, data, len);
+	return 0;
+}
+
 /* Copy what m references (children or blobs), then m itself to put_ref. */
 static int copy_manifest(struct run *r, const char *src_repo, const char *dst_repo,
 			 const struct registry_manifest *m, const char *put_ref, char *dst_digest,
@@ -358,6 +477,124 @@ cleanup:
 	return rc;
 }
 
+static int get_and_copy(struct run *r, const char *repo, const char *dst_repo, json_t *desc,
+			const char *put_ref, char *dst_digest, char *put_mt, struct dth_err *err)
+{
+	const char *cd = json_string_value(json_object_get(desc, "digest"));
+	if (!cd || !registry_digest_valid(cd))
+		return err_set(err, -EBADMSG, "index has a child with a bad digest");
+	struct registry_manifest cm;
+	registry_manifest_init(&cm);
+	int rc = registry_manifest_get(r->o->src, repo, cd, &cm, err);
+	if (!rc)
+		rc = copy_manifest(r, repo, dst_repo, &cm, put_ref ? put_ref : cm.digest,
+				   dst_digest, 1, err);
+	if (!rc && put_mt)
+		strlcpy_s(put_mt, cm.media_type, REGISTRY_MEDIA_TYPE_MAX);
+	registry_manifest_release(&cm);
+	return rc;
+}
+
+/* Copy the top-level manifest gm of a tag, applying --platform (image.h).
+ * *filtered (with note set) when nothing matched: nothing was copied. put_mt
+ * (REGISTRY_MEDIA_TYPE_MAX) gets the media type of what went to the tag. */
+static int copy_selected(struct run *r, const char *repo, const char *dst_repo,
+			 const struct registry_manifest *gm, const char *tag, char *dd,
+			 char *put_mt, bool *filtered, struct buf *note, struct dth_err *err)
+{
+	const struct image_sync_opts *o = r->o;
+	*filtered = false;
+	strlcpy_s(put_mt, gm->media_type, REGISTRY_MEDIA_TYPE_MAX);
+	enum registry_manifest_kind kind = registry_media_type_kind(gm->media_type);
+	json_t *doc = NULL;
+	if (o->n_platforms && (kind == REGISTRY_KIND_IMAGE || kind == REGISTRY_KIND_INDEX))
+		doc = json_loadb(gm->body.data, gm->body.len, 0, NULL);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
+	}
+	struct buf want = BUF_INIT;
+	platforms_str(o, &want);
+	int rc = 0;
+	json_t *keep = NULL;
+	if (kind == REGISTRY_KIND_IMAGE) {
+		json_t *cfg = json_object_get(doc, "config");
+		const char *cd = json_string_value(json_object_get(cfg, "digest"));
+		json_t *sz = json_object_get(cfg, "size");
+		if (!cd || !registry_digest_valid(cd) || !json_is_integer(sz) ||
+		    json_integer_value(sz) < 0 ||
+		    (uint64_t)json_integer_value(sz) > REGISTRY_MANIFEST_MAX) {
+			rc = copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
+			goto out;
+		}
+		struct buf cb = BUF_INIT;
+		rc = registry_blob_get(o->src, repo, cd, (uint64_t)json_integer_value(sz), sink_buf,
+				       &cb, NULL, err);
+		if (rc) {
+			buf_release(&cb);
+			err_prefix(err, "config %s (for --platform)", cd);
+			goto out;
+		}
+		json_t *c = json_loadb(cb.data, cb.len, 0, NULL);
+		buf_release(&cb);
+		const char *os = json_string_value(json_object_get(c, "os"));
+		const char *arch = json_string_value(json_object_get(c, "architecture"));
+		const char *var = json_string_value(json_object_get(c, "variant"));
+		if (!platform_matches(o, os, arch, var)) {
+			*filtered = true;
+			buf_addf(note, "skipped: the image is for %s/%s%s%s, not --platform %s",
+				 os ? os : "?", arch ? arch : "?", var ? "/" : "", var ? var : "",
+				 want.data);
+			json_decref(c);
+			goto out;
+		}
+		json_decref(c);
+		rc = copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
+		goto out;
+	}
+	json_t *ms = json_object_get(doc, "manifests");
+	keep = json_array();
+	size_t i;
+	json_t *c;
+	json_array_foreach(ms, i, c)
+	{
+		if (platform_json_matches(o, json_object_get(c, "platform")))
+			json_array_append(keep, c);
+	}
+	size_t nk = json_array_size(keep);
+	if (nk == 0) {
+		*filtered = true;
+		buf_addf(note, "skipped: no manifest of the index is for --platform %s", want.data);
+	} else if (nk == json_array_size(ms)) {
+		rc = copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
+	} else if (nk == 1) {
+		/* the tag becomes that platform's manifest itself (digest kept) */
+		rc = get_and_copy(r, repo, dst_repo, json_array_get(keep, 0), tag, dd, put_mt, err);
+	} else {
+		/* a new index of the selected children: children first, then it */
+		json_array_foreach(keep, i, c)
+		{
+			rc = get_and_copy(r, repo, dst_repo, c, NULL, NULL, NULL, err);
+			if (rc)
+				goto out;
+		}
+		json_object_set(doc, "manifests", keep);
+		char *body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (!body) {
+			rc = err_set(err, -ENOMEM, "cannot write the filtered index");
+			goto out;
+		}
+		rc = registry_manifest_put(o->dst, dst_repo, tag, gm->media_type, body,
+					   strlen(body), dd, err);
+		free(body);
+	}
+out:
+	json_decref(keep);
+	json_decref(doc);
+	buf_release(&want);
+	return rc;
+}
+
 static bool unreachable_rc(int rc)
 {
 	return rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH ||
@@ -396,7 +633,14 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 	int rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
 	if (rc)
 		goto failed;
-	if (rec.status == OBJ_DONE && hm.digest[0] && !strcmp(rec.src_digest, hm.digest)) {
+	/* Unchanged at the source. Without --platform the destination must hold
+	 * the source manifest itself (not a platform selection of an earlier
+	 * run); with it, a tag skipped for its platform stays skipped. */
+	bool filtering = o->n_platforms > 0;
+	if (hm.digest[0] && !strcmp(rec.src_digest, hm.digest) &&
+	    ((rec.status == OBJ_DONE &&
+	      (filtering || !rec.dst_digest[0] || !strcmp(rec.dst_digest, rec.src_digest))) ||
+	     (rec.status == OBJ_SKIPPED && filtering))) {
 		r->res->skipped++;
 		goto out;
 	}
@@ -404,18 +648,33 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 	if (rc)
 		goto failed;
 	char dd[REGISTRY_DIGEST_MAX] = "";
-	rc = copy_manifest(r, repo, dst_repo, &gm, tag, dd, 0, &err);
-	if (rc)
+	char put_mt[REGISTRY_MEDIA_TYPE_MAX] = "";
+	bool filtered = false;
+	struct buf note = BUF_INIT;
+	rc = copy_selected(r, repo, dst_repo, &gm, tag, dd, put_mt, &filtered, &note, &err);
+	if (rc) {
+		buf_release(&note);
 		goto failed;
+	}
 	strlcpy_s(rec.src_digest, gm.digest, sizeof(rec.src_digest));
 	strlcpy_s(rec.dst_digest, dd, sizeof(rec.dst_digest));
-	strlcpy_s(rec.media_type, gm.media_type, sizeof(rec.media_type));
+	strlcpy_s(rec.media_type, put_mt, sizeof(rec.media_type));
 	rec.size = gm.size;
-	rec.status = OBJ_DONE;
 	rec.attempts++;
 	rec.last_error[0] = '\0';
-	rec.copied_at = (int64_t)time(NULL);
-	r->res->copied++;
+	if (filtered) {
+		rec.status = OBJ_SKIPPED;
+		strlcpy_s(rec.last_error, note.data, sizeof(rec.last_error));
+		r->res->filtered++;
+		log_debug("image %s: %s", ref.data, note.data);
+		if (o->on_note)
+			o->on_note(o->on_note_ctx, ref.data, note.data);
+	} else {
+		rec.status = OBJ_DONE;
+		rec.copied_at = (int64_t)time(NULL);
+		r->res->copied++;
+	}
+	buf_release(&note);
 	wrc = manifest_writer_put_image(r->w, o->task_id, ref.data, ref.len, &rec);
 	goto out;
 failed:
@@ -476,6 +735,8 @@ static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
 	for (size_t off = 0; off < tags.len && !wrc; off += strlen(tags.data + off) + 1) {
 		if (o->stop && *o->stop)
 			break;
+		if (o->tags_re && !image_tag_matches(o->tags_re, tags.data + off))
+			continue;
 		wrc = sync_tag(r, repo, tags.data + off, dst_repo.data);
 	}
 out:
@@ -517,14 +778,31 @@ int image_sync_run(const struct image_sync_opts *o, struct image_sync_result *re
 		}
 		rc = sync_spec(&r, o->images[i], err);
 	}
+	if (!rc && o->all && !(o->stop && *o->stop)) {
+		struct buf repos = BUF_INIT;
+		rc = registry_catalog(o->src, collect_tag, &repos, err);
+		if (rc) {
+			if (!err->message[0])
+				err_set(err, rc, "%s", strerror(-rc));
+			err_prefix(err, "--all: cannot list the repositories of %s (catalog)",
+				   registry_client_name(o->src));
+			r.catalog_unreachable = unreachable_rc(rc);
+		}
+		for (size_t off = 0; !rc && off < repos.len; off += strlen(repos.data + off) + 1) {
+			if (o->stop && *o->stop)
+				break;
+			rc = sync_spec(&r, repos.data + off, err);
+		}
+		buf_release(&repos);
+	}
 	int frc = manifest_writer_free(r.w);
 	if (frc && !rc)
 		rc = err_set(err, frc, "manifest writer: %s", strerror(-frc));
 	if (!rc && o->stop && *o->stop)
 		rc = err_set(err, -EINTR, "interrupted");
 out:
-	res->unreachable =
-	    res->failed && !res->copied && !res->skipped && r.unreachable_failures == res->failed;
+	res->unreachable = r.catalog_unreachable || (res->failed && !res->copied && !res->skipped &&
+						     r.unreachable_failures == res->failed);
 	res->seconds = now_mono() - t0;
 	buf_release(&r.seen);
 	pthread_mutex_destroy(&r.mu);

@@ -11,6 +11,7 @@
 #ifndef DTH_IMAGE_H
 #define DTH_IMAGE_H
 
+#include <regex.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +23,22 @@
 struct registry_client;
 struct manifest;
 
+/* One --platform entry: "os/arch[/variant]". An empty variant matches any
+ * variant (linux/arm64 matches linux/arm64/v8); a given one must be equal. */
+struct image_platform {
+	char os[32];
+	char arch[32];
+	char variant[32];
+};
+
+/* Parse "os/arch[/variant][,...]" into *out (malloc'd, *n entries). 0, or
+ * -EINVAL with err naming the bad entry. */
+int image_parse_platforms(const char *s, struct image_platform **out, size_t *n,
+			  struct dth_err *err) WUR;
+/* Whether re (compiled by the caller as "^(REGEX)$", REG_EXTENDED) matches
+ * the whole of tag. */
+bool image_tag_matches(const regex_t *re, const char *tag);
+
 struct image_sync_opts {
 	struct registry_client *src; /* borrowed */
 	struct registry_client *dst; /* borrowed */
@@ -30,6 +47,26 @@ struct image_sync_opts {
 	uint32_t task_id;
 	const char *const *images; /* "repo[:tag]"; no tag: every tag (tags list) */
 	size_t n_images;
+	/* Every repository of the source (its catalog), each with every tag, after
+	 * images. A catalog the source refuses or cannot serve is a run error. */
+	bool all;
+	/* NULL, or a filter on the tags of repos given without a tag (and of all):
+	 * only tags it matches whole are considered. Explicit tags are kept. */
+	const regex_t *tags_re;
+	/* n_platforms 0: every platform, an index copied byte for byte. Else, for
+	 * an index whose children do not all match: none matches -> the tag is
+	 * skipped with a note (status skipped); exactly one -> the destination tag
+	 * is that child manifest itself (its digest kept); several -> a new index
+	 * of only those children (same media type, new digest: the record's
+	 * dst_digest). An image manifest whose config's os/architecture/variant
+	 * does not match is skipped with a note. The record's src_digest is the
+	 * source digest either way (the rerun floor holds). Indexes nested in an
+	 * index are copied whole. */
+	const struct image_platform *platforms;
+	size_t n_platforms;
+	/* Called (from the calling thread) for each tag skipped for its platform. */
+	void (*on_note)(void *ctx, const char *ref, const char *message);
+	void *on_note_ctx;
 	unsigned concurrency; /* blob copies in parallel; 0: 8 */
 	/* Called (from the calling thread) for each image that failed; ref is
 	 * "repo:tag" (or "repo" when its tags could not be listed). */
@@ -43,12 +80,14 @@ struct image_sync_result {
 	uint64_t copied;	/* tags copied */
 	uint64_t skipped;	/* tags unchanged since their last copy */
 	uint64_t failed;	/* tags (or tag-less repos) that failed */
+	uint64_t filtered;	/* tags skipped: no platform matched (--platform) */
 	uint64_t blobs;		/* blobs uploaded or mounted */
 	uint64_t blobs_mounted; /* of which by cross-repository mount */
 	uint64_t blobs_present; /* found at the destination (db or HEAD) */
 	uint64_t bytes;		/* blob bytes uploaded */
 	double seconds;
-	bool unreachable; /* nothing done and a registry could not be reached or refused us */
+	bool unreachable; /* nothing done and a registry could not be reached or refused us,
+			     or (all) the catalog could not be read for that reason */
 };
 
 /* Run once. 0 when the run went through (res->failed says whether some

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,9 @@ static void image_usage(FILE *f)
 	      "       dth image tags [--config FILE] REMOTE:REPO\n"
 	      "       dth image repos [--config FILE] REMOTE:\n"
 	      "       dth image sync [--config FILE] [--state DIR] [--task NAME]\n"
-	      "                      (--images LIST | --images-file FILE) [--concurrency N]\n"
-	      "                      [--json] SRC: DST:[PREFIX]\n"
+	      "                      (--images LIST | --images-file FILE | --all)\n"
+	      "                      [--tags REGEX] [--platform OS/ARCH[/VARIANT][,...]]\n"
+	      "                      [--concurrency N] [--json] SRC: DST:[PREFIX]\n"
 	      "\n"
 	      "  inspect   the manifest of an image: without --raw, JSON with its digest,\n"
 	      "            media type and size (and, for an index, each platform's manifest);\n"
@@ -36,6 +38,22 @@ static void image_usage(FILE *f)
 	      "  sync      copy images (LIST: repo[:tag],...; a repo without a tag: every tag)\n"
 	      "            from SRC to DST (under PREFIX/), manifests byte for byte; a rerun\n"
 	      "            skips tags whose source digest is unchanged\n"
+	      "            --all: every repository of SRC (its catalog), each with every tag;\n"
+	      "            a registry refusing the catalog is a run error (exit 3)\n"
+	      "            --tags REGEX: of repos given without a tag (and of --all), only\n"
+	      "            tags the POSIX extended REGEX matches whole (explicit tags are kept)\n"
+	      "            --platform: copy only those platforms (a platform without a variant\n"
+	      "            matches every variant). Without it an index is copied whole, its\n"
+	      "            digest kept. With it, for an index: when every child matches, the\n"
+	      "            index is copied whole (digest kept); when exactly one matches, the\n"
+	      "            destination tag is that child manifest itself (the child's digest);\n"
+	      "            when several match, the tag gets a new index of only those children\n"
+	      "            (same media type, a new digest, recorded as the tag's dst_digest);\n"
+	      "            when none matches, the tag is skipped with a note. An image manifest\n"
+	      "            whose config is for another platform is skipped with a note.\n"
+	      "            Reruns skip unchanged tags; a run without --platform recopies whole\n"
+	      "            the tags an earlier --platform run narrowed or skipped, but a new\n"
+	      "            --platform selection of unchanged tags needs another --task\n"
 	      "\n"
 	      "REMOTE is a [remote NAME] of type registry in the config file.\n"
 	      "\nexit status: 0 done, 1 failed, 2 bad usage or config, 3 the registry cannot be\n"
@@ -362,7 +380,15 @@ static void add_images(const char *list, char sep, char ***v, size_t *n)
 
 struct sync_failures {
 	json_t *list;
+	json_t *notes;
 };
+
+static void on_image_note(void *ctx, const char *ref, const char *message)
+{
+	struct sync_failures *f = ctx;
+	json_array_append_new(f->notes, json_pack("{s:s, s:s}", "image", ref, "note", message));
+	fprintf(stderr, "dth: note: %s: %s\n", ref, message);
+}
 
 static void on_image_failure(void *ctx, const char *ref, int rc, const char *message)
 {
@@ -398,10 +424,27 @@ static int image_sync_cmd(int argc, char **argv)
 	char *src_name = NULL, *dst_name = NULL, *state_dir = NULL;
 	struct manifest *m = NULL;
 	struct buf tname = BUF_INIT;
-	struct sync_failures fails = {json_array()};
+	struct sync_failures fails = {json_array(), json_array()};
+	bool all = false, have_re = false;
+	const char *tags_arg = NULL, *platform_arg = NULL;
+	regex_t tags_re;
+	struct image_platform *platforms = NULL;
+	size_t n_platforms = 0;
 	struct dth_err err;
 	err_clear(&err);
-	enum { O_CONFIG = 256, O_STATE, O_TASK, O_IMAGES, O_IMAGES_FILE, O_CONC, O_JSON, O_HELP };
+	enum {
+		O_CONFIG = 256,
+		O_STATE,
+		O_TASK,
+		O_IMAGES,
+		O_IMAGES_FILE,
+		O_CONC,
+		O_JSON,
+		O_HELP,
+		O_ALL,
+		O_TAGS,
+		O_PLATFORM
+	};
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, O_CONFIG},
 	    {"state", required_argument, NULL, O_STATE},
@@ -410,6 +453,9 @@ static int image_sync_cmd(int argc, char **argv)
 	    {"images-file", required_argument, NULL, O_IMAGES_FILE},
 	    {"concurrency", required_argument, NULL, O_CONC},
 	    {"json", no_argument, NULL, O_JSON},
+	    {"all", no_argument, NULL, O_ALL},
+	    {"tags", required_argument, NULL, O_TAGS},
+	    {"platform", required_argument, NULL, O_PLATFORM},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -449,6 +495,15 @@ static int image_sync_cmd(int argc, char **argv)
 		case O_JSON:
 			json = true;
 			break;
+		case O_ALL:
+			all = true;
+			break;
+		case O_TAGS:
+			tags_arg = optarg;
+			break;
+		case O_PLATFORM:
+			platform_arg = optarg;
+			break;
 		case 'h':
 		case O_HELP:
 			image_usage(stdout);
@@ -482,9 +537,41 @@ static int image_sync_cmd(int argc, char **argv)
 		add_images(buf_str(&text), '\n', &images, &n_images);
 		buf_release(&text);
 	}
-	if (!images_given || n_images == 0) {
-		cli_error("image sync needs --images LIST or --images-file FILE");
+	if (all && images_given) {
+		cli_error("image sync: give --all or --images/--images-file, not both");
 		goto out;
+	}
+	if (!all && (!images_given || n_images == 0)) {
+		cli_error("image sync needs --images LIST, --images-file FILE or --all");
+		goto out;
+	}
+	if (tags_arg) {
+		struct buf wrapped = BUF_INIT;
+		buf_addf(&wrapped, "^(%s)$", tags_arg);
+		regex_t plain;
+		int rrc = regcomp(&plain, tags_arg, REG_EXTENDED | REG_NOSUB);
+		if (rrc == 0) {
+			regfree(&plain);
+			rrc = regcomp(&tags_re, wrapped.data, REG_EXTENDED);
+		} else {
+			memcpy(&tags_re, &plain, sizeof(plain));
+		}
+		buf_release(&wrapped);
+		if (rrc) {
+			char msg[256];
+			regerror(rrc, &tags_re, msg, sizeof(msg));
+			cli_error("image sync: bad --tags regex '%s': %s", tags_arg, msg);
+			goto out;
+		}
+		have_re = true;
+	}
+	if (platform_arg) {
+		struct dth_err perr;
+		err_clear(&perr);
+		if (image_parse_platforms(platform_arg, &platforms, &n_platforms, &perr)) {
+			cli_error("image sync: %s", perr.message);
+			goto out;
+		}
 	}
 	const char *src = argv[optind], *dst = argv[optind + 1];
 	const char *src_rest, *prefix;
@@ -562,6 +649,12 @@ static int image_sync_cmd(int argc, char **argv)
 	o.task_id = task_id;
 	o.images = (const char *const *)images;
 	o.n_images = n_images;
+	o.all = all;
+	o.tags_re = have_re ? &tags_re : NULL;
+	o.platforms = platforms;
+	o.n_platforms = n_platforms;
+	o.on_note = on_image_note;
+	o.on_note_ctx = &fails;
 	o.concurrency = (unsigned)conc;
 	o.on_failure = on_image_failure;
 	o.on_failure_ctx = &fails;
@@ -585,7 +678,7 @@ static int image_sync_cmd(int argc, char **argv)
 	registry_client_counts(cd, nd);
 	if (rc) {
 		cli_error("%s", err.message[0] ? err.message : strerror(-rc));
-		exitc = EXIT_SOME_FAILED;
+		exitc = res.unreachable ? EXIT_UNREACHABLE : EXIT_SOME_FAILED;
 	} else if (res.unreachable) {
 		exitc = EXIT_UNREACHABLE;
 	} else {
@@ -603,6 +696,8 @@ static int image_sync_cmd(int argc, char **argv)
 		    "blobs_present", (json_int_t)res.blobs_present, "bytes", (json_int_t)res.bytes,
 		    "seconds", res.seconds, "requests", reqs);
 		json_object_set(out, "failures", fails.list);
+		json_object_set_new(out, "filtered", json_integer((json_int_t)res.filtered));
+		json_object_set(out, "notes", fails.notes);
 		if (rc)
 			json_object_set_new(out, "error", json_string(err.message));
 		char *s = json_dumps(out, JSON_COMPACT);
@@ -626,6 +721,10 @@ static int image_sync_cmd(int argc, char **argv)
 	}
 out:
 	json_decref(fails.list);
+	json_decref(fails.notes);
+	if (have_re)
+		regfree(&tags_re);
+	free(platforms);
 	if (m)
 		manifest_free(m);
 	registry_client_free(cs);

@@ -227,3 +227,267 @@ def test_cross_repo_mount(ctx):
     mounts = [p for m, p in _dth_requests("dst", off_dst) if m == "POST"]
     assert len(mounts) == n and all("from=%s/test/tiny" % a in p for p in mounts), mounts
     _check_copied("test/tiny", b + "/test/tiny", "v1")
+
+
+# ---- --all, --tags, --platform ----
+
+MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, "application/vnd.oci.image.index.v1+json",
+                             "application/vnd.docker.distribution.manifest.v2+json",
+                             "application/vnd.docker.distribution.manifest.list.v2+json"))
+
+
+def _sync_opts(ctx, opts, dst, check_exit=0, task="img"):
+    """dth image sync with opts as given (no --images added); the --json result."""
+    args = ["image", "sync", "--config", ctx.config, "--state", ctx.state, "--task", task,
+            "--json"] + list(opts) + ["src:", dst]
+    rc, out, _ = ctx.run_dth(args, check_exit=check_exit)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _src_get(path):
+    r = requests.get(lib.registry_url("src") + path, timeout=60)
+    assert r.status_code == 200, (path, r.status_code)
+    return r.json()
+
+
+def _dst_tags(repo):
+    """Tags of repo at dst (None when the repository does not exist)."""
+    r = requests.get("%s/v2/%s/tags/list" % (lib.registry_url("dst"), repo),
+                     auth=(lib.REG_USER, lib.REG_PASS), timeout=60)
+    if r.status_code == 404:
+        return None
+    assert r.status_code == 200, (repo, r.status_code)
+    return sorted(r.json().get("tags") or [])
+
+
+def _dst_has_blob(repo, digest):
+    r = requests.head("%s/v2/%s/blobs/%s" % (lib.registry_url("dst"), repo, digest),
+                      auth=(lib.REG_USER, lib.REG_PASS), timeout=60)
+    assert r.status_code in (200, 404), r.status_code
+    return r.status_code == 200
+
+
+def _is_schema1(repo, tag):
+    r = requests.get("%s/v2/%s/manifests/%s" % (lib.registry_url("src"), repo, tag),
+                     headers={"Accept": MANIFEST_ACCEPT}, timeout=60)
+    assert r.status_code == 200, (repo, tag, r.status_code)
+    return json.loads(r.content).get("schemaVersion") == 1
+
+
+def _images_json(ctx, task="img"):
+    _, out, _ = ctx.run_dth(["manifest", "images", "--json", "--state", ctx.state, task])
+    return dict((d["ref"], d) for d in map(json.loads, out.strip().splitlines()))
+
+
+def _check_tree(src_repo, dst_repo, ref):
+    """Like _check_copied, for an index of any number of children."""
+    sep = "@" if ref.startswith("sha256:") else ":"
+    want = lib.skopeo_raw("src", src_repo + sep + ref)
+    doc = json.loads(want)
+    if "manifests" not in doc:
+        return _check_copied(src_repo, dst_repo, ref)
+    assert lib.skopeo_raw("dst", dst_repo + sep + ref) == want, (dst_repo, ref)
+    for child in doc["manifests"]:
+        _check_tree(src_repo, dst_repo, child["digest"])
+
+
+def test_all_copies_every_repo_and_tag(ctx):
+    test_registry.images()
+    _config(ctx)
+    want, schema1 = [], []
+    for repo in _src_get("/v2/_catalog?n=1000")["repositories"]:
+        for tag in _src_get("/v2/%s/tags/list" % repo).get("tags") or []:
+            (schema1 if _is_schema1(repo, tag) else want).append((repo, tag))
+    assert ("test/tiny", "multi") in want and ("test/docker", "v2s2") in want, want
+    pre = _prefix("iall")
+    res = _sync_opts(ctx, ["--all"], "dst:" + pre, check_exit=1 if schema1 else 0)
+    assert res["images"] == len(want) + len(schema1), (res, want, schema1)
+    assert (res["copied"], res["failed"]) == (len(want), len(schema1)), res
+    assert sorted(f["image"] for f in res["failures"]) == sorted("%s:%s" % t for t in schema1)
+    for repo, tag in want:
+        _check_tree(repo, pre + "/" + repo, tag)
+    for repo in set(r for r, _ in want):
+        assert _dst_tags(pre + "/" + repo) == sorted(t for r, t in want if r == repo), repo
+    # a rerun is at the floor for every copied tag: nothing at the destination
+    res = _sync_opts(ctx, ["--all"], "dst:" + pre, check_exit=1 if schema1 else 0)
+    assert (res["copied"], res["skipped"]) == (0, len(want)), res
+    assert res["requests"]["destination"]["total"] == 0, res["requests"]
+
+
+def test_all_refused_catalog_exits_3(ctx):
+    test_registry.images()
+    ctx.write_config(lib.registry_section("anon", "token")
+                     + lib.registry_section("dst", "dst", lib.REG_USER, lib.REG_PASS))
+    args = ["image", "sync", "--config", ctx.config, "--state", ctx.state, "--task", "anon",
+            "--all", "anon:", "dst:" + _prefix("ianon")]
+    _, _, err = ctx.run_dth(args, check_exit=3)
+    assert "--all" in err and "catalog" in err and "401" in err, err
+
+
+def test_tags_filter(ctx):
+    test_registry.images()
+    _config(ctx)
+    pre = _prefix("itags")
+    res = _sync(ctx, ["test/tiny", "test/docker"], "dst:" + pre, "--tags", "v[0-9]+")
+    assert (res["images"], res["copied"], res["failed"]) == (1, 1, 0), res
+    assert _dst_tags(pre + "/test/tiny") == ["v1"]
+    assert _dst_tags(pre + "/test/docker") is None
+    _check_copied("test/tiny", pre + "/test/tiny", "v1")
+    # the match is of the whole tag: "v" and "1" match no tag, "v2s" neither
+    for rx in ("v", "1", "v2s", "ulti"):
+        res = _sync(ctx, ["test/tiny", "test/docker"], "dst:" + pre, "--tags", rx)
+        assert (res["images"], res["copied"]) == (0, 0), (rx, res)
+    assert _dst_tags(pre + "/test/docker") is None
+    # alternation, with --all; explicit tags are not filtered
+    res = _sync_opts(ctx, ["--all", "--tags", "mul.*|v2s2"], "dst:" + pre)
+    assert (res["copied"], res["failed"]) == (2, 0), res
+    assert _dst_tags(pre + "/test/tiny") == ["multi", "v1"]
+    assert _dst_tags(pre + "/test/docker") == ["v2s2"]
+    _check_copied("test/tiny", pre + "/test/tiny", "multi")
+    res = _sync(ctx, ["test/tiny:v1"], "dst:" + pre, "--tags", "nomatch")
+    assert (res["images"], res["skipped"]) == (1, 1), res
+
+
+def test_bad_options_exit_2(ctx):
+    _config(ctx)
+    for opts, words in ((["--tags", "v[0-9"], ["v[0-9", "regex"]),
+                        (["--tags", "(a"], ["(a", "regex"]),
+                        (["--platform", "linux"], ["linux", "platform"]),
+                        (["--platform", "linux/amd64,"], ["platform"]),
+                        (["--platform", "a/b/c/d"], ["a/b/c/d"]),
+                        (["--all", "--images", "test/tiny"], ["--all"])):
+        args = ["image", "sync", "--config", ctx.config, "--state", ctx.state] + opts
+        if "--all" not in opts:
+            args += ["--images", "test/tiny"]
+        _, out, err = ctx.run_dth(args + ["src:", "dst:x"], check_exit=2)
+        for w in words:
+            assert w in err, (opts, err)
+
+
+def test_platform_single_child(ctx):
+    test_registry.images()
+    _config(ctx)
+    pre = _prefix("iplat")
+    index = lib.skopeo_raw("src", "test/tiny:multi")
+    children = json.loads(index)["manifests"]
+    amd = [c for c in children if c["platform"]["architecture"] == "amd64"][0]
+    arm = [c for c in children if c["platform"]["architecture"] == "arm64"][0]
+    amd_raw = lib.skopeo_raw("src", "test/tiny@" + amd["digest"])
+    arm_raw = lib.skopeo_raw("src", "test/tiny@" + arm["digest"])
+    amd_blobs, arm_blobs = set(_blob_digests(amd_raw)), set(_blob_digests(arm_raw))
+    assert arm_blobs - amd_blobs, "the test images share every blob"
+
+    res = _sync(ctx, ["test/tiny:multi"], "dst:" + pre, "--platform", "linux/amd64")
+    assert (res["copied"], res["failed"], res["filtered"]) == (1, 0, 0), res
+    # the destination tag is the amd64 manifest itself, byte for byte
+    assert lib.skopeo_raw("dst", pre + "/test/tiny:multi") == amd_raw
+    _check_copied("test/tiny", pre + "/test/tiny", amd["digest"])
+    for d in amd_blobs:
+        assert _dst_has_blob(pre + "/test/tiny", d), d
+    for d in arm_blobs - amd_blobs:
+        assert not _dst_has_blob(pre + "/test/tiny", d), d
+    r = requests.head("%s/v2/%s/test/tiny/manifests/%s" % (lib.registry_url("dst"), pre,
+                                                         arm["digest"]),
+                      auth=(lib.REG_USER, lib.REG_PASS), timeout=60)
+    assert r.status_code == 404, r.status_code
+    assert res["blobs"] == len(amd_blobs), res
+    rec = _images_json(ctx)["test/tiny:multi"]
+    assert rec["status"] == "done", rec
+    assert rec["src_digest"] == "sha256:" + hashlib.sha256(index).hexdigest(), rec
+    assert rec["dst_digest"] == amd["digest"], rec
+
+    # rerun with the same selection: one HEAD at the source, nothing at the destination
+    off_src, off_dst = _log_size("src"), _log_size("dst")
+    res = _sync(ctx, ["test/tiny:multi"], "dst:" + pre, "--platform", "linux/amd64")
+    assert (res["copied"], res["skipped"], res["failed"]) == (0, 1, 0), res
+    assert res["requests"]["destination"]["total"] == 0, res["requests"]
+    assert res["requests"]["source"] == dict(res["requests"]["source"], head=1, total=1)
+    assert _dth_requests("dst", off_dst) == []
+    assert _dth_requests("src", off_src) == [("HEAD", "/v2/test/tiny/manifests/multi")]
+
+    # the same task without --platform: the whole index goes over, digest kept
+    res = _sync(ctx, ["test/tiny:multi"], "dst:" + pre)
+    assert (res["copied"], res["skipped"]) == (1, 0), res
+    _check_copied("test/tiny", pre + "/test/tiny", "multi")
+
+
+def test_platform_all_children_and_image_skip(ctx):
+    test_registry.images()
+    _config(ctx)
+    pre = _prefix("iplat2")
+    # every child selected: the index is copied whole, its digest kept
+    res = _sync(ctx, ["test/tiny:multi"], "dst:" + pre, "--platform",
+                "linux/arm64,linux/amd64")
+    assert (res["copied"], res["filtered"]) == (1, 0), res
+    _check_copied("test/tiny", pre + "/test/tiny", "multi")
+    # an image manifest for another platform is skipped with a note
+    res = _sync(ctx, ["test/tiny:v1", "test/docker:v2s2"], "dst:" + pre, "--platform",
+                "linux/arm64", task="img2")
+    assert (res["images"], res["copied"], res["filtered"], res["failed"]) == (2, 0, 2, 0), res
+    assert sorted(n["image"] for n in res["notes"]) == ["test/docker:v2s2", "test/tiny:v1"]
+    assert all("linux/amd64" in n["note"] for n in res["notes"]), res["notes"]
+    assert "note" in ctx.last_stderr and "linux/arm64" in ctx.last_stderr, ctx.last_stderr
+    assert _dst_tags(pre + "/test/docker") is None
+    assert _dst_tags(pre + "/test/tiny") == ["multi"]
+    recs = _images_json(ctx, "img2")
+    assert recs["test/tiny:v1"]["status"] == "skipped", recs
+    # rerun: at the floor too
+    res = _sync(ctx, ["test/tiny:v1", "test/docker:v2s2"], "dst:" + pre, "--platform",
+                "linux/arm64", task="img2")
+    assert (res["skipped"], res["filtered"], res["copied"]) == (2, 0, 0), res
+    assert res["requests"]["destination"]["total"] == 0, res["requests"]
+    assert res["requests"]["source"]["total"] == 2, res["requests"]
+    # the matching platform (no variant given matches any) copies it
+    res = _sync(ctx, ["test/tiny:v1"], "dst:" + pre, "--platform", "linux/amd64", task="img3")
+    assert (res["copied"], res["filtered"]) == (1, 0), res
+    _check_copied("test/tiny", pre + "/test/tiny", "v1")
+
+
+def _push_tri_index():
+    """test/tri:tri on src: an OCI index of the amd64 and arm64 children of
+    test/tiny:multi plus a linux/s390x entry (pointing at the amd64 child)."""
+    base = lib.registry_url("src")
+    index = json.loads(lib.skopeo_raw("src", "test/tiny:multi"))
+    for c in index["manifests"]:
+        raw = lib.skopeo_raw("src", "test/tiny@" + c["digest"])
+        for d in _blob_digests(raw):
+            r = requests.post("%s/v2/test/tri/blobs/uploads/?mount=%s&from=test/tiny" % (base, d),
+                              timeout=60)
+            assert r.status_code == 201, (d, r.status_code)
+        r = requests.put("%s/v2/test/tri/manifests/%s" % (base, c["digest"]), data=raw,
+                         headers={"Content-Type": c["mediaType"]}, timeout=60)
+        assert r.status_code == 201, (r.status_code, r.text)
+    extra = dict(index["manifests"][0], platform={"architecture": "s390x", "os": "linux"})
+    index["manifests"].append(extra)
+    body = json.dumps(index, separators=(",", ":")).encode()
+    r = requests.put("%s/v2/test/tri/manifests/tri" % base, data=body,
+                     headers={"Content-Type": index["mediaType"]}, timeout=60)
+    assert r.status_code == 201, (r.status_code, r.text)
+    return body
+
+
+def test_platform_several_children_new_index(ctx):
+    test_registry.images()
+    _config(ctx)
+    src = _push_tri_index()
+    sdoc = json.loads(src)
+    pre = _prefix("iplat3")
+    res = _sync(ctx, ["test/tri:tri"], "dst:" + pre, "--platform", "linux/arm64,linux/amd64")
+    assert (res["copied"], res["failed"]) == (1, 0), res
+    got = lib.skopeo_raw("dst", pre + "/test/tri:tri")
+    doc = json.loads(got)
+    # a new index: the same document with only the selected children, in order
+    want = dict(sdoc, manifests=[c for c in sdoc["manifests"]
+                                 if c["platform"]["architecture"] in ("amd64", "arm64")])
+    assert doc == want, doc
+    assert len(doc["manifests"]) == 2
+    for c in doc["manifests"]:
+        _check_copied("test/tri", pre + "/test/tri", c["digest"])
+    rec = _images_json(ctx)["test/tri:tri"]
+    assert rec["src_digest"] == "sha256:" + hashlib.sha256(src).hexdigest(), rec
+    assert rec["dst_digest"] == "sha256:" + hashlib.sha256(got).hexdigest(), rec
+    assert rec["dst_digest"] != rec["src_digest"], rec
+    assert rec["media_type"] == sdoc["mediaType"], rec
+    res = _sync(ctx, ["test/tri:tri"], "dst:" + pre, "--platform", "linux/arm64,linux/amd64")
+    assert (res["skipped"], res["copied"]) == (1, 0), res
+    assert res["requests"]["destination"]["total"] == 0, res["requests"]
