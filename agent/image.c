@@ -613,6 +613,40 @@ static void fail_image(struct run *r, const char *ref, int rc, struct dth_err *e
 		r->o->on_failure(r->o->on_failure_ctx, ref, rc, err->message);
 }
 
+/* The prepare hook for one side (see image.h): 1 renewed, 0, or negative
+ * with err set. */
+static int prepare_side(struct run *r, bool dst, const char *repo, bool refresh,
+			struct dth_err *err)
+{
+	if (!r->o->prepare)
+		return 0;
+	int rc = r->o->prepare(r->o->prepare_ctx, dst, repo, refresh, err);
+	if (rc < 0 && !err->message[0])
+		err_set(err, rc, "%s", strerror(-rc));
+	return rc;
+}
+
+/* After a refusal (-EACCES): renew the credentials of the source (and of the
+ * destination when dst_repo is given). 1 when something was renewed (retry
+ * the refused step once), 0 when nothing could be, or negative with err set. */
+static int renew_after_refusal(struct run *r, const char *repo, const char *dst_repo,
+			       struct dth_err *err)
+{
+	if (!r->o->prepare)
+		return 0;
+	struct dth_err e;
+	err_clear(&e);
+	int a = prepare_side(r, false, repo, true, &e);
+	int b = 0;
+	if (a >= 0 && dst_repo)
+		b = prepare_side(r, true, dst_repo, true, &e);
+	if (a < 0 || b < 0) {
+		*err = e;
+		return a < 0 ? a : b;
+	}
+	return a > 0 || b > 0;
+}
+
 /* One tag: skip when unchanged, else copy; the outcome is recorded. Returns
  * a run-level error only (writer failure). */
 static int sync_tag(struct run *r, const char *repo, const char *tag, const char *dst_repo)
@@ -630,7 +664,19 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 	registry_manifest_init(&gm);
 	int wrc = 0;
 	r->res->images++;
-	int rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
+	int rc = prepare_side(r, false, repo, false, &err);
+	if (rc < 0)
+		goto failed;
+	rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
+	if (rc == -EACCES) {
+		int nr = renew_after_refusal(r, repo, NULL, &err);
+		if (nr > 0) {
+			err_clear(&err);
+			rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
+		} else if (nr < 0) {
+			rc = nr;
+		}
+	}
 	if (rc)
 		goto failed;
 	/* Unchanged at the source. Without --platform the destination must hold
@@ -651,7 +697,23 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 	char put_mt[REGISTRY_MEDIA_TYPE_MAX] = "";
 	bool filtered = false;
 	struct buf note = BUF_INIT;
-	rc = copy_selected(r, repo, dst_repo, &gm, tag, dd, put_mt, &filtered, &note, &err);
+	rc = prepare_side(r, true, dst_repo, false, &err);
+	if (rc >= 0)
+		rc = copy_selected(r, repo, dst_repo, &gm, tag, dd, put_mt, &filtered, &note, &err);
+	if (rc == -EACCES) {
+		int nr = renew_after_refusal(r, repo, dst_repo, &err);
+		if (nr > 0) {
+			err_clear(&err);
+			buf_reset(&note);
+			dd[0] = '\0';
+			put_mt[0] = '\0';
+			filtered = false;
+			rc = copy_selected(r, repo, dst_repo, &gm, tag, dd, put_mt, &filtered,
+					   &note, &err);
+		} else if (nr < 0) {
+			rc = nr;
+		}
+	}
 	if (rc) {
 		buf_release(&note);
 		goto failed;
@@ -726,7 +788,19 @@ static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
 		wrc = sync_tag(r, repo, tag, dst_repo.data);
 		goto out;
 	}
-	rc = registry_tags_list(o->src, repo, collect_tag, &tags, &err);
+	rc = prepare_side(r, false, repo, false, &err);
+	if (rc >= 0)
+		rc = registry_tags_list(o->src, repo, collect_tag, &tags, &err);
+	if (rc == -EACCES) {
+		int nr = renew_after_refusal(r, repo, NULL, &err);
+		if (nr > 0) {
+			err_clear(&err);
+			buf_reset(&tags);
+			rc = registry_tags_list(o->src, repo, collect_tag, &tags, &err);
+		} else if (nr < 0) {
+			rc = nr;
+		}
+	}
 	if (rc) {
 		r->res->images++;
 		fail_image(r, repo, rc, &err);
@@ -780,12 +854,16 @@ int image_sync_run(const struct image_sync_opts *o, struct image_sync_result *re
 	}
 	if (!rc && o->all && !(o->stop && *o->stop)) {
 		struct buf repos = BUF_INIT;
-		rc = registry_catalog(o->src, collect_tag, &repos, err);
+		if (o->list_repos)
+			rc = o->list_repos(o->list_repos_ctx, collect_tag, &repos, err);
+		else
+			rc = registry_catalog(o->src, collect_tag, &repos, err);
 		if (rc) {
 			if (!err->message[0])
 				err_set(err, rc, "%s", strerror(-rc));
-			err_prefix(err, "--all: cannot list the repositories of %s (catalog)",
-				   registry_client_name(o->src));
+			err_prefix(err, "--all: cannot list the repositories of %s (%s)",
+				   registry_client_name(o->src),
+				   o->list_repos ? "repository listing" : "catalog");
 			r.catalog_unreachable = unreachable_rc(rc);
 		}
 		for (size_t off = 0; !rc && off < repos.len; off += strlen(repos.data + off) + 1) {

@@ -73,6 +73,22 @@ struct image_sync_opts {
 	void (*on_failure)(void *ctx, const char *ref, int rc, const char *message);
 	void *on_failure_ctx;
 	volatile sig_atomic_t *stop; /* set: stop after the current tag */
+	/* NULL, or called (from the calling thread) before requests about repo go
+	 * to the source (dst false: before its tags list and each tag's HEAD) or
+	 * the destination (dst true: before a tag is copied there, never for a
+	 * tag skipped as unchanged), e.g. to fetch or renew credentials and make
+	 * sure the destination repository exists (ECR). refresh true: requests
+	 * were just refused (401/403), renew credentials whatever their expiry.
+	 * Returns 1 when it renewed credentials (the refused step is then retried
+	 * once), 0, or a negative errno with err set (the image fails). */
+	int (*prepare)(void *ctx, bool dst, const char *repo, bool refresh, struct dth_err *err);
+	void *prepare_ctx;
+	/* NULL, or (all) lists the source's repositories instead of its catalog
+	 * (e.g. ECR DescribeRepositories): fn once per name, a non-zero return
+	 * from fn stops the listing and is returned. */
+	int (*list_repos)(void *ctx, int (*fn)(void *fn_ctx, const char *name), void *fn_ctx,
+			  struct dth_err *err);
+	void *list_repos_ctx;
 };
 
 struct image_sync_result {

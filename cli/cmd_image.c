@@ -15,6 +15,9 @@
 #include "common/buf.h"
 #include "common/util.h"
 #include "manifest/manifest.h"
+#include "common/log.h"
+#include "remote/creds.h"
+#include "remote/ecr.h"
 #include "remote/http.h"
 #include "remote/registry.h"
 #include "remote/remotes.h"
@@ -55,7 +58,10 @@ static void image_usage(FILE *f)
 	      "            the tags an earlier --platform run narrowed or skipped, but a new\n"
 	      "            --platform selection of unchanged tags needs another --task\n"
 	      "\n"
-	      "REMOTE is a [remote NAME] of type registry in the config file.\n"
+	      "REMOTE is a [remote NAME] of type registry in the config file (dth image sync\n"
+	      "also takes type ecr: the ECR API gives the registry credentials, renewed before\n"
+	      "they expire, destination repositories are created when missing, and --all lists\n"
+	      "the repositories with DescribeRepositories).\n"
 	      "\nexit status: 0 done, 1 failed, 2 bad usage or config, 3 the registry cannot be\n"
 	      "reached, refuses the credentials or has no such image\n",
 	      f);
@@ -310,10 +316,250 @@ static void on_sync_signal(int sig)
 	sync_stop = 1;
 }
 
-/* Open the registry remote called name from cfg (EXIT_USAGE after printing why). */
-static int open_registry_remote(struct config *cfg, const char *name, struct http_engine **http,
-				struct registry_client **client)
+/* ECR authorization tokens are renewed when less than this is left. */
+#define ECR_TOKEN_MARGIN 300
+
+/* One ECR end of an image sync: the ECR API client and the registry client
+ * (borrowed) whose basic credentials come from GetAuthorizationToken. */
+struct ecr_end {
+	const char *name; /* the remote's name, borrowed */
+	struct creds_provider *creds;
+	struct ecr_client *ecr;
+	struct registry_client *reg; /* borrowed */
+	bool have_token;
+	int64_t expires;  /* of the token; 0 unknown (renewed after a refusal only) */
+	bool listed;	  /* repos holds every repository (DescribeRepositories ran) */
+	struct buf repos; /* "\nNAME\n" entries known to exist */
+};
+
+static void ecr_end_free(struct ecr_end *e)
 {
+	if (!e)
+		return;
+	ecr_client_free(e->ecr);
+	creds_provider_free(e->creds);
+	buf_release(&e->repos);
+	free(e);
+}
+
+/* The registry URL of an ecr remote: its url override, else
+ * https://ACCOUNT.dkr.ecr.REGION.amazonaws.com(.cn). */
+static int ecr_registry_url(const struct remote_def *def, struct buf *out)
+{
+	if (def->url && def->url[0]) {
+		buf_adds(out, def->url);
+		return 0;
+	}
+	buf_adds(out, "https://");
+	return ecr_registry_host(def->account, def->region, out);
+}
+
+/* Fetch a token when there is none, it expires within ECR_TOKEN_MARGIN, or
+ * force; hand it to the registry client. 1 when fetched, 0, or negative. */
+static int ecr_end_auth(struct ecr_end *e, bool force, struct dth_err *err)
+{
+	int64_t now = (int64_t)time(NULL);
+	if (e->have_token && !force && (e->expires == 0 || e->expires - now > ECR_TOKEN_MARGIN))
+		return 0;
+	struct ecr_auth a;
+	int rc = ecr_get_authorization_token(e->ecr, &a, err);
+	if (rc) {
+		err_prefix(err, "remote %s: ecr authorization token", e->name);
+		return rc;
+	}
+	registry_client_set_credentials(e->reg, a.user, a.password);
+	e->have_token = true;
+	e->expires = a.expires;
+	/* A token served already (nearly) expired (clock skew, a test server)
+	 * would be fetched again before every image: keep it until refused. */
+	if (e->expires && e->expires - now <= ECR_TOKEN_MARGIN)
+		e->expires = 0;
+	log_info("remote %s: ecr authorization token renewed (expires at %lld)", e->name,
+		 (long long)a.expires);
+	ecr_auth_release(&a);
+	return 1;
+}
+
+static bool ecr_end_has_repo(const struct ecr_end *e, const char *repo)
+{
+	if (!e->repos.len)
+		return false;
+	struct buf k = BUF_INIT;
+	buf_addf(&k, "\n%s\n", repo);
+	bool found = memmem(e->repos.data, e->repos.len, k.data, k.len) != NULL;
+	buf_release(&k);
+	return found;
+}
+
+static void ecr_end_add_repo(struct ecr_end *e, const char *repo)
+{
+	if (!e->repos.len)
+		buf_addch(&e->repos, '\n');
+	buf_addf(&e->repos, "%s\n", repo);
+}
+
+static int ecr_collect_repo(void *ctx, const struct ecr_repo *r)
+{
+	struct ecr_end *e = ctx;
+	if (!ecr_end_has_repo(e, r->name))
+		ecr_end_add_repo(e, r->name);
+	return 0;
+}
+
+/* Make sure repository repo exists at the ECR destination: the names are
+ * listed once per run, a missing one is created. */
+static int ecr_end_ensure_repo(struct ecr_end *e, const char *repo, struct dth_err *err)
+{
+	int rc;
+	if (!e->listed) {
+		rc = ecr_describe_repositories(e->ecr, 0, ecr_collect_repo, e, err);
+		if (rc) {
+			err_prefix(err, "remote %s: listing the ecr repositories", e->name);
+			return rc;
+		}
+		e->listed = true;
+	}
+	if (ecr_end_has_repo(e, repo))
+		return 0;
+	rc = ecr_create_repository(e->ecr, repo, NULL, err);
+	if (rc && rc != -EEXIST) {
+		err_prefix(err, "remote %s: creating the ecr repository %s", e->name, repo);
+		return rc;
+	}
+	err_clear(err);
+	log_info("remote %s: ecr repository %s %s", e->name, repo,
+		 rc ? "already exists" : "created");
+	ecr_end_add_repo(e, repo);
+	return 0;
+}
+
+struct ecr_hooks {
+	struct ecr_end *src, *dst;
+};
+
+/* image_sync_opts.prepare: credentials of an ECR end, and the destination
+ * repository. */
+static int ecr_prepare(void *ctx, bool dst, const char *repo, bool refresh, struct dth_err *err)
+{
+	struct ecr_hooks *h = ctx;
+	struct ecr_end *e = dst ? h->dst : h->src;
+	if (!e)
+		return 0;
+	int renewed = ecr_end_auth(e, refresh, err);
+	if (renewed < 0)
+		return renewed;
+	if (dst) {
+		int rc = ecr_end_ensure_repo(e, repo, err);
+		if (rc)
+			return rc;
+	}
+	return renewed;
+}
+
+struct ecr_list_ctx {
+	int (*fn)(void *fn_ctx, const char *name);
+	void *fn_ctx;
+};
+
+static int ecr_list_one(void *ctx, const struct ecr_repo *r)
+{
+	struct ecr_list_ctx *l = ctx;
+	return l->fn(l->fn_ctx, r->name);
+}
+
+/* image_sync_opts.list_repos for an ECR source: DescribeRepositories. */
+static int ecr_list_repos(void *ctx, int (*fn)(void *fn_ctx, const char *name), void *fn_ctx,
+			  struct dth_err *err)
+{
+	struct ecr_hooks *h = ctx;
+	struct ecr_list_ctx l = {fn, fn_ctx};
+	return ecr_describe_repositories(h->src->ecr, 0, ecr_list_one, &l, err);
+}
+
+/* The ECR API client and registry client of an ecr remote (type = ecr). */
+static int open_ecr_remote(const struct remote_def *def, struct http_engine *http,
+			   struct registry_client **client, struct ecr_end **end)
+{
+	struct dth_err err;
+	err_clear(&err);
+	struct buf url = BUF_INIT;
+	struct ecr_end *e = xcalloc(1, sizeof(*e));
+	e->name = def->name;
+	buf_init(&e->repos);
+	int exitc = EXIT_USAGE;
+	if (ecr_registry_url(def, &url)) {
+		cli_error("remote '%s': bad account '%s' or region '%s'", def->name, def->account,
+			  def->region);
+		goto fail;
+	}
+	struct creds_spec spec = {0};
+	if (def->credentials) {
+		if (creds_parse_mode(def->credentials, &spec) != 0) {
+			cli_error("remote '%s': bad credentials '%s'", def->name, def->credentials);
+			goto fail;
+		}
+	} else {
+		spec.mode = def->access_key_id ? CREDS_STATIC : CREDS_CHAIN;
+	}
+	if (spec.mode == CREDS_STATIC || spec.mode == CREDS_CHAIN) {
+		spec.access_key_id = def->access_key_id;
+		spec.secret_access_key = def->secret_access_key;
+		spec.session_token = def->session_token;
+	}
+	spec.http = http;
+	e->creds = creds_provider_new(&spec, &err);
+	if (!e->creds) {
+		cli_error("remote '%s': %s", def->name, err.message);
+		goto fail;
+	}
+	struct retry_policy retry = RETRY_POLICY_DEFAULT;
+	if (def->retries >= 0)
+		retry.max_attempts = (unsigned)def->retries + 1;
+	struct ecr_config ec = {
+	    .name = def->name,
+	    .region = def->region,
+	    .account = def->account,
+	    .endpoint = def->endpoint,
+	    .creds = e->creds,
+	    .http = http,
+	    .retry = retry,
+	};
+	e->ecr = ecr_client_new(&ec);
+	if (!e->ecr) {
+		cli_error("remote '%s': bad ecr configuration (region %s, endpoint %s)", def->name,
+			  def->region, def->endpoint ? def->endpoint : "derived");
+		goto fail;
+	}
+	struct registry_config rc = {
+	    .name = def->name,
+	    .url = url.data,
+	    .insecure = def->insecure,
+	    .http = http,
+	    .retry = retry,
+	};
+	*client = registry_client_new(&rc, &err);
+	if (!*client) {
+		cli_error("remote '%s': %s", def->name, err.message);
+		goto fail;
+	}
+	e->reg = *client;
+	log_info("remote %s: ecr api %s, registry %s", def->name, ecr_client_endpoint(e->ecr),
+		 registry_client_url(*client));
+	*end = e;
+	buf_release(&url);
+	return EXIT_DONE;
+fail:
+	ecr_end_free(e);
+	buf_release(&url);
+	return exitc;
+}
+
+/* Open the registry remote called name from cfg (EXIT_USAGE after printing
+ * why); for an ecr remote also *ecr (else NULL). */
+static int open_registry_remote(struct config *cfg, const char *name, struct http_engine **http,
+				struct registry_client **client, struct ecr_end **ecr)
+{
+	*ecr = NULL;
 	const struct remote_def *def = config_remote(cfg, name);
 	if (!def) {
 		const char *path = config_path(cfg);
@@ -321,9 +567,10 @@ static int open_registry_remote(struct config *cfg, const char *name, struct htt
 			  name, name, path ? path : "the config file");
 		return EXIT_USAGE;
 	}
-	if (!def->type || strcmp(def->type, "registry") != 0) {
-		cli_error("remote '%s' is of type %s; dth image sync needs registry remotes", name,
-			  def->type ? def->type : "s3");
+	bool is_ecr = def->type && !strcmp(def->type, "ecr");
+	if (!is_ecr && (!def->type || strcmp(def->type, "registry") != 0)) {
+		cli_error("remote '%s' is of type %s; dth image sync needs registry or ecr remotes",
+			  name, def->type ? def->type : "s3");
 		return EXIT_USAGE;
 	}
 	struct http_engine_opts ho;
@@ -335,6 +582,8 @@ static int open_registry_remote(struct config *cfg, const char *name, struct htt
 		cli_error("cannot start the http engine");
 		return EXIT_SOME_FAILED;
 	}
+	if (is_ecr)
+		return open_ecr_remote(def, *http, client, ecr);
 	struct dth_err err;
 	err_clear(&err);
 	if (remote_open_registry(def, *http, client, &err)) {
@@ -421,6 +670,7 @@ static int image_sync_cmd(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct http_engine *hs = NULL, *hd = NULL;
 	struct registry_client *cs = NULL, *cd = NULL;
+	struct ecr_end *es = NULL, *ed = NULL;
 	char *src_name = NULL, *dst_name = NULL, *state_dir = NULL;
 	struct manifest *m = NULL;
 	struct buf tname = BUF_INIT;
@@ -586,9 +836,9 @@ static int image_sync_cmd(int argc, char **argv)
 	exitc = cli_config_load(config, &cfg);
 	if (exitc)
 		goto out;
-	exitc = open_registry_remote(cfg, src_name, &hs, &cs);
+	exitc = open_registry_remote(cfg, src_name, &hs, &cs, &es);
 	if (!exitc)
-		exitc = open_registry_remote(cfg, dst_name, &hd, &cd);
+		exitc = open_registry_remote(cfg, dst_name, &hd, &cd, &ed);
 	if (exitc)
 		goto out;
 	exitc = EXIT_USAGE;
@@ -659,6 +909,15 @@ static int image_sync_cmd(int argc, char **argv)
 	o.on_failure = on_image_failure;
 	o.on_failure_ctx = &fails;
 	o.stop = &sync_stop;
+	struct ecr_hooks hooks = {es, ed};
+	if (es || ed) {
+		o.prepare = ecr_prepare;
+		o.prepare_ctx = &hooks;
+	}
+	if (es) {
+		o.list_repos = ecr_list_repos;
+		o.list_repos_ctx = &hooks;
+	}
 	struct image_sync_result res;
 	err_clear(&err);
 	rc = image_sync_run(&o, &res, &err);
@@ -688,6 +947,19 @@ static int image_sync_cmd(int argc, char **argv)
 		json_t *reqs = json_object();
 		json_object_set_new(reqs, "source", reg_counts_json(ns));
 		json_object_set_new(reqs, "destination", reg_counts_json(nd));
+		struct ecr_end *ends[2] = {es, ed};
+		const char *end_names[2] = {"ecr_source", "ecr_destination"};
+		for (int i = 0; i < 2; i++) {
+			if (!ends[i])
+				continue;
+			uint64_t ec[ECR_REQ__COUNT];
+			ecr_client_counts(ends[i]->ecr, ec);
+			json_t *eo = json_object();
+			for (int k = 0; k < ECR_REQ__COUNT; k++)
+				json_object_set_new(eo, ecr_req_kind_name(k),
+						    json_integer((json_int_t)ec[k]));
+			json_object_set_new(reqs, end_names[i], eo);
+		}
 		json_t *out = json_pack(
 		    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "task", tname.data,
 		    "images", (json_int_t)res.images, "copied", (json_int_t)res.copied, "skipped",
@@ -729,6 +1001,8 @@ out:
 		manifest_free(m);
 	registry_client_free(cs);
 	registry_client_free(cd);
+	ecr_end_free(es);
+	ecr_end_free(ed);
 	http_engine_free(hs);
 	http_engine_free(hd);
 	config_free(cfg);

@@ -491,3 +491,225 @@ def test_platform_several_children_new_index(ctx):
     res = _sync(ctx, ["test/tri:tri"], "dst:" + pre, "--platform", "linux/arm64,linux/amd64")
     assert (res["skipped"], res["copied"]) == (1, 0), res
     assert res["requests"]["destination"]["total"] == 0, res["requests"]
+
+
+# --------------------------------------------------------------------------
+# ECR: the API is moto's (python3 -m moto.server, SigV4 checked: keys of an
+# IAM user made at moto), the registry a docker-registry standing in for
+# ACCOUNT.dkr.ecr.REGION.amazonaws.com whose htpasswd holds the user and
+# password of moto's authorization token.
+
+ECR_ACCOUNT = "123456789012"
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port, proc, what, log):
+    import socket
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise AssertionError("%s died; see %s" % (what, log))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("%s on port %d did not answer; see %s" % (what, port, log))
+
+
+def _stop(proc):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except Exception:  # noqa: BLE001
+        proc.kill()
+        proc.wait()
+
+
+class _Ecr:
+    """moto (ECR API) and a stand-in registry, started by PID, stopped by stop()."""
+
+    def __init__(self, ctx):
+        import subprocess
+        self.moto = self.reg = None
+        if subprocess.run(["python3", "-c", "import moto.server, boto3"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
+            lib.skip("python3 on PATH has no moto")
+        import boto3
+        self.boto3 = boto3
+        d = os.path.join(ctx.dir, "ecr")
+        os.makedirs(os.path.join(d, "data"))
+        self.moto_log = os.path.join(d, "moto.log")
+        self.moto_port = _free_port()
+        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+        with open(self.moto_log, "wb") as log:
+            self.moto = subprocess.Popen(
+                ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)],
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.endpoint = "http://127.0.0.1:%d" % self.moto_port
+        _wait_port(self.moto_port, self.moto, "moto", self.moto_log)
+        # three unauthenticated actions make a user and its key; then SigV4 is checked
+        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name="us-east-1",
+                           aws_access_key_id="x", aws_secret_access_key="y")
+        iam.create_user(UserName="dth")
+        iam.put_user_policy(UserName="dth", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        k = iam.create_access_key(UserName="dth")["AccessKey"]
+        self.key, self.secret = k["AccessKeyId"], k["SecretAccessKey"]
+
+        # moto's token is deterministic: the stand-in registry accepts it
+        import base64
+        tok = self.client().get_authorization_token(registryIds=[ECR_ACCOUNT])
+        user, _, self.password = base64.b64decode(
+            tok["authorizationData"][0]["authorizationToken"]).decode().partition(":")
+        assert (user, self.password) == ("AWS", ECR_ACCOUNT + "-auth-token"), (user,)
+        self.user = user
+
+        self.reg_port = _free_port()
+        while self.reg_port in (5000, 5001, 5002, 5003, 5400, 5401):
+            self.reg_port = _free_port()
+        ht = subprocess.run(["htpasswd", "-Bbn", self.user, self.password], check=True,
+                            stdout=subprocess.PIPE).stdout
+        with open(os.path.join(d, "htpasswd"), "wb") as f:
+            f.write(ht)
+        yml = os.path.join(d, "ecr.yml")
+        with open(yml, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n"
+                    "storage:\n  filesystem:\n    rootdirectory: %s/data\n"
+                    "  cache:\n    blobdescriptor: inmemory\n"
+                    "http:\n  secret: dth-test-secret-ecr\n  addr: 127.0.0.1:%d\n"
+                    "health:\n  storagedriver:\n    enabled: false\n"
+                    "auth:\n  htpasswd:\n    realm: dth-test-ecr\n    path: %s/htpasswd\n"
+                    % (d, self.reg_port, d))
+        self.reg_log = os.path.join(d, "registry.log")
+        renv = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        with open(self.reg_log, "wb") as log:
+            self.reg = subprocess.Popen(["docker-registry", "serve", yml], stdout=log,
+                                        stderr=subprocess.STDOUT, env=renv,
+                                        start_new_session=True)
+        _wait_port(self.reg_port, self.reg, "the stand-in ecr registry", self.reg_log)
+        self.url = "http://127.0.0.1:%d" % self.reg_port
+
+    def client(self, region="us-east-1"):
+        return self.boto3.client("ecr", endpoint_url=self.endpoint, region_name=region,
+                                 aws_access_key_id=self.key, aws_secret_access_key=self.secret)
+
+    def section(self, name, region="us-east-1", url=True):
+        text = ("[remote %s]\ntype = ecr\naccount = %s\nregion = %s\nendpoint = %s\n"
+                "access_key_id = %s\nsecret_access_key = %s\n"
+                % (name, ECR_ACCOUNT, region, self.endpoint, self.key, self.secret))
+        if url:
+            text += "url = %s\ninsecure = true\n" % self.url
+        return text + "\n"
+
+    def raw(self, image):
+        """skopeo inspect --raw of image at the stand-in registry, as AWS:token."""
+        import subprocess
+        env = dict(os.environ)
+        env.pop("REGISTRY_AUTH_FILE", None)
+        return subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds",
+             "%s:%s" % (self.user, self.password),
+             "docker://127.0.0.1:%d/%s" % (self.reg_port, image)],
+            check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            timeout=120).stdout
+
+    def moto_posts(self):
+        with open(self.moto_log, "rb") as f:
+            return f.read().decode("utf-8", "replace").count('"POST / HTTP')
+
+    def reg_requests(self):
+        with open(self.reg_log, "rb") as f:
+            return sum(1 for line in f.read().decode("utf-8", "replace").splitlines()
+                       if '"dth/' in line)
+
+    def repos(self, region="us-east-1"):
+        names = []
+        for page in self.client(region).get_paginator("describe_repositories").paginate():
+            names += [r["repositoryName"] for r in page["repositories"]]
+        return sorted(names)
+
+    def stop(self):
+        _stop(self.reg)
+        _stop(self.moto)
+
+
+def _ecr_sync(ctx, args, task, check_exit=0):
+    rc, out, err = ctx.run_dth(["-v", "image", "sync", "--config", ctx.config, "--state",
+                                ctx.state, "--task", task, "--json"] + args,
+                               check_exit=check_exit)
+    return json.loads(out.strip().splitlines()[-1]), err
+
+
+def test_ecr_destination_and_source(ctx):
+    test_registry.images()
+    ecr = None
+    try:
+        ecr = _Ecr(ctx)
+        ctx.write_config(lib.registry_section("src", "src")
+                         + lib.registry_section("dst", "dst", lib.REG_USER, lib.REG_PASS)
+                         + ecr.section("ecr") + ecr.section("ecrcn", "cn-north-1", url=False))
+        pre = _prefix("ecr")
+        res, err = _ecr_sync(ctx, ["--images", ",".join(IMAGES), "src:", "ecr:" + pre],
+                             "ecr1")
+        assert (res["images"], res["copied"], res["failed"]) == (3, 3, 0), res
+        e = res["requests"]["ecr_destination"]
+        # one token, one listing, one repository created per source repository
+        assert (e["auth"], e["repos"], e["create"], e["images"]) == (1, 1, 2, 0), e
+        assert ecr.password not in err and ecr.password not in json.dumps(res)
+        assert ecr.repos() == sorted([pre + "/test/tiny", pre + "/test/docker"]), ecr.repos()
+        for img in IMAGES:
+            want = lib.skopeo_raw("src", img)
+            assert ecr.raw(pre + "/" + img) == want, img
+            doc = json.loads(want)
+            repo = img.split(":")[0]
+            for child in doc.get("manifests", []):
+                assert (ecr.raw("%s/%s@%s" % (pre, repo, child["digest"]))
+                        == lib.skopeo_raw("src", repo + "@" + child["digest"])), child
+
+        # rerun: nothing created, nothing sent to ECR's API or its registry
+        posts, reqs = ecr.moto_posts(), ecr.reg_requests()
+        res, _ = _ecr_sync(ctx, ["--images", ",".join(IMAGES), "src:", "ecr:" + pre], "ecr1")
+        assert (res["images"], res["copied"], res["skipped"], res["failed"]) == (3, 0, 3, 0), res
+        assert res["requests"]["destination"]["total"] == 0, res["requests"]
+        assert not any(res["requests"]["ecr_destination"].values()), res["requests"]
+        time.sleep(0.3)
+        assert (ecr.moto_posts(), ecr.reg_requests()) == (posts, reqs)
+        assert len(ecr.repos()) == 2
+
+        # a new repository under the same prefix is created, the existing one is not
+        res, _ = _ecr_sync(ctx, ["--images", "test/tiny:v1", "src:", "ecr:" + pre + "/again"],
+                           "ecr2")
+        assert (res["copied"], res["failed"]) == (1, 0), res
+        e = res["requests"]["ecr_destination"]
+        assert (e["auth"], e["repos"], e["create"]) == (1, 1, 1), e
+        assert pre + "/again/test/tiny" in ecr.repos()
+
+        # ECR as the source of --all: DescribeRepositories instead of the catalog
+        pre2 = _prefix("fromecr")
+        res, _ = _ecr_sync(ctx, ["--all", "ecr:", "dst:" + pre2], "ecr3")
+        assert (res["copied"], res["failed"]) == (4, 0), res
+        e = res["requests"]["ecr_source"]
+        assert (e["repos"], e["auth"]) == (1, 1), e
+        for img in IMAGES + ("again/test/tiny:v1",):
+            name = pre + "/" + img
+            assert lib.skopeo_raw("dst", pre2 + "/" + name) == ecr.raw(name), name
+
+        # China: no url override -> the registry is ACCOUNT.dkr.ecr.REGION.amazonaws.com.cn
+        # (moto refuses the aws-partition key there: the listing fails, exit 3)
+        res, err = _ecr_sync(ctx, ["--all", "ecrcn:", "dst:" + pre2], "ecr4", check_exit=3)
+        assert (res["images"], res["copied"]) == (0, 0), res
+        assert "DescribeRepositories" in res["error"], res
+        assert "registry https://%s.dkr.ecr.cn-north-1.amazonaws.com.cn" % ECR_ACCOUNT in err, err
+        assert "ecr api %s" % ecr.endpoint in err, err
+    finally:
+        if ecr is not None:
+            ecr.stop()
