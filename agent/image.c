@@ -18,10 +18,16 @@
 #define IMAGE_CHUNK	   (8u << 20) /* blobs larger than this go up in PATCHes of ~8 MiB */
 #define IMAGE_MAX_DEPTH	   2	      /* an index of indexes at most */
 #define IMAGE_DEFAULT_CONC 8
+#define IMAGE_TAG_WORKERS  4 /* tags copied at once: min(this, concurrency) */
 
 struct blob_desc {
 	char digest[REGISTRY_DIGEST_MAX];
 	uint64_t size;
+};
+
+struct tag_job {
+	struct tag_job *next;
+	char *repo, *tag, *dst_repo;
 };
 
 struct run {
@@ -29,30 +35,45 @@ struct run {
 	struct manifest_writer *w;
 	const char *dst_reg; /* the destination's base URL: the blobs db key */
 	struct image_sync_result *res;
-	pthread_mutex_t mu; /* res counters and seen */
-	struct buf seen;    /* "\nREPO@DIGEST" entries known present during this run */
+	pthread_mutex_t mu;	/* res counters, seen and inflight */
+	pthread_cond_t blob_cv; /* an inflight entry went away */
+	struct buf seen;	/* "\nREPO@DIGEST" entries known present during this run */
+	struct buf inflight;	/* same format: blobs being copied by some thread */
+	/* "\nREPO\n" entries: destination repositories probed (their tags list),
+	 * and of those the ones that did not exist (404) at the probe */
+	pthread_mutex_t probe_mu;
+	struct buf probed, fresh;
+	pthread_mutex_t cb_mu; /* the hooks of the options: one call at a time */
 	uint64_t unreachable_failures;
 	bool catalog_unreachable; /* all: the catalog was refused or unreachable */
+	/* tag queue: the calling thread queues, tag workers copy */
+	pthread_mutex_t qmu;
+	pthread_cond_t qcv;
+	struct tag_job *qhead, *qtail;
+	bool qclosed;
+	unsigned active; /* tag workers inside sync_tag */
+	unsigned conc;	 /* blob copies in parallel, all tags together */
+	int wrc;	 /* first run-level (writer) failure of a tag worker */
 };
 
-static bool seen_has(struct run *r, const char *repo, const char *digest)
+/* Whether "\nKEY\n" (k) is an entry of set (r->mu held). */
+static const char *set_find(const struct buf *set, const struct buf *k)
 {
-	struct buf k = BUF_INIT;
-	buf_addf(&k, "\n%s@%s\n", repo, digest);
-	pthread_mutex_lock(&r->mu);
-	bool found = r->seen.len && memmem(r->seen.data, r->seen.len, k.data, k.len) != NULL;
-	pthread_mutex_unlock(&r->mu);
-	buf_release(&k);
-	return found;
+	return set->len ? memmem(set->data, set->len, k->data, k->len) : NULL;
+}
+
+static void set_add(struct buf *set, const char *repo, const char *digest)
+{
+	if (!set->len)
+		buf_addch(set, '\n');
+	buf_addf(set, "%s@%s\n", repo, digest);
 }
 
 /* Remember digest as present in repo and record it in the blobs db. */
 static int blob_known(struct run *r, const char *repo, const char *digest, uint64_t size)
 {
 	pthread_mutex_lock(&r->mu);
-	if (!r->seen.len)
-		buf_addch(&r->seen, '\n');
-	buf_addf(&r->seen, "%s@%s\n", repo, digest);
+	set_add(&r->seen, repo, digest);
 	pthread_mutex_unlock(&r->mu);
 	struct blob_record br;
 	memset(&br, 0, sizeof(br));
@@ -98,13 +119,56 @@ static int stream_sink(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
-/* Make one blob present in dst_repo: known, found, mounted or copied. */
-static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
-		     const struct blob_desc *b, struct dth_err *err)
+static void count_present(struct run *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->res->blobs_present++;
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int count_tag(void *ctx, const char *name)
+{
+	(void)name;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+/* Whether dst_repo did not exist at the destination when first probed in this
+ * run (its tags list answered 404): its blobs are then absent unless copied
+ * in this run (the seen set), and need no HEAD. Any other answer: false. */
+static bool repo_fresh(struct run *r, const char *dst_repo)
+{
+	struct buf k = BUF_INIT;
+	buf_addf(&k, "\n%s\n", dst_repo);
+	pthread_mutex_lock(&r->probe_mu);
+	bool fresh;
+	if (set_find(&r->probed, &k)) {
+		fresh = set_find(&r->fresh, &k) != NULL;
+	} else {
+		struct dth_err e;
+		err_clear(&e);
+		uint64_t n = 0;
+		int rc = registry_tags_list(r->o->dst, dst_repo, count_tag, &n, &e);
+		fresh = rc == -ENOENT;
+		if (!r->probed.len)
+			buf_addch(&r->probed, '\n');
+		buf_addf(&r->probed, "%s\n", dst_repo);
+		if (fresh) {
+			if (!r->fresh.len)
+				buf_addch(&r->fresh, '\n');
+			buf_addf(&r->fresh, "%s\n", dst_repo);
+		}
+	}
+	pthread_mutex_unlock(&r->probe_mu);
+	buf_release(&k);
+	return fresh;
+}
+
+/* copy_blob for a blob this thread holds in r->inflight. */
+static int copy_blob_claimed(struct run *r, const char *src_repo, const char *dst_repo,
+			     const struct blob_desc *b, struct dth_err *err)
 {
 	const struct image_sync_opts *o = r->o;
-	if (seen_has(r, dst_repo, b->digest))
-		goto present;
 	struct blob_record br;
 	if (manifest_blob_get(o->manifest, r->dst_reg, dst_repo, b->digest, &br) == 0) {
 		int wrc = blob_known(r, dst_repo, b->digest, br.size);
@@ -113,7 +177,9 @@ static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
 		goto present;
 	}
 	uint64_t size = 0;
-	int rc = registry_blob_head(o->dst, dst_repo, b->digest, &size, err);
+	int rc = repo_fresh(r, dst_repo)
+		     ? -ENOENT
+		     : registry_blob_head(o->dst, dst_repo, b->digest, &size, err);
 	if (rc == 0) {
 		rc = blob_known(r, dst_repo, b->digest, size);
 		if (rc)
@@ -189,10 +255,51 @@ fail:
 	return rc;
 
 present:
-	pthread_mutex_lock(&r->mu);
-	r->res->blobs_present++;
-	pthread_mutex_unlock(&r->mu);
+	count_present(r);
 	return 0;
+}
+
+/* Make one blob present in dst_repo: known, found, mounted or copied. A blob
+ * another thread is copying into dst_repo is waited for, not copied twice
+ * (copied again only when that copy failed). */
+static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
+		     const struct blob_desc *b, struct dth_err *err)
+{
+	struct buf k = BUF_INIT;
+	buf_addf(&k, "\n%s@%s\n", dst_repo, b->digest);
+	bool present = false;
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		if (set_find(&r->seen, &k)) {
+			present = true;
+			break;
+		}
+		if (!set_find(&r->inflight, &k)) {
+			set_add(&r->inflight, dst_repo, b->digest);
+			break;
+		}
+		pthread_cond_wait(&r->blob_cv, &r->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+	int rc = 0;
+	if (present) {
+		count_present(r);
+		goto out;
+	}
+	rc = copy_blob_claimed(r, src_repo, dst_repo, b, err);
+	pthread_mutex_lock(&r->mu);
+	const char *at = set_find(&r->inflight, &k);
+	if (at) {
+		size_t off = (size_t)(at - r->inflight.data) + 1, n = k.len - 1;
+		memmove(r->inflight.data + off, r->inflight.data + off + n,
+			r->inflight.len - off - n);
+		buf_setlen(&r->inflight, r->inflight.len - n);
+	}
+	pthread_cond_broadcast(&r->blob_cv);
+	pthread_mutex_unlock(&r->mu);
+out:
+	buf_release(&k);
+	return rc;
 }
 
 struct blob_pool {
@@ -245,7 +352,13 @@ static int copy_blobs(struct run *r, const char *src_repo, const char *dst_repo,
 	p.n = n;
 	pthread_mutex_init(&p.mu, NULL);
 	err_clear(&p.err);
-	size_t nt = r->o->concurrency ? r->o->concurrency : IMAGE_DEFAULT_CONC;
+	/* the blob concurrency is shared by the tags being copied */
+	pthread_mutex_lock(&r->qmu);
+	unsigned active = r->active ? r->active : 1;
+	pthread_mutex_unlock(&r->qmu);
+	size_t nt = r->conc / active;
+	if (nt < 1)
+		nt = 1;
 	if (nt > n)
 		nt = n;
 	pthread_t *th = nt > 1 ? xcalloc(nt - 1, sizeof(*th)) : NULL;
@@ -605,12 +718,17 @@ static void fail_image(struct run *r, const char *ref, int rc, struct dth_err *e
 {
 	if (!err->message[0])
 		err_set(err, rc, "%s", strerror(-rc));
+	pthread_mutex_lock(&r->mu);
 	r->res->failed++;
 	if (unreachable_rc(rc))
 		r->unreachable_failures++;
+	pthread_mutex_unlock(&r->mu);
 	log_debug("image %s failed: %s", ref, err->message);
-	if (r->o->on_failure)
+	if (r->o->on_failure) {
+		pthread_mutex_lock(&r->cb_mu);
 		r->o->on_failure(r->o->on_failure_ctx, ref, rc, err->message);
+		pthread_mutex_unlock(&r->cb_mu);
+	}
 }
 
 /* The prepare hook for one side (see image.h): 1 renewed, 0, or negative
@@ -620,7 +738,9 @@ static int prepare_side(struct run *r, bool dst, const char *repo, bool refresh,
 {
 	if (!r->o->prepare)
 		return 0;
+	pthread_mutex_lock(&r->cb_mu);
 	int rc = r->o->prepare(r->o->prepare_ctx, dst, repo, refresh, err);
+	pthread_mutex_unlock(&r->cb_mu);
 	if (rc < 0 && !err->message[0])
 		err_set(err, rc, "%s", strerror(-rc));
 	return rc;
@@ -663,36 +783,51 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 	registry_manifest_init(&hm);
 	registry_manifest_init(&gm);
 	int wrc = 0;
+	pthread_mutex_lock(&r->mu);
 	r->res->images++;
+	pthread_mutex_unlock(&r->mu);
 	int rc = prepare_side(r, false, repo, false, &err);
 	if (rc < 0)
 		goto failed;
-	rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
+	/* Unchanged at the source. Without --platform the destination must hold
+	 * the source manifest itself (not a platform selection of an earlier
+	 * run); with it, a tag skipped for its platform stays skipped. A tag
+	 * whose record cannot lead to a skip is fetched at once (GET by tag: the
+	 * digest comes with it), without a HEAD first. */
+	bool filtering = o->n_platforms > 0;
+	bool may_skip = rec.src_digest[0] &&
+			((rec.status == OBJ_DONE && (filtering || !rec.dst_digest[0] ||
+						     !strcmp(rec.dst_digest, rec.src_digest))) ||
+			 (rec.status == OBJ_SKIPPED && filtering));
+	if (may_skip)
+		rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
+	else
+		rc = registry_manifest_get(o->src, repo, tag, &gm, &err);
 	if (rc == -EACCES) {
 		int nr = renew_after_refusal(r, repo, NULL, &err);
 		if (nr > 0) {
 			err_clear(&err);
-			rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
+			if (may_skip)
+				rc = registry_manifest_head(o->src, repo, tag, &hm, &err);
+			else
+				rc = registry_manifest_get(o->src, repo, tag, &gm, &err);
 		} else if (nr < 0) {
 			rc = nr;
 		}
 	}
 	if (rc)
 		goto failed;
-	/* Unchanged at the source. Without --platform the destination must hold
-	 * the source manifest itself (not a platform selection of an earlier
-	 * run); with it, a tag skipped for its platform stays skipped. */
-	bool filtering = o->n_platforms > 0;
-	if (hm.digest[0] && !strcmp(rec.src_digest, hm.digest) &&
-	    ((rec.status == OBJ_DONE &&
-	      (filtering || !rec.dst_digest[0] || !strcmp(rec.dst_digest, rec.src_digest))) ||
-	     (rec.status == OBJ_SKIPPED && filtering))) {
-		r->res->skipped++;
-		goto out;
+	if (may_skip) {
+		if (hm.digest[0] && !strcmp(rec.src_digest, hm.digest)) {
+			pthread_mutex_lock(&r->mu);
+			r->res->skipped++;
+			pthread_mutex_unlock(&r->mu);
+			goto out;
+		}
+		rc = registry_manifest_get(o->src, repo, hm.digest[0] ? hm.digest : tag, &gm, &err);
+		if (rc)
+			goto failed;
 	}
-	rc = registry_manifest_get(o->src, repo, hm.digest[0] ? hm.digest : tag, &gm, &err);
-	if (rc)
-		goto failed;
 	char dd[REGISTRY_DIGEST_MAX] = "";
 	char put_mt[REGISTRY_MEDIA_TYPE_MAX] = "";
 	bool filtered = false;
@@ -727,14 +862,21 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 	if (filtered) {
 		rec.status = OBJ_SKIPPED;
 		strlcpy_s(rec.last_error, note.data, sizeof(rec.last_error));
+		pthread_mutex_lock(&r->mu);
 		r->res->filtered++;
+		pthread_mutex_unlock(&r->mu);
 		log_debug("image %s: %s", ref.data, note.data);
-		if (o->on_note)
+		if (o->on_note) {
+			pthread_mutex_lock(&r->cb_mu);
 			o->on_note(o->on_note_ctx, ref.data, note.data);
+			pthread_mutex_unlock(&r->cb_mu);
+		}
 	} else {
 		rec.status = OBJ_DONE;
 		rec.copied_at = (int64_t)time(NULL);
+		pthread_mutex_lock(&r->mu);
 		r->res->copied++;
+		pthread_mutex_unlock(&r->mu);
 	}
 	buf_release(&note);
 	wrc = manifest_writer_put_image(r->w, o->task_id, ref.data, ref.len, &rec);
@@ -750,6 +892,66 @@ out:
 	registry_manifest_release(&gm);
 	buf_release(&ref);
 	return wrc;
+}
+
+/* Queue a tag for the tag workers. A run-level failure of a worker so far
+ * is returned (nothing is queued then). */
+static int queue_tag(struct run *r, const char *repo, const char *tag, const char *dst_repo)
+{
+	struct tag_job *j = xcalloc(1, sizeof(*j));
+	j->repo = xstrdup(repo);
+	j->tag = xstrdup(tag);
+	j->dst_repo = xstrdup(dst_repo);
+	pthread_mutex_lock(&r->qmu);
+	int wrc = r->wrc;
+	if (!wrc) {
+		if (r->qtail)
+			r->qtail->next = j;
+		else
+			r->qhead = j;
+		r->qtail = j;
+		pthread_cond_signal(&r->qcv);
+	}
+	pthread_mutex_unlock(&r->qmu);
+	if (wrc) {
+		free(j->repo);
+		free(j->tag);
+		free(j->dst_repo);
+		free(j);
+	}
+	return wrc;
+}
+
+static void *tag_worker(void *arg)
+{
+	struct run *r = arg;
+	pthread_mutex_lock(&r->qmu);
+	for (;;) {
+		while (!r->qhead && !r->qclosed)
+			pthread_cond_wait(&r->qcv, &r->qmu);
+		struct tag_job *j = r->qhead;
+		if (!j)
+			break;
+		r->qhead = j->next;
+		if (!r->qhead)
+			r->qtail = NULL;
+		bool run = !r->wrc && !(r->o->stop && *r->o->stop);
+		if (run) {
+			r->active++;
+			pthread_mutex_unlock(&r->qmu);
+			int wrc = sync_tag(r, j->repo, j->tag, j->dst_repo);
+			pthread_mutex_lock(&r->qmu);
+			r->active--;
+			if (wrc && !r->wrc)
+				r->wrc = wrc;
+		}
+		free(j->repo);
+		free(j->tag);
+		free(j->dst_repo);
+		free(j);
+	}
+	pthread_mutex_unlock(&r->qmu);
+	return NULL;
 }
 
 static int collect_tag(void *ctx, const char *name)
@@ -772,7 +974,9 @@ static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
 		rc = err_set(&err, -EINVAL, "%s: digest references are not supported (give a tag)",
 			     spec);
 	if (rc) {
+		pthread_mutex_lock(&r->mu);
 		r->res->images++;
+		pthread_mutex_unlock(&r->mu);
 		fail_image(r, spec, rc, &err);
 		goto out;
 	}
@@ -785,7 +989,7 @@ static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
 	}
 	buf_adds(&dst_repo, repo);
 	if (tag) {
-		wrc = sync_tag(r, repo, tag, dst_repo.data);
+		wrc = queue_tag(r, repo, tag, dst_repo.data);
 		goto out;
 	}
 	rc = prepare_side(r, false, repo, false, &err);
@@ -802,7 +1006,9 @@ static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
 		}
 	}
 	if (rc) {
+		pthread_mutex_lock(&r->mu);
 		r->res->images++;
+		pthread_mutex_unlock(&r->mu);
 		fail_image(r, repo, rc, &err);
 		goto out;
 	}
@@ -811,7 +1017,7 @@ static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
 			break;
 		if (o->tags_re && !image_tag_matches(o->tags_re, tags.data + off))
 			continue;
-		wrc = sync_tag(r, repo, tags.data + off, dst_repo.data);
+		wrc = queue_tag(r, repo, tags.data + off, dst_repo.data);
 	}
 out:
 	if (wrc)
@@ -838,12 +1044,33 @@ int image_sync_run(const struct image_sync_opts *o, struct image_sync_result *re
 	r.res = res;
 	r.dst_reg = registry_client_url(o->dst);
 	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.blob_cv, NULL);
+	pthread_mutex_init(&r.cb_mu, NULL);
+	pthread_mutex_init(&r.probe_mu, NULL);
+	buf_init(&r.probed);
+	buf_init(&r.fresh);
+	pthread_mutex_init(&r.qmu, NULL);
+	pthread_cond_init(&r.qcv, NULL);
 	buf_init(&r.seen);
+	buf_init(&r.inflight);
+	r.conc = o->concurrency ? o->concurrency : IMAGE_DEFAULT_CONC;
+	size_t ntw = r.conc < IMAGE_TAG_WORKERS ? r.conc : IMAGE_TAG_WORKERS;
+	pthread_t tw[IMAGE_TAG_WORKERS];
+	size_t started = 0;
 	r.w = manifest_writer_new(o->manifest, 256, 200, err);
 	int rc = 0;
 	if (!r.w) {
 		rc = err->code ? err->code : -EIO;
 		goto out;
+	}
+	for (size_t i = 0; i < ntw; i++) {
+		if (pthread_create(&tw[i], NULL, tag_worker, &r) != 0)
+			break;
+		started++;
+	}
+	if (!started) {
+		rc = err_set(err, -EAGAIN, "cannot start a thread");
+		goto writer;
 	}
 	for (size_t i = 0; i < o->n_images && !rc; i++) {
 		if (o->stop && *o->stop) {
@@ -873,6 +1100,15 @@ int image_sync_run(const struct image_sync_opts *o, struct image_sync_result *re
 		}
 		buf_release(&repos);
 	}
+	pthread_mutex_lock(&r.qmu);
+	r.qclosed = true;
+	pthread_cond_broadcast(&r.qcv);
+	pthread_mutex_unlock(&r.qmu);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tw[i], NULL);
+	if (!rc && r.wrc)
+		rc = err_set(err, r.wrc, "manifest writer: %s", strerror(-r.wrc));
+writer:;
 	int frc = manifest_writer_free(r.w);
 	if (frc && !rc)
 		rc = err_set(err, frc, "manifest writer: %s", strerror(-frc));
@@ -883,6 +1119,14 @@ out:
 						     r.unreachable_failures == res->failed);
 	res->seconds = now_mono() - t0;
 	buf_release(&r.seen);
+	buf_release(&r.inflight);
+	buf_release(&r.probed);
+	buf_release(&r.fresh);
+	pthread_mutex_destroy(&r.probe_mu);
+	pthread_cond_destroy(&r.qcv);
+	pthread_mutex_destroy(&r.qmu);
+	pthread_mutex_destroy(&r.cb_mu);
+	pthread_cond_destroy(&r.blob_cv);
 	pthread_mutex_destroy(&r.mu);
 	return rc;
 }

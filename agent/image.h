@@ -7,7 +7,13 @@
  *
  * Incremental floor: a tag whose source manifest digest (one HEAD by tag)
  * equals its record's src_digest with status done is skipped with no other
- * request at either registry. */
+ * request at either registry. A tag without such a record is fetched with one
+ * GET by tag (no HEAD first).
+ *
+ * Tags are copied by a pool of min(4, concurrency) tag workers; a blob that
+ * one thread is copying into a repository is waited for by another that needs
+ * it there, not copied twice. The hooks below are called from any of the
+ * run's threads, one call at a time (never concurrently). */
 #ifndef DTH_IMAGE_H
 #define DTH_IMAGE_H
 
@@ -64,16 +70,16 @@ struct image_sync_opts {
 	 * index are copied whole. */
 	const struct image_platform *platforms;
 	size_t n_platforms;
-	/* Called (from the calling thread) for each tag skipped for its platform. */
+	/* Called (one call at a time) for each tag skipped for its platform. */
 	void (*on_note)(void *ctx, const char *ref, const char *message);
 	void *on_note_ctx;
-	unsigned concurrency; /* blob copies in parallel; 0: 8 */
-	/* Called (from the calling thread) for each image that failed; ref is
+	unsigned concurrency; /* blob copies in parallel, all tags together; 0: 8 */
+	/* Called (one call at a time) for each image that failed; ref is
 	 * "repo:tag" (or "repo" when its tags could not be listed). */
 	void (*on_failure)(void *ctx, const char *ref, int rc, const char *message);
 	void *on_failure_ctx;
 	volatile sig_atomic_t *stop; /* set: stop after the current tag */
-	/* NULL, or called (from the calling thread) before requests about repo go
+	/* NULL, or called (one call at a time) before requests about repo go
 	 * to the source (dst false: before its tags list and each tag's HEAD) or
 	 * the destination (dst true: before a tag is copied there, never for a
 	 * tag skipped as unchanged), e.g. to fetch or renew credentials and make
