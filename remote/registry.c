@@ -46,6 +46,11 @@ struct registry_client {
 	struct http_engine *http;
 	struct retry_policy retry;
 	_Atomic uint64_t counts[REGISTRY_REQ__COUNT];
+	/* Docker Hub's pull limit, from the last response that carried it:
+	 * "ratelimit-limit: 100;w=21600", "ratelimit-remaining: 76;w=21600".
+	 * -1 while unknown. */
+	_Atomic int64_t rl_limit, rl_remaining, rl_window;
+	atomic_bool rl_warned;
 
 	pthread_mutex_t lock; /* everything below */
 	pthread_mutex_t fetch_lock;
@@ -63,6 +68,8 @@ struct registry_upload {
 	char *location; /* absolute */
 	uint64_t offset;
 };
+
+static void note_ratelimit(struct registry_client *c, const struct http_resp *resp);
 
 static const char *const kind_names[REGISTRY_REQ__COUNT] = {"head", "get",   "put",
 							    "post", "patch", "other"};
@@ -713,6 +720,9 @@ struct registry_client *registry_client_new(const struct registry_config *cfg, s
 		return NULL;
 	}
 	struct registry_client *c = xcalloc(1, sizeof(*c));
+	atomic_init(&c->rl_limit, -1);
+	atomic_init(&c->rl_remaining, -1);
+	atomic_init(&c->rl_window, -1);
 	c->name = xstrdup(name);
 	char *host = xstrdup(s + skip);
 	for (char *p = host; *p; p++)
@@ -1322,12 +1332,32 @@ static int reg_do(struct registry_client *c, struct reg_call *k, struct http_res
 			goto cleanup;
 		}
 		long st = resp->status;
+		if (at_registry)
+			note_ratelimit(c, resp);
 		if (st >= 200 && st <= 299) {
 			rc = 0;
 			goto cleanup;
 		}
 		char code[64], msg[300];
 		parse_error_body(&resp->body, code, sizeof(code), msg, sizeof(msg));
+		if (st == 429 && atomic_load(&c->rl_remaining) == 0) {
+			/* The pull limit is spent for hours: waiting a few seconds and
+			 * retrying only spends more requests. */
+			int64_t lim = atomic_load(&c->rl_limit), win = atomic_load(&c->rl_window);
+			char lims[64] = "", wins[64] = "";
+			if (lim > 0)
+				snprintf(lims, sizeof(lims), " of %lld", (long long)lim);
+			if (win > 0)
+				snprintf(wins, sizeof(wins), " per %lld s", (long long)win);
+			rc = err_set(e, -EAGAIN,
+				     "%s %s: pull rate limit of %s reached (0%s left%s); try again "
+				     "later%s",
+				     k->op, k->what, c->name, lims, wins,
+				     c->username ? "" : ", or configure a username and password");
+			e->http_status = 429;
+			strlcpy_s(e->remote_code, "TOOMANYREQUESTS", sizeof(e->remote_code));
+			goto cleanup;
+		}
 		if (st == 401 && at_registry && auth_rounds < 2) {
 			struct buf wa = BUF_INIT;
 			struct registry_challenge ch;
@@ -1406,6 +1436,61 @@ cleanup:
 	buf_release(&next);
 	buf_release(&loc);
 	return rc;
+}
+
+/* "76;w=21600" -> 76 and 21600 (window -1 when absent); -1 when unparsable. */
+int registry_parse_ratelimit(const char *v, int64_t *count, int64_t *window)
+{
+	*count = *window = -1;
+	if (!v)
+		return -1;
+	while (*v == ' ')
+		v++;
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (end == v || errno || n < 0)
+		return -1;
+	*count = n;
+	const char *w = strstr(end, "w=");
+	if (w) {
+		long long wn = strtoll(w + 2, &end, 10);
+		if (end != w + 2 && wn > 0)
+			*window = wn;
+	}
+	return 0;
+}
+
+/* Remember Docker Hub's pull-limit headers; warn once when few pulls are left. */
+static void note_ratelimit(struct registry_client *c, const struct http_resp *resp)
+{
+	struct buf v = BUF_INIT;
+	int64_t n, w;
+	if (http_resp_header(resp, "ratelimit-limit", &v) == 0 &&
+	    registry_parse_ratelimit(buf_str(&v), &n, &w) == 0)
+		atomic_store(&c->rl_limit, n);
+	buf_reset(&v);
+	if (http_resp_header(resp, "ratelimit-remaining", &v) == 0 &&
+	    registry_parse_ratelimit(buf_str(&v), &n, &w) == 0) {
+		atomic_store(&c->rl_remaining, n);
+		if (w > 0)
+			atomic_store(&c->rl_window, w);
+		int64_t lim = atomic_load(&c->rl_limit);
+		if (lim > 0 && n * 10 < lim && !atomic_exchange(&c->rl_warned, true))
+			log_warn("registry %s: %lld of %lld pulls left in the rate-limit window%s",
+				 c->name, (long long)n, (long long)lim,
+				 c->username ? "" : " (a login raises the limit)");
+	}
+	buf_release(&v);
+}
+
+void registry_client_ratelimit(const struct registry_client *c, int64_t *limit, int64_t *remaining,
+			       int64_t *window)
+{
+	struct registry_client *m = (struct registry_client *)c;
+	*limit = atomic_load(&m->rl_limit);
+	*remaining = atomic_load(&m->rl_remaining);
+	*window = atomic_load(&m->rl_window);
 }
 
 /* Normalise and check repo; url gets base + "/v2/" + repo. */

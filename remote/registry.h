@@ -241,4 +241,13 @@ void registry_normalize_repo(const char *host, const char *repo, struct buf *out
 /* SHA-256 of data as "sha256:<64 hex>" into out (REGISTRY_DIGEST_MAX). */
 void registry_digest_of(const void *data, size_t len, char *out);
 
+/* Docker Hub's pull limit as its ratelimit-* headers last told it (-1 when no
+ * response carried them). A 429 while no pull is left fails at once with
+ * -EAGAIN and a message saying so, instead of retrying into the limit. */
+void registry_client_ratelimit(const struct registry_client *c, int64_t *limit, int64_t *remaining,
+			       int64_t *window);
+/* Parse a ratelimit header value "76;w=21600": 0 with *count (and *window,
+ * -1 when absent) set, or -1. */
+int registry_parse_ratelimit(const char *v, int64_t *count, int64_t *window);
+
 #endif

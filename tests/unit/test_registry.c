@@ -528,7 +528,13 @@ static void fake_serve(struct fake *f, int cfd)
 	if (f->failures_left > 0) {
 		f->failures_left--;
 		pthread_mutex_unlock(&f->mu);
-		fake_reply(cfd, f->mode == 4 ? 429 : 503, "Retry-After: 0\r\n", "", 0);
+		if (f->mode == 5) /* Docker Hub's pull limit, spent */
+			fake_reply(cfd, 429,
+				   "ratelimit-limit: 100;w=21600\r\n"
+				   "ratelimit-remaining: 0;w=21600\r\n",
+				   "", 0);
+		else
+			fake_reply(cfd, f->mode == 4 ? 429 : 503, "Retry-After: 0\r\n", "", 0);
 		return;
 	}
 	pthread_mutex_unlock(&f->mu);
@@ -630,6 +636,18 @@ static struct registry_client *fake_client(struct fake *f, struct http_engine *h
 	return registry_client_new(&cfg, &e);
 }
 
+static void test_ratelimit_parse(void)
+{
+	int64_t n, w;
+	ok(registry_parse_ratelimit("76;w=21600", &n, &w) == 0 && n == 76 && w == 21600,
+	   "ratelimit: count and window");
+	ok(registry_parse_ratelimit(" 5", &n, &w) == 0 && n == 5 && w == -1,
+	   "ratelimit: count alone");
+	ok(registry_parse_ratelimit("x;w=1", &n, &w) == -1 && n == -1, "ratelimit: garbage");
+	ok(registry_parse_ratelimit("-3;w=1", &n, &w) == -1, "ratelimit: negative refused");
+	ok(registry_parse_ratelimit(NULL, &n, &w) == -1, "ratelimit: absent");
+}
+
 static void test_fake_server(void)
 {
 	struct fake f;
@@ -728,6 +746,21 @@ static void test_fake_server(void)
 	rc = registry_manifest_head(c, "x", "v1", &m, &e);
 	is_int(rc, -EIO, "429 after retries: -EIO");
 	is_int(100 - f.failures_left, 4, "max_attempts requests made");
+	/* 429 with Docker Hub's headers saying no pull is left: no retries */
+	int64_t rl_lim, rl_rem, rl_win;
+	registry_client_ratelimit(c, &rl_lim, &rl_rem, &rl_win);
+	ok(rl_lim == -1 && rl_rem == -1 && rl_win == -1, "rate limit unknown before any header");
+	f.mode = 5;
+	f.failures_left = 100;
+	err_clear(&e);
+	rc = registry_manifest_head(c, "x", "v1", &m, &e);
+	is_int(rc, -EAGAIN, "spent pull limit: -EAGAIN");
+	is_int(100 - f.failures_left, 1, "no retry into a spent pull limit");
+	ok(strstr(e.message, "pull rate limit") && strstr(e.message, "0 of 100 left") &&
+	       strstr(e.message, "per 21600 s"),
+	   "the message says so: %s", e.message);
+	registry_client_ratelimit(c, &rl_lim, &rl_rem, &rl_win);
+	ok(rl_lim == 100 && rl_rem == 0 && rl_win == 21600, "rate limit remembered");
 	f.failures_left = 0;
 	registry_client_free(c);
 
@@ -776,6 +809,7 @@ int main(void)
 	test_resolve();
 	test_media_types();
 	test_client_new();
+	test_ratelimit_parse();
 	test_fake_server();
 	return tap_done();
 }
