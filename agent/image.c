@@ -20,6 +20,13 @@
 #define IMAGE_DEFAULT_CONC 8
 #define IMAGE_TAG_WORKERS  4 /* tags copied at once: min(this, concurrency) */
 
+/* Add n to counter f of the run's live progress counters, if any. */
+#define PG_ADD(o, f, n)                                                                            \
+	do {                                                                                       \
+		if ((o)->progress)                                                                 \
+			__atomic_add_fetch(&(o)->progress->f, (uint64_t)(n), __ATOMIC_RELAXED);    \
+	} while (0)
+
 struct blob_desc {
 	char digest[REGISTRY_DIGEST_MAX];
 	uint64_t size;
@@ -97,6 +104,7 @@ static int pick_from(void *ctx, const struct blob_record *br)
 }
 
 struct stream {
+	const struct image_sync_opts *o;
 	struct registry_client *dst;
 	struct registry_upload *up;
 	bool chunked;
@@ -108,6 +116,7 @@ struct stream {
 static int stream_sink(void *ctx, const void *data, size_t len)
 {
 	struct stream *s = ctx;
+	PG_ADD(s->o, bytes, len);
 	buf_add(&s->pending, data, len);
 	if (s->chunked && s->pending.len >= IMAGE_CHUNK) {
 		s->rc =
@@ -207,6 +216,7 @@ static int copy_blob_claimed(struct run *r, const char *src_repo, const char *ds
 			r->res->blobs++;
 			r->res->blobs_mounted++;
 			pthread_mutex_unlock(&r->mu);
+			PG_ADD(o, blobs, 1);
 			return 0;
 		}
 		if (rc) {
@@ -223,6 +233,7 @@ static int copy_blob_claimed(struct run *r, const char *src_repo, const char *ds
 	}
 	struct stream st;
 	memset(&st, 0, sizeof(st));
+	st.o = o;
 	st.dst = o->dst;
 	st.up = up;
 	st.chunked = b->size > IMAGE_CHUNK;
@@ -247,6 +258,7 @@ static int copy_blob_claimed(struct run *r, const char *src_repo, const char *ds
 	r->res->blobs++;
 	r->res->bytes += got;
 	pthread_mutex_unlock(&r->mu);
+	PG_ADD(o, blobs, 1);
 	return 0;
 fail:
 	registry_upload_cancel(o->dst, up);
@@ -720,6 +732,7 @@ static void fail_image(struct run *r, const char *ref, int rc, struct dth_err *e
 		err_set(err, rc, "%s", strerror(-rc));
 	pthread_mutex_lock(&r->mu);
 	r->res->failed++;
+	PG_ADD(r->o, failed, 1);
 	if (unreachable_rc(rc))
 		r->unreachable_failures++;
 	pthread_mutex_unlock(&r->mu);
@@ -822,6 +835,7 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 			pthread_mutex_lock(&r->mu);
 			r->res->skipped++;
 			pthread_mutex_unlock(&r->mu);
+			PG_ADD(r->o, skipped, 1);
 			goto out;
 		}
 		rc = registry_manifest_get(o->src, repo, hm.digest[0] ? hm.digest : tag, &gm, &err);
@@ -865,6 +879,7 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 		pthread_mutex_lock(&r->mu);
 		r->res->filtered++;
 		pthread_mutex_unlock(&r->mu);
+		PG_ADD(r->o, filtered, 1);
 		log_debug("image %s: %s", ref.data, note.data);
 		if (o->on_note) {
 			pthread_mutex_lock(&r->cb_mu);
@@ -877,6 +892,7 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 		pthread_mutex_lock(&r->mu);
 		r->res->copied++;
 		pthread_mutex_unlock(&r->mu);
+		PG_ADD(r->o, copied, 1);
 	}
 	buf_release(&note);
 	wrc = manifest_writer_put_image(r->w, o->task_id, ref.data, ref.len, &rec);
@@ -910,6 +926,7 @@ static int queue_tag(struct run *r, const char *repo, const char *tag, const cha
 		else
 			r->qhead = j;
 		r->qtail = j;
+		PG_ADD(r->o, tags, 1);
 		pthread_cond_signal(&r->qcv);
 	}
 	pthread_mutex_unlock(&r->qmu);
@@ -977,6 +994,7 @@ static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
 		pthread_mutex_lock(&r->mu);
 		r->res->images++;
 		pthread_mutex_unlock(&r->mu);
+		PG_ADD(o, tags, 1);
 		fail_image(r, spec, rc, &err);
 		goto out;
 	}
@@ -1009,6 +1027,7 @@ static int sync_spec(struct run *r, const char *spec, struct dth_err *run_err)
 		pthread_mutex_lock(&r->mu);
 		r->res->images++;
 		pthread_mutex_unlock(&r->mu);
+		PG_ADD(o, tags, 1);
 		fail_image(r, repo, rc, &err);
 		goto out;
 	}
@@ -1100,6 +1119,8 @@ int image_sync_run(const struct image_sync_opts *o, struct image_sync_result *re
 		}
 		buf_release(&repos);
 	}
+	if (o->progress)
+		__atomic_store_n(&o->progress->listing_done, true, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&r.qmu);
 	r.qclosed = true;
 	pthread_cond_broadcast(&r.qcv);

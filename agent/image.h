@@ -95,6 +95,23 @@ struct image_sync_opts {
 	int (*list_repos)(void *ctx, int (*fn)(void *fn_ctx, const char *name), void *fn_ctx,
 			  struct dth_err *err);
 	void *list_repos_ctx;
+	/* NULL, or live counters (zeroed by the caller) the run updates while it
+	 * goes on, for a progress display. */
+	struct image_progress *progress;
+};
+
+/* Live counters of a run, updated by its threads with __atomic builtins
+ * (relaxed); another thread reads each with __atomic_load_n. Tags done so far:
+ * copied + skipped + failed + filtered. */
+struct image_progress {
+	uint64_t tags; /* tags known so far (queued), and tag-less images that failed */
+	uint64_t copied;
+	uint64_t skipped;
+	uint64_t failed;
+	uint64_t filtered;
+	uint64_t blobs;	   /* blobs uploaded or mounted */
+	uint64_t bytes;	   /* blob bytes read from the source so far, failed copies included */
+	bool listing_done; /* every tag is known: tags is the total */
 };
 
 struct image_sync_result {

@@ -48,6 +48,16 @@ int cli_exit_for_remote(int rc);
 struct progress;
 struct progress *progress_start(bool enabled);
 void progress_stop(struct progress *p);
+/* Same with a line of one's own: draw_fn(ctx, seconds since the start) prints
+ * it on stderr (no newline, the line is cleared before) from the progress
+ * thread a few times a second; progress_stop then clears the line (no final
+ * line is left). */
+struct progress *progress_start_with(bool enabled, void (*draw_fn)(void *ctx, double elapsed),
+				     void *ctx);
+/* Around a message printed on stderr while p runs (p may be NULL): suspend
+ * clears the line and holds off redraws until resume. */
+void progress_suspend(struct progress *p);
+void progress_resume(struct progress *p);
 /* "1.5 GiB" style; out holds 32 bytes. */
 void progress_fmt_bytes(uint64_t n, char out[32]);
 

@@ -30,7 +30,8 @@ static void image_usage(FILE *f)
 	      "       dth image sync [--config FILE] [--state DIR] [--task NAME]\n"
 	      "                      (--images LIST | --images-file FILE | --all)\n"
 	      "                      [--tags REGEX] [--platform OS/ARCH[/VARIANT][,...]]\n"
-	      "                      [--concurrency N] [--json] SRC: DST:[PREFIX]\n"
+	      "                      [--concurrency N] [--json] [--no-progress]\n"
+	      "                      SRC: DST:[PREFIX]\n"
 	      "\n"
 	      "  inspect   the manifest of an image: without --raw, JSON with its digest,\n"
 	      "            media type and size (and, for an index, each platform's manifest);\n"
@@ -57,6 +58,8 @@ static void image_usage(FILE *f)
 	      "            Reruns skip unchanged tags; a run without --platform recopies whole\n"
 	      "            the tags an earlier --platform run narrowed or skipped, but a new\n"
 	      "            --platform selection of unchanged tags needs another --task\n"
+	      "            On a terminal a live line (stderr) shows tags done/known, copied,\n"
+	      "            unchanged, failed, blobs, bytes and rate; --no-progress: none\n"
 	      "\n"
 	      "REMOTE is a [remote NAME] of type registry in the config file (dth image sync\n"
 	      "also takes type ecr: the ECR API gives the registry credentials, renewed before\n"
@@ -630,13 +633,35 @@ static void add_images(const char *list, char sep, char ***v, size_t *n)
 struct sync_failures {
 	json_t *list;
 	json_t *notes;
+	struct progress *pg; /* NULL, or the progress line to clear around messages */
 };
+
+/* The live progress line of image sync (progress thread). */
+static void draw_image_progress(void *ctx, double elapsed)
+{
+	struct image_progress *p = ctx;
+#define LD(f) ((unsigned long long)__atomic_load_n(&p->f, __ATOMIC_RELAXED))
+	unsigned long long copied = LD(copied), skipped = LD(skipped), failed = LD(failed);
+	unsigned long long done = copied + skipped + failed + LD(filtered);
+	uint64_t bytes = __atomic_load_n(&p->bytes, __ATOMIC_RELAXED);
+	bool all_known = __atomic_load_n(&p->listing_done, __ATOMIC_RELAXED);
+	char b[32], r[32];
+	progress_fmt_bytes(bytes, b);
+	progress_fmt_bytes(elapsed > 0 ? (uint64_t)((double)bytes / elapsed) : 0, r);
+	fprintf(stderr,
+		"tags %llu/%llu%s, copied %llu, unchanged %llu, failed %llu; blobs %llu, %s at "
+		"%s/s",
+		done, LD(tags), all_known ? "" : "+", copied, skipped, failed, LD(blobs), b, r);
+#undef LD
+}
 
 static void on_image_note(void *ctx, const char *ref, const char *message)
 {
 	struct sync_failures *f = ctx;
 	json_array_append_new(f->notes, json_pack("{s:s, s:s}", "image", ref, "note", message));
+	progress_suspend(f->pg);
 	fprintf(stderr, "dth: note: %s: %s\n", ref, message);
+	progress_resume(f->pg);
 }
 
 static void on_image_failure(void *ctx, const char *ref, int rc, const char *message)
@@ -644,7 +669,9 @@ static void on_image_failure(void *ctx, const char *ref, int rc, const char *mes
 	struct sync_failures *f = ctx;
 	(void)rc;
 	json_array_append_new(f->list, json_pack("{s:s, s:s}", "image", ref, "error", message));
+	progress_suspend(f->pg);
 	cli_error("%s: %s", ref, message);
+	progress_resume(f->pg);
 }
 
 static json_t *reg_counts_json(const uint64_t *c)
@@ -662,7 +689,7 @@ static json_t *reg_counts_json(const uint64_t *c)
 static int image_sync_cmd(int argc, char **argv)
 {
 	const char *config = NULL, *task_name = NULL, *state_opt = NULL, *images_file = NULL;
-	bool json = false;
+	bool json = false, no_progress = false;
 	unsigned long conc = 8;
 	char **images = NULL;
 	size_t n_images = 0;
@@ -674,7 +701,7 @@ static int image_sync_cmd(int argc, char **argv)
 	char *src_name = NULL, *dst_name = NULL, *state_dir = NULL;
 	struct manifest *m = NULL;
 	struct buf tname = BUF_INIT;
-	struct sync_failures fails = {json_array(), json_array()};
+	struct sync_failures fails = {json_array(), json_array(), NULL};
 	bool all = false, have_re = false;
 	const char *tags_arg = NULL, *platform_arg = NULL;
 	regex_t tags_re;
@@ -693,7 +720,8 @@ static int image_sync_cmd(int argc, char **argv)
 		O_HELP,
 		O_ALL,
 		O_TAGS,
-		O_PLATFORM
+		O_PLATFORM,
+		O_NO_PROGRESS
 	};
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, O_CONFIG},
@@ -706,6 +734,7 @@ static int image_sync_cmd(int argc, char **argv)
 	    {"all", no_argument, NULL, O_ALL},
 	    {"tags", required_argument, NULL, O_TAGS},
 	    {"platform", required_argument, NULL, O_PLATFORM},
+	    {"no-progress", no_argument, NULL, O_NO_PROGRESS},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -753,6 +782,9 @@ static int image_sync_cmd(int argc, char **argv)
 			break;
 		case O_PLATFORM:
 			platform_arg = optarg;
+			break;
+		case O_NO_PROGRESS:
+			no_progress = true;
 			break;
 		case 'h':
 		case O_HELP:
@@ -918,9 +950,15 @@ static int image_sync_cmd(int argc, char **argv)
 		o.list_repos = ecr_list_repos;
 		o.list_repos_ctx = &hooks;
 	}
+	struct image_progress live;
+	memset(&live, 0, sizeof(live));
+	o.progress = &live;
 	struct image_sync_result res;
 	err_clear(&err);
+	fails.pg = progress_start_with(!json && !no_progress, draw_image_progress, &live);
 	rc = image_sync_run(&o, &res, &err);
+	progress_stop(fails.pg);
+	fails.pg = NULL;
 
 	trec.last_run_end = (int64_t)time(NULL);
 	if (rc == 0) {

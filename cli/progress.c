@@ -16,6 +16,8 @@ struct progress {
 	pthread_cond_t cond;
 	bool stop;
 	double t0;
+	void (*draw)(void *ctx, double elapsed); /* NULL: the dth sync line */
+	void *ctx;
 };
 
 void progress_fmt_bytes(uint64_t n, char out[32])
@@ -38,7 +40,7 @@ static uint64_t ld(const uint64_t *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-static void draw(struct progress *p)
+static void draw_sync(struct progress *p)
 {
 	struct sync_progress *s = sync_progress_get();
 	double el = now_mono() - p->t0;
@@ -60,6 +62,17 @@ static void draw(struct progress *p)
 	fflush(stderr);
 }
 
+static void draw(struct progress *p)
+{
+	if (!p->draw) {
+		draw_sync(p);
+		return;
+	}
+	fputs("\r\033[K", stderr);
+	p->draw(p->ctx, now_mono() - p->t0);
+	fflush(stderr);
+}
+
 static void *progress_main(void *arg)
 {
 	struct progress *p = arg;
@@ -77,9 +90,17 @@ static void *progress_main(void *arg)
 
 struct progress *progress_start(bool enabled)
 {
+	return progress_start_with(enabled, NULL, NULL);
+}
+
+struct progress *progress_start_with(bool enabled, void (*draw_fn)(void *ctx, double elapsed),
+				     void *ctx)
+{
 	if (!enabled || !isatty(2))
 		return NULL;
 	struct progress *p = xcalloc(1, sizeof(*p));
+	p->draw = draw_fn;
+	p->ctx = ctx;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->t0 = now_mono();
@@ -99,9 +120,29 @@ void progress_stop(struct progress *p)
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);
-	draw(p);
-	fputc('\n', stderr);
+	if (p->draw) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+	} else {
+		draw(p);
+		fputc('\n', stderr);
+	}
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	free(p);
+}
+
+void progress_suspend(struct progress *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	fputs("\r\033[K", stderr);
+	fflush(stderr);
+}
+
+void progress_resume(struct progress *p)
+{
+	if (p)
+		pthread_mutex_unlock(&p->lock);
 }
