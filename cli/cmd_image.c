@@ -114,11 +114,7 @@ static int image_open(struct image_ctx *x, const char *cfg_file, const char *spe
 		free(name);
 		return EXIT_USAGE;
 	}
-	struct http_engine_opts ho;
-	memset(&ho, 0, sizeof(ho));
-	ho.tls_verify = def->tls_verify;
-	ho.ca_file = def->ca_file;
-	x->http = http_engine_new(&ho);
+	x->http = remote_http_new(def);
 	if (!x->http) {
 		cli_error("cannot start the http engine");
 		free(name);
@@ -495,24 +491,8 @@ static int open_ecr_remote(const struct remote_def *def, struct http_engine *htt
 			  def->region);
 		goto fail;
 	}
-	struct creds_spec spec = {0};
-	if (def->credentials) {
-		if (creds_parse_mode(def->credentials, &spec) != 0) {
-			cli_error("remote '%s': bad credentials '%s'", def->name, def->credentials);
-			goto fail;
-		}
-	} else {
-		spec.mode = def->access_key_id ? CREDS_STATIC : CREDS_CHAIN;
-	}
-	if (spec.mode == CREDS_STATIC || spec.mode == CREDS_CHAIN) {
-		spec.access_key_id = def->access_key_id;
-		spec.secret_access_key = def->secret_access_key;
-		spec.session_token = def->session_token;
-	}
-	spec.http = http;
-	e->creds = creds_provider_new(&spec, &err);
-	if (!e->creds) {
-		cli_error("remote '%s': %s", def->name, err.message);
+	if (remote_open_creds(def, http, &e->creds, &err)) {
+		cli_error("%s", err.message);
 		goto fail;
 	}
 	struct retry_policy retry = RETRY_POLICY_DEFAULT;
@@ -576,11 +556,7 @@ static int open_registry_remote(struct config *cfg, const char *name, struct htt
 			  name, def->type ? def->type : "s3");
 		return EXIT_USAGE;
 	}
-	struct http_engine_opts ho;
-	memset(&ho, 0, sizeof(ho));
-	ho.tls_verify = def->tls_verify;
-	ho.ca_file = def->ca_file;
-	*http = http_engine_new(&ho);
+	*http = remote_http_new(def);
 	if (!*http) {
 		cli_error("cannot start the http engine");
 		return EXIT_SOME_FAILED;

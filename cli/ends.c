@@ -80,11 +80,7 @@ static int open_one(struct cli_ends *e, const char *spec, char **remote, char **
 			  def->type);
 		return EXIT_USAGE;
 	}
-	struct http_engine_opts ho;
-	memset(&ho, 0, sizeof(ho));
-	ho.tls_verify = def->tls_verify;
-	ho.ca_file = def->ca_file;
-	*http = http_engine_new(&ho);
+	*http = remote_http_new(def);
 	if (!*http) {
 		cli_error("cannot start the http engine");
 		return EXIT_SOME_FAILED;

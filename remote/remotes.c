@@ -938,19 +938,19 @@ cleanup:
 
 /* ---- opening a remote ---- */
 
-int remote_open_s3(const struct remote_def *r, struct http_engine *http,
-		   struct creds_provider **creds, struct s3_client **client, struct dth_err *err)
+struct http_engine *remote_http_new(const struct remote_def *r)
 {
-	*creds = NULL;
-	*client = NULL;
-	if (!r)
-		return err_set(err, -EINVAL, "no remote");
-	if (!r->type || strcmp(r->type, "s3") != 0)
-		return err_set(err, -EINVAL, "remote %s: type %s is not s3", r->name,
-			       r->type ? r->type : "(none)");
-	if (!r->endpoint || !r->region)
-		return err_set(err, -EINVAL, "remote %s: no endpoint or region", r->name);
+	struct http_engine_opts ho;
+	memset(&ho, 0, sizeof(ho));
+	ho.tls_verify = r->tls_verify;
+	ho.ca_file = r->ca_file;
+	return http_engine_new(&ho);
+}
 
+int remote_open_creds(const struct remote_def *r, struct http_engine *http,
+		      struct creds_provider **out, struct dth_err *err)
+{
+	*out = NULL;
 	struct creds_spec spec = {0};
 	if (r->credentials) {
 		if (creds_parse_mode(r->credentials, &spec) != 0)
@@ -967,12 +967,31 @@ int remote_open_s3(const struct remote_def *r, struct http_engine *http,
 		spec.session_token = r->session_token;
 	}
 	spec.http = http;
-
 	struct dth_err e;
 	err_clear(&e);
-	struct creds_provider *cp = creds_provider_new(&spec, &e);
-	if (!cp)
+	*out = creds_provider_new(&spec, &e);
+	if (!*out)
 		return err_set(err, e.code ? e.code : -EINVAL, "remote %s: %s", r->name, e.message);
+	return 0;
+}
+
+int remote_open_s3(const struct remote_def *r, struct http_engine *http,
+		   struct creds_provider **creds, struct s3_client **client, struct dth_err *err)
+{
+	*creds = NULL;
+	*client = NULL;
+	if (!r)
+		return err_set(err, -EINVAL, "no remote");
+	if (!r->type || strcmp(r->type, "s3") != 0)
+		return err_set(err, -EINVAL, "remote %s: type %s is not s3", r->name,
+			       r->type ? r->type : "(none)");
+	if (!r->endpoint || !r->region)
+		return err_set(err, -EINVAL, "remote %s: no endpoint or region", r->name);
+
+	struct creds_provider *cp;
+	int rc = remote_open_creds(r, http, &cp, err);
+	if (rc)
+		return rc;
 
 	struct s3_config sc = {
 	    .name = r->name,

@@ -71,6 +71,16 @@ struct config *config_new_empty(void);
  * presets and validate every remote. */
 int config_finish(struct config *cfg, char *const *envp, struct dth_err *err) WUR;
 
+/* An HTTP engine with the remote's TLS settings (tls_verify, ca_file); NULL
+ * only when libcurl cannot allocate. Free with http_engine_free. */
+struct http_engine *remote_http_new(const struct remote_def *r);
+
+/* The credential provider of a remote (s3 or ecr): its `credentials` mode,
+ * else static keys when given, else the chain. On success *out is owned by
+ * the caller (creds_provider_free); http is borrowed and must outlive it. */
+int remote_open_creds(const struct remote_def *r, struct http_engine *http,
+		      struct creds_provider **out, struct dth_err *err) WUR;
+
 /* Build the credential provider and S3 client for an s3 remote. On success
  * *creds and *client are owned by the caller (free the client first). */
 int remote_open_s3(const struct remote_def *r, struct http_engine *http,
