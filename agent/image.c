@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -37,6 +38,51 @@ struct tag_job {
 	char *repo, *tag, *dst_repo;
 };
 
+/* Blobs known present at the destination during a run, as 64-bit hashes of
+ * "REPO@DIGEST" in a fixed open-addressing table: constant memory however
+ * many blobs a run sees. It is only a shortcut: when half full it is emptied,
+ * and a blob no longer in it is found again through the blobs database or a
+ * HEAD. */
+#define SEEN_SLOTS ((size_t)1 << 16)
+struct seen_set {
+	uint64_t *slot; /* 0: empty */
+	size_t used;
+};
+
+static uint64_t seen_hash(const char *repo, const char *digest)
+{
+	struct buf k = BUF_INIT;
+	buf_addf(&k, "%s@%s", repo, digest);
+	uint64_t h = XXH3_64bits(k.data, k.len);
+	buf_release(&k);
+	return h ? h : 1;
+}
+
+static bool seen_has(const struct seen_set *s, uint64_t h)
+{
+	for (size_t i = h & (SEEN_SLOTS - 1);; i = (i + 1) & (SEEN_SLOTS - 1)) {
+		if (s->slot[i] == h)
+			return true;
+		if (s->slot[i] == 0)
+			return false;
+	}
+}
+
+static void seen_add(struct seen_set *s, uint64_t h)
+{
+	if (seen_has(s, h))
+		return;
+	if (s->used >= SEEN_SLOTS / 2) {
+		memset(s->slot, 0, SEEN_SLOTS * sizeof(*s->slot));
+		s->used = 0;
+	}
+	size_t i = h & (SEEN_SLOTS - 1);
+	while (s->slot[i])
+		i = (i + 1) & (SEEN_SLOTS - 1);
+	s->slot[i] = h;
+	s->used++;
+}
+
 struct run {
 	const struct image_sync_opts *o;
 	struct manifest_writer *w;
@@ -44,7 +90,7 @@ struct run {
 	struct image_sync_result *res;
 	pthread_mutex_t mu;	/* res counters, seen and inflight */
 	pthread_cond_t blob_cv; /* an inflight entry went away */
-	struct buf seen;	/* "\nREPO@DIGEST" entries known present during this run */
+	struct seen_set seen;	/* blobs known present during this run (a cache) */
 	struct buf inflight;	/* same format: blobs being copied by some thread */
 	/* "\nREPO\n" entries: destination repositories probed (their tags list),
 	 * and of those the ones that did not exist (404) at the probe */
@@ -79,8 +125,9 @@ static void set_add(struct buf *set, const char *repo, const char *digest)
 /* Remember digest as present in repo and record it in the blobs db. */
 static int blob_known(struct run *r, const char *repo, const char *digest, uint64_t size)
 {
+	uint64_t h = seen_hash(repo, digest);
 	pthread_mutex_lock(&r->mu);
-	set_add(&r->seen, repo, digest);
+	seen_add(&r->seen, h);
 	pthread_mutex_unlock(&r->mu);
 	struct blob_record br;
 	memset(&br, 0, sizeof(br));
@@ -280,9 +327,10 @@ static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
 	struct buf k = BUF_INIT;
 	buf_addf(&k, "\n%s@%s\n", dst_repo, b->digest);
 	bool present = false;
+	uint64_t h = seen_hash(dst_repo, b->digest);
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		if (set_find(&r->seen, &k)) {
+		if (seen_has(&r->seen, h)) {
 			present = true;
 			break;
 		}
@@ -1070,7 +1118,7 @@ int image_sync_run(const struct image_sync_opts *o, struct image_sync_result *re
 	buf_init(&r.fresh);
 	pthread_mutex_init(&r.qmu, NULL);
 	pthread_cond_init(&r.qcv, NULL);
-	buf_init(&r.seen);
+	r.seen.slot = xcalloc(SEEN_SLOTS, sizeof(*r.seen.slot));
 	buf_init(&r.inflight);
 	r.conc = o->concurrency ? o->concurrency : IMAGE_DEFAULT_CONC;
 	size_t ntw = r.conc < IMAGE_TAG_WORKERS ? r.conc : IMAGE_TAG_WORKERS;
@@ -1139,7 +1187,7 @@ out:
 	res->unreachable = r.catalog_unreachable || (res->failed && !res->copied && !res->skipped &&
 						     r.unreachable_failures == res->failed);
 	res->seconds = now_mono() - t0;
-	buf_release(&r.seen);
+	free(r.seen.slot);
 	buf_release(&r.inflight);
 	buf_release(&r.probed);
 	buf_release(&r.fresh);
