@@ -565,6 +565,38 @@ static void platforms_str(const struct image_sync_opts *o, struct buf *out)
 	}
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A hash of the --platform selection, the same for any order of the list;
+ * 0 when none is given (every platform). A tag copied under another
+ * selection is copied again even when its source is unchanged. */
+static uint64_t platforms_fp(const struct image_sync_opts *o)
+{
+	if (!o->n_platforms)
+		return 0;
+	char **v = xcalloc(o->n_platforms, sizeof(*v));
+	for (size_t i = 0; i < o->n_platforms; i++) {
+		const struct image_platform *p = &o->platforms[i];
+		struct buf b = BUF_INIT;
+		buf_addf(&b, "%s/%s/%s", p->os, p->arch, p->variant);
+		v[i] = buf_detach(&b, NULL);
+	}
+	qsort(v, o->n_platforms, sizeof(*v), cmp_str);
+	struct buf all = BUF_INIT;
+	for (size_t i = 0; i < o->n_platforms; i++)
+		if (i == 0 || strcmp(v[i], v[i - 1]))
+			buf_addf(&all, "%s,", v[i]);
+	for (size_t i = 0; i < o->n_platforms; i++)
+		free(v[i]);
+	free(v);
+	uint64_t h = XXH3_64bits(all.data, all.len);
+	buf_release(&all);
+	return h ? h : 1;
+}
+
 static int sink_buf(void *ctx, const void *data, size_t len)
 {
 	struct buf *b = ctx;
@@ -856,7 +888,8 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 	 * whose record cannot lead to a skip is fetched at once (GET by tag: the
 	 * digest comes with it), without a HEAD first. */
 	bool filtering = o->n_platforms > 0;
-	bool may_skip = rec.src_digest[0] &&
+	uint64_t sel_fp = platforms_fp(o);
+	bool may_skip = rec.src_digest[0] && rec.platforms_fp == sel_fp &&
 			((rec.status == OBJ_DONE && (filtering || !rec.dst_digest[0] ||
 						     !strcmp(rec.dst_digest, rec.src_digest))) ||
 			 (rec.status == OBJ_SKIPPED && filtering));
@@ -919,6 +952,7 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 	strlcpy_s(rec.dst_digest, dd, sizeof(rec.dst_digest));
 	strlcpy_s(rec.media_type, put_mt, sizeof(rec.media_type));
 	rec.size = gm.size;
+	rec.platforms_fp = sel_fp;
 	rec.attempts++;
 	rec.last_error[0] = '\0';
 	if (filtered) {

@@ -319,6 +319,7 @@ void codec_image_encode(const struct image_record *r, struct buf *out)
 	put_u64(out, r->attempts);
 	put_str(out, r->last_error, sizeof(r->last_error));
 	put_i64(out, r->copied_at);
+	put_u64(out, r->platforms_fp);
 }
 
 int codec_image_decode(const void *data, size_t len, struct image_record *r)
@@ -336,6 +337,7 @@ int codec_image_decode(const void *data, size_t len, struct image_record *r)
 	r->attempts = get_u32(&rd);
 	get_str(&rd, r->last_error, sizeof(r->last_error));
 	r->copied_at = get_i64(&rd);
+	r->platforms_fp = get_u64(&rd);
 	if (!rd.err && r->status >= OBJ__COUNT)
 		rd.err = -EPROTO;
 	rc = rd.err ? rd.err : rd_end(&rd);

@@ -100,7 +100,8 @@ struct image_record {
 	uint8_t status;			   /* enum obj_status */
 	uint32_t attempts;
 	char last_error[CODEC_ERROR_MAX];
-	int64_t copied_at; /* Unix seconds, 0 until copied */
+	int64_t copied_at;     /* Unix seconds, 0 until copied */
+	uint64_t platforms_fp; /* hash of the --platform selection copied, 0 for all */
 };
 void codec_image_encode(const struct image_record *r, struct buf *out);
 int codec_image_decode(const void *data, size_t len, struct image_record *r) WUR;

@@ -405,6 +405,16 @@ def test_platform_single_child(ctx):
     assert _dth_requests("dst", off_dst) == []
     assert _dth_requests("src", off_src) == [("HEAD", "/v2/test/tiny/manifests/multi")]
 
+    # the same task with another selection: copied again although the source
+    # is unchanged, the tag now the arm64 manifest
+    res = _sync(ctx, ["test/tiny:multi"], "dst:" + pre, "--platform", "linux/arm64")
+    assert (res["copied"], res["skipped"]) == (1, 0), res
+    assert lib.skopeo_raw("dst", pre + "/test/tiny:multi") == arm_raw
+    assert _images_json(ctx)["test/tiny:multi"]["dst_digest"] == arm["digest"]
+    # the same selection in another order and spelling is the same selection
+    res = _sync(ctx, ["test/tiny:multi"], "dst:" + pre, "--platform", "linux/arm64,linux/arm64")
+    assert (res["copied"], res["skipped"]) == (0, 1), res
+
     # the same task without --platform: the whole index goes over, digest kept
     res = _sync(ctx, ["test/tiny:multi"], "dst:" + pre)
     assert (res["copied"], res["skipped"]) == (1, 0), res

@@ -270,6 +270,7 @@ static void test_image_blob(void)
 	a.status = OBJ_FAILED;
 	a.attempts = 7;
 	a.copied_at = 1700000000;
+	a.platforms_fp = 0xfedcba9876543210ULL;
 	codec_image_encode(&a, &enc);
 	is_int(codec_image_decode(enc.data, enc.len, &b), 0, "image: decodes");
 	ok(!memcmp(&a, &b, sizeof(a)), "image: every field round trips");
