@@ -89,10 +89,11 @@ struct ra_file {
 	struct ra_cache *c;
 	struct ra_obj *obj;
 	uint64_t size;
-	uint64_t next_off;     /* where a sequential read starts */
-	uint64_t window;       /* 0: no stream (start, or after a random read) */
-	uint64_t stream_start; /* the stream's reads and readahead cover */
-	uint64_t ra_end;       /* [stream_start, ra_end) */
+	uint64_t next_off;	       /* where a sequential read starts */
+	uint64_t window;	       /* 0: no stream (start, or after a random read) */
+	uint64_t stream_start;	       /* the stream's reads and readahead cover */
+	uint64_t ra_end;	       /* [stream_start, ra_end) */
+	struct ra_file *fprev, *fnext; /* the cache's open handles (lock) */
 };
 
 struct ra_blist {
@@ -112,7 +113,8 @@ struct ra_cache {
 	struct ra_obj **ht;
 	size_t ht_size, nobjs;
 	uint64_t gen;
-	int mem_waiters; /* reads waiting for memory: readahead holds back */
+	int mem_waiters;       /* reads waiting for memory: readahead holds back */
+	struct ra_file *files; /* open handles, freed by ra_cache_free if still open */
 	struct ra_stats st;
 };
 
@@ -931,11 +933,14 @@ struct ra_file *ra_file_open(struct ra_cache *c, uint64_t ident, const char *key
 		if (x != o && x->ident == ident && x->gen < o->gen && !x->handles)
 			obj_drop_blocks(c, x); /* may free x, not next */
 	}
-	pthread_mutex_unlock(&c->lock);
-
 	f->c = c;
 	f->obj = o;
 	f->size = size;
+	f->fnext = c->files;
+	if (c->files)
+		c->files->fprev = f;
+	c->files = f;
+	pthread_mutex_unlock(&c->lock);
 	return f;
 }
 
@@ -961,6 +966,12 @@ void ra_file_close(struct ra_file *f)
 			obj_drop_blocks(c, o);
 	}
 	obj_unref(c, o);
+	if (f->fprev)
+		f->fprev->fnext = f->fnext;
+	else
+		c->files = f->fnext;
+	if (f->fnext)
+		f->fnext->fprev = f->fprev;
 	pthread_mutex_unlock(&c->lock);
 	free(f);
 }
@@ -1036,8 +1047,15 @@ void ra_cache_free(struct ra_cache *c)
 	if (!c)
 		return;
 	cache_stop(c);
+	/* A FUSE session can end (unmount) without a RELEASE for every open
+	 * file: those handles go with the cache. */
+	while (c->files) {
+		struct ra_file *f = c->files;
+		c->files = f->fnext;
+		free(f);
+	}
 	/* No thread runs now; every block left is linked to its object (views
-	 * and handles must be gone). */
+	 * must be gone). */
 	for (size_t i = 0; i < c->ht_size; i++) {
 		while (c->ht[i]) {
 			struct ra_obj *o = c->ht[i];

@@ -52,8 +52,10 @@ struct ra_config {
 };
 
 struct ra_cache;
-/* Starts the fetch threads. Copies cfg. Free with ra_cache_free (after every
- * file is closed). NULL with errno set if the threads cannot start. */
+/* Starts the fetch threads. Copies cfg. Free with ra_cache_free, which also
+ * frees handles still open (a FUSE session can end without releasing every
+ * file; no view may be held then). NULL with errno set if the threads cannot
+ * start. */
 struct ra_cache *ra_cache_new(const struct ra_config *cfg);
 void ra_cache_free(struct ra_cache *c);
 

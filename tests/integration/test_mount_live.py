@@ -104,8 +104,11 @@ def test_many_open_files_within_cache_memory(ctx):
         st["peak_cache_bytes"])
     assert st["fetched_bytes"] >= 12 * 12 * MiB, st
     # 144 MiB went through; the process held far less (libraries, curl and
-    # FUSE buffers, and the 8 MiB of blocks).
-    assert hwm < 96 * 1024, "peak RSS %d KiB with --cache-memory 8M" % hwm
+    # FUSE buffers, and the 8 MiB of blocks). A sanitizer build's shadow memory
+    # and quarantine make its RSS meaningless, so it is not held to this.
+    ldd = lib.subprocess.run(["ldd", lib.dth_bin()], capture_output=True, text=True).stdout
+    if "libasan" not in ldd:
+        assert hwm < 96 * 1024, "peak RSS %d KiB with --cache-memory 8M" % hwm
 
 
 def test_statfs(ctx):
