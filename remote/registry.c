@@ -110,27 +110,6 @@ static void wipe_free(char *s)
 	}
 }
 
-static uint64_t *thread_rng(void)
-{
-	static __thread uint64_t rng;
-	if (rng == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		rng =
-		    ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&rng;
-		if (rng == 0)
-			rng = 0x2545F4914F6CDD1Dull;
-	}
-	return &rng;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 void registry_digest_of(const void *data, size_t len, char *out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -1059,7 +1038,7 @@ static int token_fetch(struct registry_client *c, const char *const *scopes, siz
 		bool last = attempt >= c->retry.max_attempts;
 		if (rc != 0) {
 			if (retry_is_retryable(rc, 0, NULL) && !last) {
-				sleep_ms(retry_backoff_ms(&c->retry, attempt, thread_rng()));
+				retry_sleep_ms(retry_wait_ms(&c->retry, attempt, NULL));
 				continue;
 			}
 			err_prefix(e, "registry %s: token request", c->name);
@@ -1084,15 +1063,11 @@ static int token_fetch(struct registry_client *c, const char *const *scopes, siz
 		e->http_status = (int)st;
 		if (last || !retry_is_retryable(0, (int)st, NULL))
 			goto cleanup;
-		unsigned wait = retry_backoff_ms(&c->retry, attempt, thread_rng());
 		struct buf ra = BUF_INIT;
-		if (http_resp_header(&resp, "Retry-After", &ra) == 0) {
-			unsigned w = retry_after_ms(buf_str(&ra));
-			if (w > wait)
-				wait = w < c->retry.max_ms ? w : c->retry.max_ms;
-		}
+		int has_ra = http_resp_header(&resp, "Retry-After", &ra) == 0;
+		unsigned wait = retry_wait_ms(&c->retry, attempt, has_ra ? buf_str(&ra) : NULL);
 		buf_release(&ra);
-		sleep_ms(wait);
+		retry_sleep_ms(wait);
 	}
 
 	json_t *root = json_loadb(resp.body.data, resp.body.len, 0, NULL);
@@ -1320,10 +1295,10 @@ static int reg_do(struct registry_client *c, struct reg_call *k, struct http_res
 			bool sink_err = k->sink_failed && *k->sink_failed;
 			if (!sink_err && !k->no_transport_retry &&
 			    retry_is_retryable(rc, 0, NULL) && !last) {
-				unsigned wait = retry_backoff_ms(&c->retry, attempt, thread_rng());
+				unsigned wait = retry_wait_ms(&c->retry, attempt, NULL);
 				log_debug("registry %s: %s %s: %s; retry %u in %u ms", c->name,
 					  k->op, k->what, e->message, attempt, wait);
-				sleep_ms(wait);
+				retry_sleep_ms(wait);
 				attempt++;
 				continue;
 			}
@@ -1416,16 +1391,12 @@ static int reg_do(struct registry_client *c, struct reg_call *k, struct http_res
 		rc = mapped;
 		if (last || !retry_is_retryable(0, (int)st, NULL) || st == 501)
 			goto cleanup;
-		unsigned wait = retry_backoff_ms(&c->retry, attempt, thread_rng());
 		struct buf ra = BUF_INIT;
-		if (http_resp_header(resp, "Retry-After", &ra) == 0) {
-			unsigned w = retry_after_ms(buf_str(&ra));
-			if (w > wait)
-				wait = w < c->retry.max_ms ? w : c->retry.max_ms;
-		}
+		int has_ra = http_resp_header(resp, "Retry-After", &ra) == 0;
+		unsigned wait = retry_wait_ms(&c->retry, attempt, has_ra ? buf_str(&ra) : NULL);
 		buf_release(&ra);
 		log_debug("registry %s: %s; retry %u in %u ms", c->name, e->message, attempt, wait);
-		sleep_ms(wait);
+		retry_sleep_ms(wait);
 		attempt++;
 	}
 cleanup:
@@ -2144,7 +2115,7 @@ int registry_upload_chunk(struct registry_client *c, struct registry_upload *up,
 		s.n_scopes = 1;
 		s.no_redirect = true;
 		s.max_body = 1 << 20;
-		sleep_ms(retry_backoff_ms(&c->retry, attempt, thread_rng()));
+		retry_sleep_ms(retry_wait_ms(&c->retry, attempt, NULL));
 		struct dth_err se;
 		err_clear(&se);
 		int src = reg_do(c, &s, &resp, &se);

@@ -1,7 +1,9 @@
 #include "remote/retry.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/util.h"
 
@@ -96,4 +98,45 @@ unsigned retry_after_ms(const char *value)
 	if (*p != '\0')
 		return 0;
 	return (unsigned)(s * 1000);
+}
+
+void retry_policy_normalize(struct retry_policy *p)
+{
+	if (p->max_attempts == 0)
+		p->max_attempts = 1;
+	if (p->max_ms == 0 && p->base_ms == 0) {
+		struct retry_policy def = RETRY_POLICY_DEFAULT;
+		p->base_ms = def.base_ms;
+		p->max_ms = def.max_ms;
+	}
+}
+
+static uint64_t *thread_rng(void)
+{
+	static __thread uint64_t rng;
+	if (rng == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		rng =
+		    ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&rng;
+		if (rng == 0)
+			rng = 0x2545F4914F6CDD1Dull;
+	}
+	return &rng;
+}
+
+unsigned retry_wait_ms(const struct retry_policy *p, unsigned attempt, const char *retry_after)
+{
+	unsigned wait = retry_backoff_ms(p, attempt, thread_rng());
+	unsigned w = retry_after_ms(retry_after);
+	if (w > wait)
+		wait = w < p->max_ms ? w : p->max_ms;
+	return wait;
+}
+
+void retry_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
 }

@@ -1,5 +1,6 @@
 /* Retry policy: which failures are worth another attempt, and how long to wait
- * (exponential backoff with full jitter, capped). Pure functions. */
+ * (exponential backoff with full jitter, capped). Pure functions, except the
+ * last three, which the remote clients share (thread-safe). */
 #ifndef DTH_RETRY_H
 #define DTH_RETRY_H
 
@@ -37,4 +38,13 @@ unsigned retry_backoff_ms(const struct retry_policy *p, unsigned attempt, uint64
  * not a number. */
 unsigned retry_after_ms(const char *value);
 
+/* A policy as a client uses it: no attempts given means one; neither base
+ * nor cap given means the default backoff. */
+void retry_policy_normalize(struct retry_policy *p);
+/* The wait before attempt number `attempt`: retry_backoff_ms drawn from a
+ * per-thread generator, raised to a Retry-After value (the header's text, or
+ * NULL) but never above p->max_ms. */
+unsigned retry_wait_ms(const struct retry_policy *p, unsigned attempt, const char *retry_after);
+/* Sleep ms milliseconds (resumed after signals). */
+void retry_sleep_ms(unsigned ms);
 #endif

@@ -76,13 +76,7 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 	c->creds = cfg->creds;
 	c->http = cfg->http;
 	c->retry = cfg->retry;
-	if (c->retry.max_attempts == 0)
-		c->retry.max_attempts = 1;
-	if (c->retry.max_ms == 0 && c->retry.base_ms == 0) {
-		struct retry_policy def = RETRY_POLICY_DEFAULT;
-		c->retry.base_ms = def.base_ms;
-		c->retry.max_ms = def.max_ms;
-	}
+	retry_policy_normalize(&c->retry);
 	if ((strcmp(c->scheme, "http") != 0 && strcmp(c->scheme, "https") != 0) || !*c->hostport) {
 		s3_client_free(c);
 		return NULL;
@@ -493,27 +487,6 @@ static void build_target(const struct s3_client *c, const char *bucket, const ch
 	}
 }
 
-static uint64_t *thread_rng(void)
-{
-	static __thread uint64_t rng;
-	if (rng == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		rng =
-		    ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&rng;
-		if (rng == 0)
-			rng = 0x2545F4914F6CDD1Dull;
-	}
-	return &rng;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static int map_status(long st, const char *code)
 {
 	if (code && (strcmp(code, "RequestTimeout") == 0))
@@ -720,10 +693,10 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 			/* Transport failures, also those after the status line arrived (a
 			 * connection dropped mid-body). */
 			if (retry_is_retryable(rc, 0, NULL) && !last) {
-				wait = retry_backoff_ms(&c->retry, attempt, thread_rng());
+				wait = retry_wait_ms(&c->retry, attempt, NULL);
 				log_debug("s3: %s %s: %s; retry %u in %u ms", k->op, what,
 					  e->message, attempt, wait);
-				sleep_ms(wait);
+				retry_sleep_ms(wait);
 				continue;
 			}
 			err_prefix(e, "%s %s", k->op, what);
@@ -796,16 +769,12 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 		free(message);
 		if (!retry)
 			return mapped;
-		wait = retry_backoff_ms(&c->retry, attempt, thread_rng());
 		struct buf ra = BUF_INIT;
-		if (http_resp_header(resp, "Retry-After", &ra) == 0) {
-			unsigned w = retry_after_ms(buf_str(&ra));
-			if (w > wait)
-				wait = w < c->retry.max_ms ? w : c->retry.max_ms;
-		}
+		int has_ra = http_resp_header(resp, "Retry-After", &ra) == 0;
+		wait = retry_wait_ms(&c->retry, attempt, has_ra ? buf_str(&ra) : NULL);
 		buf_release(&ra);
 		log_debug("s3: %s; retry %u in %u ms", e->message, attempt, wait);
-		sleep_ms(wait);
+		retry_sleep_ms(wait);
 	}
 }
 
