@@ -6,6 +6,8 @@
  * patterns re-enter state 0 after every '/', which is how "matches any suffix
  * starting after a '/'" is expressed without trying each suffix separately.
  * Cost: O(key length * tokens), never exponential. */
+#include "common/compat.h"
+
 #include "agent/filter.h"
 
 #include <errno.h>

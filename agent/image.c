@@ -1,4 +1,6 @@
 /* Image mirroring: see image.h. */
+#include "common/compat.h"
+
 #include "agent/image.h"
 
 #include <errno.h>

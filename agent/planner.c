@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "agent/planner.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "agent/sync.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "agent/transfer.h"
 
 #include <errno.h>

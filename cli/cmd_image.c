@@ -1,4 +1,6 @@
 /* dth image: look at container registries (inspect, tags, repos). */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>

@@ -1,6 +1,8 @@
 /* dth manifest: read-only inspection of what was moved (tasks, ls, stat,
  * stats, diff, verify, export). Opens the LMDB manifest read-only, so it runs
  * while a sync or the agent writes. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>

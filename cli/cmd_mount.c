@@ -4,6 +4,8 @@
  * then mounts, daemonises (the parent returns once the mount is usable),
  * opens the manifest (LMDB handles must not cross a fork), starts the read
  * threads and runs the multi-threaded session until unmounted or signalled. */
+#include "common/compat.h"
+
 #define FUSE_USE_VERSION 314
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,6 @@
 /* dth sync SRC DST: one incremental, resumable copy run of an S3 task. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>

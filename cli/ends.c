@@ -1,4 +1,6 @@
 /* Opening the source and destination of a task from the config. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

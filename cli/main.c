@@ -1,4 +1,6 @@
 /* dth: subcommand dispatch. */
+#include "common/compat.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,7 @@
 /* The progress line: objects, bytes, rate and ETA, redrawn on stderr while a
  * run goes on (only on a terminal). */
+#include "common/compat.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

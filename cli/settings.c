@@ -1,4 +1,6 @@
 /* Settings tables of the subcommands: long options, --help lines, names. */
+#include "common/compat.h"
+
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>

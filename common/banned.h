@@ -1,7 +1,12 @@
 /* Functions that must not be used in dth (after git's banned.h).
- * Included last by common/compat.h so every translation unit gets it. */
+ * Read through common/compat.h only, after the system headers, so every
+ * translation unit gets the bans and glibc's fortified headers do not. */
 #ifndef DTH_BANNED_H
 #define DTH_BANNED_H
+
+#ifndef DTH_COMPAT_H
+#error "include common/compat.h first (it reads banned.h after the system headers)"
+#endif
 
 #define BANNED(func) sorry_##func##_is_a_banned_function
 

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "common/buf.h"
 
 #include <stdint.h>

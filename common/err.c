@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "common/err.h"
 
 #include <stdarg.h>

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "common/ini.h"
 
 #include <errno.h>

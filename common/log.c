@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "common/log.h"
 
 #include <pthread.h>

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "common/uri.h"
 
 #include <errno.h>

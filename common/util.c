@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "common/util.h"
 
 #include <errno.h>

@@ -54,6 +54,4 @@ void deadline_in_ms(struct timespec *ts, unsigned ms);
 double now_mono(void);
 uint64_t now_mono_ms(void);
 
-#include "common/banned.h"
-
 #endif

@@ -1,6 +1,8 @@
 /* Directory listings: built from an S3 listing or a manifest scan into one
  * arena per snapshot, then sorted and de-duplicated; a small LRU cache of
  * snapshots keyed by directory key. */
+#include "common/compat.h"
+
 #include "fs/dir.h"
 
 #include <errno.h>

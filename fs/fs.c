@@ -1,6 +1,8 @@
 /* The FUSE view's low-level operations. Each handler takes what it needs from
  * the inode table by copy, asks the directory cache, the source or the read
  * cache, and replies; no lock is held across a request to a remote. */
+#include "common/compat.h"
+
 #define FUSE_USE_VERSION 314
 #include "fs/fs.h"
 

@@ -1,5 +1,7 @@
 /* Inode table: two chained hash tables (by number, by parent+name) over one
  * set of heap nodes, under one mutex. */
+#include "common/compat.h"
+
 #include "fs/inode.h"
 
 #include <errno.h>

@@ -29,6 +29,8 @@
  *
  * Blocks of an object never overlap; the LRU lists exactly the linked,
  * unpinned, ready or failed blocks, least recently used first. */
+#include "common/compat.h"
+
 #include "fs/readahead.h"
 
 #include <errno.h>

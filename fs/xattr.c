@@ -1,4 +1,6 @@
 /* Extended attribute blobs: build, list, find. */
+#include "common/compat.h"
+
 #include "fs/xattr.h"
 
 #include <errno.h>

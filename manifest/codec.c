@@ -13,6 +13,8 @@
  *   task:   ver name src dst kind state created(s) last_run_start(s) last_run_end(s) runs
  *           dest_listed(u8)
  */
+#include "common/compat.h"
+
 #include "manifest/codec.h"
 
 #include <errno.h>

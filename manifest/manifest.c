@@ -52,6 +52,8 @@
  * and m->gen is bumped so cursors, whose read transaction stays open between
  * calls (without the gate), renew and re-seek from their last key before
  * touching the map again. */
+#include "common/compat.h"
+
 #include "manifest/manifest_i.h"
 
 #include <errno.h>

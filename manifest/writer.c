@@ -4,6 +4,8 @@
  * Sequence numbers: enq_seq counts operations queued, taken_seq those handed
  * to the thread, done_seq those whose batch has finished (committed, or
  * dropped after an error). The first error is sticky. */
+#include "common/compat.h"
+
 #include "manifest/manifest_i.h"
 
 #include <errno.h>

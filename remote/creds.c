@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/creds.h"
 
 #include <errno.h>

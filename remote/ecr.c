@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/ecr.h"
 
 #include <curl/curl.h>

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/http.h"
 
 #define BULK_BYTES (1024 * 1024) /* a transfer this large gets big buffers */

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/provider.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/registry.h"
 
 #include <errno.h>

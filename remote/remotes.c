@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/remotes.h"
 
 #include <errno.h>

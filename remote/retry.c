@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/retry.h"
 
 #include <errno.h>

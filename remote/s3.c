@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/s3.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include "remote/s3_xml.h"
 
 #include <errno.h>

@@ -1,4 +1,6 @@
 /* AWS Signature Version 4. See remote/sigv4.h. */
+#include "common/compat.h"
+
 #include "remote/sigv4.h"
 
 #include <errno.h>

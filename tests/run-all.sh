@@ -4,8 +4,11 @@
 #  1. install the dependencies (tests/install-deps.sh; quick when present)
 #  2. build (build/), run the unit tests
 #  3. build again with ASan+UBSan (build-asan/), run the unit tests again
-#  4. check the formatting of every .c/.h with clang-format (one test)
-#  5. start two radosgw endpoints, s3rver and three docker-registry instances
+#  4. build with Debian's hardening flags (dpkg-buildflags) and run the unit
+#     tests there; build with ThreadSanitizer and run the threaded unit tests
+#  5. check the source rules (tests/check-sources.sh) and the formatting of
+#     every .c/.h with clang-format (one test each)
+#  6. start two radosgw endpoints, s3rver and three docker-registry instances
 #     with test images (tests/harness/), run the
 #     integration tests (tests/integration/run.py) against build/dth, and
 #     stop the servers again, even on failure or Ctrl-C
@@ -15,7 +18,10 @@
 # Arguments are passed to run.py (e.g. -k kill9). Environment:
 #   DTH_SKIP_INSTALL=1   do not run install-deps.sh
 #   DTH_SKIP_ASAN=1      skip the sanitizer build
-#   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR  build dirs (build, build-asan)
+#   DTH_SKIP_HARDENED=1  skip the build with Debian's hardening flags
+#   DTH_SKIP_TSAN=1      skip the ThreadSanitizer run of the threaded unit tests
+#   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR, DTH_HARD_BUILD_DIR, DTH_TSAN_BUILD_DIR
+#                        build dirs (build, build-asan, build-hardened, build-tsan)
 #   DTH_TEST_RUN_DIR     where servers, logs and test dirs go (default: a new
 #                        /tmp/dth-test.XXXXXX, removed when all passed)
 #   DTH_TEST_MEMSTORE_BYTES  RAM the Ceph OSD may fill (default 12 GiB)
@@ -32,6 +38,10 @@ SKIP=0
 FAILED_STAGES=()
 BUILD_DIR=${DTH_BUILD_DIR:-build}
 ASAN_DIR=${DTH_ASAN_BUILD_DIR:-build-asan}
+HARD_DIR=${DTH_HARD_BUILD_DIR:-build-hardened}
+TSAN_DIR=${DTH_TSAN_BUILD_DIR:-build-tsan}
+# Unit tests that run code on several threads (the read cache's fetchers).
+TSAN_TESTS="readahead"
 RUN_DIR=${DTH_TEST_RUN_DIR:-$(mktemp -d /tmp/dth-test.XXXXXX)}
 mkdir -p "$RUN_DIR"
 SERVERS_STARTED=0
@@ -68,17 +78,25 @@ trap finish EXIT
 trap 'echo "interrupted"; FAIL=$((FAIL + 1)); FAILED_STAGES+=(interrupted); exit 130' INT TERM
 
 # Configure (or re-configure) a meson build dir and build it; log in $RUN_DIR.
-build() { # DIR [meson options...]
+build() { # DIR [meson options...] [-- ninja targets...]
 	local dir=$1 log=$RUN_DIR/$(basename "$1").log
 	shift
+	local opts=() targets=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		opts+=("$1")
+		shift
+	done
+	[ "${1:-}" = -- ] && shift
+	targets=("$@")
 	{
 		if [ -f "$dir/build.ninja" ]; then
-			meson setup --reconfigure "$dir" "$@" || meson setup --wipe "$dir" "$@"
+			meson setup --reconfigure "$dir" "${opts[@]}" ||
+				meson setup --wipe "$dir" "${opts[@]}"
 		elif [ -d "$dir/meson-private" ]; then
-			meson setup --wipe "$dir" "$@"
+			meson setup --wipe "$dir" "${opts[@]}"
 		else
-			meson setup "$dir" "$@"
-		fi && ninja -C "$dir"
+			meson setup "$dir" "${opts[@]}"
+		fi && ninja -C "$dir" "${targets[@]}"
 	} >"$log" 2>&1
 	local rc=$?
 	if [ $rc -ne 0 ]; then
@@ -89,9 +107,10 @@ build() { # DIR [meson options...]
 }
 
 # meson test; adds its Ok/Fail/Skipped counts.
-unit_tests() { # DIR NAME
+unit_tests() { # DIR NAME [meson test arguments...]
 	local dir=$1 name=$2 log=$RUN_DIR/$2-test.log ok fail skip
-	meson test -C "$dir" --print-errorlogs 2>&1 | tee "$log"
+	shift 2
+	meson test -C "$dir" --print-errorlogs "$@" 2>&1 | tee "$log"
 	ok=$(awk '/^Ok:/ {n += $2} /^Expected Fail:/ {n += $3} END {print n + 0}' "$log")
 	fail=$(awk '/^Fail:/ {n += $2} /^Unexpected Pass:/ {n += $3} /^Timeout:/ {n += $2} END {print n + 0}' "$log")
 	skip=$(awk '/^Skipped:/ {n += $2} END {print n + 0}' "$log")
@@ -138,6 +157,43 @@ if [ -z "${DTH_SKIP_ASAN:-}" ]; then
 	else
 		failed asan-build
 	fi
+fi
+
+if [ -z "${DTH_SKIP_HARDENED:-}" ]; then
+	# Debian's build flags (what a package build uses): -O2, -D_FORTIFY_SOURCE=2,
+	# the stack protector, full RELRO. Passed as options so a reconfigure of an
+	# existing directory takes them too.
+	stage "hardened build ($HARD_DIR, dpkg-buildflags hardening=+all) and unit tests"
+	HCPPFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)
+	HCFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)
+	HLDFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)
+	if build "$HARD_DIR" --buildtype=plain -Dc_args="$HCPPFLAGS $HCFLAGS" \
+		-Dc_link_args="$HLDFLAGS"; then
+		unit_tests "$HARD_DIR" hardened
+	else
+		failed hardened-build
+	fi
+fi
+
+if [ -z "${DTH_SKIP_TSAN:-}" ]; then
+	# ThreadSanitizer over the unit tests whose code runs on several threads.
+	stage "ThreadSanitizer build ($TSAN_DIR) and the threaded unit tests ($TSAN_TESTS)"
+	tsan_targets=()
+	for t in $TSAN_TESTS; do tsan_targets+=("test_$t"); done
+	if build "$TSAN_DIR" -Db_sanitize=thread -Db_lundef=false -- "${tsan_targets[@]}"; then
+		TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
+			unit_tests "$TSAN_DIR" tsan --no-rebuild $TSAN_TESTS
+	else
+		failed tsan-build
+	fi
+fi
+
+stage "source rules (tests/check-sources.sh)"
+if sh tests/check-sources.sh; then
+	echo "source rules: ok"
+	PASS=$((PASS + 1))
+else
+	failed source-rules
 fi
 
 stage "format (clang-format --dry-run -Werror)"

@@ -2,6 +2,8 @@
  * decodes must encode to bytes that decode to an equal record, and encoding
  * that record again must give the same bytes (the encoding is canonical). A
  * failed decode must leave the record zeroed. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -8,6 +8,8 @@
  * config that loads can be looked up; no error message quotes a secret value
  * (secret_access_key, session_token) from the text; remote_parse_path's parts
  * put back together give the input. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

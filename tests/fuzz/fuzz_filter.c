@@ -12,6 +12,8 @@
  *     same exclude rule does not let the key through),
  *   - a pattern made of the key with every byte escaped, anchored, which must
  *     match the key and not the key with one more byte. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

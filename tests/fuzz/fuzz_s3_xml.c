@@ -5,6 +5,8 @@
  * input too, and two round trips are checked: a value escaped with
  * s3_xml_escape into a Tagging document, and a key percent-encoded into a
  * url-encoded listing, must come back byte for byte. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -10,6 +10,8 @@
  * signed headers are sorted, lowercase and unique; the header order does not
  * matter when names are distinct; the Authorization header and presigned query
  * are produced and never hold the secret key. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

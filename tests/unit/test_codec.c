@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -2,6 +2,8 @@
  * presets, config file permissions, REMOTE:BUCKET paths, credential providers
  * (explicit, environment, profile files, instance metadata against a fake
  * IMDS and against moto's). */
+#include "common/compat.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

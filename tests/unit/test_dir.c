@@ -1,6 +1,8 @@
 /* Unit tests of fs/dir.c: directory listings from a real LMDB manifest (the
  * S3 side is covered by the mount integration tests against radosgw), name
  * rules, de-duplication, and the listing cache. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>

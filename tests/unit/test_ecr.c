@@ -2,6 +2,8 @@
  * signature, paging, retries and error mapping against a scripted loopback
  * server; and the real API against moto's ECR with moto's SigV4 verification
  * switched on (INITIAL_NO_AUTH_ACTION_COUNT), so wrong keys are refused. */
+#include "common/compat.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,8 @@
 /* Unit tests of agent/filter.c: glob syntax, anchoring, directory patterns,
  * rule order, malformed patterns, binary keys, pathological patterns, and a
  * randomised comparison with a simple recursive reference matcher. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>

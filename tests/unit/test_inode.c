@@ -1,4 +1,6 @@
 /* Unit tests of fs/inode.c (the FUSE view's inode table) and fs/xattr.c. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

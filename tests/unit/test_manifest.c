@@ -1,3 +1,5 @@
+#include "common/compat.h"
+
 #include <errno.h>
 #include <ftw.h>
 #include <lmdb.h>

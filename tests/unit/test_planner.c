@@ -2,6 +2,8 @@
  * listing (s3_lister_next) and the manifest cursor (manifest_cursor_next):
  * every decision of the table in agent/planner.c, bounds, filters, and the
  * refusal of unordered or foreign keys. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <string.h>
 

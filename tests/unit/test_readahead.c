@@ -1,6 +1,8 @@
 /* Unit tests for fs/readahead.c: the read cache's own logic (blocks, windows,
  * memory budget, sharing, errors) driven through an in-memory fetch function
  * that serves a deterministic byte pattern per key and ETag. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>

@@ -1,6 +1,8 @@
 /* Unit tests of the registry client: the parsing helpers, and the client's
  * auth, redirect, retry and streaming logic against a tiny HTTP server run in
  * a thread of this process (scripted answers, requests recorded). */
+#include "common/compat.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

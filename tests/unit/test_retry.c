@@ -1,4 +1,6 @@
 /* Unit tests for remote/retry.c: classification, backoff bounds, Retry-After. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdint.h>
 

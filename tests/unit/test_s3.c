@@ -1,4 +1,6 @@
 /* Pure helpers of the S3 client: ETag shapes and the x-amz-tagging value. */
+#include "common/compat.h"
+
 #include <string.h>
 
 #include "remote/s3.h"

@@ -1,5 +1,7 @@
 /* Unit tests for remote/s3_xml.c: every S3 document type fed in small random
  * chunks, url-encoded keys, and hostile input. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdint.h>
 

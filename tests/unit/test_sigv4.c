@@ -1,5 +1,7 @@
 /* SigV4 against the AWS signing test suite (tests/data/sigv4) in both the
  * header and the query (presigned) form, plus S3-specific checks. */
+#include "common/compat.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>

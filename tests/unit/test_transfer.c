@@ -1,6 +1,8 @@
 /* Unit tests of the two pure functions of agent/transfer.c: transfer_layout
  * (part size and count of a multipart copy) and transfer_guess_part_sizes
  * (the source's part size from its size and part count). */
+#include "common/compat.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,4 +1,6 @@
 /* Unit tests of common/buf.c, common/util.c, common/uri.c and common/err.c. */
+#include "common/compat.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
