@@ -41,6 +41,7 @@ struct planner {
 	struct head hs, hm, hd;
 	struct buf key; /* key of the item returned last */
 	uint64_t listed;
+	uint64_t dst_listed;
 };
 
 const char *sync_action_name(enum sync_action a)
@@ -136,6 +137,11 @@ uint64_t planner_listed(const struct planner *p)
 	return p->listed;
 }
 
+uint64_t planner_dst_listed(const struct planner *p)
+{
+	return p->dst_listed;
+}
+
 static bool wanted(const struct planner *p, const char *key, size_t len)
 {
 	return !p->filter || filter_match(p->filter, key, len);
@@ -211,6 +217,8 @@ static int fill_listing(struct planner *p, struct head *h, struct s3_lister *l, 
 		h->last_modified = e->last_modified;
 		if (is_src)
 			p->listed++;
+		else
+			p->dst_listed++;
 	}
 	return 0;
 }

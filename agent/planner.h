@@ -56,5 +56,7 @@ void planner_set_bounds(struct planner *p, const char *lo, const char *hi);
 int planner_next(struct planner *p, struct plan *out, struct dth_err *err) WUR;
 /* Source keys seen so far after filtering. */
 uint64_t planner_listed(const struct planner *p);
+/* Destination keys seen so far after filtering (0 without a destination listing). */
+uint64_t planner_dst_listed(const struct planner *p);
 
 #endif

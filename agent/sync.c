@@ -11,6 +11,7 @@
 
 #include "agent/filter.h"
 #include "agent/planner.h"
+#include "agent/spool.h"
 #include "agent/transfer.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
@@ -208,6 +209,9 @@ struct range {
 	const char *hi; /* relative, inclusive; NULL: to the end */
 	pthread_t thread;
 	bool started;
+	struct spool *deletes; /* planned deletes, sent once every range listed cleanly */
+	uint64_t n_deletes;    /* planned deletes (also counted in dry runs) */
+	uint64_t dst_listed;   /* destination keys this range listed */
 };
 
 static void run_fail(struct run *r, int rc, const struct dth_err *err, bool unreachable)
@@ -255,38 +259,184 @@ static void bounded_list_opts(struct s3_list_opts *lo, const char *prefix, const
 	}
 }
 
+/* Why no request can carry this key, or NULL when one can. Keys are byte
+ * strings everywhere in dth, but an S3 request takes the key as a C string in
+ * its URL, so a NUL byte would send (and with --delete, delete) another key. */
+static const char *key_unusable(const char *key, size_t len)
+{
+	if (memchr(key, '\0', len))
+		return "the key holds a NUL byte, which no S3 request can carry";
+	if (len > MANIFEST_KEY_MAX)
+		return "the key is longer than the manifest records (4096 bytes after the "
+		       "prefix)";
+	return NULL;
+}
+
+static bool is_copy(enum sync_action a)
+{
+	return a == SYNC_COPY_NEW || a == SYNC_COPY_CHANGED || a == SYNC_COPY_RETRY ||
+	       a == SYNC_COPY_MISSING;
+}
+
+/* A key the run must not act on: reported as failed, never copied or deleted.
+ * A copy's failure is recorded in the manifest when the key fits there. */
+static int refuse_key(struct run *r, const struct plan *p, const char *why, struct dth_err *err)
+{
+	const struct sync_opts *o = r->o;
+	add64(&r->prog->failed, 1);
+	if (o->on_failure)
+		o->on_failure(o->on_failure_ctx, p->key, p->key_len, why);
+	if (o->dry_run || !is_copy(p->action) || p->key_len > MANIFEST_KEY_MAX)
+		return 0;
+	struct obj_record rec;
+	memset(&rec, 0, sizeof(rec));
+	rec.size = p->size;
+	rec.last_modified = p->last_modified;
+	strlcpy_s(rec.etag, p->etag, sizeof(rec.etag));
+	rec.status = OBJ_FAILED;
+	rec.attempts = (p->has_rec ? p->rec.attempts : 0) + 1;
+	strlcpy_s(rec.last_error, why, sizeof(rec.last_error));
+	int rc = manifest_writer_put_obj(r->w, o->task_id, p->key, p->key_len, &rec);
+	if (rc)
+		err_set(err, rc, "writing the manifest: %s", strerror(-rc));
+	return rc;
+}
+
+/* Record an object the destination already holds (same size and ETag). */
+static int adopt(struct run *r, const struct plan *p, struct dth_err *err)
+{
+	const struct sync_opts *o = r->o;
+	add64(&r->prog->skipped, 1);
+	add64(&r->res->adopted, 1);
+	if (o->dry_run)
+		return 0;
+	struct obj_record rec;
+	memset(&rec, 0, sizeof(rec));
+	rec.size = p->size;
+	rec.last_modified = p->last_modified;
+	strlcpy_s(rec.etag, p->etag, sizeof(rec.etag));
+	rec.status = OBJ_DONE;
+	rec.attempts = p->has_rec ? p->rec.attempts : 0;
+	strlcpy_s(rec.dest_etag, p->dst_etag, sizeof(rec.dest_etag));
+	rec.transferred_at = (int64_t)time(NULL);
+	int rc = manifest_writer_put_obj(r->w, o->task_id, p->key, p->key_len, &rec);
+	if (rc)
+		err_set(err, rc, "writing the manifest: %s", strerror(-rc));
+	return rc;
+}
+
+/* A delete waits in the range's spool (see sync_run). */
+static int spool_delete(struct range *rg, const struct plan *p, struct dth_err *err)
+{
+	struct run *r = rg->run;
+	rg->n_deletes++;
+	if (r->o->dry_run) {
+		add64(&r->prog->deleted, 1);
+		return 0;
+	}
+	if (!rg->deletes) {
+		rg->deletes = spool_new(manifest_dir(r->o->manifest), err);
+		if (!rg->deletes)
+			return err->code ? err->code : -EIO;
+	}
+	return spool_add(rg->deletes, p->key, p->key_len, p->has_rec ? &p->rec : NULL, err);
+}
+
+/* Act on one planned item. 0, or a negative errno that ends the run (err set). */
+static int plan_item(struct range *rg, struct plan *p, struct dth_err *err)
+{
+	struct run *r = rg->run;
+	const struct sync_opts *o = r->o;
+	int rc;
+	const char *why = key_unusable(p->key, p->key_len);
+	if (why && (is_copy(p->action) || p->action == SYNC_DELETE))
+		return refuse_key(r, p, why, err);
+	if (!o->dry_run && is_copy(p->action) && (rc = ensure_destination(r, err))) {
+		run_fail(r, rc, err, true);
+		return rc;
+	}
+	add64(&r->res->planned[p->action], 1);
+	if (o->on_item) {
+		struct sync_item it = {p->action, p->key, p->key_len,
+				       p->in_src ? p->size : p->rec.size,
+				       p->in_src ? p->etag : p->rec.etag};
+		o->on_item(o->on_item_ctx, &it);
+	}
+	switch (p->action) {
+	case SYNC_COPY_NEW:
+	case SYNC_COPY_CHANGED:
+	case SYNC_COPY_RETRY:
+	case SYNC_COPY_MISSING:
+		add64(&r->prog->planned, 1);
+		add64(&r->prog->planned_bytes, p->size);
+		if (!o->dry_run && (rc = transfer_submit(r->xfer, p)))
+			return err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc));
+		return 0;
+	case SYNC_SKIP:
+		add64(&r->prog->skipped, 1);
+		return 0;
+	case SYNC_ADOPT:
+		return adopt(r, p, err);
+	case SYNC_DELETE:
+		return spool_delete(rg, p, err);
+	case SYNC_GONE:
+	case SYNC__COUNT:
+		break;
+	}
+	return 0;
+}
+
+/* The listers and the manifest cursor of one range. */
+struct range_streams {
+	struct buf sa, eb, dsa, deb;
+	struct s3_lister *ls, *ld;
+	struct manifest_cursor *cur;
+};
+
+static int streams_open(struct range *rg, struct range_streams *st, struct dth_err *err)
+{
+	struct run *r = rg->run;
+	const struct sync_opts *o = r->o;
+	struct s3_list_opts lo;
+	memset(st, 0, sizeof(*st));
+	bounded_list_opts(&lo, o->src_prefix, rg->lo, rg->hi, &st->sa, &st->eb);
+	st->ls = s3_lister_new(o->src, o->src_bucket, &lo);
+	if (o->merge_destination && !r->dst_absent) {
+		bounded_list_opts(&lo, o->dst_prefix, rg->lo, rg->hi, &st->dsa, &st->deb);
+		st->ld = s3_lister_new(o->dst, o->dst_bucket, &lo);
+	}
+	st->cur = manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, rg->lo, err);
+	return st->cur ? 0 : (err->code ? err->code : -EIO);
+}
+
+static void streams_close(struct range_streams *st)
+{
+	manifest_cursor_free(st->cur);
+	s3_lister_free(st->ls);
+	s3_lister_free(st->ld);
+	buf_release(&st->sa);
+	buf_release(&st->eb);
+	buf_release(&st->dsa);
+	buf_release(&st->deb);
+}
+
 static int plan_range(struct range *rg, struct dth_err *err)
 {
 	struct run *r = rg->run;
 	const struct sync_opts *o = r->o;
-	struct sync_result *res = r->res;
-	struct sync_progress *prog = r->prog;
-	struct buf sa = BUF_INIT, eb = BUF_INIT, dsa = BUF_INIT, deb = BUF_INIT;
-	struct s3_list_opts lo;
-	bounded_list_opts(&lo, o->src_prefix, rg->lo, rg->hi, &sa, &eb);
-	struct s3_lister *ls = s3_lister_new(o->src, o->src_bucket, &lo);
-	struct s3_lister *ld = NULL;
-	if (o->merge_destination && !r->dst_absent) {
-		bounded_list_opts(&lo, o->dst_prefix, rg->lo, rg->hi, &dsa, &deb);
-		ld = s3_lister_new(o->dst, o->dst_bucket, &lo);
-	}
+	struct range_streams st;
 	struct planner *pl = NULL;
-	int rc = 0;
-	struct manifest_cursor *cur =
-	    manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, rg->lo, err);
-	if (!cur) {
-		rc = err->code ? err->code : -EIO;
+	int rc = streams_open(rg, &st, err);
+	if (rc)
 		goto out;
-	}
-	pl = planner_new(ls, o->src_prefix, cur, ld, o->dst_prefix, o->filter, o->delete_gone);
+	pl = planner_new(st.ls, o->src_prefix, st.cur, st.ld, o->dst_prefix, o->filter,
+			 o->delete_gone);
 	planner_set_bounds(pl, rg->lo, rg->hi);
-
 	struct plan p;
 	uint64_t seen = 0;
 	for (;;) {
 		if (o->stop && *o->stop) {
-			rc = -EINTR;
-			err_set(err, rc, "interrupted");
+			rc = err_set(err, -EINTR, "interrupted");
 			break;
 		}
 		if (__atomic_load_n(&r->failed, __ATOMIC_RELAXED)) {
@@ -295,86 +445,23 @@ static int plan_range(struct range *rg, struct dth_err *err)
 		}
 		rc = planner_next(pl, &p, err);
 		uint64_t now = planner_listed(pl);
-		add64(&prog->listed, now - seen);
+		add64(&r->prog->listed, now - seen);
 		seen = now;
+		rg->dst_listed = planner_dst_listed(pl);
 		if (rc < 0) {
 			run_fail(r, rc, err, unreachable_errno(rc) && !seen);
 			break;
 		}
 		if (rc == 0)
 			break;
-		if (!o->dry_run && p.action != SYNC_SKIP && p.action != SYNC_GONE &&
-		    p.action != SYNC_ADOPT && (rc = ensure_destination(r, err))) {
-			run_fail(r, rc, err, true);
-			break;
-		}
-		add64(&res->planned[p.action], 1);
-		if (o->on_item) {
-			struct sync_item it = {p.action, p.key, p.key_len,
-					       p.in_src ? p.size : p.rec.size,
-					       p.in_src ? p.etag : p.rec.etag};
-			o->on_item(o->on_item_ctx, &it);
-		}
-		switch (p.action) {
-		case SYNC_COPY_NEW:
-		case SYNC_COPY_CHANGED:
-		case SYNC_COPY_RETRY:
-		case SYNC_COPY_MISSING:
-			add64(&prog->planned, 1);
-			add64(&prog->planned_bytes, p.size);
-			if (!o->dry_run && (rc = transfer_submit(r->xfer, &p))) {
-				err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc));
-				run_fail(r, rc, err, false);
-				goto out;
-			}
-			break;
-		case SYNC_SKIP:
-			add64(&prog->skipped, 1);
-			break;
-		case SYNC_ADOPT:
-			add64(&prog->skipped, 1);
-			add64(&res->adopted, 1);
-			if (!o->dry_run) {
-				struct obj_record rec;
-				memset(&rec, 0, sizeof(rec));
-				rec.size = p.size;
-				rec.last_modified = p.last_modified;
-				strlcpy_s(rec.etag, p.etag, sizeof(rec.etag));
-				rec.status = OBJ_DONE;
-				rec.attempts = p.has_rec ? p.rec.attempts : 0;
-				strlcpy_s(rec.dest_etag, p.dst_etag, sizeof(rec.dest_etag));
-				rec.transferred_at = (int64_t)time(NULL);
-				if ((rc = manifest_writer_put_obj(r->w, o->task_id, p.key,
-								  p.key_len, &rec))) {
-					err_set(err, rc, "writing the manifest: %s", strerror(-rc));
-					run_fail(r, rc, err, false);
-					goto out;
-				}
-			}
-			break;
-		case SYNC_DELETE:
-			if (!o->dry_run && (rc = transfer_submit(r->xfer, &p))) {
-				err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc));
-				run_fail(r, rc, err, false);
-				goto out;
-			}
-			if (o->dry_run)
-				add64(&prog->deleted, 1);
-			break;
-		case SYNC_GONE:
-		case SYNC__COUNT:
+		if ((rc = plan_item(rg, &p, err))) {
+			run_fail(r, rc, err, false);
 			break;
 		}
 	}
 out:
 	planner_free(pl);
-	manifest_cursor_free(cur);
-	s3_lister_free(ls);
-	s3_lister_free(ld);
-	buf_release(&sa);
-	buf_release(&eb);
-	buf_release(&dsa);
-	buf_release(&deb);
+	streams_close(&st);
 	return rc;
 }
 
@@ -390,6 +477,75 @@ static void *range_main(void *arg)
 }
 
 #define MAX_RANGES 8
+
+/* Whether the brake allows n deletes out of dst_total destination objects;
+ * when not, err says why. */
+static bool deletes_allowed(const struct sync_opts *o, uint64_t n, uint64_t src_total,
+			    uint64_t dst_total, struct dth_err *err)
+{
+	if (o->max_delete >= 0 && n > (uint64_t)o->max_delete) {
+		err_set(err, -ECANCELED,
+			"refusing to delete %llu objects: more than --max-delete %lld; nothing "
+			"was deleted",
+			(unsigned long long)n, (long long)o->max_delete);
+		return false;
+	}
+	if (o->max_delete_percent >= 0 &&
+	    n * 100 > (uint64_t)o->max_delete_percent * (dst_total ? dst_total : 1)) {
+		err_set(err, -ECANCELED,
+			"refusing to delete %llu of the %llu objects at the destination: more "
+			"than --max-delete %d%%; nothing was deleted",
+			(unsigned long long)n, (unsigned long long)dst_total,
+			o->max_delete_percent);
+		return false;
+	}
+	if (o->max_delete < 0 && o->max_delete_percent < 0 && src_total == 0) {
+		err_set(err, -ECANCELED,
+			"the source lists no objects, and %llu would be deleted at the "
+			"destination: refusing (a mistyped source?); nothing was deleted. "
+			"--max-delete 100%% allows it",
+			(unsigned long long)n);
+		return false;
+	}
+	return true;
+}
+
+/* Send the deletes the ranges spooled, once every range has listed its keys
+ * completely and checked them, and only when the brake allows their number. */
+static int apply_deletes(struct run *r, struct range *ranges, unsigned nr, struct dth_err *err)
+{
+	const struct sync_opts *o = r->o;
+	uint64_t n = 0, dst_total = 0;
+	for (unsigned i = 0; i < nr; i++) {
+		n += ranges[i].n_deletes;
+		dst_total += ranges[i].dst_listed;
+	}
+	if (n == 0)
+		return 0;
+	if (!deletes_allowed(o, n, r->prog->listed, dst_total, err)) {
+		r->res->deletes_refused = n;
+		if (o->dry_run)
+			r->prog->deleted = 0;
+		return err->code;
+	}
+	for (unsigned i = 0; i < nr && !o->dry_run; i++) {
+		struct spool *sp = ranges[i].deletes;
+		if (!sp)
+			continue;
+		int rc = spool_rewind(sp, err);
+		struct plan p;
+		memset(&p, 0, sizeof(p));
+		p.action = SYNC_DELETE;
+		while (rc == 0 && !(o->stop && *o->stop) &&
+		       (rc = spool_next(sp, &p.key, &p.key_len, &p.has_rec, &p.rec, err)) == 1) {
+			if ((rc = transfer_submit(r->xfer, &p)))
+				err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc));
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
 
 int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err *err)
 {
@@ -475,6 +631,8 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		*err = r.err;
 	}
 	prog->listing_done = rc == 0;
+	if (rc == 0 && !(o->stop && *o->stop))
+		rc = apply_deletes(&r, ranges, nr, err);
 
 	if (r.xfer) {
 		struct dth_err ferr;
@@ -500,6 +658,8 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 	}
 	transfer_free(r.xfer);
 done:
+	for (unsigned i = 0; i < MAX_RANGES; i++)
+		spool_free(ranges[i].deletes);
 	pthread_mutex_destroy(&r.lock);
 	buf_release(&splits);
 	res->transferred = prog->transferred;

@@ -78,12 +78,21 @@ struct sync_opts {
 	const struct filter *filter; /* NULL: everything */
 	bool dry_run;
 	bool delete_gone;
+	/* The brake on deletes (--max-delete): at most max_delete objects (-1: not
+	 * given), or at most max_delete_percent % of the objects the destination
+	 * lists in the task's scope (-1: not given). Deletes wait until the whole
+	 * listing has been read and checked, so the count is known first; over
+	 * the limit, none is sent and the run fails. With neither given, a run
+	 * whose source lists nothing deletes nothing (a mistyped prefix). */
+	int64_t max_delete;
+	int max_delete_percent;
 	/* Called for every planned action (dry runs and `manifest diff` print
 	 * them); may be NULL. Runs on the planner thread. */
 	void (*on_item)(void *ctx, const struct sync_item *it);
 	void *on_item_ctx;
-	/* Called for every object that failed, with its reason (any thread). */
-	void (*on_failure)(void *ctx, const char *key, const char *reason);
+	/* Called for every object that failed, with its reason (any thread). The
+	 * key is len bytes of any content (it may hold a NUL). */
+	void (*on_failure)(void *ctx, const char *key, size_t key_len, const char *reason);
 	void *on_failure_ctx;
 	/* Set by the caller (e.g. a signal handler) to stop early. */
 	volatile int *stop;
@@ -98,6 +107,7 @@ struct sync_result {
 	uint64_t adopted;
 	double seconds;
 	uint64_t planned[SYNC__COUNT]; /* decisions by action */
+	uint64_t deletes_refused;      /* planned deletes withheld by the brake */
 	bool unreachable; /* an endpoint could not be reached or refused the credentials */
 };
 

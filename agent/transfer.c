@@ -255,7 +255,9 @@ static void record(struct transfer *t, const struct job *j, int status, const ch
 	strlcpy_s(r.dest_etag, dest_etag ? dest_etag : "", sizeof(r.dest_etag));
 	r.transferred_at = status == OBJ_DONE ? (int64_t)time(NULL) : 0;
 	int rc = manifest_writer_put_obj(t->w, t->o->task_id, j->key, j->key_len, &r);
-	if (rc)
+	if (rc == -ENAMETOOLONG)
+		log_warn("cannot record a key of %zu bytes in the manifest", j->key_len);
+	else if (rc)
 		set_fatal(t, rc, "object record");
 }
 
@@ -271,7 +273,7 @@ static void object_failed(struct transfer *t, const struct job *j, const char *r
 	record(t, j, OBJ_FAILED, NULL, reason, 0);
 	add64(&t->prog->failed, 1);
 	if (t->o->on_failure)
-		t->o->on_failure(t->o->on_failure_ctx, j->key, reason);
+		t->o->on_failure(t->o->on_failure_ctx, j->key, j->key_len, reason);
 }
 
 /* Put options from the sync options and (when copying metadata) the source's. */
@@ -1211,6 +1213,16 @@ done:;
 
 /* ---- deletes ---- */
 
+/* The planner never hands over a key holding a NUL (see sync.c); checked
+ * again here because such a key, cut at the NUL, would name another object. */
+static bool key_fits(const struct job *j, struct dth_err *err)
+{
+	if (!memchr(j->key, '\0', j->key_len))
+		return true;
+	err_set(err, -EINVAL, "the key holds a NUL byte, which no S3 request can carry");
+	return false;
+}
+
 static void run_delete(struct worker *wk, struct job *j)
 {
 	struct transfer *t = wk->t;
@@ -1218,13 +1230,14 @@ static void run_delete(struct worker *wk, struct job *j)
 	err_clear(&err);
 	struct buf dkey = BUF_INIT;
 	dst_key_of(t, j->key, j->key_len, &dkey);
-	int rc = s3_delete_object(t->o->dst, t->o->dst_bucket, dkey.data, &err);
+	int rc = key_fits(j, &err) ? s3_delete_object(t->o->dst, t->o->dst_bucket, dkey.data, &err)
+				   : -EINVAL;
 	if (rc) {
 		char reason[CODEC_ERROR_MAX];
 		reasonf(reason, sizeof(reason), "delete: %s", err.message);
 		add64(&t->prog->failed, 1);
 		if (t->o->on_failure)
-			t->o->on_failure(t->o->on_failure_ctx, j->key, reason);
+			t->o->on_failure(t->o->on_failure_ctx, j->key, j->key_len, reason);
 	} else {
 		add64(&t->prog->deleted, 1);
 		if (j->has_rec) {
@@ -1253,6 +1266,14 @@ static void run_object(struct worker *wk, struct job *j)
 	unsigned parts = 0;
 	bool src_mp = s3_etag_parse(j->etag, &parts) && parts > 0;
 	int rc;
+	struct dth_err kerr;
+	err_clear(&kerr);
+	if (!key_fits(j, &kerr)) {
+		object_failed(t, j, kerr.message);
+		job_free(j);
+		buf_release(&reason);
+		return;
+	}
 	if (j->size >= t->o->multipart_threshold || src_mp) {
 		rc = start_large(wk, j, &reason);
 		if (rc == 0) {
@@ -1354,7 +1375,7 @@ int transfer_submit(struct transfer *t, const struct plan *p)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->kind = p->action == SYNC_DELETE ? JOB_DELETE : JOB_OBJECT;
-	j->key = xstrndup(p->key, p->key_len);
+	j->key = xmemdup(p->key, p->key_len); /* all bytes: a key may hold a NUL */
 	j->key_len = p->key_len;
 	j->size = p->size;
 	strlcpy_s(j->etag, p->etag, sizeof(j->etag));

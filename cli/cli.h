@@ -93,5 +93,10 @@ void cli_sync_opts_init(struct sync_opts *o, const struct cli_ends *e, struct ma
 void cli_set_retries(int retries);
 /* Open just the config (for commands that need no remote); EXIT_USAGE on error. */
 int cli_config_load(const char *config_path, struct config **out);
+/* A new task record named name for src -> dst of kind ("s3", "image"), state
+ * "starting". EXIT_USAGE after printing why when the name or a spec does not
+ * fit a record (they are never cut short), else EXIT_DONE. */
+int cli_task_record_new(struct task_record *t, const char *name, const char *src, const char *dst,
+			const char *kind);
 /* The state directory to use: opt if given, else the default. malloc'd. */
 char *cli_state_dir(const char *opt);

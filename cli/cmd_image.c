@@ -852,24 +852,19 @@ static int image_sync_cmd(int argc, char **argv)
 		goto out;
 	exitc = EXIT_USAGE;
 
+	if (task_name)
+		buf_adds(&tname, task_name);
+	else
+		buf_addf(&tname, "image:%s--%s", src, dst);
+	struct task_record trec;
+	if (cli_task_record_new(&trec, tname.data, src, dst, "image"))
+		goto out;
 	state_dir = cli_state_dir(state_opt);
 	m = manifest_open(state_dir, MANIFEST_RDWR, &err);
 	if (!m) {
 		cli_error("state directory %s: %s", state_dir, err.message);
 		goto out;
 	}
-	if (task_name)
-		buf_adds(&tname, task_name);
-	else
-		buf_addf(&tname, "image:%s--%s", src, dst);
-	struct task_record trec;
-	memset(&trec, 0, sizeof(trec));
-	strlcpy_s(trec.name, tname.data, sizeof(trec.name));
-	strlcpy_s(trec.src, src, sizeof(trec.src));
-	strlcpy_s(trec.dst, dst, sizeof(trec.dst));
-	strlcpy_s(trec.kind, "image", sizeof(trec.kind));
-	strlcpy_s(trec.state, "starting", sizeof(trec.state));
-	trec.created = (int64_t)time(NULL);
 	uint32_t task_id;
 	bool created;
 	int rc = manifest_task_ensure(m, &trec, &task_id, &created);

@@ -44,6 +44,7 @@ enum opt_id {
 	O_NO_PROGRESS,
 	O_NO_SERVER_COPY,
 	O_RETRIES,
+	O_MAX_DELETE,
 	O_HELP,
 };
 
@@ -65,6 +66,10 @@ static const struct cli_setting settings[] = {
     {"exclude", 1, O_EXCLUDE, "GLOB", "skip keys matching GLOB (repeatable)", NULL},
     {"dry-run", 0, O_DRY_RUN, NULL, "print what would be done, copy nothing", NULL},
     {"delete", 0, O_DELETE, NULL, "delete destination objects whose source is gone", NULL},
+    {"max-delete", 1, O_MAX_DELETE, "N|P%",
+     "with --delete: delete nothing when more than N objects (or P% of the destination's) "
+     "would go; without it, nothing is deleted when the source lists no objects",
+     NULL},
     {"task", 1, O_TASK, "NAME", "task name in the manifest (default from SRC and DST)", NULL},
     {"state", 1, O_STATE, "DIR",
      "state directory (default $DTH_STATE_DIR, /var/lib/dth as root, ~/.local/state/dth)", NULL},
@@ -111,18 +116,21 @@ struct failures {
 	bool quiet;
 };
 
-static void on_failure(void *ctx, const char *key, const char *reason)
+static void on_failure(void *ctx, const char *key, size_t key_len, const char *reason)
 {
 	struct failures *f = ctx;
+	struct buf shown = BUF_INIT;
+	buf_add_printable(&shown, key, key_len);
 	pthread_mutex_lock(&f->lock);
 	if (!f->quiet)
-		fprintf(stderr, "dth: failed: %s: %s\n", key, reason);
+		fprintf(stderr, "dth: failed: %s: %s\n", buf_str(&shown), reason);
 	if (f->n < MAX_FAILURES_KEPT) {
-		json_array_append_new(f->list,
-				      json_pack("{s:s, s:s}", "key", key, "reason", reason));
+		json_array_append_new(
+		    f->list, json_pack("{s:s, s:s}", "key", buf_str(&shown), "reason", reason));
 	}
 	f->n++;
 	pthread_mutex_unlock(&f->lock);
+	buf_release(&shown);
 }
 
 struct dry_ctx {
@@ -136,8 +144,37 @@ static void on_item(void *ctx, const struct sync_item *it)
 		return;
 	if (it->action == SYNC_SKIP)
 		return;
-	printf("%s\t%.*s\t%llu\n", sync_action_name(it->action), (int)it->key_len, it->key,
+	struct buf shown = BUF_INIT;
+	buf_add_printable(&shown, it->key, it->key_len);
+	printf("%s\t%s\t%llu\n", sync_action_name(it->action), buf_str(&shown),
 	       (unsigned long long)it->size);
+	buf_release(&shown);
+}
+
+/* "N" (objects) or "P%" (of the destination's objects, 0..100). */
+static int parse_max_delete(const char *s, int64_t *n, int *pct)
+{
+	size_t len = strlen(s);
+	uint64_t v;
+	if (len > 1 && s[len - 1] == '%') {
+		char num[16];
+		if (len - 1 >= sizeof(num))
+			return -EINVAL;
+		memcpy(num, s, len - 1);
+		num[len - 1] = '\0';
+		if (parse_u64(num, &v))
+			return -EINVAL;
+		if (v > 100)
+			return -ERANGE;
+		*pct = (int)v;
+		return 0;
+	}
+	if (parse_u64(s, &v))
+		return -EINVAL;
+	if (v > INT64_MAX)
+		return -ERANGE;
+	*n = (int64_t)v;
+	return 0;
 }
 
 static json_t *counts_json(const uint64_t *c)
@@ -165,6 +202,8 @@ int cmd_sync(int argc, char **argv)
 	uint64_t concurrency = 16, threshold = 16ULL << 20, part_size = 8ULL << 20;
 	bool metadata = true, dry_run = false, del = false, json = false, no_progress = false;
 	bool no_server_copy = false;
+	int64_t max_delete = -1;
+	int max_delete_pct = -1;
 	const char *storage_class = NULL, *acl = NULL, *sse = NULL, *sse_kms = NULL;
 	struct filter *filter = filter_new();
 	struct dth_err err;
@@ -240,6 +279,9 @@ int cmd_sync(int argc, char **argv)
 		case O_DELETE:
 			del = true;
 			break;
+		case O_MAX_DELETE:
+			prc = parse_max_delete(optarg, &max_delete, &max_delete_pct);
+			break;
 		case O_TASK:
 			task_name = optarg;
 			break;
@@ -291,6 +333,18 @@ int cmd_sync(int argc, char **argv)
 		goto out;
 	}
 	const char *src = argv[optind], *dst = argv[optind + 1];
+	if (task_name)
+		buf_adds(&tname, task_name);
+	else
+		default_task_name(src, dst, &tname);
+	struct task_record trec;
+	if ((exitc = cli_task_record_new(&trec, tname.data, src, dst, "s3")))
+		goto out;
+	if ((max_delete >= 0 || max_delete_pct >= 0) && !del) {
+		cli_error("--max-delete needs --delete");
+		exitc = EXIT_USAGE;
+		goto out;
+	}
 	exitc = cli_ends_open(&ends, config, src, dst);
 	if (exitc)
 		goto out;
@@ -311,19 +365,6 @@ int cmd_sync(int argc, char **argv)
 		exitc = EXIT_USAGE;
 		goto out;
 	}
-	if (task_name)
-		buf_adds(&tname, task_name);
-	else
-		default_task_name(src, dst, &tname);
-
-	struct task_record trec;
-	memset(&trec, 0, sizeof(trec));
-	strlcpy_s(trec.name, tname.data, sizeof(trec.name));
-	strlcpy_s(trec.src, src, sizeof(trec.src));
-	strlcpy_s(trec.dst, dst, sizeof(trec.dst));
-	strlcpy_s(trec.kind, "s3", sizeof(trec.kind));
-	strlcpy_s(trec.state, "starting", sizeof(trec.state));
-	trec.created = (int64_t)time(NULL);
 	uint32_t task_id;
 	bool created;
 	int rc = manifest_task_ensure(m, &trec, &task_id, &created);
@@ -359,6 +400,8 @@ int cmd_sync(int argc, char **argv)
 	o.filter = filter_empty(filter) ? NULL : filter;
 	o.dry_run = dry_run;
 	o.delete_gone = del;
+	o.max_delete = max_delete;
+	o.max_delete_percent = max_delete_pct;
 	struct dry_ctx dctx = {json};
 	if (dry_run) {
 		o.on_item = on_item;

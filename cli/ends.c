@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent/sync.h"
 #include "cli/cli.h"
@@ -25,6 +26,29 @@ int cli_config_load(const char *config_path, struct config **out)
 		cli_error("%s", err.message[0] ? err.message : "cannot load the configuration");
 		return EXIT_USAGE;
 	}
+	return EXIT_DONE;
+}
+
+int cli_task_record_new(struct task_record *t, const char *name, const char *src, const char *dst,
+			const char *kind)
+{
+	memset(t, 0, sizeof(*t));
+	if (str_copy(t->name, name, sizeof(t->name))) {
+		cli_error("the task name is %zu bytes; a task name has at most %zu: choose a "
+			  "shorter one with --task NAME",
+			  strlen(name), sizeof(t->name) - 1);
+		return EXIT_USAGE;
+	}
+	if (str_copy(t->src, src, sizeof(t->src)) || str_copy(t->dst, dst, sizeof(t->dst))) {
+		cli_error("a source or destination of more than %zu bytes cannot be recorded in "
+			  "the manifest",
+			  sizeof(t->src) - 1);
+		return EXIT_USAGE;
+	}
+	if (str_copy(t->kind, kind, sizeof(t->kind)) ||
+	    str_copy(t->state, "starting", sizeof(t->state)))
+		return EXIT_USAGE; /* constants that fit */
+	t->created = (int64_t)time(NULL);
 	return EXIT_DONE;
 }
 

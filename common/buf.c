@@ -131,3 +131,23 @@ const char *buf_str(const struct buf *b)
 {
 	return b->cap ? b->data : buf_empty;
 }
+
+void buf_add_printable(struct buf *b, const void *data, size_t len)
+{
+	const char *s = data;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char ch = (unsigned char)s[i];
+		size_t n = utf8_seq_len(s + i, len - i);
+		if (ch == '\\') {
+			buf_adds(b, "\\\\");
+			i++;
+		} else if (n == 0 || ch < 0x20 || ch == 0x7f) {
+			buf_addf(b, "\\x%02x", ch);
+			i++;
+		} else {
+			buf_add(b, s + i, n);
+			i += n;
+		}
+	}
+}

@@ -29,6 +29,11 @@ void buf_adds(struct buf *b, const char *s);
 void buf_addch(struct buf *b, char c);
 void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vaddf(struct buf *b, const char *fmt, va_list ap);
+/* Append len bytes of data (a key, say: any bytes) as one line of valid
+ * UTF-8 for a message or a JSON string: a backslash becomes \\, and every
+ * control byte, DEL and byte that is not part of a valid UTF-8 sequence
+ * becomes \xNN. Printable UTF-8 is kept as it is. */
+void buf_add_printable(struct buf *b, const void *data, size_t len);
 /* Truncate to len bytes (len <= b->len). */
 void buf_setlen(struct buf *b, size_t len);
 /* Return the data as a malloc'd NUL-terminated string (never NULL) and reset b. Caller frees. */

@@ -48,6 +48,15 @@ char *xstrdup(const char *s)
 	return p;
 }
 
+char *xmemdup(const void *p, size_t n)
+{
+	char *d = xmalloc(n + 1);
+	if (n)
+		memcpy(d, p, n);
+	d[n] = '\0';
+	return d;
+}
+
 char *xstrndup(const char *s, size_t n)
 {
 	char *p = strndup(s, n);
@@ -65,6 +74,18 @@ size_t strlcpy_s(char *dst, const char *src, size_t dstsz)
 		dst[c] = '\0';
 	}
 	return n;
+}
+
+int str_copy(char *dst, const char *src, size_t dstsz)
+{
+	size_t n = strlen(src);
+	if (n >= dstsz) {
+		if (dstsz)
+			dst[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
 }
 
 void hex_encode(const unsigned char *in, size_t len, char *out)
@@ -259,42 +280,51 @@ bool str_ieq(const char *a, const char *b)
 	return strcasecmp(a, b) == 0;
 }
 
-bool utf8_valid(const char *str, size_t len)
+size_t utf8_seq_len(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	if (len == 0)
+		return 0;
+	unsigned c = s[0];
+	size_t n;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xE0) == 0xC0) {
+		n = 1;
+		c &= 0x1F;
+		min = 0x80;
+	} else if ((c & 0xF0) == 0xE0) {
+		n = 2;
+		c &= 0x0F;
+		min = 0x800;
+	} else if ((c & 0xF8) == 0xF0) {
+		n = 3;
+		c &= 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n >= len)
+		return 0;
+	for (size_t k = 1; k <= n; k++) {
+		if ((s[k] & 0xC0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[k] & 0x3F);
+	}
+	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		return 0;
+	return n + 1;
+}
+
+bool utf8_valid(const char *str, size_t len)
+{
 	size_t i = 0;
 	while (i < len) {
-		unsigned c = s[i];
-		size_t n;
-		unsigned min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xE0) == 0xC0) {
-			n = 1;
-			c &= 0x1F;
-			min = 0x80;
-		} else if ((c & 0xF0) == 0xE0) {
-			n = 2;
-			c &= 0x0F;
-			min = 0x800;
-		} else if ((c & 0xF8) == 0xF0) {
-			n = 3;
-			c &= 0x07;
-			min = 0x10000;
-		} else {
+		size_t n = utf8_seq_len(str + i, len - i);
+		if (!n)
 			return false;
-		}
-		if (i + n >= len)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return false;
-			c = (c << 6) | (s[i + k] & 0x3F);
-		}
-		if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-			return false;
-		i += n + 1;
+		i += n;
 	}
 	return true;
 }

@@ -15,9 +15,14 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* Copy exactly n bytes of p (which may hold NULs) and a NUL after them. */
+char *xmemdup(const void *p, size_t n);
 
 /* Copy src into dst (size dstsz), always NUL-terminating; returns strlen(src). */
 size_t strlcpy_s(char *dst, const char *src, size_t dstsz);
+/* Copy src into dst (size dstsz). 0, or -ENAMETOOLONG when it does not fit
+ * (dst then holds "", never a cut copy that could be taken for the real one). */
+int str_copy(char *dst, const char *src, size_t dstsz) WUR;
 /* snprintf that never overflows; returns what snprintf returns. */
 #define xsnprintf snprintf
 
@@ -46,6 +51,9 @@ bool str_ieq(const char *a, const char *b);
 
 /* True when s (len bytes) is valid UTF-8. */
 bool utf8_valid(const char *s, size_t len);
+/* Length of the valid UTF-8 sequence at the start of s (len bytes available),
+ * or 0 when it is not one (or len is 0). */
+size_t utf8_seq_len(const char *s, size_t len);
 
 /* *ts = now + ms on CLOCK_REALTIME, for pthread_cond_timedwait. */
 struct timespec;

@@ -18,6 +18,11 @@
 
 #define MANIFEST_SCHEMA_VERSION 1
 
+/* Longest object key (relative to the task's prefix) a record can have; a
+ * longer one is refused with -ENAMETOOLONG. Local paths reach PATH_MAX; S3
+ * keys stop at 1024 bytes, but a prefix or a non-AWS server can go beyond. */
+#define MANIFEST_KEY_MAX 4096
+
 struct manifest;
 
 enum { MANIFEST_RDONLY = 1, MANIFEST_RDWR = 2 };

@@ -14,9 +14,6 @@
 extern size_t manifest_map_initial; /* RDWR opens grow a smaller map to this */
 extern size_t manifest_map_max;	    /* growth stops here: -ENOSPC */
 
-/* Longest object key accepted (local paths reach PATH_MAX; S3 stops at 1024). */
-#define MANIFEST_KEY_MAX 4096
-
 /* Long-key layout constants (see the comment at the top of manifest.c). They
  * are part of the on-disk format and do not follow the library's build. */
 #define MF_LMDB_KEY_MAX 511

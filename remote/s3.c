@@ -1404,6 +1404,9 @@ int s3_mpu_list_parts(struct s3_client *c, const char *bucket, const char *key,
 			strlcpy_s(p.etag, doc.items[i].etag, sizeof(p.etag));
 			rc = fn(ctx, &p);
 		}
+		if (rc == 0 && !doc.has_truncated)
+			rc = err_set(err, -EPROTO, "ListParts %s: the answer has no IsTruncated",
+				     what);
 		bool more = rc == 0 && doc.is_truncated;
 		if (more) {
 			if (!doc.next_marker || !doc.next_marker[0] ||
@@ -1467,6 +1470,10 @@ int s3_mpu_list_uploads(struct s3_client *c, const char *bucket, const char *pre
 					      doc.items[i].time};
 			rc = fn(ctx, &u);
 		}
+		if (rc == 0 && !doc.has_truncated)
+			rc =
+			    err_set(err, -EPROTO,
+				    "ListMultipartUploads %s: the answer has no IsTruncated", what);
 		bool more = rc == 0 && doc.is_truncated;
 		if (more) {
 			bool same = key_marker && doc.next_marker &&
@@ -1499,6 +1506,14 @@ int s3_mpu_list_uploads(struct s3_client *c, const char *bucket, const char *pre
 
 /* ---- listing ------------------------------------------------------------- */
 
+/* Pages are checked whole before any of their entries is handed out: every
+ * key in ascending byte order, after the last key of the previous pages (or
+ * start-after), under the prefix; IsTruncated present; a continuation token
+ * that is new. A caller (the planner, which may delete what a listing does not
+ * show) therefore never acts on part of a listing that turns out to be wrong. */
+
+#define LIST_EMPTY_PAGES_MAX 100 /* truncated pages in a row without an entry */
+
 struct s3_lister {
 	struct s3_client *c;
 	char *bucket;
@@ -1506,10 +1521,15 @@ struct s3_lister {
 	unsigned max_keys;
 	struct s3_xml *parser; /* the page being fetched */
 	struct s3_xml_doc page;
-	size_t ci, pi; /* next content, next prefix */
-	char *token;   /* continuation token for the next page */
-	bool fetched;  /* at least one page fetched */
+	size_t ci, pi;	 /* next content, next prefix */
+	char *token;	 /* continuation token for the next page */
+	struct buf last; /* the greatest key seen so far (or start-after) */
+	bool have_last;
+	unsigned empty_run; /* truncated pages in a row without entries */
+	bool fetched;	    /* at least one page fetched */
 	bool done;
+	int failed;		 /* a page failed: every later call returns this */
+	struct dth_err fail_err; /* ... with this message */
 	struct s3_list_entry cur;
 };
 
@@ -1519,6 +1539,7 @@ struct s3_lister *s3_lister_new(struct s3_client *c, const char *bucket,
 	struct s3_lister *l = xcalloc(1, sizeof(*l));
 	l->c = c;
 	l->bucket = xstrdup(bucket);
+	buf_init(&l->last);
 	if (opts) {
 		l->prefix = dup_or_null(opts->prefix);
 		l->delimiter = dup_or_null(opts->delimiter);
@@ -1528,6 +1549,10 @@ struct s3_lister *s3_lister_new(struct s3_client *c, const char *bucket,
 	}
 	if (l->max_keys == 0)
 		l->max_keys = LIST_PAGE_SIZE;
+	if (l->start_after && *l->start_after) {
+		buf_adds(&l->last, l->start_after);
+		l->have_last = true;
+	}
 	return l;
 }
 
@@ -1543,6 +1568,7 @@ void s3_lister_free(struct s3_lister *l)
 	free(l->start_after);
 	free(l->end_before);
 	free(l->token);
+	buf_release(&l->last);
 	free(l);
 }
 
@@ -1559,12 +1585,123 @@ static int lister_sink(void *ctx, const void *data, size_t len)
 	return s3_xml_feed(l->parser, data, len);
 }
 
-static int lister_fetch(struct s3_lister *l, struct dth_err *err)
+static int keycmp(const char *a, size_t al, const char *b, size_t bl)
 {
-	s3_xml_doc_release(&l->page);
-	l->ci = l->pi = 0;
-	struct s3_call k = {
-	    .kind = S3_REQ_LIST, .op = "ListObjectsV2", .method = "GET", .bucket = l->bucket};
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl ? 1 : 0;
+}
+
+/* A key for a message: at most 100 bytes, control bytes as '?', quoted. */
+static void show_key(struct buf *out, const char *key, size_t len)
+{
+	size_t n = len > 100 ? 100 : len;
+	buf_addch(out, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)key[i];
+		buf_addch(out, ch < 0x20 || ch == 0x7f ? '?' : (char)ch);
+	}
+	buf_addch(out, '"');
+	if (n < len)
+		buf_addf(out, "...(%zu bytes)", len);
+}
+
+/* The next entry of the page in listing order (contents and common prefixes
+ * merged), advancing *ci / *pi; NULL at the end of the page. */
+static const struct s3_xml_item *page_next(const struct s3_xml_doc *p, size_t *ci, size_t *pi)
+{
+	bool hc = *ci < p->n_items, hp = *pi < p->n_prefixes;
+	if (!hc && !hp)
+		return NULL;
+	const struct s3_xml_item *a = hc ? &p->items[*ci] : NULL;
+	const struct s3_xml_item *b = hp ? &p->prefixes[*pi] : NULL;
+	if (a && (!b || keycmp(a->key, a->key_len, b->key, b->key_len) <= 0)) {
+		(*ci)++;
+		return a;
+	}
+	(*pi)++;
+	return b;
+}
+
+/* Check a fetched page whole (see the note above); on success l->last is the
+ * page's greatest key. */
+static int check_page(struct s3_lister *l, const char *what, struct dth_err *err)
+{
+	const struct s3_xml_doc *p = &l->page;
+	size_t ci = 0, pi = 0, plen = l->prefix ? strlen(l->prefix) : 0;
+	const char *prev = l->have_last ? l->last.data : NULL;
+	size_t prev_len = l->last.len;
+	const struct s3_xml_item *it;
+	struct buf m = BUF_INIT;
+	int rc = 0;
+	while ((it = page_next(p, &ci, &pi))) {
+		if (plen && (it->key_len < plen || memcmp(it->key, l->prefix, plen) != 0)) {
+			buf_adds(&m, "a key outside the prefix: ");
+			show_key(&m, it->key, it->key_len);
+			break;
+		}
+		if (prev && keycmp(it->key, it->key_len, prev, prev_len) <= 0) {
+			buf_adds(&m, "keys not in ascending byte order: ");
+			show_key(&m, it->key, it->key_len);
+			buf_adds(&m, " after ");
+			show_key(&m, prev, prev_len);
+			break;
+		}
+		prev = it->key;
+		prev_len = it->key_len;
+	}
+	if (m.len)
+		rc = err_set(err, -EPROTO, "ListObjectsV2 %s: %s: refusing the listing", what,
+			     buf_str(&m));
+	else if (prev && prev != l->last.data) {
+		buf_reset(&l->last);
+		buf_add(&l->last, prev, prev_len);
+		l->have_last = true;
+	}
+	buf_release(&m);
+	return rc;
+}
+
+/* Paging: IsTruncated required, a continuation token that is new, and no
+ * endless run of empty pages. Sets l->token for the next page. */
+static int check_paging(struct s3_lister *l, const char *what, struct dth_err *err)
+{
+	const struct s3_xml_doc *p = &l->page;
+	if (!p->has_truncated)
+		return err_set(err, -EPROTO,
+			       "ListObjectsV2 %s: the answer has no IsTruncated, so it does not "
+			       "say whether the listing is complete: refusing it",
+			       what);
+	if (!p->is_truncated) {
+		free(l->token);
+		l->token = NULL;
+		return 0;
+	}
+	if (!p->next_marker || !p->next_marker[0])
+		return err_set(err, -EPROTO,
+			       "ListObjectsV2 %s: truncated answer without a continuation token",
+			       what);
+	if (l->token && strcmp(l->token, p->next_marker) == 0)
+		return err_set(err, -EPROTO,
+			       "ListObjectsV2 %s: the server sent the same continuation token "
+			       "again (the listing would not end)",
+			       what);
+	l->empty_run = p->n_items + p->n_prefixes ? 0 : l->empty_run + 1;
+	if (l->empty_run > LIST_EMPTY_PAGES_MAX)
+		return err_set(err, -EPROTO,
+			       "ListObjectsV2 %s: %u truncated pages in a row without a key (the "
+			       "listing makes no progress)",
+			       what, l->empty_run);
+	free(l->token);
+	l->token = xstrdup(p->next_marker);
+	return 0;
+}
+
+/* The query of the next page. */
+static char *list_query(const struct s3_lister *l)
+{
 	struct buf q = BUF_INIT;
 	char mk[16];
 	snprintf(mk, sizeof(mk), "%u", l->max_keys);
@@ -1579,7 +1716,16 @@ static int lister_fetch(struct s3_lister *l, struct dth_err *err)
 		add_param(&q, "continuation-token", l->token);
 	else if (l->start_after && *l->start_after)
 		add_param(&q, "start-after", l->start_after);
-	k.query = call_own(&k, buf_detach(&q, NULL));
+	return buf_detach(&q, NULL);
+}
+
+static int lister_fetch(struct s3_lister *l, struct dth_err *err)
+{
+	s3_xml_doc_release(&l->page);
+	l->ci = l->pi = 0;
+	struct s3_call k = {
+	    .kind = S3_REQ_LIST, .op = "ListObjectsV2", .method = "GET", .bucket = l->bucket};
+	k.query = call_own(&k, list_query(l));
 	k.sink = lister_sink;
 	k.sink_ctx = l;
 	k.reset = lister_reset;
@@ -1610,44 +1756,35 @@ static int lister_fetch(struct s3_lister *l, struct dth_err *err)
 	}
 	s3_xml_free(l->parser);
 	l->parser = NULL;
+	if (rc == 0)
+		rc = check_paging(l, what, err);
+	if (rc == 0)
+		rc = check_page(l, what, err);
 	if (rc != 0) {
+		/* A failed listing stays failed: nothing after it is trusted. */
 		s3_xml_doc_release(&l->page);
+		l->failed = rc;
+		if (err)
+			l->fail_err = *err;
 		return rc;
 	}
 	l->fetched = true;
-	free(l->token);
-	l->token = NULL;
-	if (l->page.is_truncated) {
-		if (!l->page.next_marker || !l->page.next_marker[0]) {
-			s3_xml_doc_release(&l->page);
-			return err_set(err, -EPROTO,
-				       "ListObjectsV2 %s: truncated answer without a "
-				       "continuation token",
-				       what);
-		}
-		l->token = xstrdup(l->page.next_marker);
-	}
 	return 0;
-}
-
-static int keycmp(const char *a, size_t al, const char *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int c = memcmp(a, b, n);
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl ? 1 : 0;
 }
 
 int s3_lister_next(struct s3_lister *l, const struct s3_list_entry **e, struct dth_err *err)
 {
 	*e = NULL;
 	for (;;) {
+		if (l->failed) {
+			if (err)
+				*err = l->fail_err;
+			return l->failed;
+		}
 		if (l->done)
 			return 0;
-		const struct s3_xml_doc *p = &l->page;
-		bool hc = l->ci < p->n_items, hp = l->pi < p->n_prefixes;
-		if (!hc && !hp) {
+		const struct s3_xml_item *it = page_next(&l->page, &l->ci, &l->pi);
+		if (!it) {
 			if (l->fetched && !l->token) {
 				l->done = true;
 				return 0;
@@ -1657,17 +1794,6 @@ int s3_lister_next(struct s3_lister *l, const struct s3_list_entry **e, struct d
 				return rc;
 			continue;
 		}
-		const struct s3_xml_item *it;
-		if (hc && hp) {
-			const struct s3_xml_item *a = &p->items[l->ci], *b = &p->prefixes[l->pi];
-			it = keycmp(a->key, a->key_len, b->key, b->key_len) <= 0 ? a : b;
-		} else {
-			it = hc ? &p->items[l->ci] : &p->prefixes[l->pi];
-		}
-		if (it->is_prefix)
-			l->pi++;
-		else
-			l->ci++;
 		if (l->end_before &&
 		    keycmp(it->key, it->key_len, l->end_before, strlen(l->end_before)) >= 0) {
 			l->done = true;

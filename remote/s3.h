@@ -218,7 +218,13 @@ struct s3_lister;
 struct s3_lister *s3_lister_new(struct s3_client *c, const char *bucket,
 				const struct s3_list_opts *opts);
 /* 1 with *e set, 0 at the end, or a negative errno (err filled). Entries come
- * in the server's (lexicographic, byte-wise) order. */
+ * in ascending byte order. Each page is checked whole before its first entry
+ * is returned, and refused (-EPROTO) when its keys are not in ascending byte
+ * order, not after the previous page's (or start_after), or outside the
+ * prefix; when it has no IsTruncated; when its continuation token repeats the
+ * last one; or after 100 truncated pages in a row without a key. After an
+ * error every later call returns the same error (never 0): a listing that
+ * failed is never taken as complete. */
 int s3_lister_next(struct s3_lister *l, const struct s3_list_entry **e, struct dth_err *err) WUR;
 void s3_lister_free(struct s3_lister *l);
 

@@ -329,12 +329,15 @@ static void apply_field(struct s3_xml *x)
 		break;
 	case F_TRUNCATED:
 		t = trimmed(x);
-		if (strcmp(t, "true") == 0)
+		if (d->has_truncated)
+			fail(x, "xml: IsTruncated appears twice");
+		else if (strcmp(t, "true") == 0)
 			d->is_truncated = true;
 		else if (strcmp(t, "false") == 0)
 			d->is_truncated = false;
 		else
 			fail(x, "xml: IsTruncated is neither true nor false");
+		d->has_truncated = true;
 		break;
 	case F_ENCODING:
 		d->url_encoded = str_ieq(trimmed(x), "url");

@@ -67,9 +67,11 @@ struct s3_xml_doc {
 	char code[64];
 	char *message; /* owned, never NULL after finish */
 	char request_id[128];
-	/* Listings */
+	/* Listings. A listing answer without IsTruncated does not say whether it
+	 * is complete: callers must refuse it (has_truncated false). */
 	bool is_truncated;
-	bool url_encoded; /* <EncodingType>url</EncodingType> was present (already undone) */
+	bool has_truncated; /* an IsTruncated element was present (at most one is) */
+	bool url_encoded;   /* <EncodingType>url</EncodingType> was present (already undone) */
 	/* NextContinuationToken (ListBucketResult, kept as sent), NextPartNumberMarker
 	 * (ListPartsResult), NextKeyMarker (ListMultipartUploadsResult, decoded);
 	 * owned, NULL when absent. */

@@ -95,6 +95,8 @@ static void check_list(const struct s3_xml_doc *d, const char *what)
 	ok(memcmp(d->prefixes[1].key, "z\0z/", 4) == 0, "%s: NUL byte decoded", what);
 }
 
+static void expect_fail(const char *doc, size_t len, const char *what, const char *needle);
+
 static void test_list(void)
 {
 	struct s3_xml_doc d;
@@ -161,7 +163,19 @@ static void test_list(void)
 			    "<IsTruncated>false</IsTruncated></ListBucketResult>";
 	rc = s3_xml_parse(empty, strlen(empty), &d, NULL, 0);
 	ok(rc == 0 && d.n_items == 0 && d.n_prefixes == 0 && d.items == NULL, "empty page");
+	ok(d.has_truncated, "empty page: IsTruncated seen");
 	s3_xml_doc_release(&d);
+
+	/* A page without IsTruncated parses, and says so: the lister refuses it. */
+	const char *no_trunc = "<ListBucketResult><Contents><Key>a</Key></Contents>"
+			       "<NextContinuationToken>t</NextContinuationToken>"
+			       "</ListBucketResult>";
+	rc = s3_xml_parse(no_trunc, strlen(no_trunc), &d, NULL, 0);
+	ok(rc == 0 && !d.has_truncated && !d.is_truncated, "no IsTruncated: has_truncated false");
+	s3_xml_doc_release(&d);
+	const char *twice = "<ListBucketResult><IsTruncated>false</IsTruncated>"
+			    "<IsTruncated>true</IsTruncated></ListBucketResult>";
+	expect_fail(twice, strlen(twice), "IsTruncated twice", "twice");
 }
 
 static void test_error_docs(void)
