@@ -434,9 +434,41 @@ static void test_log(void)
 	log_set_level(old);
 }
 
+static void test_bytes_and_copies(void)
+{
+	/* buf_add_printable: one line of valid UTF-8 whatever the bytes. */
+	struct buf b = BUF_INIT;
+	buf_add_printable(&b, "a\0b", 3);
+	is_str(buf_str(&b), "a\\x00b", "printable: a NUL byte is shown, not a cut");
+	buf_reset(&b);
+	buf_add_printable(&b, "caf\xc3\xa9 \\ \x7f\n\xff\xc3", 12);
+	is_str(buf_str(&b), "caf\xc3\xa9 \\\\ \\x7f\\x0a\\xff\\xc3",
+	       "printable: UTF-8 kept; backslash, DEL, newline, bad bytes escaped");
+	ok(utf8_valid(b.data, b.len), "printable: the result is valid UTF-8");
+	buf_release(&b);
+
+	is_int(utf8_seq_len("\xe2\x82\xac", 3), 3, "utf8_seq_len: euro sign");
+	is_int(utf8_seq_len("\xe2\x82", 2), 0, "utf8_seq_len: cut sequence");
+	is_int(utf8_seq_len("\xc0\x80", 2), 0, "utf8_seq_len: overlong NUL");
+	is_int(utf8_seq_len("", 0), 0, "utf8_seq_len: nothing");
+
+	/* str_copy: never a cut copy. */
+	char small[4];
+	is_int(str_copy(small, "abc", sizeof(small)), 0, "str_copy: fits exactly");
+	is_str(small, "abc", "str_copy: copied");
+	is_int(str_copy(small, "abcd", sizeof(small)), -ENAMETOOLONG, "str_copy: too long");
+	is_str(small, "", "str_copy: empty after refusing, not \"abc\"");
+
+	char *d = xmemdup("x\0y", 3);
+	ok(d[0] == 'x' && d[1] == '\0' && d[2] == 'y' && d[3] == '\0',
+	   "xmemdup: all bytes, NUL included, and a terminator");
+	free(d);
+}
+
 int main(void)
 {
 	test_buf();
+	test_bytes_and_copies();
 	test_strings();
 	test_hex();
 	test_base64();
