@@ -638,6 +638,7 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		struct dth_err ferr;
 		err_clear(&ferr);
 		int frc = transfer_finish(r.xfer, &ferr);
+		res->memory_peak = transfer_memory_peak(r.xfer);
 		if (frc && (!rc || rc == frc)) {
 			rc = frc;
 			*err = ferr;
@@ -667,6 +668,8 @@ done:
 	res->skipped = prog->skipped;
 	res->failed = prog->failed;
 	res->deleted = prog->deleted;
+	res->bytes_sent = prog->bytes_sent;
+	res->bytes_server_side = prog->bytes_server_side;
 	res->seconds = now_mono() - t0;
 	return rc;
 }

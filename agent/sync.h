@@ -1,8 +1,8 @@
 /* One run of an S3 task: list the source, merge-join it with the manifest (and
  * the destination listing on a task's first run, or always with --delete),
  * copy what is new or changed with a pool of workers, record every result in
- * the manifest. Memory is bounded by concurrency x max(part size, multipart
- * threshold), never by the number of objects. */
+ * the manifest. Memory is bounded by the memory limit (bodies) and the
+ * concurrency (connections, buffers), never by the number of objects. */
 #ifndef DTH_SYNC_H
 #define DTH_SYNC_H
 
@@ -47,6 +47,8 @@ struct sync_progress {
 	uint64_t transferred; /* objects copied */
 	uint64_t bytes;	      /* bytes of objects copied (whole objects) */
 	uint64_t bytes_moved; /* bytes moved so far, parts included (for rates) */
+	uint64_t bytes_sent;  /* body bytes of this run's accepted uploads (PUT, UploadPart) */
+	uint64_t bytes_server_side; /* bytes the destination copied itself (CopyObject, ...) */
 	uint64_t skipped;
 	uint64_t failed;
 	uint64_t deleted;
@@ -70,6 +72,14 @@ struct sync_opts {
 	unsigned concurrency;
 	uint64_t multipart_threshold;
 	uint64_t part_size;
+	/* Bytes of object bodies all workers together may hold (0: the default,
+	 * 512 MiB). A body or part larger than a worker's share (the limit over
+	 * the concurrency) is streamed from the source to the destination. */
+	uint64_t memory_limit;
+	/* Copy single-part sources of multipart_threshold or more in parts of
+	 * part_size, in parallel, instead of as one streamed PUT that keeps their
+	 * ETag (false: keep the source's layout, the default). */
+	bool parallel_parts;
 	bool metadata; /* copy headers, user metadata and tags */
 	const char *storage_class;
 	const char *acl;
@@ -108,7 +118,10 @@ struct sync_result {
 	double seconds;
 	uint64_t planned[SYNC__COUNT]; /* decisions by action */
 	uint64_t deletes_refused;      /* planned deletes withheld by the brake */
-	bool unreachable; /* an endpoint could not be reached or refused the credentials */
+	uint64_t bytes_sent;	       /* see struct sync_progress */
+	uint64_t bytes_server_side;
+	uint64_t memory_peak; /* the most body bytes held at once */
+	bool unreachable;     /* an endpoint could not be reached or refused the credentials */
 };
 
 /* The live counters of the run in progress (or last finished) in this process. */

@@ -3,28 +3,35 @@
 #include "agent/transfer.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <openssl/evp.h>
 #include <xxhash.h>
 
+#include "agent/budget.h"
+#include "agent/layout.h"
+#include "agent/pipe.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "manifest/codec.h"
 #include "manifest/manifest.h"
+#include "remote/retry.h"
 #include "remote/s3.h"
 
-#define MAX_PARTS	10000
-#define MIN_PART_SIZE	(5ULL << 20)
-#define MD5_RETRIES	3
-#define SAVE_EVERY_PART 16
+/* Locking: t->lock guards the queues, running, shutdown and fatal; an
+ * upload's lock guards its parts' state (pdone, petag, outstanding, err,
+ * next_hash). A worker never holds both at once. */
+
+#define COPY_ATTEMPTS	 3 /* whole-copy attempts (the source changed, a stream broke) */
+#define SAVE_EVERY_PART	 16
+#define SINGLE_PUT_MAX	 (5ULL << 30) /* the most one PUT may carry */
+#define RING_MAX	 (4u << 20)
+#define RING_MIN	 (64u << 10)
+#define DEFAULT_MEMORY	 TRANSFER_DEFAULT_MEMORY
+#define MD5_HEX_LEN	 32
+#define EMPTY_MD5_BASE64 "1B2M2Y8AsgTpgAmY7PhCfg=="
 
 enum job_kind { JOB_OBJECT, JOB_DELETE, JOB_PART };
 
@@ -34,7 +41,7 @@ struct job {
 	enum job_kind kind;
 	struct job *next;
 	/* object and delete jobs */
-	char *key; /* relative key (owned) */
+	char *key; /* relative key, key_len bytes + NUL (owned) */
 	size_t key_len;
 	uint64_t size;
 	char etag[S3_ETAG_MAX];
@@ -54,23 +61,18 @@ struct upload {
 	char *src_key;		  /* owned */
 	char *dst_key;		  /* owned */
 	struct upload_record rec; /* upload id, layout, finished parts (rec.parts) */
-	uint64_t *psize;	  /* size of each part */
+	struct layout lay;	  /* size of each part */
 	uint64_t *poff;		  /* offset of each part */
 	char (*petag)[S3_ETAG_MAX];
 	bool *pdone;
-	uint32_t nparts;
 	uint32_t outstanding; /* part jobs not yet finished */
 	uint32_t since_save;
-	bool replicate; /* the source layout is repeated: dest ETag must equal source */
-	/* When the source ignores HEAD ?partNumber (Ceph 16), the part size is
-	 * inferred from the size and part count; other sizes that fit are tried
-	 * server-side if the first guess gives another ETag. */
-	uint64_t cand[8];
-	unsigned ncand;
+	bool replicate;	     /* the source layout is repeated: dest ETag must equal source */
 	struct s3_meta meta; /* headers of the copy, for a re-layout */
 	char *tagging;
 	struct s3_tags tags; /* set again after completion: not every server takes
 				x-amz-tagging on CreateMultipartUpload (Ceph 16 drops it) */
+	bool digest_lost;    /* a part's answer said its ETag is not an MD5 (SSE-KMS) */
 	int err;	     /* first part error */
 	char errmsg[CODEC_ERROR_MAX];
 	/* Whole-object MD5 for a source whose ETag is an MD5 but that is copied
@@ -91,6 +93,9 @@ struct transfer {
 	const struct sync_opts *o;
 	struct manifest_writer *w;
 	struct sync_progress *prog;
+	struct budget *budget;
+	uint64_t share; /* the largest body a worker buffers; larger ones are streamed */
+	size_t ring;	/* ring size of a streamed copy */
 	pthread_mutex_t lock;
 	pthread_cond_t cond_work;  /* a job is available or shutting down */
 	pthread_cond_t cond_space; /* object queue has room */
@@ -109,6 +114,7 @@ struct transfer {
 struct worker {
 	struct transfer *t;
 	struct buf body;
+	uint64_t charged; /* bytes of the budget body holds */
 };
 
 static void q_push(struct queue *q, struct job *j)
@@ -142,38 +148,21 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-/* Formatted into a fixed buffer, cut short when too long. */
+/* A failure reason, formatted; a reason that does not fit is cut with a
+ * mark (it is a message, the record field has a fixed size). */
 static void __attribute__((format(printf, 3, 4))) reasonf(char *dst, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(dst, n, fmt, ap);
+	int w = vsnprintf(dst, n, fmt, ap);
 	va_end(ap);
-}
-
-/* For calls whose failure changes nothing (best-effort cleanup). */
-static inline void ignore_rc(int rc)
-{
-	(void)rc;
+	if (w >= 0 && (size_t)w >= n && n > 4)
+		memcpy(dst + n - 4, "...", 4);
 }
 
 static void add64(uint64_t *p, uint64_t v)
 {
 	__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
-}
-
-void transfer_layout(uint64_t size, uint64_t part_size, uint64_t *out_part_size,
-		     uint32_t *out_count)
-{
-	if (part_size < MIN_PART_SIZE)
-		part_size = MIN_PART_SIZE;
-	while (size / part_size + (size % part_size != 0) > MAX_PARTS)
-		part_size *= 2;
-	uint64_t n = size / part_size + (size % part_size != 0);
-	if (n == 0)
-		n = 1;
-	*out_part_size = part_size;
-	*out_count = (uint32_t)n;
 }
 
 static void md5_of(const void *data, size_t len, unsigned char out[16])
@@ -188,6 +177,30 @@ static void md5_hex_b64(const unsigned char md[16], char hex[33], char b64[25])
 	base64_encode(md, 16, b64);
 }
 
+/* Content-MD5 (base64) of a plain MD5 ETag; false when it is not one. */
+static bool etag_md5_b64(const char *etag, char b64[25])
+{
+	unsigned parts;
+	unsigned char md[16];
+	if (!s3_etag_parse(etag, &parts) || parts != 0 ||
+	    hex_decode(etag, MD5_HEX_LEN, md, 16) != 16)
+		return false;
+	base64_encode(md, 16, b64);
+	return true;
+}
+
+static bool etag_is_md5(const char *etag)
+{
+	unsigned parts;
+	return s3_etag_parse(etag, &parts) && parts == 0;
+}
+
+static bool etag_is_multipart(const char *etag)
+{
+	unsigned parts;
+	return s3_etag_parse(etag, &parts) && parts > 0;
+}
+
 static void set_fatal(struct transfer *t, int rc, const char *what)
 {
 	pthread_mutex_lock(&t->lock);
@@ -196,6 +209,7 @@ static void set_fatal(struct transfer *t, int rc, const char *what)
 		err_set(&t->fatal_err, rc, "writing the manifest (%s): %s", what, strerror(-rc));
 	}
 	pthread_mutex_unlock(&t->lock);
+	budget_cancel(t->budget);
 }
 
 static bool stopping(const struct transfer *t)
@@ -239,6 +253,8 @@ static uint64_t meta_fingerprint(const struct s3_meta *m)
 	return h ? h : 1;
 }
 
+/* ---- results ---- */
+
 /* Write the object's record; a failure to write is fatal for the run. */
 static void record(struct transfer *t, const struct job *j, int status, const char *dest_etag,
 		   const char *error, uint64_t fp)
@@ -276,6 +292,19 @@ static void object_failed(struct transfer *t, const struct job *j, const char *r
 		t->o->on_failure(t->o->on_failure_ctx, j->key, j->key_len, reason);
 }
 
+/* Body bytes the destination accepted in this run. */
+static void sent(struct transfer *t, uint64_t n)
+{
+	add64(&t->prog->bytes_moved, n);
+	add64(&t->prog->bytes_sent, n);
+}
+
+static void copied_server_side(struct transfer *t, uint64_t n)
+{
+	add64(&t->prog->bytes_moved, n);
+	add64(&t->prog->bytes_server_side, n);
+}
+
 /* Put options from the sync options and (when copying metadata) the source's. */
 static void put_opts_fill(const struct transfer *t, struct s3_put_opts *po,
 			  const struct s3_meta *meta, const char *tagging)
@@ -289,10 +318,26 @@ static void put_opts_fill(const struct transfer *t, struct s3_put_opts *po,
 	po->sse_kms_key_id = t->o->sse_kms_key_id;
 }
 
-/* An ETag we may compare with an MD5: not with SSE-KMS (AWS then returns no MD5). */
-static bool dest_etag_is_md5(const struct transfer *t)
+/* Whether the destination's ETag of this write can be compared with an MD5:
+ * not with SSE-KMS asked for, nor when the answer says it is not one. */
+static bool comparable(const struct transfer *t, const struct s3_written *w)
 {
-	return !(t->o->sse && strcasecmp(t->o->sse, "aws:kms") == 0);
+	bool kms = t->o->sse && strcasecmp(t->o->sse, "aws:kms") == 0;
+	return !kms && w->etag_is_digest && w->etag[0];
+}
+
+/* A single-part write's answer agrees with the MD5 of what was sent
+ * (md5_hex "" when unknown). 0, or -EBADMSG with reason set. */
+static int check_single(const struct transfer *t, const struct s3_written *w, const char *md5_hex,
+			char *reason, size_t rsz)
+{
+	if (!md5_hex[0] || !comparable(t, w) || strcasecmp(w->etag, md5_hex) == 0)
+		return 0;
+	reasonf(reason, rsz,
+		"the destination's etag %s is not the md5 of the bytes sent (%s): not recorded "
+		"as copied",
+		w->etag, md5_hex);
+	return -EBADMSG;
 }
 
 /* Fetch the source's tags as an x-amz-tagging value (empty when none). */
@@ -308,140 +353,373 @@ static int fetch_tagging(struct transfer *t, const char *src_key, struct buf *ou
 	return 0;
 }
 
-/* ---- small objects: one GET and one PUT, or one server-side copy ---- */
+/* ---- the memory budget of a worker's body buffer ---- */
 
-static int copy_small(struct worker *wk, struct job *j, struct buf *reason)
+static void body_drop(struct worker *wk)
+{
+	buf_release(&wk->body);
+	budget_give(wk->t->budget, wk->charged);
+	wk->charged = 0;
+}
+
+/* Make the worker's body buffer empty with room for n bytes, charged to the
+ * budget. Gives back what it holds before waiting, so workers waiting for
+ * room never hold any. 0, or -ECANCELED when the run stops meanwhile. */
+static int body_reserve(struct worker *wk, uint64_t n)
+{
+	struct transfer *t = wk->t;
+	buf_reset(&wk->body);
+	uint64_t need = n + 1; /* the buffer's NUL */
+	if (wk->charged >= need)
+		return 0;
+	if (!budget_try_take(t->budget, need - wk->charged)) {
+		body_drop(wk);
+		if (budget_take(t->budget, need, t->o->stop))
+			return -ECANCELED;
+	}
+	wk->charged = need > wk->charged ? need : wk->charged;
+	buf_release(&wk->body); /* exactly n + 1 bytes: no doubling beyond the charge */
+	wk->body.data = xmalloc(need);
+	wk->body.cap = need;
+	wk->body.data[0] = '\0';
+	return 0;
+}
+
+/* After a job: keep a buffer of up to the usual part size for the next one,
+ * give back anything larger. */
+static void body_trim(struct worker *wk)
+{
+	uint64_t keep = wk->t->o->part_size + 1;
+	if (wk->charged > keep)
+		body_drop(wk);
+}
+
+/* ---- streamed copies: GET into a ring, PUT or UploadPart out of it ---- */
+
+struct stream {
+	struct transfer *t;
+	const char *src_key, *dst_key, *etag;
+	uint64_t offset, length;
+	/* the write: a PUT with opts, or part number of upload_id */
+	const struct s3_put_opts *opts;
+	const char *upload_id;
+	unsigned part_number;
+	EVP_MD_CTX *md5;   /* fed every byte sent (may be NULL) */
+	EVP_MD_CTX *whole; /* also fed every byte sent (may be NULL); restored from
+			      whole_at before each attempt */
+	EVP_MD_CTX *whole_at;
+	struct s3_written out;
+};
+
+/* One streamed write. 0; -ESTALE when the source changed; another negative
+ * errno with err set. */
+static int stream_once(struct stream *s, struct dth_err *err)
+{
+	struct transfer *t = s->t;
+	uint64_t ring = t->ring;
+	if (budget_take(t->budget, ring, t->o->stop))
+		return err_set(err, -ECANCELED, "interrupted");
+	struct pipe_src src = {t->o->src, t->o->src_bucket, s->src_key, s->offset,
+			       s->length, s->etag,	    t->o->stop};
+	struct dth_err gerr;
+	err_clear(&gerr);
+	EVP_MD_CTX *const md5[2] = {s->md5, s->whole};
+	struct pipe *p = pipe_start(&src, (size_t)ring, md5, err);
+	int rc = p ? 0 : -EAGAIN;
+	if (p && s->upload_id)
+		rc = s3_mpu_upload_part_from(t->o->dst, t->o->dst_bucket, s->dst_key, s->upload_id,
+					     s->part_number, s->length, pipe_read, p,
+					     s->opts ? s->opts->content_md5 : NULL, &s->out, err);
+	else if (p)
+		rc = s3_put_object_from(t->o->dst, t->o->dst_bucket, s->dst_key, s->length,
+					pipe_read, p, s->opts, &s->out, err);
+	if (p) {
+		int grc = pipe_finish(p, rc, &gerr);
+		if (grc && (grc == -ESTALE || !rc || gerr.code)) {
+			/* The GET's own error says more than the write's "source failed". */
+			if (grc != -ECANCELED || !rc) {
+				rc = grc;
+				*err = gerr;
+			}
+		}
+	}
+	budget_give(t->budget, ring);
+	return rc;
+}
+
+/* Whether a failed request is worth another attempt. */
+static bool worth_retrying(int rc, const struct dth_err *err)
+{
+	if (err->http_status > 0)
+		return retry_is_retryable(0, err->http_status, err->remote_code);
+	return retry_is_retryable(rc, 0, NULL);
+}
+
+/* Streamed writes with a few whole attempts (a broken write cannot be
+ * resumed). -ESTALE is returned at once: the caller looks at the source again. */
+static int stream_copy(struct stream *s, struct dth_err *err)
+{
+	static const struct retry_policy policy = RETRY_POLICY_DEFAULT;
+	int rc = 0;
+	for (unsigned attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
+		if (s->md5)
+			EVP_DigestInit_ex(s->md5, EVP_md5(), NULL);
+		if (s->whole && s->whole_at)
+			EVP_MD_CTX_copy_ex(s->whole, s->whole_at);
+		err_clear(err);
+		rc = stream_once(s, err);
+		if (rc == 0 || rc == -ESTALE || rc == -ECANCELED || stopping(s->t) ||
+		    !worth_retrying(rc, err))
+			break;
+		unsigned wait = retry_wait_ms(&policy, attempt, NULL);
+		log_debug("%s: streamed copy failed (%s); again in %u ms", s->dst_key, err->message,
+			  wait);
+		retry_sleep_ms(wait);
+	}
+	return rc;
+}
+
+/* ---- routes ---- */
+
+enum route { ROUTE_SERVER, ROUTE_SINGLE, ROUTE_PARTS };
+
+/* How an object of size bytes with this source ETag is copied (see transfer.h). */
+static enum route route_of(const struct transfer *t, uint64_t size, const char *etag)
+{
+	if (etag_is_multipart(etag) || size > SINGLE_PUT_MAX)
+		return ROUTE_PARTS;
+	if (size >= t->o->multipart_threshold && (t->o->parallel_parts || !etag_is_md5(etag)))
+		return ROUTE_PARTS;
+	return t->o->same_endpoint ? ROUTE_SERVER : ROUTE_SINGLE;
+}
+
+/* The source changed since it was listed: take its new size and ETag.
+ * 0 with h filled (release it), -EAGAIN when it must now be copied another
+ * way, or a HEAD error (h then needs no release). */
+static int refresh_source(struct transfer *t, struct job *j, const char *skey,
+			  struct s3_object_head *h, struct dth_err *err)
+{
+	enum route before = route_of(t, j->size, j->etag);
+	int rc = s3_head_object(t->o->src, t->o->src_bucket, skey, 0, h, err);
+	if (rc)
+		return rc;
+	j->size = h->size;
+	strlcpy_s(j->etag, h->etag, sizeof(j->etag));
+	if (h->last_modified)
+		j->last_modified = h->last_modified;
+	if (route_of(t, j->size, j->etag) == before)
+		return 0;
+	s3_object_head_release(h);
+	return -EAGAIN;
+}
+
+/* ---- one request per object: server-side copy ---- */
+
+static int copy_server(struct transfer *t, struct job *j, const char *skey, const char *dkey,
+		       struct buf *reason)
+{
+	struct dth_err err;
+	err_clear(&err);
+	struct s3_put_opts po;
+	struct s3_meta empty;
+	memset(&empty, 0, sizeof(empty));
+	put_opts_fill(t, &po, NULL, NULL);
+	if (!t->o->metadata) {
+		po.meta = &empty; /* REPLACE with nothing */
+		po.tagging = "";
+	}
+	struct s3_written w;
+	int rc = s3_copy_object(t->o->dst, t->o->dst_bucket, dkey, t->o->src_bucket, skey, j->etag,
+				&po, &w, &err);
+	if (rc == -ESTALE) {
+		buf_adds(reason, "source changed during the copy; the next run copies it");
+		return rc;
+	}
+	if (rc) {
+		buf_adds(reason, err.message);
+		return rc;
+	}
+	if (etag_is_md5(j->etag) && comparable(t, &w) && strcasecmp(w.etag, j->etag) != 0) {
+		buf_addf(reason,
+			 "the destination's etag %s is not the source's %s after a server-side "
+			 "copy: not recorded as copied",
+			 w.etag, j->etag);
+		return -EBADMSG;
+	}
+	copied_server_side(t, j->size);
+	object_done(t, j, w.etag, 0);
+	return 0;
+}
+
+/* ---- one PUT per object, from memory ---- */
+
+/* GET the object whole into the worker's body (If-Match on the listed ETag),
+ * checked against its MD5 ETag. h gets the answer's headers. 0; -ESTALE when
+ * the source changed; -EAGAIN when it now goes another way (j updated). */
+static int get_whole(struct worker *wk, struct job *j, const char *skey, struct s3_object_head *h,
+		     char md5_hex[33], char md5_b64[25], struct buf *reason)
 {
 	struct transfer *t = wk->t;
 	struct dth_err err;
-	err_clear(&err);
-	struct buf skey = BUF_INIT, dkey = BUF_INIT, tagging = BUF_INIT;
-	src_key_of(t, j->key, j->key_len, &skey);
-	dst_key_of(t, j->key, j->key_len, &dkey);
-	int rc = 0;
-	char etag[S3_ETAG_MAX] = "";
-
-	if (t->o->same_endpoint) {
-		struct s3_put_opts po;
-		struct s3_meta empty;
-		memset(&empty, 0, sizeof(empty));
-		put_opts_fill(t, &po, NULL, NULL);
-		if (!t->o->metadata) {
-			po.meta = &empty; /* REPLACE with nothing */
-			po.tagging = "";
-		}
-		rc = s3_copy_object(t->o->dst, t->o->dst_bucket, dkey.data, t->o->src_bucket,
-				    skey.data, j->etag, &po, etag, &err);
-		if (rc == -ESTALE) {
-			buf_adds(reason, "source changed during the copy; the next run copies it");
-			goto out;
-		}
-		if (rc) {
-			buf_adds(reason, err.message);
-			goto out;
-		}
-		unsigned parts;
-		if (s3_etag_parse(j->etag, &parts) && parts == 0 && dest_etag_is_md5(t) &&
-		    strcasecmp(etag, j->etag) != 0)
-			log_debug("%s: destination etag %s is not the source's %s (encrypted "
-				  "bucket?)",
-				  dkey.data, etag, j->etag);
-		object_done(t, j, etag, 0);
-		add64(&t->prog->bytes_moved, j->size);
-		goto out;
-	}
-
-	for (int attempt = 1;; attempt++) {
-		struct s3_object_head h;
-		buf_reset(&wk->body);
-		buf_grow(&wk->body, j->size);
+	for (unsigned attempt = 1;; attempt++) {
 		err_clear(&err);
-		/* If-Match: an object replaced since the listing (maybe by a huge
-		 * one) is looked at again instead of being read blindly into memory. */
-		rc = s3_get_object(t->o->src, t->o->src_bucket, skey.data, 0, 0, j->etag, &wk->body,
-				   &h, &err);
-		if (rc == -ESTALE && attempt < MD5_RETRIES) {
+		if (body_reserve(wk, j->size))
+			return -ECANCELED;
+		/* A range of the listed size: the buffer never takes more. */
+		int rc = s3_get_object(t->o->src, t->o->src_bucket, skey, 0, j->size, j->etag,
+				       &wk->body, h, &err);
+		if (rc == -ESTALE && attempt < COPY_ATTEMPTS) {
 			struct s3_object_head nh;
-			err_clear(&err);
-			rc = s3_head_object(t->o->src, t->o->src_bucket, skey.data, 0, &nh, &err);
-			if (rc) {
-				buf_adds(reason, err.message);
-				goto out;
-			}
-			j->size = nh.size;
-			strlcpy_s(j->etag, nh.etag, sizeof(j->etag));
-			j->last_modified = nh.last_modified;
+			rc = refresh_source(t, j, skey, &nh, &err);
 			s3_object_head_release(&nh);
-			unsigned np;
-			if (j->size >= t->o->multipart_threshold ||
-			    (s3_etag_parse(j->etag, &np) && np > 0)) {
-				rc = -EAGAIN; /* now a multipart copy */
-				goto out;
-			}
-			continue;
+			if (rc == -EAGAIN || (rc == 0 && j->size > t->share))
+				return -EAGAIN; /* now in parts, or streamed */
+			if (rc == 0)
+				continue;
 		}
 		if (rc == -ESTALE) {
 			buf_adds(reason, "source keeps changing while it is copied; the next run "
 					 "copies it");
-			goto out;
+			return rc;
 		}
 		if (rc) {
 			buf_adds(reason, err.message);
-			goto out;
+			return rc;
 		}
-		/* Record what was really read, which may be newer than the listing. */
+		/* What was really read may be newer than the listing. */
 		j->size = wk->body.len;
-		strlcpy_s(j->etag, h.etag, sizeof(j->etag));
-		if (h.last_modified)
-			j->last_modified = h.last_modified;
+		strlcpy_s(j->etag, h->etag, sizeof(j->etag));
+		if (h->last_modified)
+			j->last_modified = h->last_modified;
 		unsigned char md[16];
-		char hex[33], b64[25];
 		md5_of(wk->body.data, wk->body.len, md);
-		md5_hex_b64(md, hex, b64);
-		unsigned parts;
-		bool src_md5 = s3_etag_parse(h.etag, &parts) && parts == 0;
-		if (src_md5 && strcasecmp(hex, h.etag) != 0) {
-			s3_object_head_release(&h);
-			if (attempt < MD5_RETRIES)
-				continue;
-			rc = -EIO;
-			buf_addf(reason, "source body md5 %s does not match its etag %s", hex,
+		md5_hex_b64(md, md5_hex, md5_b64);
+		if (!etag_is_md5(h->etag) || strcasecmp(md5_hex, h->etag) == 0)
+			return 0;
+		s3_object_head_release(h);
+		if (attempt >= COPY_ATTEMPTS) {
+			buf_addf(reason, "source body md5 %s does not match its etag %s", md5_hex,
 				 j->etag);
+			return -EIO;
+		}
+	}
+}
+
+static int copy_buffered(struct worker *wk, struct job *j, const char *skey, const char *dkey,
+			 struct buf *reason)
+{
+	struct transfer *t = wk->t;
+	struct dth_err err;
+	err_clear(&err);
+	struct s3_object_head h;
+	char hex[33], b64[25], why[CODEC_ERROR_MAX];
+	struct buf tagging = BUF_INIT;
+	int rc = get_whole(wk, j, skey, &h, hex, b64, reason);
+	if (rc)
+		return rc;
+	if (t->o->metadata && h.tag_count > 0 && (rc = fetch_tagging(t, skey, &tagging, &err))) {
+		buf_adds(reason, err.message);
+		goto out;
+	}
+	struct s3_put_opts po;
+	put_opts_fill(t, &po, &h.meta, tagging.len ? tagging.data : NULL);
+	po.content_md5 = b64;
+	struct s3_written w;
+	rc = s3_put_object(t->o->dst, t->o->dst_bucket, dkey, wk->body.data, wk->body.len, &po, &w,
+			   &err);
+	if (rc) {
+		buf_adds(reason, err.message);
+		goto out;
+	}
+	if ((rc = check_single(t, &w, hex, why, sizeof(why)))) {
+		buf_adds(reason, why);
+		goto out;
+	}
+	sent(t, wk->body.len);
+	object_done(t, j, w.etag, t->o->metadata ? meta_fingerprint(&h.meta) : 0);
+out:
+	s3_object_head_release(&h);
+	buf_release(&tagging);
+	return rc;
+}
+
+/* ---- one PUT per object, streamed ---- */
+
+static int copy_streamed(struct worker *wk, struct job *j, const char *skey, const char *dkey,
+			 struct buf *reason)
+{
+	struct transfer *t = wk->t;
+	struct dth_err err;
+	struct s3_object_head h;
+	struct buf tagging = BUF_INIT;
+	EVP_MD_CTX *md5 = NULL;
+	int rc;
+	for (unsigned attempt = 1;; attempt++) {
+		err_clear(&err);
+		buf_reset(&tagging);
+		/* The headers to copy, and the version to read (If-Match). */
+		if ((rc = refresh_source(t, j, skey, &h, &err))) {
+			if (rc != -EAGAIN)
+				buf_adds(reason, err.message);
+			goto out_nohead;
+		}
+		if (j->size <= t->share) {
+			rc = -EAGAIN; /* now small enough to buffer */
 			goto out;
 		}
-		buf_reset(&tagging);
-		if (t->o->metadata && h.tag_count > 0) {
-			rc = fetch_tagging(t, skey.data, &tagging, &err);
-			if (rc) {
-				s3_object_head_release(&h);
-				buf_adds(reason, err.message);
-				goto out;
-			}
+		if (t->o->metadata && h.tag_count > 0 &&
+		    (rc = fetch_tagging(t, skey, &tagging, &err))) {
+			buf_adds(reason, err.message);
+			goto out;
 		}
 		struct s3_put_opts po;
 		put_opts_fill(t, &po, &h.meta, tagging.len ? tagging.data : NULL);
-		po.content_md5 = b64;
-		uint64_t fp = t->o->metadata ? meta_fingerprint(&h.meta) : 0;
-		rc = s3_put_object(t->o->dst, t->o->dst_bucket, dkey.data, wk->body.data,
-				   wk->body.len, &po, etag, &err);
-		s3_object_head_release(&h);
+		char b64[25];
+		/* An MD5 ETag becomes the Content-MD5: the server checks every byte. */
+		if (etag_md5_b64(j->etag, b64))
+			po.content_md5 = b64;
+		else if (!md5 && !(md5 = EVP_MD_CTX_new()))
+			abort();
+		struct stream s = {.t = t,
+				   .src_key = skey,
+				   .dst_key = dkey,
+				   .etag = j->etag,
+				   .length = j->size,
+				   .opts = &po,
+				   .md5 = po.content_md5 ? NULL : md5};
+		rc = stream_copy(&s, &err);
+		if (rc == -ESTALE && attempt < COPY_ATTEMPTS) {
+			s3_object_head_release(&h);
+			continue;
+		}
 		if (rc) {
-			buf_adds(reason, err.message);
+			buf_adds(reason, rc == -ESTALE
+					     ? "source keeps changing while it is copied; "
+					       "the next run copies it"
+					     : err.message);
 			goto out;
 		}
-		/* Content-MD5 made the server check the body; an ETag that is not its
-		 * MD5 (SSE-KMS, default bucket encryption) is no error. */
-		if (dest_etag_is_md5(t) && s3_etag_parse(etag, &parts) && parts == 0 &&
-		    strcasecmp(etag, hex) != 0)
-			log_debug("%s: destination etag %s is not the body md5 %s", dkey.data, etag,
-				  hex);
-		add64(&t->prog->bytes_moved, wk->body.len);
-		object_done(t, j, etag, fp);
-		break;
+		char hex[33] = "", why[CODEC_ERROR_MAX];
+		if (po.content_md5) {
+			strlcpy_s(hex, j->etag, sizeof(hex));
+		} else {
+			unsigned char md[16];
+			unsigned int mdlen = 16;
+			EVP_DigestFinal_ex(md5, md, &mdlen);
+			hex_encode(md, 16, hex);
+		}
+		if ((rc = check_single(t, &s.out, hex, why, sizeof(why)))) {
+			buf_adds(reason, why);
+			goto out;
+		}
+		sent(t, j->size);
+		object_done(t, j, s.out.etag, t->o->metadata ? meta_fingerprint(&h.meta) : 0);
+		goto out;
 	}
 out:
-	buf_release(&skey);
-	buf_release(&dkey);
+	s3_object_head_release(&h);
+out_nohead:
+	EVP_MD_CTX_free(md5);
 	buf_release(&tagging);
 	return rc;
 }
@@ -457,7 +735,7 @@ static void upload_free(struct upload *up)
 	free(up->src_key);
 	free(up->dst_key);
 	free(up->rec.parts);
-	free(up->psize);
+	layout_release(&up->lay);
 	free(up->poff);
 	free(up->petag);
 	free(up->pdone);
@@ -475,12 +753,12 @@ static void upload_free(struct upload *up)
 static void save_upload_locked(struct transfer *t, struct upload *up)
 {
 	uint32_t n = 0;
-	for (uint32_t i = 0; i < up->nparts; i++) {
+	for (uint32_t i = 0; i < up->lay.n; i++) {
 		if (!up->pdone[i])
 			continue;
 		struct upload_part *p = &up->rec.parts[n++];
 		p->number = i + 1;
-		p->size = up->psize[i];
+		p->size = up->lay.size[i];
 		strlcpy_s(p->etag, up->petag[i], sizeof(p->etag));
 	}
 	up->rec.n_parts = n;
@@ -529,114 +807,6 @@ static void abort_strays(struct transfer *t, const char *dkey, int64_t since)
 	buf_release(&s.ids);
 }
 
-unsigned transfer_guess_part_sizes(uint64_t size, unsigned nparts, uint64_t *out, unsigned max)
-{
-	static const unsigned pref_mib[] = {8, 5, 16, 64, 10, 15, 32, 50, 100, 128, 256, 512};
-	const uint64_t MiB = 1ULL << 20;
-	unsigned n = 0;
-	if (nparts < 2 || max == 0 || size < nparts)
-		return 0;
-	/* ceil(size / p) == nparts  <=>  size / nparts <= p < size / (nparts - 1) */
-	uint64_t lo = size / nparts + (size % nparts != 0);
-	uint64_t hi = (size - 1) / (nparts - 1); /* largest p with (nparts-1)*p < size */
-	if (lo > hi)
-		return 0;
-	for (size_t i = 0; i < ARRAY_SIZE(pref_mib) && n < max; i++) {
-		uint64_t p = pref_mib[i] * MiB;
-		if (p >= lo && p <= hi)
-			out[n++] = p;
-	}
-	for (uint64_t p = (lo + MiB - 1) / MiB * MiB; p <= hi && n < max; p += MiB) {
-		bool seen = false;
-		for (unsigned k = 0; k < n; k++)
-			seen |= out[k] == p;
-		if (!seen)
-			out[n++] = p;
-	}
-	/* Round decimal megabytes, then the smallest size that fits. */
-	for (uint64_t p = (lo + 999999) / 1000000 * 1000000; p <= hi && n < max; p += 1000000) {
-		bool seen = false;
-		for (unsigned k = 0; k < n; k++)
-			seen |= out[k] == p;
-		if (!seen)
-			out[n++] = p;
-	}
-	if (n == 0)
-		out[n++] = lo;
-	return n;
-}
-
-static void set_uniform(struct upload *up, uint64_t size, uint64_t p)
-{
-	for (uint32_t i = 0; i < up->nparts; i++)
-		up->psize[i] = (i + 1 < up->nparts) ? p : size - p * (up->nparts - 1);
-	up->rec.part_size = p;
-}
-
-/* The source's part layout from HEAD ?partNumber=N. Fills psize; returns 0, or
- * -EAGAIN when the layout cannot be repeated (use our own). */
-static int source_layout(struct transfer *t, const char *skey, uint64_t size, unsigned nsrc,
-			 struct upload *up, struct dth_err *err)
-{
-	struct s3_object_head h1;
-	int rc = s3_head_object(t->o->src, t->o->src_bucket, skey, 1, &h1, err);
-	if (rc)
-		return rc;
-	uint64_t p1 = h1.size;
-	/* A server that ignores partNumber answers with the whole object. */
-	bool honoured = h1.parts_count > 0 || h1.size != size;
-	if (h1.parts_count)
-		nsrc = h1.parts_count;
-	s3_object_head_release(&h1);
-	if (nsrc == 0 || nsrc > MAX_PARTS || p1 == 0)
-		return -EAGAIN;
-	up->nparts = nsrc;
-	up->psize = xcalloc(nsrc, sizeof(uint64_t));
-	if (!honoured && nsrc > 1) {
-		up->ncand = transfer_guess_part_sizes(size, nsrc, up->cand, ARRAY_SIZE(up->cand));
-		if (!up->ncand)
-			return -EAGAIN;
-		set_uniform(up, size, up->cand[0]);
-		return 0;
-	}
-	if (nsrc == 1 && p1 == size) {
-		up->psize[0] = size;
-		up->rec.part_size = size;
-		return 0;
-	}
-	uint64_t n = size / p1 + (size % p1 != 0);
-	if (n == nsrc) {
-		/* Same count; check the last part too, so uneven layouts are caught. */
-		bool even = true;
-		if (nsrc > 1) {
-			rc = s3_head_object(t->o->src, t->o->src_bucket, skey, nsrc, &h1, err);
-			if (rc)
-				return rc;
-			even = h1.size == size - p1 * (nsrc - 1);
-			s3_object_head_release(&h1);
-		}
-		if (even) {
-			set_uniform(up, size, p1);
-			return 0;
-		}
-	}
-	/* Parts of different sizes: ask for each one. */
-	uint64_t sum = p1;
-	up->psize[0] = p1;
-	for (uint32_t i = 1; i < nsrc; i++) {
-		rc = s3_head_object(t->o->src, t->o->src_bucket, skey, i + 1, &h1, err);
-		if (rc)
-			return rc;
-		up->psize[i] = h1.size;
-		sum += h1.size;
-		s3_object_head_release(&h1);
-	}
-	if (sum != size)
-		return -EAGAIN;
-	up->rec.part_size = 0; /* irregular */
-	return 0;
-}
-
 struct listparts_ctx {
 	struct upload *up;
 	uint32_t found;
@@ -646,7 +816,7 @@ static int listparts_cb(void *ctx, const struct s3_part *p)
 {
 	struct listparts_ctx *c = ctx;
 	struct upload *up = c->up;
-	if (p->number >= 1 && p->number <= up->nparts && p->size == up->psize[p->number - 1] &&
+	if (p->number >= 1 && p->number <= up->lay.n && p->size == up->lay.size[p->number - 1] &&
 	    !up->pdone[p->number - 1]) {
 		up->pdone[p->number - 1] = true;
 		strlcpy_s(up->petag[p->number - 1], p->etag, S3_ETAG_MAX);
@@ -670,189 +840,145 @@ static bool dest_has_copy(struct transfer *t, const char *dkey, const struct upl
 	return same;
 }
 
-static int start_large(struct worker *wk, struct job *j, struct buf *reason)
+/* The parts of the copy: the source's (checked) when it was uploaded in
+ * parts, else dth's own. */
+static int plan_parts(struct transfer *t, struct upload *up, const struct s3_object_head *h,
+		      struct buf *reason)
 {
-	struct transfer *t = wk->t;
 	struct dth_err err;
 	err_clear(&err);
-	struct buf skey = BUF_INIT, dkey = BUF_INIT, tagging = BUF_INIT, uid = BUF_INIT;
-	struct upload *up = NULL;
-	struct upload_record old;
-	bool have_old = false;
-	struct s3_object_head h;
-	bool have_h = false;
-	bool keep = false; /* keep the upload record on failure */
-	int rc;
-	src_key_of(t, j->key, j->key_len, &skey);
-	dst_key_of(t, j->key, j->key_len, &dkey);
-
-	rc = s3_head_object(t->o->src, t->o->src_bucket, skey.data, 0, &h, &err);
-	if (rc) {
-		buf_adds(reason, err.message);
-		goto fail;
-	}
-	have_h = true;
-	j->size = h.size;
-	strlcpy_s(j->etag, h.etag, sizeof(j->etag));
-	if (h.last_modified)
-		j->last_modified = h.last_modified;
-
-	up = xcalloc(1, sizeof(*up));
-	up->obj = j; /* borrowed until the parts are queued */
-	pthread_mutex_init(&up->lock, NULL);
-
-	up->src_key = xstrdup(skey.data);
-	up->dst_key = xstrdup(dkey.data);
-	strlcpy_s(up->rec.src_etag, h.etag, sizeof(up->rec.src_etag));
-	up->rec.object_size = h.size;
-
 	unsigned nsrc = 0;
-	rc = -EAGAIN;
-	if (s3_etag_parse(h.etag, &nsrc) && nsrc > 0) {
-		rc = source_layout(t, skey.data, h.size, nsrc, up, &err);
+	int rc = -EAGAIN;
+	if (s3_etag_parse(h->etag, &nsrc) && nsrc > 0) {
+		rc = layout_of_source(t->o->src, t->o->src_bucket, up->src_key, h->size, nsrc,
+				      &up->lay, &err);
 		if (rc && rc != -EAGAIN) {
 			buf_adds(reason, err.message);
-			goto fail;
+			return rc;
 		}
 		if (rc == 0)
 			up->replicate = true;
 		else
-			log_info("%s: the source part layout cannot be repeated; the destination "
-				 "etag will differ",
-				 skey.data);
+			log_warn("%s; the destination etag will differ", err.message);
 	}
-	if (rc == -EAGAIN) {
-		free(up->psize);
-		uint64_t ps;
-		uint32_t n;
-		transfer_layout(h.size, t->o->part_size, &ps, &n);
-		up->nparts = n;
-		up->psize = xcalloc(n, sizeof(uint64_t));
-		for (uint32_t i = 0; i < n; i++)
-			up->psize[i] = (i + 1 < n) ? ps : h.size - ps * (n - 1);
-		up->rec.part_size = ps;
-	}
-	up->rec.part_count = up->nparts;
-	up->poff = xcalloc(up->nparts, sizeof(uint64_t));
-	for (uint32_t i = 1; i < up->nparts; i++)
-		up->poff[i] = up->poff[i - 1] + up->psize[i - 1];
-	up->petag = xcalloc(up->nparts, S3_ETAG_MAX);
-	up->pdone = xcalloc(up->nparts, sizeof(bool));
-	up->rec.parts = xcalloc(up->nparts, sizeof(struct upload_part));
+	if (rc == -EAGAIN)
+		layout_own(&up->lay, h->size, t->o->part_size);
+	up->rec.part_size = up->lay.part_size;
+	up->rec.part_count = up->lay.n;
+	up->poff = xcalloc(up->lay.n, sizeof(uint64_t));
+	for (uint32_t i = 1; i < up->lay.n; i++)
+		up->poff[i] = up->poff[i - 1] + up->lay.size[i - 1];
+	up->petag = xcalloc(up->lay.n, S3_ETAG_MAX);
+	up->pdone = xcalloc(up->lay.n, sizeof(bool));
+	up->rec.parts = xcalloc(up->lay.n, sizeof(struct upload_part));
+	return 0;
+}
 
-	/* HEAD does not always tell the tag count (Ceph 16 leaves it out), and
-	 * one GetObjectTagging per large object costs little. */
-	if (t->o->metadata) {
-		rc = s3_get_tagging(t->o->src, t->o->src_bucket, skey.data, &up->tags, &err);
-		if (!rc)
-			s3_tags_to_query(&up->tags, &tagging);
-		if (rc) {
-			buf_adds(reason, err.message);
-			goto fail;
+/* Take the parts an earlier run finished (ListParts, or our record where the
+ * server has no ListParts). 1: the earlier run completed the object; 0: go on
+ * (resumed or not); negative: fail. */
+static int resume_parts(struct transfer *t, struct upload *up, const struct upload_record *old,
+			const struct s3_object_head *h, bool *keep, struct buf *reason)
+{
+	struct job *j = up->obj;
+	struct dth_err err;
+	err_clear(&err);
+	if (!old->upload_id[0]) {
+		abort_strays(t, up->dst_key, old->created - 300);
+		return 0;
+	}
+	if (strcmp(old->src_etag, up->rec.src_etag) != 0 ||
+	    old->object_size != up->rec.object_size || old->part_count != up->lay.n ||
+	    old->part_size != up->rec.part_size) {
+		int a =
+		    s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, old->upload_id, &err);
+		if (a && a != -ENOENT) {
+			/* Keep its record: it must not be forgotten while it costs. */
+			*keep = true;
+			buf_addf(reason, "cannot abort the stale multipart upload: %s",
+				 err.message);
+			return a;
 		}
+		log_info("aborted a stale multipart upload of %s", up->dst_key);
+		return 0;
 	}
-
-	s3_meta_copy(&up->meta, &h.meta);
-	up->tagging = tagging.len ? xstrdup(tagging.data) : NULL;
-
-	/* An upload left by an earlier run: resume it when it copies the same
-	 * version with the same layout, else abort it. */
-	rc = manifest_upload_get(t->o->manifest, t->o->task_id, j->key, j->key_len, &old);
-	if (rc == 0) {
-		have_old = true;
-		if (!old.upload_id[0]) {
-			abort_strays(t, dkey.data, old.created - 300);
-		} else if (strcmp(old.src_etag, up->rec.src_etag) == 0 &&
-			   old.object_size == up->rec.object_size && old.part_count == up->nparts &&
-			   old.part_size == up->rec.part_size) {
-			struct listparts_ctx lc = {up, 0};
-			err_clear(&err);
-			rc = s3_mpu_list_parts(t->o->dst, t->o->dst_bucket, dkey.data,
-					       old.upload_id, listparts_cb, &lc, &err);
-			if (rc == -ENOENT && up->replicate && dest_has_copy(t, dkey.data, up)) {
-				/* Completed just before a crash, not yet recorded. */
-				log_info("%s was completed by an earlier run", dkey.data);
-				if (manifest_writer_del_upload(t->w, t->o->task_id, j->key,
-							       j->key_len))
-					set_fatal(t, -EIO, "upload record");
-				object_done(t, j, up->rec.src_etag,
-					    t->o->metadata ? meta_fingerprint(&h.meta) : 0);
-				rc = 1; /* done; the caller still owns the job */
-				goto out;
+	struct listparts_ctx lc = {up, 0};
+	int rc = s3_mpu_list_parts(t->o->dst, t->o->dst_bucket, up->dst_key, old->upload_id,
+				   listparts_cb, &lc, &err);
+	if (rc == -ENOENT && up->replicate && dest_has_copy(t, up->dst_key, up)) {
+		/* Completed just before a crash, not yet recorded. */
+		log_info("%s was completed by an earlier run", up->dst_key);
+		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
+			set_fatal(t, -EIO, "upload record");
+		object_done(t, j, up->rec.src_etag,
+			    t->o->metadata ? meta_fingerprint(&h->meta) : 0);
+		return 1;
+	}
+	if (rc == -ENOENT)
+		return 0;
+	if (rc) {
+		/* No ListParts here (s3rver): trust our record. */
+		for (uint32_t k = 0; k < old->n_parts; k++) {
+			uint32_t num = old->parts[k].number;
+			if (num >= 1 && num <= up->lay.n &&
+			    old->parts[k].size == up->lay.size[num - 1]) {
+				up->pdone[num - 1] = true;
+				strlcpy_s(up->petag[num - 1], old->parts[k].etag, S3_ETAG_MAX);
 			}
-			if (rc != -ENOENT) {
-				if (rc) {
-					/* No ListParts here (s3rver): trust our record. */
-					for (uint32_t k = 0; k < old.n_parts; k++) {
-						uint32_t num = old.parts[k].number;
-						if (num >= 1 && num <= up->nparts &&
-						    old.parts[k].size == up->psize[num - 1]) {
-							up->pdone[num - 1] = true;
-							strlcpy_s(up->petag[num - 1],
-								  old.parts[k].etag, S3_ETAG_MAX);
-						}
-					}
-				}
-				strlcpy_s(up->rec.upload_id, old.upload_id,
-					  sizeof(up->rec.upload_id));
-				up->rec.created = old.created;
-				log_info("resuming the multipart upload of %s", dkey.data);
-			}
-		} else {
-			struct dth_err e2;
-			err_clear(&e2);
-			int a = s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey.data, old.upload_id,
-					     &e2);
-			if (a && a != -ENOENT) {
-				/* Keep its record: it must not be forgotten while it costs. */
-				keep = true;
-				rc = a;
-				buf_addf(reason, "cannot abort the stale multipart upload: %s",
-					 e2.message);
-				goto fail;
-			}
-			log_info("aborted a stale multipart upload of %s", dkey.data);
-		}
-	} else if (rc != -ENOENT) {
-		buf_addf(reason, "reading the upload record: %s", strerror(-rc));
-		goto fail;
-	}
-
-	if (!up->rec.upload_id[0]) {
-		/* Record the intent durably before creating, so a crash right after
-		 * the create leaves a trace the next run uses to abort it. */
-		up->rec.created = (int64_t)time(NULL);
-		save_upload_locked(t, up);
-		if ((rc = manifest_writer_flush(t->w))) {
-			set_fatal(t, rc, "upload intent");
-			buf_addf(reason, "manifest: %s", strerror(-rc));
-			goto fail;
-		}
-		struct s3_put_opts po;
-		put_opts_fill(t, &po, &h.meta, tagging.len ? tagging.data : NULL);
-		err_clear(&err);
-		rc = s3_mpu_create(t->o->dst, t->o->dst_bucket, dkey.data, &po, &uid, &err);
-		if (rc) {
-			buf_adds(reason, err.message);
-			goto fail;
-		}
-		strlcpy_s(up->rec.upload_id, uid.data, sizeof(up->rec.upload_id));
-		save_upload_locked(t, up);
-		if ((rc = manifest_writer_flush(t->w))) {
-			set_fatal(t, rc, "upload record");
-			buf_addf(reason, "manifest: %s", strerror(-rc));
-			goto fail;
 		}
 	}
-	j->rec.meta_fp = t->o->metadata ? meta_fingerprint(&h.meta) : 0;
+	strlcpy_s(up->rec.upload_id, old->upload_id, sizeof(up->rec.upload_id));
+	up->rec.created = old->created;
+	log_info("resuming the multipart upload of %s", up->dst_key);
+	return 0;
+}
 
-	/* Queue the parts still to do; this worker then takes them like any other. */
+/* CreateMultipartUpload, with the intent recorded durably first, so a crash
+ * right after the create leaves a trace the next run uses to abort it. */
+static int create_upload(struct transfer *t, struct upload *up, const struct s3_object_head *h,
+			 const char *tagging, struct buf *reason)
+{
+	struct dth_err err;
+	err_clear(&err);
+	struct buf uid = BUF_INIT;
+	up->rec.created = (int64_t)time(NULL);
+	save_upload_locked(t, up);
+	int rc = manifest_writer_flush(t->w);
+	if (rc) {
+		set_fatal(t, rc, "upload intent");
+		buf_addf(reason, "manifest: %s", strerror(-rc));
+		return rc;
+	}
+	struct s3_put_opts po;
+	put_opts_fill(t, &po, &h->meta, tagging);
+	rc = s3_mpu_create(t->o->dst, t->o->dst_bucket, up->dst_key, &po, &uid, &err);
+	if (rc) {
+		buf_adds(reason, err.message);
+		buf_release(&uid);
+		return rc;
+	}
+	rc = str_copy(up->rec.upload_id, uid.data, sizeof(up->rec.upload_id));
+	buf_release(&uid);
+	if (rc) {
+		buf_adds(reason, "the destination's upload id is too long to record");
+		return rc;
+	}
+	save_upload_locked(t, up);
+	if ((rc = manifest_writer_flush(t->w))) {
+		set_fatal(t, rc, "upload record");
+		buf_addf(reason, "manifest: %s", strerror(-rc));
+	}
+	return rc;
+}
+
+/* Queue the parts still to do; this worker then takes them like any other. */
+static void queue_parts(struct worker *wk, struct upload *up)
+{
+	struct transfer *t = wk->t;
 	uint32_t todo = 0;
-	for (uint32_t i = 0; i < up->nparts; i++)
-		if (!up->pdone[i])
-			todo++;
-	unsigned np;
-	if (todo == up->nparts && !t->o->same_endpoint && s3_etag_parse(j->etag, &np) && np == 0) {
+	for (uint32_t i = 0; i < up->lay.n; i++)
+		todo += !up->pdone[i];
+	if (todo == up->lay.n && !t->o->same_endpoint && etag_is_md5(up->obj->etag)) {
 		up->whole = EVP_MD_CTX_new();
 		if (up->whole && EVP_DigestInit_ex(up->whole, EVP_md5(), NULL) == 1) {
 			pthread_cond_init(&up->hash_cond, NULL);
@@ -864,54 +990,118 @@ static int start_large(struct worker *wk, struct job *j, struct buf *reason)
 	up->outstanding = todo;
 	if (todo == 0) {
 		finalize_upload(wk, up);
-	} else {
-		pthread_mutex_lock(&t->lock);
-		for (uint32_t i = 0; i < up->nparts; i++) {
-			if (up->pdone[i])
-				continue;
-			struct job *pj = xcalloc(1, sizeof(*pj));
-			pj->kind = JOB_PART;
-			pj->up = up;
-			pj->part = i;
-			q_push(&t->parts, pj);
-		}
-		pthread_cond_broadcast(&t->cond_work);
-		pthread_mutex_unlock(&t->lock);
+		return;
 	}
-	rc = 0;
-	up = NULL;
-	goto out;
-fail:
-	if (!rc)
-		rc = -EIO;
-	if (up && up->rec.upload_id[0]) {
+	pthread_mutex_lock(&t->lock);
+	for (uint32_t i = 0; i < up->lay.n; i++) {
+		if (up->pdone[i])
+			continue;
+		struct job *pj = xcalloc(1, sizeof(*pj));
+		pj->kind = JOB_PART;
+		pj->up = up;
+		pj->part = i;
+		q_push(&t->parts, pj);
+	}
+	pthread_cond_broadcast(&t->cond_work);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Abort what start_large made before it failed; keep records that must stay. */
+static void start_failed(struct transfer *t, struct upload *up, bool have_old, bool keep)
+{
+	if (up->rec.upload_id[0]) {
 		struct dth_err e2;
 		err_clear(&e2);
 		int a =
-		    s3_mpu_abort(t->o->dst, t->o->dst_bucket, dkey.data, up->rec.upload_id, &e2);
+		    s3_mpu_abort(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, &e2);
 		keep |= a && a != -ENOENT;
-	} else if (up && up->rec.created) {
+	} else if (up->rec.created) {
 		/* A create that failed may still have made an upload: the intent record
 		 * stays, and the next run sweeps for it. */
 		keep = true;
 	}
-	if (up && !keep && (have_old || up->rec.created)) {
-		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
-			set_fatal(t, -EIO, "upload record");
+	if (!keep && (have_old || up->rec.created) &&
+	    manifest_writer_del_upload(t->w, t->o->task_id, up->obj->key, up->obj->key_len))
+		set_fatal(t, -EIO, "upload record");
+}
+
+/* Start (or resume) the multipart copy of j. 0: the upload owns j now;
+ * 1: done already (the caller still owns j); negative: failed (reason set). */
+static int start_large(struct worker *wk, struct job *j, const char *skey, const char *dkey,
+		       struct buf *reason)
+{
+	struct transfer *t = wk->t;
+	struct dth_err err;
+	err_clear(&err);
+	struct buf tagging = BUF_INIT;
+	struct upload_record old;
+	bool have_old = false, keep = false;
+	struct s3_object_head h;
+	int rc = s3_head_object(t->o->src, t->o->src_bucket, skey, 0, &h, &err);
+	if (rc) {
+		buf_adds(reason, err.message);
+		return rc;
 	}
+	j->size = h.size;
+	strlcpy_s(j->etag, h.etag, sizeof(j->etag));
+	if (h.last_modified)
+		j->last_modified = h.last_modified;
+
+	struct upload *up = xcalloc(1, sizeof(*up));
+	up->obj = j; /* borrowed until the parts are queued */
+	pthread_mutex_init(&up->lock, NULL);
+	up->src_key = xstrdup(skey);
+	up->dst_key = xstrdup(dkey);
+	strlcpy_s(up->rec.src_etag, h.etag, sizeof(up->rec.src_etag));
+	up->rec.object_size = h.size;
+	if ((rc = plan_parts(t, up, &h, reason)))
+		goto fail;
+	/* HEAD does not always tell the tag count (Ceph 16 leaves it out), and
+	 * one GetObjectTagging per large object costs little. */
+	if (t->o->metadata) {
+		if ((rc = s3_get_tagging(t->o->src, t->o->src_bucket, skey, &up->tags, &err))) {
+			buf_adds(reason, err.message);
+			goto fail;
+		}
+		s3_tags_to_query(&up->tags, &tagging);
+	}
+	s3_meta_copy(&up->meta, &h.meta);
+	up->tagging = tagging.len ? xstrdup(tagging.data) : NULL;
+
+	/* An upload left by an earlier run: resume it when it copies the same
+	 * version with the same layout, else abort it. */
+	rc = manifest_upload_get(t->o->manifest, t->o->task_id, j->key, j->key_len, &old);
+	if (rc == 0) {
+		have_old = true;
+		rc = resume_parts(t, up, &old, &h, &keep, reason);
+		if (rc == 1)
+			goto out; /* done; the caller still owns the job */
+		if (rc)
+			goto fail;
+	} else if (rc != -ENOENT) {
+		buf_addf(reason, "reading the upload record: %s", strerror(-rc));
+		goto fail;
+	}
+	if (!up->rec.upload_id[0] && (rc = create_upload(t, up, &h, up->tagging, reason)))
+		goto fail;
+	j->rec.meta_fp = t->o->metadata ? meta_fingerprint(&h.meta) : 0;
+	queue_parts(wk, up);
+	up = NULL;
+	rc = 0;
+	goto out;
+fail:
+	if (!rc)
+		rc = -EIO;
+	start_failed(t, up, have_old, keep);
 out:
 	if (have_old)
 		codec_upload_release(&old);
-	if (have_h)
-		s3_object_head_release(&h);
+	s3_object_head_release(&h);
 	if (up) {
-		up->obj = NULL; /* the caller still owns the job on failure */
+		up->obj = NULL; /* the caller still owns the job */
 		upload_free(up);
 	}
-	buf_release(&skey);
-	buf_release(&dkey);
 	buf_release(&tagging);
-	buf_release(&uid);
 	return rc;
 }
 
@@ -933,35 +1123,35 @@ static void drop_upload(struct transfer *t, struct upload *up)
 
 /* Some servers (Ceph 16) answer CompleteMultipartUpload with an empty ETag:
  * ask for it then. */
-static void complete_etag(struct transfer *t, const char *dkey, char *etag)
+static void complete_etag(struct transfer *t, const char *dkey, struct s3_written *w)
 {
-	if (etag[0])
+	if (w->etag[0])
 		return;
 	struct s3_object_head h;
 	struct dth_err err;
 	err_clear(&err);
 	if (s3_head_object(t->o->dst, t->o->dst_bucket, dkey, 0, &h, &err) == 0) {
-		strlcpy_s(etag, h.etag, S3_ETAG_MAX);
+		strlcpy_s(w->etag, h.etag, S3_ETAG_MAX);
 		s3_object_head_release(&h);
 	}
 }
 
 /* Copy the destination object onto itself with parts of p bytes (UploadPartCopy),
- * so its ETag follows that layout. etag gets the new ETag. */
-static int relayout(struct transfer *t, struct upload *up, uint64_t p, char *etag)
+ * so its ETag follows that layout. w gets the new answer. */
+static int relayout(struct transfer *t, struct upload *up, uint64_t p, struct s3_written *w)
 {
 	struct dth_err err;
 	err_clear(&err);
 	uint64_t size = up->rec.object_size;
 	uint32_t n = (uint32_t)(size / p + (size % p != 0));
-	if (n != up->nparts)
+	if (n != up->lay.n)
 		return -EINVAL;
 	struct s3_put_opts po;
 	put_opts_fill(t, &po, &up->meta, up->tagging);
 	struct buf uid = BUF_INIT;
 	struct s3_part *parts = xcalloc(n, sizeof(*parts));
 	char cur[S3_ETAG_MAX];
-	strlcpy_s(cur, etag, sizeof(cur));
+	strlcpy_s(cur, w->etag, sizeof(cur));
 	int rc = s3_mpu_create(t->o->dst, t->o->dst_bucket, up->dst_key, &po, &uid, &err);
 	if (rc)
 		goto out;
@@ -979,17 +1169,19 @@ static int relayout(struct transfer *t, struct upload *up, uint64_t p, char *eta
 		set_fatal(t, -EIO, "upload record");
 	for (uint32_t i = 0; i < n && !rc; i++) {
 		uint64_t off = (uint64_t)i * p, len = (i + 1 < n) ? p : size - off;
+		struct s3_written pw;
 		parts[i].number = i + 1;
 		parts[i].size = len;
 		rc = s3_mpu_upload_part_copy(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data,
 					     i + 1, t->o->dst_bucket, up->dst_key, off, len, cur,
-					     parts[i].etag, &err);
+					     &pw, &err);
+		strlcpy_s(parts[i].etag, pw.etag, sizeof(parts[i].etag));
 	}
 	if (!rc) {
 		rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data, parts, n,
-				     etag, &err);
+				     w, &err);
 		if (!rc)
-			complete_etag(t, up->dst_key, etag);
+			complete_etag(t, up->dst_key, w);
 	}
 	bool forget = true;
 	if (rc) {
@@ -1001,7 +1193,7 @@ static int relayout(struct transfer *t, struct upload *up, uint64_t p, char *eta
 			 (unsigned long long)p, err.message);
 	} else {
 		log_info("%s: re-laid out with %llu-byte parts, etag %s", up->dst_key,
-			 (unsigned long long)p, etag);
+			 (unsigned long long)p, w->etag);
 	}
 	if (forget &&
 	    manifest_writer_del_upload(t->w, t->o->task_id, up->obj->key, up->obj->key_len))
@@ -1012,17 +1204,62 @@ out:
 	return rc;
 }
 
+/* The whole-object MD5 of a single-part source copied in our parts is its
+ * ETag. 0, or -EBADMSG with reason set. */
+static int check_whole(struct upload *up, char *reason, size_t rsz)
+{
+	if (!up->whole || up->next_hash != up->lay.n)
+		return 0;
+	unsigned char md[16];
+	unsigned int mdlen = 16;
+	char hex[33];
+	EVP_DigestFinal_ex(up->whole, md, &mdlen);
+	hex_encode(md, 16, hex);
+	if (strcasecmp(hex, up->obj->etag) == 0)
+		return 0;
+	reasonf(reason, rsz, "the md5 of the bytes read (%s) is not the source etag %s", hex,
+		up->obj->etag);
+	return -EBADMSG;
+}
+
+/* After completion: a copy in the source's layout must have the source's
+ * ETag. A guessed part size that was wrong is corrected server-side with the
+ * next guess; what still differs is not recorded as copied. */
+static int check_replica(struct transfer *t, struct upload *up, struct s3_written *w, char *reason,
+			 size_t rsz)
+{
+	const char *want = up->obj->etag;
+	if (!up->replicate || !comparable(t, w) || up->digest_lost)
+		return 0;
+	if (!etag_is_multipart(w->etag)) {
+		/* A server that does not give multipart uploads S3's "md5-N" ETag
+		 * (s3rver): each part's bytes were checked, the layout cannot be. */
+		log_debug("%s: the destination gives no multipart etag (%s); checked part by part",
+			  up->dst_key, w->etag);
+		return 0;
+	}
+	for (unsigned k = 1; k < up->lay.n_guess && strcasecmp(w->etag, want) != 0; k++)
+		if (relayout(t, up, up->lay.guess[k], w) != 0)
+			break;
+	if (strcasecmp(w->etag, want) == 0)
+		return 0;
+	reasonf(reason, rsz,
+		"the destination's etag %s is not the source's %s after a copy in the source's "
+		"%s: not recorded as copied",
+		w->etag, want, up->lay.n_guess ? "guessed part layout" : "part layout");
+	return -EBADMSG;
+}
+
 static void finalize_upload(struct worker *wk, struct upload *up)
 {
 	struct transfer *t = wk->t;
 	struct job *j = up->obj;
 	struct dth_err err;
 	err_clear(&err);
+	char reason[CODEC_ERROR_MAX];
 	bool all = true;
-	for (uint32_t i = 0; i < up->nparts; i++)
-		if (!up->pdone[i])
-			all = false;
-
+	for (uint32_t i = 0; i < up->lay.n; i++)
+		all &= up->pdone[i];
 	if (!all && !up->err) {
 		/* Interrupted: keep the upload and its parts for the next run. */
 		pthread_mutex_lock(&up->lock);
@@ -1030,39 +1267,22 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		pthread_mutex_unlock(&up->lock);
 		goto out;
 	}
-	if (up->err) {
+	if (up->err || check_whole(up, reason, sizeof(reason))) {
 		drop_upload(t, up);
-		object_failed(t, j, up->errmsg);
+		object_failed(t, j, up->err ? up->errmsg : reason);
 		goto out;
 	}
-	if (up->whole && up->next_hash == up->nparts) {
-		unsigned char md[16];
-		unsigned int mdlen = 16;
-		char hex[33];
-		EVP_DigestFinal_ex(up->whole, md, &mdlen);
-		hex_encode(md, 16, hex);
-		if (strcasecmp(hex, j->etag) != 0) {
-			char reason[CODEC_ERROR_MAX];
-			reasonf(reason, sizeof(reason),
-				"the md5 of the bytes read (%s) is not the source etag %s", hex,
-				j->etag);
-			drop_upload(t, up);
-			object_failed(t, j, reason);
-			goto out;
-		}
-	}
-	struct s3_part *parts = xcalloc(up->nparts, sizeof(*parts));
-	for (uint32_t i = 0; i < up->nparts; i++) {
+	struct s3_part *parts = xcalloc(up->lay.n, sizeof(*parts));
+	for (uint32_t i = 0; i < up->lay.n; i++) {
 		parts[i].number = i + 1;
-		parts[i].size = up->psize[i];
+		parts[i].size = up->lay.size[i];
 		strlcpy_s(parts[i].etag, up->petag[i], sizeof(parts[i].etag));
 	}
-	char etag[S3_ETAG_MAX] = "";
+	struct s3_written w;
 	int rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, parts,
-				 up->nparts, etag, &err);
+				 up->lay.n, &w, &err);
 	free(parts);
 	if (rc) {
-		char reason[CODEC_ERROR_MAX];
 		reasonf(reason, sizeof(reason), "%s", err.message);
 		drop_upload(t, up);
 		object_failed(t, j, reason);
@@ -1075,53 +1295,167 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 	if (t->o->metadata && up->tags.n) {
 		err_clear(&err);
 		if (s3_put_tagging(t->o->dst, t->o->dst_bucket, up->dst_key, &up->tags, &err)) {
-			char reason[CODEC_ERROR_MAX];
 			reasonf(reason, sizeof(reason), "setting the tags: %s", err.message);
 			object_failed(t, j, reason);
 			goto out;
 		}
 	}
-	complete_etag(t, up->dst_key, etag);
-	if (up->replicate && dest_etag_is_md5(t) && strcasecmp(etag, j->etag) != 0) {
-		/* A guessed part size was wrong: lay the copy out again, server-side,
-		 * with the next size that fits, until the ETags agree. */
-		for (unsigned k = 1; k < up->ncand && strcasecmp(etag, j->etag) != 0; k++) {
-			if (relayout(t, up, up->cand[k], etag) != 0)
-				break;
-		}
+	complete_etag(t, up->dst_key, &w);
+	if (check_replica(t, up, &w, reason, sizeof(reason))) {
+		object_failed(t, j, reason);
+		goto out;
 	}
-	if (up->replicate && dest_etag_is_md5(t) && strcasecmp(etag, j->etag) != 0) {
-		/* Every part was checked by its MD5, so the bytes are right; only the
-		 * source's part layout (unknown, or an encrypted destination) keeps
-		 * the ETags apart. */
-		log_warn("%s: copied and verified part by part, but the destination etag %s "
-			 "differs from the source's %s (its part layout could not be repeated)",
-			 up->dst_key, etag, j->etag);
-	}
-	object_done(t, j, etag, j->rec.meta_fp);
+	object_done(t, j, w.etag, j->rec.meta_fp);
 out:
 	upload_free(up);
 }
 
-/* Feed part i to the whole-object MD5 once parts 0..i-1 are in. Returns 0, or
- * -ECANCELED when the upload failed or the run stops meanwhile. */
-static int hash_in_order(struct transfer *t, struct upload *up, uint32_t i, const struct buf *b)
+/* Wait until parts 0..i-1 have been fed to the whole-object MD5. 0, or
+ * -ECANCELED when the upload failed or the run stops meanwhile. Called with
+ * up->lock held. */
+static int wait_turn_locked(struct transfer *t, struct upload *up, uint32_t i)
 {
-	int rc = 0;
-	pthread_mutex_lock(&up->lock);
 	while (up->next_hash != i && !up->err && !stopping(t)) {
 		struct timespec ts;
 		deadline_in_ms(&ts, 100);
 		pthread_cond_timedwait(&up->hash_cond, &up->lock, &ts);
 	}
-	if (up->next_hash == i) {
+	return up->next_hash == i ? 0 : -ECANCELED;
+}
+
+/* Feed part i (in memory) to the whole-object MD5 once parts 0..i-1 are in. */
+static int hash_in_order(struct transfer *t, struct upload *up, uint32_t i, const struct buf *b)
+{
+	pthread_mutex_lock(&up->lock);
+	int rc = wait_turn_locked(t, up, i);
+	if (!rc) {
 		EVP_DigestUpdate(up->whole, b->data, b->len);
 		up->next_hash++;
 		pthread_cond_broadcast(&up->hash_cond);
-	} else {
-		rc = -ECANCELED;
 	}
 	pthread_mutex_unlock(&up->lock);
+	return rc;
+}
+
+/* Part i by UploadPartCopy (one endpoint). */
+static int part_server(struct transfer *t, struct upload *up, uint32_t i, struct s3_written *w,
+		       char *reason, size_t rsz)
+{
+	struct dth_err err;
+	err_clear(&err);
+	int rc = s3_mpu_upload_part_copy(t->o->dst, t->o->dst_bucket, up->dst_key,
+					 up->rec.upload_id, i + 1, t->o->src_bucket, up->src_key,
+					 up->poff[i], up->lay.size[i], up->obj->etag, w, &err);
+	if (rc)
+		reasonf(reason, rsz, "part %u: %s", i + 1,
+			rc == -ESTALE ? "source changed during the copy" : err.message);
+	else
+		copied_server_side(t, up->lay.size[i]);
+	return rc;
+}
+
+/* Part i read into the worker's body, then uploaded with its Content-MD5. */
+static int part_buffered(struct worker *wk, struct upload *up, uint32_t i, struct s3_written *w,
+			 char *reason, size_t rsz)
+{
+	struct transfer *t = wk->t;
+	struct dth_err err;
+	err_clear(&err);
+	if (body_reserve(wk, up->lay.size[i]))
+		return -ECANCELED;
+	int rc = s3_get_object(t->o->src, t->o->src_bucket, up->src_key, up->poff[i],
+			       up->lay.size[i], up->obj->etag, &wk->body, NULL, &err);
+	if (rc) {
+		reasonf(reason, rsz, "part %u: %s", i + 1,
+			rc == -ESTALE ? "source changed during the copy; the next run copies it"
+				      : err.message);
+		return rc;
+	}
+	unsigned char md[16];
+	char hex[33], b64[25];
+	md5_of(wk->body.data, wk->body.len, md);
+	md5_hex_b64(md, hex, b64);
+	if (up->whole && (rc = hash_in_order(t, up, i, &wk->body))) {
+		reasonf(reason, rsz, "part %u: interrupted", i + 1);
+		return rc;
+	}
+	rc = s3_mpu_upload_part(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, i + 1,
+				wk->body.data, wk->body.len, b64, w, &err);
+	if (rc) {
+		reasonf(reason, rsz, "part %u: %s", i + 1, err.message);
+		return rc;
+	}
+	char why[CODEC_ERROR_MAX];
+	if ((rc = check_single(t, w, hex, why, sizeof(why)))) {
+		reasonf(reason, rsz, "part %u: %s", i + 1, why);
+		return rc;
+	}
+	sent(t, wk->body.len);
+	return 0;
+}
+
+/* Part i streamed from the source (larger than a worker's share). Its MD5 is
+ * taken on the way and compared with the part's ETag; the whole-object MD5,
+ * when kept, is fed in part order (this part waits for its turn). */
+static int part_streamed(struct transfer *t, struct upload *up, uint32_t i, struct s3_written *w,
+			 char *reason, size_t rsz)
+{
+	struct dth_err err;
+	err_clear(&err);
+	EVP_MD_CTX *md5 = EVP_MD_CTX_new(), *whole_at = NULL;
+	if (!md5)
+		abort();
+	int rc = 0;
+	if (up->whole) {
+		pthread_mutex_lock(&up->lock);
+		rc = wait_turn_locked(t, up, i);
+		pthread_mutex_unlock(&up->lock);
+		if (rc) {
+			reasonf(reason, rsz, "part %u: interrupted", i + 1);
+			goto out;
+		}
+		if (!(whole_at = EVP_MD_CTX_new()) || !EVP_MD_CTX_copy_ex(whole_at, up->whole))
+			abort();
+	}
+	struct stream s = {.t = t,
+			   .src_key = up->src_key,
+			   .dst_key = up->dst_key,
+			   .etag = up->obj->etag,
+			   .offset = up->poff[i],
+			   .length = up->lay.size[i],
+			   .upload_id = up->rec.upload_id,
+			   .part_number = i + 1,
+			   .md5 = md5,
+			   .whole = up->whole,
+			   .whole_at = whole_at};
+	rc = stream_copy(&s, &err);
+	*w = s.out;
+	if (up->whole) {
+		pthread_mutex_lock(&up->lock);
+		if (!rc)
+			up->next_hash++;
+		pthread_cond_broadcast(&up->hash_cond);
+		pthread_mutex_unlock(&up->lock);
+	}
+	if (rc) {
+		reasonf(reason, rsz, "part %u: %s", i + 1,
+			rc == -ESTALE ? "source changed during the copy; the next run copies it"
+				      : err.message);
+		goto out;
+	}
+	unsigned char md[16];
+	unsigned int mdlen = 16;
+	char hex[33], why[CODEC_ERROR_MAX];
+	EVP_DigestFinal_ex(md5, md, &mdlen);
+	hex_encode(md, 16, hex);
+	if ((rc = check_single(t, w, hex, why, sizeof(why)))) {
+		reasonf(reason, rsz, "part %u: %s", i + 1, why);
+		goto out;
+	}
+	sent(t, up->lay.size[i]);
+out:
+	EVP_MD_CTX_free(md5);
+	EVP_MD_CTX_free(whole_at);
 	return rc;
 }
 
@@ -1130,72 +1464,29 @@ static void run_part(struct worker *wk, struct job *pj)
 	struct transfer *t = wk->t;
 	struct upload *up = pj->up;
 	uint32_t i = pj->part;
-	struct dth_err err;
-	err_clear(&err);
-	char etag[S3_ETAG_MAX] = "";
 	char reason[CODEC_ERROR_MAX] = "";
-	int rc = 0;
-	bool skip;
+	struct s3_written w;
+	memset(&w, 0, sizeof(w));
+	int rc;
 
 	pthread_mutex_lock(&up->lock);
-	skip = up->err != 0;
+	bool skip = up->err != 0;
 	pthread_mutex_unlock(&up->lock);
-	if (skip || stopping(t)) {
+	if (skip || stopping(t))
 		rc = -ECANCELED;
-		goto done;
-	}
-	if (t->o->same_endpoint) {
-		rc =
-		    s3_mpu_upload_part_copy(t->o->dst, t->o->dst_bucket, up->dst_key,
-					    up->rec.upload_id, i + 1, t->o->src_bucket, up->src_key,
-					    up->poff[i], up->psize[i], up->obj->etag, etag, &err);
-		if (rc)
-			reasonf(reason, sizeof(reason), "part %u: %s", i + 1,
-				rc == -ESTALE ? "source changed during the copy" : err.message);
-		else
-			add64(&t->prog->bytes_moved, up->psize[i]);
-		goto done;
-	}
-	for (int attempt = 1;; attempt++) {
-		buf_reset(&wk->body);
-		buf_grow(&wk->body, up->psize[i]);
-		err_clear(&err);
-		rc = s3_get_object(t->o->src, t->o->src_bucket, up->src_key, up->poff[i],
-				   up->psize[i], up->obj->etag, &wk->body, NULL, &err);
-		if (rc) {
-			reasonf(reason, sizeof(reason), "part %u: %s", i + 1,
-				rc == -ESTALE ? "source changed during the copy; the next run "
-						"copies it"
-					      : err.message);
-			goto done;
-		}
-		unsigned char md[16];
-		char hex[33], b64[25];
-		md5_of(wk->body.data, wk->body.len, md);
-		md5_hex_b64(md, hex, b64);
-		if (up->whole && attempt == 1 && (rc = hash_in_order(t, up, i, &wk->body))) {
-			reasonf(reason, sizeof(reason), "part %u: interrupted", i + 1);
-			goto done;
-		}
-		err_clear(&err);
-		rc = s3_mpu_upload_part(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id,
-					i + 1, wk->body.data, wk->body.len, b64, etag, &err);
-		if (rc) {
-			reasonf(reason, sizeof(reason), "part %u: %s", i + 1, err.message);
-			goto done;
-		}
-		if (dest_etag_is_md5(t) && strcasecmp(etag, hex) != 0)
-			log_debug("%s part %u: etag %s is not the part md5 %s", up->dst_key, i + 1,
-				  etag, hex);
-		add64(&t->prog->bytes_moved, wk->body.len);
-		break;
-	}
-done:;
+	else if (t->o->same_endpoint)
+		rc = part_server(t, up, i, &w, reason, sizeof(reason));
+	else if (up->lay.size[i] <= t->share)
+		rc = part_buffered(wk, up, i, &w, reason, sizeof(reason));
+	else
+		rc = part_streamed(t, up, i, &w, reason, sizeof(reason));
+
 	bool last;
 	pthread_mutex_lock(&up->lock);
 	if (rc == 0) {
 		up->pdone[i] = true;
-		strlcpy_s(up->petag[i], etag, S3_ETAG_MAX);
+		strlcpy_s(up->petag[i], w.etag, S3_ETAG_MAX);
+		up->digest_lost |= !w.etag_is_digest;
 		up->since_save++;
 	} else if (rc != -ECANCELED && !up->err) {
 		up->err = rc;
@@ -1255,50 +1546,62 @@ static void run_delete(struct worker *wk, struct job *j)
 
 /* ---- the pool ---- */
 
+/* Copy one object by its route; -EAGAIN from a route means the source changed
+ * and goes another way now. 0 or 1 when done (1: by an earlier run), or a
+ * negative errno with reason set; *owned is false when an upload took j. */
+static int copy_object(struct worker *wk, struct job *j, bool *owned, struct buf *reason)
+{
+	struct transfer *t = wk->t;
+	struct buf skey = BUF_INIT, dkey = BUF_INIT;
+	src_key_of(t, j->key, j->key_len, &skey);
+	dst_key_of(t, j->key, j->key_len, &dkey);
+	int rc = -EAGAIN;
+	for (unsigned round = 0; rc == -EAGAIN && round < COPY_ATTEMPTS; round++) {
+		buf_reset(reason);
+		switch (route_of(t, j->size, j->etag)) {
+		case ROUTE_SERVER:
+			rc = copy_server(t, j, skey.data, dkey.data, reason);
+			break;
+		case ROUTE_SINGLE:
+			rc = j->size <= t->share
+				 ? copy_buffered(wk, j, skey.data, dkey.data, reason)
+				 : copy_streamed(wk, j, skey.data, dkey.data, reason);
+			break;
+		case ROUTE_PARTS:
+			rc = start_large(wk, j, skey.data, dkey.data, reason);
+			*owned = rc != 0;
+			break;
+		}
+	}
+	if (rc == -EAGAIN)
+		buf_adds(reason,
+			 "source keeps changing while it is copied; the next run copies it");
+	buf_release(&skey);
+	buf_release(&dkey);
+	return rc;
+}
+
 static void run_object(struct worker *wk, struct job *j)
 {
 	struct transfer *t = wk->t;
 	struct buf reason = BUF_INIT;
+	struct dth_err kerr;
+	err_clear(&kerr);
+	bool owned = true;
 	if (stopping(t)) {
 		job_free(j);
 		return;
 	}
-	unsigned parts = 0;
-	bool src_mp = s3_etag_parse(j->etag, &parts) && parts > 0;
-	int rc;
-	struct dth_err kerr;
-	err_clear(&kerr);
 	if (!key_fits(j, &kerr)) {
 		object_failed(t, j, kerr.message);
-		job_free(j);
-		buf_release(&reason);
-		return;
-	}
-	if (j->size >= t->o->multipart_threshold || src_mp) {
-		rc = start_large(wk, j, &reason);
-		if (rc == 0) {
-			buf_release(&reason);
-			return; /* the upload owns the job now */
-		}
-		if (rc == 1)
-			rc = 0;
 	} else {
-		rc = copy_small(wk, j, &reason);
-		if (rc == -EAGAIN) {
-			buf_reset(&reason);
-			rc = start_large(wk, j, &reason);
-			if (rc == 0) {
-				buf_release(&reason);
-				return;
-			}
-			if (rc == 1)
-				rc = 0;
-		}
+		int rc = copy_object(wk, j, &owned, &reason);
+		if (rc < 0 && rc != -ECANCELED)
+			object_failed(t, j, reason.len ? reason.data : strerror(-rc));
 	}
-	if (rc)
-		object_failed(t, j, reason.len ? reason.data : strerror(-rc));
+	if (owned)
+		job_free(j);
 	buf_release(&reason);
-	job_free(j);
 }
 
 static void *worker_main(void *arg)
@@ -1332,6 +1635,7 @@ static void *worker_main(void *arg)
 			run_object(wk, j);
 			break;
 		}
+		body_trim(wk);
 
 		pthread_mutex_lock(&t->lock);
 		t->running--;
@@ -1339,9 +1643,22 @@ static void *worker_main(void *arg)
 			pthread_cond_broadcast(&t->cond_idle);
 		pthread_mutex_unlock(&t->lock);
 	}
-	buf_release(&wk->body);
+	body_drop(wk);
 	free(wk);
 	return NULL;
+}
+
+/* A worker's share of the budget, and the ring of a streamed copy. */
+static void size_budget(struct transfer *t, uint64_t limit, unsigned workers)
+{
+	t->budget = budget_new(limit);
+	t->share = limit / (workers ? workers : 1);
+	if (t->share > 1)
+		t->share -= 1; /* a buffer's NUL */
+	uint64_t ring = t->share < RING_MAX ? t->share : RING_MAX;
+	t->ring = ring < RING_MIN ? RING_MIN : (size_t)ring;
+	if (t->ring > limit)
+		t->ring = (size_t)limit;
 }
 
 struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer *w,
@@ -1356,6 +1673,7 @@ struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer 
 	pthread_cond_init(&t->cond_space, NULL);
 	pthread_cond_init(&t->cond_idle, NULL);
 	t->nthreads = o->concurrency ? o->concurrency : 1;
+	size_budget(t, o->memory_limit ? o->memory_limit : DEFAULT_MEMORY, t->nthreads);
 	t->max_objects = 2 * (size_t)t->nthreads + 16;
 	t->threads = xcalloc(t->nthreads, sizeof(pthread_t));
 	for (unsigned i = 0; i < t->nthreads; i++) {
@@ -1415,19 +1733,26 @@ int transfer_finish(struct transfer *t, struct dth_err *err)
 	return t->fatal;
 }
 
+uint64_t transfer_memory_peak(struct transfer *t)
+{
+	return budget_peak(t->budget);
+}
+
 void transfer_free(struct transfer *t)
 {
 	if (!t)
 		return;
 	if (t->nthreads) {
 		struct dth_err e;
-		ignore_rc(transfer_finish(t, &e));
+		int rc = transfer_finish(t, &e);
+		(void)rc; /* freeing: the caller has what it needs */
 	}
 	struct job *j;
 	while ((j = q_pop(&t->objects)))
 		job_free(j);
 	while ((j = q_pop(&t->parts)))
 		free(j);
+	budget_free(t->budget);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond_work);
 	pthread_cond_destroy(&t->cond_space);

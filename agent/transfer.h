@@ -1,10 +1,24 @@
-/* Transfer workers: a pool of threads that copies objects (one GET + one PUT
- * for small ones, server-side CopyObject on the same endpoint) and multipart
+/* Transfer workers: a pool of threads that copies objects and multipart
  * uploads whose parts are jobs of their own, so one large object keeps every
- * worker busy. Parts are taken before new objects. Each worker owns one body
- * buffer, so memory is concurrency x max(part size, threshold). Results go to
- * the manifest writer; an interrupted multipart upload is recorded so the
- * next run resumes it. */
+ * worker busy. Parts are taken before new objects. Results go to the manifest
+ * writer; an interrupted multipart upload is recorded so the next run resumes
+ * it.
+ *
+ * How an object is copied:
+ *  - on one endpoint, server-side (CopyObject, or UploadPartCopy by parts);
+ *  - a source in parts ("md5-N" ETag): in the same parts, whose sizes are read
+ *    from the source and checked (layout.h), so the destination's ETag equals
+ *    the source's; an impossible layout is not repeated;
+ *  - a single-part source up to 5 GiB: as one PUT (keeping its ETag), with
+ *    Content-MD5 from its MD5 ETag so the server checks the bytes; streamed
+ *    from the GET when larger than a worker's share of the memory budget;
+ *  - otherwise (larger, no MD5 ETag, or parallel_parts): in dth's own parts.
+ * An object is recorded done only when the destination's answer agrees with
+ * what was expected (its ETag is the MD5 sent, or the source's ETag); else it
+ * fails with the reason and the next run copies it again.
+ *
+ * Memory: body buffers come from one budget (budget.h, memory_limit); a body
+ * or part over a worker's share is streamed through a small ring (pipe.h). */
 #ifndef DTH_TRANSFER_H
 #define DTH_TRANSFER_H
 
@@ -16,6 +30,8 @@
 struct manifest_writer;
 struct transfer;
 
+#define TRANSFER_DEFAULT_MEMORY (512ULL << 20)
+
 /* o, w and prog are borrowed and must outlive the pool. Starts the threads. */
 struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer *w,
 			      struct sync_progress *prog);
@@ -25,18 +41,8 @@ int transfer_submit(struct transfer *t, const struct plan *p) WUR;
 /* Wait until every queued job is done and stop the threads. Returns 0, or the
  * first fatal error (the manifest could not be written) with err set. */
 int transfer_finish(struct transfer *t, struct dth_err *err) WUR;
+/* The most body bytes held at once so far. */
+uint64_t transfer_memory_peak(struct transfer *t);
 void transfer_free(struct transfer *t);
-
-/* Compute the part layout of a multipart copy of an object of size bytes:
- * the part size (from part_size, doubled until the object fits in 10,000
- * parts) and the part count. Exposed for tests. */
-void transfer_layout(uint64_t size, uint64_t part_size, uint64_t *out_part_size,
-		     uint32_t *out_count);
-
-/* Part sizes that split an object of size bytes into exactly nparts parts,
- * the likeliest first (round MiB sizes that tools use by default, then other
- * whole MiB, then whole MB). For sources that do not answer HEAD
- * ?partNumber=1. Returns how many were written to out (at most max). */
-unsigned transfer_guess_part_sizes(uint64_t size, unsigned nparts, uint64_t *out, unsigned max);
 
 #endif

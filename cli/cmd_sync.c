@@ -45,6 +45,8 @@ enum opt_id {
 	O_NO_SERVER_COPY,
 	O_RETRIES,
 	O_MAX_DELETE,
+	O_MEMORY_LIMIT,
+	O_PARALLEL_PARTS,
 	O_HELP,
 };
 
@@ -56,6 +58,14 @@ static const struct cli_setting settings[] = {
      "objects this large or larger go multipart (default 16M)", NULL},
     {"part-size", 1, O_PART_SIZE, "SIZE",
      "part size when the source layout is not repeated (default 8M)", NULL},
+    {"parallel-parts", 0, O_PARALLEL_PARTS, NULL,
+     "copy single-part objects of --multipart-threshold or more in parts, in parallel "
+     "(their destination etag then differs from the source's)",
+     NULL},
+    {"memory-limit", 1, O_MEMORY_LIMIT, "SIZE",
+     "object bytes held in memory at once, all workers together (default 512M); larger "
+     "bodies are streamed",
+     NULL},
     {"metadata", 0, O_METADATA, NULL, "copy headers, user metadata and tags (default)", NULL},
     {"no-metadata", 0, O_NO_METADATA, NULL, "do not copy metadata or tags", NULL},
     {"storage-class", 1, O_STORAGE_CLASS, "CLASS", "storage class at the destination", NULL},
@@ -203,6 +213,8 @@ int cmd_sync(int argc, char **argv)
 	bool metadata = true, dry_run = false, del = false, json = false, no_progress = false;
 	bool no_server_copy = false;
 	int64_t max_delete = -1;
+	uint64_t memory_limit = 0;
+	bool parallel_parts = false;
 	int max_delete_pct = -1;
 	const char *storage_class = NULL, *acl = NULL, *sse = NULL, *sse_kms = NULL;
 	struct filter *filter = filter_new();
@@ -245,6 +257,14 @@ int cmd_sync(int argc, char **argv)
 			break;
 		case O_METADATA:
 			metadata = true;
+			break;
+		case O_PARALLEL_PARTS:
+			parallel_parts = true;
+			break;
+		case O_MEMORY_LIMIT:
+			prc = parse_size(optarg, &memory_limit);
+			if (!prc && (memory_limit < (16ULL << 20) || memory_limit > (1ULL << 40)))
+				prc = -ERANGE;
 			break;
 		case O_NO_METADATA:
 			metadata = false;
@@ -392,6 +412,8 @@ int cmd_sync(int argc, char **argv)
 	o.concurrency = (unsigned)concurrency;
 	o.multipart_threshold = threshold;
 	o.part_size = part_size;
+	o.memory_limit = memory_limit;
+	o.parallel_parts = parallel_parts;
 	o.metadata = metadata;
 	o.storage_class = storage_class;
 	o.acl = acl;
@@ -465,7 +487,7 @@ int cmd_sync(int argc, char **argv)
 	if (json) {
 		json_t *out = json_pack(
 		    "{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "task", tname.data,
-		    "transferred", (json_int_t)res.transferred, "bytes", (json_int_t)res.bytes,
+		    "transferred", (json_int_t)res.transferred, "bytes", (json_int_t)res.bytes_sent,
 		    "skipped", (json_int_t)res.skipped, "failed", (json_int_t)res.failed, "deleted",
 		    (json_int_t)res.deleted, "seconds", res.seconds, "requests", counts_json(ct),
 		    "source_requests", counts_json(cs), "destination_requests", counts_json(cd));
@@ -478,6 +500,15 @@ int cmd_sync(int argc, char **argv)
 			json_object_set_new(out, "planned", pl);
 		}
 		json_object_set_new(out, "adopted", json_integer((json_int_t)res.adopted));
+		/* bytes: body bytes this run uploaded and the destination took;
+		 * object_bytes: the sizes of the objects it completed (parts an
+		 * earlier run sent included); server-side copies send nothing. */
+		json_object_set_new(out, "object_bytes", json_integer((json_int_t)res.bytes));
+		json_object_set_new(out, "bytes_server_side",
+				    json_integer((json_int_t)res.bytes_server_side));
+		json_object_set_new(out, "memory_peak", json_integer((json_int_t)res.memory_peak));
+		json_object_set_new(out, "deletes_refused",
+				    json_integer((json_int_t)res.deletes_refused));
 		json_object_set(out, "failures", fails.list);
 		if (rc)
 			json_object_set_new(out, "error", json_string(err.message));

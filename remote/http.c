@@ -212,7 +212,9 @@ struct xfer {
 	size_t read_off;
 	long status;
 	int sink_err;
+	int source_err;
 	bool too_big;
+	bool not_partial; /* want_partial, and the answer was a whole 2xx */
 };
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
@@ -244,6 +246,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	struct xfer *x = ud;
 	size_t n = size * nmemb;
 	bool ok2xx = x->status >= 200 && x->status <= 299;
+	if (ok2xx && x->req->want_partial && x->status != 206) {
+		x->not_partial = true;
+		return 0;
+	}
 	if (ok2xx && x->req->sink) {
 		int rc = x->req->sink(x->req->sink_ctx, data, n);
 		if (rc < 0) {
@@ -271,6 +277,17 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
 	size_t room = size * nmemb;
+	if (x->req->source) {
+		size_t left = x->req->body_len - x->read_off;
+		long got =
+		    left ? x->req->source(x->req->source_ctx, dst, left < room ? left : room) : 0;
+		if (got < 0 || (got == 0 && left) || (size_t)got > room) {
+			x->source_err = got < 0 ? (int)got : -EIO;
+			return CURL_READFUNC_ABORT;
+		}
+		x->read_off += (size_t)got;
+		return (size_t)got;
+	}
 	size_t left = x->req->body_len - x->read_off;
 	size_t n = left < room ? left : room;
 	if (n)
@@ -282,6 +299,8 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
 static int on_seek(void *ud, curl_off_t offset, int origin)
 {
 	struct xfer *x = ud;
+	if (x->req->source)
+		return CURL_SEEKFUNC_CANTSEEK; /* a stream is sent once */
 	if (origin != SEEK_SET || offset < 0 || (size_t)offset > x->req->body_len)
 		return CURL_SEEKFUNC_FAIL;
 	x->read_off = (size_t)offset;
@@ -305,11 +324,16 @@ static int map_curl(CURLcode c, const struct xfer *x)
 	case CURLE_GOT_NOTHING:
 		return -ECONNRESET;
 	case CURLE_WRITE_ERROR:
+		if (x->not_partial)
+			return -ERANGE;
 		if (x->sink_err)
 			return x->sink_err;
 		if (x->too_big)
 			return -EFBIG;
 		return -EIO;
+	case CURLE_ABORTED_BY_CALLBACK:
+	case CURLE_READ_ERROR:
+		return x->source_err ? x->source_err : -EIO;
 	case CURLE_OUT_OF_MEMORY:
 		return -ENOMEM;
 	case CURLE_URL_MALFORMAT:
@@ -444,7 +468,7 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
-	} else if (strcmp(method, "PUT") == 0 || req->body) {
+	} else if (strcmp(method, "PUT") == 0 || req->body || req->source) {
 		/* PUT (or any method with a body): stream from memory with a known size. */
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
@@ -467,8 +491,14 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 		if (rc == -EFBIG)
 			err_set(err, rc, "%s %s: response body larger than %zu bytes", method,
 				where, req->max_body);
+		else if (x.not_partial)
+			err_set(err, rc, "%s %s: the server ignored the range (status %ld)", method,
+				where, x.status);
 		else if (x.sink_err)
 			err_set(err, rc, "%s %s: body consumer failed (%s)", method, where,
+				strerror(-rc));
+		else if (x.source_err)
+			err_set(err, rc, "%s %s: the body's source failed (%s)", method, where,
 				strerror(-rc));
 		else
 			err_set(err, rc, "%s %s: %s", method, where,

@@ -31,16 +31,28 @@ struct http_header {
  * errno to abort the transfer (http_perform then returns that errno). */
 typedef int (*http_sink_fn)(void *ctx, const void *data, size_t len);
 
+/* Called for the next bytes of a request body sent from a stream: fill at
+ * most room bytes of dst and return how many (0 only once the body_len bytes
+ * have all been given), or a negative errno to abort the request (http_perform
+ * then returns that errno). Such a body cannot be sent twice. */
+typedef long (*http_source_fn)(void *ctx, void *dst, size_t room);
+
 struct http_req {
 	const char *method; /* "GET", "HEAD", "PUT", "POST", "DELETE" */
 	const char *url;    /* full URL, already percent-encoded */
 	const struct http_header *headers;
 	size_t n_headers;
-	const void *body; /* request body (borrowed), NULL for none */
-	size_t body_len;
+	const void *body;      /* request body (borrowed), NULL for none */
+	size_t body_len;       /* its length; with source, the exact length the source gives */
+	http_source_fn source; /* instead of body: the body comes from this stream */
+	void *source_ctx;
 	http_sink_fn sink; /* NULL: the body is collected in resp->body */
 	void *sink_ctx;
 	size_t max_body; /* when collecting: larger bodies fail with -EFBIG; 0: no limit */
+	/* A ranged GET whose bytes go straight to a sink: a 2xx answer other than
+	 * 206 (the server ignored the Range) fails with -ERANGE before the sink
+	 * sees a byte. */
+	bool want_partial;
 	/* Expected size of the response body (0: unknown or small). A large
 	 * transfer either way (this, or body_len) gets bigger socket buffers:
 	 * fewer system calls per byte. Small requests keep curl's defaults. */

@@ -361,12 +361,17 @@ struct s3_call {
 	size_t n_hdrs, cap_hdrs;
 	const void *body;
 	size_t body_len;
+	/* A body sent from a stream (body_len bytes): it cannot be sent twice, so
+	 * such a call makes one attempt (the caller retries the whole copy). */
+	http_source_fn source;
+	void *source_ctx;
 	/* Streaming 2xx body: sink, and reset called before every attempt. */
 	http_sink_fn sink;
 	void *sink_ctx;
 	void (*reset)(void *ctx);
 	size_t max_body;
 	size_t expect_len; /* expected 2xx body size, a hint for buffer sizes */
+	bool want_partial; /* a ranged GET into a sink: only a 206 is accepted */
 	/* Parse a 2xx body as XML into doc; an <Error> there is an error. */
 	struct s3_xml_doc *doc;
 	/* Owned strings to free with the call. */
@@ -632,10 +637,13 @@ static int attempt_once(struct s3_client *c, struct s3_call *k, const char *payl
 	    .n_headers = nh,
 	    .body = k->body,
 	    .body_len = k->body_len,
+	    .source = k->source,
+	    .source_ctx = k->source_ctx,
 	    .sink = k->sink,
 	    .sink_ctx = k->sink_ctx,
 	    .max_body = k->sink ? 0 : (k->max_body ? k->max_body : XML_BODY_MAX),
 	    .expect_len = k->expect_len,
+	    .want_partial = k->want_partial,
 	};
 	atomic_fetch_add(&c->counts[k->kind], 1);
 	rc = http_perform(c->http, &req, resp, err);
@@ -677,7 +685,7 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 			md5_signed = true;
 	if (k->body_len == 0)
 		strlcpy_s(payload, SIGV4_EMPTY_SHA256, sizeof(payload));
-	else if (c->unsigned_payload || md5_signed)
+	else if (c->unsigned_payload || md5_signed || k->source)
 		strlcpy_s(payload, SIGV4_UNSIGNED_PAYLOAD, sizeof(payload));
 	else
 		sha256_hex(k->body, k->body_len, payload);
@@ -689,7 +697,7 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 		if (k->doc)
 			s3_xml_doc_release(k->doc);
 		rc = attempt_once(c, k, payload, resp, e);
-		bool last = attempt >= c->retry.max_attempts;
+		bool last = attempt >= c->retry.max_attempts || k->source;
 		unsigned wait = 0;
 		if (rc != 0) {
 			/* Transport failures, also those after the status line arrived (a
@@ -781,6 +789,7 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 }
 
 static void etag_from_header(const struct http_resp *resp, char *etag_out);
+static void written_from(const struct http_resp *resp, const char *etag, struct s3_written *out);
 
 static int simple(struct s3_client *c, struct s3_call *k, struct dth_err *err)
 {
@@ -792,14 +801,16 @@ static int simple(struct s3_client *c, struct s3_call *k, struct dth_err *err)
 	return rc;
 }
 
-/* As simple(), keeping the ETag header of the answer (etag_out may be NULL). */
-static int simple_etag(struct s3_client *c, struct s3_call *k, char *etag_out, struct dth_err *err)
+/* As simple(), keeping what the answer says of the object written (out may be
+ * NULL). */
+static int simple_etag(struct s3_client *c, struct s3_call *k, struct s3_written *out,
+		       struct dth_err *err)
 {
 	struct http_resp resp;
 	http_resp_init(&resp);
 	int rc = s3_do(c, k, &resp, err);
 	if (rc == 0)
-		etag_from_header(&resp, etag_out);
+		written_from(&resp, NULL, out);
 	http_resp_release(&resp);
 	call_free(k);
 	return rc;
@@ -820,15 +831,15 @@ static int expect_doc(struct s3_call *k, const struct s3_xml_doc *doc, enum s3_x
  * root document carrying the new ETag; releases doc and k. */
 static int copy_result(struct s3_client *c, struct s3_call *k, struct s3_xml_doc *doc,
 		       enum s3_xml_root root, enum s3_xml_root alt_root, const char *element,
-		       char *etag_out, struct dth_err *err)
+		       struct s3_written *out, struct dth_err *err)
 {
 	struct http_resp resp;
 	http_resp_init(&resp);
 	int rc = s3_do(c, k, &resp, err);
 	if (rc == 0)
 		rc = expect_doc(k, doc, root, alt_root, element, err);
-	if (rc == 0 && etag_out)
-		strlcpy_s(etag_out, doc->etag, S3_ETAG_MAX);
+	if (rc == 0)
+		written_from(&resp, doc->etag, out);
 	s3_xml_doc_release(doc);
 	http_resp_release(&resp);
 	call_free(k);
@@ -874,6 +885,28 @@ static void add_put_headers(struct s3_call *k, const struct s3_put_opts *o, bool
 	call_hdr(k, "x-amz-server-side-encryption-aws-kms-key-id", o->sse_kms_key_id);
 	if (with_md5)
 		call_hdr(k, "Content-MD5", o->content_md5);
+}
+
+/* The object's ETag (etag, or the ETag header when etag is NULL or empty) and
+ * whether it can be an MD5 of the bytes: not when the answer says the object
+ * is stored with SSE-KMS or a customer key (a bucket's default encryption
+ * does this without the request asking). */
+static void written_from(const struct http_resp *r, const char *etag, struct s3_written *out)
+{
+	if (!out)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (etag && etag[0])
+		strlcpy_s(out->etag, etag, sizeof(out->etag));
+	else
+		etag_from_header(r, out->etag);
+	struct buf v = BUF_INIT;
+	bool kms = http_resp_header(r, "x-amz-server-side-encryption", &v) == 0 &&
+		   strncasecmp(buf_str(&v), "aws:kms", 7) == 0;
+	buf_reset(&v);
+	bool ssec = http_resp_header(r, "x-amz-server-side-encryption-customer-algorithm", &v) == 0;
+	buf_release(&v);
+	out->etag_is_digest = !kms && !ssec;
 }
 
 static void etag_from_header(const struct http_resp *r, char *etag_out)
@@ -1054,10 +1087,11 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 }
 
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key, const void *body,
-		  size_t len, const struct s3_put_opts *opts, char *etag_out, struct dth_err *err)
+		  size_t len, const struct s3_put_opts *opts, struct s3_written *out,
+		  struct dth_err *err)
 {
-	if (etag_out)
-		etag_out[0] = '\0';
+	if (out)
+		memset(out, 0, sizeof(*out));
 	struct s3_call k = {.kind = S3_REQ_PUT,
 			    .op = "PutObject",
 			    .method = "PUT",
@@ -1066,15 +1100,101 @@ int s3_put_object(struct s3_client *c, const char *bucket, const char *key, cons
 			    .body = body ? body : "",
 			    .body_len = len};
 	add_put_headers(&k, opts, true);
-	return simple_etag(c, &k, etag_out, err);
+	return simple_etag(c, &k, out, err);
+}
+
+int s3_put_object_from(struct s3_client *c, const char *bucket, const char *key, uint64_t len,
+		       http_source_fn source, void *source_ctx, const struct s3_put_opts *opts,
+		       struct s3_written *out, struct dth_err *err)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (len > SIZE_MAX)
+		return err_set(err, -EFBIG, "PutObject: %llu bytes", (unsigned long long)len);
+	struct s3_call k = {.kind = S3_REQ_PUT,
+			    .op = "PutObject",
+			    .method = "PUT",
+			    .bucket = bucket,
+			    .key = key,
+			    .body_len = (size_t)len,
+			    .source = source,
+			    .source_ctx = source_ctx};
+	add_put_headers(&k, opts, true);
+	return simple_etag(c, &k, out, err);
+}
+
+/* ---- streamed, resumed ranged GETs ---- */
+
+struct resume {
+	http_sink_fn sink;
+	void *ctx;
+	uint64_t offset, length;
+	uint64_t got; /* bytes given to the sink, over every attempt */
+	char range[64];
+};
+
+static int resume_sink(void *p, const void *data, size_t len)
+{
+	struct resume *r = p;
+	if (len > r->length - r->got)
+		return -EPROTO; /* more than asked for */
+	int rc = r->sink(r->ctx, data, len);
+	if (rc)
+		return rc < 0 ? rc : -EIO;
+	r->got += len;
+	return 0;
+}
+
+/* Before each attempt: ask for what the sink has not had yet. */
+static void resume_reset(void *p)
+{
+	struct resume *r = p;
+	snprintf(r->range, sizeof(r->range), "bytes=%llu-%llu",
+		 (unsigned long long)(r->offset + r->got),
+		 (unsigned long long)(r->offset + r->length - 1));
+}
+
+int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
+		     uint64_t length, const char *if_match, http_sink_fn sink, void *sink_ctx,
+		     struct dth_err *err)
+{
+	if (length == 0 || offset + length < offset)
+		return err_set(err, -EINVAL, "GetObject: empty or overflowing range");
+	struct resume r = {sink, sink_ctx, offset, length, 0, ""};
+	resume_reset(&r);
+	struct s3_call k = {.kind = S3_REQ_GET,
+			    .op = "GetObject",
+			    .method = "GET",
+			    .bucket = bucket,
+			    .key = key,
+			    .sink = resume_sink,
+			    .sink_ctx = &r,
+			    .reset = resume_reset,
+			    .expect_len = (size_t)(length < SIZE_MAX ? length : SIZE_MAX),
+			    .want_partial = true};
+	call_hdr(&k, "Range", r.range);
+	if (if_match)
+		call_hdr(&k, "If-Match", call_own(&k, quoted(if_match)));
+	struct http_resp resp;
+	http_resp_init(&resp);
+	int rc = s3_do(c, &k, &resp, err);
+	if (rc == 0 && r.got != length) {
+		char what[MSG_KEY_MAX + 64];
+		describe(&k, what, sizeof(what));
+		rc = err_set(err, -EIO, "GetObject %s: got %llu bytes, expected %llu", what,
+			     (unsigned long long)r.got, (unsigned long long)length);
+	}
+	http_resp_release(&resp);
+	call_free(&k);
+	return rc;
 }
 
 int s3_copy_object(struct s3_client *c, const char *dst_bucket, const char *dst_key,
 		   const char *src_bucket, const char *src_key, const char *src_if_match,
-		   const struct s3_put_opts *opts, char *etag_out, struct dth_err *err)
+		   const struct s3_put_opts *opts, struct s3_written *out, struct dth_err *err)
 {
-	if (etag_out)
-		etag_out[0] = '\0';
+	if (out)
+		memset(out, 0, sizeof(*out));
 	struct s3_xml_doc doc;
 	memset(&doc, 0, sizeof(doc));
 	struct s3_call k = {.kind = S3_REQ_COPY,
@@ -1100,8 +1220,8 @@ int s3_copy_object(struct s3_client *c, const char *dst_bucket, const char *dst_
 		o.content_md5 = NULL;
 		add_put_headers(&k, &o, false);
 	}
-	return copy_result(c, &k, &doc, S3_XML_COPY_OBJECT, S3_XML_UNKNOWN, "CopyObjectResult",
-			   etag_out, err);
+	return copy_result(c, &k, &doc, S3_XML_COPY_OBJECT, S3_XML_UNKNOWN, "CopyObjectResult", out,
+			   err);
 }
 
 int s3_delete_object(struct s3_client *c, const char *bucket, const char *key, struct dth_err *err)
@@ -1229,10 +1349,10 @@ static char *part_query(unsigned part_number, const char *upload_id)
 
 int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
 		       const char *upload_id, unsigned part_number, const void *body, size_t len,
-		       const char *content_md5, char *etag_out, struct dth_err *err)
+		       const char *content_md5, struct s3_written *out, struct dth_err *err)
 {
-	if (etag_out)
-		etag_out[0] = '\0';
+	if (out)
+		memset(out, 0, sizeof(*out));
 	struct s3_call k = {.kind = S3_REQ_MULTIPART,
 			    .op = "UploadPart",
 			    .method = "PUT",
@@ -1242,16 +1362,38 @@ int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
 			    .body_len = len};
 	k.query = call_own(&k, part_query(part_number, upload_id));
 	call_hdr(&k, "Content-MD5", content_md5);
-	return simple_etag(c, &k, etag_out, err);
+	return simple_etag(c, &k, out, err);
+}
+
+int s3_mpu_upload_part_from(struct s3_client *c, const char *bucket, const char *key,
+			    const char *upload_id, unsigned part_number, uint64_t len,
+			    http_source_fn source, void *source_ctx, const char *content_md5,
+			    struct s3_written *out, struct dth_err *err)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (len > SIZE_MAX)
+		return err_set(err, -EFBIG, "UploadPart: %llu bytes", (unsigned long long)len);
+	struct s3_call k = {.kind = S3_REQ_MULTIPART,
+			    .op = "UploadPart",
+			    .method = "PUT",
+			    .bucket = bucket,
+			    .key = key,
+			    .body_len = (size_t)len,
+			    .source = source,
+			    .source_ctx = source_ctx};
+	k.query = call_own(&k, part_query(part_number, upload_id));
+	call_hdr(&k, "Content-MD5", content_md5);
+	return simple_etag(c, &k, out, err);
 }
 
 int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
 			    const char *upload_id, unsigned part_number, const char *src_bucket,
 			    const char *src_key, uint64_t offset, uint64_t length,
-			    const char *src_if_match, char *etag_out, struct dth_err *err)
+			    const char *src_if_match, struct s3_written *out, struct dth_err *err)
 {
-	if (etag_out)
-		etag_out[0] = '\0';
+	if (out)
+		memset(out, 0, sizeof(*out));
 	if (length == 0 || offset + length < offset)
 		return err_set(err, -EINVAL, "UploadPartCopy: empty or overflowing range");
 	struct s3_xml_doc doc;
@@ -1270,8 +1412,8 @@ int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char 
 	call_hdr(&k, "x-amz-copy-source-range", range);
 	if (src_if_match)
 		call_hdr(&k, "x-amz-copy-source-if-match", call_own(&k, quoted(src_if_match)));
-	return copy_result(c, &k, &doc, S3_XML_COPY_PART, S3_XML_COPY_OBJECT, "CopyPartResult",
-			   etag_out, err);
+	return copy_result(c, &k, &doc, S3_XML_COPY_PART, S3_XML_COPY_OBJECT, "CopyPartResult", out,
+			   err);
 }
 
 /* The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, "-N".
@@ -1304,10 +1446,11 @@ cleanup:
 }
 
 int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
-		    const struct s3_part *parts, size_t n, char *etag_out, struct dth_err *err)
+		    const struct s3_part *parts, size_t n, struct s3_written *out,
+		    struct dth_err *err)
 {
-	if (etag_out)
-		etag_out[0] = '\0';
+	if (out)
+		memset(out, 0, sizeof(*out));
 	struct buf body = BUF_INIT;
 	buf_adds(&body, "<CompleteMultipartUpload xmlns=\"" S3_NS "\">");
 	for (size_t i = 0; i < n; i++) {
@@ -1336,12 +1479,12 @@ int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, co
 	if (rc == 0) {
 		rc = expect_doc(&k, &doc, S3_XML_COMPLETE_MPU, S3_XML_UNKNOWN,
 				"CompleteMultipartUploadResult", err);
-		if (!rc && etag_out) {
-			strlcpy_s(etag_out, doc.etag, S3_ETAG_MAX);
-			if (!etag_out[0])
-				etag_from_header(&resp, etag_out);
-			if (!etag_out[0])
-				multipart_etag(parts, n, etag_out);
+		if (!rc && out) {
+			written_from(&resp, doc.etag, out);
+			/* Ceph 16 answers without one: the parts' own ETags (each the
+			 * server's MD5 of the part it stored) give it. */
+			if (!out->etag[0])
+				multipart_etag(parts, n, out->etag);
 		}
 	}
 	s3_xml_doc_release(&doc);

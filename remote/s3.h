@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "remote/http.h"
 #include "remote/retry.h"
 
 struct http_engine;
@@ -114,6 +115,15 @@ int s3_create_bucket(struct s3_client *c, const char *bucket, struct dth_err *er
 int s3_head_object(struct s3_client *c, const char *bucket, const char *key, unsigned part_number,
 		   struct s3_object_head *out, struct dth_err *err) WUR;
 
+/* GetObject of [offset, offset+length) (length > 0), streamed into sink as it
+ * arrives. A transfer that breaks off is resumed from the first byte not yet
+ * given (Range, with If-Match on if_match, which should be given), so sink
+ * sees every byte exactly once, in order; a sink error stops at once. The
+ * server must send exactly length bytes. */
+int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
+		     uint64_t length, const char *if_match, http_sink_fn sink, void *sink_ctx,
+		     struct dth_err *err) WUR;
+
 /* GetObject of [offset, offset+length) (length 0: to the end). The body is
  * appended to out. if_match: ETag (no quotes) the object must still have,
  * else -ESTALE; NULL for none. head_out (optional) receives the response's
@@ -133,17 +143,34 @@ struct s3_put_opts {
 	const char *content_md5;    /* base64 MD5 of the body (PutObject, UploadPart) */
 };
 
-/* PutObject from memory. etag_out (S3_ETAG_MAX, may be NULL) gets the ETag. */
+/* What the server answered about an object it wrote (PutObject, UploadPart,
+ * CompleteMultipartUpload, CopyObject, UploadPartCopy). */
+struct s3_written {
+	char etag[S3_ETAG_MAX]; /* without quotes; "" when the answer had none */
+	/* False when the answer says the object is stored with SSE-KMS or a
+	 * customer key (asked for, or a bucket's default): its ETag is then not an
+	 * MD5 of the bytes and cannot be compared with one. */
+	bool etag_is_digest;
+};
+
+/* PutObject from memory. out (may be NULL) gets what the server answered. */
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key, const void *body,
-		  size_t len, const struct s3_put_opts *opts, char *etag_out,
+		  size_t len, const struct s3_put_opts *opts, struct s3_written *out,
 		  struct dth_err *err) WUR;
+/* PutObject of exactly len bytes read from source (http.h), sent as they come,
+ * never whole in memory. The body cannot be sent twice, so this makes one
+ * attempt: on failure the caller starts the copy again. Give opts->content_md5
+ * when known, so the server checks the bytes. */
+int s3_put_object_from(struct s3_client *c, const char *bucket, const char *key, uint64_t len,
+		       http_source_fn source, void *source_ctx, const struct s3_put_opts *opts,
+		       struct s3_written *out, struct dth_err *err) WUR;
 
 /* CopyObject within one endpoint. opts NULL or opts->meta NULL: metadata
  * directive COPY; else REPLACE with opts->meta. opts->tagging non-NULL: tagging
  * directive REPLACE. src_if_match: x-amz-copy-source-if-match. */
 int s3_copy_object(struct s3_client *c, const char *dst_bucket, const char *dst_key,
 		   const char *src_bucket, const char *src_key, const char *src_if_match,
-		   const struct s3_put_opts *opts, char *etag_out, struct dth_err *err) WUR;
+		   const struct s3_put_opts *opts, struct s3_written *out, struct dth_err *err) WUR;
 
 /* DeleteObject (a missing key is success, as in S3). */
 int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
@@ -166,16 +193,24 @@ int s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
 		  const struct s3_put_opts *opts, struct buf *upload_id, struct dth_err *err) WUR;
 int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
 		       const char *upload_id, unsigned part_number, const void *body, size_t len,
-		       const char *content_md5, char *etag_out, struct dth_err *err) WUR;
+		       const char *content_md5, struct s3_written *out, struct dth_err *err) WUR;
+/* UploadPart of exactly len bytes from source, one attempt (as
+ * s3_put_object_from). content_md5 may be NULL. */
+int s3_mpu_upload_part_from(struct s3_client *c, const char *bucket, const char *key,
+			    const char *upload_id, unsigned part_number, uint64_t len,
+			    http_source_fn source, void *source_ctx, const char *content_md5,
+			    struct s3_written *out, struct dth_err *err) WUR;
 /* UploadPartCopy of src bytes [offset, offset+length). */
 int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
 			    const char *upload_id, unsigned part_number, const char *src_bucket,
 			    const char *src_key, uint64_t offset, uint64_t length,
-			    const char *src_if_match, char *etag_out, struct dth_err *err) WUR;
+			    const char *src_if_match, struct s3_written *out,
+			    struct dth_err *err) WUR;
 /* CompleteMultipartUpload with parts in ascending order. A 200 response that
  * carries an <Error> document is reported as an error. */
 int s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
-		    const struct s3_part *parts, size_t n, char *etag_out, struct dth_err *err) WUR;
+		    const struct s3_part *parts, size_t n, struct s3_written *out,
+		    struct dth_err *err) WUR;
 /* AbortMultipartUpload; -ENOENT when the upload is unknown. */
 int s3_mpu_abort(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
 		 struct dth_err *err) WUR;

@@ -489,6 +489,26 @@ class Context:
                     " ".join(cmd[1:3]), rc, sig, "/".join(map(str, want))))
         return rc, out, err
 
+    def run_dth_rss(self, args, timeout=600):
+        """Run dth with args (expecting exit 0) under GNU time; returns
+        (stdout, stderr, peak RSS in bytes) as the kernel counted it for the
+        dth process (not as dth reports it; and not through a fork of this
+        Python process, whose own memory a child's count would include)."""
+        rss_file = os.path.join(self.dir, "rss.txt")
+        exe = dth_bin()
+        cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_file, exe] + [str(a) for a in args]
+        self.last_cmd = cmd
+        p = subprocess.run(cmd, env=self.base_env(), cwd=REPO, capture_output=True,
+                           timeout=timeout, start_new_session=True)
+        out = p.stdout.decode("utf-8", "replace")
+        err = p.stderr.decode("utf-8", "replace")
+        self.last_stderr = err
+        if p.returncode != 0:
+            raise DthError("dth %s exited %d" % (" ".join(args[:1]), p.returncode))
+        with open(rss_file) as f:
+            kib = int(f.read().split()[-1])
+        return out, err, kib * 1024
+
     def sync(self, src, dst, *opts, task=None, check_exit=0, config=True, state=None, env=None,
              json_out=True, parse=None, timeout=300):
         """dth sync [--config FILE] --state DIR --task NAME [--json] OPTS SRC DST.

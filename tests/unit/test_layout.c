@@ -1,5 +1,5 @@
-/* Unit tests of the two pure functions of agent/transfer.c: transfer_layout
- * (part size and count of a multipart copy) and transfer_guess_part_sizes
+/* Unit tests of the two pure functions of agent/transfer.c: layout_plan
+ * (part size and count of a multipart copy) and layout_guess_part_sizes
  * (the source's part size from its size and part count). */
 #include "common/compat.h"
 
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agent/transfer.h"
+#include "agent/layout.h"
 #include "common/util.h"
 #include "tests/unit/tap.h"
 
@@ -22,14 +22,14 @@ static uint64_t ceil_div(uint64_t a, uint64_t b)
 	return a / b + (a % b != 0);
 }
 
-/* ---- transfer_layout ---- */
+/* ---- layout_plan ---- */
 
 static void layout_is(uint64_t size, uint64_t part, uint64_t want_part, uint32_t want_count,
 		      const char *what)
 {
 	uint64_t got_part = 0;
 	uint32_t got_count = 0;
-	transfer_layout(size, part, &got_part, &got_count);
+	layout_plan(size, part, &got_part, &got_count);
 	is_int(got_part, want_part, "layout %s: part size", what);
 	is_int(got_count, want_count, "layout %s: part count", what);
 }
@@ -93,7 +93,7 @@ static void test_layout_invariants(void)
 		uint64_t start = starts[i % ARRAY_SIZE(starts)];
 		uint64_t p = 0;
 		uint32_t n = 0;
-		transfer_layout(size, start, &p, &n);
+		layout_plan(size, start, &p, &n);
 		uint64_t base = start < 5 * MiB ? 5 * MiB : start;
 		bool good = p >= 5 * MiB && p % base == 0 && ((p / base) & (p / base - 1)) == 0 &&
 			    n >= 1 && n <= 10000 && n == (size ? ceil_div(size, p) : 1) &&
@@ -109,7 +109,7 @@ static void test_layout_invariants(void)
 	is_int(bad, 0, "layout invariants hold for %u random sizes", total);
 }
 
-/* ---- transfer_guess_part_sizes ---- */
+/* ---- layout_guess_part_sizes ---- */
 
 #define GMAX 16
 
@@ -130,7 +130,7 @@ static void guess_first_is(uint64_t size, unsigned nparts, uint64_t want, const 
 {
 	uint64_t c[GMAX];
 	memset(c, 0, sizeof(c));
-	unsigned n = transfer_guess_part_sizes(size, nparts, c, GMAX);
+	unsigned n = layout_guess_part_sizes(size, nparts, c, GMAX);
 	ok(n >= 1 && n <= GMAX, "guess %s: %u candidates", what, n);
 	is_int(n ? c[0] : 0, want, "guess %s: first is the true part size", what);
 	ok(all_fit(size, nparts, c, n), "guess %s: every candidate gives %u parts", what, nparts);
@@ -173,47 +173,47 @@ static void test_guess_edges(void)
 {
 	uint64_t c[GMAX];
 	memset(c, 0, sizeof(c));
-	is_int(transfer_guess_part_sizes(100 * MiB, 1, c, GMAX), 0, "nparts 1: no guess");
-	is_int(transfer_guess_part_sizes(100 * MiB, 0, c, GMAX), 0, "nparts 0: no guess");
-	is_int(transfer_guess_part_sizes(1, 1, c, GMAX), 0, "1 byte, nparts 1: no guess");
-	is_int(transfer_guess_part_sizes(100 * MiB, 20, c, 0), 0, "max 0: no guess");
+	is_int(layout_guess_part_sizes(100 * MiB, 1, c, GMAX), 0, "nparts 1: no guess");
+	is_int(layout_guess_part_sizes(100 * MiB, 0, c, GMAX), 0, "nparts 0: no guess");
+	is_int(layout_guess_part_sizes(1, 1, c, GMAX), 0, "1 byte, nparts 1: no guess");
+	is_int(layout_guess_part_sizes(100 * MiB, 20, c, 0), 0, "max 0: no guess");
 	/* Fewer bytes than parts: impossible. */
-	is_int(transfer_guess_part_sizes(1, 2, c, GMAX), 0, "1 byte in 2 parts: no guess");
-	is_int(transfer_guess_part_sizes(10, 20, c, GMAX), 0, "10 bytes in 20 parts: no guess");
-	unsigned n = transfer_guess_part_sizes(0, 2, c, GMAX);
+	is_int(layout_guess_part_sizes(1, 2, c, GMAX), 0, "1 byte in 2 parts: no guess");
+	is_int(layout_guess_part_sizes(10, 20, c, GMAX), 0, "10 bytes in 20 parts: no guess");
+	unsigned n = layout_guess_part_sizes(0, 2, c, GMAX);
 	ok(all_fit(0, 2, c, n), "0 bytes in 2 parts: no candidate that does not fit (%u given)", n);
 
 	/* Two bytes in two parts: 1 is the only part size. */
 	memset(c, 0, sizeof(c));
-	n = transfer_guess_part_sizes(2, 2, c, GMAX);
+	n = layout_guess_part_sizes(2, 2, c, GMAX);
 	ok(n == 1 && c[0] == 1, "2 bytes in 2 parts: exactly one candidate, 1 (%u, %llu)", n,
 	   (unsigned long long)c[0]);
 
 	/* max is respected: nothing written past it. */
 	uint64_t m[4] = {0, 0xdeadbeef, 0xdeadbeef, 0xdeadbeef};
-	n = transfer_guess_part_sizes(100 * 50 * MiB, 2, m, 1);
+	n = layout_guess_part_sizes(100 * 50 * MiB, 2, m, 1);
 	ok(n == 1 && m[1] == 0xdeadbeef, "max 1: one candidate, out[1] untouched");
 	ok(all_fit(100 * 50 * MiB, 2, m, n), "max 1: the candidate fits");
 
 	/* Wide ranges give many candidates, capped at max, all fitting. */
 	memset(c, 0, sizeof(c));
-	n = transfer_guess_part_sizes(1 * GiB, 2, c, GMAX);
+	n = layout_guess_part_sizes(1 * GiB, 2, c, GMAX);
 	ok(n == GMAX, "1 GiB in 2 parts: max candidates (%u)", n);
 	ok(all_fit(1 * GiB, 2, c, n), "1 GiB in 2 parts: every candidate fits");
 	is_int(c[0], 512 * MiB, "1 GiB in 2 parts: 512 MiB first");
 
 	/* A whole MiB is preferred to a whole MB when both fit. */
 	memset(c, 0, sizeof(c));
-	n = transfer_guess_part_sizes(3 * 1000000, 3, c, GMAX);
+	n = layout_guess_part_sizes(3 * 1000000, 3, c, GMAX);
 	ok(n >= 1 && all_fit(3 * 1000000, 3, c, n), "3 MB in 3 parts: candidates fit (%u)", n);
 	is_int(c[0], 1 * MiB, "3 MB in 3 parts: 1 MiB first");
 	/* No whole MiB fits: a whole MB, or else the smallest size that fits. */
 	memset(c, 0, sizeof(c));
-	n = transfer_guess_part_sizes(100 * 5000000ULL, 100, c, GMAX);
+	n = layout_guess_part_sizes(100 * 5000000ULL, 100, c, GMAX);
 	ok(n >= 1 && all_fit(100 * 5000000ULL, 100, c, n), "100 x 5 MB: candidates fit (%u)", n);
 	is_int(c[0], 5000000, "100 x 5 MB: 5 MB first");
 	memset(c, 0, sizeof(c));
-	n = transfer_guess_part_sizes(3 * 12345, 3, c, GMAX);
+	n = layout_guess_part_sizes(3 * 12345, 3, c, GMAX);
 	ok(n == 1 && c[0] == 12345, "3 x 12345 bytes in 3 parts: only 12345 (%u, %llu)", n,
 	   (unsigned long long)c[0]);
 }
@@ -233,7 +233,7 @@ static void test_guess_random(void)
 		uint64_t size = 1 + ((seed >> 8) & ((1ULL << shift) - 1));
 		unsigned nparts = 2 + (unsigned)((seed >> 50) % 10000);
 		uint64_t c[GMAX];
-		unsigned n = transfer_guess_part_sizes(size, nparts, c, GMAX);
+		unsigned n = layout_guess_part_sizes(size, nparts, c, GMAX);
 		uint64_t lo = ceil_div(size, nparts), hi = (size - 1) / (nparts - 1);
 		bool feasible = lo <= hi && lo > 0;
 		total++;
