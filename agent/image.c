@@ -70,6 +70,31 @@ static bool seen_has(const struct seen_set *s, uint64_t h)
 	}
 }
 
+/* Remove h (linear probing: the entries after it that would no longer be
+ * found move back into the hole). */
+static void seen_del(struct seen_set *s, uint64_t h)
+{
+	const size_t mask = SEEN_SLOTS - 1;
+	size_t i = h & mask;
+	while (s->slot[i] != h) {
+		if (s->slot[i] == 0)
+			return;
+		i = (i + 1) & mask;
+	}
+	s->slot[i] = 0;
+	s->used--;
+	for (size_t j = (i + 1) & mask; s->slot[j]; j = (j + 1) & mask) {
+		size_t home = s->slot[j] & mask;
+		/* j's entry stays when its home lies cyclically in (i, j] */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (stays)
+			continue;
+		s->slot[i] = s->slot[j];
+		s->slot[j] = 0;
+		i = j;
+	}
+}
+
 static void seen_add(struct seen_set *s, uint64_t h)
 {
 	if (seen_has(s, h))
@@ -222,26 +247,30 @@ static bool repo_fresh(struct run *r, const char *dst_repo)
 	return fresh;
 }
 
-/* copy_blob for a blob this thread holds in r->inflight. */
+/* copy_blob for a blob this thread holds in r->inflight. recheck: the
+ * destination is asked (HEAD) whatever the blobs db and the run know, and a
+ * blob found there is not counted again. */
 static int copy_blob_claimed(struct run *r, const char *src_repo, const char *dst_repo,
-			     const struct blob_desc *b, struct dth_err *err)
+			     const struct blob_desc *b, bool recheck, struct dth_err *err)
 {
 	const struct image_sync_opts *o = r->o;
 	struct blob_record br;
-	if (manifest_blob_get(o->manifest, r->dst_reg, dst_repo, b->digest, &br) == 0) {
+	if (!recheck && manifest_blob_get(o->manifest, r->dst_reg, dst_repo, b->digest, &br) == 0) {
 		int wrc = blob_known(r, dst_repo, b->digest, br.size);
 		if (wrc)
 			return err_set(err, wrc, "manifest writer: %s", strerror(-wrc));
 		goto present;
 	}
 	uint64_t size = 0;
-	int rc = repo_fresh(r, dst_repo)
+	int rc = !recheck && repo_fresh(r, dst_repo)
 		     ? -ENOENT
 		     : registry_blob_head(o->dst, dst_repo, b->digest, &size, err);
 	if (rc == 0) {
 		rc = blob_known(r, dst_repo, b->digest, size);
 		if (rc)
 			return err_set(err, rc, "manifest writer: %s", strerror(-rc));
+		if (recheck)
+			return 0;
 		goto present;
 	}
 	if (rc != -ENOENT)
@@ -322,9 +351,10 @@ present:
 
 /* Make one blob present in dst_repo: known, found, mounted or copied. A blob
  * another thread is copying into dst_repo is waited for, not copied twice
- * (copied again only when that copy failed). */
+ * (copied again only when that copy failed). recheck: see copy_blob_claimed
+ * (the run's set of blobs known present is not trusted either). */
 static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
-		     const struct blob_desc *b, struct dth_err *err)
+		     const struct blob_desc *b, bool recheck, struct dth_err *err)
 {
 	struct buf k = BUF_INIT;
 	buf_addf(&k, "\n%s@%s\n", dst_repo, b->digest);
@@ -332,7 +362,7 @@ static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
 	uint64_t h = seen_hash(dst_repo, b->digest);
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		if (seen_has(&r->seen, h)) {
+		if (!recheck && seen_has(&r->seen, h)) {
 			present = true;
 			break;
 		}
@@ -348,7 +378,7 @@ static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
 		count_present(r);
 		goto out;
 	}
-	rc = copy_blob_claimed(r, src_repo, dst_repo, b, err);
+	rc = copy_blob_claimed(r, src_repo, dst_repo, b, recheck, err);
 	pthread_mutex_lock(&r->mu);
 	const char *at = set_find(&r->inflight, &k);
 	if (at) {
@@ -369,6 +399,7 @@ struct blob_pool {
 	const char *src_repo, *dst_repo;
 	const struct blob_desc *blobs;
 	size_t n, next;
+	bool recheck;
 	pthread_mutex_t mu;
 	int rc; /* first failure */
 	struct dth_err err;
@@ -387,7 +418,7 @@ static void *blob_worker(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		struct dth_err e;
 		err_clear(&e);
-		int rc = copy_blob(p->r, p->src_repo, p->dst_repo, b, &e);
+		int rc = copy_blob(p->r, p->src_repo, p->dst_repo, b, p->recheck, &e);
 		if (rc) {
 			pthread_mutex_lock(&p->mu);
 			if (!p->rc) {
@@ -403,10 +434,11 @@ static void *blob_worker(void *arg)
 }
 
 static int copy_blobs(struct run *r, const char *src_repo, const char *dst_repo,
-		      const struct blob_desc *blobs, size_t n, struct dth_err *err)
+		      const struct blob_desc *blobs, size_t n, bool recheck, struct dth_err *err)
 {
 	struct blob_pool p;
 	memset(&p, 0, sizeof(p));
+	p.recheck = recheck;
 	p.r = r;
 	p.src_repo = src_repo;
 	p.dst_repo = dst_repo;
@@ -438,6 +470,35 @@ static int copy_blobs(struct run *r, const char *src_repo, const char *dst_repo,
 	if (p.rc)
 		*err = p.err;
 	return p.rc;
+}
+
+/* The destination refused m's PUT for a blob it does not have although the
+ * blobs db or this run recorded it as present (garbage-collected, deleted):
+ * forget what is recorded of the image's blobs in dst_repo, copy them again
+ * (HEAD each, upload what is missing) and retry the PUT once. */
+static int recopy_and_put(struct run *r, const char *src_repo, const char *dst_repo,
+			  const struct registry_manifest *m, const char *put_ref, char *dst_digest,
+			  const struct blob_desc *blobs, size_t n, struct dth_err *err)
+{
+	log_warn("image %s:%s: the destination has lost a blob recorded as present (%s); "
+		 "copying the image's %zu blobs again",
+		 dst_repo, put_ref, err->message, n);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = seen_hash(dst_repo, blobs[i].digest);
+		pthread_mutex_lock(&r->mu);
+		seen_del(&r->seen, h);
+		pthread_mutex_unlock(&r->mu);
+		rc = manifest_writer_del_blob(r->w, r->dst_reg, dst_repo, blobs[i].digest);
+		if (rc)
+			return err_set(err, rc, "manifest writer: %s", strerror(-rc));
+	}
+	err_clear(err);
+	rc = copy_blobs(r, src_repo, dst_repo, blobs, n, true, err);
+	if (rc)
+		return rc;
+	return registry_manifest_put(r->o->dst, dst_repo, put_ref, m->media_type, m->body.data,
+				     m->body.len, dst_digest, err);
 }
 
 static int add_desc(json_t *d, struct blob_desc **v, size_t *n, struct dth_err *err)
@@ -672,12 +733,14 @@ static int copy_manifest(struct run *r, const char *src_repo, const char *dst_re
 			rc = add_desc(l, &blobs, &n, err);
 		}
 		if (!rc)
-			rc = copy_blobs(r, src_repo, dst_repo, blobs, n, err);
+			rc = copy_blobs(r, src_repo, dst_repo, blobs, n, false, err);
 		if (rc)
 			goto cleanup;
 	}
 	rc = registry_manifest_put(r->o->dst, dst_repo, put_ref, m->media_type, m->body.data,
 				   m->body.len, dst_digest, err);
+	if (rc && kind == REGISTRY_KIND_IMAGE && registry_err_blob_unknown(err))
+		rc = recopy_and_put(r, src_repo, dst_repo, m, put_ref, dst_digest, blobs, n, err);
 cleanup:
 	free(blobs);
 	json_decref(doc);

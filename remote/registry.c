@@ -1717,6 +1717,13 @@ cleanup:
 	return rc;
 }
 
+bool registry_err_blob_unknown(const struct dth_err *err)
+{
+	return err && err->code &&
+	       (!strcmp(err->remote_code, "MANIFEST_BLOB_UNKNOWN") ||
+		!strcmp(err->remote_code, "BLOB_UNKNOWN"));
+}
+
 /* ---- blobs ---- */
 
 int registry_blob_head(struct registry_client *c, const char *repo, const char *digest,

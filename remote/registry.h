@@ -134,6 +134,11 @@ int registry_manifest_put(struct registry_client *c, const char *repo, const cha
 			  const char *media_type, const void *body, size_t len, char *digest_out,
 			  struct dth_err *err) WUR;
 
+/* True when err is a registry's refusal of a manifest for a blob it does not
+ * have (error code MANIFEST_BLOB_UNKNOWN or BLOB_UNKNOWN): the blob must be
+ * uploaded (again) before the manifest. */
+bool registry_err_blob_unknown(const struct dth_err *err);
+
 /* ---- blobs ---- */
 
 /* HEAD a blob: 0 and *size (may be NULL) when it exists, -ENOENT when not. */

@@ -212,6 +212,48 @@ def test_large_layer_chunked_then_new_tag(ctx):
     _check_copied(repo, pre + "/" + repo, "v2")
 
 
+def test_lost_blob_copied_again(ctx):
+    """A layer recorded as present in the blobs database but gone from the
+    destination (deleted through the API, as garbage collection would): the
+    manifest PUT that needs it fails with MANIFEST_BLOB_UNKNOWN, dth drops
+    the image's blob records, copies its blobs again and retries once."""
+    lib.registry_url("src")
+    _config(ctx)
+    repo = "test/lost%d" % random.randrange(10 ** 9)
+    layer = lib.det_bytes("dth-image-lost-" + repo, 300 * 1024 + 7)
+    cfg1 = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},"lost":1}'
+    cfg2 = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},"lost":2}'
+    ld = "sha256:" + hashlib.sha256(layer).hexdigest()
+    _push_image(repo, "v1", layer, cfg1)
+    pre = _prefix("ilost")
+    dst_repo = pre + "/" + repo
+    res = _sync(ctx, [repo + ":v1"], "dst:" + pre)
+    assert (res["copied"], res["failed"], res["blobs"]) == (1, 0, 2), res
+    _check_copied(repo, dst_repo, "v1")
+
+    # the destination loses the layer (storage delete is enabled in the harness)
+    r = requests.delete("%s/v2/%s/blobs/%s" % (lib.registry_url("dst"), dst_repo, ld),
+                        auth=(lib.REG_USER, lib.REG_PASS), timeout=60)
+    assert r.status_code == 202, (r.status_code, r.text)
+    assert not _dst_has_blob(dst_repo, ld)
+
+    # a new tag needing that layer: the layer goes up again, the tag is complete
+    _push_image(repo, "v2", layer, cfg2)
+    off_dst = _log_size("dst")
+    res = _sync(ctx, [repo + ":v2"], "dst:" + pre)
+    assert (res["copied"], res["failed"]) == (1, 0), res
+    assert (res["blobs"], res["bytes"]) == (2, len(layer) + len(cfg2)), res
+    _check_copied(repo, dst_repo, "v2")
+    assert _dst_has_blob(dst_repo, ld)
+    puts = [p for m, p in _dth_requests("dst", off_dst) if m == "PUT" and "/manifests/" in p]
+    assert puts == ["/v2/%s/manifests/v2" % dst_repo] * 2, puts  # refused once, then stored
+    # the first tag is whole again too, and a rerun of both is at the floor
+    _check_copied(repo, dst_repo, "v1")
+    res = _sync(ctx, [repo + ":v1", repo + ":v2"], "dst:" + pre)
+    assert (res["copied"], res["skipped"], res["failed"]) == (0, 2, 0), res
+    assert res["requests"]["destination"]["total"] == 0, res["requests"]
+
+
 def test_cross_repo_mount(ctx):
     test_registry.images()
     _config(ctx)

@@ -332,6 +332,23 @@ static void test_media_types(void)
 	is_int(registry_media_type_kind(""), REGISTRY_KIND_UNKNOWN, "empty");
 }
 
+static void test_blob_unknown(void)
+{
+	struct dth_err e;
+	err_clear(&e);
+	ok(!registry_err_blob_unknown(&e), "blob unknown: no error");
+	ok(!registry_err_blob_unknown(NULL), "blob unknown: NULL");
+	err_set(&e, -EINVAL, "manifest put x:v1: 400 MANIFEST_BLOB_UNKNOWN: blob unknown");
+	strlcpy_s(e.remote_code, "MANIFEST_BLOB_UNKNOWN", sizeof(e.remote_code));
+	ok(registry_err_blob_unknown(&e), "blob unknown: MANIFEST_BLOB_UNKNOWN");
+	strlcpy_s(e.remote_code, "BLOB_UNKNOWN", sizeof(e.remote_code));
+	ok(registry_err_blob_unknown(&e), "blob unknown: BLOB_UNKNOWN");
+	strlcpy_s(e.remote_code, "MANIFEST_INVALID", sizeof(e.remote_code));
+	ok(!registry_err_blob_unknown(&e), "blob unknown: not for MANIFEST_INVALID");
+	strlcpy_s(e.remote_code, "MANIFEST_BLOB_UNKNOWNX", sizeof(e.remote_code));
+	ok(!registry_err_blob_unknown(&e), "blob unknown: whole code compared");
+}
+
 static void test_client_new(void)
 {
 	struct http_engine *h = http_engine_new(&(struct http_engine_opts){.tls_verify = true});
@@ -810,6 +827,7 @@ int main(void)
 	test_link();
 	test_resolve();
 	test_media_types();
+	test_blob_unknown();
 	test_client_new();
 	test_ratelimit_parse();
 	test_fake_server();
