@@ -61,13 +61,21 @@ static bool printable(const char *s, size_t n)
 	return true;
 }
 
+/* Member key of obj, NULL when absent or null (Go writes a nil slice or
+ * pointer as null). */
+static json_t *member(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return json_is_null(v) ? NULL : v;
+}
+
 /* An optional string member: 0 with *s NULL when absent; a value that is not
  * a printable string shorter than max bytes is refused. */
 static int opt_string(const struct parse *p, const char *where, json_t *obj, const char *key,
 		      size_t max, const char **s)
 {
 	*s = NULL;
-	json_t *v = json_object_get(obj, key);
+	json_t *v = member(obj, key);
 	if (!v)
 		return 0;
 	if (!json_is_string(v))
@@ -158,7 +166,7 @@ static int parse_desc(const struct parse *p, const char *where, json_t *j, enum 
 		return rc;
 	if (mt)
 		strlcpy_s(d->media_type, mt, sizeof(d->media_type));
-	json_t *urls = json_object_get(j, "urls");
+	json_t *urls = member(j, "urls");
 	if (urls) {
 		if (!json_is_array(urls))
 			return bad(p, where, "%s: urls is not an array", d->digest);
@@ -171,7 +179,7 @@ static int parse_desc(const struct parse *p, const char *where, json_t *j, enum 
 		}
 		d->foreign = role == ROLE_LAYER && json_array_size(urls) > 0 && foreign_type(mt);
 	}
-	json_t *pl = json_object_get(j, "platform");
+	json_t *pl = member(j, "platform");
 	if (child && pl)
 		return parse_platform(p, where, pl, d);
 	return 0;
@@ -210,6 +218,8 @@ static int check_sizes(const struct parse *p, struct oci_manifest *m)
 static int parse_items(const struct parse *p, json_t *arr, const char *key, enum role role,
 		       struct oci_manifest *out)
 {
+	if (json_is_null(arr)) /* a Go nil slice: none */
+		return 0;
 	if (!json_is_array(arr))
 		return bad(p, NULL, "%s is %s", key, arr ? "not an array" : "missing");
 	size_t n = json_array_size(arr);

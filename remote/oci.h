@@ -10,7 +10,9 @@
  * are bounded, and a document that could be read two ways (duplicate keys, an
  * image with "manifests", an index with "layers" or "config", a mediaType field
  * of the other kind than the one served) is refused. Unknown members are
- * ignored, as the specs ask. */
+ * ignored, as the specs ask, and an optional member (or the layers or
+ * manifests array) given as null counts as absent (empty): Go writes nil
+ * slices and pointers so. */
 #ifndef DTH_OCI_H
 #define DTH_OCI_H
 

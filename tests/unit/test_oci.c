@@ -84,6 +84,20 @@ static void test_image(void)
 	ok(m.n_items == 1 && !m.items[0].foreign, "a foreign media type without urls is copied");
 	oci_manifest_release(&m);
 
+	/* null for optional members and the arrays: absent (as Go writes nil) */
+	buf_reset(&b);
+	buf_addf(&b,
+		 "{\"schemaVersion\":2,\"mediaType\":null,\"config\":{\"digest\":\"%s\",\"size\":2,"
+		 "\"mediaType\":null,\"urls\":null},\"layers\":null}",
+		 d_cfg);
+	rc = parse(buf_str(&b), REGISTRY_MT_OCI_MANIFEST, &m, &e);
+	ok(rc == 0 && m.n_items == 0 && m.config.media_type[0] == '\0', "nulls are absent: %s",
+	   e.message);
+	oci_manifest_release(&m);
+	rc = parse("{\"schemaVersion\":2,\"manifests\":null}", REGISTRY_MT_OCI_INDEX, &m, &e);
+	ok(rc == 0 && m.n_items == 0, "manifests null: none (%s)", e.message);
+	oci_manifest_release(&m);
+
 	/* no layers at all (an artifact) */
 	buf_reset(&b);
 	buf_addf(&b,
