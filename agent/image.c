@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
+#include "remote/oci.h"
 #include "remote/registry.h"
 
 #define IMAGE_CHUNK	   (8u << 20) /* blobs larger than this go up in PATCHes of ~8 MiB */
@@ -67,6 +68,31 @@ static bool seen_has(const struct seen_set *s, uint64_t h)
 			return true;
 		if (s->slot[i] == 0)
 			return false;
+	}
+}
+
+/* Remove h (linear probing: the entries after it that would no longer be
+ * found move back into the hole). */
+static void seen_del(struct seen_set *s, uint64_t h)
+{
+	const size_t mask = SEEN_SLOTS - 1;
+	size_t i = h & mask;
+	while (s->slot[i] != h) {
+		if (s->slot[i] == 0)
+			return;
+		i = (i + 1) & mask;
+	}
+	s->slot[i] = 0;
+	s->used--;
+	for (size_t j = (i + 1) & mask; s->slot[j]; j = (j + 1) & mask) {
+		size_t home = s->slot[j] & mask;
+		/* j's entry stays when its home lies cyclically in (i, j] */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (stays)
+			continue;
+		s->slot[i] = s->slot[j];
+		s->slot[j] = 0;
+		i = j;
 	}
 }
 
@@ -222,26 +248,30 @@ static bool repo_fresh(struct run *r, const char *dst_repo)
 	return fresh;
 }
 
-/* copy_blob for a blob this thread holds in r->inflight. */
+/* copy_blob for a blob this thread holds in r->inflight. recheck: the
+ * destination is asked (HEAD) whatever the blobs db and the run know, and a
+ * blob found there is not counted again. */
 static int copy_blob_claimed(struct run *r, const char *src_repo, const char *dst_repo,
-			     const struct blob_desc *b, struct dth_err *err)
+			     const struct blob_desc *b, bool recheck, struct dth_err *err)
 {
 	const struct image_sync_opts *o = r->o;
 	struct blob_record br;
-	if (manifest_blob_get(o->manifest, r->dst_reg, dst_repo, b->digest, &br) == 0) {
+	if (!recheck && manifest_blob_get(o->manifest, r->dst_reg, dst_repo, b->digest, &br) == 0) {
 		int wrc = blob_known(r, dst_repo, b->digest, br.size);
 		if (wrc)
 			return err_set(err, wrc, "manifest writer: %s", strerror(-wrc));
 		goto present;
 	}
 	uint64_t size = 0;
-	int rc = repo_fresh(r, dst_repo)
+	int rc = !recheck && repo_fresh(r, dst_repo)
 		     ? -ENOENT
 		     : registry_blob_head(o->dst, dst_repo, b->digest, &size, err);
 	if (rc == 0) {
 		rc = blob_known(r, dst_repo, b->digest, size);
 		if (rc)
 			return err_set(err, rc, "manifest writer: %s", strerror(-rc));
+		if (recheck)
+			return 0;
 		goto present;
 	}
 	if (rc != -ENOENT)
@@ -322,9 +352,10 @@ present:
 
 /* Make one blob present in dst_repo: known, found, mounted or copied. A blob
  * another thread is copying into dst_repo is waited for, not copied twice
- * (copied again only when that copy failed). */
+ * (copied again only when that copy failed). recheck: see copy_blob_claimed
+ * (the run's set of blobs known present is not trusted either). */
 static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
-		     const struct blob_desc *b, struct dth_err *err)
+		     const struct blob_desc *b, bool recheck, struct dth_err *err)
 {
 	struct buf k = BUF_INIT;
 	buf_addf(&k, "\n%s@%s\n", dst_repo, b->digest);
@@ -332,7 +363,7 @@ static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
 	uint64_t h = seen_hash(dst_repo, b->digest);
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		if (seen_has(&r->seen, h)) {
+		if (!recheck && seen_has(&r->seen, h)) {
 			present = true;
 			break;
 		}
@@ -348,7 +379,7 @@ static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
 		count_present(r);
 		goto out;
 	}
-	rc = copy_blob_claimed(r, src_repo, dst_repo, b, err);
+	rc = copy_blob_claimed(r, src_repo, dst_repo, b, recheck, err);
 	pthread_mutex_lock(&r->mu);
 	const char *at = set_find(&r->inflight, &k);
 	if (at) {
@@ -369,6 +400,7 @@ struct blob_pool {
 	const char *src_repo, *dst_repo;
 	const struct blob_desc *blobs;
 	size_t n, next;
+	bool recheck;
 	pthread_mutex_t mu;
 	int rc; /* first failure */
 	struct dth_err err;
@@ -387,7 +419,7 @@ static void *blob_worker(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		struct dth_err e;
 		err_clear(&e);
-		int rc = copy_blob(p->r, p->src_repo, p->dst_repo, b, &e);
+		int rc = copy_blob(p->r, p->src_repo, p->dst_repo, b, p->recheck, &e);
 		if (rc) {
 			pthread_mutex_lock(&p->mu);
 			if (!p->rc) {
@@ -403,10 +435,11 @@ static void *blob_worker(void *arg)
 }
 
 static int copy_blobs(struct run *r, const char *src_repo, const char *dst_repo,
-		      const struct blob_desc *blobs, size_t n, struct dth_err *err)
+		      const struct blob_desc *blobs, size_t n, bool recheck, struct dth_err *err)
 {
 	struct blob_pool p;
 	memset(&p, 0, sizeof(p));
+	p.recheck = recheck;
 	p.r = r;
 	p.src_repo = src_repo;
 	p.dst_repo = dst_repo;
@@ -440,23 +473,56 @@ static int copy_blobs(struct run *r, const char *src_repo, const char *dst_repo,
 	return p.rc;
 }
 
-static int add_desc(json_t *d, struct blob_desc **v, size_t *n, struct dth_err *err)
+/* The destination refused m's PUT for a blob it does not have although the
+ * blobs db or this run recorded it as present (garbage-collected, deleted):
+ * forget what is recorded of the image's blobs in dst_repo, copy them again
+ * (HEAD each, upload what is missing) and retry the PUT once. */
+static int recopy_and_put(struct run *r, const char *src_repo, const char *dst_repo,
+			  const struct registry_manifest *m, const char *put_ref, char *dst_digest,
+			  const struct blob_desc *blobs, size_t n, struct dth_err *err)
 {
-	const char *digest = json_string_value(json_object_get(d, "digest"));
-	json_t *sz = json_object_get(d, "size");
-	if (!digest || !registry_digest_valid(digest) || !json_is_integer(sz) ||
-	    json_integer_value(sz) < 0)
-		return err_set(err, -EBADMSG, "manifest has a bad descriptor (digest or size)");
+	log_warn("image %s:%s: the destination has lost a blob recorded as present (%s); "
+		 "copying the image's %zu blobs again",
+		 dst_repo, put_ref, err->message, n);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = seen_hash(dst_repo, blobs[i].digest);
+		pthread_mutex_lock(&r->mu);
+		seen_del(&r->seen, h);
+		pthread_mutex_unlock(&r->mu);
+		rc = manifest_writer_del_blob(r->w, r->dst_reg, dst_repo, blobs[i].digest);
+		if (rc)
+			return err_set(err, rc, "manifest writer: %s", strerror(-rc));
+	}
+	err_clear(err);
+	rc = copy_blobs(r, src_repo, dst_repo, blobs, n, true, err);
+	if (rc)
+		return rc;
+	return registry_manifest_put(r->o->dst, dst_repo, put_ref, m->media_type, m->body.data,
+				     m->body.len, dst_digest, err);
+}
+
+/* Add d to the n blobs of v (room for one more) unless its digest is there. */
+static void add_blob(struct blob_desc *v, size_t *n, const struct oci_desc *d)
+{
 	for (size_t i = 0; i < *n; i++)
-		if (!strcmp((*v)[i].digest, digest))
-			return 0;
-	*v = realloc(*v, (*n + 1) * sizeof(**v));
-	if (!*v)
-		abort();
-	strlcpy_s((*v)[*n].digest, digest, sizeof((*v)[*n].digest));
-	(*v)[*n].size = (uint64_t)json_integer_value(sz);
+		if (!strcmp(v[i].digest, d->digest))
+			return;
+	memcpy(v[*n].digest, d->digest, sizeof(v[*n].digest));
+	v[*n].size = d->size;
 	(*n)++;
-	return 0;
+}
+
+/* The blobs of image manifest om to copy: its config, then its layers, each
+ * digest once, foreign layers left out. *v is the caller's to free. */
+static void image_blobs(const struct oci_manifest *om, struct blob_desc **v, size_t *n)
+{
+	*v = xcalloc(om->n_items + 1, sizeof(**v));
+	*n = 0;
+	add_blob(*v, n, &om->config);
+	for (size_t i = 0; i < om->n_items; i++)
+		if (!om->items[i].foreign)
+			add_blob(*v, n, &om->items[i]);
 }
 
 int image_parse_platforms(const char *s, struct image_platform **out, size_t *n,
@@ -549,13 +615,12 @@ static bool platform_matches(const struct image_sync_opts *o, const char *os, co
 	return false;
 }
 
-static bool platform_json_matches(const struct image_sync_opts *o, json_t *p)
+static bool platform_desc_matches(const struct image_sync_opts *o, const struct oci_desc *d)
 {
-	if (!json_is_object(p))
+	if (!d->has_platform)
 		return false;
-	return platform_matches(o, json_string_value(json_object_get(p, "os")),
-				json_string_value(json_object_get(p, "architecture")),
-				json_string_value(json_object_get(p, "variant")));
+	return platform_matches(o, d->platform.os, d->platform.arch,
+				d->platform.variant[0] ? d->platform.variant : NULL);
 }
 
 static void platforms_str(const struct image_sync_opts *o, struct buf *out)
@@ -608,97 +673,184 @@ static int sink_buf(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
+static int get_and_copy(struct run *r, const char *repo, const char *dst_repo,
+			const struct oci_desc *d, const char *put_ref, char *dst_digest,
+			char *put_mt, int depth, struct dth_err *err);
+
+/* Parse m (a manifest of src_repo) with oci_manifest_parse. */
+static int parse_manifest(const char *src_repo, const struct registry_manifest *m,
+			  struct oci_manifest *om, struct dth_err *err)
+{
+	struct buf name = BUF_INIT;
+	buf_addf(&name, "%s@%s", src_repo, m->digest);
+	int rc = oci_manifest_parse(m->body.data, m->body.len, m->media_type, name.data, om, err);
+	buf_release(&name);
+	return rc;
+}
+
 /* Copy what m references (children or blobs), then m itself to put_ref. */
 static int copy_manifest(struct run *r, const char *src_repo, const char *dst_repo,
 			 const struct registry_manifest *m, const char *put_ref, char *dst_digest,
 			 int depth, struct dth_err *err)
 {
-	enum registry_manifest_kind kind = registry_media_type_kind(m->media_type);
-	if (kind != REGISTRY_KIND_IMAGE && kind != REGISTRY_KIND_INDEX)
-		return err_set(err, -ENOTSUP, "manifest %s: unsupported media type '%s'", m->digest,
-			       m->media_type);
-	json_error_t jerr;
-	json_t *doc = json_loadb(m->body.data, m->body.len, 0, &jerr);
-	if (!json_is_object(doc)) {
-		json_decref(doc);
-		return err_set(err, -EBADMSG, "manifest %s is not a JSON object", m->digest);
-	}
-	int rc = 0;
+	struct oci_manifest om;
+	int rc = parse_manifest(src_repo, m, &om, err);
+	if (rc)
+		return rc;
 	struct blob_desc *blobs = NULL;
 	size_t n = 0;
-	if (kind == REGISTRY_KIND_INDEX) {
+	if (om.kind == REGISTRY_KIND_INDEX) {
 		if (depth >= IMAGE_MAX_DEPTH) {
 			rc = err_set(err, -ENOTSUP, "manifest %s: indexes nested too deep",
 				     m->digest);
 			goto cleanup;
 		}
-		size_t i;
-		json_t *c;
-		json_array_foreach(json_object_get(doc, "manifests"), i, c)
-		{
-			const char *cd = json_string_value(json_object_get(c, "digest"));
-			if (!cd || !registry_digest_valid(cd)) {
-				rc = err_set(err, -EBADMSG, "index %s: child %zu has a bad digest",
-					     m->digest, i);
-				goto cleanup;
-			}
-			struct registry_manifest cm;
-			registry_manifest_init(&cm);
-			rc = registry_manifest_get(r->o->src, src_repo, cd, &cm, err);
-			if (!rc)
-				rc = copy_manifest(r, src_repo, dst_repo, &cm, cm.digest, NULL,
-						   depth + 1, err);
-			registry_manifest_release(&cm);
+		for (size_t i = 0; i < om.n_items && !rc; i++) {
+			bool again = false; /* the same child for another platform */
+			for (size_t k = 0; k < i && !again; k++)
+				again = !strcmp(om.items[k].digest, om.items[i].digest);
+			if (!again)
+				rc = get_and_copy(r, src_repo, dst_repo, &om.items[i], NULL, NULL,
+						  NULL, depth + 1, err);
 			if (rc)
-				goto cleanup;
+				err_prefix(err, "index %s@%s: manifests[%zu]", src_repo, m->digest,
+					   i);
 		}
 	} else {
-		json_t *cfg = json_object_get(doc, "config");
-		if (!json_is_object(cfg)) {
-			rc = err_set(err, -EBADMSG, "manifest %s has no config", m->digest);
-			goto cleanup;
-		}
-		rc = add_desc(cfg, &blobs, &n, err);
-		size_t i;
-		json_t *l;
-		json_array_foreach(json_object_get(doc, "layers"), i, l)
-		{
-			if (rc)
-				break;
-			const char *lmt = json_string_value(json_object_get(l, "mediaType"));
-			if (json_object_get(l, "urls") && lmt &&
-			    (strstr(lmt, "foreign") || strstr(lmt, "nondistributable")))
-				continue; /* served from elsewhere: not copied */
-			rc = add_desc(l, &blobs, &n, err);
-		}
-		if (!rc)
-			rc = copy_blobs(r, src_repo, dst_repo, blobs, n, err);
+		image_blobs(&om, &blobs, &n);
+		rc = copy_blobs(r, src_repo, dst_repo, blobs, n, false, err);
 		if (rc)
-			goto cleanup;
+			err_prefix(err, "manifest %s@%s", src_repo, m->digest);
 	}
+	if (rc)
+		goto cleanup;
 	rc = registry_manifest_put(r->o->dst, dst_repo, put_ref, m->media_type, m->body.data,
 				   m->body.len, dst_digest, err);
+	if (rc && om.kind == REGISTRY_KIND_IMAGE && registry_err_blob_unknown(err))
+		rc = recopy_and_put(r, src_repo, dst_repo, m, put_ref, dst_digest, blobs, n, err);
 cleanup:
 	free(blobs);
-	json_decref(doc);
+	oci_manifest_release(&om);
 	return rc;
 }
 
-static int get_and_copy(struct run *r, const char *repo, const char *dst_repo, json_t *desc,
-			const char *put_ref, char *dst_digest, char *put_mt, struct dth_err *err)
+/* GET the child manifest d of an index (by digest: the bytes are checked),
+ * check its size against d, and copy it to put_ref (NULL: its digest). */
+static int get_and_copy(struct run *r, const char *repo, const char *dst_repo,
+			const struct oci_desc *d, const char *put_ref, char *dst_digest,
+			char *put_mt, int depth, struct dth_err *err)
 {
-	const char *cd = json_string_value(json_object_get(desc, "digest"));
-	if (!cd || !registry_digest_valid(cd))
-		return err_set(err, -EBADMSG, "index has a child with a bad digest");
 	struct registry_manifest cm;
 	registry_manifest_init(&cm);
-	int rc = registry_manifest_get(r->o->src, repo, cd, &cm, err);
+	int rc = registry_manifest_get(r->o->src, repo, d->digest, &cm, err);
+	if (!rc && cm.size != d->size)
+		rc = err_set(err, -EBADMSG, "manifest %s@%s: %llu bytes, but its index says %llu",
+			     repo, d->digest, (unsigned long long)cm.size,
+			     (unsigned long long)d->size);
 	if (!rc)
 		rc = copy_manifest(r, repo, dst_repo, &cm, put_ref ? put_ref : cm.digest,
-				   dst_digest, 1, err);
+				   dst_digest, depth, err);
 	if (!rc && put_mt)
 		strlcpy_s(put_mt, cm.media_type, REGISTRY_MEDIA_TYPE_MAX);
 	registry_manifest_release(&cm);
+	return rc;
+}
+
+/* --platform for an image manifest: its config says its platform. */
+static int select_image(struct run *r, const char *repo, const char *dst_repo,
+			const struct registry_manifest *gm, const struct oci_manifest *om,
+			const char *tag, char *dd, bool *filtered, struct buf *note,
+			const char *want, struct dth_err *err)
+{
+	const struct image_sync_opts *o = r->o;
+	const struct oci_desc *cd = &om->config;
+	if (cd->size > REGISTRY_MANIFEST_MAX) /* not a config to read: copied as it is */
+		return copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
+	struct buf cb = BUF_INIT;
+	int rc = registry_blob_get(o->src, repo, cd->digest, cd->size, sink_buf, &cb, NULL, err);
+	if (rc) {
+		buf_release(&cb);
+		err_prefix(err, "config %s (for --platform)", cd->digest);
+		return rc;
+	}
+	json_t *c = json_loadb(cb.data ? cb.data : "", cb.len, 0, NULL);
+	buf_release(&cb);
+	const char *os = json_string_value(json_object_get(c, "os"));
+	const char *arch = json_string_value(json_object_get(c, "architecture"));
+	const char *var = json_string_value(json_object_get(c, "variant"));
+	if (!platform_matches(o, os, arch, var)) {
+		*filtered = true;
+		buf_addf(note, "skipped: the image is for %.64s/%.64s%s%.64s, not --platform %s",
+			 os ? os : "?", arch ? arch : "?", var ? "/" : "", var ? var : "", want);
+	} else {
+		rc = copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
+	}
+	json_decref(c);
+	return rc;
+}
+
+/* gm (an index) with only the children whose keep[] is set, as compact JSON
+ * (the other members kept in order). NULL when it cannot be written. */
+static char *filtered_index(const struct registry_manifest *gm, const bool *keep)
+{
+	json_t *doc = json_loadb(gm->body.data, gm->body.len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *ms = json_object_get(doc, "manifests");
+	if (!json_is_array(ms)) {
+		json_decref(doc);
+		return NULL;
+	}
+	json_t *sel = json_array();
+	for (size_t i = 0; i < json_array_size(ms); i++)
+		if (keep[i])
+			json_array_append(sel, json_array_get(ms, i));
+	json_object_set_new(doc, "manifests", sel);
+	char *body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	return body;
+}
+
+/* --platform for an index: the children of the selected platforms. */
+static int select_index(struct run *r, const char *repo, const char *dst_repo,
+			const struct registry_manifest *gm, const struct oci_manifest *om,
+			const char *tag, char *dd, char *put_mt, bool *filtered, struct buf *note,
+			const char *want, struct dth_err *err)
+{
+	bool *keep = xcalloc(om->n_items + 1, sizeof(*keep));
+	size_t nk = 0, first = 0;
+	for (size_t i = 0; i < om->n_items; i++) {
+		keep[i] = platform_desc_matches(r->o, &om->items[i]);
+		if (keep[i] && nk++ == 0)
+			first = i;
+	}
+	int rc = 0;
+	if (nk == 0) {
+		*filtered = true;
+		buf_addf(note, "skipped: no manifest of the index is for --platform %s", want);
+	} else if (nk == om->n_items) {
+		rc = copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
+	} else if (nk == 1) {
+		/* the tag becomes that platform's manifest itself (digest kept) */
+		rc = get_and_copy(r, repo, dst_repo, &om->items[first], tag, dd, put_mt, 1, err);
+		if (rc)
+			err_prefix(err, "index %s@%s: manifests[%zu]", repo, gm->digest, first);
+	} else {
+		/* a new index of the selected children: children first, then it */
+		for (size_t i = 0; i < om->n_items && !rc; i++) {
+			if (keep[i])
+				rc = get_and_copy(r, repo, dst_repo, &om->items[i], NULL, NULL,
+						  NULL, 1, err);
+			if (rc)
+				err_prefix(err, "index %s@%s: manifests[%zu]", repo, gm->digest, i);
+		}
+		char *body = rc ? NULL : filtered_index(gm, keep);
+		if (!rc && !body)
+			rc = err_set(err, -ENOMEM, "cannot write the filtered index");
+		if (!rc)
+			rc = registry_manifest_put(r->o->dst, dst_repo, tag, gm->media_type, body,
+						   strlen(body), dd, err);
+		free(body);
+	}
+	free(keep);
 	return rc;
 }
 
@@ -712,93 +864,22 @@ static int copy_selected(struct run *r, const char *repo, const char *dst_repo,
 	const struct image_sync_opts *o = r->o;
 	*filtered = false;
 	strlcpy_s(put_mt, gm->media_type, REGISTRY_MEDIA_TYPE_MAX);
-	enum registry_manifest_kind kind = registry_media_type_kind(gm->media_type);
-	json_t *doc = NULL;
-	if (o->n_platforms && (kind == REGISTRY_KIND_IMAGE || kind == REGISTRY_KIND_INDEX))
-		doc = json_loadb(gm->body.data, gm->body.len, 0, NULL);
-	if (!json_is_object(doc)) {
-		json_decref(doc);
+	if (!o->n_platforms)
 		return copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
-	}
+	struct oci_manifest om;
+	int rc = parse_manifest(repo, gm, &om, err);
+	if (rc)
+		return rc;
 	struct buf want = BUF_INIT;
 	platforms_str(o, &want);
-	int rc = 0;
-	json_t *keep = NULL;
-	if (kind == REGISTRY_KIND_IMAGE) {
-		json_t *cfg = json_object_get(doc, "config");
-		const char *cd = json_string_value(json_object_get(cfg, "digest"));
-		json_t *sz = json_object_get(cfg, "size");
-		if (!cd || !registry_digest_valid(cd) || !json_is_integer(sz) ||
-		    json_integer_value(sz) < 0 ||
-		    (uint64_t)json_integer_value(sz) > REGISTRY_MANIFEST_MAX) {
-			rc = copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
-			goto out;
-		}
-		struct buf cb = BUF_INIT;
-		rc = registry_blob_get(o->src, repo, cd, (uint64_t)json_integer_value(sz), sink_buf,
-				       &cb, NULL, err);
-		if (rc) {
-			buf_release(&cb);
-			err_prefix(err, "config %s (for --platform)", cd);
-			goto out;
-		}
-		json_t *c = json_loadb(cb.data, cb.len, 0, NULL);
-		buf_release(&cb);
-		const char *os = json_string_value(json_object_get(c, "os"));
-		const char *arch = json_string_value(json_object_get(c, "architecture"));
-		const char *var = json_string_value(json_object_get(c, "variant"));
-		if (!platform_matches(o, os, arch, var)) {
-			*filtered = true;
-			buf_addf(note, "skipped: the image is for %s/%s%s%s, not --platform %s",
-				 os ? os : "?", arch ? arch : "?", var ? "/" : "", var ? var : "",
-				 want.data);
-			json_decref(c);
-			goto out;
-		}
-		json_decref(c);
-		rc = copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
-		goto out;
-	}
-	json_t *ms = json_object_get(doc, "manifests");
-	keep = json_array();
-	size_t i;
-	json_t *c;
-	json_array_foreach(ms, i, c)
-	{
-		if (platform_json_matches(o, json_object_get(c, "platform")))
-			json_array_append(keep, c);
-	}
-	size_t nk = json_array_size(keep);
-	if (nk == 0) {
-		*filtered = true;
-		buf_addf(note, "skipped: no manifest of the index is for --platform %s", want.data);
-	} else if (nk == json_array_size(ms)) {
-		rc = copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
-	} else if (nk == 1) {
-		/* the tag becomes that platform's manifest itself (digest kept) */
-		rc = get_and_copy(r, repo, dst_repo, json_array_get(keep, 0), tag, dd, put_mt, err);
-	} else {
-		/* a new index of the selected children: children first, then it */
-		json_array_foreach(keep, i, c)
-		{
-			rc = get_and_copy(r, repo, dst_repo, c, NULL, NULL, NULL, err);
-			if (rc)
-				goto out;
-		}
-		json_object_set(doc, "manifests", keep);
-		char *body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (!body) {
-			rc = err_set(err, -ENOMEM, "cannot write the filtered index");
-			goto out;
-		}
-		rc = registry_manifest_put(o->dst, dst_repo, tag, gm->media_type, body,
-					   strlen(body), dd, err);
-		free(body);
-	}
-out:
-	json_decref(keep);
-	json_decref(doc);
+	if (om.kind == REGISTRY_KIND_IMAGE)
+		rc = select_image(r, repo, dst_repo, gm, &om, tag, dd, filtered, note, want.data,
+				  err);
+	else
+		rc = select_index(r, repo, dst_repo, gm, &om, tag, dd, put_mt, filtered, note,
+				  want.data, err);
 	buf_release(&want);
+	oci_manifest_release(&om);
 	return rc;
 }
 

@@ -1717,6 +1717,13 @@ cleanup:
 	return rc;
 }
 
+bool registry_err_blob_unknown(const struct dth_err *err)
+{
+	return err && err->code &&
+	       (!strcmp(err->remote_code, "MANIFEST_BLOB_UNKNOWN") ||
+		!strcmp(err->remote_code, "BLOB_UNKNOWN"));
+}
+
 /* ---- blobs ---- */
 
 int registry_blob_head(struct registry_client *c, const char *repo, const char *digest,
@@ -1767,9 +1774,11 @@ struct blob_get {
 	const struct http_resp *resp;
 	uint64_t delivered; /* bytes the caller has */
 	uint64_t pos;	    /* position of the current answer in the blob */
-	uint64_t expect;
+	uint64_t expect;    /* the blob's exact size */
+	uint64_t announced; /* the size an answer announced, when not expect */
 	bool started;
 	bool sink_failed; /* the caller's sink, or our checks, stopped it */
+	bool too_long;	  /* stopped: the answer announced or sent more than expect */
 };
 
 static void blob_reset(void *p)
@@ -1790,12 +1799,33 @@ static int blob_start(struct blob_get *b)
 	if (st == 206) {
 		struct buf cr = BUF_INIT;
 		unsigned long long a = 0;
+		unsigned long long total = 0;
 		int ok = http_resp_header(b->resp, "Content-Range", &cr) == 0 &&
 			 sscanf(buf_str(&cr), "bytes %llu-", &a) == 1;
+		const char *sl = ok ? strchr(buf_str(&cr), '/') : NULL;
+		bool has_total = sl && sscanf(sl + 1, "%llu", &total) == 1;
 		buf_release(&cr);
 		if (!ok)
 			return -EPROTO;
 		b->pos = a;
+		if (has_total && total != b->expect) {
+			b->announced = total;
+			b->too_long = total > b->expect;
+			return -EBADMSG;
+		}
+	} else {
+		/* a whole answer announcing another size is refused before a byte
+		 * of it is read */
+		struct buf cl = BUF_INIT;
+		uint64_t n = 0;
+		bool has_len = http_resp_header(b->resp, "Content-Length", &cl) == 0 &&
+			       parse_u64(buf_str(&cl), &n) == 0;
+		buf_release(&cl);
+		if (has_len && n != b->expect) {
+			b->announced = n;
+			b->too_long = n > b->expect;
+			return -EBADMSG;
+		}
 	}
 	if (b->pos > b->delivered)
 		return -EPROTO;
@@ -1824,8 +1854,9 @@ static int blob_sink(void *p, const void *data, size_t len)
 	}
 	if (len == 0)
 		return 0;
-	if (b->expect && b->delivered + len > b->expect) {
+	if (len > b->expect - b->delivered) {
 		b->sink_failed = true;
+		b->too_long = true;
 		return -EBADMSG;
 	}
 	EVP_DigestUpdate(b->md, d, len);
@@ -1874,15 +1905,25 @@ int registry_blob_get(struct registry_client *c, const char *repo, const char *d
 	k.sink_failed = &b.sink_failed;
 	k.expect_len = expect_size;
 	rc = reg_do(c, &k, &resp, err);
-	if (rc == -EBADMSG && b.sink_failed) {
+	if (rc == -EBADMSG && b.sink_failed && b.announced) {
+		rc = err_set(err, -EBADMSG,
+			     "blob get %s: the registry announces %llu bytes, not %llu", k.what,
+			     (unsigned long long)b.announced, (unsigned long long)expect_size);
+		goto cleanup;
+	}
+	if (rc == -EBADMSG && b.sink_failed && b.too_long) {
 		rc = err_set(err, -EBADMSG, "blob get %s: more bytes than the expected %llu",
 			     k.what, (unsigned long long)expect_size);
 		goto cleanup;
 	}
 	if (rc)
 		goto cleanup;
-	if (!b.started && b.delivered == 0) {
-		/* an empty body never reached the sink */
+	if (size_out)
+		*size_out = b.delivered;
+	if (b.delivered != expect_size) {
+		rc = err_set(err, -EBADMSG, "blob get %s: %llu bytes, expected %llu", k.what,
+			     (unsigned long long)b.delivered, (unsigned long long)expect_size);
+		goto cleanup;
 	}
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
@@ -1890,16 +1931,9 @@ int registry_blob_get(struct registry_client *c, const char *repo, const char *d
 	EVP_DigestFinal_ex(b.md, md, &mdlen);
 	memcpy(got, "sha256:", 7);
 	hex_encode(md, mdlen, got + 7);
-	if (size_out)
-		*size_out = b.delivered;
 	if (strcmp(got, digest) != 0) {
 		rc = err_set(err, -EBADMSG, "blob get %s: the bytes served have digest %s", k.what,
 			     got);
-		goto cleanup;
-	}
-	if (expect_size && b.delivered != expect_size) {
-		rc = err_set(err, -EBADMSG, "blob get %s: %llu bytes, expected %llu", k.what,
-			     (unsigned long long)b.delivered, (unsigned long long)expect_size);
 		goto cleanup;
 	}
 cleanup:

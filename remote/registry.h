@@ -134,17 +134,26 @@ int registry_manifest_put(struct registry_client *c, const char *repo, const cha
 			  const char *media_type, const void *body, size_t len, char *digest_out,
 			  struct dth_err *err) WUR;
 
+/* True when err is a registry's refusal of a manifest for a blob it does not
+ * have (error code MANIFEST_BLOB_UNKNOWN or BLOB_UNKNOWN): the blob must be
+ * uploaded (again) before the manifest. */
+bool registry_err_blob_unknown(const struct dth_err *err);
+
 /* ---- blobs ---- */
 
 /* HEAD a blob: 0 and *size (may be NULL) when it exists, -ENOENT when not. */
 int registry_blob_head(struct registry_client *c, const char *repo, const char *digest,
 		       uint64_t *size, struct dth_err *err) WUR;
-/* GET a blob streamed to sink (which sees every byte exactly once, in order:
- * a dropped connection resumes with a Range request). The SHA-256 of the
- * bytes is checked against digest: -EBADMSG when it differs (the sink has then
- * seen bad bytes: discard them). expect_size > 0: a blob of another size is
- * -EBADMSG too. *size_out (may be NULL) gets the byte count. A sink's negative
- * return aborts with that value. */
+/* GET a blob of exactly expect_size bytes (its descriptor's size) streamed to
+ * sink, which sees every byte exactly once, in order (a dropped connection
+ * resumes with a Range request), and never more than expect_size bytes: an
+ * answer announcing another size (Content-Length, Content-Range's total) is
+ * refused before its body is read, one sending more is stopped at the first
+ * byte too many, and one ending short (after the resumes) is refused, all
+ * -EBADMSG. The SHA-256 of the bytes is checked against digest: -EBADMSG when
+ * it differs (the sink has then seen bad bytes: discard them). *size_out (may
+ * be NULL) gets the byte count. A sink's negative return aborts with that
+ * value. */
 int registry_blob_get(struct registry_client *c, const char *repo, const char *digest,
 		      uint64_t expect_size, http_sink_fn sink, void *sink_ctx, uint64_t *size_out,
 		      struct dth_err *err) WUR;

@@ -16,7 +16,7 @@ cd "$root" || exit 2
 
 secs=${1:-20}
 [ $# -gt 0 ] && shift
-targets=${*:-"s3_xml codec config filter sigv4"}
+targets=${*:-"s3_xml codec config filter sigv4 registry_manifest"}
 build=${BUILD:-build-fuzz}
 
 case $secs in

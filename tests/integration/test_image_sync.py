@@ -212,6 +212,123 @@ def test_large_layer_chunked_then_new_tag(ctx):
     _check_copied(repo, pre + "/" + repo, "v2")
 
 
+def test_lost_blob_copied_again(ctx):
+    """A layer recorded as present in the blobs database but gone from the
+    destination (deleted through the API, as garbage collection would): the
+    manifest PUT that needs it fails with MANIFEST_BLOB_UNKNOWN, dth drops
+    the image's blob records, copies its blobs again and retries once."""
+    lib.registry_url("src")
+    _config(ctx)
+    repo = "test/lost%d" % random.randrange(10 ** 9)
+    layer = lib.det_bytes("dth-image-lost-" + repo, 300 * 1024 + 7)
+    cfg1 = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},"lost":1}'
+    cfg2 = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},"lost":2}'
+    ld = "sha256:" + hashlib.sha256(layer).hexdigest()
+    _push_image(repo, "v1", layer, cfg1)
+    pre = _prefix("ilost")
+    dst_repo = pre + "/" + repo
+    res = _sync(ctx, [repo + ":v1"], "dst:" + pre)
+    assert (res["copied"], res["failed"], res["blobs"]) == (1, 0, 2), res
+    _check_copied(repo, dst_repo, "v1")
+
+    # the destination loses the layer (storage delete is enabled in the harness)
+    r = requests.delete("%s/v2/%s/blobs/%s" % (lib.registry_url("dst"), dst_repo, ld),
+                        auth=(lib.REG_USER, lib.REG_PASS), timeout=60)
+    assert r.status_code == 202, (r.status_code, r.text)
+    assert not _dst_has_blob(dst_repo, ld)
+
+    # a new tag needing that layer: the layer goes up again, the tag is complete
+    _push_image(repo, "v2", layer, cfg2)
+    off_dst = _log_size("dst")
+    res = _sync(ctx, [repo + ":v2"], "dst:" + pre)
+    assert (res["copied"], res["failed"]) == (1, 0), res
+    assert (res["blobs"], res["bytes"]) == (2, len(layer) + len(cfg2)), res
+    _check_copied(repo, dst_repo, "v2")
+    assert _dst_has_blob(dst_repo, ld)
+    puts = [p for m, p in _dth_requests("dst", off_dst) if m == "PUT" and "/manifests/" in p]
+    assert puts == ["/v2/%s/manifests/v2" % dst_repo] * 2, puts  # refused once, then stored
+    # the first tag is whole again too, and a rerun of both is at the floor
+    _check_copied(repo, dst_repo, "v1")
+    res = _sync(ctx, [repo + ":v1", repo + ":v2"], "dst:" + pre)
+    assert (res["copied"], res["skipped"], res["failed"]) == (0, 2, 0), res
+    assert res["requests"]["destination"]["total"] == 0, res["requests"]
+
+
+def _put_src_manifest(repo, tag, doc, mt):
+    body = json.dumps(doc, sort_keys=True).encode()
+    r = requests.put("%s/v2/%s/manifests/%s" % (lib.registry_url("src"), repo, tag), data=body,
+                     headers={"Content-Type": mt}, timeout=60)
+    assert r.status_code == 201, (r.status_code, r.text)  # the registry checks no size
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def test_lying_sizes_refused(ctx):
+    """Each descriptor must carry its blob's exact size: size 0 (allowed only
+    for the empty blob), a negative size, one a byte short or
+    long, a config of size 0, an index child of the wrong size. Each such tag
+    fails alone with a message naming the manifest and the descriptor, and
+    nothing of it reaches the destination; the honest tag is copied."""
+    lib.registry_url("src")
+    _config(ctx)
+    repo = "test/lies%d" % random.randrange(10 ** 9)
+    layer = lib.det_bytes("dth-image-lies-" + repo, 3 * lib.MiB + 11)
+    cfg = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},"lies":1}'
+    ld, cd = _push_blob(repo, layer), _push_blob(repo, cfg)
+
+    def image(layer_size, cfg_size=len(cfg)):
+        return {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": cd, "size": cfg_size},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": ld, "size": layer_size}]}
+
+    good = _put_src_manifest(repo, "good", image(len(layer)), OCI_MANIFEST)
+    index_mt = "application/vnd.oci.image.index.v1+json"
+    lies = {  # tag: (manifest, words the error must hold)
+        "zero": (image(0), ["layers[0]", ld, "size 0"]),
+        "negative": (image(-1), ["layers[0]", ld, "-1"]),
+        "short": (image(len(layer) - 1), [ld, "announces %d bytes" % len(layer)]),
+        "long": (image(len(layer) + 1), [ld, "announces %d bytes" % len(layer)]),
+        "cfgzero": (image(len(layer), 0), ["config", cd, "size 0"]),
+        "child": ({"schemaVersion": 2, "mediaType": index_mt,
+                   "manifests": [{"mediaType": OCI_MANIFEST, "digest": good,
+                                  "size": len(lib.skopeo_raw("src", repo + ":good")) + 1,
+                                  "platform": {"os": "linux", "architecture": "amd64"}}]},
+                  [good, "its index says"]),
+    }
+    digests = {}
+    try:
+        for tag, (doc, _) in lies.items():
+            digests[tag] = _put_src_manifest(repo, tag, doc, doc["mediaType"])
+        _check_lies(ctx, repo, lies, digests, ld, len(cfg))
+    finally:  # --all of a later test must not meet them
+        for d in digests.values():
+            r = requests.delete("%s/v2/%s/manifests/%s" % (lib.registry_url("src"), repo, d),
+                                timeout=60)
+            assert r.status_code == 202, (r.status_code, r.text)
+
+
+def _check_lies(ctx, repo, lies, digests, ld, cfg_len):
+    pre = _prefix("ilies")
+    dst_repo = pre + "/" + repo
+    res = _sync(ctx, ["%s:%s" % (repo, t) for t in lies], "dst:" + pre, check_exit=1)
+    assert (res["images"], res["copied"], res["failed"]) == (len(lies), 0, len(lies)), res
+    errors = dict((f["image"].split(":")[1], f["error"]) for f in res["failures"])
+    for tag, (_, words) in lies.items():
+        msg = errors[tag]
+        kind = "index" if tag == "child" else "manifest"
+        assert "%s %s@%s" % (kind, repo, digests[tag]) in msg, (tag, msg)
+        for w in words:
+            assert w in msg, (tag, w, msg)
+    assert res["bytes"] <= cfg_len, res  # no byte of the layer went up
+    assert _dst_tags(dst_repo) is None
+    assert not _dst_has_blob(dst_repo, ld)
+    # the same blobs under an honest manifest: copied
+    res = _sync(ctx, [repo + ":good"], "dst:" + pre)
+    assert (res["copied"], res["failed"]) == (1, 0), res
+    _check_copied(repo, dst_repo, "good")
+
+
 def test_cross_repo_mount(ctx):
     test_registry.images()
     _config(ctx)

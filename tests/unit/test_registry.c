@@ -332,6 +332,23 @@ static void test_media_types(void)
 	is_int(registry_media_type_kind(""), REGISTRY_KIND_UNKNOWN, "empty");
 }
 
+static void test_blob_unknown(void)
+{
+	struct dth_err e;
+	err_clear(&e);
+	ok(!registry_err_blob_unknown(&e), "blob unknown: no error");
+	ok(!registry_err_blob_unknown(NULL), "blob unknown: NULL");
+	err_set(&e, -EINVAL, "manifest put x:v1: 400 MANIFEST_BLOB_UNKNOWN: blob unknown");
+	strlcpy_s(e.remote_code, "MANIFEST_BLOB_UNKNOWN", sizeof(e.remote_code));
+	ok(registry_err_blob_unknown(&e), "blob unknown: MANIFEST_BLOB_UNKNOWN");
+	strlcpy_s(e.remote_code, "BLOB_UNKNOWN", sizeof(e.remote_code));
+	ok(registry_err_blob_unknown(&e), "blob unknown: BLOB_UNKNOWN");
+	strlcpy_s(e.remote_code, "MANIFEST_INVALID", sizeof(e.remote_code));
+	ok(!registry_err_blob_unknown(&e), "blob unknown: not for MANIFEST_INVALID");
+	strlcpy_s(e.remote_code, "MANIFEST_BLOB_UNKNOWNX", sizeof(e.remote_code));
+	ok(!registry_err_blob_unknown(&e), "blob unknown: whole code compared");
+}
+
 static void test_client_new(void)
 {
 	struct http_engine *h = http_engine_new(&(struct http_engine_opts){.tls_verify = true});
@@ -709,23 +726,45 @@ static void test_fake_server(void)
 	ok(f.storage_auth_seen && f.storage_auth[0] == '\0',
 	   "no Authorization sent to the storage host");
 
+	/* the exact size is required: an answer of another size is refused before
+	 * the sink sees a byte of it (a size of 0 is no exception: it means 0) */
+	const uint64_t bad_sizes[] = {0, 1, sizeof(blob_data) - 2, sizeof(blob_data), 100 << 20};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_sizes); i++) {
+		buf_reset(&col.b);
+		err_clear(&e);
+		rc = registry_blob_get(c, "x", blob_digest, bad_sizes[i], collect_sink, &col, &size,
+				       &e);
+		is_int(rc, -EBADMSG, "blob get expecting %llu bytes: -EBADMSG (%s)",
+		       (unsigned long long)bad_sizes[i], e.message);
+		ok(col.b.len == 0, "expecting %llu bytes: the sink saw none of the %zu",
+		   (unsigned long long)bad_sizes[i], sizeof(blob_data) - 1);
+		ok(strstr(e.message, "announces 39 bytes") != NULL, "the message says why");
+	}
+
 	/* a connection dropped mid-body resumes with Range; the sink sees each byte once */
 	f.mode = 5;
 	f.blob_attempts = 0;
 	buf_reset(&col.b);
 	err_clear(&e);
-	rc = registry_blob_get(c, "x", blob_digest, 0, collect_sink, &col, &size, &e);
+	rc = registry_blob_get(c, "x", blob_digest, sizeof(blob_data) - 1, collect_sink, &col,
+			       &size, &e);
 	is_int(rc, 0, "blob get resumed after a reset: %s", e.message);
 	ok(col.b.len == sizeof(blob_data) - 1 && !memcmp(col.b.data, blob_data, col.b.len),
 	   "resumed bytes exact, none repeated");
 	is_int(f.blob_attempts, 2, "two storage requests");
 
-	/* corrupted bytes */
+	/* corrupted bytes (of the size asked for) */
 	f.mode = 6;
 	buf_reset(&col.b);
 	err_clear(&e);
-	rc = registry_blob_get(c, "x", blob_digest, 0, collect_sink, &col, &size, &e);
+	rc = registry_blob_get(c, "x", blob_digest, 9, collect_sink, &col, &size, &e);
 	is_int(rc, -EBADMSG, "digest mismatch: -EBADMSG (%s)", e.message);
+	ok(strstr(e.message, "digest") != NULL, "the message says digest");
+	/* fewer bytes than the size asked for */
+	buf_reset(&col.b);
+	err_clear(&e);
+	rc = registry_blob_get(c, "x", blob_digest, 10, collect_sink, &col, &size, &e);
+	is_int(rc, -EBADMSG, "short answer: -EBADMSG (%s)", e.message);
 
 	/* tags with Link pagination */
 	f.mode = 0;
@@ -810,6 +849,7 @@ int main(void)
 	test_link();
 	test_resolve();
 	test_media_types();
+	test_blob_unknown();
 	test_client_new();
 	test_ratelimit_parse();
 	test_fake_server();
