@@ -219,6 +219,12 @@ else
 	# memstore keeps every object in RAM and radosgw stalls when it is full;
 	# the suite stores a few GiB (the mount tests' 1 GiB object among them),
 	# and RAM is only taken as objects are written.
+	# Secrets of this run's test servers: long and random, so the tests can
+	# search every output of dth for them (lib.check_no_secrets).
+	rand() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+	export DTH_TEST_RGW_SECRET=${DTH_TEST_RGW_SECRET:-rgw-$(rand)}
+	export DTH_TEST_RP_SECRET=${DTH_TEST_RP_SECRET:-rp-$(rand)}
+	export DTH_TEST_REG_PASS=${DTH_TEST_REG_PASS:-reg-$(rand)}
 	if DTH_TEST_MEMSTORE_BYTES=${DTH_TEST_MEMSTORE_BYTES:-12884901888} \
 		bash tests/harness/ceph.sh start "$RUN_DIR/ceph" &&
 		SERVERS_STARTED=1 &&

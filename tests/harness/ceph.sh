@@ -11,8 +11,11 @@
 # Environment (defaults in brackets):
 #   DTH_TEST_RGW_PORT_A [7480]  DTH_TEST_RGW_PORT_B [7481]  DTH_TEST_MON_PORT [6789]
 #   DTH_TEST_MEMSTORE_BYTES [6442450944]
-# Users: test/test (owner of everything the tests create) and rp/rpsecret
-# (a second user, for requester-pays checks).
+#   DTH_TEST_RGW_SECRET [test]  DTH_TEST_RP_SECRET [rpsecret]  the users' secret keys
+# Users: test/$DTH_TEST_RGW_SECRET (owner of everything the tests create) and
+# rp/$DTH_TEST_RP_SECRET (a second user, for requester-pays checks). The test
+# suite gives them values of its own per run, so it can search every output
+# of dth for them (no secret may appear).
 set -euo pipefail
 
 usage() {
@@ -28,6 +31,8 @@ PORT_A=${DTH_TEST_RGW_PORT_A:-7480}
 PORT_B=${DTH_TEST_RGW_PORT_B:-7481}
 MON_PORT=${DTH_TEST_MON_PORT:-6789}
 MEM_BYTES=${DTH_TEST_MEMSTORE_BYTES:-6442450944}
+RGW_SECRET=${DTH_TEST_RGW_SECRET:-test}
+RP_SECRET=${DTH_TEST_RP_SECRET:-rpsecret}
 DAEMONS="client.rgw.a client.rgw.b osd.0 mon.a"
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -150,9 +155,9 @@ CONF
 	# Users and a second storage class (STANDARD_IA, for --storage-class
 	# tests) are set up before the gateways start, which read them at start.
 	radosgw-admin -c "$C" user create --uid test --display-name test \
-		--access-key test --secret test >/dev/null 2>>"$BASE/log/stderr.log"
+		--access-key test --secret "$RGW_SECRET" >/dev/null 2>>"$BASE/log/stderr.log"
 	radosgw-admin -c "$C" user create --uid rp --display-name "requester pays" \
-		--access-key rp --secret rpsecret >/dev/null 2>>"$BASE/log/stderr.log"
+		--access-key rp --secret "$RP_SECRET" >/dev/null 2>>"$BASE/log/stderr.log"
 	radosgw-admin -c "$C" zonegroup placement add --rgw-zonegroup default \
 		--placement-id default-placement --storage-class STANDARD_IA \
 		>/dev/null 2>>"$BASE/log/stderr.log"
@@ -171,9 +176,11 @@ export DTH_TEST_RGW_A=http://127.0.0.1:$PORT_A
 export DTH_TEST_RGW_B=http://127.0.0.1:$PORT_B
 export DTH_TEST_RGW_A_ASOK=$BASE/run/client.rgw.a.asok
 export DTH_TEST_RGW_B_ASOK=$BASE/run/client.rgw.b.asok
+export DTH_TEST_RGW_SECRET=$RGW_SECRET
+export DTH_TEST_RP_SECRET=$RP_SECRET
 ENV
 	trap - ERR
-	echo "ceph ready in $BASE: radosgw A http://127.0.0.1:$PORT_A, B http://127.0.0.1:$PORT_B (test/test); pids $(cat "$BASE/pids")"
+	echo "ceph ready in $BASE: radosgw A http://127.0.0.1:$PORT_A, B http://127.0.0.1:$PORT_B (user test); pids $(cat "$BASE/pids")"
 }
 
 case $CMD in

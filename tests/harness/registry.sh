@@ -2,7 +2,8 @@
 # Three throw-away docker-registry (distribution 2.8) instances on loopback for
 # the integration tests, and the token server the third one needs:
 #   src    no auth                              DTH_TEST_REG_PORT_SRC   [5000]
-#   dst    htpasswd basic auth testuser/testpass DTH_TEST_REG_PORT_DST   [5001]
+#   dst    htpasswd basic auth testuser/$DTH_TEST_REG_PASS [testpass]
+#                                               DTH_TEST_REG_PORT_DST   [5001]
 #   token  bearer tokens (auth: token)           DTH_TEST_REG_PORT_TOKEN [5002]
 #          from tests/harness/token-server.py    DTH_TEST_REG_PORT_AUTH  [5003]
 # src also accepts schema 1 manifests (compatibility.schema1.enabled), so a
@@ -23,6 +24,7 @@ BASE=$2
 case $BASE in /*) ;; *) BASE="$PWD/$BASE" ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 
+REG_PASS=${DTH_TEST_REG_PASS:-testpass}
 PORT_SRC=${DTH_TEST_REG_PORT_SRC:-5000}
 PORT_DST=${DTH_TEST_REG_PORT_DST:-5001}
 PORT_TOKEN=${DTH_TEST_REG_PORT_TOKEN:-5002}
@@ -138,7 +140,7 @@ start() {
 	rm -rf "$BASE"
 	mkdir -p "$BASE/data/src" "$BASE/data/dst" "$BASE/data/token" "$BASE/logs"
 	: >"$BASE/pids"
-	htpasswd -Bbn testuser testpass >"$BASE/htpasswd"
+	htpasswd -Bbn testuser "$REG_PASS" >"$BASE/htpasswd"
 
 	write_config src "$PORT_SRC" "compatibility:
   schema1:
@@ -154,7 +156,7 @@ start() {
     issuer: $ISSUER
     rootcertbundle: $BASE/token.crt"
 
-	nohup "$py" "$HERE/token-server.py" "$BASE" "$PORT_AUTH" "$SERVICE" "$ISSUER" \
+	DTH_TEST_REG_PASS=$REG_PASS nohup "$py" "$HERE/token-server.py" "$BASE" "$PORT_AUTH" "$SERVICE" "$ISSUER" \
 		>"$BASE/logs/token-server.log" 2>&1 &
 	p=$!
 	echo $p >>"$BASE/pids"
@@ -178,7 +180,7 @@ export DTH_TEST_REG_DST=http://127.0.0.1:$PORT_DST
 export DTH_TEST_REG_TOKEN=http://127.0.0.1:$PORT_TOKEN
 export DTH_TEST_REG_AUTH=http://127.0.0.1:$PORT_AUTH/token
 export DTH_TEST_REG_USER=testuser
-export DTH_TEST_REG_PASS=testpass
+export DTH_TEST_REG_PASS=$REG_PASS
 EOF
 	echo "registry.sh: src :$PORT_SRC, dst :$PORT_DST (basic), token :$PORT_TOKEN (bearer via :$PORT_AUTH); env in $BASE/env"
 }

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-USER, PASSWORD = "testuser", "testpass"
+USER, PASSWORD = "testuser", os.environ.get("DTH_TEST_REG_PASS", "testpass")
 
 
 def make_key(directory):

@@ -41,8 +41,10 @@ MiB = 1024 * 1024
 RUN_ID = "%06x" % random.SystemRandom().randrange(1 << 24)
 
 # Credentials of the test servers (see tests/harness/ceph.sh, s3rver.sh).
-RGW_KEY, RGW_SECRET = "test", "test"
-RP_KEY, RP_SECRET = "rp", "rpsecret"  # a second radosgw user
+# The harness takes the secrets from the environment (tests/run-all.sh draws
+# new ones each run), so every output of dth can be searched for them.
+RGW_KEY, RGW_SECRET = "test", os.environ.get("DTH_TEST_RGW_SECRET", "test")
+RP_KEY, RP_SECRET = "rp", os.environ.get("DTH_TEST_RP_SECRET", "rpsecret")  # a second user
 S3RVER_KEY, S3RVER_SECRET = "S3RVER", "S3RVER"
 
 
@@ -398,6 +400,27 @@ class DthError(AssertionError):
     pass
 
 
+_extra_secrets = set()
+
+
+def register_secret(value):
+    """A secret a test hands to dth besides the harness's own: it is searched
+    for in dth's outputs too."""
+    _extra_secrets.add(value)
+    return value
+
+
+def secrets_in_use():
+    """The secret values dth is given in this run that are distinctive enough
+    to search for (tests/run-all.sh draws long random ones; a short default
+    like "test" would match everywhere and is skipped)."""
+    vals = {RGW_SECRET, RP_SECRET, REG_PASS} | _extra_secrets
+    return sorted(v for v in vals if v and len(v) >= 12)
+
+
+SECRET_SCAN_MAX = 64 * 1024 * 1024
+
+
 class Context:
     """Per-test state: a directory, a config file (mode 600) with the remotes
     src (radosgw A), dst (radosgw B) and s3rver (when running), a state dir,
@@ -411,6 +434,8 @@ class Context:
         self.last_stderr = ""
         self.last_cmd = None
         self._tasks = 0
+        self._outputs = []  # stdout and stderr of every dth run, for check_no_secrets
+        self._written = set()  # files the test wrote (configs): they hold secrets
         self.write_config()
 
     # -- config
@@ -427,6 +452,7 @@ class Context:
     def write_config(self, text=None, extra="", path=None, mode=0o600):
         """Write the config file (default: the standard remotes, plus extra)."""
         path = path or self.config
+        self._written.add(os.path.abspath(path))
         if text is None:
             text = self.default_remotes() + extra
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -477,6 +503,7 @@ class Context:
         out = out.decode("utf-8", "replace")
         err = err.decode("utf-8", "replace")
         self.last_stderr = err
+        self._outputs.append(out + err)
         for m in SANITIZER_MARKERS:
             if m in err:
                 raise DthError("sanitizer report in dth stderr (%s)" % m)
@@ -503,6 +530,7 @@ class Context:
         out = p.stdout.decode("utf-8", "replace")
         err = p.stderr.decode("utf-8", "replace")
         self.last_stderr = err
+        self._outputs.append(out + err)
         if p.returncode != 0:
             raise DthError("dth %s exited %d" % (" ".join(args[:1]), p.returncode))
         with open(rss_file) as f:
@@ -551,6 +579,43 @@ class Context:
         if json_out:
             a.append("--json")
         return self.run_dth(a, env=e, check_exit=check_exit, timeout=timeout)
+
+    def wrote(self, path):
+        """Mark a file the test wrote that holds secrets (a config) so that
+        check_no_secrets does not search it."""
+        self._written.add(os.path.abspath(path))
+        return path
+
+    def check_no_secrets(self):
+        """No secret in use may appear in anything dth printed (stdout,
+        stderr, --json) or wrote in the test directory (logs, stats files,
+        the manifest), config files the test wrote aside. Raises DthError
+        naming where one was found."""
+        secrets = secrets_in_use()
+        if not secrets:
+            return
+        found = []
+        for i, text in enumerate(self._outputs):
+            for s in secrets:
+                if s in text:
+                    found.append("output of dth run %d" % (i + 1))
+        enc = [s.encode() for s in secrets]
+        for root, _dirs, files in os.walk(self.dir):
+            for fn in files:
+                path = os.path.abspath(os.path.join(root, fn))
+                if path in self._written or fn.endswith((".conf", "htpasswd")):
+                    continue
+                try:
+                    if os.path.getsize(path) > SECRET_SCAN_MAX or not os.path.isfile(path):
+                        continue
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                if any(s in data for s in enc):
+                    found.append(os.path.relpath(path, self.dir))
+        if found:
+            raise DthError("a secret in use appears in: %s" % ", ".join(sorted(set(found))[:10]))
 
     def cleanup(self, passed):
         if passed and not os.environ.get("DTH_TEST_KEEP"):
@@ -1086,7 +1151,7 @@ class Mount:
 # --------------------------------------------------------------------------
 # container registries (tests/harness/registry.sh, make-images.sh)
 
-REG_USER, REG_PASS = "testuser", "testpass"
+REG_USER, REG_PASS = "testuser", os.environ.get("DTH_TEST_REG_PASS", "testpass")
 REG_VARS = {"src": "DTH_TEST_REG_SRC", "dst": "DTH_TEST_REG_DST", "token": "DTH_TEST_REG_TOKEN"}
 
 

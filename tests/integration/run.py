@@ -98,6 +98,7 @@ def main():
                 fn(ctx)
             else:
                 fn()
+            ctx.check_no_secrets()
             ok = True
             passed += 1
             print("ok %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)

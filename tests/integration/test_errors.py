@@ -7,7 +7,7 @@ import socket
 
 import lib
 
-WRONG_SECRET = "WrongSecret-dth-7f3a9cQ"
+WRONG_SECRET = lib.register_secret("WrongSecret-dth-7f3a9cQ")
 
 
 def _seed(ctx, n=5, tag="err"):
@@ -157,6 +157,6 @@ def test_environment_overrides_config_file(ctx):
     ctx.write_config(lib.remote_section("src", "a", key="test", secret=WRONG_SECRET)
                      + lib.remote_section("dst", "b"))
     ctx.sync("src:" + src, "dst:" + dst, check_exit=3, json_out=False)
-    res = ctx.sync("src:" + src, "dst:" + dst, env={"DTH_REMOTE_SRC_SECRET_ACCESS_KEY": "test"})
+    res = ctx.sync("src:" + src, "dst:" + dst, env={"DTH_REMOTE_SRC_SECRET_ACCESS_KEY": lib.RGW_SECRET})
     assert res["transferred"] == 4 and res["failed"] == 0, res
     lib.assert_same_keys(lib.list_all(lib.s3("b"), dst), md5)

@@ -4,6 +4,8 @@ sent only after the listing completed, names and specs that do not fit.
 Deletes are counted at radosgw (its access log), and the destination is
 listed with boto3: neither relies on what dth says about itself."""
 
+import os
+
 import lib
 
 
@@ -130,3 +132,28 @@ def test_long_task_name_refused_up_front(ctx):
     rc, out, err = ctx.sync("src:%s/%s/" % (src, "q" * 1100), "dst:" + dst, task="spec",
                             check_exit=2, parse=False)
     assert "cannot be recorded" in err, err
+
+
+def test_secret_scan_can_fail(ctx):
+    """The search for secrets that every test ends with (lib.check_no_secrets)
+    finds one written where dth writes: this test would fail without it."""
+    secrets = lib.secrets_in_use()
+    if not secrets:
+        lib.skip("the servers use default secrets (start them with tests/run-all.sh)")
+    leak = os.path.join(ctx.dir, "state", "leak.log")
+    os.makedirs(os.path.dirname(leak), exist_ok=True)
+    with open(leak, "w") as f:
+        f.write("error: signature of %s\n" % secrets[0])
+    try:
+        ctx.check_no_secrets()
+        raise AssertionError("check_no_secrets did not find the planted secret")
+    except lib.DthError as e:
+        assert "leak.log" in str(e), e
+    os.unlink(leak)
+    ctx._outputs.append("x" + secrets[-1] + "x")
+    try:
+        ctx.check_no_secrets()
+        raise AssertionError("check_no_secrets did not find a secret in an output")
+    except lib.DthError:
+        pass
+    ctx._outputs.pop()
