@@ -174,7 +174,7 @@ static int pick_from(void *ctx, const struct blob_record *br)
 	struct mount_pick *p = ctx;
 	if (!strcmp(br->repo, p->repo))
 		return 0;
-	strlcpy_s(p->from, br->repo, sizeof(p->from));
+	str_copy_fit(p->from, br->repo, sizeof(p->from));
 	return 1;
 }
 
@@ -566,10 +566,10 @@ int image_parse_platforms(const char *s, struct image_platform **out, size_t *n,
 				      *c == '.'))
 					goto bad;
 		}
-		strlcpy_s(pl.os, f[0], sizeof(pl.os));
-		strlcpy_s(pl.arch, f[1], sizeof(pl.arch));
+		str_copy_fit(pl.os, f[0], sizeof(pl.os));
+		str_copy_fit(pl.arch, f[1], sizeof(pl.arch));
 		if (f[2])
-			strlcpy_s(pl.variant, f[2], sizeof(pl.variant));
+			str_copy_fit(pl.variant, f[2], sizeof(pl.variant));
 		*out = realloc(*out, (*n + 1) * sizeof(**out));
 		if (!*out)
 			abort();
@@ -751,7 +751,7 @@ static int get_and_copy(struct run *r, const char *repo, const char *dst_repo,
 		rc = copy_manifest(r, repo, dst_repo, &cm, put_ref ? put_ref : cm.digest,
 				   dst_digest, depth, err);
 	if (!rc && put_mt)
-		strlcpy_s(put_mt, cm.media_type, REGISTRY_MEDIA_TYPE_MAX);
+		str_copy_fit(put_mt, cm.media_type, REGISTRY_MEDIA_TYPE_MAX);
 	registry_manifest_release(&cm);
 	return rc;
 }
@@ -863,7 +863,7 @@ static int copy_selected(struct run *r, const char *repo, const char *dst_repo,
 {
 	const struct image_sync_opts *o = r->o;
 	*filtered = false;
-	strlcpy_s(put_mt, gm->media_type, REGISTRY_MEDIA_TYPE_MAX);
+	str_copy_fit(put_mt, gm->media_type, REGISTRY_MEDIA_TYPE_MAX);
 	if (!o->n_platforms)
 		return copy_manifest(r, repo, dst_repo, gm, tag, dd, 0, err);
 	struct oci_manifest om;
@@ -1031,16 +1031,16 @@ static int sync_tag(struct run *r, const char *repo, const char *tag, const char
 		buf_release(&note);
 		goto failed;
 	}
-	strlcpy_s(rec.src_digest, gm.digest, sizeof(rec.src_digest));
-	strlcpy_s(rec.dst_digest, dd, sizeof(rec.dst_digest));
-	strlcpy_s(rec.media_type, put_mt, sizeof(rec.media_type));
+	str_copy_fit(rec.src_digest, gm.digest, sizeof(rec.src_digest));
+	str_copy_fit(rec.dst_digest, dd, sizeof(rec.dst_digest));
+	str_copy_fit(rec.media_type, put_mt, sizeof(rec.media_type));
 	rec.size = gm.size;
 	rec.platforms_fp = sel_fp;
 	rec.attempts++;
 	rec.last_error[0] = '\0';
 	if (filtered) {
 		rec.status = OBJ_SKIPPED;
-		strlcpy_s(rec.last_error, note.data, sizeof(rec.last_error));
+		str_copy_msg(rec.last_error, note.data, sizeof(rec.last_error));
 		pthread_mutex_lock(&r->mu);
 		r->res->filtered++;
 		pthread_mutex_unlock(&r->mu);
@@ -1066,7 +1066,7 @@ failed:
 	fail_image(r, ref.data, rc, &err);
 	rec.status = OBJ_FAILED;
 	rec.attempts++;
-	strlcpy_s(rec.last_error, err.message, sizeof(rec.last_error));
+	str_copy_msg(rec.last_error, err.message, sizeof(rec.last_error));
 	wrc = manifest_writer_put_image(r->w, o->task_id, ref.data, ref.len, &rec);
 out:
 	registry_manifest_release(&hm);

@@ -213,7 +213,7 @@ static int fill_listing(struct planner *p, struct head *h, struct s3_lister *l, 
 		if (rc)
 			return rc;
 		h->size = e->size;
-		strlcpy_s(h->etag, e->etag, sizeof(h->etag));
+		str_copy_fit(h->etag, e->etag, sizeof(h->etag));
 		h->last_modified = e->last_modified;
 		if (is_src)
 			p->listed++;
@@ -249,7 +249,7 @@ static int fill_manifest(struct planner *p, struct dth_err *err)
 		if (rc)
 			return rc;
 		h->size = h->rec.size;
-		strlcpy_s(h->etag, h->rec.etag, sizeof(h->etag));
+		str_copy_fit(h->etag, h->rec.etag, sizeof(h->etag));
 		h->last_modified = h->rec.last_modified;
 	}
 	return 0;
@@ -308,14 +308,14 @@ int planner_next(struct planner *p, struct plan *out, struct dth_err *err)
 		out->in_dst = d;
 		if (s) {
 			out->size = p->hs.size;
-			strlcpy_s(out->etag, p->hs.etag, sizeof(out->etag));
+			str_copy_fit(out->etag, p->hs.etag, sizeof(out->etag));
 			out->last_modified = p->hs.last_modified;
 		}
 		if (m)
 			out->rec = p->hm.rec;
 		if (d) {
 			out->dst_size = p->hd.size;
-			strlcpy_s(out->dst_etag, p->hd.etag, sizeof(out->dst_etag));
+			str_copy_fit(out->dst_etag, p->hd.etag, sizeof(out->dst_etag));
 		}
 		/* Consume the heads that matched. */
 		if (s)

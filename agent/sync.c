@@ -126,7 +126,7 @@ static int check_destination(const struct sync_opts *o, struct sync_result *res,
 	if (rc) {
 		if (rc == -EACCES && !strstr(err->message, "credentials")) {
 			char msg[sizeof(err->message)];
-			strlcpy_s(msg, err->message, sizeof(msg));
+			str_copy_fit(msg, err->message, sizeof(msg));
 			err_set(err, rc, "%s (the credentials were refused or lack permission)",
 				msg);
 		}
@@ -292,10 +292,10 @@ static int refuse_key(struct run *r, const struct plan *p, const char *why, stru
 	memset(&rec, 0, sizeof(rec));
 	rec.size = p->size;
 	rec.last_modified = p->last_modified;
-	strlcpy_s(rec.etag, p->etag, sizeof(rec.etag));
+	str_copy_fit(rec.etag, p->etag, sizeof(rec.etag));
 	rec.status = OBJ_FAILED;
 	rec.attempts = (p->has_rec ? p->rec.attempts : 0) + 1;
-	strlcpy_s(rec.last_error, why, sizeof(rec.last_error));
+	str_copy_msg(rec.last_error, why, sizeof(rec.last_error));
 	int rc = manifest_writer_put_obj(r->w, o->task_id, p->key, p->key_len, &rec);
 	if (rc)
 		err_set(err, rc, "writing the manifest: %s", strerror(-rc));
@@ -314,10 +314,10 @@ static int adopt(struct run *r, const struct plan *p, struct dth_err *err)
 	memset(&rec, 0, sizeof(rec));
 	rec.size = p->size;
 	rec.last_modified = p->last_modified;
-	strlcpy_s(rec.etag, p->etag, sizeof(rec.etag));
+	str_copy_fit(rec.etag, p->etag, sizeof(rec.etag));
 	rec.status = OBJ_DONE;
 	rec.attempts = p->has_rec ? p->rec.attempts : 0;
-	strlcpy_s(rec.dest_etag, p->dst_etag, sizeof(rec.dest_etag));
+	str_copy_fit(rec.dest_etag, p->dst_etag, sizeof(rec.dest_etag));
 	rec.transferred_at = (int64_t)time(NULL);
 	int rc = manifest_writer_put_obj(r->w, o->task_id, p->key, p->key_len, &rec);
 	if (rc)

@@ -263,12 +263,12 @@ static void record(struct transfer *t, const struct job *j, int status, const ch
 	memset(&r, 0, sizeof(r));
 	r.size = j->size;
 	r.last_modified = j->last_modified;
-	strlcpy_s(r.etag, j->etag, sizeof(r.etag));
+	str_copy_fit(r.etag, j->etag, sizeof(r.etag));
 	r.meta_fp = fp;
 	r.status = (uint8_t)status;
 	r.attempts = (j->has_rec ? j->rec.attempts : 0) + 1;
-	strlcpy_s(r.last_error, error ? error : "", sizeof(r.last_error));
-	strlcpy_s(r.dest_etag, dest_etag ? dest_etag : "", sizeof(r.dest_etag));
+	str_copy_msg(r.last_error, error ? error : "", sizeof(r.last_error));
+	str_copy_fit(r.dest_etag, dest_etag ? dest_etag : "", sizeof(r.dest_etag));
 	r.transferred_at = status == OBJ_DONE ? (int64_t)time(NULL) : 0;
 	int rc = manifest_writer_put_obj(t->w, t->o->task_id, j->key, j->key_len, &r);
 	if (rc == -ENAMETOOLONG)
@@ -504,7 +504,7 @@ static int refresh_source(struct transfer *t, struct job *j, const char *skey,
 	if (rc)
 		return rc;
 	j->size = h->size;
-	strlcpy_s(j->etag, h->etag, sizeof(j->etag));
+	str_copy_fit(j->etag, h->etag, sizeof(j->etag));
 	if (h->last_modified)
 		j->last_modified = h->last_modified;
 	if (route_of(t, j->size, j->etag) == before)
@@ -588,7 +588,7 @@ static int get_whole(struct worker *wk, struct job *j, const char *skey, struct 
 		}
 		/* What was really read may be newer than the listing. */
 		j->size = wk->body.len;
-		strlcpy_s(j->etag, h->etag, sizeof(j->etag));
+		str_copy_fit(j->etag, h->etag, sizeof(j->etag));
 		if (h->last_modified)
 			j->last_modified = h->last_modified;
 		unsigned char md[16];
@@ -701,7 +701,7 @@ static int copy_streamed(struct worker *wk, struct job *j, const char *skey, con
 		}
 		char hex[33] = "", why[CODEC_ERROR_MAX];
 		if (po.content_md5) {
-			strlcpy_s(hex, j->etag, sizeof(hex));
+			str_copy_fit(hex, j->etag, sizeof(hex));
 		} else {
 			unsigned char md[16];
 			unsigned int mdlen = 16;
@@ -759,7 +759,7 @@ static void save_upload_locked(struct transfer *t, struct upload *up)
 		struct upload_part *p = &up->rec.parts[n++];
 		p->number = i + 1;
 		p->size = up->lay.size[i];
-		strlcpy_s(p->etag, up->petag[i], sizeof(p->etag));
+		str_copy_fit(p->etag, up->petag[i], sizeof(p->etag));
 	}
 	up->rec.n_parts = n;
 	int rc = manifest_writer_put_upload(t->w, t->o->task_id, up->obj->key, up->obj->key_len,
@@ -819,7 +819,7 @@ static int listparts_cb(void *ctx, const struct s3_part *p)
 	if (p->number >= 1 && p->number <= up->lay.n && p->size == up->lay.size[p->number - 1] &&
 	    !up->pdone[p->number - 1]) {
 		up->pdone[p->number - 1] = true;
-		strlcpy_s(up->petag[p->number - 1], p->etag, S3_ETAG_MAX);
+		str_copy_fit(up->petag[p->number - 1], p->etag, S3_ETAG_MAX);
 		c->found++;
 	}
 	return 0;
@@ -923,11 +923,11 @@ static int resume_parts(struct transfer *t, struct upload *up, const struct uplo
 			if (num >= 1 && num <= up->lay.n &&
 			    old->parts[k].size == up->lay.size[num - 1]) {
 				up->pdone[num - 1] = true;
-				strlcpy_s(up->petag[num - 1], old->parts[k].etag, S3_ETAG_MAX);
+				str_copy_fit(up->petag[num - 1], old->parts[k].etag, S3_ETAG_MAX);
 			}
 		}
 	}
-	strlcpy_s(up->rec.upload_id, old->upload_id, sizeof(up->rec.upload_id));
+	str_copy_fit(up->rec.upload_id, old->upload_id, sizeof(up->rec.upload_id));
 	up->rec.created = old->created;
 	log_info("resuming the multipart upload of %s", up->dst_key);
 	return 0;
@@ -1043,7 +1043,7 @@ static int start_large(struct worker *wk, struct job *j, const char *skey, const
 		return rc;
 	}
 	j->size = h.size;
-	strlcpy_s(j->etag, h.etag, sizeof(j->etag));
+	str_copy_fit(j->etag, h.etag, sizeof(j->etag));
 	if (h.last_modified)
 		j->last_modified = h.last_modified;
 
@@ -1052,7 +1052,7 @@ static int start_large(struct worker *wk, struct job *j, const char *skey, const
 	pthread_mutex_init(&up->lock, NULL);
 	up->src_key = xstrdup(skey);
 	up->dst_key = xstrdup(dkey);
-	strlcpy_s(up->rec.src_etag, h.etag, sizeof(up->rec.src_etag));
+	str_copy_fit(up->rec.src_etag, h.etag, sizeof(up->rec.src_etag));
 	up->rec.object_size = h.size;
 	if ((rc = plan_parts(t, up, &h, reason)))
 		goto fail;
@@ -1131,7 +1131,7 @@ static void complete_etag(struct transfer *t, const char *dkey, struct s3_writte
 	struct dth_err err;
 	err_clear(&err);
 	if (s3_head_object(t->o->dst, t->o->dst_bucket, dkey, 0, &h, &err) == 0) {
-		strlcpy_s(w->etag, h.etag, S3_ETAG_MAX);
+		str_copy_fit(w->etag, h.etag, S3_ETAG_MAX);
 		s3_object_head_release(&h);
 	}
 }
@@ -1151,15 +1151,16 @@ static int relayout(struct transfer *t, struct upload *up, uint64_t p, struct s3
 	struct buf uid = BUF_INIT;
 	struct s3_part *parts = xcalloc(n, sizeof(*parts));
 	char cur[S3_ETAG_MAX];
-	strlcpy_s(cur, w->etag, sizeof(cur));
+	str_copy_fit(cur, w->etag, sizeof(cur));
 	int rc = s3_mpu_create(t->o->dst, t->o->dst_bucket, up->dst_key, &po, &uid, &err);
 	if (rc)
 		goto out;
 	/* Recorded like any upload, so a crash here leaves nothing to accrue cost. */
 	struct upload_record ur;
 	memset(&ur, 0, sizeof(ur));
-	strlcpy_s(ur.upload_id, uid.data, sizeof(ur.upload_id));
-	strlcpy_s(ur.src_etag, "relayout", sizeof(ur.src_etag));
+	if ((rc = str_copy(ur.upload_id, uid.data, sizeof(ur.upload_id))))
+		goto out; /* an id too long to record: do not go on without a record */
+	str_copy_fit(ur.src_etag, "relayout", sizeof(ur.src_etag));
 	ur.object_size = size;
 	ur.part_size = p;
 	ur.part_count = n;
@@ -1175,7 +1176,7 @@ static int relayout(struct transfer *t, struct upload *up, uint64_t p, struct s3
 		rc = s3_mpu_upload_part_copy(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data,
 					     i + 1, t->o->dst_bucket, up->dst_key, off, len, cur,
 					     &pw, &err);
-		strlcpy_s(parts[i].etag, pw.etag, sizeof(parts[i].etag));
+		str_copy_fit(parts[i].etag, pw.etag, sizeof(parts[i].etag));
 	}
 	if (!rc) {
 		rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data, parts, n,
@@ -1276,7 +1277,7 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 	for (uint32_t i = 0; i < up->lay.n; i++) {
 		parts[i].number = i + 1;
 		parts[i].size = up->lay.size[i];
-		strlcpy_s(parts[i].etag, up->petag[i], sizeof(parts[i].etag));
+		str_copy_fit(parts[i].etag, up->petag[i], sizeof(parts[i].etag));
 	}
 	struct s3_written w;
 	int rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, parts,
@@ -1485,12 +1486,12 @@ static void run_part(struct worker *wk, struct job *pj)
 	pthread_mutex_lock(&up->lock);
 	if (rc == 0) {
 		up->pdone[i] = true;
-		strlcpy_s(up->petag[i], w.etag, S3_ETAG_MAX);
+		str_copy_fit(up->petag[i], w.etag, S3_ETAG_MAX);
 		up->digest_lost |= !w.etag_is_digest;
 		up->since_save++;
 	} else if (rc != -ECANCELED && !up->err) {
 		up->err = rc;
-		strlcpy_s(up->errmsg, reason, sizeof(up->errmsg));
+		str_copy_msg(up->errmsg, reason, sizeof(up->errmsg));
 	}
 	if (rc && up->whole)
 		pthread_cond_broadcast(&up->hash_cond);
@@ -1696,7 +1697,7 @@ int transfer_submit(struct transfer *t, const struct plan *p)
 	j->key = xmemdup(p->key, p->key_len); /* all bytes: a key may hold a NUL */
 	j->key_len = p->key_len;
 	j->size = p->size;
-	strlcpy_s(j->etag, p->etag, sizeof(j->etag));
+	str_copy_fit(j->etag, p->etag, sizeof(j->etag));
 	j->last_modified = p->last_modified;
 	j->action = p->action;
 	j->has_rec = p->has_rec;

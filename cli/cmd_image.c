@@ -889,7 +889,7 @@ static int image_sync_cmd(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	strlcpy_s(trec.state, "running", sizeof(trec.state));
+	str_copy_fit(trec.state, "running", sizeof(trec.state));
 	trec.last_run_start = (int64_t)time(NULL);
 	if (manifest_task_put(m, task_id, &trec))
 		cli_error("could not update task %s", tname.data);
@@ -935,9 +935,9 @@ static int image_sync_cmd(int argc, char **argv)
 	trec.last_run_end = (int64_t)time(NULL);
 	if (rc == 0) {
 		trec.runs++;
-		strlcpy_s(trec.state, res.failed ? "error" : "idle", sizeof(trec.state));
+		str_copy_fit(trec.state, res.failed ? "error" : "idle", sizeof(trec.state));
 	} else {
-		strlcpy_s(trec.state, rc == -EINTR ? "stopped" : "error", sizeof(trec.state));
+		str_copy_fit(trec.state, rc == -EINTR ? "stopped" : "error", sizeof(trec.state));
 	}
 	if (manifest_task_put(m, task_id, &trec))
 		cli_error("could not update task %s", tname.data);

@@ -287,7 +287,7 @@ static int find_bdi(const char *mnt, struct buf *out)
 		char d[64], point[4096];
 		if (sscanf(line, "%*s %*s %63s %*s %4095s", d, point) == 2 &&
 		    !strcmp(point, esc.data))
-			strlcpy_s(dev, d, sizeof(dev));
+			str_copy_fit(dev, d, sizeof(dev));
 	}
 	fclose(f);
 	buf_release(&esc);

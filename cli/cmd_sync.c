@@ -441,7 +441,7 @@ int cmd_sync(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (!dry_run) {
-		strlcpy_s(trec.state, "running", sizeof(trec.state));
+		str_copy_fit(trec.state, "running", sizeof(trec.state));
 		trec.last_run_start = (int64_t)time(NULL);
 		if (manifest_task_put(m, task_id, &trec))
 			log_warn("could not update task %s", tname.data);
@@ -458,9 +458,10 @@ int cmd_sync(int argc, char **argv)
 			trec.runs++;
 			if (o.merge_destination)
 				trec.dest_listed = 1;
-			strlcpy_s(trec.state, res.failed ? "error" : "idle", sizeof(trec.state));
+			str_copy_fit(trec.state, res.failed ? "error" : "idle", sizeof(trec.state));
 		} else {
-			strlcpy_s(trec.state, stop_flag ? "stopped" : "error", sizeof(trec.state));
+			str_copy_fit(trec.state, stop_flag ? "stopped" : "error",
+				     sizeof(trec.state));
 		}
 		if (manifest_task_put(m, task_id, &trec))
 			log_warn("could not update task %s", tname.data);

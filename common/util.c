@@ -88,6 +88,36 @@ int str_copy(char *dst, const char *src, size_t dstsz)
 	return 0;
 }
 
+void str_copy_fit(char *dst, const char *src, size_t dstsz)
+{
+	if (str_copy(dst, src, dstsz) == 0)
+		return;
+	fprintf(stderr, "dth: BUG: a string of %zu bytes copied into %zu\n", strlen(src), dstsz);
+	abort();
+}
+
+void str_copy_msg(char *dst, const char *src, size_t dstsz)
+{
+	if (dstsz == 0 || str_copy(dst, src, dstsz) == 0)
+		return;
+	if (dstsz < 4) {
+		dst[0] = '\0';
+		return;
+	}
+	/* Keep whole UTF-8 sequences before the mark. */
+	size_t n = 0, room = dstsz - 4, len = strlen(src);
+	while (n < len) {
+		size_t k = utf8_seq_len(src + n, len - n);
+		if (!k)
+			k = 1;
+		if (n + k > room)
+			break;
+		n += k;
+	}
+	memcpy(dst, src, n);
+	memcpy(dst + n, "...", 4);
+}
+
 void hex_encode(const unsigned char *in, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -18,11 +18,23 @@ char *xstrndup(const char *s, size_t n);
 /* Copy exactly n bytes of p (which may hold NULs) and a NUL after them. */
 char *xmemdup(const void *p, size_t n);
 
-/* Copy src into dst (size dstsz), always NUL-terminating; returns strlen(src). */
-size_t strlcpy_s(char *dst, const char *src, size_t dstsz);
-/* Copy src into dst (size dstsz). 0, or -ENAMETOOLONG when it does not fit
- * (dst then holds "", never a cut copy that could be taken for the real one). */
+/* Copying a string into a fixed-size array. A copy that does not fit is
+ * never cut silently: choose by what the string is.
+ *
+ * str_copy: data from outside (a remote's answer, a user's value). 0, or
+ * -ENAMETOOLONG when it does not fit (dst then holds "", never a cut copy
+ * that could be taken for the real one). */
 int str_copy(char *dst, const char *src, size_t dstsz) WUR;
+/* str_copy_fit: a string that fits by construction (an ETag from an array of
+ * the same size, a constant). Not fitting is a bug in dth: it says so on
+ * stderr and aborts, like an assertion that is never compiled out. */
+void str_copy_fit(char *dst, const char *src, size_t dstsz);
+/* str_copy_msg: a message for people (an error kept in a record). One too
+ * long is cut at a UTF-8 boundary and ends with "..." to show it was. */
+void str_copy_msg(char *dst, const char *src, size_t dstsz);
+/* The old copy that cut silently; what still calls it (remote/) moves to the
+ * three above. */
+size_t strlcpy_s(char *dst, const char *src, size_t dstsz);
 /* snprintf that never overflows; returns what snprintf returns. */
 #define xsnprintf snprintf
 

@@ -198,7 +198,7 @@ static void found_entry(struct found *f, const struct dir_entry *e)
 	f->is_dir = e->is_dir;
 	f->size = e->size;
 	f->mtime = e->mtime;
-	strlcpy_s(f->etag, e->etag, sizeof(f->etag));
+	str_copy_fit(f->etag, e->etag, sizeof(f->etag));
 }
 
 /* One manifest object record, or a directory (any record under "key/"). */
@@ -235,7 +235,7 @@ static int lookup_manifest(struct fs *fs, const char *key, size_t klen, struct f
 		f->exists = true;
 		f->size = rec.size;
 		f->mtime = rec.last_modified;
-		strlcpy_s(f->etag, rec.etag, sizeof(f->etag));
+		str_copy_fit(f->etag, rec.etag, sizeof(f->etag));
 	} else if (rc == -ENOENT) {
 		rc = 0;
 	}
@@ -266,7 +266,7 @@ static int lookup_s3(struct fs *fs, const char *key, size_t klen, struct found *
 			f->exists = true;
 			f->size = e->size;
 			f->mtime = e->last_modified;
-			strlcpy_s(f->etag, e->etag, sizeof(f->etag));
+			str_copy_fit(f->etag, e->etag, sizeof(f->etag));
 		} else if (e->key_len == flen + 1 && e->key[flen] == '/') {
 			f->exists = f->is_dir = true;
 			dir_known = true;
@@ -460,7 +460,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		ep.entry_timeout = fs->ttl_s;
 		const struct dir_entry *e = NULL;
 		if (pos < 2) {
-			strlcpy_s(name, pos == 0 ? "." : "..", sizeof(name));
+			str_copy_fit(name, pos == 0 ? "." : "..", sizeof(name));
 			ep.ino = pos == 0 ? ino : h->parent;
 			fill_stat(fs, ep.ino, true, 0, 0, &ep.attr);
 		} else {

@@ -256,7 +256,7 @@ int inode_table_get(struct inode_table *t, uint64_t ino, struct inode_info *out)
 		out->is_dir = n->is_dir;
 		out->size = n->size;
 		out->mtime = n->mtime;
-		strlcpy_s(out->etag, n->etag ? n->etag : "", sizeof(out->etag));
+		str_copy_fit(out->etag, n->etag ? n->etag : "", sizeof(out->etag));
 		out->attr_until_ms = n->attr_until;
 		rc = 0;
 	}

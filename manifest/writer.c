@@ -489,7 +489,10 @@ static int blob_op(struct manifest_writer *w, enum wop_type type, const char *re
 		return rc;
 	if (rec) {
 		struct blob_record r = *rec;
-		strlcpy_s(r.repo, repo, sizeof(r.repo));
+		if (str_copy(r.repo, repo, sizeof(r.repo))) {
+			wop_release(&op);
+			return -ENAMETOOLONG;
+		}
 		struct buf val = BUF_INIT;
 		codec_blob_encode(&r, &val);
 		op.val = buf_detach(&val, &op.vlen);

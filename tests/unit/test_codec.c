@@ -141,7 +141,7 @@ static void test_obj(void)
 	/* hand-made corruptions of a small record:
 	 * [0]=ver [1]=size [2]=lmod [3]=etag len [4..5]="ab" [6]=meta_fp [7]=status */
 	memset(&a, 0, sizeof(a));
-	strlcpy_s(a.etag, "ab", sizeof(a.etag));
+	str_copy_fit(a.etag, "ab", sizeof(a.etag));
 	a.status = OBJ_DONE;
 	buf_reset(&enc);
 	codec_obj_encode(&a, &enc);
@@ -330,7 +330,7 @@ static void test_stats_task(void)
 	fill(t.name, sizeof(t.name) - 1, 'a');
 	fill(t.src, sizeof(t.src) - 1, 'b');
 	fill(t.dst, sizeof(t.dst) - 1, 'c');
-	strlcpy_s(t.kind, "s3", sizeof(t.kind));
+	str_copy_fit(t.kind, "s3", sizeof(t.kind));
 	fill(t.state, sizeof(t.state) - 1, 'd');
 	t.created = 1700000000;
 	t.last_run_start = -5;
@@ -395,8 +395,8 @@ static void test_garbage(void)
 	struct task_record t;
 	struct buf enc = BUF_INIT, valid = BUF_INIT;
 	memset(&o, 0, sizeof(o));
-	strlcpy_s(o.etag, "0123456789abcdef", sizeof(o.etag));
-	strlcpy_s(o.last_error, "boom", sizeof(o.last_error));
+	str_copy_fit(o.etag, "0123456789abcdef", sizeof(o.etag));
+	str_copy_fit(o.last_error, "boom", sizeof(o.last_error));
 	o.size = 12345;
 	codec_obj_encode(&o, &valid);
 	for (int iter = 0; iter < 20000; iter++) {

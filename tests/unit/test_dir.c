@@ -70,12 +70,12 @@ int main(void)
 	}
 	struct task_record t;
 	memset(&t, 0, sizeof(t));
-	strlcpy_s(t.name, "t", sizeof(t.name));
-	strlcpy_s(t.kind, "s3", sizeof(t.kind));
+	str_copy_fit(t.name, "t", sizeof(t.name));
+	str_copy_fit(t.kind, "s3", sizeof(t.kind));
 	uint32_t id, other;
 	bool created;
 	is_int(manifest_task_ensure(m, &t, &id, &created), 0, "task");
-	strlcpy_s(t.name, "other", sizeof(t.name));
+	str_copy_fit(t.name, "other", sizeof(t.name));
 	is_int(manifest_task_ensure(m, &t, &other, &created), 0, "other task");
 	struct manifest_writer *w = manifest_writer_new(m, 0, 0, &err);
 	put(w, id, "a.txt", 5, 1, OBJ_DONE);

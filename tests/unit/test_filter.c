@@ -400,7 +400,8 @@ static bool ref_rule(const char *pat, const char *key)
 {
 	char body[64];
 	bool anchored = pat[0] == '/';
-	size_t n = strlcpy_s(body, anchored ? pat + 1 : pat, sizeof(body) - 3);
+	str_copy_fit(body, anchored ? pat + 1 : pat, sizeof(body) - 3);
+	size_t n = strlen(body);
 	if (n && body[n - 1] == '/')
 		memcpy(body + n, "**", 3);
 	if (ref(body, key))

@@ -165,7 +165,7 @@ static void test_xattr(void)
 	struct obj_record rec;
 	memset(&rec, 0, sizeof(rec));
 	rec.status = OBJ_DONE;
-	strlcpy_s(rec.dest_etag, "d-etag", sizeof(rec.dest_etag));
+	str_copy_fit(rec.dest_etag, "d-etag", sizeof(rec.dest_etag));
 	struct buf blob = BUF_INIT, names = BUF_INIT;
 	xattr_build(&blob, "etag1", &h, &rec);
 	is_int(xattr_names(blob.data, blob.len, &names), 0, "names listed");

@@ -202,29 +202,29 @@ static void test_tasks(struct manifest *m)
 	uint32_t id = 0, id2 = 0;
 	bool created = false;
 	memset(&t, 0, sizeof(t));
-	strlcpy_s(t.name, "alpha", sizeof(t.name));
-	strlcpy_s(t.src, "src:bucket/pre", sizeof(t.src));
-	strlcpy_s(t.kind, "s3", sizeof(t.kind));
+	str_copy_fit(t.name, "alpha", sizeof(t.name));
+	str_copy_fit(t.src, "src:bucket/pre", sizeof(t.src));
+	str_copy_fit(t.kind, "s3", sizeof(t.kind));
 	is_int(manifest_task_find(m, "alpha", &id, NULL), -ENOENT, "task find before create");
 	is_int(manifest_task_ensure(m, &t, &id, &created), 0, "task ensure creates");
 	ok(id == 1 && created, "first task gets id 1 (%u)", id);
 	is_int(manifest_task_ensure(m, &t, &id2, &created), 0, "task ensure again");
 	ok(id2 == 1 && !created, "same task, not created again");
-	strlcpy_s(t.name, "beta", sizeof(t.name));
+	str_copy_fit(t.name, "beta", sizeof(t.name));
 	is_int(manifest_task_ensure(m, &t, &id2, &created), 0, "second task");
 	ok(id2 == 2 && created, "second task gets id 2");
 	is_int(manifest_task_find(m, "alpha", &id, &got), 0, "find alpha");
 	ok(id == 1 && strcmp(got.src, "src:bucket/pre") == 0, "find returns the record");
-	strlcpy_s(got.state, "running", sizeof(got.state));
+	str_copy_fit(got.state, "running", sizeof(got.state));
 	got.runs = 3;
 	is_int(manifest_task_put(m, 1, &got), 0, "task put");
 	is_int(manifest_task_find(m, "alpha", &id, &got), 0, "find after put");
 	ok(strcmp(got.state, "running") == 0 && got.runs == 3, "put replaced the record");
 	memset(&t, 0, sizeof(t));
 	is_int(manifest_task_ensure(m, &t, &id, &created), -EINVAL, "task without a name");
-	strlcpy_s(t.name, "stop", sizeof(t.name));
+	str_copy_fit(t.name, "stop", sizeof(t.name));
 	is_int(manifest_task_ensure(m, &t, &id, &created), 0, "third task");
-	strlcpy_s(t.name, "after", sizeof(t.name));
+	str_copy_fit(t.name, "after", sizeof(t.name));
 	is_int(manifest_task_ensure(m, &t, &id, &created), 0, "fourth task");
 	struct buf b = BUF_INIT;
 	is_int(manifest_task_each(m, each_cb, &b), 42, "task each returns fn's stop value");
@@ -243,7 +243,7 @@ static void test_writer_basic(struct manifest *m)
 	   "a second writer is refused");
 	struct obj_record r, g;
 	rec_make(&r, 77, OBJ_DONE);
-	strlcpy_s(r.dest_etag, "dest", sizeof(r.dest_etag));
+	str_copy_fit(r.dest_etag, "dest", sizeof(r.dest_etag));
 	is_int(manifest_writer_put_obj(w, 1, "a/b.txt", 7, &r), 0, "put obj");
 	is_int(manifest_writer_flush(w), 0, "flush");
 	is_int(manifest_obj_get(m, 1, "a/b.txt", 7, &g), 0, "get obj");
@@ -274,8 +274,8 @@ static void test_writer_basic(struct manifest *m)
 	/* uploads with 10,000 parts */
 	struct upload_record u, ug;
 	memset(&u, 0, sizeof(u));
-	strlcpy_s(u.upload_id, "upload-id-xyz", sizeof(u.upload_id));
-	strlcpy_s(u.src_etag, "abc-10000", sizeof(u.src_etag));
+	str_copy_fit(u.upload_id, "upload-id-xyz", sizeof(u.upload_id));
+	str_copy_fit(u.src_etag, "abc-10000", sizeof(u.src_etag));
 	u.part_size = 8 << 20;
 	u.part_count = 10000;
 	u.n_parts = 10000;
@@ -829,7 +829,7 @@ static int child_reader(const char *dir, int rfd, int wfd)
 		return 3;
 	struct task_record t;
 	memset(&t, 0, sizeof(t));
-	strlcpy_s(t.name, "newtask", sizeof(t.name));
+	str_copy_fit(t.name, "newtask", sizeof(t.name));
 	uint32_t id;
 	if (manifest_task_ensure(m, &t, &id, NULL) != -EROFS)
 		return 4;
@@ -1148,8 +1148,8 @@ static void test_images_blobs(struct manifest *m)
 		return;
 	struct image_record r, got;
 	memset(&r, 0, sizeof(r));
-	strlcpy_s(r.src_digest, "sha256:1111", sizeof(r.src_digest));
-	strlcpy_s(r.media_type, "application/vnd.oci.image.index.v1+json", sizeof(r.media_type));
+	str_copy_fit(r.src_digest, "sha256:1111", sizeof(r.src_digest));
+	str_copy_fit(r.media_type, "application/vnd.oci.image.index.v1+json", sizeof(r.media_type));
 	r.status = OBJ_DONE;
 	const char *refs[] = {"lib/alpine:3.19", "lib/alpine:latest", "bench/r01:v1", "zz:1"};
 	int bad = 0;

@@ -37,7 +37,7 @@ int s3_lister_next(struct s3_lister *l, const struct s3_list_entry **e, struct d
 	l->cur.key = f->key;
 	l->cur.key_len = strlen(f->key);
 	l->cur.size = f->size;
-	strlcpy_s(l->cur.etag, f->etag, sizeof(l->cur.etag));
+	str_copy_fit(l->cur.etag, f->etag, sizeof(l->cur.etag));
 	*e = &l->cur;
 	return 1;
 }
@@ -64,7 +64,7 @@ int manifest_cursor_next(struct manifest_cursor *c, const char **key, size_t *kl
 	*key = m->key;
 	*kl = strlen(m->key);
 	rec->size = m->size;
-	strlcpy_s(rec->etag, m->etag, sizeof(rec->etag));
+	str_copy_fit(rec->etag, m->etag, sizeof(rec->etag));
 	rec->status = (uint8_t)m->status;
 	return 1;
 }

@@ -54,7 +54,7 @@ static void fake_init(struct fake *fk, uint64_t size)
 {
 	memset(fk, 0, sizeof(*fk));
 	pthread_mutex_init(&fk->mu, NULL);
-	strlcpy_s(fk->etag, "e1", sizeof(fk->etag));
+	str_copy_fit(fk->etag, "e1", sizeof(fk->etag));
 	fk->fail_off = UINT64_MAX;
 	fk->fail_err = -EIO;
 	fk->size = size;
@@ -63,7 +63,7 @@ static void fake_init(struct fake *fk, uint64_t size)
 static void fake_set_etag(struct fake *fk, const char *etag)
 {
 	pthread_mutex_lock(&fk->mu);
-	strlcpy_s(fk->etag, etag, sizeof(fk->etag));
+	str_copy_fit(fk->etag, etag, sizeof(fk->etag));
 	pthread_mutex_unlock(&fk->mu);
 }
 

@@ -36,7 +36,7 @@ static void test_round_trip(const char *dir)
 	memset(&rec, 0, sizeof(rec));
 	rec.size = 42;
 	rec.status = OBJ_DONE;
-	strlcpy_s(rec.etag, "0123456789abcdef0123456789abcdef", sizeof(rec.etag));
+	str_copy_fit(rec.etag, "0123456789abcdef0123456789abcdef", sizeof(rec.etag));
 	int rc = spool_add(s, "a\0b", 3, &rec, &err);
 	rc |= spool_add(s, "", 0, NULL, &err);
 	struct buf big = BUF_INIT;

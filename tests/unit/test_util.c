@@ -94,13 +94,17 @@ static void test_buf(void)
 static void test_strings(void)
 {
 	char dst[8];
-	is_int(strlcpy_s(dst, "abc", sizeof(dst)), 3, "strlcpy_s returns strlen(src)");
-	is_str(dst, "abc", "strlcpy_s copies");
-	is_int(strlcpy_s(dst, "abcdefghijkl", sizeof(dst)), 12, "strlcpy_s truncating return");
-	is_str(dst, "abcdefg", "strlcpy_s truncates and terminates");
+	str_copy_fit(dst, "abcdefg", sizeof(dst));
+	is_str(dst, "abcdefg", "str_copy_fit: exactly the room");
+	str_copy_msg(dst, "abc", sizeof(dst));
+	is_str(dst, "abc", "str_copy_msg: a message that fits");
+	str_copy_msg(dst, "abcdefghijkl", sizeof(dst));
+	is_str(dst, "abcd...", "str_copy_msg: cut with a mark");
+	str_copy_msg(dst, "ab\xc3\xa9\xc3\xa9zz", sizeof(dst));
+	is_str(dst, "ab\xc3\xa9...", "str_copy_msg: cut between UTF-8 sequences");
 	dst[0] = 'Z';
-	is_int(strlcpy_s(dst, "abc", 0), 3, "strlcpy_s with size 0");
-	ok(dst[0] == 'Z', "strlcpy_s with size 0 writes nothing");
+	is_int(str_copy(dst, "abc", 0), -ENAMETOOLONG, "str_copy with size 0");
+	ok(dst[0] == 'Z', "str_copy with size 0 writes nothing");
 
 	ok(str_startswith("foobar", "foo"), "startswith yes");
 	ok(!str_startswith("fo", "foo"), "startswith shorter");
