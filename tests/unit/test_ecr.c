@@ -517,9 +517,9 @@ static void test_fake(void)
 	};
 	fake_script(&f, r6, 4);
 	rc = ecr_create_repository(c, "x", NULL, &err);
-	ok(rc == -EAGAIN && f.n_req == 3 && err.http_status == 429 &&
+	ok(rc == -EBUSY && f.n_req == 3 && err.http_status == 429 &&
 	       !strcmp(err.remote_code, "ThrottlingException"),
-	   "fake: persistent throttling -> -EAGAIN after 3 attempts (%s)", err.message);
+	   "fake: persistent throttling -> -EBUSY after 3 attempts (%s)", err.message);
 
 	/* error mapping, "__type" with a namespace */
 	struct fake_resp r7[] = {

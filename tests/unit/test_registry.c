@@ -746,7 +746,7 @@ static void test_fake_server(void)
 	f.failures_left = 100;
 	err_clear(&e);
 	rc = registry_manifest_head(c, "x", "v1", &m, &e);
-	is_int(rc, -EIO, "429 after retries: -EIO");
+	is_int(rc, -EBUSY, "429 after retries: -EBUSY");
 	is_int(100 - f.failures_left, 4, "max_attempts requests made");
 	/* 429 with Docker Hub's headers saying no pull is left: no retries */
 	int64_t rl_lim, rl_rem, rl_win;
@@ -756,7 +756,7 @@ static void test_fake_server(void)
 	f.failures_left = 100;
 	err_clear(&e);
 	rc = registry_manifest_head(c, "x", "v1", &m, &e);
-	is_int(rc, -EAGAIN, "spent pull limit: -EAGAIN");
+	is_int(rc, -EBUSY, "spent pull limit: -EBUSY");
 	is_int(100 - f.failures_left, 1, "no retry into a spent pull limit");
 	ok(strstr(e.message, "pull rate limit") && strstr(e.message, "0 of 100 left") &&
 	       strstr(e.message, "per 21600 s"),
