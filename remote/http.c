@@ -546,7 +546,10 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	free_headers(hl);
-	pool_put(e, h);
+	if (req->secret)
+		curl_easy_cleanup(h); /* its receive buffer holds the answer: freed (wiped) */
+	else
+		pool_put(e, h);
 	return rc;
 
 oom:

@@ -26,7 +26,7 @@
 
 #define HEAD_MAX   (64u * 1024)
 #define BODY_MAX   (16u * 1024 * 1024)
-#define STALL_DEF  3000
+#define STALL_DEF  10000
 #define BAD_LENGTH 16
 
 struct peer {
@@ -49,11 +49,18 @@ static bool stopping(struct peer *p)
 	return __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE) != 0;
 }
 
-static void sleep_ms(struct peer *p, unsigned ms)
+/* Wait ms, or less: until the peer stops or the client (fd >= 0) hangs up. */
+static void sleep_ms(struct peer *p, int fd, unsigned ms)
 {
 	for (unsigned done = 0; done < ms && !stopping(p); done += 10) {
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
+		if (fd < 0) {
+			struct timespec ts = {0, 10 * 1000000L};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLRDHUP};
+		if (poll(&pfd, 1, 10) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return; /* the client gave up */
 	}
 }
 
@@ -111,6 +118,7 @@ static int read_request(int fd, struct peer_request *rq)
 	size_t head_end = 0, want = 0;
 	int rc = -1;
 	memset(rq, 0, sizeof(*rq));
+	buf_grow(&in, HEAD_MAX); /* a head that may hold a secret is never moved */
 	for (;;) {
 		if (head_end && in.len >= head_end + want)
 			break;
@@ -132,7 +140,7 @@ static int read_request(int fd, struct peer_request *rq)
 			char cl[32];
 			if (peer_req_header(&h, "Content-Length", cl, sizeof(cl)))
 				want = strtoul(cl, NULL, 10);
-			free(h.head);
+			secret_wipe_free(h.head);
 			if (want > BODY_MAX)
 				goto out;
 		}
@@ -185,7 +193,7 @@ static void send_answer(struct peer *p, int fd, bool head_only, const struct pee
 		return;
 	}
 	if (a->fault == PEER_STALL) {
-		sleep_ms(p, stall);
+		sleep_ms(p, fd, stall);
 		close(fd);
 		return;
 	}
@@ -210,15 +218,17 @@ static void send_answer(struct peer *p, int fd, bool head_only, const struct pee
 		return;
 	case PEER_RESET_MID_BODY:
 		if (send_all(fd, body, half))
-			sleep_ms(p, 50); /* let the bytes go before the reset */
+			sleep_ms(p, -1, 50); /* let the bytes go before the reset */
 		reset_close(fd);
 		return;
 	case PEER_CUT_MID_BODY:
 		send_all(fd, body, half);
 		break;
 	case PEER_STALL_MID_BODY:
-		if (send_all(fd, body, half))
-			sleep_ms(p, stall);
+		/* one byte: the client's average speed then drops under its
+		 * limit soon after (curl averages over a few seconds) */
+		if (send_all(fd, body, len ? 1 : 0))
+			sleep_ms(p, fd, stall);
 		close(fd);
 		return;
 	case PEER_TRUNCATE: {

@@ -25,8 +25,8 @@ enum peer_fault {
 	PEER_RESET_BEFORE,   /* read the request, then reset the connection (RST) */
 	PEER_RESET_HEADERS,  /* send the status line and headers, then reset */
 	PEER_RESET_MID_BODY, /* headers and half the body, then reset */
-	PEER_STALL,	     /* send nothing for stall_ms, then close */
-	PEER_STALL_MID_BODY, /* headers and half the body, nothing for stall_ms, then close */
+	PEER_STALL,	     /* send nothing for stall_ms (or until the client hangs up) */
+	PEER_STALL_MID_BODY, /* headers and the body's first byte, then as PEER_STALL */
 	PEER_CUT_MID_BODY,   /* Content-Length of the body, half of it, then close */
 	PEER_TRUNCATE,	     /* chunked body: the first half, then close without the last chunk */
 	PEER_BAD_LENGTH,     /* Content-Length 16 bytes more than the body, then close */
@@ -38,7 +38,7 @@ struct peer_answer {
 	const char *body;    /* NULL: empty */
 	size_t body_len;     /* 0: strlen(body) */
 	enum peer_fault fault;
-	unsigned stall_ms; /* PEER_STALL*: 0 means 3000 */
+	unsigned stall_ms; /* PEER_STALL*: 0 means 10 s */
 	/* A handler may build the headers and the body here instead (both
 	 * empty when it is called; used when non-empty; freed by the peer). */
 	struct buf own_headers;
