@@ -264,13 +264,12 @@ static void serve(struct peer *p, int fd)
 	void *ctx = p->handler_ctx;
 	if (!fn) {
 		if (p->next < p->n_script) {
-			struct peer_answer s = p->script[p->next++];
-			a.status = s.status;
-			a.headers = s.headers;
-			a.body = s.body;
-			a.body_len = s.body_len;
-			a.fault = s.fault;
-			a.stall_ms = s.stall_ms;
+			const struct peer_answer *s = &p->script[p->next++];
+			a.status = s->status;
+			a.fault = s->fault;
+			a.stall_ms = s->stall_ms;
+			buf_add(&a.own_headers, s->own_headers.data, s->own_headers.len);
+			buf_add(&a.own_body, s->own_body.data, s->own_body.len);
 		} else {
 			a.status = 500;
 			a.body = "peer: no scripted answer left";
@@ -285,8 +284,14 @@ static void serve(struct peer *p, int fd)
 	bool head_only = strcmp(rq.method, "HEAD") == 0;
 	pthread_mutex_unlock(&p->mu);
 	/* The handler sees the request the peer keeps (it stays until cleared). */
-	if (fn)
+	if (fn) {
 		fn(ctx, &rq, &a);
+		/* the handler's strings may be gone before the answer is out */
+		if (!a.own_headers.len && a.headers)
+			buf_adds(&a.own_headers, a.headers);
+		if (!a.own_body.len && a.body)
+			buf_add(&a.own_body, a.body, a.body_len ? a.body_len : strlen(a.body));
+	}
 	send_answer(p, fd, head_only, &a);
 	release_answer(&a);
 }
@@ -336,6 +341,15 @@ static void clear_locked(struct peer *p)
 	p->n_reqs = 0;
 }
 
+static void script_free(struct peer *p)
+{
+	for (size_t i = 0; i < p->n_script; i++)
+		release_answer(&p->script[i]);
+	free(p->script);
+	p->script = NULL;
+	p->n_script = p->next = 0;
+}
+
 void peer_stop(struct peer *p)
 {
 	if (!p)
@@ -345,7 +359,7 @@ void peer_stop(struct peer *p)
 	close(p->lfd);
 	clear_locked(p);
 	free(p->reqs);
-	free(p->script);
+	script_free(p);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -364,10 +378,21 @@ void peer_script(struct peer *p, const struct peer_answer *answers, size_t n)
 {
 	pthread_mutex_lock(&p->mu);
 	clear_locked(p);
-	free(p->script);
+	script_free(p);
 	p->script = n ? xcalloc(n, sizeof(*p->script)) : NULL;
-	for (size_t i = 0; i < n; i++)
-		p->script[i] = answers[i];
+	for (size_t i = 0; i < n; i++) {
+		/* copied: the test's strings may be gone before the peer answers */
+		struct peer_answer *d = &p->script[i];
+		const struct peer_answer *a = &answers[i];
+		d->status = a->status;
+		d->fault = a->fault;
+		d->stall_ms = a->stall_ms;
+		buf_init(&d->own_headers);
+		buf_init(&d->own_body);
+		buf_adds(&d->own_headers, a->headers ? a->headers : "");
+		const char *body = a->body ? a->body : "";
+		buf_add(&d->own_body, body, a->body_len ? a->body_len : strlen(body));
+	}
 	p->n_script = n;
 	p->next = 0;
 	pthread_mutex_unlock(&p->mu);

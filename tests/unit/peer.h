@@ -66,8 +66,8 @@ int peer_port(const struct peer *p);
 /* "http://127.0.0.1:PORT" */
 const char *peer_url(const struct peer *p);
 
-/* Replace the script with n answers (strings borrowed until answered) and
- * forget the captured requests. Requests beyond the script get a 500. */
+/* Replace the script with n answers (copied) and forget the captured
+ * requests. Requests beyond the script get a 500. */
 void peer_script(struct peer *p, const struct peer_answer *answers, size_t n);
 /* Answer with fn instead of the script (NULL: the script again). */
 void peer_set_handler(struct peer *p, peer_handler_fn fn, void *ctx);

@@ -7,7 +7,11 @@
  * them short. Then clock-skew learning and credential renewal, and last: no
  * copy of a secret (session token, passwords, tokens) is left anywhere in
  * the process's writable memory outside secret pages after signed and
- * authenticated requests. */
+ * authenticated requests. That scan is sharpest under AddressSanitizer,
+ * whose quarantine keeps freed blocks as they were: there it finds one
+ * unwiped temporary (basic_value's user:password) or the missing wiping
+ * free of libcurl; in a plain build, reuse of freed memory can hide a
+ * leftover before the scan. */
 #include "common/compat.h"
 
 #include <errno.h>
@@ -727,11 +731,6 @@ static void add_b64_needle(struct needle *nd, size_t *n, const char *a, const ch
 
 static void test_no_secret_left(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
-	printf("ok %d # SKIP memory scan under AddressSanitizer (its own heap and shadow)\n",
-	       ++tap_n);
-	return;
-#else
 	struct creds_provider *cp = static_creds(SESSION_TOKEN);
 	struct clients k;
 	clients_open(&k, 3, cp);
@@ -785,7 +784,7 @@ static void test_no_secret_left(void)
 	   rc ? err.message : "ok", peer_count(peer));
 	registry_manifest_release(&m);
 	peer_set_handler(peer, NULL, NULL);
-	peer_clear(peer); /* wipes what the peer captured */
+	peer_script(peer, NULL, 0); /* wipes what the peer captured and was to send */
 
 	struct needle nd[16];
 	size_t n = 0;
@@ -828,7 +827,6 @@ static void test_no_secret_left(void)
 	secret_free(up);
 	clients_close(&k);
 	creds_provider_free(cp);
-#endif
 }
 
 int main(void)
