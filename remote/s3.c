@@ -1738,7 +1738,7 @@ int s3_presign_get(struct s3_client *c, const char *bucket, const char *key, uns
 	}
 	buf_addf(out, "?%s", buf_str(&q));
 cleanup:
-	memset(&cv, 0, sizeof(cv));
+	explicit_bzero(&cv, sizeof(cv)); /* a memset here could be dropped */
 	buf_release(&host);
 	buf_release(&path);
 	buf_release(&q);
