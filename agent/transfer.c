@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "manifest/codec.h"
 #include "manifest/manifest.h"
+#include "remote/exec.h"
 #include "remote/retry.h"
 #include "remote/s3.h"
 
@@ -447,12 +448,15 @@ static int stream_once(struct stream *s, struct dth_err *err)
 	return rc;
 }
 
-/* Whether a failed request is worth another attempt. */
+/* Whether a failed request is worth another attempt (the executor's table). */
 static bool worth_retrying(int rc, const struct dth_err *err)
 {
-	if (err->http_status > 0)
-		return retry_is_retryable(0, err->http_status, err->remote_code);
-	return retry_is_retryable(rc, 0, NULL);
+	if (err->http_status > 0) {
+		struct exec_verdict v;
+		exec_classify(err->http_status, err->remote_code, &v);
+		return v.retry;
+	}
+	return retry_transport_retryable(rc);
 }
 
 /* Streamed writes with a few whole attempts (a broken write cannot be

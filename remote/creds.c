@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/ini.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "remote/http.h"
 
 #define CREDS_REFRESH_BEFORE_S 300 /* refresh this long before Expiration */
@@ -44,17 +45,11 @@ struct creds_provider {
 	struct creds_value cached;
 };
 
+/* The provider itself (it holds the cached credentials) and the explicit keys
+ * live in secret memory: out of core dumps, wiped when freed. */
 static void creds_wipe_free(char *s)
 {
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
-static char *creds_strdup_opt(const char *s)
-{
-	return s && *s ? xstrdup(s) : NULL;
+	secret_free(s);
 }
 
 static const char *creds_getenv(const char *name)
@@ -204,12 +199,12 @@ struct creds_provider *creds_provider_new(const struct creds_spec *spec, struct 
 			return NULL;
 	}
 
-	struct creds_provider *p = xcalloc(1, sizeof(*p));
+	struct creds_provider *p = secret_alloc(sizeof(*p));
 	p->mode = spec->mode;
 	if (spec->mode == CREDS_STATIC || (spec->mode == CREDS_CHAIN && has_id)) {
-		p->access_key_id = xstrdup(spec->access_key_id);
-		p->secret_access_key = xstrdup(spec->secret_access_key);
-		p->session_token = creds_strdup_opt(spec->session_token);
+		p->access_key_id = secret_strdup(spec->access_key_id);
+		p->secret_access_key = secret_strdup(spec->secret_access_key);
+		p->session_token = has_token ? secret_strdup(spec->session_token) : NULL;
 		/* A chain that starts with explicit keys always ends there. */
 		p->mode = CREDS_STATIC;
 	}
@@ -255,8 +250,24 @@ void creds_provider_free(struct creds_provider *p)
 	if (p->imds_http)
 		http_engine_free(p->imds_http);
 	pthread_mutex_destroy(&p->lock);
-	explicit_bzero(&p->cached, sizeof(p->cached));
-	free(p);
+	secret_free(p); /* wipes the cached credentials */
+}
+
+bool creds_provider_refresh(struct creds_provider *p)
+{
+	if (!p)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	bool can = p->source != CREDS_STATIC && p->source != CREDS_ANONYMOUS;
+	if (can && p->have) {
+		p->have = false;
+		explicit_bzero(&p->cached, sizeof(p->cached));
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (can)
+		log_info("credentials from %s: refused as expired, fetching them again",
+			 creds_provider_describe(p));
+	return can;
 }
 
 /* ---- explicit keys and the environment ---- */
@@ -306,6 +317,11 @@ static int creds_read_file(const char *path, struct buf *out, struct dth_err *er
 	}
 	int rc = 0;
 	char chunk[8192];
+	/* Room for the whole file at once: growing while reading would leave
+	 * partial copies of the keys in freed memory. */
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size <= CREDS_FILE_MAX)
+		buf_grow(out, (size_t)st.st_size + 1);
 	for (;;) {
 		ssize_t r = read(fd, chunk, sizeof(chunk));
 		if (r < 0) {
@@ -361,7 +377,7 @@ static int creds_profile_section(void *ctx, const char *section, unsigned line)
 static void creds_replace(char **slot, const char *v)
 {
 	creds_wipe_free(*slot);
-	*slot = *v ? xstrdup(v) : NULL;
+	*slot = *v ? secret_strdup(v) : NULL;
 }
 
 static int creds_profile_key(void *ctx, const char *section, const char *key, const char *value,
@@ -520,6 +536,7 @@ static int creds_imds_request(struct creds_provider *p, const char *method, cons
 	    .headers = hdrs,
 	    .n_headers = nh,
 	    .max_body = IMDS_BODY_MAX,
+	    .secret = true,
 	};
 	int rc = http_perform(p->imds_http, &req, resp, err);
 	buf_release(&url);
@@ -678,12 +695,9 @@ static int creds_fetch_instance(struct creds_provider *p, struct creds_value *ou
 	}
 	rc = creds_imds_parse(buf_str(&role), &resp.body, out, err);
 cleanup:
-	if (resp.body.data)
-		explicit_bzero(resp.body.data, resp.body.len);
+	http_resp_wipe(&resp);
 	http_resp_release(&resp);
-	if (token.data)
-		explicit_bzero(token.data, token.len);
-	buf_release(&token);
+	secret_buf_release(&token);
 	buf_release(&role);
 	buf_release(&path);
 	return rc;

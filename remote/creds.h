@@ -60,6 +60,11 @@ void creds_provider_free(struct creds_provider *p);
  * needed. 0, or -EACCES/-ENOENT with err naming the source that failed (never
  * a secret). */
 int creds_provider_get(struct creds_provider *p, struct creds_value *out, struct dth_err *err) WUR;
+/* The credentials were refused as expired (ExpiredToken): forget the cached
+ * ones, so the next get fetches them again. True when their source can give
+ * new ones (environment, profile, instance metadata), false for explicit keys
+ * and anonymous access (nothing to renew). Thread-safe. */
+bool creds_provider_refresh(struct creds_provider *p);
 /* Short description of where the credentials come from, for messages
  * ("explicit keys", "environment", "profile prod", "instance metadata"). */
 const char *creds_provider_describe(const struct creds_provider *p);

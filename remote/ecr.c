@@ -14,7 +14,9 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/secret.h"
 #include "remote/creds.h"
+#include "remote/exec.h"
 #include "remote/http.h"
 #include "remote/sigv4.h"
 
@@ -190,10 +192,7 @@ void ecr_auth_release(struct ecr_auth *a)
 {
 	if (!a)
 		return;
-	if (a->password) {
-		explicit_bzero(a->password, strlen(a->password));
-		free(a->password);
-	}
+	secret_free(a->password);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -233,85 +232,6 @@ static void sha256_hex(const void *data, size_t len, char out[65])
 	unsigned int mdlen = 0;
 	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
 	hex_encode(md, 32, out);
-}
-
-static bool code_in(const char *code, const char *const *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(code, list[i]) == 0)
-			return true;
-	return false;
-}
-
-static bool is_auth_code(const char *code)
-{
-	static const char *const codes[] = {
-	    "UnrecognizedClientException",
-	    "InvalidSignatureException",
-	    "SignatureDoesNotMatch",
-	    "InvalidClientTokenId",
-	    "AccessDeniedException",
-	    "AccessDenied",
-	    "ExpiredTokenException",
-	    "ExpiredToken",
-	    "MissingAuthenticationTokenException",
-	    "MissingAuthenticationToken",
-	    "IncompleteSignature",
-	    "IncompleteSignatureException",
-	    "NotAuthorized",
-	    "AuthFailure",
-	};
-	return code_in(code, codes, ARRAY_SIZE(codes));
-}
-
-static bool is_throttle_code(const char *code)
-{
-	static const char *const codes[] = {
-	    "ThrottledException",
-	    "TooManyRequestsException",
-	    "RequestLimitExceeded",
-	};
-	return str_startswith(code, "Throttling") || code_in(code, codes, ARRAY_SIZE(codes));
-}
-
-static int map_error(long st, const char *code)
-{
-	static const char *const not_found[] = {
-	    "RepositoryNotFoundException",	 "ImageNotFoundException",
-	    "RepositoryPolicyNotFoundException", "RegistryPolicyNotFoundException",
-	    "LifecyclePolicyNotFoundException",
-	};
-	static const char *const invalid[] = {
-	    "InvalidParameterException",
-	    "ValidationException",
-	    "InvalidTagParameterException",
-	    "SerializationException",
-	};
-	if (is_auth_code(code))
-		return -EACCES;
-	if (code_in(code, not_found, ARRAY_SIZE(not_found)))
-		return -ENOENT;
-	if (strcmp(code, "RepositoryAlreadyExistsException") == 0)
-		return -EEXIST;
-	if (code_in(code, invalid, ARRAY_SIZE(invalid)))
-		return -EINVAL;
-	if (strcmp(code, "LimitExceededException") == 0)
-		return -ENOSPC;
-	if (is_throttle_code(code) || st == 429)
-		return -EAGAIN;
-	if (strcmp(code, "RequestTimeout") == 0 || st == 408)
-		return -ETIMEDOUT;
-	if (st == 401 || st == 403)
-		return -EACCES;
-	if (st == 404)
-		return -ENOENT;
-	if (st == 409)
-		return -EEXIST;
-	if (st == 400)
-		return -EINVAL;
-	if (st >= 500)
-		return -EIO;
-	return -EPROTO;
 }
 
 static const char *status_code_name(long st)
@@ -447,18 +367,10 @@ static bool learn_skew(struct ecr_client *c, const struct http_resp *r)
 	return moved;
 }
 
-static bool is_skew_error(const char *code, const char *message)
-{
-	if (strcmp(code, "RequestTimeTooSkewed") == 0 || strcmp(code, "SignatureExpired") == 0)
-		return true;
-	return strcmp(code, "InvalidSignatureException") == 0 && message &&
-	       strstr(message, "expired") != NULL;
-}
-
 /* Build, sign and send one attempt. */
 static int attempt_once(struct ecr_client *c, const struct ecr_call *k, const char *body,
 			size_t body_len, const char *payload_hash, struct http_resp *resp,
-			struct dth_err *err)
+			bool *fatal, struct dth_err *err)
 {
 	struct buf url = BUF_INIT, auth = BUF_INIT, target = BUF_INIT;
 	struct http_header hdrs[8];
@@ -472,8 +384,10 @@ static int attempt_once(struct ecr_client *c, const struct ecr_call *k, const ch
 	memset(&cv, 0, sizeof(cv));
 	if (c->creds) {
 		rc = creds_provider_get(c->creds, &cv, err);
-		if (rc != 0)
+		if (rc != 0) {
+			*fatal = true;
 			goto cleanup;
+		}
 		sign = !cv.anonymous && cv.access_key_id[0];
 	}
 	buf_addf(&url, "%s://%s%s", c->scheme, c->hostport, c->path);
@@ -503,8 +417,10 @@ static int attempt_once(struct ecr_client *c, const struct ecr_call *k, const ch
 		    .normalize_path = true,
 		};
 		struct sigv4_creds sc = {cv.access_key_id, cv.secret_access_key, cv.session_token};
+		buf_grow(&auth, 1024); /* the value is never moved once written */
 		rc = sigv4_authorization(&in, &sc, &auth);
 		if (rc != 0) {
+			*fatal = true;
 			rc = err_set(err, rc, "cannot sign the request");
 			goto cleanup;
 		}
@@ -519,105 +435,120 @@ static int attempt_once(struct ecr_client *c, const struct ecr_call *k, const ch
 	    .body = body,
 	    .body_len = body_len,
 	    .max_body = JSON_BODY_MAX,
+	    .secret = k->secret,
 	};
 	atomic_fetch_add(&c->counts[k->kind], 1);
 	rc = http_perform(c->http, &req, resp, err);
 cleanup:
 	/* wipe the secret copies */
 	explicit_bzero(&cv, sizeof(cv));
-	if (auth.data)
-		explicit_bzero(auth.data, auth.len);
-	buf_release(&auth);
+	secret_buf_release(&auth);
 	buf_release(&url);
 	buf_release(&target);
 	return rc;
 }
 
-/* Run the call with retries. 0 with *out set to the answer's JSON object
- * (json_decref it); else a negative errno with err filled. */
+/* One call through the executor (exec.h): the ECR hooks. */
+struct ecr_run {
+	struct ecr_client *c;
+	const struct ecr_call *k;
+	const char *body;
+	size_t body_len;
+	const char *payload;
+	const char *what;
+	json_t *answer; /* the 2xx answer's object */
+};
+
+static int ecr_send(void *ctx, struct http_resp *resp, bool *fatal, struct dth_err *err)
+{
+	struct ecr_run *r = ctx;
+	return attempt_once(r->c, r->k, r->body, r->body_len, r->payload, resp, fatal, err);
+}
+
+static int ecr_check_ok(void *ctx, const struct http_resp *resp, char code[EXEC_CODE_MAX],
+			char **message, struct dth_err *err)
+{
+	(void)code;
+	(void)message;
+	struct ecr_run *r = ctx;
+	json_error_t je;
+	json_t *j = json_loadb(resp->body.data, resp->body.len, 0, &je);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return err_set(err, -EPROTO, "%s %s: bad answer: %s", r->k->op, r->what,
+			       j ? "not a json object" : je.text);
+	}
+	json_decref(r->answer);
+	r->answer = j;
+	return 0;
+}
+
+static void ecr_parse_error(void *ctx, const struct http_resp *resp, char code[EXEC_CODE_MAX],
+			    char **message)
+{
+	(void)ctx;
+	parse_error(resp, code, EXEC_CODE_MAX, message);
+	if (!code[0])
+		strlcpy_s(code, status_code_name(resp->status), EXEC_CODE_MAX);
+}
+
+static bool ecr_learn_skew(void *ctx, const struct http_resp *resp)
+{
+	return learn_skew(((struct ecr_run *)ctx)->c, resp);
+}
+
+/* An expired session token: the provider fetches fresh credentials. */
+static bool ecr_refresh_auth(void *ctx, const struct http_resp *resp, const struct exec_verdict *v,
+			     unsigned round)
+{
+	(void)resp;
+	struct ecr_client *c = ((struct ecr_run *)ctx)->c;
+	return v->expired && round == 0 && c->creds && creds_provider_refresh(c->creds);
+}
+
+static const struct exec_hooks ecr_hooks = {
+    .send = ecr_send,
+    .check_ok = ecr_check_ok,
+    .parse_error = ecr_parse_error,
+    .refresh_auth = ecr_refresh_auth,
+    .learn_skew = ecr_learn_skew,
+};
+
+/* Run the call with retries (exec.h). 0 with *out set to the answer's JSON
+ * object (json_decref it); else a negative errno with err filled. */
 static int ecr_do(struct ecr_client *c, const struct ecr_call *k, json_t **out, struct dth_err *err)
 {
 	char what[MSG_REPO_MAX + 160];
 	char payload[65];
-	struct dth_err local;
-	struct dth_err *e = err ? err : &local;
-	bool skew_retried = false;
-	int rc = 0;
 
 	*out = NULL;
-	err_clear(e);
+	err_clear(err);
 	describe(c, k, what, sizeof(what));
 	char *body = k->req ? json_dumps(k->req, JSON_COMPACT) : xstrdup("{}");
 	if (!body)
-		return err_set(e, -ENOMEM, "%s %s: cannot encode the request", k->op, what);
+		return err_set(err, -ENOMEM, "%s %s: cannot encode the request", k->op, what);
 	size_t body_len = strlen(body);
 	sha256_hex(body, body_len, payload);
 
 	struct http_resp resp;
 	http_resp_init(&resp);
-	for (unsigned attempt = 1;; attempt++) {
-		err_clear(e);
-		rc = attempt_once(c, k, body, body_len, payload, &resp, e);
-		bool last = attempt >= c->retry.max_attempts;
-		unsigned wait = 0;
-		if (rc != 0) {
-			if (retry_is_retryable(rc, 0, NULL) && !last) {
-				wait = retry_wait_ms(&c->retry, attempt, NULL);
-				log_debug("ecr: %s %s: %s; retry %u in %u ms", k->op, what,
-					  e->message, attempt, wait);
-				retry_sleep_ms(wait);
-				continue;
-			}
-			err_prefix(e, "%s %s", k->op, what);
-			break;
-		}
-
-		long st = resp.status;
-		if (st >= 200 && st <= 299) {
-			json_error_t je;
-			json_t *j = json_loadb(resp.body.data, resp.body.len, 0, &je);
-			if (!json_is_object(j)) {
-				json_decref(j);
-				rc = err_set(e, -EPROTO, "%s %s: bad answer: %s", k->op, what,
-					     j ? "not a json object" : je.text);
-				e->http_status = (int)st;
-				break;
-			}
-			*out = j;
-			rc = 0;
-			break;
-		}
-
-		char code[64];
-		char *message = NULL;
-		parse_error(&resp, code, sizeof(code), &message);
-		if (!code[0])
-			strlcpy_s(code, status_code_name(st), sizeof(code));
-		int mapped = map_error(st, code);
-		bool retry = !last && retry_is_retryable(0, (int)st, code);
-		if (!retry && !last && !skew_retried && is_skew_error(code, message) &&
-		    learn_skew(c, &resp)) {
-			skew_retried = true;
-			retry = true;
-		}
-		err_set(e, mapped, "%s %s: %ld%s%s%s%s", k->op, what, st, code[0] ? " " : "", code,
-			message && *message ? ": " : "", message ? message : "");
-		e->http_status = (int)st;
-		strlcpy_s(e->remote_code, code, sizeof(e->remote_code));
-		free(message);
-		if (!retry) {
-			rc = mapped;
-			break;
-		}
-		struct buf ra = BUF_INIT;
-		int has_ra = http_resp_header(&resp, "Retry-After", &ra) == 0;
-		wait = retry_wait_ms(&c->retry, attempt, has_ra ? buf_str(&ra) : NULL);
-		buf_release(&ra);
-		log_debug("ecr: %s; retry %u in %u ms", e->message, attempt, wait);
-		retry_sleep_ms(wait);
-	}
-	if (k->secret && resp.body.data)
-		explicit_bzero(resp.body.data, resp.body.len);
+	struct ecr_run run = {c, k, body, body_len, payload, what, NULL};
+	struct exec_call x = {
+	    .client = "ecr",
+	    .name = c->name,
+	    .op = k->op,
+	    .what = what,
+	    .retry = &c->retry,
+	    .hooks = &ecr_hooks,
+	    .ctx = &run,
+	};
+	int rc = exec_run(&x, &resp, err);
+	if (rc == 0)
+		*out = run.answer;
+	else
+		json_decref(run.answer);
+	if (k->secret)
+		http_resp_wipe(&resp);
 	http_resp_release(&resp);
 	free(body);
 	return rc;
@@ -704,7 +635,8 @@ int ecr_get_authorization_token(struct ecr_client *c, struct ecr_auth *out, stru
 	}
 	memcpy(out->user, dec, (size_t)(colon - dec));
 	out->user[colon - dec] = '\0';
-	out->password = xstrndup((const char *)colon + 1, (size_t)n - (size_t)(colon - dec) - 1);
+	out->password =
+	    secret_strndup((const char *)colon + 1, (size_t)n - (size_t)(colon - dec) - 1);
 	strlcpy_s(out->proxy_endpoint, json_str(first, "proxyEndpoint"),
 		  sizeof(out->proxy_endpoint));
 	out->expires = json_time(json_object_get(first, "expiresAt"));

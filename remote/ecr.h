@@ -4,15 +4,19 @@
  * application/x-amz-json-1.1), signed with SigV4 for service "ecr", over the
  * shared HTTP engine, with retries (retry.h) and per-kind request counters.
  * One client per remote, shared by all threads; every function is
- * thread-safe. Returns 0 or a negative errno: RepositoryNotFoundException,
- * ImageNotFoundException and 404 -> -ENOENT; RepositoryAlreadyExistsException
- * -> -EEXIST; authentication and permission errors (401, 403,
- * UnrecognizedClientException, InvalidSignatureException, AccessDenied...) ->
- * -EACCES; InvalidParameterException, ValidationException, other 400 ->
- * -EINVAL; LimitExceededException -> -ENOSPC; throttling (ThrottlingException,
- * 429) after retries -> -EAGAIN; 5xx after retries -> -EIO; other 4xx ->
- * -EPROTO; transport failures as http.h says. err carries the HTTP status,
- * the error type (the JSON "__type" after '#') and the service's message.
+ * thread-safe. Returns 0 or a negative errno as the status table of
+ * remote/exec.h says, which reads ECR's error types first:
+ * RepositoryNotFoundException, ImageNotFoundException and 404 -> -ENOENT;
+ * RepositoryAlreadyExistsException -> -EEXIST; authentication and permission
+ * errors (401, 403, UnrecognizedClientException, InvalidSignatureException,
+ * AccessDenied...) -> -EACCES; InvalidParameterException,
+ * ValidationException, other 400 -> -EINVAL; LimitExceededException ->
+ * -ENOSPC; throttling (ThrottlingException, 429, 503) after retries ->
+ * -EBUSY; other 5xx after retries -> -EIO; other 4xx -> -EPROTO; transport
+ * failures as http.h says. An expired session token makes the credentials
+ * provider fetch new ones (once); a clock-skew refusal corrects the signing
+ * clock (once). err carries the HTTP status, the error type (the JSON
+ * "__type" after '#') and the service's message.
  * No token, key or signature ever reaches a log line or err. */
 #ifndef DTH_ECR_H
 #define DTH_ECR_H
@@ -77,7 +81,7 @@ void ecr_client_counts(const struct ecr_client *c, uint64_t out[ECR_REQ__COUNT])
  * "AWS:<password>" decoded. password is a secret: never log it. */
 struct ecr_auth {
 	char user[64];		  /* "AWS" */
-	char *password;		  /* owned, NUL-terminated */
+	char *password;		  /* owned, NUL-terminated, in secret memory (secret.h) */
 	char proxy_endpoint[256]; /* "https://<account>.dkr.ecr.<region>.amazonaws.com" */
 	int64_t expires;	  /* Unix seconds (0 when the answer has none) */
 };

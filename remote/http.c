@@ -6,9 +6,12 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/secret.h"
 
 #ifndef DTH_VERSION
 #define DTH_VERSION "0"
@@ -34,9 +37,33 @@ struct http_engine {
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_OK;
 
+static void *wipe_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+static char *wipe_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+	if (d)
+		memcpy(d, s, n);
+	return d;
+}
+
+static void *wipe_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
 static void global_init_once(void)
 {
-	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* Every block libcurl or jansson frees is wiped first: curl formats
+	 * the Authorization and session-token headers into buffers of its
+	 * own, jansson's lexer keeps the raw text of a token answer. */
+	json_set_alloc_funcs(wipe_malloc, secret_heap_free);
+	global_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, wipe_malloc, secret_heap_free,
+					 secret_heap_realloc, wipe_strdup, wipe_calloc);
 }
 
 int http_global_init(void)
@@ -140,6 +167,12 @@ void http_resp_init(struct http_resp *r)
 	buf_init(&r->hdrs);
 }
 
+void http_resp_wipe(struct http_resp *r)
+{
+	secret_buf_release(&r->body);
+	secret_buf_release(&r->hdrs);
+}
+
 void http_resp_release(struct http_resp *r)
 {
 	buf_release(&r->body);
@@ -241,6 +274,20 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* Make room for extra more bytes in b without leaving a copy of what it
+ * holds in freed memory: a new block, the bytes moved, the old one wiped. */
+static void grow_wiping(struct buf *b, size_t extra)
+{
+	if (b->len + extra + 1 <= b->cap)
+		return;
+	struct buf nb = BUF_INIT;
+	size_t want = b->cap * 2 > 4096 ? b->cap * 2 : 4096;
+	buf_grow(&nb, want > b->len + extra ? want : b->len + extra);
+	buf_add(&nb, b->data, b->len);
+	secret_buf_release(b);
+	*b = nb;
+}
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
@@ -269,6 +316,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 		x->too_big = true;
 		return 0;
 	}
+	if (x->req->secret)
+		grow_wiping(b, n);
 	buf_add(b, data, n);
 	return n;
 }
@@ -323,6 +372,8 @@ static int map_curl(CURLcode c, const struct xfer *x)
 	case CURLE_SEND_ERROR:
 	case CURLE_GOT_NOTHING:
 		return -ECONNRESET;
+	case CURLE_PARTIAL_FILE: /* closed before the Content-Length or last chunk */
+		return -EIO;
 	case CURLE_WRITE_ERROR:
 		if (x->not_partial)
 			return -ERANGE;
@@ -366,20 +417,36 @@ static int map_curl(CURLcode c, const struct xfer *x)
 }
 
 /* Append "Name: value" (or "Name;" for an empty value, curl's way to send an
- * empty header). Returns false on allocation failure. */
+ * empty header). Returns false on allocation failure. The line may hold a
+ * secret (Authorization, x-amz-security-token): it is built in a buffer of
+ * its final size and wiped after curl copied it. */
 static bool add_header(struct curl_slist **list, const char *name, const char *value)
 {
 	struct buf b = BUF_INIT;
-	if (value && *value)
-		buf_addf(&b, "%s: %s", name, value);
-	else
-		buf_addf(&b, "%s;", name);
+	size_t nl = strlen(name), vl = value ? strlen(value) : 0;
+	buf_grow(&b, nl + vl + 2);
+	buf_add(&b, name, nl);
+	if (vl) {
+		buf_add(&b, ": ", 2);
+		buf_add(&b, value, vl);
+	} else {
+		buf_addch(&b, ';');
+	}
 	struct curl_slist *n = curl_slist_append(*list, b.data);
-	buf_release(&b);
+	secret_buf_release(&b);
 	if (!n)
 		return false;
 	*list = n;
 	return true;
+}
+
+/* Wipe and free the header lines (curl's copies of them). */
+static void free_headers(struct curl_slist *list)
+{
+	for (struct curl_slist *n = list; n; n = n->next)
+		if (n->data)
+			secret_wipe(n->data, strlen(n->data));
+	curl_slist_free_all(list);
 }
 
 /* The URL without its query (which may hold a presigned signature). */
@@ -508,12 +575,15 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 	}
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
-	pool_put(e, h);
+	free_headers(hl);
+	if (req->secret)
+		curl_easy_cleanup(h); /* its receive buffer holds the answer: freed (wiped) */
+	else
+		pool_put(e, h);
 	return rc;
 
 oom:
-	curl_slist_free_all(hl);
+	free_headers(hl);
 	pool_put(e, h);
 	return err_set(err, -ENOMEM, "%s %s: out of memory", method, where);
 }

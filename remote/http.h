@@ -57,6 +57,11 @@ struct http_req {
 	 * transfer either way (this, or body_len) gets bigger socket buffers:
 	 * fewer system calls per byte. Small requests keep curl's defaults. */
 	size_t expect_len;
+	/* The request or its answer holds a secret (a token request, the
+	 * answer of an authorization call): the collected body grows without
+	 * leaving partial copies behind. Header lines are always wiped; wipe
+	 * the answer with http_resp_wipe before releasing it. */
+	bool secret;
 	/* When sink is set, it only receives the body of 2xx responses; error bodies
 	 * are always collected in resp->body (capped at 64 KiB) so the caller can
 	 * parse the error document. */
@@ -70,6 +75,9 @@ struct http_resp {
 
 void http_resp_init(struct http_resp *r);
 void http_resp_release(struct http_resp *r);
+/* Overwrite every byte the answer holds (body and headers), keeping it
+ * initialised; for answers that carried a secret. */
+void http_resp_wipe(struct http_resp *r);
 /* Value of header name (case-insensitive) in the final response, copied into
  * out (trimmed); returns 0, or -ENOENT when absent. */
 int http_resp_header(const struct http_resp *r, const char *name, struct buf *out);
@@ -80,15 +88,21 @@ void http_resp_each_header(const struct http_resp *r,
 			   void *ctx);
 
 /* Engine lifecycle. http_engine_new returns NULL only on allocation failure of
- * libcurl itself. Call http_global_init() once at program start. */
+ * libcurl itself. Call http_global_init() once at program start, before any
+ * other use of libcurl or jansson: it gives both libraries a free() that
+ * wipes what it frees (secret.h), as they hold copies of credentials (the
+ * request head curl builds, the token text jansson's lexer keeps). */
 int http_global_init(void);
 struct http_engine *http_engine_new(const struct http_engine_opts *opts);
 void http_engine_free(struct http_engine *e);
 
 /* Perform one request. Returns 0 when a response arrived (whatever its
  * status: check resp->status), or a negative errno for a transport failure:
- * -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH (DNS), -EPROTO (TLS
- * or protocol), -EFBIG, -EIO; err then says what happened. resp must have been
+ * -ETIMEDOUT (connect timeout, or a stall of stall_timeout_s), -ECONNREFUSED,
+ * -ECONNRESET (reset, or closed before any answer), -EHOSTUNREACH (DNS),
+ * -EPROTO (TLS or protocol), -EFBIG, -EIO (a body cut short of its
+ * Content-Length or last chunk, and anything else); err then says what
+ * happened. resp must have been
  * initialised; its previous content is replaced. */
 int http_perform(struct http_engine *e, const struct http_req *req, struct http_resp *resp,
 		 struct dth_err *err) WUR;

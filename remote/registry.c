@@ -14,7 +14,9 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/uri.h"
+#include "remote/exec.h"
 
 #define REDIRECT_MAX	 5
 #define LIST_BODY_MAX	 (8u << 20)
@@ -103,14 +105,6 @@ static enum registry_req_kind kind_of(const char *method)
 }
 
 /* ---- small helpers ---- */
-
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
 
 void registry_digest_of(const void *data, size_t len, char *out)
 {
@@ -733,8 +727,8 @@ struct registry_client *registry_client_new(const struct registry_config *cfg, s
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->fetch_lock, NULL);
 	if (has_user) {
-		c->username = xstrdup(cfg->username);
-		c->password = xstrdup(cfg->password);
+		c->username = secret_strdup(cfg->username);
+		c->password = secret_strdup(cfg->password);
 	}
 	return c;
 }
@@ -743,7 +737,7 @@ static void tokens_clear(struct registry_client *c)
 {
 	for (size_t i = 0; i < c->n_tokens; i++) {
 		free(c->tokens[i].scope);
-		wipe_free(c->tokens[i].token);
+		secret_free(c->tokens[i].token);
 	}
 	free(c->tokens);
 	c->tokens = NULL;
@@ -758,8 +752,8 @@ void registry_client_free(struct registry_client *c)
 	free(c->name);
 	free(c->url);
 	free(c->host);
-	free(c->username);
-	wipe_free(c->password);
+	secret_free(c->username);
+	secret_free(c->password);
 	free(c->realm);
 	free(c->service);
 	pthread_mutex_destroy(&c->lock);
@@ -786,47 +780,19 @@ void registry_client_set_credentials(struct registry_client *c, const char *user
 				     const char *password)
 {
 	pthread_mutex_lock(&c->lock);
-	free(c->username);
-	wipe_free(c->password);
+	secret_free(c->username);
+	secret_free(c->password);
 	c->username = NULL;
 	c->password = NULL;
 	if (username && *username) {
-		c->username = xstrdup(username);
-		c->password = xstrdup(password ? password : "");
+		c->username = secret_strdup(username);
+		c->password = secret_strdup(password ? password : "");
 	}
 	tokens_clear(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- errors ---- */
-
-static int map_status(long st, const char *code)
-{
-	if (code && !strcmp(code, "DIGEST_INVALID"))
-		return -EBADMSG;
-	switch (st) {
-	case 400:
-		return -EINVAL;
-	case 401:
-	case 403:
-		return -EACCES;
-	case 404:
-		return -ENOENT;
-	case 405:
-		return -ENOTSUP;
-	case 413:
-		return -EFBIG;
-	case 416:
-		return -ERANGE;
-	case 429:
-		return -EIO;
-	default:
-		break;
-	}
-	if (st >= 500)
-		return -EIO;
-	return -EPROTO;
-}
 
 static const char *status_text(long st)
 {
@@ -910,7 +876,9 @@ static bool token_lookup(struct registry_client *c, const char *key, struct buf 
 	for (size_t i = 0; i < c->n_tokens; i++) {
 		struct token_entry *t = &c->tokens[i];
 		if (strcmp(t->scope, key) == 0 && t->expires_ms > now) {
-			buf_adds(out, t->token);
+			size_t n = strlen(t->token);
+			buf_grow(out, n); /* no reallocation with the token half copied */
+			buf_add(out, t->token, n);
 			return true;
 		}
 	}
@@ -922,7 +890,7 @@ static void token_drop(struct registry_client *c, const char *key)
 	for (size_t i = 0; i < c->n_tokens; i++) {
 		if (strcmp(c->tokens[i].scope, key) == 0) {
 			free(c->tokens[i].scope);
-			wipe_free(c->tokens[i].token);
+			secret_free(c->tokens[i].token);
 			c->tokens[i] = c->tokens[--c->n_tokens];
 			return;
 		}
@@ -942,28 +910,130 @@ static void token_store(struct registry_client *c, const char *key, const char *
 			if (c->tokens[i].expires_ms < c->tokens[w].expires_ms)
 				w = i;
 		free(c->tokens[w].scope);
-		wipe_free(c->tokens[w].token);
+		secret_free(c->tokens[w].token);
 		c->tokens[w] = c->tokens[--c->n_tokens];
 	}
 	c->tokens = xrealloc(c->tokens, (c->n_tokens + 1) * sizeof(*c->tokens));
 	c->tokens[c->n_tokens].scope = xstrdup(key);
-	c->tokens[c->n_tokens].token = xstrdup(token);
+	c->tokens[c->n_tokens].token = secret_strdup(token);
 	c->tokens[c->n_tokens].expires_ms = now + (ttl_s - margin) * 1000;
 	c->n_tokens++;
 }
 
+/* "Basic base64(user:pass)" appended to out, which must not hold a secret
+ * yet; every temporary is wiped and none is ever reallocated. */
 static void basic_value(const char *user, const char *pass, struct buf *out)
 {
+	size_t ul = strlen(user), pl = strlen(pass);
 	struct buf up = BUF_INIT;
-	buf_addf(&up, "%s:%s", user, pass);
-	char *b64 = xmalloc(4 * ((up.len + 2) / 3) + 1);
+	buf_grow(&up, ul + 1 + pl);
+	buf_add(&up, user, ul);
+	buf_addch(&up, ':');
+	buf_add(&up, pass, pl);
+	size_t bl = 4 * ((up.len + 2) / 3);
+	char *b64 = xmalloc(bl + 1);
 	base64_encode((const unsigned char *)up.data, up.len, b64);
-	buf_adds(out, "Basic ");
-	buf_adds(out, b64);
-	explicit_bzero(b64, strlen(b64));
+	buf_grow(out, 6 + bl);
+	buf_add(out, "Basic ", 6);
+	buf_add(out, b64, bl);
+	secret_wipe(b64, bl + 1);
 	free(b64);
-	explicit_bzero(up.data, up.len);
-	buf_release(&up);
+	secret_buf_release(&up);
+}
+
+/* The error answer of the registry or its token server: the first error of a
+ * distribution error body (or a token server's "details"), else the status
+ * in words. */
+static void reg_parse_error(void *ctx, const struct http_resp *resp, char code[EXEC_CODE_MAX],
+			    char **message)
+{
+	(void)ctx;
+	char msg[300];
+	long st = resp->status;
+	parse_error_body(&resp->body, code, EXEC_CODE_MAX, msg, sizeof(msg));
+	if (!code[0] && !msg[0])
+		shown(status_text(st), msg, sizeof(msg));
+	if (st >= 300 && st <= 399)
+		shown("redirect without a usable Location", msg, sizeof(msg));
+	*message = msg[0] ? xstrdup(msg) : NULL;
+}
+
+/* A token request through the executor. */
+struct tok_run {
+	struct registry_client *c;
+	const struct http_req *req;
+	bool with_user; /* basic credentials were sent */
+};
+
+static int tok_send(void *ctx, struct http_resp *resp, bool *fatal, struct dth_err *err)
+{
+	(void)fatal;
+	struct tok_run *t = ctx;
+	atomic_fetch_add(&t->c->counts[REGISTRY_REQ_OTHER], 1);
+	return http_perform(t->c->http, t->req, resp, err);
+}
+
+static const char *tok_hint(void *ctx, long st)
+{
+	struct tok_run *t = ctx;
+	if (st != 401 && st != 403)
+		return NULL;
+	return t->with_user ? " (check the username and password)"
+			    : " (anonymous access refused; configure a username and password)";
+}
+
+static const struct exec_hooks tok_hooks = {
+    .send = tok_send,
+    .parse_error = reg_parse_error,
+    .hint = tok_hint,
+};
+
+/* Read the token out of a token server's answer; wipes the answer's copies. */
+static int token_take(struct registry_client *c, const char *key, struct http_resp *resp,
+		      struct buf *tok, struct dth_err *e)
+{
+	json_t *root = json_loadb(resp->body.data, resp->body.len, 0, NULL);
+	const char *t = NULL;
+	json_int_t ttl = 0;
+	int rc = 0;
+	if (root) {
+		t = json_string_value(json_object_get(root, "token"));
+		if (!t || !*t)
+			t = json_string_value(json_object_get(root, "access_token"));
+		json_t *ex = json_object_get(root, "expires_in");
+		if (json_is_integer(ex))
+			ttl = json_integer_value(ex);
+		else if (json_is_real(ex))
+			ttl = (json_int_t)json_real_value(ex);
+	}
+	if (!t || !*t || strlen(t) > SECRET_MAX) {
+		rc = err_set(e, -EPROTO, "registry %s: token request: no token in the answer",
+			     c->name);
+		goto out;
+	}
+	if (ttl <= 0)
+		ttl = TOKEN_TTL_DEF;
+	if (ttl > 7 * 24 * 3600)
+		ttl = 7 * 24 * 3600;
+	size_t tl = strlen(t);
+	buf_grow(tok, tl);
+	buf_add(tok, t, tl);
+	pthread_mutex_lock(&c->lock);
+	token_store(c, key, t, (uint64_t)ttl);
+	pthread_mutex_unlock(&c->lock);
+	log_debug("registry %s: got a token for %s (%lld s)", c->name, key, (long long)ttl);
+out:
+	/* wipe the answer's copies */
+	if (root) {
+		const char *names[] = {"token", "access_token"};
+		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+			json_t *jt = json_object_get(root, names[i]);
+			if (json_is_string(jt))
+				secret_wipe((char *)json_string_value(jt), json_string_length(jt));
+		}
+	}
+	json_decref(root);
+	return rc;
 }
 
 /* Fetch a token for scopes from the realm; store it. tok gets it. */
@@ -980,8 +1050,8 @@ static int token_fetch(struct registry_client *c, const char *const *scopes, siz
 	realm = c->realm ? xstrdup(c->realm) : NULL;
 	service = c->service ? xstrdup(c->service) : NULL;
 	if (c->username) {
-		user = xstrdup(c->username);
-		pass = xstrdup(c->password);
+		user = secret_strdup(c->username);
+		pass = secret_strdup(c->password);
 	}
 	pthread_mutex_unlock(&c->lock);
 
@@ -1032,94 +1102,32 @@ static int token_fetch(struct registry_client *c, const char *const *scopes, siz
 	    .headers = hdrs,
 	    .n_headers = nh,
 	    .max_body = TOKEN_BODY_MAX,
+	    .secret = true,
 	};
-	for (unsigned attempt = 1;; attempt++) {
-		err_clear(e);
-		atomic_fetch_add(&c->counts[REGISTRY_REQ_OTHER], 1);
-		rc = http_perform(c->http, &req, &resp, e);
-		bool last = attempt >= c->retry.max_attempts;
-		if (rc != 0) {
-			if (retry_is_retryable(rc, 0, NULL) && !last) {
-				retry_sleep_ms(retry_wait_ms(&c->retry, attempt, NULL));
-				continue;
-			}
-			err_prefix(e, "registry %s: token request", c->name);
-			goto cleanup;
-		}
-		long st = resp.status;
-		if (st >= 200 && st <= 299)
-			break;
-		char code[64], msg[300];
-		parse_error_body(&resp.body, code, sizeof(code), msg, sizeof(msg));
-		if (st == 401 || st == 403) {
-			rc = err_set(e, -EACCES, "registry %s: token request: %ld %s%s%s%s",
-				     c->name, st, status_text(st), msg[0] ? ": " : "", msg,
-				     user ? " (check the username and password)"
-					  : " (anonymous access refused; configure a username and "
-					    "password)");
-			e->http_status = (int)st;
-			goto cleanup;
-		}
-		rc = err_set(e, map_status(st, NULL), "registry %s: token request: %ld %s%s%s",
-			     c->name, st, status_text(st), msg[0] ? ": " : "", msg);
-		e->http_status = (int)st;
-		if (last || !retry_is_retryable(0, (int)st, NULL))
-			goto cleanup;
-		struct buf ra = BUF_INIT;
-		int has_ra = http_resp_header(&resp, "Retry-After", &ra) == 0;
-		unsigned wait = retry_wait_ms(&c->retry, attempt, has_ra ? buf_str(&ra) : NULL);
-		buf_release(&ra);
-		retry_sleep_ms(wait);
-	}
-
-	json_t *root = json_loadb(resp.body.data, resp.body.len, 0, NULL);
-	const char *t = NULL;
-	json_int_t ttl = 0;
-	if (root) {
-		t = json_string_value(json_object_get(root, "token"));
-		if (!t || !*t)
-			t = json_string_value(json_object_get(root, "access_token"));
-		json_t *ex = json_object_get(root, "expires_in");
-		if (json_is_integer(ex))
-			ttl = json_integer_value(ex);
-		else if (json_is_real(ex))
-			ttl = (json_int_t)json_real_value(ex);
-	}
-	if (!t || !*t || strlen(t) > SECRET_MAX) {
-		rc = err_set(e, -EPROTO, "registry %s: token request: no token in the answer",
-			     c->name);
-		json_decref(root);
-		goto cleanup;
-	}
-	if (ttl <= 0)
-		ttl = TOKEN_TTL_DEF;
-	if (ttl > 7 * 24 * 3600)
-		ttl = 7 * 24 * 3600;
-	buf_adds(tok, t);
-	pthread_mutex_lock(&c->lock);
-	token_store(c, key, t, (uint64_t)ttl);
-	pthread_mutex_unlock(&c->lock);
-	/* wipe the answer's copy */
-	json_t *jt = json_object_get(root, "token");
-	if (json_is_string(jt))
-		explicit_bzero((char *)json_string_value(jt), json_string_length(jt));
-	jt = json_object_get(root, "access_token");
-	if (json_is_string(jt))
-		explicit_bzero((char *)json_string_value(jt), json_string_length(jt));
-	json_decref(root);
-	log_debug("registry %s: got a token for %s (%lld s)", c->name, key, (long long)ttl);
+	char what[300];
+	snprintf(what, sizeof(what), "%s: token request", c->name);
+	struct tok_run t = {c, &req, user != NULL};
+	struct exec_call x = {
+	    .client = "registry",
+	    .name = c->name,
+	    .op = "registry",
+	    .what = what,
+	    .retry = &c->retry,
+	    .hooks = &tok_hooks,
+	    .ctx = &t,
+	};
+	rc = exec_run(&x, &resp, e);
+	if (rc == 0)
+		rc = token_take(c, key, &resp, tok, e);
 cleanup:
-	if (resp.body.data)
-		explicit_bzero(resp.body.data, resp.body.len);
+	http_resp_wipe(&resp);
 	http_resp_release(&resp);
-	if (auth.data)
-		explicit_bzero(auth.data, auth.len);
-	buf_release(&auth);
+	secret_buf_release(&auth);
 	buf_release(&url);
 	free(realm);
 	free(service);
-	free(user);
-	wipe_free(pass);
+	secret_free(user);
+	secret_free(pass);
 	return rc;
 }
 
@@ -1156,12 +1164,11 @@ static int auth_value(struct registry_client *c, const char *const *scopes, size
 		pthread_mutex_unlock(&c->fetch_lock);
 	}
 	if (rc == 0 && (*sent == SENT_CACHED || *sent == SENT_FRESH)) {
-		buf_adds(out, "Bearer ");
+		buf_grow(out, 7 + tok.len);
+		buf_add(out, "Bearer ", 7);
 		buf_add(out, tok.data ? tok.data : "", tok.len);
 	}
-	if (tok.data)
-		explicit_bzero(tok.data, tok.len);
-	buf_release(&tok);
+	secret_buf_release(&tok);
 	buf_release(&key);
 	return rc;
 }
@@ -1206,208 +1213,227 @@ static void call_header(struct reg_call *k, const char *name, const char *value)
 		k->hdrs[k->n_hdrs++] = (struct http_header){name, value};
 }
 
-/* Run the call with auth, redirects and retries. 0 on a 2xx answer (resp
- * holds it); else a negative errno with e filled. */
+/* One call through the executor (exec.h): the registry hooks. */
+struct reg_run {
+	struct registry_client *c;
+	struct reg_call *k;
+	struct buf cur, next, auth, loc;
+	char range[64];
+	enum auth_sent sent; /* what the last attempt sent */
+	bool at_registry;    /* the last answer came from the registry itself */
+};
+
+/* One attempt, following redirects; the registry's Authorization only goes
+ * to the registry's own origin. */
+static int reg_send(void *ctx, struct http_resp *resp, bool *fatal, struct dth_err *e)
+{
+	struct reg_run *r = ctx;
+	struct registry_client *c = r->c;
+	struct reg_call *k = r->k;
+	unsigned redirects = 0;
+	int rc = 0;
+	buf_reset(&r->cur);
+	buf_adds(&r->cur, k->url);
+	for (;;) {
+		struct http_header hdrs[ARRAY_SIZE(k->hdrs) + 3];
+		size_t nh = 0;
+		for (size_t i = 0; i < k->n_hdrs; i++)
+			hdrs[nh++] = k->hdrs[i];
+		if (k->resume_from && *k->resume_from > 0) {
+			snprintf(r->range, sizeof(r->range), "bytes=%llu-",
+				 (unsigned long long)*k->resume_from);
+			hdrs[nh++] = (struct http_header){"Range", r->range};
+		}
+		r->at_registry = same_origin(c->url, buf_str(&r->cur));
+		secret_buf_release(&r->auth);
+		r->sent = SENT_NONE;
+		if (r->at_registry) {
+			rc = auth_value(c, k->scopes, k->n_scopes, &r->auth, &r->sent, e);
+			if (rc) {
+				*fatal = true; /* the token request had its own retries */
+				break;
+			}
+			if (r->auth.len)
+				hdrs[nh++] =
+				    (struct http_header){"Authorization", buf_str(&r->auth)};
+		}
+		struct http_req req = {
+		    .method = k->method,
+		    .url = buf_str(&r->cur),
+		    .headers = hdrs,
+		    .n_headers = nh,
+		    .body = k->body,
+		    .body_len = k->body_len,
+		    .sink = k->sink,
+		    .sink_ctx = k->sink_ctx,
+		    .max_body = k->sink ? 0 : k->max_body,
+		    .expect_len = k->expect_len,
+		};
+		atomic_fetch_add(&c->counts[kind_of(k->method)], 1);
+		rc = http_perform(c->http, &req, resp, e);
+		secret_buf_release(&r->auth);
+		k->transport_failed = rc != 0;
+		if (rc != 0)
+			break;
+		long st = resp->status;
+		if (k->no_redirect ||
+		    !(st == 301 || st == 302 || st == 303 || st == 307 || st == 308))
+			break;
+		buf_reset(&r->loc);
+		if (http_resp_header(resp, "Location", &r->loc) != 0 ||
+		    registry_resolve_url(buf_str(&r->cur), buf_str(&r->loc), &r->next) != 0)
+			break; /* judged as an error answer */
+		if (redirects++ >= REDIRECT_MAX) {
+			*fatal = true;
+			rc = err_set(e, -ELOOP, "too many redirects");
+			break;
+		}
+		buf_reset(&r->cur);
+		buf_add(&r->cur, r->next.data, r->next.len);
+		log_debug("registry %s: %s %s: redirected (%ld)", c->name, k->op, k->what, st);
+	}
+	strlcpy_s(k->final_url, buf_str(&r->cur), sizeof(k->final_url));
+	return rc;
+}
+
+static void reg_reset(void *ctx)
+{
+	struct reg_call *k = ((struct reg_run *)ctx)->k;
+	if (k->reset)
+		k->reset(k->sink_ctx);
+}
+
+static void reg_observe(void *ctx, const struct http_resp *resp)
+{
+	struct reg_run *r = ctx;
+	if (r->at_registry)
+		note_ratelimit(r->c, resp);
+}
+
+/* Docker Hub's pull limit, spent for hours: waiting a few seconds and
+ * retrying only spends more requests. */
+static int reg_fast_fail(void *ctx, const struct http_resp *resp, const char *code,
+			 struct dth_err *e)
+{
+	(void)code;
+	struct reg_run *r = ctx;
+	struct registry_client *c = r->c;
+	if (resp->status != 429 || atomic_load(&c->rl_remaining) != 0)
+		return 0;
+	int64_t lim = atomic_load(&c->rl_limit), win = atomic_load(&c->rl_window);
+	char lims[64] = "", wins[64] = "";
+	if (lim > 0)
+		snprintf(lims, sizeof(lims), " of %lld", (long long)lim);
+	if (win > 0)
+		snprintf(wins, sizeof(wins), " per %lld s", (long long)win);
+	pthread_mutex_lock(&c->lock);
+	bool user = c->username != NULL;
+	pthread_mutex_unlock(&c->lock);
+	int rc = err_set(e, -EBUSY,
+			 "%s %s: pull rate limit of %s reached (0%s left%s); try again later%s",
+			 r->k->op, r->k->what, c->name, lims, wins,
+			 user ? "" : ", or configure a username and password");
+	e->http_status = 429;
+	strlcpy_s(e->remote_code, "TOOMANYREQUESTS", sizeof(e->remote_code));
+	return rc;
+}
+
+/* A 401 from the registry: learn the scheme from its challenge (a fresh
+ * token, or the basic credentials) and send again. */
+static bool reg_refresh_auth(void *ctx, const struct http_resp *resp, const struct exec_verdict *v,
+			     unsigned round)
+{
+	(void)v;
+	struct reg_run *r = ctx;
+	struct registry_client *c = r->c;
+	if (resp->status != 401 || !r->at_registry || round >= 2)
+		return false;
+	struct buf wa = BUF_INIT;
+	struct registry_challenge ch;
+	bool again = false;
+	memset(&ch, 0, sizeof(ch));
+	if (http_resp_header(resp, "WWW-Authenticate", &wa) == 0 &&
+	    registry_parse_www_authenticate(buf_str(&wa), &ch) == 0) {
+		struct buf key = BUF_INIT;
+		scope_key(r->k->scopes, r->k->n_scopes, &key);
+		pthread_mutex_lock(&c->lock);
+		if (!strcmp(ch.scheme, "bearer") && ch.realm && r->sent != SENT_FRESH) {
+			if (c->mode != AUTH_BEARER || !c->realm ||
+			    strcmp(c->realm, ch.realm) != 0) {
+				free(c->realm);
+				free(c->service);
+				c->realm = xstrdup(ch.realm);
+				c->service = ch.service ? xstrdup(ch.service) : NULL;
+				c->mode = AUTH_BEARER;
+			}
+			token_drop(c, buf_str(&key));
+			again = true;
+		} else if (!strcmp(ch.scheme, "basic") && c->username && r->sent != SENT_BASIC) {
+			c->mode = AUTH_BASIC;
+			again = true;
+		}
+		pthread_mutex_unlock(&c->lock);
+		buf_release(&key);
+	}
+	registry_challenge_release(&ch);
+	buf_release(&wa);
+	return again;
+}
+
+static bool reg_transport_retryable(void *ctx, int err)
+{
+	(void)err;
+	struct reg_call *k = ((struct reg_run *)ctx)->k;
+	return !(k->sink_failed && *k->sink_failed) && !k->no_transport_retry;
+}
+
+static const char *reg_hint(void *ctx, long st)
+{
+	struct registry_client *c = ((struct reg_run *)ctx)->c;
+	if (st != 401)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	bool user = c->username != NULL;
+	pthread_mutex_unlock(&c->lock);
+	return user ? " (check the username and password)"
+		    : " (anonymous access refused; configure a username and password)";
+}
+
+static const struct exec_hooks reg_hooks = {
+    .send = reg_send,
+    .reset = reg_reset,
+    .parse_error = reg_parse_error,
+    .observe = reg_observe,
+    .fast_fail = reg_fast_fail,
+    .refresh_auth = reg_refresh_auth,
+    .transport_retryable = reg_transport_retryable,
+    .hint = reg_hint,
+};
+
+/* Run the call with auth, redirects and retries (exec.h). 0 on a 2xx answer
+ * (resp holds it); else a negative errno with e filled. */
 static int reg_do(struct registry_client *c, struct reg_call *k, struct http_resp *resp,
 		  struct dth_err *err)
 {
-	struct dth_err local;
-	struct dth_err *e = err ? err : &local;
-	struct buf cur = BUF_INIT, next = BUF_INIT, auth = BUF_INIT, loc = BUF_INIT;
-	char range[64];
-	int rc = 0;
-	unsigned auth_rounds = 0;
-	unsigned attempt = 1;
-
-	for (;;) {
-		err_clear(e);
-		if (k->reset)
-			k->reset(k->sink_ctx);
-		buf_reset(&cur);
-		buf_adds(&cur, k->url);
-		unsigned redirects = 0;
-		enum auth_sent sent = SENT_NONE;
-		bool at_registry = true;
-		/* one attempt, following redirects */
-		for (;;) {
-			struct http_header hdrs[ARRAY_SIZE(k->hdrs) + 3];
-			size_t nh = 0;
-			for (size_t i = 0; i < k->n_hdrs; i++)
-				hdrs[nh++] = k->hdrs[i];
-			if (k->resume_from && *k->resume_from > 0) {
-				snprintf(range, sizeof(range), "bytes=%llu-",
-					 (unsigned long long)*k->resume_from);
-				hdrs[nh++] = (struct http_header){"Range", range};
-			}
-			at_registry = same_origin(c->url, buf_str(&cur));
-			if (auth.data)
-				explicit_bzero(auth.data, auth.len);
-			buf_reset(&auth);
-			sent = SENT_NONE;
-			if (at_registry) {
-				rc = auth_value(c, k->scopes, k->n_scopes, &auth, &sent, e);
-				if (rc) {
-					err_prefix(e, "%s %s", k->op, k->what);
-					goto cleanup;
-				}
-				if (auth.len)
-					hdrs[nh++] =
-					    (struct http_header){"Authorization", buf_str(&auth)};
-			}
-			struct http_req req = {
-			    .method = k->method,
-			    .url = buf_str(&cur),
-			    .headers = hdrs,
-			    .n_headers = nh,
-			    .body = k->body,
-			    .body_len = k->body_len,
-			    .sink = k->sink,
-			    .sink_ctx = k->sink_ctx,
-			    .max_body = k->sink ? 0 : k->max_body,
-			    .expect_len = k->expect_len,
-			};
-			atomic_fetch_add(&c->counts[kind_of(k->method)], 1);
-			rc = http_perform(c->http, &req, resp, e);
-			k->transport_failed = rc != 0;
-			if (rc != 0)
-				break;
-			long st = resp->status;
-			if (!k->no_redirect &&
-			    (st == 301 || st == 302 || st == 303 || st == 307 || st == 308)) {
-				buf_reset(&loc);
-				if (http_resp_header(resp, "Location", &loc) != 0 ||
-				    registry_resolve_url(buf_str(&cur), buf_str(&loc), &next) != 0)
-					break; /* reported as an error below */
-				if (redirects++ >= REDIRECT_MAX) {
-					rc = err_set(e, -ELOOP, "%s %s: too many redirects", k->op,
-						     k->what);
-					goto cleanup;
-				}
-				buf_reset(&cur);
-				buf_add(&cur, next.data, next.len);
-				log_debug("registry %s: %s %s: redirected (%ld)", c->name, k->op,
-					  k->what, st);
-				continue;
-			}
-			break;
-		}
-		strlcpy_s(k->final_url, buf_str(&cur), sizeof(k->final_url));
-		bool last = attempt >= c->retry.max_attempts;
-		if (rc != 0) {
-			bool sink_err = k->sink_failed && *k->sink_failed;
-			if (!sink_err && !k->no_transport_retry &&
-			    retry_is_retryable(rc, 0, NULL) && !last) {
-				unsigned wait = retry_wait_ms(&c->retry, attempt, NULL);
-				log_debug("registry %s: %s %s: %s; retry %u in %u ms", c->name,
-					  k->op, k->what, e->message, attempt, wait);
-				retry_sleep_ms(wait);
-				attempt++;
-				continue;
-			}
-			if (rc != -EBADMSG || !sink_err)
-				err_prefix(e, "%s %s", k->op, k->what);
-			goto cleanup;
-		}
-		long st = resp->status;
-		if (at_registry)
-			note_ratelimit(c, resp);
-		if (st >= 200 && st <= 299) {
-			rc = 0;
-			goto cleanup;
-		}
-		char code[64], msg[300];
-		parse_error_body(&resp->body, code, sizeof(code), msg, sizeof(msg));
-		if (st == 429 && atomic_load(&c->rl_remaining) == 0) {
-			/* The pull limit is spent for hours: waiting a few seconds and
-			 * retrying only spends more requests. */
-			int64_t lim = atomic_load(&c->rl_limit), win = atomic_load(&c->rl_window);
-			char lims[64] = "", wins[64] = "";
-			if (lim > 0)
-				snprintf(lims, sizeof(lims), " of %lld", (long long)lim);
-			if (win > 0)
-				snprintf(wins, sizeof(wins), " per %lld s", (long long)win);
-			rc = err_set(e, -EAGAIN,
-				     "%s %s: pull rate limit of %s reached (0%s left%s); try again "
-				     "later%s",
-				     k->op, k->what, c->name, lims, wins,
-				     c->username ? "" : ", or configure a username and password");
-			e->http_status = 429;
-			strlcpy_s(e->remote_code, "TOOMANYREQUESTS", sizeof(e->remote_code));
-			goto cleanup;
-		}
-		if (st == 401 && at_registry && auth_rounds < 2) {
-			struct buf wa = BUF_INIT;
-			struct registry_challenge ch;
-			bool again = false;
-			memset(&ch, 0, sizeof(ch));
-			if (http_resp_header(resp, "WWW-Authenticate", &wa) == 0 &&
-			    registry_parse_www_authenticate(buf_str(&wa), &ch) == 0) {
-				struct buf key = BUF_INIT;
-				scope_key(k->scopes, k->n_scopes, &key);
-				pthread_mutex_lock(&c->lock);
-				if (!strcmp(ch.scheme, "bearer") && ch.realm &&
-				    sent != SENT_FRESH) {
-					if (c->mode != AUTH_BEARER || !c->realm ||
-					    strcmp(c->realm, ch.realm) != 0) {
-						free(c->realm);
-						free(c->service);
-						c->realm = xstrdup(ch.realm);
-						c->service =
-						    ch.service ? xstrdup(ch.service) : NULL;
-						c->mode = AUTH_BEARER;
-					}
-					token_drop(c, buf_str(&key));
-					again = true;
-				} else if (!strcmp(ch.scheme, "basic") && c->username &&
-					   sent != SENT_BASIC) {
-					c->mode = AUTH_BASIC;
-					again = true;
-				}
-				pthread_mutex_unlock(&c->lock);
-				buf_release(&key);
-			}
-			registry_challenge_release(&ch);
-			buf_release(&wa);
-			if (again) {
-				auth_rounds++;
-				continue;
-			}
-		}
-		if (!code[0] && !msg[0])
-			shown(status_text(st), msg, sizeof(msg));
-		int mapped = map_status(st, code);
-		const char *hint = "";
-		if (st == 401) {
-			pthread_mutex_lock(&c->lock);
-			hint = c->username ? " (check the username and password)"
-					   : " (anonymous access refused; configure a username and "
-					     "password)";
-			pthread_mutex_unlock(&c->lock);
-		}
-		if (st >= 300 && st <= 399)
-			shown("redirect without a usable Location", msg, sizeof(msg));
-		err_set(e, mapped, "%s %s: %ld%s%s%s%s%s", k->op, k->what, st, code[0] ? " " : "",
-			code, msg[0] ? ": " : "", msg, hint);
-		e->http_status = (int)st;
-		strlcpy_s(e->remote_code, code, sizeof(e->remote_code));
-		rc = mapped;
-		if (last || !retry_is_retryable(0, (int)st, NULL) || st == 501)
-			goto cleanup;
-		struct buf ra = BUF_INIT;
-		int has_ra = http_resp_header(resp, "Retry-After", &ra) == 0;
-		unsigned wait = retry_wait_ms(&c->retry, attempt, has_ra ? buf_str(&ra) : NULL);
-		buf_release(&ra);
-		log_debug("registry %s: %s; retry %u in %u ms", c->name, e->message, attempt, wait);
-		retry_sleep_ms(wait);
-		attempt++;
-	}
-cleanup:
-	if (auth.data)
-		explicit_bzero(auth.data, auth.len);
-	buf_release(&auth);
-	buf_release(&cur);
-	buf_release(&next);
-	buf_release(&loc);
+	struct reg_run r = {.c = c, .k = k};
+	buf_init(&r.cur);
+	buf_init(&r.next);
+	buf_init(&r.auth);
+	buf_init(&r.loc);
+	struct exec_call x = {
+	    .client = "registry",
+	    .name = c->name,
+	    .op = k->op,
+	    .what = k->what,
+	    .retry = &c->retry,
+	    .hooks = &reg_hooks,
+	    .ctx = &r,
+	};
+	int rc = exec_run(&x, resp, err);
+	secret_buf_release(&r.auth);
+	buf_release(&r.cur);
+	buf_release(&r.next);
+	buf_release(&r.loc);
 	return rc;
 }
 
@@ -2139,7 +2165,7 @@ int registry_upload_chunk(struct registry_client *c, struct registry_upload *up,
 			break;
 		}
 		if (!k.transport_failed || attempt >= c->retry.max_attempts ||
-		    !retry_is_retryable(rc, 0, NULL)) {
+		    !retry_transport_retryable(rc)) {
 			free(at);
 			break;
 		}
@@ -2151,7 +2177,7 @@ int registry_upload_chunk(struct registry_client *c, struct registry_upload *up,
 		s.n_scopes = 1;
 		s.no_redirect = true;
 		s.max_body = 1 << 20;
-		retry_sleep_ms(retry_wait_ms(&c->retry, attempt, NULL));
+		retry_pause(&c->retry, retry_wait_ms(&c->retry, attempt, NULL));
 		struct dth_err se;
 		err_clear(&se);
 		int src = reg_do(c, &s, &resp, &se);

@@ -16,11 +16,15 @@
  * registry's Authorization header is only sent to the registry's own origin
  * (scheme, host and port), never to the storage a blob redirects to.
  *
- * Errors: functions return 0 or a negative errno: 404 -> -ENOENT, 401/403 ->
- * -EACCES, 400 -> -EINVAL (DIGEST_INVALID -> -EBADMSG), 405 -> -ENOTSUP,
- * 413 -> -EFBIG, 416 -> -ERANGE, other 4xx -> -EPROTO, 429 and 5xx after
- * retries -> -EIO, transport failures as http.h says. err carries the HTTP
- * status, the registry's error code (e.g. "MANIFEST_UNKNOWN") and message. */
+ * Requests (and token requests) run through the request executor (exec.h).
+ * Errors: functions return 0 or a negative errno as its status table says:
+ * 404 -> -ENOENT, 401/403 -> -EACCES, 400 -> -EINVAL (DIGEST_INVALID ->
+ * -EBADMSG), 405/501 -> -ENOTSUP, 409 -> -EEXIST, 413 -> -EFBIG, 416 ->
+ * -ERANGE, other 4xx -> -EPROTO, 429/503 (TOOMANYREQUESTS) after retries ->
+ * -EBUSY, other 5xx after retries -> -EIO, transport failures as http.h
+ * says. err carries the HTTP status, the registry's error code (e.g.
+ * "MANIFEST_UNKNOWN") and message. Passwords and tokens are kept in secret
+ * memory (common/secret.h). */
 #ifndef DTH_REGISTRY_H
 #define DTH_REGISTRY_H
 
@@ -252,7 +256,8 @@ void registry_digest_of(const void *data, size_t len, char *out);
 
 /* Docker Hub's pull limit as its ratelimit-* headers last told it (-1 when no
  * response carried them). A 429 while no pull is left fails at once with
- * -EAGAIN and a message saying so, instead of retrying into the limit. */
+ * -EBUSY (as any throttling does after its retries) and a message saying so,
+ * instead of retrying into the limit. */
 void registry_client_ratelimit(const struct registry_client *c, int64_t *limit, int64_t *remaining,
 			       int64_t *window);
 /* Parse a ratelimit header value "76;w=21600": 0 with *count (and *window,

@@ -13,6 +13,7 @@
 
 #include "common/buf.h"
 #include "common/ini.h"
+#include "common/secret.h"
 #include "remote/creds.h"
 #include "remote/provider.h"
 #include "remote/registry.h"
@@ -84,12 +85,11 @@ static const char key_list[] = "type, provider, endpoint, region, path_style, re
 
 /* ---- remote definitions ---- */
 
+/* Secret values (keys, tokens, passwords) live in secret memory (secret.h):
+ * out of core dumps, wiped when freed. */
 static void remote_wipe_free(char *s)
 {
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
+	secret_free(s);
 }
 
 static void remote_def_free(struct remote_def *r)
@@ -261,10 +261,12 @@ static bool remote_region_ok(const char *s)
 
 static void remote_replace(char **slot, const char *v, bool secret)
 {
-	if (secret)
+	if (secret) {
 		remote_wipe_free(*slot);
-	else
-		free(*slot);
+		*slot = secret_strdup(v);
+		return;
+	}
+	free(*slot);
 	*slot = xstrdup(v);
 }
 

@@ -9,49 +9,23 @@
 
 #include "common/util.h"
 
-bool retry_is_retryable(int transport_err, int http_status, const char *remote_code)
+bool retry_transport_retryable(int err)
 {
-	if (transport_err != 0) {
-		switch (-transport_err) {
-		case ETIMEDOUT:
-		case ECONNRESET:
-		case ECONNREFUSED:
-		case ECONNABORTED:
-		case EPIPE:
-		case EIO:
-		case EAGAIN:
-		case EHOSTUNREACH:
-		case ENETUNREACH:
-		case ENETDOWN:
-			return true;
-		default:
-			return false;
-		}
-	}
-	if (remote_code && *remote_code) {
-		static const char *const codes[] = {
-		    "SlowDown",
-		    "RequestTimeout",
-		    "RequestTimeTooSkewed",
-		    "InternalError",
-		    "ServiceUnavailable",
-		    "RequestLimitExceeded",
-		    "BandwidthLimitExceeded",
-		    "ThrottledException",
-		    "TooManyRequestsException",
-		    "OperationAborted",
-		};
-		for (size_t i = 0; i < ARRAY_SIZE(codes); i++)
-			if (strcmp(remote_code, codes[i]) == 0)
-				return true;
-		if (str_startswith(remote_code, "Throttling"))
-			return true;
-	}
-	if (http_status >= 500 && http_status <= 599)
+	switch (-err) {
+	case ETIMEDOUT:
+	case ECONNRESET:
+	case ECONNREFUSED:
+	case ECONNABORTED:
+	case EPIPE:
+	case EIO:
+	case EAGAIN:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ENETDOWN:
 		return true;
-	if (http_status == 429 || http_status == 408)
-		return true;
-	return false;
+	default:
+		return false;
+	}
 }
 
 static uint64_t xorshift64(uint64_t *s)
@@ -141,4 +115,21 @@ void retry_sleep_ms(unsigned ms)
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
+}
+
+static void (*pause_fn)(unsigned ms);
+
+void retry_set_pause_fn(void (*fn)(unsigned ms))
+{
+	__atomic_store_n(&pause_fn, fn, __ATOMIC_RELEASE);
+}
+
+void retry_pause(const struct retry_policy *p, unsigned ms)
+{
+	(void)p;
+	void (*fn)(unsigned) = __atomic_load_n(&pause_fn, __ATOMIC_ACQUIRE);
+	if (fn)
+		fn(ms);
+	else
+		retry_sleep_ms(ms);
 }

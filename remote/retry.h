@@ -1,6 +1,8 @@
-/* Retry policy: which failures are worth another attempt, and how long to wait
- * (exponential backoff with full jitter, capped). Pure functions, except the
- * last three, which the remote clients share (thread-safe). */
+/* Retry policy: how long to wait between attempts (exponential backoff with
+ * full jitter, capped, raised to a Retry-After) and which transport failures
+ * are worth another attempt. Which HTTP answers are retried, and the errno
+ * they end as, is the status table of remote/exec.h. Pure functions, except
+ * the last four, which the remote clients share (thread-safe). */
 #ifndef DTH_RETRY_H
 #define DTH_RETRY_H
 
@@ -18,16 +20,12 @@ struct retry_policy {
 		8, 100, 20000                                                                      \
 	}
 
-/* True when a request that ended this way may be retried:
- * transport_err: 0 when an HTTP response arrived, else a negative errno from
- *   the transport (-ETIMEDOUT, -ECONNRESET, -ECONNREFUSED, -EPIPE, -EIO ...);
- * http_status: the status when a response arrived;
- * remote_code: the S3 error code from the body ("SlowDown", "RequestTimeout",
- *   "InternalError", ...), or NULL/"".
- * Retryable: 5xx, 429, SlowDown, RequestTimeout, RequestTimeTooSkewed,
- * InternalError, ServiceUnavailable, Throttling*, connection resets/refusals,
- * timeouts. Not retryable: other 4xx (403, 404, 400, 412, ...). */
-bool retry_is_retryable(int transport_err, int http_status, const char *remote_code);
+/* True when a request that failed in transport with err (a negative errno
+ * from http_perform) may be sent again: timeouts, connection resets and
+ * refusals, a body cut short (-EIO), unreachable hosts and networks. Not: a
+ * protocol or TLS failure (-EPROTO), a body too large (-EFBIG), a bad URL,
+ * out of memory, or an errno a body consumer chose. */
+bool retry_transport_retryable(int err);
 
 /* Backoff before attempt number `attempt` (1 = first retry): a uniformly random
  * value in [0, min(max_ms, base_ms * 2^(attempt-1))], drawn from *rng (any
@@ -47,4 +45,10 @@ void retry_policy_normalize(struct retry_policy *p);
 unsigned retry_wait_ms(const struct retry_policy *p, unsigned attempt, const char *retry_after);
 /* Sleep ms milliseconds (resumed after signals). */
 void retry_sleep_ms(unsigned ms);
+/* Spend a wait of ms between two attempts: retry_sleep_ms, or the function
+ * given to retry_set_pause_fn. p is the policy the wait came from. */
+void retry_pause(const struct retry_policy *p, unsigned ms);
+/* For unit tests: fn is called with every wait instead of sleeping it (the
+ * test records the waits); NULL sleeps again. Process-wide. */
+void retry_set_pause_fn(void (*fn)(unsigned ms));
 #endif

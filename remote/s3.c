@@ -11,8 +11,10 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/uri.h"
 #include "remote/creds.h"
+#include "remote/exec.h"
 #include "remote/http.h"
 #include "remote/s3_xml.h"
 #include "remote/sigv4.h"
@@ -494,27 +496,8 @@ static void build_target(const struct s3_client *c, const char *bucket, const ch
 	}
 }
 
-static int map_status(long st, const char *code)
-{
-	if (code && (strcmp(code, "RequestTimeout") == 0))
-		return -ETIMEDOUT;
-	if (st == 404)
-		return -ENOENT;
-	if (st == 403)
-		return -EACCES;
-	if (st == 412)
-		return -ESTALE;
-	if (st == 400)
-		return -EINVAL;
-	if (st == 409)
-		return -EEXIST;
-	if (st >= 400 && st <= 499)
-		return -EPROTO;
-	if (st >= 500)
-		return -EIO;
-	return -EPROTO;
-}
-
+/* A code for an error answer without an S3 error document (HEAD answers
+ * have no body). */
 static const char *status_code_name(long st)
 {
 	switch (st) {
@@ -534,6 +517,8 @@ static const char *status_code_name(long st)
 		return "PreconditionFailed";
 	case 416:
 		return "InvalidRange";
+	case 429:
+		return "TooManyRequests";
 	case 500:
 		return "InternalError";
 	case 501:
@@ -545,18 +530,24 @@ static const char *status_code_name(long st)
 	}
 }
 
-/* Learn the server's clock from a RequestTimeTooSkewed answer. */
-static void learn_skew(struct s3_client *c, const struct http_resp *r)
+/* Learn the server's clock from a RequestTimeTooSkewed answer; true when the
+ * correction moved by more than a minute (worth another attempt). */
+static bool learn_skew(struct s3_client *c, const struct http_resp *r)
 {
 	struct buf d = BUF_INIT;
 	int64_t server;
+	bool moved = false;
 	if (http_resp_header(r, "Date", &d) == 0 && parse_http_date(buf_str(&d), &server) == 0) {
 		int64_t skew = server - (int64_t)time(NULL);
-		atomic_store(&c->clock_skew, skew);
-		log_warn("s3: %s: local clock is off by %lld s from the server's, adjusting",
-			 c->name, (long long)skew);
+		int64_t old = atomic_exchange(&c->clock_skew, skew);
+		moved = llabs(skew - old) > 60;
+		if (moved)
+			log_warn(
+			    "s3: %s: local clock is off by %lld s from the server's, adjusting",
+			    c->name, (long long)skew);
 	}
 	buf_release(&d);
+	return moved;
 }
 
 static bool is_signed_header(const char *name)
@@ -565,9 +556,10 @@ static bool is_signed_header(const char *name)
 	       str_ieq(name, "content-type") || str_ieq(name, "host");
 }
 
-/* Build, sign and send one attempt. */
+/* Build, sign and send one attempt. *fatal when no attempt can succeed
+ * (no credentials, no signature). */
 static int attempt_once(struct s3_client *c, struct s3_call *k, const char *payload_hash,
-			struct http_resp *resp, struct dth_err *err)
+			struct http_resp *resp, bool *fatal, struct dth_err *err)
 {
 	struct buf host = BUF_INIT, path = BUF_INIT, url = BUF_INIT, auth = BUF_INIT;
 	struct http_header *hdrs = xcalloc(k->n_hdrs + 8, sizeof(*hdrs));
@@ -581,8 +573,10 @@ static int attempt_once(struct s3_client *c, struct s3_call *k, const char *payl
 	memset(&cv, 0, sizeof(cv));
 	if (c->creds) {
 		rc = creds_provider_get(c->creds, &cv, err);
-		if (rc != 0)
+		if (rc != 0) {
+			*fatal = true;
 			goto cleanup;
+		}
 		sign = !cv.anonymous && cv.access_key_id[0];
 	}
 
@@ -622,8 +616,10 @@ static int attempt_once(struct s3_client *c, struct s3_call *k, const char *payl
 		    .normalize_path = false,
 		};
 		struct sigv4_creds sc = {cv.access_key_id, cv.secret_access_key, cv.session_token};
+		buf_grow(&auth, 1024); /* the value is never moved once written */
 		rc = sigv4_authorization(&in, &sc, &auth);
 		if (rc != 0) {
+			*fatal = true;
 			rc = err_set(err, rc, "cannot sign the request");
 			goto cleanup;
 		}
@@ -648,32 +644,126 @@ static int attempt_once(struct s3_client *c, struct s3_call *k, const char *payl
 	atomic_fetch_add(&c->counts[k->kind], 1);
 	rc = http_perform(c->http, &req, resp, err);
 cleanup:
-	/* wipe the secret copy */
-	memset(&cv, 0, sizeof(cv));
+	/* wipe the secret copies: keys, session token, signature */
+	explicit_bzero(&cv, sizeof(cv));
+	secret_buf_release(&auth);
 	buf_release(&host);
 	buf_release(&path);
 	buf_release(&url);
-	buf_release(&auth);
 	free(hdrs);
 	free(sh);
 	return rc;
 }
 
-/* Run the call with retries. 0 on a 2xx answer (resp holds it); else a
- * negative errno with err filled. */
+/* One call through the executor (exec.h): the S3 hooks. */
+struct s3_run {
+	struct s3_client *c;
+	struct s3_call *k;
+	const char *payload;
+};
+
+static int s3_send(void *ctx, struct http_resp *resp, bool *fatal, struct dth_err *err)
+{
+	struct s3_run *r = ctx;
+	return attempt_once(r->c, r->k, r->payload, resp, fatal, err);
+}
+
+static void s3_reset(void *ctx)
+{
+	struct s3_call *k = ((struct s3_run *)ctx)->k;
+	if (k->reset)
+		k->reset(k->sink_ctx);
+	if (k->doc)
+		s3_xml_doc_release(k->doc);
+}
+
+/* A 2xx answer whose XML the call asked for: parsed into k->doc; an <Error>
+ * document there is an error after all (CompleteMultipartUpload, CopyObject). */
+static int s3_check_ok(void *ctx, const struct http_resp *resp, char code[EXEC_CODE_MAX],
+		       char **message, struct dth_err *err)
+{
+	struct s3_call *k = ((struct s3_run *)ctx)->k;
+	if (!k->doc)
+		return 0;
+	char pm[256] = "";
+	if (s3_xml_parse(resp->body.data, resp->body.len, k->doc, pm, sizeof(pm)) != 0) {
+		char what[MSG_KEY_MAX + 160];
+		describe(k, what, sizeof(what));
+		return err_set(err, -EPROTO, "%s %s: bad answer: %s", k->op, what, pm);
+	}
+	if (k->doc->root != S3_XML_ERROR)
+		return 0;
+	strlcpy_s(code, k->doc->code, EXEC_CODE_MAX);
+	*message = xstrdup(k->doc->message ? k->doc->message : "");
+	s3_xml_doc_release(k->doc);
+	return 1;
+}
+
+static void s3_parse_error(void *ctx, const struct http_resp *resp, char code[EXEC_CODE_MAX],
+			   char **message)
+{
+	struct s3_client *c = ((struct s3_run *)ctx)->c;
+	long st = resp->status;
+	if (resp->body.len > 0) {
+		struct s3_xml_doc ed;
+		if (s3_xml_parse(resp->body.data, resp->body.len, &ed, NULL, 0) == 0 &&
+		    ed.root == S3_XML_ERROR) {
+			strlcpy_s(code, ed.code, EXEC_CODE_MAX);
+			*message = xstrdup(ed.message ? ed.message : "");
+		}
+		s3_xml_doc_release(&ed);
+	}
+	if (!code[0] && st >= 300)
+		strlcpy_s(code, status_code_name(st), EXEC_CODE_MAX);
+	if (st >= 300 && st < 400) {
+		/* A redirect: usually the bucket lives in another region. */
+		struct buf region = BUF_INIT;
+		if (http_resp_header(resp, "x-amz-bucket-region", &region) == 0) {
+			struct buf m = BUF_INIT;
+			buf_addf(&m, "the bucket is in region %s, not %s", buf_str(&region),
+				 c->region);
+			free(*message);
+			*message = buf_detach(&m, NULL);
+		}
+		buf_release(&region);
+	}
+}
+
+static bool s3_learn_skew(void *ctx, const struct http_resp *resp)
+{
+	return learn_skew(((struct s3_run *)ctx)->c, resp);
+}
+
+/* An expired session token: the provider fetches fresh credentials. */
+static bool s3_refresh_auth(void *ctx, const struct http_resp *resp, const struct exec_verdict *v,
+			    unsigned round)
+{
+	(void)resp;
+	struct s3_client *c = ((struct s3_run *)ctx)->c;
+	return v->expired && round == 0 && c->creds && creds_provider_refresh(c->creds);
+}
+
+static const struct exec_hooks s3_hooks = {
+    .send = s3_send,
+    .reset = s3_reset,
+    .check_ok = s3_check_ok,
+    .parse_error = s3_parse_error,
+    .refresh_auth = s3_refresh_auth,
+    .learn_skew = s3_learn_skew,
+};
+
+/* Run the call with retries (exec.h). 0 on a 2xx answer (resp holds it); else
+ * a negative errno with err filled. */
 static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 		 struct dth_err *err)
 {
 	char what[MSG_KEY_MAX + 160];
 	char payload[65];
-	struct dth_err local;
-	struct dth_err *e = err ? err : &local;
-	int rc = 0;
 
-	err_clear(e);
+	err_clear(err);
 	describe(k, what, sizeof(what));
 	if (k->header_error)
-		return err_set(e, k->header_error, "%s %s: bad header value", k->op, what);
+		return err_set(err, k->header_error, "%s %s: bad header value", k->op, what);
 
 	/* A body whose Content-MD5 is signed is already protected end to end (the
 	 * server checks it against the signed digest), so its SHA-256 need not be
@@ -690,102 +780,21 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 	else
 		sha256_hex(k->body, k->body_len, payload);
 
-	for (unsigned attempt = 1;; attempt++) {
-		err_clear(e);
-		if (k->reset)
-			k->reset(k->sink_ctx);
-		if (k->doc)
-			s3_xml_doc_release(k->doc);
-		rc = attempt_once(c, k, payload, resp, e);
-		bool last = attempt >= c->retry.max_attempts || k->source;
-		unsigned wait = 0;
-		if (rc != 0) {
-			/* Transport failures, also those after the status line arrived (a
-			 * connection dropped mid-body). */
-			if (retry_is_retryable(rc, 0, NULL) && !last) {
-				wait = retry_wait_ms(&c->retry, attempt, NULL);
-				log_debug("s3: %s %s: %s; retry %u in %u ms", k->op, what,
-					  e->message, attempt, wait);
-				retry_sleep_ms(wait);
-				continue;
-			}
-			err_prefix(e, "%s %s", k->op, what);
-			return rc;
-		}
-
-		long st = resp->status;
-		char code[64] = "";
-		char *message = NULL;
-		bool failed = st < 200 || st > 299;
-
-		if (!failed && k->doc) {
-			char pm[256] = "";
-			int prc =
-			    s3_xml_parse(resp->body.data, resp->body.len, k->doc, pm, sizeof(pm));
-			if (prc != 0) {
-				rc = err_set(e, -EPROTO, "%s %s: bad answer: %s", k->op, what, pm);
-				e->http_status = (int)st;
-				return rc;
-			}
-			if (k->doc->root == S3_XML_ERROR) {
-				failed = true;
-				strlcpy_s(code, k->doc->code, sizeof(code));
-				message = xstrdup(k->doc->message ? k->doc->message : "");
-				s3_xml_doc_release(k->doc);
-			}
-		} else if (failed && resp->body.len > 0) {
-			struct s3_xml_doc ed;
-			if (s3_xml_parse(resp->body.data, resp->body.len, &ed, NULL, 0) == 0 &&
-			    ed.root == S3_XML_ERROR) {
-				strlcpy_s(code, ed.code, sizeof(code));
-				message = xstrdup(ed.message ? ed.message : "");
-			}
-			s3_xml_doc_release(&ed);
-		}
-		if (!failed)
-			return 0;
-		if (!code[0] && st >= 300)
-			strlcpy_s(code, status_code_name(st), sizeof(code));
-		if (strcmp(code, "RequestTimeTooSkewed") == 0)
-			learn_skew(c, resp);
-
-		int mapped;
-		if (st >= 200 && st <= 299) /* an <Error> inside a 2xx answer */
-			mapped = strcmp(code, "InternalError") == 0 ||
-					 strcmp(code, "SlowDown") == 0 ||
-					 strcmp(code, "ServiceUnavailable") == 0
-				     ? -EIO
-				     : -EPROTO;
-		else
-			mapped = map_status(st, code);
-		bool retry = !last && retry_is_retryable(0, (int)st, code);
-		if (st >= 300 && st < 400) {
-			/* A redirect: usually the bucket lives in another region. */
-			struct buf region = BUF_INIT;
-			if (http_resp_header(resp, "x-amz-bucket-region", &region) == 0) {
-				free(message);
-				message = NULL;
-				struct buf m = BUF_INIT;
-				buf_addf(&m, "the bucket is in region %s, not %s", buf_str(&region),
-					 c->region);
-				message = buf_detach(&m, NULL);
-			}
-			buf_release(&region);
-		}
-		err_set(e, mapped, "%s %s: %ld%s%s%s%s", k->op, what, st, code[0] ? " " : "", code,
-			message && *message ? ": " : "", message ? message : "");
-		e->http_status = (int)st;
-		strlcpy_s(e->remote_code, code, sizeof(e->remote_code));
-		free(message);
-		if (!retry)
-			return mapped;
-		struct buf ra = BUF_INIT;
-		int has_ra = http_resp_header(resp, "Retry-After", &ra) == 0;
-		wait = retry_wait_ms(&c->retry, attempt, has_ra ? buf_str(&ra) : NULL);
-		buf_release(&ra);
-		log_debug("s3: %s; retry %u in %u ms", e->message, attempt, wait);
-		retry_sleep_ms(wait);
-	}
+	struct s3_run run = {c, k, payload};
+	/* A body from a stream cannot be sent twice: one attempt, the caller
+	 * starts the copy again. */
+	struct retry_policy once = c->retry;
+	once.max_attempts = 1;
+	struct exec_call x = {
+	    .client = "s3",
+	    .name = c->name,
+	    .op = k->op,
+	    .what = what,
+	    .retry = k->source ? &once : &c->retry,
+	    .hooks = &s3_hooks,
+	    .ctx = &run,
+	};
+	return exec_run(&x, resp, err);
 }
 
 static void etag_from_header(const struct http_resp *resp, char *etag_out);
@@ -2002,7 +2011,7 @@ int s3_presign_get(struct s3_client *c, const char *bucket, const char *key, uns
 	}
 	buf_addf(out, "?%s", buf_str(&q));
 cleanup:
-	memset(&cv, 0, sizeof(cv));
+	explicit_bzero(&cv, sizeof(cv)); /* a memset here could be dropped */
 	buf_release(&host);
 	buf_release(&path);
 	buf_release(&q);

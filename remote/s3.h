@@ -1,11 +1,14 @@
-/* S3 client: signed requests (SigV4) over the shared HTTP engine, with retries
- * (retry.h) and per-kind request counters. One client per remote, shared by
- * all threads; every function is thread-safe. Keys and bucket names are raw
- * bytes (the client percent-encodes them). Returns 0 or a negative errno:
- * 404 -> -ENOENT, 403 -> -EACCES, 412 -> -ESTALE, 400 -> -EINVAL,
- * 409 -> -EEXIST, other 4xx -> -EPROTO, 5xx after retries -> -EIO,
- * transport failures as http.h says. err carries the HTTP status, S3's error
- * code and message. */
+/* S3 client: signed requests (SigV4) over the shared HTTP engine, run by the
+ * request executor (exec.h: retries, Retry-After, clock skew, expired
+ * credentials) with per-kind request counters. One client per remote, shared
+ * by all threads; every function is thread-safe. Keys and bucket names are
+ * raw bytes (the client percent-encodes them). Returns 0 or a negative errno
+ * as exec.h's status table says: 404 -> -ENOENT, 401/403 -> -EACCES, 412 ->
+ * -ESTALE, 400 -> -EINVAL, 409 -> -EEXIST, 416 -> -ERANGE, 405/501 ->
+ * -ENOTSUP, SlowDown/429/503 after retries -> -EBUSY, other 5xx (and
+ * InternalError) after retries -> -EIO, RequestTimeout -> -ETIMEDOUT, other
+ * 4xx -> -EPROTO, transport failures as http.h says. err carries the HTTP
+ * status, S3's error code and message. */
 #ifndef DTH_S3_H
 #define DTH_S3_H
 

@@ -13,6 +13,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include "common/secret.h"
 #include "common/uri.h"
 
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
@@ -425,11 +426,30 @@ cleanup:
 	return rc;
 }
 
-/* Canonical request (with extra_query) -> string to sign -> signature. */
+/* More than the canonical request of in can take (every byte of the path and
+ * query percent-encoded, every header name twice). */
+static size_t canonical_bound(const struct sigv4_input *in, const char *extra_query)
+{
+	size_t n =
+	    256 + strlen(in->method ? in->method : "") + 3 * strlen(in->path ? in->path : "");
+	n += 3 * (strlen(in->query ? in->query : "") + strlen(extra_query ? extra_query : ""));
+	n += strlen(in->payload_hash ? in->payload_hash : "");
+	for (size_t i = 0; i < in->n_headers; i++)
+		n += 2 * strlen(in->headers[i].name ? in->headers[i].name : "") + 3 +
+		     strlen(in->headers[i].value ? in->headers[i].value : "");
+	return n;
+}
+
+/* Canonical request (with extra_query) -> string to sign -> signature. The
+ * canonical request holds the signed header values, the session token among
+ * them: it is built in a buffer of its final size (no reallocation leaves a
+ * copy behind) and wiped. */
 static int sign(const struct sigv4_input *in, const struct sigv4_creds *c, const char *extra_query,
 		char sig[65])
 {
 	struct buf creq = BUF_INIT, sts = BUF_INIT;
+	if (in)
+		buf_grow(&creq, canonical_bound(in, extra_query));
 	int rc = canonical_request_ex(in, extra_query, &creq);
 	if (rc < 0)
 		goto cleanup;
@@ -438,7 +458,7 @@ static int sign(const struct sigv4_input *in, const struct sigv4_creds *c, const
 		goto cleanup;
 	rc = sigv4_signature(in, c, buf_str(&sts), sig);
 cleanup:
-	buf_release(&creq);
+	secret_buf_release(&creq);
 	buf_release(&sts);
 	return rc;
 }

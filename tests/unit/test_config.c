@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include "remote/registry.h"
 #include "remote/remotes.h"
 #include "remote/s3.h"
+#include "tests/unit/peer.h"
 #include "tests/unit/tap.h"
 
 /* Values that must never show up in an error message. */
@@ -967,13 +967,11 @@ static void test_creds_profiles(void)
 	unlink(kpath);
 }
 
-/* ---- a fake instance metadata service ---- */
+/* ---- a fake instance metadata service (on the test peer, peer.h) ---- */
 
 struct fake_imds {
-	int fd;
+	struct peer *peer;
 	int port;
-	pthread_t th;
-	int stop;
 	pthread_mutex_t mu;
 	/* behaviour */
 	int token_status; /* 200: issue "tok-123" */
@@ -987,53 +985,14 @@ struct fake_imds {
 	char ttl[32];
 };
 
-static void fake_reply(int c, int status, const char *body)
+/* One request (the peer's thread). */
+static void fake_handle(void *ctx, const struct peer_request *rq, struct peer_answer *a)
 {
-	char head[256];
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d X\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n",
-			 status, strlen(body));
-	if (write(c, head, (size_t)n) < 0 || write(c, body, strlen(body)) < 0)
-		return;
-}
-
-static void fake_header(const char *req, const char *name, char *out, size_t outsz)
-{
-	out[0] = '\0';
-	const char *p = strcasestr(req, name);
-	if (!p)
-		return;
-	p += strlen(name);
-	while (*p == ' ')
-		p++;
-	size_t n = strcspn(p, "\r\n");
-	if (n >= outsz)
-		n = outsz - 1;
-	memcpy(out, p, n);
-	out[n] = '\0';
-}
-
-static void fake_handle(struct fake_imds *f, int c)
-{
-	char req[8192];
-	size_t len = 0;
-	while (len < sizeof(req) - 1) {
-		ssize_t r = read(c, req + len, sizeof(req) - 1 - len);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		req[len] = '\0';
-		if (strstr(req, "\r\n\r\n"))
-			break;
-	}
-	req[len] = '\0';
-	char method[16] = "", path[512] = "";
-	if (sscanf(req, "%15s %511s", method, path) != 2)
-		return;
-	char token[128], ttl[32];
-	fake_header(req, "\nX-aws-ec2-metadata-token:", token, sizeof(token));
-	fake_header(req, "\nX-aws-ec2-metadata-token-ttl-seconds:", ttl, sizeof(ttl));
+	struct fake_imds *f = ctx;
+	const char *method = rq->method, *path = rq->target;
+	char token[128] = "", ttl[32] = "";
+	peer_req_header(rq, "X-aws-ec2-metadata-token", token, sizeof(token));
+	peer_req_header(rq, "X-aws-ec2-metadata-token-ttl-seconds", ttl, sizeof(ttl));
 	static const char base[] = "/latest/meta-data/iam/security-credentials/";
 
 	pthread_mutex_lock(&f->mu);
@@ -1060,46 +1019,27 @@ static void fake_handle(struct fake_imds *f, int c)
 			body = f->creds_body;
 		}
 	}
-	fake_reply(c, status, body);
+	a->status = status;
+	peer_add_header(a, "Content-Type: text/plain");
+	peer_add_body(a, body, strlen(body));
 	pthread_mutex_unlock(&f->mu);
-}
-
-static void *fake_main(void *arg)
-{
-	struct fake_imds *f = arg;
-	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
-		struct pollfd pfd = {.fd = f->fd, .events = POLLIN};
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		int c = accept(f->fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		fake_handle(f, c);
-		shutdown(c, SHUT_WR);
-		close(c);
-	}
-	return NULL;
 }
 
 static int fake_start(struct fake_imds *f)
 {
 	memset(f, 0, sizeof(*f));
 	pthread_mutex_init(&f->mu, NULL);
-	f->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    listen(f->fd, 16) != 0 || getsockname(f->fd, (struct sockaddr *)&a, &al) != 0)
+	f->peer = peer_start();
+	if (!f->peer)
 		return -1;
-	f->port = ntohs(a.sin_port);
-	return pthread_create(&f->th, NULL, fake_main, f) == 0 ? 0 : -1;
+	f->port = peer_port(f->peer);
+	peer_set_handler(f->peer, fake_handle, f);
+	return 0;
 }
 
 static void fake_stop(struct fake_imds *f)
 {
-	__atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
-	pthread_join(f->th, NULL);
-	close(f->fd);
+	peer_stop(f->peer);
 	pthread_mutex_destroy(&f->mu);
 }
 

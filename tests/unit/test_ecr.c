@@ -10,7 +10,6 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "remote/ecr.h"
 #include "remote/http.h"
 #include "remote/sigv4.h"
+#include "tests/unit/peer.h"
 #include "tests/unit/tap.h"
 
 #define AKID	    "AKIDEXAMPLE"
@@ -120,9 +120,7 @@ static void test_names(void)
 	buf_release(&b);
 }
 
-/* ---- a scripted loopback server ------------------------------------------ */
-
-#define FAKE_MAX 16
+/* ---- against the scripted peer (tests/unit/peer.h) ----------------------- */
 
 struct fake_resp {
 	int status;
@@ -130,144 +128,17 @@ struct fake_resp {
 	const char *extra; /* extra header lines ("X: y\r\n"), or NULL */
 };
 
-struct fake_req {
-	char *head; /* request line and headers */
-	char *body;
-};
-
-struct fake {
-	int lfd, port;
-	pthread_t th;
-	pthread_mutex_t mu;
-	struct fake_resp resp[FAKE_MAX];
-	size_t n_resp, next;
-	struct fake_req req[FAKE_MAX];
-	size_t n_req;
-	bool stop;
-};
-
-static void fake_serve_one(struct fake *f, int fd)
+/* Script the peer with JSON 1.1 answers. */
+static void fake_script(struct peer *p, const struct fake_resp *r, size_t n)
 {
-	struct buf in = BUF_INIT;
-	char tmp[4096];
-	size_t head_end = 0, want = 0;
-	for (;;) {
-		ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
-		if (n <= 0)
-			goto out;
-		buf_add(&in, tmp, (size_t)n);
-		if (!head_end) {
-			const char *e = strstr(buf_str(&in), "\r\n\r\n");
-			if (!e)
-				continue;
-			head_end = (size_t)(e - in.data) + 4;
-			const char *cl = strcasestr(in.data, "\r\ncontent-length:");
-			want = cl && cl < e ? strtoul(cl + 17, NULL, 10) : 0;
-		}
-		if (in.len >= head_end + want)
-			break;
+	struct peer_answer a[16];
+	memset(a, 0, sizeof(a));
+	for (size_t i = 0; i < n && i < ARRAY_SIZE(a); i++) {
+		a[i].status = r[i].status;
+		a[i].body = r[i].body;
+		a[i].headers = r[i].extra;
 	}
-	pthread_mutex_lock(&f->mu);
-	if (f->n_req < FAKE_MAX) {
-		f->req[f->n_req].head = xstrndup(in.data, head_end);
-		f->req[f->n_req].body = xstrndup(in.data + head_end, want);
-		f->n_req++;
-	}
-	struct fake_resp r = {500, "{}", NULL};
-	if (f->next < f->n_resp)
-		r = f->resp[f->next++];
-	pthread_mutex_unlock(&f->mu);
-	struct buf out = BUF_INIT;
-	buf_addf(&out,
-		 "HTTP/1.1 %d X\r\nContent-Type: application/x-amz-json-1.1\r\n"
-		 "Content-Length: %zu\r\nConnection: close\r\n%s\r\n%s",
-		 r.status, strlen(r.body), r.extra ? r.extra : "", r.body);
-	size_t off = 0;
-	while (off < out.len) {
-		ssize_t n = send(fd, out.data + off, out.len - off, MSG_NOSIGNAL);
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	buf_release(&out);
-out:
-	buf_release(&in);
-}
-
-static void *fake_main(void *arg)
-{
-	struct fake *f = arg;
-	for (;;) {
-		int fd = accept(f->lfd, NULL, NULL);
-		pthread_mutex_lock(&f->mu);
-		bool stop = f->stop;
-		pthread_mutex_unlock(&f->mu);
-		if (stop) {
-			if (fd >= 0)
-				close(fd);
-			return NULL;
-		}
-		if (fd < 0)
-			continue;
-		fake_serve_one(f, fd);
-		close(fd);
-	}
-}
-
-static int fake_start(struct fake *f)
-{
-	memset(f, 0, sizeof(*f));
-	pthread_mutex_init(&f->mu, NULL);
-	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    listen(f->lfd, 16) != 0 || getsockname(f->lfd, (struct sockaddr *)&a, &al) != 0)
-		return -1;
-	f->port = ntohs(a.sin_port);
-	return pthread_create(&f->th, NULL, fake_main, f) == 0 ? 0 : -1;
-}
-
-static void fake_clear(struct fake *f)
-{
-	pthread_mutex_lock(&f->mu);
-	for (size_t i = 0; i < f->n_req; i++) {
-		free(f->req[i].head);
-		free(f->req[i].body);
-	}
-	f->n_req = f->n_resp = f->next = 0;
-	pthread_mutex_unlock(&f->mu);
-}
-
-static void fake_script(struct fake *f, const struct fake_resp *r, size_t n)
-{
-	fake_clear(f);
-	pthread_mutex_lock(&f->mu);
-	for (size_t i = 0; i < n && i < FAKE_MAX; i++)
-		f->resp[i] = r[i];
-	f->n_resp = n;
-	pthread_mutex_unlock(&f->mu);
-}
-
-static void fake_stop(struct fake *f)
-{
-	pthread_mutex_lock(&f->mu);
-	f->stop = true;
-	pthread_mutex_unlock(&f->mu);
-	/* wake accept() */
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)f->port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (fd >= 0) {
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-			perror("connect");
-		close(fd);
-	}
-	pthread_join(f->th, NULL);
-	close(f->lfd);
-	fake_clear(f);
-	pthread_mutex_destroy(&f->mu);
+	peer_script(p, a, n < ARRAY_SIZE(a) ? n : ARRAY_SIZE(a));
 }
 
 /* Value of header name in a captured request head (malloc'd), or NULL. */
@@ -311,7 +182,7 @@ static int count_image(void *ctx, const struct ecr_image *im)
 
 /* Recompute the SigV4 Authorization of a captured request from its own
  * headers and body; true when it equals what was sent. */
-static bool signature_matches(const struct fake_req *r, const char *region)
+static bool signature_matches(const struct peer_request *r, const char *region)
 {
 	static const char *const names[] = {"content-type", "host", "x-amz-date",
 					    "x-amz-security-token", "x-amz-target"};
@@ -355,13 +226,13 @@ static bool signature_matches(const struct fake_req *r, const char *region)
 
 static void test_fake(void)
 {
-	struct fake f;
-	if (fake_start(&f) != 0) {
+	struct peer *f = peer_start();
+	if (!f) {
 		skip("cannot start the loopback server");
 		return;
 	}
 	char ep[64];
-	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.port);
+	snprintf(ep, sizeof(ep), "%s", peer_url(f));
 	struct creds_provider *cp = static_creds(AKID, SECRET, SESSION_TOK);
 	struct ecr_client *c = client(ep, "cn-north-1", "123456789012", cp, 3);
 	struct dth_err err;
@@ -378,7 +249,7 @@ static void test_fake(void)
 		 "amazonaws.com.cn\"}]}",
 		 tok);
 	struct fake_resp r1[] = {{200, body, NULL}};
-	fake_script(&f, r1, 1);
+	fake_script(f, r1, 1);
 	struct ecr_auth a;
 	int rc = ecr_get_authorization_token(c, &a, &err);
 	ok(rc == 0, "fake: GetAuthorizationToken (%s)", err.message);
@@ -389,9 +260,9 @@ static void test_fake(void)
 	       "fake: proxy endpoint");
 	ecr_auth_release(&a);
 	ok(a.password == NULL, "fake: auth released");
-	ok(f.n_req == 1, "fake: one request");
-	if (f.n_req == 1) {
-		const struct fake_req *q = &f.req[0];
+	ok(peer_count(f) == 1, "fake: one request");
+	if (peer_count(f) == 1) {
+		const struct peer_request *q = peer_request(f, 0);
 		ok(str_startswith(q->head, "POST / HTTP/1.1\r\n"), "fake: POST /");
 		char *tgt = req_header(q->head, "x-amz-target");
 		char *ct = req_header(q->head, "content-type");
@@ -424,7 +295,7 @@ static void test_fake(void)
 	snprintf(body, sizeof(body), "{\"authorizationData\":[{\"authorizationToken\":\"%s\"}]}",
 		 bad_tok);
 	struct fake_resp r2[] = {{200, body, NULL}};
-	fake_script(&f, r2, 1);
+	fake_script(f, r2, 1);
 	rc = ecr_get_authorization_token(c, &a, &err);
 	ok(rc == -EPROTO && !has(err.message, "nocolonhere") && !has(err.message, bad_tok),
 	   "fake: undecodable token -> -EPROTO without the token in the message (%s)", err.message);
@@ -440,7 +311,7 @@ static void test_fake(void)
 	    {200, "{\"repositories\":[{\"repositoryName\":\"d\"},{\"repositoryName\":\"e\"}]}",
 	     NULL},
 	};
-	fake_script(&f, r3, 3);
+	fake_script(f, r3, 3);
 	struct buf names = BUF_INIT;
 	ecr_client_counts(c, counts);
 	uint64_t before = counts[ECR_REQ_DESCRIBE_REPOS];
@@ -449,10 +320,10 @@ static void test_fake(void)
 	is_str(buf_str(&names), "a|b|c|d|e|", "fake: every repository once, in order");
 	ecr_client_counts(c, counts);
 	is_int(counts[ECR_REQ_DESCRIBE_REPOS] - before, 3, "fake: 3 page requests counted");
-	if (f.n_req == 3) {
-		json_t *j0 = json_loads(f.req[0].body, 0, NULL);
-		json_t *j1 = json_loads(f.req[1].body, 0, NULL);
-		json_t *j2 = json_loads(f.req[2].body, 0, NULL);
+	if (peer_count(f) == 3) {
+		json_t *j0 = json_loads(peer_request(f, 0)->body, 0, NULL);
+		json_t *j1 = json_loads(peer_request(f, 1)->body, 0, NULL);
+		json_t *j2 = json_loads(peer_request(f, 2)->body, 0, NULL);
 		ok(json_object_get(j0, "nextToken") == NULL &&
 		       json_integer_value(json_object_get(j0, "maxResults")) == 2,
 		   "fake: first page: maxResults, no nextToken");
@@ -466,7 +337,7 @@ static void test_fake(void)
 		json_decref(j1);
 		json_decref(j2);
 	} else {
-		ok(0, "fake: expected 3 requests, got %zu", f.n_req);
+		ok(0, "fake: expected 3 requests, got %zu", peer_count(f));
 	}
 	buf_release(&names);
 
@@ -475,10 +346,11 @@ static void test_fake(void)
 	    {200, "{\"repositories\":[],\"nextToken\":\"same\"}", NULL},
 	    {200, "{\"repositories\":[],\"nextToken\":\"same\"}", NULL},
 	};
-	fake_script(&f, r4, 2);
+	fake_script(f, r4, 2);
 	struct buf junk = BUF_INIT;
 	rc = ecr_describe_repositories(c, 0, collect_repo, &junk, &err);
-	ok(rc == -EPROTO && f.n_req == 2, "fake: repeated nextToken -> -EPROTO (%s)", err.message);
+	ok(rc == -EPROTO && peer_count(f) == 2, "fake: repeated nextToken -> -EPROTO (%s)",
+	   err.message);
 	buf_release(&junk);
 
 	/* throttling and 5xx are retried */
@@ -490,7 +362,7 @@ static void test_fake(void)
 	     "cn-north-1.amazonaws.com.cn/x\"}}",
 	     NULL},
 	};
-	fake_script(&f, r5, 3);
+	fake_script(f, r5, 3);
 	struct buf uri = BUF_INIT;
 	ecr_client_counts(c, counts);
 	before = counts[ECR_REQ_CREATE];
@@ -500,8 +372,8 @@ static void test_fake(void)
 	       "fake: repository uri");
 	ecr_client_counts(c, counts);
 	is_int(counts[ECR_REQ_CREATE] - before, 3, "fake: every attempt counted");
-	if (f.n_req == 3) {
-		json_t *j = json_loads(f.req[2].body, 0, NULL);
+	if (peer_count(f) == 3) {
+		json_t *j = json_loads(peer_request(f, 2)->body, 0, NULL);
 		is_str(json_string_value(json_object_get(j, "repositoryName")), "x",
 		       "fake: repositoryName sent");
 		json_decref(j);
@@ -515,11 +387,11 @@ static void test_fake(void)
 	    {429, "{\"__type\":\"ThrottlingException\"}", NULL},
 	    {200, "{\"repository\":{}}", NULL},
 	};
-	fake_script(&f, r6, 4);
+	fake_script(f, r6, 4);
 	rc = ecr_create_repository(c, "x", NULL, &err);
-	ok(rc == -EAGAIN && f.n_req == 3 && err.http_status == 429 &&
+	ok(rc == -EBUSY && peer_count(f) == 3 && err.http_status == 429 &&
 	       !strcmp(err.remote_code, "ThrottlingException"),
-	   "fake: persistent throttling -> -EAGAIN after 3 attempts (%s)", err.message);
+	   "fake: persistent throttling -> -EBUSY after 3 attempts (%s)", err.message);
 
 	/* error mapping, "__type" with a namespace */
 	struct fake_resp r7[] = {
@@ -532,7 +404,7 @@ static void test_fake(void)
 	    {403, "", "x-amzn-ErrorType: AccessDeniedException:http://internal.amazon.com/\r\n"},
 	    {400, "{\"__type\":\"RepositoryAlreadyExistsException\"}", NULL},
 	};
-	fake_script(&f, r7, 5);
+	fake_script(f, r7, 5);
 	int nimg = 0;
 	rc = ecr_describe_images(c, "gone", 0, count_image, &nimg, &err);
 	ok(rc == -ENOENT && !strcmp(err.remote_code, "RepositoryNotFoundException") &&
@@ -551,7 +423,7 @@ static void test_fake(void)
 	   "fake: error type from x-amzn-ErrorType -> -EACCES (%s)", err.message);
 	rc = ecr_create_repository(c, "x", NULL, &err);
 	ok(rc == -EEXIST, "fake: RepositoryAlreadyExistsException -> -EEXIST (%s)", err.message);
-	ok(nimg == 0 && f.n_req == 5, "fake: 4xx not retried");
+	ok(nimg == 0 && peer_count(f) == 5, "fake: 4xx not retried");
 	ok(!has(err.message, SECRET) && !has(err.message, SESSION_TOK),
 	   "fake: no secret in messages");
 
@@ -563,19 +435,19 @@ static void test_fake(void)
 	     "\"sha256:def\"}]}",
 	     NULL},
 	};
-	fake_script(&f, r8, 1);
+	fake_script(f, r8, 1);
 	rc = ecr_describe_images(c, "r", 0, count_image, &nimg, &err);
 	ok(rc == 0 && nimg == 2, "fake: DescribeImages, untagged image included (%d)", nimg);
 
 	/* bad JSON answer */
 	struct fake_resp r9[] = {{200, "not json", NULL}};
-	fake_script(&f, r9, 1);
+	fake_script(f, r9, 1);
 	rc = ecr_describe_images(c, "r", 0, count_image, &nimg, &err);
 	ok(rc == -EPROTO, "fake: answer not JSON -> -EPROTO (%s)", err.message);
 
 	ecr_client_free(c);
 	creds_provider_free(cp);
-	fake_stop(&f);
+	peer_stop(f);
 }
 
 /* ---- moto ------------------------------------------------------------------ */

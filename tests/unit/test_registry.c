@@ -1,22 +1,20 @@
 /* Unit tests of the registry client: the parsing helpers, and the client's
- * auth, redirect, retry and streaming logic against a tiny HTTP server run in
- * a thread of this process (scripted answers, requests recorded). */
+ * auth, redirect, retry and streaming logic against the scripted peer of the
+ * unit tests (tests/unit/peer.h), run in a thread of this process. */
 #include "common/compat.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/buf.h"
 #include "common/err.h"
 #include "remote/http.h"
 #include "remote/registry.h"
+#include "tests/unit/peer.h"
 #include "tests/unit/tap.h"
 
 #define D_EMPTY "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -390,12 +388,11 @@ static void test_client_new(void)
 	http_engine_free(h);
 }
 
-/* ---- a scripted HTTP server ---- */
+/* ---- a scripted registry on the test peer (tests/unit/peer.h) ---- */
 
 struct fake {
-	int fd;
+	struct peer *peer;
 	int port;
-	pthread_t th;
 	pthread_mutex_t mu;
 	/* scenario state */
 	int mode;
@@ -411,69 +408,24 @@ struct fake {
 
 static const char blob_data[] = "hello blob bytes, streamed and verified";
 
-static int fake_is_head; /* the request being answered is a HEAD (server thread only) */
-
-static void fake_reply(int cfd, int status, const char *extra, const char *body, size_t len)
+static void fake_reply(struct peer_answer *a, int status, const char *extra, const char *body,
+		       size_t len)
 {
-	char head[2048];
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Length: %zu\r\n%s\r\n",
-			 status, len, extra ? extra : "");
-	if (fake_is_head)
-		len = 0;
-	if (write(cfd, head, (size_t)n) < 0)
-		return;
-	if (len && write(cfd, body, len) < 0)
-		return;
+	a->status = status;
+	if (extra)
+		buf_adds(&a->own_headers, extra);
+	if (len)
+		peer_add_body(a, body, len);
 }
 
-static const char *hdr_of(const char *req, const char *name, char *out, size_t outsz)
+/* One request (the peer's thread). */
+static void fake_handle(void *ctx, const struct peer_request *rq, struct peer_answer *a)
 {
-	out[0] = '\0';
-	size_t nl = strlen(name);
-	for (const char *p = strstr(req, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
-		const char *l = p + 2;
-		if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
-			const char *v = l + nl + 1;
-			while (*v == ' ')
-				v++;
-			size_t n = strcspn(v, "\r\n");
-			if (n >= outsz)
-				n = outsz - 1;
-			memcpy(out, v, n);
-			out[n] = '\0';
-			return out;
-		}
-	}
-	return NULL;
-}
-
-/* Serve one connection (one request per connection: Connection: close). */
-static void fake_serve(struct fake *f, int cfd)
-{
-	char req[16384];
-	size_t got = 0;
-	while (got < sizeof(req) - 1) {
-		ssize_t r = read(cfd, req + got, sizeof(req) - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		req[got] = '\0';
-		char *end = strstr(req, "\r\n\r\n");
-		if (end) {
-			char cl[32];
-			size_t want =
-			    hdr_of(req, "Content-Length", cl, sizeof(cl)) ? strtoul(cl, 0, 10) : 0;
-			if (got >= (size_t)(end + 4 - req) + want)
-				break;
-		}
-	}
-	req[got] = '\0';
-	char method[16] = "", path[1024] = "", auth[512] = "", range[64] = "";
-	sscanf(req, "%15s %1023s", method, path);
-	fake_is_head = strcmp(method, "HEAD") == 0;
-	hdr_of(req, "Authorization", auth, sizeof(auth));
-	hdr_of(req, "Range", range, sizeof(range));
+	struct fake *f = ctx;
+	char auth[512] = "", range[64] = "";
+	const char *method = rq->method, *path = rq->target;
+	peer_req_header(rq, "Authorization", auth, sizeof(auth));
+	peer_req_header(rq, "Range", range, sizeof(range));
 	char extra[1024];
 	pthread_mutex_lock(&f->mu);
 	size_t ll = strlen(f->log);
@@ -487,13 +439,13 @@ static void fake_serve(struct fake *f, int cfd)
 			/* wrong password at the token server */
 			const char *eb = "{\"details\":\"incorrect username or password\"}";
 			pthread_mutex_unlock(&f->mu);
-			fake_reply(cfd, 401, "Content-Type: application/json\r\n", eb, strlen(eb));
+			fake_reply(a, 401, "Content-Type: application/json\r\n", eb, strlen(eb));
 			return;
 		}
 		int n = snprintf(body, sizeof(body), "{\"token\":\"tok%d\",\"expires_in\":300}",
 				 f->token_fetches);
 		pthread_mutex_unlock(&f->mu);
-		fake_reply(cfd, 200, "Content-Type: application/json\r\n", body, (size_t)n);
+		fake_reply(a, 200, "Content-Type: application/json\r\n", body, (size_t)n);
 		return;
 	}
 	if (strncmp(path, "/storage/", 9) == 0) {
@@ -503,27 +455,22 @@ static void fake_serve(struct fake *f, int cfd)
 		pthread_mutex_unlock(&f->mu);
 		if (f->mode == 5 && f->blob_attempts == 1) {
 			/* send half of the body, then drop the connection */
-			char head[256];
-			int n = snprintf(head, sizeof(head),
-					 "HTTP/1.1 200 OK\r\nConnection: close\r\n"
-					 "Content-Length: %zu\r\n\r\n",
-					 sizeof(blob_data) - 1);
-			if (write(cfd, head, (size_t)n) < 0 || write(cfd, blob_data, 10) < 0)
-				return;
+			fake_reply(a, 200, NULL, blob_data, sizeof(blob_data) - 1);
+			a->fault = PEER_CUT_MID_BODY;
 			return;
 		}
 		if (range[0]) {
-			unsigned long a = strtoul(range + 6, NULL, 10);
-			snprintf(extra, sizeof(extra), "Content-Range: bytes %lu-%zu/%zu\r\n", a,
+			unsigned long from = strtoul(range + 6, NULL, 10);
+			snprintf(extra, sizeof(extra), "Content-Range: bytes %lu-%zu/%zu\r\n", from,
 				 sizeof(blob_data) - 2, sizeof(blob_data) - 1);
-			fake_reply(cfd, 206, extra, blob_data + a, sizeof(blob_data) - 1 - a);
+			fake_reply(a, 206, extra, blob_data + from, sizeof(blob_data) - 1 - from);
 			return;
 		}
 		if (f->mode == 6) {
-			fake_reply(cfd, 200, NULL, "corrupted", 9);
+			fake_reply(a, 200, NULL, "corrupted", 9);
 			return;
 		}
-		fake_reply(cfd, 200, NULL, blob_data, sizeof(blob_data) - 1);
+		fake_reply(a, 200, NULL, blob_data, sizeof(blob_data) - 1);
 		return;
 	}
 	f->registry_requests++;
@@ -541,85 +488,69 @@ static void fake_serve(struct fake *f, int cfd)
 		    "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication "
 		    "required\"}]}";
 		pthread_mutex_unlock(&f->mu);
-		fake_reply(cfd, 401, extra, eb, strlen(eb));
+		fake_reply(a, 401, extra, eb, strlen(eb));
 		return;
 	}
 	if (f->failures_left > 0) {
 		f->failures_left--;
 		pthread_mutex_unlock(&f->mu);
 		if (f->mode == 5) /* Docker Hub's pull limit, spent */
-			fake_reply(cfd, 429,
+			fake_reply(a, 429,
 				   "ratelimit-limit: 100;w=21600\r\n"
 				   "ratelimit-remaining: 0;w=21600\r\n",
 				   "", 0);
 		else
-			fake_reply(cfd, f->mode == 4 ? 429 : 503, "Retry-After: 0\r\n", "", 0);
+			fake_reply(a, f->mode == 4 ? 429 : 503, "Retry-After: 0\r\n", "", 0);
 		return;
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (strstr(path, "/blobs/sha256:")) {
 		snprintf(extra, sizeof(extra),
 			 "Location: http://localhost:%d/storage/blob?sig=1\r\n", f->port);
-		fake_reply(cfd, 307, extra, "", 0);
+		fake_reply(a, 307, extra, "", 0);
 		return;
 	}
 	if (strstr(path, "/manifests/missing")) {
 		const char *eb = "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":"
 				 "\"manifest unknown\"}]}";
-		fake_reply(cfd, 404, "Content-Type: application/json\r\n", eb, strlen(eb));
+		fake_reply(a, 404, "Content-Type: application/json\r\n", eb, strlen(eb));
 		return;
 	}
 	if (strstr(path, "/manifests/")) {
 		const char *m = "{\"schemaVersion\":2,\"mediaType\":\"" REGISTRY_MT_OCI_INDEX
 				"\",\"manifests\":[]}";
-		fake_reply(cfd, 200, "Content-Type: " REGISTRY_MT_OCI_INDEX "\r\n", m, strlen(m));
+		fake_reply(a, 200, "Content-Type: " REGISTRY_MT_OCI_INDEX "\r\n", m, strlen(m));
 		return;
 	}
 	if (strstr(path, "/tags/list")) {
 		if (strstr(path, "last=b")) {
 			const char *b = "{\"name\":\"x\",\"tags\":[\"c\"]}";
-			fake_reply(cfd, 200, NULL, b, strlen(b));
+			fake_reply(a, 200, NULL, b, strlen(b));
 		} else {
 			const char *b = "{\"name\":\"x\",\"tags\":[\"a\",\"b\"]}";
-			fake_reply(cfd, 200, "Link: </v2/x/tags/list?last=b&n=2>; rel=\"next\"\r\n",
+			fake_reply(a, 200, "Link: </v2/x/tags/list?last=b&n=2>; rel=\"next\"\r\n",
 				   b, strlen(b));
 		}
 		return;
 	}
-	fake_reply(cfd, 404, NULL, "", 0);
-}
-
-static void *fake_main(void *p)
-{
-	struct fake *f = p;
-	for (;;) {
-		int cfd = accept(f->fd, NULL, NULL);
-		if (cfd < 0)
-			return NULL;
-		fake_serve(f, cfd);
-		close(cfd);
-	}
+	fake_reply(a, 404, NULL, "", 0);
 }
 
 static int fake_start(struct fake *f)
 {
 	memset(f, 0, sizeof(*f));
 	pthread_mutex_init(&f->mu, NULL);
-	f->fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (bind(f->fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(f->fd, 16) != 0)
+	f->peer = peer_start();
+	if (!f->peer)
 		return -1;
-	socklen_t al = sizeof(a);
-	getsockname(f->fd, (struct sockaddr *)&a, &al);
-	f->port = ntohs(a.sin_port);
-	return pthread_create(&f->th, NULL, fake_main, f);
+	f->port = peer_port(f->peer);
+	peer_set_handler(f->peer, fake_handle, f);
+	return 0;
 }
 
 static void fake_stop(struct fake *f)
 {
-	shutdown(f->fd, SHUT_RDWR);
-	close(f->fd);
-	pthread_join(f->th, NULL);
+	peer_stop(f->peer);
 	pthread_mutex_destroy(&f->mu);
 }
 
@@ -785,7 +716,7 @@ static void test_fake_server(void)
 	f.failures_left = 100;
 	err_clear(&e);
 	rc = registry_manifest_head(c, "x", "v1", &m, &e);
-	is_int(rc, -EIO, "429 after retries: -EIO");
+	is_int(rc, -EBUSY, "429 after retries: -EBUSY");
 	is_int(100 - f.failures_left, 4, "max_attempts requests made");
 	/* 429 with Docker Hub's headers saying no pull is left: no retries */
 	int64_t rl_lim, rl_rem, rl_win;
@@ -795,7 +726,7 @@ static void test_fake_server(void)
 	f.failures_left = 100;
 	err_clear(&e);
 	rc = registry_manifest_head(c, "x", "v1", &m, &e);
-	is_int(rc, -EAGAIN, "spent pull limit: -EAGAIN");
+	is_int(rc, -EBUSY, "spent pull limit: -EBUSY");
 	is_int(100 - f.failures_left, 1, "no retry into a spent pull limit");
 	ok(strstr(e.message, "pull rate limit") && strstr(e.message, "0 of 100 left") &&
 	       strstr(e.message, "per 21600 s"),
