@@ -156,7 +156,9 @@ int pipe_finish(struct pipe *p, int write_rc, struct dth_err *err)
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);
 	int rc = p->get_rc;
-	if (rc && err && !(write_rc && rc == -ECANCELED))
+	if (write_rc && rc == -ECANCELED)
+		rc = 0; /* stopped because the write gave up: the write's error stands */
+	if (rc && err)
 		*err = p->get_err;
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->data);

@@ -36,8 +36,9 @@ struct pipe *pipe_start(const struct pipe_src *src, size_t ring_bytes, EVP_MD_CT
 /* http_source_fn: the next bytes of the range for the write request. */
 long pipe_read(void *pipe, void *dst, size_t room);
 /* Stop the GET when the write ended with write_rc != 0, wait for its thread,
- * free the pipe. Returns 0 when the GET gave every byte, else its error (err
- * set to it; the source changed: -ESTALE). */
+ * free the pipe. Returns the GET's own error (err set to it; the source
+ * changed: -ESTALE), or 0: it gave every byte, or it was stopped because the
+ * write gave up (whose error is the one that counts). */
 int pipe_finish(struct pipe *p, int write_rc, struct dth_err *err);
 
 #endif

@@ -435,13 +435,12 @@ static int stream_once(struct stream *s, struct dth_err *err)
 		rc = s3_put_object_from(t->o->dst, t->o->dst_bucket, s->dst_key, s->length,
 					pipe_read, p, s->opts, &s->out, err);
 	if (p) {
+		/* The GET's own error is the cause (the write then only saw its
+		 * source fail). */
 		int grc = pipe_finish(p, rc, &gerr);
-		if (grc && (grc == -ESTALE || !rc || gerr.code)) {
-			/* The GET's own error says more than the write's "source failed". */
-			if (grc != -ECANCELED || !rc) {
-				rc = grc;
-				*err = gerr;
-			}
+		if (grc) {
+			rc = grc;
+			*err = gerr;
 		}
 	}
 	budget_give(t->budget, ring);

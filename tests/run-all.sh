@@ -40,8 +40,10 @@ BUILD_DIR=${DTH_BUILD_DIR:-build}
 ASAN_DIR=${DTH_ASAN_BUILD_DIR:-build-asan}
 HARD_DIR=${DTH_HARD_BUILD_DIR:-build-hardened}
 TSAN_DIR=${DTH_TSAN_BUILD_DIR:-build-tsan}
-# Unit tests that run code on several threads (the read cache's fetchers).
-TSAN_TESTS="readahead"
+# Unit tests that run code on several threads: the read cache's fetchers, the
+# workers' memory budget, the streamed copy's GET thread and ring, the request
+# executor and the secret store.
+TSAN_TESTS="readahead budget pipe exec secret"
 RUN_DIR=${DTH_TEST_RUN_DIR:-$(mktemp -d /tmp/dth-test.XXXXXX)}
 mkdir -p "$RUN_DIR"
 SERVERS_STARTED=0
