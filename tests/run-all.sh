@@ -214,6 +214,31 @@ else
 	failed format
 fi
 
+# The worker pool, the planner threads and the streamed copies of a real
+# sync (and an image sync) under ThreadSanitizer, against the same servers.
+tsan_integration() {
+	[ -n "${DTH_SKIP_TSAN:-}" ] && return 0
+	stage "integration tests under ThreadSanitizer ($TSAN_DIR/dth)"
+	if ! build "$TSAN_DIR" -Db_sanitize=thread -Db_lundef=false -- dth; then
+		failed tsan-dth-build
+		return
+	fi
+	local log=$RUN_DIR/integration-tsan.log
+	case $TSAN_DIR in /*) ;; *) TSAN_BIN=$ROOT/$TSAN_DIR/dth ;; esac
+	DTH_BIN=${TSAN_BIN:-$TSAN_DIR/dth} DTH_TEST_WORKDIR=$RUN_DIR/it-tsan \
+		"$PY" tests/integration/run.py -k test_copy.test_copy_everything \
+		-k test_integrity.test_single_part -k test_incremental.test_delete_propagation \
+		-k test_image_sync.test_copy_and_rerun_floor 2>&1 | tee "$log"
+	local last
+	last=$(tail -n 1 "$log")
+	if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		PASS=$((PASS + BASH_REMATCH[1]))
+		[ "${BASH_REMATCH[2]}" -gt 0 ] && failed integration-tsan "${BASH_REMATCH[2]}"
+	else
+		failed integration-tsan
+	fi
+}
+
 stage "integration tests"
 if [ $BUILT = 0 ]; then
 	echo "skipped: the build failed"
@@ -253,6 +278,7 @@ else
 			echo "the integration runner did not finish"
 			failed integration
 		fi
+		tsan_integration
 	else
 		echo "the test servers did not start (logs in $RUN_DIR)"
 		SERVERS_STARTED=1 # stop whatever did start
