@@ -1,0 +1,633 @@
+"""dth against bad servers: tests/harness/faultproxy.py between dth and the
+real servers (radosgw A and B, the source and destination registries).
+
+- test_mixed_sync_under_faults: a mixed 5,000-object sync (small objects,
+  multipart ones of 20-40 MiB in several layouts, metadata and content
+  types, odd key characters) under 10 % 5xx (500, 503 SlowDown, 429 with
+  Retry-After), 2 % connection resets (before the answer, after the headers,
+  mid-body), 1 % truncated bodies, wrong Content-Lengths and one stall past
+  dth's 60 s stall timeout; then a second run with --delete after source
+  deletes, changes and additions. The destination must equal the source
+  (checked with boto3 straight against radosgw: keys, sizes, ETags, MD5 of
+  every body, content types, user metadata), dth's --json counts must be
+  exact, and the proxies' counters must show every fault kind.
+- test_image_sync_under_faults: the same for dth image sync between the
+  registries; every manifest and blob is checked with skopeo and digests.
+- test_hostile_*: one hostile listing (or lying part-size answer) each,
+  with a destination where --delete would be tempting: dth must stop with
+  an error naming the problem, and radosgw must see ZERO deletes (its own
+  access log, not dth's output), the destination unchanged.
+
+Figures for the README are printed as "# figures ..." lines.
+"""
+
+import hashlib
+import json
+import os
+import random
+import re
+import time
+
+import lib
+
+MiB = lib.MiB
+
+# 10 % 5xx, 2 % resets, 1 % truncated bodies (rates per request, the body
+# kinds per answer with a body), plus wrong Content-Lengths.
+MIXED_RATES = {
+    "err500": 0.04, "err503": 0.03, "err429": 0.03,
+    "reset_before": 0.007, "reset_headers": 0.007, "reset_body": 0.006,
+    "truncate": 0.01,
+    "cl_short": 0.0025, "cl_long": 0.0025,
+}
+ALL_KINDS = ("err500", "err503", "err429", "reset_before", "reset_headers", "reset_body",
+             "truncate", "cl_short", "cl_long", "stall")
+
+
+def _figures(what, **kv):
+    print("# figures %s %s" % (what, json.dumps(kv, sort_keys=True)), flush=True)
+
+
+def _sum_injected(*proxies):
+    tot = {k: 0 for k in ALL_KINDS}
+    for p in proxies:
+        for k, v in p.counters()["injected"].items():
+            tot[k] = tot.get(k, 0) + v
+    return tot
+
+
+# --------------------------------------------------------------------------
+# reading back a bucket completely, straight from radosgw
+
+
+def _object_record(client, bucket, key):
+    """(md5 of the body, content type, user metadata, size) from one GET."""
+    r = client.get_object(Bucket=bucket, Key=key)
+    h = hashlib.md5()
+    n = 0
+    for chunk in iter(lambda: r["Body"].read(MiB), b""):
+        h.update(chunk)
+        n += len(chunk)
+    return h.hexdigest(), r.get("ContentType"), r.get("Metadata") or {}, n
+
+
+def _snapshot(which, bucket, workers=24):
+    """{key: (size, etag, md5, content type, metadata)} of a bucket."""
+    client = lib.s3(which)
+    listing = lib.list_all(client, bucket)
+
+    def one(key):
+        md5, ctype, meta, n = _object_record(client, bucket, key)
+        return key, (listing[key]["size"], listing[key]["etag"], md5, ctype,
+                     tuple(sorted(meta.items())), n)
+
+    return dict(lib._pool_map(one, sorted(listing), workers))
+
+
+def _assert_same_buckets(src, dst):
+    s, d = _snapshot("a", src), _snapshot("b", dst)
+    lib.assert_same_keys(d, s)
+    bad = []
+    for k in sorted(s):
+        (ss, se, sm, sc, smeta, sn), (ds, de, dm, dc, dmeta, dn) = s[k], d[k]
+        if ss != sn:
+            bad.append("%r: the source answered %d bytes, listed %d" % (k, sn, ss))
+        if (ds, dn) != (ss, ss):
+            bad.append("%r: size %d (body %d), source %d" % (k, ds, dn, ss))
+        if de != se:
+            bad.append("%r: etag %s, source %s" % (k, de, se))
+        if dm != sm:
+            bad.append("%r: md5 %s, source %s" % (k, dm, sm))
+        if dc != sc:
+            bad.append("%r: content-type %r, source %r" % (k, dc, sc))
+        if dmeta != smeta:
+            bad.append("%r: metadata %r, source %r" % (k, dmeta, smeta))
+    assert not bad, "%d of %d objects differ: %s" % (len(bad), len(s), "; ".join(bad[:10]))
+    return len(s), sum(v[0] for v in s.values())
+
+
+# --------------------------------------------------------------------------
+# a. a mixed 5,000-object sync under faults
+
+N_OBJECTS = 5000
+CTYPES = ("text/plain", "application/json", "image/png", "application/x-tar; charset=binary")
+# (key, size, part sizes): multipart uploads with boto3, in several layouts
+MULTIPART = (("big/even-20m", 20 * MiB, [5 * MiB] * 4),
+             ("big/uneven-24m", 24 * MiB + 12345, [8 * MiB] * 3 + [12345]),
+             ("big/16m-parts-33m", 33 * MiB + 7, [16 * MiB, 16 * MiB, MiB + 7]),
+             ("big/irregular-40m", 40 * MiB, [15 * MiB, 10 * MiB, 15 * MiB]))
+MEDIUM = (("medium/1m", MiB), ("medium/3m", 3 * MiB + 1), ("medium/6m", 6 * MiB),
+          ("medium/9m", 9 * MiB - 3), ("medium/12m", 12 * MiB), ("medium/15m", 15 * MiB + 99))
+
+
+def _small_key(i):
+    r = i % 10
+    if r == 7:
+        return "odd chars/sp ace+plus=eq,%05d" % i
+    if r == 8:
+        return "unicode/\u00fcber-\u65e5\u672c-%05d" % i
+    return "small/d%02d/obj-%05d" % (i % 37, i)
+
+
+def _small_put(i, version=0):
+    """(key, body, extra put arguments) of small object i."""
+    rnd = random.Random("faults-mixed-%d-%d" % (i, version))
+    size = 0 if i % 500 == 0 else rnd.randrange(1, 4000)
+    body = rnd.randbytes(size)
+    extra = {}
+    if i % 10 in (1, 4):
+        extra["ContentType"] = CTYPES[i % len(CTYPES)]
+    if i % 10 in (4, 5):
+        extra["Metadata"] = {"owner": "user-%d" % (i % 13), "seq": str(i), "v": str(version)}
+    return _small_key(i), body, extra
+
+
+def _put_multipart(client, bucket, key, seed, parts, **extra):
+    data = lib.det_bytes(seed, sum(parts))
+    up = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)
+    uid, off, done = up["UploadId"], 0, []
+    for n, size in enumerate(parts, 1):
+        r = client.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n,
+                               Body=data[off:off + size])
+        done.append({"PartNumber": n, "ETag": r["ETag"]})
+        off += size
+    client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                     MultipartUpload={"Parts": done})
+
+
+def _seed_mixed(bucket):
+    client = lib.s3("a")
+    n_small = N_OBJECTS - len(MULTIPART) - len(MEDIUM)
+    objs = {}
+    for i in range(n_small):
+        key, body, extra = _small_put(i)
+        objs[key] = (body, extra)
+    lib.put_objects(client, bucket, objs, workers=32)
+    for key, size in MEDIUM:
+        client.put_object(Bucket=bucket, Key=key, Body=lib.det_bytes(key, size),
+                          ContentType="application/octet-stream",
+                          Metadata={"kind": "medium"})
+    for key, size, parts in MULTIPART:
+        assert sum(parts) == size
+        _put_multipart(client, bucket, key, key, parts, ContentType="application/x-big",
+                       Metadata={"kind": "multipart", "parts": str(len(parts))})
+    return n_small
+
+
+def _mutate_mixed(bucket, n_small):
+    """Delete, change and add source objects; returns (changed+added, deleted)."""
+    client = lib.s3("a")
+    rnd = random.Random("faults-mutate")
+    idx = list(range(1, n_small))
+    rnd.shuffle(idx)
+    gone, changed = idx[:250], idx[250:400]
+    dels = [_small_key(i) for i in gone] + ["big/even-20m", "medium/6m"]
+    lib._pool_map(lambda k: client.delete_object(Bucket=bucket, Key=k), dels, 16)
+    objs = {}
+    for i in changed:
+        key, body, extra = _small_put(i, version=1)
+        objs[key] = (body, extra)
+    for j in range(100):
+        i = n_small + 1000 + j  # new keys
+        key, body, extra = _small_put(i, version=2)
+        objs[key] = (body, extra)
+    lib.put_objects(client, bucket, objs, workers=32)
+    # a changed multipart object, in another layout, and a new one
+    _put_multipart(client, bucket, "big/uneven-24m", "changed-24m", [10 * MiB, 10 * MiB, 4 * MiB],
+                   ContentType="application/x-big2", Metadata={"kind": "changed"})
+    _put_multipart(client, bucket, "big/new-21m", "new-21m", [7 * MiB] * 3,
+                   Metadata={"kind": "new"})
+    return len(objs) + 2, len(dels)
+
+
+def _s3_proxies(ctx, seed, src_bucket, dst_bucket):
+    pa = lib.FaultProxy(ctx, lib.endpoint("a"), "proxy-src").start()
+    try:
+        pb = lib.FaultProxy(ctx, lib.endpoint("b"), "proxy-dst").start()
+    except BaseException:
+        pa.stop()
+        raise
+    for p in (pa, pb):
+        p.configure(seed=seed, strip=[src_bucket, dst_bucket])
+    ctx.write_config(lib.remote_section("src", "a", endpoint_url=pa.url)
+                     + lib.remote_section("dst", "b", endpoint_url=pb.url))
+    return pa, pb
+
+
+def test_mixed_sync_under_faults(ctx):
+    t0 = time.monotonic()
+    src, dst = ctx.bucket("a", "mixsrc"), ctx.bucket("b", "mixdst")
+    n_small = _seed_mixed(src)
+    t_seeded = time.monotonic()
+    pa, pb = _s3_proxies(ctx, 8, src, dst)
+    try:
+        # The stall costs one worker dth's 60 s stall timeout: once, at the
+        # source (an object GET), early in the run.
+        pa.configure(seed=8, strip=[src, dst], rates=dict(MIXED_RATES, stall=0.004),
+                     max={"stall": 1}, stall_seconds=120)
+        pb.configure(seed=9, strip=[src, dst], rates=MIXED_RATES)
+        res = ctx.sync("src:" + src, "dst:" + dst, timeout=900)
+        assert (res["transferred"], res["failed"], res["deleted"]) == (N_OBJECTS, 0, 0), res
+        t_run1 = time.monotonic()
+        inj1 = _sum_injected(pa, pb)
+        req1 = pa.counters()["requests"] + pb.counters()["requests"]
+        n, nbytes = _assert_same_buckets(src, dst)
+        assert n == N_OBJECTS, n
+
+        # second run: source deletes, changes and additions, with --delete
+        copies, dels = _mutate_mixed(src, n_small)
+        for p in (pa, pb):
+            p.reset()
+        pa.configure(seed=10, strip=[src, dst], rates=MIXED_RATES)
+        pb.configure(seed=11, strip=[src, dst], rates=MIXED_RATES)
+        t_run2s = time.monotonic()
+        res2 = ctx.sync("src:" + src, "dst:" + dst, "--delete", timeout=900)
+        t_run2 = time.monotonic()
+        assert (res2["transferred"], res2["failed"], res2["deleted"]) == (copies, 0, dels), res2
+        inj2 = _sum_injected(pa, pb)
+        req2 = pa.counters()["requests"] + pb.counters()["requests"]
+        n2, nbytes2 = _assert_same_buckets(src, dst)
+        assert n2 == N_OBJECTS - dels + 101, n2
+    finally:
+        pa.stop()
+        pb.stop()
+
+    # the manifest agrees with the destination (HEAD of every done object),
+    # asked straight of radosgw
+    ctx.write_config()
+    ctx.manifest("verify", "t", timeout=600)
+    total = {k: inj1.get(k, 0) + inj2.get(k, 0) for k in ALL_KINDS}
+    missing = [k for k in ALL_KINDS if total[k] == 0]
+    assert not missing, "fault kinds never injected: %s (%s)" % (missing, total)
+    _figures("mixed_sync", objects=N_OBJECTS, bytes=nbytes, run1_requests=req1,
+             run1_injected=inj1, run1_seconds=round(t_run1 - t_seeded, 1),
+             run2_copied=copies, run2_deleted=dels, run2_requests=req2, run2_injected=inj2,
+             run2_seconds=round(t_run2 - t_run2s, 1), objects_verified=n + n2,
+             bytes_verified=nbytes + nbytes2, test_seconds=round(time.monotonic() - t0, 1))
+
+
+# --------------------------------------------------------------------------
+# b. an image sync under faults
+
+N_IMAGES = 40
+
+
+def _make_images():
+    """N_IMAGES small images (two layers, one shared) and two with a 20 MiB
+    layer on the source registry; returns their refs."""
+    import test_image_sync as tis
+    refs = []
+    shared = lib.det_bytes("faults-shared-layer", 150 * 1024)
+    for i in range(N_IMAGES):
+        repo = "faults/img%02d" % i
+        own = lib.det_bytes("faults-own-%d" % i, 2000 + 997 * i)
+        cfg = json.dumps({"architecture": "amd64", "os": "linux", "n": i,
+                          "rootfs": {"type": "layers"}}).encode()
+        tis._push_blob(repo, shared)
+        _push_image_layers(repo, "v1", [shared, own], cfg)
+        refs.append(repo + ":v1")
+    for i in range(2):
+        repo = "faults/big%d" % i
+        layer = lib.det_bytes("faults-big-%d" % i, 20 * MiB + 4321 * i)
+        cfg = json.dumps({"architecture": "amd64", "os": "linux", "big": i,
+                          "rootfs": {"type": "layers"}}).encode()
+        _push_image_layers(repo, "v1", [layer], cfg)
+        refs.append(repo + ":v1")
+    return refs
+
+
+def _push_image_layers(repo, tag, layers, config):
+    import requests
+    import test_image_sync as tis
+    digests = [tis._push_blob(repo, layer) for layer in layers]
+    cd = tis._push_blob(repo, config)
+    man = json.dumps({"schemaVersion": 2, "mediaType": tis.OCI_MANIFEST,
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                 "digest": cd, "size": len(config)},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                  "digest": d, "size": len(layer)}
+                                 for d, layer in zip(digests, layers)]},
+                     sort_keys=True).encode()
+    r = requests.put("%s/v2/%s/manifests/%s" % (lib.registry_url("src"), repo, tag), data=man,
+                     headers={"Content-Type": tis.OCI_MANIFEST}, timeout=60)
+    assert r.status_code == 201, (r.status_code, r.text)
+
+
+def test_image_sync_under_faults(ctx):
+    import test_image_sync as tis
+    import test_registry
+    test_registry.images()
+    t0 = time.monotonic()
+    refs = _make_images() + list(tis.IMAGES)
+    pre = "faults%d" % random.randrange(10 ** 9)
+    ps = lib.FaultProxy(ctx, lib.registry_url("src"), "proxy-regsrc", flavor="registry").start()
+    try:
+        pd = lib.FaultProxy(ctx, lib.registry_url("dst"), "proxy-regdst", flavor="registry").start()
+    except BaseException:
+        ps.stop()
+        raise
+    try:
+        ps.configure(seed=21, strip=[pre], rates=MIXED_RATES)
+        pd.configure(seed=22, strip=[pre], rates=MIXED_RATES)
+        ctx.write_config("[remote src]\ntype = registry\nurl = %s\ninsecure = true\n\n"
+                         "[remote dst]\ntype = registry\nurl = %s\ninsecure = true\n"
+                         "username = %s\npassword = %s\n\n"
+                         % (ps.url, pd.url, lib.REG_USER, lib.REG_PASS))
+        t1 = time.monotonic()
+        res = tis._sync(ctx, refs, "dst:" + pre)
+        t2 = time.monotonic()
+        assert (res["images"], res["copied"], res["failed"]) == (len(refs), len(refs), 0), res
+        inj = _sum_injected(ps, pd)
+        reqs = ps.counters()["requests"] + pd.counters()["requests"]
+        # a rerun under faults: nothing to copy, nothing fails
+        res2 = tis._sync(ctx, refs, "dst:" + pre)
+        assert (res2["copied"], res2["skipped"], res2["failed"]) == (0, len(refs), 0), res2
+    finally:
+        ps.stop()
+        pd.stop()
+    manifests = 0
+    for ref in refs:
+        repo, tag = ref.split(":")
+        manifests += tis._check_copied(repo, pre + "/" + repo, tag)
+    kinds = [k for k in ALL_KINDS if k != "stall"]
+    missing = [k for k in kinds if inj.get(k, 0) == 0]
+    assert not missing, "fault kinds never injected: %s (%s)" % (missing, inj)
+    _figures("image_sync", images=len(refs), manifests_verified=manifests, requests=reqs,
+             injected=inj, sync_seconds=round(t2 - t1, 1),
+             test_seconds=round(time.monotonic() - t0, 1))
+
+
+# --------------------------------------------------------------------------
+# c. hostile listings and part sizes: an error, and zero deletes
+
+
+def _put_many(which, bucket, objs):
+    lib.put_objects(lib.s3(which), bucket, objs, workers=32)
+
+
+CASE_KEYS = {"a": b"lower a", "B": b"upper B", "c": b"lower c", "D": b"upper D"}
+BIG_N = 2100  # three pages of 1,000
+
+
+def _big_source_objects():
+    objs = dict(CASE_KEYS)
+    for i in range(BIG_N):
+        objs["p%05d" % i] = b"page object %d" % i
+    return objs
+
+
+# the destination's extra keys: legitimate deletes if the listing were sound,
+# one in the range of each page and one after all
+EXTRAS = {"p00100x": b"extra in page 1", "p01500x": b"extra in page 2", "p02050x": b"extra in page 3",
+          "zz-extra": b"extra after the last page"}
+
+
+@lib.module_fixture
+def big_source():
+    b = lib.create_bucket("a", "hostile-src")
+    _put_many("a", b, _big_source_objects())
+    return b
+
+
+def _dst_snapshot(bucket):
+    c = lib.s3("b")
+    listing = lib.list_all(c, bucket)
+    md5 = dict(lib._pool_map(lambda k: (k, lib.get_md5(c, bucket, k)), sorted(listing), 24))
+    return {k: (v["size"], v["etag"], md5[k]) for k, v in listing.items()}
+
+
+def _deletes_seen(offset, req_before, bucket):
+    """DELETE requests (and DeleteObjects POSTs) radosgw B served for bucket
+    since the log offset, by its access log (waited for until it holds every
+    request its `req` counter counted)."""
+    n = lib.rgw_req("b") - req_before
+    reqs = lib.rgw_log_requests("b", offset, want=n, timeout=15)
+    assert len(reqs) >= n, "radosgw B logged %d requests of %d" % (len(reqs), n)
+    return [(m, p, s) for m, p, s, _ in reqs
+            if ("/%s/" % bucket in p or p.rstrip("/").endswith("/" + bucket) or
+                p.split("?")[0] == "/" + bucket)
+            and (m == "DELETE" or (m == "POST" and re.search(r"[?&]delete(=|&|$)", p)))]
+
+
+def _hostile_run(ctx, src, dst, proxy_cfg, which_proxy, words, timeout=120):
+    """Run dth sync --delete through the proxies with proxy_cfg on the source
+    ('src') or destination ('dst') proxy; check the outcome. Returns a summary
+    (also printed) of what dth did."""
+    before = _dst_snapshot(dst)
+    pa, pb = _s3_proxies(ctx, 1, src, dst)
+    try:
+        (pa if which_proxy == "src" else pb).configure(strip=[src, dst], **proxy_cfg)
+        off, req0 = lib.rgw_log_size("b"), lib.rgw_req("b")
+        timed_out = False
+        try:
+            rc, out, err = ctx.sync("src:" + src, "dst:" + dst, "--delete", check_exit=None,
+                                    parse=False, timeout=timeout)
+        except lib.DthError as e:
+            if "timed out" not in str(e):
+                raise
+            timed_out, rc, out, err = True, None, "", ctx.last_stderr
+        hostile = (pa if which_proxy == "src" else pb).counters()["hostile"]
+        proxy_deletes = pb.counters()["deletes_forwarded"]
+    finally:
+        pa.stop()
+        pb.stop()
+    deletes = _deletes_seen(off, req0, dst)
+    after = _dst_snapshot(dst)
+    try:
+        res = json.loads(out) if out.strip() else {}
+    except ValueError:
+        res = {}
+    summary = {"exit": rc, "timed_out": timed_out, "deletes_at_radosgw": len(deletes),
+               "deletes_forwarded": proxy_deletes, "hostile_rewrites": hostile,
+               "json": {k: res.get(k) for k in ("transferred", "failed", "deleted")},
+               "error": [l for l in err.splitlines() if l.strip()][-3:]}
+    print("# hostile %s: %s" % (ctx.name, json.dumps(summary)), flush=True)
+    assert hostile, "the proxy rewrote nothing (test set-up)"
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    problems = []
+    if deletes:
+        problems.append("radosgw B served %d deletes: %s" % (
+            len(deletes), [p for _, p, _ in deletes[:5]]))
+    if changed:
+        problems.append("the destination changed at %d keys: %s" % (len(changed), changed[:8]))
+    if timed_out:
+        problems.append("dth did not finish within %ds (a listing loop?)" % timeout)
+    elif rc == 0:
+        problems.append("dth exited 0")
+    elif rc < 0:
+        problems.append("dth was killed by signal %d" % -rc)
+    elif not re.search(words, err, re.I):
+        problems.append("no error naming the problem (/%s/) in: %s" % (words, summary["error"]))
+    assert not problems, "; ".join(problems)
+    return summary
+
+
+def _mirror_dst(src_objs, extras):
+    dst = lib.create_bucket("b", "hostile-dst")
+    objs = dict(src_objs)
+    objs.update(extras)
+    _put_many("b", dst, objs)
+    return dst
+
+
+ORDER_WORDS = r"order|sorted|unsorted|ascending"
+
+
+def test_hostile_unsorted_page(ctx):
+    """One page listing a, B, c, D (case-insensitive order); the destination
+    holds the same four and an extra."""
+    src = ctx.bucket("a", "unsorted-src")
+    _put_many("a", src, CASE_KEYS)
+    dst = _mirror_dst(CASE_KEYS, {"zz-extra": b"extra"})
+    _hostile_run(ctx, src, dst, {"listing": {"mode": "unsorted", "bucket": src}}, "src",
+                 ORDER_WORDS)
+
+
+def test_hostile_unsorted_second_page(ctx):
+    """Pages 1 and 3 sound, page 2 out of order (two entries swapped)."""
+    src = big_source()
+    dst = _mirror_dst(_big_source_objects(), EXTRAS)
+    _hostile_run(ctx, src, dst, {"listing": {"mode": "unsorted", "bucket": src, "page": 2}},
+                 "src", ORDER_WORDS)
+
+
+def test_hostile_page_goes_back(ctx):
+    """Page 2 starts with the last five keys of page 1."""
+    src = big_source()
+    dst = _mirror_dst(_big_source_objects(), EXTRAS)
+    _hostile_run(ctx, src, dst, {"listing": {"mode": "backwards", "bucket": src, "page": 2}},
+                 "src", ORDER_WORDS + r"|duplicate|repeat|before")
+
+
+def test_hostile_duplicate_page(ctx):
+    """Page 2 repeats page 1 (page 2's own keys are never listed)."""
+    src = big_source()
+    dst = _mirror_dst(_big_source_objects(), EXTRAS)
+    _hostile_run(ctx, src, dst, {"listing": {"mode": "duplicate_page", "bucket": src, "page": 2}},
+                 "src", ORDER_WORDS + r"|duplicate|repeat")
+
+
+def test_hostile_missing_istruncated(ctx):
+    """Page 1 without <IsTruncated> (and its continuation token dropped): the
+    keys of pages 2 and 3 are never listed."""
+    src = big_source()
+    dst = _mirror_dst(_big_source_objects(), EXTRAS)
+    _hostile_run(ctx, src, dst, {"listing": {"mode": "no_truncated", "bucket": src, "page": 1}},
+                 "src", r"IsTruncated|truncat")
+
+
+def test_hostile_repeated_token(ctx):
+    """Page 2 gives as next token the one it was asked with (for ever)."""
+    src = big_source()
+    dst = _mirror_dst(_big_source_objects(), EXTRAS)
+    _hostile_run(ctx, src, dst, {"listing": {"mode": "repeat_token", "bucket": src, "page": 2}},
+                 "src", r"token|repeat|loop", timeout=90)
+
+
+NUL_REAL, NUL_SHOWN = "a-nul-b", "a%00b"
+NUL_WORDS = r"nul|\\0|\\x00|%00|byte 0|zero byte|cannot be"
+
+
+def test_hostile_nul_key_destination(ctx):
+    """The destination lists a and a\\0b (url-encoded a%00b), the source only
+    a (and B): a\\0b fails as one object and nothing is deleted."""
+    src = ctx.bucket("a", "nul-src")
+    _put_many("a", src, {"a": b"lower a", "B": b"upper B"})
+    dst = _mirror_dst({"a": b"lower a", "B": b"upper B"}, {NUL_REAL: b"the a-NUL-b object"})
+    _hostile_run(ctx, src, dst, {"rename_keys": {NUL_REAL: NUL_SHOWN}}, "dst", NUL_WORDS)
+
+
+def test_hostile_nul_key_source(ctx):
+    """The source lists a\\0b next to a: it fails as one object, the
+    destination's a is not overwritten and nothing is deleted."""
+    src = ctx.bucket("a", "nul-src")
+    _put_many("a", src, {"a": b"lower a", "B": b"upper B", NUL_REAL: b"the a-NUL-b object"})
+    dst = _mirror_dst({"a": b"lower a", "B": b"upper B"}, {})
+    _hostile_run(ctx, src, dst, {"rename_keys": {NUL_REAL: NUL_SHOWN}}, "src", NUL_WORDS)
+
+
+# HEAD ?partNumber=N answers for a 28 MiB object in parts of 8, 8, 8, 4 MiB
+# (radosgw 16 ignores partNumber: the proxy answers as AWS would, with the
+# part's size, its Content-Range and x-amz-mp-parts-count)
+PARTS = [8 * MiB, 8 * MiB, 8 * MiB, 4 * MiB]
+
+
+def _layout(sizes):
+    d = {str(i): s for i, s in enumerate(sizes, 1)}
+    d["count"] = len(sizes)
+    return d
+
+
+PART_LIES = {
+    # a part of 0 bytes, the sum still right
+    "zero": _layout([8 * MiB, 0, 8 * MiB, 12 * MiB]),
+    # parts of exabytes whose 64-bit sum wraps round to the object's size
+    "huge": _layout([8 * MiB, 0x6000000000000000, 0x6000000000000000,
+                     0x4000000000000000 + 20 * MiB]),
+    # a layout that does not add up to the object
+    "nosum": _layout([8 * MiB, 7 * MiB, 8 * MiB, 6 * MiB]),
+    # a layout that adds up but is not the object's: the copy's ETag differs
+    "shifted": _layout([8 * MiB, 7 * MiB, 8 * MiB, 5 * MiB]),
+}
+PART_WORDS = r"part|layout|etag"
+
+
+def _parts_source(ctx):
+    src = ctx.bucket("a", "parts-src")
+    _put_multipart(lib.s3("a"), src, "mp", "faults-parts", PARTS)
+    _put_many("a", src, {"small": b"small object"})
+    return src
+
+
+def test_part_layout_honest(ctx):
+    """The control case: the proxy tells the true layout, dth repeats it and
+    the destination's ETag is the source's."""
+    src = _parts_source(ctx)
+    dst = ctx.bucket("b", "parts-dst")
+    pa, pb = _s3_proxies(ctx, 1, src, dst)
+    try:
+        pa.configure(part_sizes={"%s/mp" % src: _layout(PARTS)})
+        res = ctx.sync("src:" + src, "dst:" + dst)
+        told = pa.counters()["hostile"].get("part_size", 0)
+    finally:
+        pa.stop()
+        pb.stop()
+    assert (res["transferred"], res["failed"]) == (2, 0), res
+    assert told >= 1, "dth did not ask HEAD ?partNumber"
+    s, d = lib.head(lib.s3("a"), src, "mp"), lib.head(lib.s3("b"), dst, "mp")
+    assert d["ETag"] == s["ETag"], (d["ETag"], s["ETag"])
+    assert lib.get_md5(lib.s3("b"), dst, "mp") == lib.get_md5(lib.s3("a"), src, "mp")
+
+
+def _hostile_parts(ctx, lie):
+    src = _parts_source(ctx)
+    # the destination: an older version of mp, the small object
+    dst = _mirror_dst({"small": b"small object", "mp": b"an older version of mp"}, {})
+    want_md5 = lib.md5hex(lib.det_bytes("faults-parts", sum(PARTS)))
+    try:
+        _hostile_run(ctx, src, dst, {"part_sizes": {"%s/mp" % src: PART_LIES[lie]}}, "src",
+                     PART_WORDS, timeout=180)
+    finally:
+        # whatever else, the destination never holds wrong bytes under mp
+        got = lib.get_md5(lib.s3("b"), dst, "mp")
+        if got not in (want_md5, lib.md5hex(b"an older version of mp")):
+            h = lib.head(lib.s3("b"), dst, "mp")
+            raise AssertionError("the destination's mp has wrong bytes: %d bytes (the source "
+                                 "%d), md5 %s, etag %s" % (h["ContentLength"], sum(PARTS), got,
+                                                          h["ETag"]))
+
+
+def test_hostile_part_size_zero(ctx):
+    _hostile_parts(ctx, "zero")
+
+
+def test_hostile_part_size_huge(ctx):
+    _hostile_parts(ctx, "huge")
+
+
+def test_hostile_part_sizes_not_summing(ctx):
+    _hostile_parts(ctx, "nosum")
+
+
+def test_hostile_part_sizes_shifted(ctx):
+    _hostile_parts(ctx, "shifted")
