@@ -23,7 +23,9 @@ Random faults (each with a rate; see KINDS):
                       part of the body, then silence until the client gives
                       up, at most stall_seconds)
 Rates of the first group are per request, of the second per answer (the body
-kinds only among 2xx answers that have a body). A `max` per kind caps it.
+kinds only among 2xx answers that have a body). A `max` per kind caps it;
+`ensure` names kinds to inject once, at the first fitting request, when
+chance has not done it yet (so a short run still shows every kind).
 
 Decisions are reproducible: each is a hash of (seed, the request's identity,
 how many times that identity was seen before, the stage), not a draw from a
@@ -98,6 +100,8 @@ DEFAULT_CONFIG = {
     "seed": 1,
     "rates": {},  # kind -> probability
     "max": {},  # kind -> cap on injections
+    "ensure": {},  # kind -> regex on "METHOD /path?query" (or null): inject it
+                   # once at the first fitting request if chance has not yet
     "match": None,  # regex on "METHOD /path?query": random faults only there
     "strip": [],  # strings removed from the identity
     "stall_seconds": 90.0,
@@ -142,14 +146,15 @@ def merged_config(cfg):
             out[k].update(v or {})
         else:
             out[k] = v
-    for k in list(out["rates"]) + list(out["max"]):
+    for k in list(out["rates"]) + list(out["max"]) + list(out["ensure"]):
         if k not in KINDS:
             raise ValueError("unknown fault kind %r" % k)
     mode = out["listing"]["mode"]
     if mode is not None and mode not in LISTING_MODES:
         raise ValueError("unknown listing mode %r" % mode)
-    if out["match"]:
-        re.compile(out["match"])
+    for rx in [out["match"]] + list(out["ensure"].values()):
+        if rx:
+            re.compile(rx)
     return out
 
 
@@ -316,6 +321,8 @@ class Proxy:
         }
         self.events = collections.deque(maxlen=500)
         self.req_n = 0
+        self.ensured = set()
+        self.ensured_idents = set()
 
     def counters(self):
         c = dict(self.c)
@@ -360,6 +367,22 @@ class Proxy:
                 return k
         return None
 
+    def pick_ensured(self, kinds, method, target, ident):
+        """A kind of `ensure` not injected yet that fits this request, or None.
+        At most one per request identity, so they spread over requests and
+        never add up to exhaust one request's retries."""
+        if ident in self.ensured_idents:
+            return None
+        for k, rx in self.cfg["ensure"].items():
+            if k not in kinds or k in self.ensured or self.c["injected"][k] > 0:
+                continue
+            if rx and not re.search(rx, "%s %s" % (method, target)):
+                continue
+            self.ensured.add(k)
+            self.ensured_idents.add(ident)
+            return k
+        return None
+
     def note(self, kind, method, target, extra=None):
         if kind in self.c["injected"]:
             self.c["injected"][kind] += 1
@@ -374,15 +397,17 @@ class Proxy:
             self.log.write(json.dumps(ev) + "\n")
             self.log.flush()
 
-    def access_line(self, method, target, status, kind=None):
+    def access_line(self, method, target, status, kind=None, req=None):
         if not self.access:
             return
+        rng = req.get("Range") if req is not None else None
         path, _, query = target.partition("?")
         params = [(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
                   if k not in SECRET_PARAMS]
         q = urllib.parse.urlencode(params)
-        self.access.write("%.3f %s %s%s %s%s\n" % (time.time(), method, path, "?" + q if q else "",
-                                                  status, " " + kind if kind else ""))
+        self.access.write("%.3f %s %s%s %s%s%s\n" % (
+            time.time(), method, path, "?" + q if q else "", status, " " + kind if kind else "",
+            " range=" + rng if rng else ""))
         self.access.flush()
 
     # -- client connections
@@ -463,7 +488,10 @@ class Proxy:
         match = self.cfg["match"]
         eligible = not match or re.search(match, "%s %s" % (method, target)) is not None
 
-        kind = self.pick(self.draw(ident, occ, "pre"), PRE_KINDS) if eligible else None
+        kind = None
+        if eligible:
+            kind = (self.pick(self.draw(ident, occ, "pre"), PRE_KINDS)
+                    or self.pick_ensured(PRE_KINDS, method, target, ident))
         if kind is not None:
             await self.drain_request_body(req, creader, cwriter)
             self.note(kind, method, target)
@@ -510,7 +538,7 @@ class Proxy:
                 pump.cancel()
             raise
         self.c["by_status"][str(status)] += 1
-        self.access_line(method, target, status)
+        self.access_line(method, target, status, req=req)
         skind, slen = framing(resp, False, method, status)
         keep = (body_sent and version == "HTTP/1.1" and not req.has_token("Connection", "close")
                 and not resp.has_token("Connection", "close") and skind != "eof")
@@ -526,10 +554,11 @@ class Proxy:
         post = None
         if eligible:
             has_body = 200 <= status < 300 and skind in ("fixed", "chunked")
-            post = self.pick(self.draw(ident, occ, "post"),
-                             POST_KINDS + (BODY_KINDS if has_body else ()))
-            if post in ("cl_short", "cl_long") and skind != "fixed":
-                post = None
+            kinds = POST_KINDS + (BODY_KINDS if has_body else ())
+            if skind != "fixed":
+                kinds = tuple(k for k in kinds if k not in ("cl_short", "cl_long"))
+            post = (self.pick(self.draw(ident, occ, "post"), kinds)
+                    or self.pick_ensured(kinds, method, target, ident))
         if post is None:
             cwriter.write(resp.encode())
             async for piece in body_pieces(ur, skind, slen):
@@ -744,6 +773,7 @@ async def control(proxy, reader, writer):
         elif method == "POST" and target == "/config":
             try:
                 proxy.cfg = merged_config(json.loads(body or b"{}"))
+                proxy.ensured, proxy.ensured_idents = set(), set()
                 out = proxy.cfg
             except (ValueError, re.error) as e:
                 status, out = 400, {"error": str(e)}
