@@ -19,7 +19,9 @@ Random faults (each with a rate; see KINDS):
                       learns), and for answers with a body: reset_body (reset
                       mid-body), truncate (the body cut short, then a clean
                       close), cl_short / cl_long (a Content-Length below /
-                      above the bytes sent, then a close), stall (headers and
+                      above the bytes sent, then a close; a chunked answer
+                      is reframed with a Content-Length, or truncated when
+                      over 8 MiB), stall (headers and
                       part of the body, then silence until the client gives
                       up, at most stall_seconds)
 Rates of the first group are per request, of the second per answer (the body
@@ -112,6 +114,7 @@ DEFAULT_CONFIG = {
 }
 
 PIECE = 256 * 1024
+CL_REFRAME_MAX = 8 << 20  # the largest chunked answer a cl_* fault reframes
 VOLATILE_PARAMS = {"uploadId", "_state", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Date",
                    "X-Amz-Security-Token"}
 SECRET_PARAMS = {"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "token",
@@ -555,8 +558,6 @@ class Proxy:
         if eligible:
             has_body = 200 <= status < 300 and skind in ("fixed", "chunked")
             kinds = POST_KINDS + (BODY_KINDS if has_body else ())
-            if skind != "fixed":
-                kinds = tuple(k for k in kinds if k not in ("cl_short", "cl_long"))
             post = (self.pick(self.draw(ident, occ, "post"), kinds)
                     or self.pick_ensured(kinds, method, target, ident))
         if post is None:
@@ -591,6 +592,25 @@ class Proxy:
             self.drop_upstream(conn)
             rst(cwriter)
             raise Closed(kind)
+        if kind in ("cl_short", "cl_long") and skind == "chunked":
+            # a chunked answer (radosgw's listings) is read whole and sent
+            # with a Content-Length, so that it can lie; never a large one
+            raw = bytearray()
+            async for piece in body_pieces(ur, skind, slen):
+                raw += piece
+                if len(raw) > CL_REFRAME_MAX:  # too large: cut it short instead
+                    cwriter.write(resp.encode() + bytes(raw[:len(raw) // 2]))
+                    await cwriter.drain()
+                    self.note("truncate", method, target, {"sent": len(raw) // 2})
+                    self.drop_upstream(conn)
+                    cwriter.close()
+                    raise Closed("truncate")
+            body = dechunk(bytes(raw))
+            resp.remove("Transfer-Encoding")
+            ur = asyncio.StreamReader()
+            ur.feed_data(body)
+            ur.feed_eof()
+            skind, slen = "fixed", len(body)
         if skind == "fixed":
             if kind == "cl_long":
                 cut = slen

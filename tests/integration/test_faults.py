@@ -32,14 +32,16 @@ import lib
 
 MiB = lib.MiB
 
-# 10 % 5xx, 2 % resets, 1 % truncated bodies (rates per request, the body
-# kinds per answer with a body), plus wrong Content-Lengths.
+# The issue's mix: 10 % 5xx, 2 % resets, 1 % truncated bodies (rates per
+# request; the body kinds per answer with a body).
 MIXED_RATES = {
     "err500": 0.04, "err503": 0.03, "err429": 0.03,
     "reset_before": 0.007, "reset_headers": 0.007, "reset_body": 0.006,
     "truncate": 0.01,
-    "cl_short": 0.0025, "cl_long": 0.0025,
 }
+# Wrong Content-Lengths (their own tests): a short one with the body cut to
+# match (a complete-looking answer), a long one (the peer closes early).
+CL_RATES = {"cl_short": 0.02, "cl_long": 0.02}
 # every kind at least once per proxy, even where chance would not have it
 ENSURE = {k: None for k in MIXED_RATES}
 OBJECT_GET = r"^GET /[^/?]+/[^?]+$"
@@ -277,7 +279,7 @@ def test_mixed_sync_under_faults(ctx):
     ctx.write_config()
     ctx.manifest("verify", "t", timeout=600)
     total = {k: inj1.get(k, 0) + inj2.get(k, 0) for k in ALL_KINDS}
-    missing = [k for k in ALL_KINDS if total[k] == 0]
+    missing = [k for k in list(MIXED_RATES) + ["stall"] if total[k] == 0]
     assert not missing, "fault kinds never injected: %s (%s)" % (missing, total)
     _figures("mixed_sync", objects=N_OBJECTS, bytes=nbytes, run1_requests=req1,
              run1_injected=inj1, run1_seconds=round(t_run1 - t_seeded, 1),
@@ -371,12 +373,118 @@ def test_image_sync_under_faults(ctx):
     for ref in refs:
         repo, tag = ref.split(":")
         manifests += tis._check_copied(repo, pre + "/" + repo, tag)
-    kinds = [k for k in ALL_KINDS if k != "stall"]
-    missing = [k for k in kinds if inj.get(k, 0) == 0]
+    missing = [k for k in MIXED_RATES if inj.get(k, 0) == 0]
     assert not missing, "fault kinds never injected: %s (%s)" % (missing, inj)
     _figures("image_sync", images=len(refs), manifests_verified=manifests, requests=reqs,
              injected=inj, sync_seconds=round(t2 - t1, 1),
              test_seconds=round(time.monotonic() - t0, 1))
+
+
+# --------------------------------------------------------------------------
+# wrong Content-Lengths: a short one with the body cut to match (an answer
+# that looks complete), a long one (the server closes before the bytes it
+# announced). Nothing may be stored short, and a retry must repair it.
+
+CL_MULTIPART = (("big/cl-20m", 20 * MiB, [5 * MiB] * 4),
+                ("big/cl-18m", 18 * MiB + 5, [8 * MiB, 8 * MiB, 2 * MiB + 5]))
+
+
+def _cl_source(n):
+    src = lib.create_bucket("a", "cl-src")
+    objs = {}
+    for i in range(n):
+        key, body, extra = _small_put(i, version=7)
+        objs[key] = (body, extra)
+    lib.put_objects(lib.s3("a"), src, objs, workers=32)
+    for key, _, parts in CL_MULTIPART:
+        _put_multipart(lib.s3("a"), src, key, "cl-" + key, parts)
+    return src
+
+
+def _cl_sync(ctx, src, src_cfg, dst_cfg, n_objects):
+    dst = ctx.bucket("b", "cl-dst")
+    pa, pb = _s3_proxies(ctx, 1, src, dst)
+    try:
+        pa.configure(strip=[src, dst], part_sizes=_layouts(src, CL_MULTIPART), **src_cfg)
+        pb.configure(strip=[src, dst], **dst_cfg)
+        rc, out, err = ctx.sync("src:" + src, "dst:" + dst, check_exit=None, parse=False)
+        inj = _sum_injected(pa, pb)
+    finally:
+        pa.stop()
+        pb.stop()
+    res = lib.parse_sync_json(out) if out.strip() else {}
+    print("# %s: %s" % (ctx.name, json.dumps({
+        "exit": rc, "injected": {k: inj[k] for k in CL_RATES},
+        "json": {k: res.get(k) for k in ("transferred", "failed")},
+        "error": [l for l in err.splitlines() if l.strip()][-3:]})), flush=True)
+    assert inj["cl_short"] + inj["cl_long"], inj
+    assert rc == 0 and (res["transferred"], res["failed"]) == (n_objects, 0), (
+        "dth exited %s: %s" % (rc, {k: res.get(k) for k in ("transferred", "failed")}))
+    _assert_same_buckets(src, dst)
+    assert inj["cl_short"] and inj["cl_long"], inj
+
+
+def test_sync_wrong_content_length(ctx):
+    """2 % short and 2 % long Content-Lengths on both sides (object GETs,
+    CreateMultipartUpload and CompleteMultipartUpload answers, the
+    destination's listing); the source's listing is spared (its own test)."""
+    src = _cl_source(400)
+    not_src_listing = r"^(?!GET /[^/?]+/?\?(.*&)?list-type=2)"
+    _cl_sync(ctx, src,
+             dict(seed=31, rates=CL_RATES, match=not_src_listing,
+                  ensure={"cl_short": OBJECT_GET, "cl_long": OBJECT_GET}),
+             dict(seed=32, rates=CL_RATES, ensure={"cl_short": r"^POST [^?]*\?uploads",
+                                                   "cl_long": None}),
+             400 + len(CL_MULTIPART))
+
+
+def test_listing_wrong_content_length(ctx):
+    """The first source listing page with a short Content-Length (the XML cut
+    to match), then one with a long one: retried, the sync completes."""
+    src = _cl_source(30)
+    _cl_sync(ctx, src, dict(seed=33, match=r"list-type=2",
+                            ensure={"cl_short": None, "cl_long": None}),
+             {}, 30 + len(CL_MULTIPART))
+
+
+def test_image_sync_wrong_content_length(ctx):
+    """Blob and manifest GETs with short and long Content-Lengths (2 % each,
+    and at least one of each on a blob)."""
+    import test_image_sync as tis
+    import test_registry
+    test_registry.images()
+    refs = _make_images()[:20] + list(tis.IMAGES)
+    pre = "faultscl%d" % random.randrange(10 ** 9)
+    ps = lib.FaultProxy(ctx, lib.registry_url("src"), "proxy-regsrc", flavor="registry").start()
+    try:
+        pd = lib.FaultProxy(ctx, lib.registry_url("dst"), "proxy-regdst", flavor="registry").start()
+    except BaseException:
+        ps.stop()
+        raise
+    try:
+        ps.configure(seed=41, strip=[pre], rates=CL_RATES,
+                     ensure={"cl_short": "/blobs/", "cl_long": "/blobs/"})
+        pd.configure(seed=42, strip=[pre], rates=CL_RATES)
+        ctx.write_config("[remote src]\ntype = registry\nurl = %s\ninsecure = true\n\n"
+                         "[remote dst]\ntype = registry\nurl = %s\ninsecure = true\n"
+                         "username = %s\npassword = %s\n\n"
+                         % (ps.url, pd.url, lib.REG_USER, lib.REG_PASS))
+        res = tis._sync(ctx, refs, "dst:" + pre, check_exit=None)
+        inj = _sum_injected(ps, pd)
+    finally:
+        ps.stop()
+        pd.stop()
+    print("# %s: %s" % (ctx.name, json.dumps({
+        "injected": {k: inj[k] for k in CL_RATES},
+        "json": {k: res.get(k) for k in ("images", "copied", "failed")},
+        "failures": [f["error"][-160:] for f in res.get("failures", [])][:4]})), flush=True)
+    assert inj["cl_short"] + inj["cl_long"], inj
+    assert (res["images"], res["copied"], res["failed"]) == (len(refs), len(refs), 0), (
+        {k: res.get(k) for k in ("images", "copied", "failed")}, res.get("failures"))
+    assert inj["cl_short"] and inj["cl_long"], inj
+    for ref in refs:
+        repo, tag = ref.split(":")
+        tis._check_copied(repo, pre + "/" + repo, tag)
 
 
 # --------------------------------------------------------------------------
