@@ -1232,6 +1232,14 @@ class FaultProxy:
     def counters(self):
         return self._control("GET", "/counters")
 
+    def peak_rss_mib(self):
+        """The proxy's peak resident memory (VmHWM), in MiB."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+        return 0.0
+
     def stop(self):
         """End the proxy (SIGTERM by PID, SIGKILL after 10 s)."""
         if self.proc is None:

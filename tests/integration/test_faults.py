@@ -23,7 +23,6 @@ Figures for the README are printed as "# figures ..." lines.
 
 import hashlib
 import json
-import os
 import random
 import re
 import time
@@ -59,6 +58,21 @@ def _sum_injected(*proxies):
         for k, v in p.counters()["injected"].items():
             tot[k] = tot.get(k, 0) + v
     return tot
+
+
+def _drop_buckets(*buckets):
+    """Empty and remove (which, bucket) pairs straight at radosgw, to give
+    memstore its RAM back (after a passing test; a failing one keeps them)."""
+    for which, bucket in buckets:
+        c = lib.s3(which)
+        while True:
+            keys = [{"Key": k} for k in list(lib.list_all(c, bucket))[:1000]]
+            if not keys:
+                break
+            c.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        for key, uid in lib.multipart_uploads(c, bucket):
+            c.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=uid)
+        c.delete_bucket(Bucket=bucket)
 
 
 # --------------------------------------------------------------------------
@@ -109,6 +123,45 @@ def _assert_same_buckets(src, dst):
             bad.append("%r: metadata %r, source %r" % (k, dmeta, smeta))
     assert not bad, "%d of %d objects differ: %s" % (len(bad), len(s), "; ".join(bad[:10]))
     return len(s), sum(v[0] for v in s.values())
+
+
+def _assert_mirror(src, dst, model, workers=32):
+    """The destination equals the source: the listings agree (keys, sizes,
+    ETags), and every destination body, content type and user metadata is
+    what the source was given ({key: (md5, content type or None, metadata)});
+    one source object in ten is read back too, to check the model. Cheaper
+    than _assert_same_buckets (one GET per object)."""
+    sl, dl = lib.list_all(lib.s3("a"), src), lib.list_all(lib.s3("b"), dst)
+    lib.assert_same_keys(sl, model, "source")
+    lib.assert_same_keys(dl, sl)
+    bad = ["%r: size/etag %s/%s, source %s/%s" % (k, dl[k]["size"], dl[k]["etag"], sl[k]["size"],
+                                                  sl[k]["etag"])
+           for k in sorted(sl) if (dl[k]["size"], dl[k]["etag"]) != (sl[k]["size"], sl[k]["etag"])]
+    default_ctype = [None]
+
+    def check(which, bucket, key):
+        md5, ctype, meta, n = _object_record(lib.s3(which), bucket, key)
+        want_md5, want_ctype, want_meta = model[key]
+        if want_ctype is None:
+            want_ctype = default_ctype[0] or ctype
+        out = []
+        if (md5, n) != (want_md5, sl[key]["size"]):
+            out.append("%s %r: md5 %s (%d bytes), expected %s" % (which, key, md5, n, want_md5))
+        if ctype != want_ctype:
+            out.append("%s %r: content-type %r, expected %r" % (which, key, ctype, want_ctype))
+        if meta != want_meta:
+            out.append("%s %r: metadata %r, expected %r" % (which, key, meta, want_meta))
+        return out
+
+    plain = sorted(k for k in sl if model[k][1] is None)
+    if plain:  # what the source answers for objects put without a type
+        default_ctype[0] = lib.head(lib.s3("a"), src, plain[0])["ContentType"]
+    keys = sorted(sl)
+    jobs = [("a", src, k) for k in keys[::10]] + [("b", dst, k) for k in keys]
+    for out in lib._pool_map(lambda j: check(*j), jobs, workers):
+        bad += out
+    assert not bad, "%d differences: %s" % (len(bad), "; ".join(bad[:10]))
+    return len(keys), sum(v["size"] for v in sl.values())
 
 
 # --------------------------------------------------------------------------
@@ -163,27 +216,37 @@ def _put_multipart(client, bucket, key, seed, parts, **extra):
                                      MultipartUpload={"Parts": done})
 
 
-def _seed_mixed(bucket):
+def _model(body_md5, extra):
+    return body_md5, extra.get("ContentType"), dict(extra.get("Metadata") or {})
+
+
+def _seed_mixed(bucket, model):
+    """Put the source objects; model gets {key: (md5, content type, metadata)}."""
     client = lib.s3("a")
     n_small = N_OBJECTS - len(MULTIPART) - len(MEDIUM)
     objs = {}
     for i in range(n_small):
         key, body, extra = _small_put(i)
         objs[key] = (body, extra)
+        model[key] = _model(lib.md5hex(body), extra)
     lib.put_objects(client, bucket, objs, workers=32)
     for key, size in MEDIUM:
-        client.put_object(Bucket=bucket, Key=key, Body=lib.det_bytes(key, size),
-                          ContentType="application/octet-stream",
-                          Metadata={"kind": "medium"})
+        extra = {"ContentType": "application/octet-stream", "Metadata": {"kind": "medium"}}
+        body = lib.det_bytes(key, size)
+        client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        model[key] = _model(lib.md5hex(body), extra)
     for key, size, parts in MULTIPART:
         assert sum(parts) == size
-        _put_multipart(client, bucket, key, key, parts, ContentType="application/x-big",
-                       Metadata={"kind": "multipart", "parts": str(len(parts))})
+        extra = {"ContentType": "application/x-big",
+                 "Metadata": {"kind": "multipart", "parts": str(len(parts))}}
+        _put_multipart(client, bucket, key, key, parts, **extra)
+        model[key] = _model(lib.md5hex(lib.det_bytes(key, size)), extra)
     return n_small
 
 
-def _mutate_mixed(bucket, n_small):
-    """Delete, change and add source objects; returns (changed+added, deleted)."""
+def _mutate_mixed(bucket, n_small, model):
+    """Delete, change and add source objects (model follows); returns
+    (changed+added, deleted)."""
     client = lib.s3("a")
     rnd = random.Random("faults-mutate")
     idx = list(range(1, n_small))
@@ -191,6 +254,8 @@ def _mutate_mixed(bucket, n_small):
     gone, changed = idx[:250], idx[250:400]
     dels = [_small_key(i) for i in gone] + ["big/even-20m", "medium/6m"]
     lib._pool_map(lambda k: client.delete_object(Bucket=bucket, Key=k), dels, 16)
+    for k in dels:
+        del model[k]
     objs = {}
     for i in changed:
         key, body, extra = _small_put(i, version=1)
@@ -200,10 +265,13 @@ def _mutate_mixed(bucket, n_small):
         key, body, extra = _small_put(i, version=2)
         objs[key] = (body, extra)
     lib.put_objects(client, bucket, objs, workers=32)
+    for key, (body, extra) in objs.items():
+        model[key] = _model(lib.md5hex(body), extra)
     # a changed multipart object, in another layout, and a new one
     for key, size, parts in MULTIPART_V2[:2]:
-        _put_multipart(client, bucket, key, "v2-" + key, parts, ContentType="application/x-big2",
-                       Metadata={"kind": "changed or new"})
+        extra = {"ContentType": "application/x-big2", "Metadata": {"kind": "changed or new"}}
+        _put_multipart(client, bucket, key, "v2-" + key, parts, **extra)
+        model[key] = _model(lib.md5hex(lib.det_bytes("v2-" + key, size)), extra)
     return len(objs) + 2, len(dels)
 
 
@@ -238,8 +306,10 @@ def _s3_proxies(ctx, seed, src_bucket, dst_bucket):
 def test_mixed_sync_under_faults(ctx):
     t0 = time.monotonic()
     src, dst = ctx.bucket("a", "mixsrc"), ctx.bucket("b", "mixdst")
-    n_small = _seed_mixed(src)
+    model = {}
+    n_small = _seed_mixed(src, model)
     t_seeded = time.monotonic()
+    t_verify = 0.0
     pa, pb = _s3_proxies(ctx, 8, src, dst)
     try:
         # The stall costs one worker dth's 60 s stall timeout (not settable):
@@ -252,11 +322,12 @@ def test_mixed_sync_under_faults(ctx):
         t_run1 = time.monotonic()
         inj1 = _sum_injected(pa, pb)
         req1 = pa.counters()["requests"] + pb.counters()["requests"]
-        n, nbytes = _assert_same_buckets(src, dst)
+        n, nbytes = _assert_mirror(src, dst, model)
+        t_verify += time.monotonic() - t_run1
         assert n == N_OBJECTS, n
 
         # second run: source deletes, changes and additions, with --delete
-        copies, dels = _mutate_mixed(src, n_small)
+        copies, dels = _mutate_mixed(src, n_small, model)
         for p in (pa, pb):
             p.reset()
         pa.configure(seed=10, strip=[src, dst], rates=MIXED_RATES,
@@ -268,8 +339,11 @@ def test_mixed_sync_under_faults(ctx):
         assert (res2["transferred"], res2["failed"], res2["deleted"]) == (copies, 0, dels), res2
         inj2 = _sum_injected(pa, pb)
         req2 = pa.counters()["requests"] + pb.counters()["requests"]
-        n2, nbytes2 = _assert_same_buckets(src, dst)
+        n2, nbytes2 = _assert_mirror(src, dst, model)
+        t_verify += time.monotonic() - t_run2
         assert n2 == N_OBJECTS - dels + 101, n2
+        # the proxies streamed the 5-16 MiB parts, never held one whole
+        rss = max(pa.peak_rss_mib(), pb.peak_rss_mib())
     finally:
         pa.stop()
         pb.stop()
@@ -281,10 +355,13 @@ def test_mixed_sync_under_faults(ctx):
     total = {k: inj1.get(k, 0) + inj2.get(k, 0) for k in ALL_KINDS}
     missing = [k for k in list(MIXED_RATES) + ["stall"] if total[k] == 0]
     assert not missing, "fault kinds never injected: %s (%s)" % (missing, total)
-    _figures("mixed_sync", objects=N_OBJECTS, bytes=nbytes, run1_requests=req1,
+    assert rss < 80, "a proxy's peak RSS was %.0f MiB" % rss
+    _drop_buckets(("a", src), ("b", dst))
+    _figures("mixed_sync", proxy_peak_rss_mib=round(rss), objects=N_OBJECTS, bytes=nbytes, run1_requests=req1,
              run1_injected=inj1, run1_seconds=round(t_run1 - t_seeded, 1),
              run2_copied=copies, run2_deleted=dels, run2_requests=req2, run2_injected=inj2,
-             run2_seconds=round(t_run2 - t_run2s, 1), objects_verified=n + n2,
+             run2_seconds=round(t_run2 - t_run2s, 1), seed_seconds=round(t_seeded - t0, 1),
+             verify_seconds=round(t_verify, 1), objects_verified=n + n2,
              bytes_verified=nbytes + nbytes2, test_seconds=round(time.monotonic() - t0, 1))
 
 
@@ -422,6 +499,7 @@ def _cl_sync(ctx, src, src_cfg, dst_cfg, n_objects):
         "dth exited %s: %s" % (rc, {k: res.get(k) for k in ("transferred", "failed")}))
     _assert_same_buckets(src, dst)
     assert inj["cl_short"] and inj["cl_long"], inj
+    _drop_buckets(("a", src), ("b", dst))
 
 
 def test_sync_wrong_content_length(ctx):
@@ -589,6 +667,7 @@ def _hostile_run(ctx, src, dst, proxy_cfg, which_proxy, words, timeout=120):
     elif not re.search(words, err, re.I):
         problems.append("no error naming the problem (/%s/) in: %s" % (words, summary["error"]))
     assert not problems, "; ".join(problems)
+    _drop_buckets(("b", dst))
     return summary
 
 
