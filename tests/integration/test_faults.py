@@ -165,6 +165,65 @@ def _assert_mirror(src, dst, model, workers=32):
 
 
 # --------------------------------------------------------------------------
+# the proxy itself: transparent when told nothing, each fault what it says
+
+
+def test_proxy_transparent_and_faults_as_described(ctx):
+    import botocore.exceptions as bex
+    bucket = ctx.bucket("a", "proxy-self")
+    with lib.FaultProxy(ctx, lib.endpoint("a"), "proxy-self") as px:
+        c = lib.boto3.client("s3", endpoint_url=px.url, aws_access_key_id=lib.RGW_KEY,
+                             aws_secret_access_key=lib.RGW_SECRET, region_name="us-east-1",
+                             config=lib._config(retries={"total_max_attempts": 1, "mode": "standard"},
+                                                read_timeout=3))
+        # SigV4 holds through it (Host kept), 16 MiB parts stream both ways
+        data = lib.det_bytes("proxy-self", 40 * MiB + 1)
+        etag = lib.put_multipart(c, bucket, "big", data, 16 * MiB)
+        assert etag == lib.multipart_etag(data, 16 * MiB), etag
+        assert c.get_object(Bucket=bucket, Key="big")["Body"].read() == data
+        lib.put_objects(c, bucket, {"k%03d" % i: b"x" * i for i in range(1, 60)})
+        assert len(lib.list_all(c, bucket)) == 60
+        assert px.counters()["injected_total"] == 0
+        assert px.peak_rss_mib() < 80, px.peak_rss_mib()
+
+        want = {"err500": "InternalError", "err503": "SlowDown", "err429": "TooManyRequests",
+                "reset_before": "closed before|reset", "reset_headers": "reset",
+                "reset_body": "reset", "truncate": "IncompleteRead", "cl_long": "IncompleteRead",
+                "stall": "timeout|timed out"}
+        for kind, words in want.items():
+            px.configure(rates={kind: 1.0}, stall_seconds=10)
+            before = px.counters()["injected"][kind]
+            try:
+                got = c.get_object(Bucket=bucket, Key="k050")["Body"].read()
+                raise AssertionError("%s: no error, %d bytes" % (kind, len(got)))
+            except (bex.BotoCoreError, bex.ClientError) as e:
+                assert re.search(words, str(e), re.I), (kind, str(e)[:200])
+                if kind == "err503":
+                    h = e.response["ResponseMetadata"]["HTTPHeaders"]
+                    assert h.get("retry-after") == "1", h
+            assert px.counters()["injected"][kind] > before, kind
+        # a short Content-Length: a complete-looking answer, fewer bytes
+        px.configure(rates={"cl_short": 1.0})
+        got = c.get_object(Bucket=bucket, Key="k050")["Body"].read()
+        assert len(got) < 50, len(got)
+        # decisions are a function of (seed, request, occurrence): reproducible
+        seen = []
+        for _ in range(2):
+            px.configure(seed=5, rates={"err500": 0.5})
+            px.reset()
+            outcome = []
+            for i in range(1, 40):
+                try:
+                    c.head_object(Bucket=bucket, Key="k%03d" % i)
+                    outcome.append(0)
+                except bex.ClientError:
+                    outcome.append(1)
+            seen.append(outcome)
+        assert seen[0] == seen[1] and 0 < sum(seen[0]) < len(seen[0]), seen
+    _drop_buckets(("a", bucket))
+
+
+# --------------------------------------------------------------------------
 # a. a mixed 5,000-object sync under faults
 
 N_OBJECTS = 5000
