@@ -75,7 +75,9 @@ starts in well under a second with nothing to install.
 
 usage: faultproxy.py --listen HOST:PORT --upstream HOST:PORT --control HOST:PORT
                      [--flavor s3|registry] [--config JSON] [--pid-file F]
-                     [--log-file F] [--access-log F]
+                     [--log-file F] [--access-log F] [--detach]
+It stops on SIGTERM or SIGINT, and when its parent process exits (unless
+--detach).
 """
 
 import argparse
@@ -837,7 +839,18 @@ async def main_async(opts):
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)
+    if not opts.detach:
+        parent = os.getppid()
+
+        async def orphan_watch():  # a test runner killed outright leaves no proxy behind
+            while os.getppid() == parent:
+                await asyncio.sleep(1)
+            stop.set()
+
+        watch = asyncio.ensure_future(orphan_watch())
     await stop.wait()
+    if not opts.detach:
+        watch.cancel()
     srv.close()
     ctl.close()
     if log:
@@ -853,6 +866,8 @@ def main():
                     help="error bodies in S3 XML or registry JSON")
     ap.add_argument("--config", help="initial configuration (JSON)")
     ap.add_argument("--pid-file")
+    ap.add_argument("--detach", action="store_true",
+                    help="keep running when the parent process exits (by default it stops)")
     ap.add_argument("--log-file", help="one JSON line per fault injected")
     ap.add_argument("--access-log", help="one line per request: method, path and query "
                     "(signatures removed), status")

@@ -859,6 +859,7 @@ def test_part_layout_honest(ctx):
     s, d = lib.head(lib.s3("a"), src, "mp"), lib.head(lib.s3("b"), dst, "mp")
     assert d["ETag"] == s["ETag"], (d["ETag"], s["ETag"])
     assert lib.get_md5(lib.s3("b"), dst, "mp") == lib.get_md5(lib.s3("a"), src, "mp")
+    _drop_buckets(("a", src), ("b", dst))
 
 
 def _hostile_parts(ctx, lie):
@@ -869,6 +870,7 @@ def _hostile_parts(ctx, lie):
     try:
         _hostile_run(ctx, src, dst, {"part_sizes": {"%s/mp" % src: PART_LIES[lie]}}, "src",
                      PART_WORDS, timeout=180)
+        _drop_buckets(("a", src))
     finally:
         # whatever else, the destination never holds wrong bytes under mp
         got = lib.get_md5(lib.s3("b"), dst, "mp")
