@@ -1,22 +1,28 @@
 """dth against bad servers: tests/harness/faultproxy.py between dth and the
 real servers (radosgw A and B, the source and destination registries).
 
+- test_proxy_*: the proxy itself (transparent when told nothing, each fault
+  what it says, decisions reproducible).
 - test_mixed_sync_under_faults: a mixed 5,000-object sync (small objects,
   multipart ones of 20-40 MiB in several layouts, metadata and content
   types, odd key characters) under 10 % 5xx (500, 503 SlowDown, 429 with
   Retry-After), 2 % connection resets (before the answer, after the headers,
-  mid-body), 1 % truncated bodies, wrong Content-Lengths and one stall past
-  dth's 60 s stall timeout; then a second run with --delete after source
-  deletes, changes and additions. The destination must equal the source
-  (checked with boto3 straight against radosgw: keys, sizes, ETags, MD5 of
-  every body, content types, user metadata), dth's --json counts must be
-  exact, and the proxies' counters must show every fault kind.
+  mid-body), 1 % truncated bodies and one stall past dth's 60 s stall
+  timeout (not settable: http_engine_opts.stall_timeout_s has no config
+  key); then a second run with --delete after source deletes, changes and
+  additions. The destination must equal the source (boto3 straight against
+  radosgw: keys, sizes, ETags, MD5 of every body, content types, user
+  metadata), dth's --json counts must be exact, `dth manifest verify` must
+  pass, and the proxies' counters must show every fault kind.
 - test_image_sync_under_faults: the same for dth image sync between the
   registries; every manifest and blob is checked with skopeo and digests.
+- test_*wrong_content_length: answers whose Content-Length lies (short with
+  the body cut to match, or long): S3 objects and multipart answers, the
+  source listing, registry blobs and manifests. A retry must repair them.
 - test_hostile_*: one hostile listing (or lying part-size answer) each,
   with a destination where --delete would be tempting: dth must stop with
-  an error naming the problem, and radosgw must see ZERO deletes (its own
-  access log, not dth's output), the destination unchanged.
+  an error naming the problem, radosgw must see ZERO deletes (its own
+  access log, not dth's output), and the destination stays unchanged.
 
 Figures for the README are printed as "# figures ..." lines.
 """
