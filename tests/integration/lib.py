@@ -1185,3 +1185,168 @@ def skopeo_raw(which, image, creds=True):
     return subprocess.run(cmd + ["docker://%s/%s" % (host, image)], check=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                           timeout=120).stdout
+
+
+# --------------------------------------------------------------------------
+# the fault-injecting proxy (tests/harness/faultproxy.py)
+
+
+def _port_range():
+    """Ports the proxies may take: DTH_TEST_PROXY_PORTS=LO-HI (default 5410-5499)."""
+    spec = os.environ.get("DTH_TEST_PROXY_PORTS", "5410-5499")
+    lo, _, hi = spec.partition("-")
+    return int(lo), int(hi or lo)
+
+
+_ports_taken = set()
+_ports_lock = threading.Lock()
+
+
+def _free_port():
+    """A port of the proxy range that nothing listens on (and that this run
+    has not handed out yet)."""
+    import socket
+    lo, hi = _port_range()
+    with _ports_lock:
+        for p in range(lo, hi + 1):
+            if p in _ports_taken:
+                continue
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+            finally:
+                s.close()
+            _ports_taken.add(p)
+            return p
+    raise AssertionError("no free port in %d-%d for a proxy" % (lo, hi))
+
+
+def _release_port(p):
+    with _ports_lock:
+        _ports_taken.discard(p)
+
+
+class FaultProxy:
+    """tests/harness/faultproxy.py in front of an upstream URL (radosgw or a
+    registry), started and stopped by PID. Usage:
+
+        with lib.FaultProxy(ctx, lib.endpoint("a")) as px:
+            px.configure(seed=7, rates={"err503": 0.05})
+            ... point dth at px.url ...
+            px.counters()["injected"]      # what it did, by kind
+
+    Its output and its fault log (one JSON line per fault) go to the test dir."""
+
+    def __init__(self, ctx, upstream, name="proxy", flavor="s3", config=None):
+        self.ctx, self.name, self.flavor = ctx, name, flavor
+        self.upstream = upstream.split("://", 1)[-1].rstrip("/")
+        self.config = config or {}
+        self.proc = None
+        self.port = self.control_port = None
+        self.pid_file = os.path.join(ctx.dir, "%s.pid" % name)
+        self.log_file = os.path.join(ctx.dir, "%s-faults.jsonl" % name)
+        self.out_file = os.path.join(ctx.dir, "%s.out" % name)
+        self.access_file = os.path.join(ctx.dir, "%s-access.log" % name)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def hostport(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self, timeout=15):
+        import sys
+        self.port, self.control_port = _free_port(), _free_port()
+        cmd = [sys.executable, os.path.join(REPO, "tests", "harness", "faultproxy.py"),
+               "--listen", "127.0.0.1:%d" % self.port, "--upstream", self.upstream,
+               "--control", "127.0.0.1:%d" % self.control_port, "--flavor", self.flavor,
+               "--config", json.dumps(self.config), "--pid-file", self.pid_file,
+               "--log-file", self.log_file, "--access-log", self.access_file]
+        with open(self.out_file, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                         start_new_session=True)
+        ok = wait_for(lambda: self.proc.poll() is not None or self._health(), timeout, 0.05)
+        if self.proc.poll() is not None or not ok:
+            self.stop()
+            raise AssertionError("faultproxy %s did not start: %s" % (self.name, self._out()))
+        return self
+
+    def _out(self):
+        try:
+            with open(self.out_file, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-2000:]
+        except OSError:
+            return ""
+
+    def _control(self, method, path, body=None, timeout=30):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.control_port, timeout=timeout)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            c.request(method, path, body=data,
+                      headers={"Content-Type": "application/json"} if data else {})
+            r = c.getresponse()
+            text = r.read()
+            if r.status != 200:
+                raise AssertionError("faultproxy %s %s: %d %s" % (method, path, r.status, text[:300]))
+            return json.loads(text)
+        finally:
+            c.close()
+
+    def _health(self):
+        try:
+            return self._control("GET", "/health", timeout=2) == "ok"
+        except (OSError, AssertionError, ValueError):
+            return False
+
+    def configure(self, reset=False, **cfg):
+        """Replace the proxy's configuration (faultproxy.DEFAULT_CONFIG's
+        fields); reset=True also zeroes its counters and listing state."""
+        out = self._control("POST", "/config", cfg)
+        if reset:
+            self.reset()
+        return out
+
+    def reset(self):
+        return self._control("POST", "/reset", {})
+
+    def counters(self):
+        return self._control("GET", "/counters")
+
+    def peak_rss_mib(self):
+        """The proxy's peak resident memory (VmHWM), in MiB."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+        return 0.0
+
+    def stop(self):
+        """End the proxy (SIGTERM by PID, SIGKILL after 10 s)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        for p in (self.port, self.control_port):
+            if p:
+                _release_port(p)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
