@@ -81,9 +81,10 @@ unsigned layout_guess_part_sizes(uint64_t size, unsigned nparts, uint64_t *out, 
 	return n;
 }
 
-bool layout_valid(const uint64_t *sizes, uint32_t n, uint64_t size, const char **why)
+int layout_check(const uint64_t *sizes, uint32_t n, uint64_t size, const char **why)
 {
 	const char *w = NULL;
+	int rc = -EBADMSG;
 	uint64_t sum = 0;
 	if (n == 0 || n > LAYOUT_MAX_PARTS)
 		w = "a part count S3 does not allow";
@@ -92,8 +93,6 @@ bool layout_valid(const uint64_t *sizes, uint32_t n, uint64_t size, const char *
 			w = "an empty part";
 		else if (sizes[i] > LAYOUT_MAX_PART_SIZE)
 			w = "a part over 5 GiB";
-		else if (i + 1 < n && sizes[i] < LAYOUT_MIN_PART_SIZE)
-			w = "a part under 5 MiB before the last";
 		else if (sizes[i] > size - sum)
 			w = "parts larger than the object";
 		else
@@ -101,9 +100,14 @@ bool layout_valid(const uint64_t *sizes, uint32_t n, uint64_t size, const char *
 	}
 	if (!w && sum != size)
 		w = "parts that do not add up to the object";
+	for (uint32_t i = 0; !w && i + 1 < n; i++)
+		if (sizes[i] < LAYOUT_MIN_PART_SIZE) {
+			w = "a part under 5 MiB before the last";
+			rc = -EAGAIN;
+		}
 	if (why)
 		*why = w;
-	return !w;
+	return w ? rc : 0;
 }
 
 /* The size of part number (1-based) and the part count the server gives. */
@@ -121,11 +125,25 @@ static int head_part(struct s3_client *src, const char *bucket, const char *key,
 	return 0;
 }
 
-static int refuse(struct layout *l, const char *key, const char *why, struct dth_err *err)
+/* A layout the caller must not repeat (rc -EAGAIN) or trust (-EBADMSG). The
+ * message leaves the key to the caller's. */
+static int refuse(struct layout *l, int rc, const char *why, struct dth_err *err)
 {
 	layout_release(l);
-	return err_set(err, -EAGAIN, "%s: the source's part layout has %s; it is not repeated", key,
-		       why);
+	if (rc == -EBADMSG)
+		return err_set(err, rc,
+			       "the source's answers about its parts are impossible (%s): not "
+			       "copied",
+			       why);
+	return err_set(err, -EAGAIN, "the source's part layout has %s; it is not repeated", why);
+}
+
+/* Check l's sizes (see layout_check); 0 or refuse's answer. */
+static int checked(struct layout *l, uint64_t size, struct dth_err *err)
+{
+	const char *why;
+	int rc = layout_check(l->size, l->n, size, &why);
+	return rc ? refuse(l, rc, why, err) : 0;
 }
 
 int layout_of_source(struct s3_client *src, const char *bucket, const char *key, uint64_t size,
@@ -134,27 +152,24 @@ int layout_of_source(struct s3_client *src, const char *bucket, const char *key,
 	memset(l, 0, sizeof(*l));
 	uint64_t p1;
 	unsigned count = 0;
-	const char *why;
 	int rc = head_part(src, bucket, key, 1, &p1, &count, err);
 	if (rc)
 		return rc;
 	/* A server that ignores partNumber answers with the whole object. */
 	bool honoured = count > 0 || p1 != size;
 	if (count && count != nparts)
-		return refuse(l, key, "a part count other than its ETag's", err);
+		return refuse(l, -EBADMSG, "a part count other than its ETag's", err);
 	if (nparts == 0 || nparts > LAYOUT_MAX_PARTS)
-		return refuse(l, key, "a part count S3 does not allow", err);
+		return refuse(l, -EBADMSG, "a part count S3 does not allow", err);
 	if (!honoured && nparts > 1) {
 		l->n_guess = layout_guess_part_sizes(size, nparts, l->guess, LAYOUT_MAX_GUESSES);
 		if (!l->n_guess)
-			return refuse(l, key, "a part count its size cannot have", err);
+			return refuse(l, -EAGAIN, "a part count its size cannot have", err);
 		layout_uniform(l, size, l->guess[0], nparts);
-		if (!layout_valid(l->size, l->n, size, &why))
-			return refuse(l, key, why, err);
-		return 0;
+		return checked(l, size, err);
 	}
 	if (p1 == 0 || p1 > size)
-		return refuse(l, key, "a first part of an impossible size", err);
+		return refuse(l, -EBADMSG, "a first part of an impossible size", err);
 	uint64_t n = size / p1 + (size % p1 != 0);
 	if (n == nparts) {
 		/* Same count; check the last part too, so uneven layouts are caught. */
@@ -163,9 +178,7 @@ int layout_of_source(struct s3_client *src, const char *bucket, const char *key,
 			return rc;
 		if (last == size - p1 * (nparts - 1)) {
 			layout_uniform(l, size, p1, nparts);
-			if (!layout_valid(l->size, l->n, size, &why))
-				return refuse(l, key, why, err);
-			return 0;
+			return checked(l, size, err);
 		}
 	}
 	/* Parts of different sizes: ask for each one. */
@@ -177,8 +190,6 @@ int layout_of_source(struct s3_client *src, const char *bucket, const char *key,
 			layout_release(l);
 			return rc;
 		}
-	if (!layout_valid(l->size, l->n, size, &why))
-		return refuse(l, key, why, err);
 	l->part_size = 0; /* irregular */
-	return 0;
+	return checked(l, size, err);
 }

@@ -46,15 +46,20 @@ void layout_own(struct layout *l, uint64_t size, uint64_t part_size);
  * ?partNumber=1. Returns how many were written to out (at most max). */
 unsigned layout_guess_part_sizes(uint64_t size, unsigned nparts, uint64_t *out, unsigned max);
 
-/* Whether sizes (n parts) can be repeated at an S3 destination and add up to
- * size exactly: 1..10,000 parts, none empty or over 5 GiB, all but the last at
- * least 5 MiB. *why (may be NULL) says what is wrong. */
-bool layout_valid(const uint64_t *sizes, uint32_t n, uint64_t size, const char **why);
+/* Whether sizes (n parts) describe an object of size bytes that an S3
+ * destination can take in those parts: 0; -EBADMSG when no S3 object can have
+ * them (no parts or over 10,000, an empty part, one over 5 GiB, sizes that do
+ * not add up to the object); -EAGAIN when they are possible but cannot be
+ * repeated (a part under 5 MiB before the last). *why (may be NULL) says what
+ * is wrong. */
+int layout_check(const uint64_t *sizes, uint32_t n, uint64_t size, const char **why) WUR;
 
 /* The source's layout of key (size bytes, nparts from its "md5-N" ETag).
- * 0 with l filled; -EAGAIN when it cannot or must not be repeated (err says
- * why: the server's answers are impossible, or the parts are too small), so
- * the caller uses its own; another negative errno when a HEAD failed. */
+ * 0 with l filled; -EAGAIN when it cannot be repeated (parts too small, or
+ * sizes no guess can find), so the caller copies in its own parts; -EBADMSG
+ * when the server's answers are impossible (a lying or broken server: the
+ * object is not copied); another negative errno when a HEAD failed. err says
+ * why in every case (without the key). */
 int layout_of_source(struct s3_client *src, const char *bucket, const char *key, uint64_t size,
 		     unsigned nparts, struct layout *l, struct dth_err *err) WUR;
 

@@ -862,7 +862,8 @@ static int plan_parts(struct transfer *t, struct upload *up, const struct s3_obj
 		if (rc == 0)
 			up->replicate = true;
 		else
-			log_warn("%s; the destination etag will differ", err.message);
+			log_warn("%s: %s; the destination etag will differ", up->src_key,
+				 err.message);
 	}
 	if (rc == -EAGAIN)
 		layout_own(&up->lay, h->size, t->o->part_size);
@@ -1254,6 +1255,44 @@ static int check_replica(struct transfer *t, struct upload *up, struct s3_writte
 	return -EBADMSG;
 }
 
+/* Before completing a copy in the source's confirmed layout: the ETag its
+ * parts make (the MD5 of their MD5s, "-N") must be the source's, or the
+ * layout the source told is not the one its ETag was made with. Checked
+ * before CompleteMultipartUpload, so a wrong copy never replaces what the
+ * destination holds. 0, or -EBADMSG with reason set. */
+static int check_parts_etag(struct upload *up, char *reason, size_t rsz)
+{
+	if (!up->replicate || up->lay.n_guess || up->digest_lost)
+		return 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1)
+		abort();
+	bool known = true;
+	for (uint32_t i = 0; i < up->lay.n && known; i++) {
+		unsigned char md[16];
+		known = etag_is_md5(up->petag[i]) &&
+			hex_decode(up->petag[i], MD5_HEX_LEN, md, 16) == 16;
+		if (known)
+			EVP_DigestUpdate(ctx, md, 16);
+	}
+	unsigned char md[16];
+	unsigned int mdlen = 16;
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	if (!known)
+		return 0; /* part ETags that are not MD5s (SSE-KMS): nothing to compute */
+	char want[S3_ETAG_MAX];
+	hex_encode(md, 16, want);
+	snprintf(want + MD5_HEX_LEN, sizeof(want) - MD5_HEX_LEN, "-%u", up->lay.n);
+	if (strcasecmp(want, up->obj->etag) == 0)
+		return 0;
+	reasonf(reason, rsz,
+		"the parts copied in the layout the source gave make the etag %s, not the "
+		"source's %s (the source's answers about its parts are wrong): not copied",
+		want, up->obj->etag);
+	return -EBADMSG;
+}
+
 static void finalize_upload(struct worker *wk, struct upload *up)
 {
 	struct transfer *t = wk->t;
@@ -1271,7 +1310,8 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		pthread_mutex_unlock(&up->lock);
 		goto out;
 	}
-	if (up->err || check_whole(up, reason, sizeof(reason))) {
+	if (up->err || check_whole(up, reason, sizeof(reason)) ||
+	    check_parts_etag(up, reason, sizeof(reason))) {
 		drop_upload(t, up);
 		object_failed(t, j, up->err ? up->errmsg : reason);
 		goto out;

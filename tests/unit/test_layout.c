@@ -1,8 +1,10 @@
-/* Unit tests of the two pure functions of agent/transfer.c: layout_plan
- * (part size and count of a multipart copy) and layout_guess_part_sizes
- * (the source's part size from its size and part count). */
+/* Unit tests of the pure functions of agent/layout.c: layout_plan (part size
+ * and count of a multipart copy), layout_guess_part_sizes (the source's part
+ * size from its size and part count) and layout_check (what a server says of
+ * its parts: possible, repeatable). */
 #include "common/compat.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -253,8 +255,39 @@ static void test_guess_random(void)
 	       total);
 }
 
+/* ---- layout_check: what a server tells of its parts ---- */
+
+static void check_is(const uint64_t *sizes, uint32_t n, uint64_t size, int want, const char *what)
+{
+	const char *why = NULL;
+	int rc = layout_check(sizes, n, size, &why);
+	is_int(rc, want, "layout_check %s (%s)", what, why ? why : "ok");
+}
+
+static void test_check(void)
+{
+	const uint64_t ok4[] = {8 * MiB, 8 * MiB, 8 * MiB, 4 * MiB};
+	check_is(ok4, 4, 28 * MiB, 0, "8, 8, 8, 4 MiB");
+	const uint64_t zero[] = {8 * MiB, 0, 8 * MiB, 12 * MiB};
+	check_is(zero, 4, 28 * MiB, -EBADMSG, "an empty part");
+	/* Exabyte parts whose 64-bit sum wraps round to the object's size. */
+	const uint64_t huge[] = {8 * MiB, 0x6000000000000000ULL, 0x6000000000000000ULL,
+				 0x4000000000000000ULL + 20 * MiB};
+	check_is(huge, 4, 28 * MiB, -EBADMSG, "parts whose sum wraps");
+	const uint64_t nosum[] = {8 * MiB, 7 * MiB, 8 * MiB, 6 * MiB};
+	check_is(nosum, 4, 28 * MiB, -EBADMSG, "parts that do not add up");
+	const uint64_t big[] = {6 * GiB, 1 * MiB};
+	check_is(big, 2, 6 * GiB + MiB, -EBADMSG, "a part over 5 GiB");
+	const uint64_t small[] = {1 * MiB, 1 * MiB, 1 * MiB};
+	check_is(small, 3, 3 * MiB, -EAGAIN, "parts under 5 MiB: possible, not repeatable");
+	const uint64_t last_small[] = {5 * MiB, 1};
+	check_is(last_small, 2, 5 * MiB + 1, 0, "only the last part small");
+	check_is(ok4, 0, 0, -EBADMSG, "no parts");
+}
+
 int main(void)
 {
+	test_check();
 	test_layout_boundaries();
 	test_layout_invariants();
 	test_guess_three_parts();
