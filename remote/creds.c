@@ -579,9 +579,14 @@ int creds_parse_imds(const char *role, const struct buf *body, struct creds_valu
 	}
 	const char *code = json_string_value(json_object_get(doc, "Code"));
 	if (code && strcmp(code, "Success") != 0) {
+		char shown[65]; /* the service's word, printable and short */
+		size_t n = 0;
+		for (; code[n] && n + 1 < sizeof(shown); n++)
+			shown[n] = code[n] >= 0x20 && code[n] < 0x7f ? code[n] : '?';
+		shown[n] = '\0';
 		rc = err_set(err, -EACCES,
-			     "instance metadata: credentials of role %s not available (code %.64s)",
-			     role, code);
+			     "instance metadata: credentials of role %s not available (code %s)",
+			     role, shown);
 		goto cleanup;
 	}
 	const char *id = json_string_value(json_object_get(doc, "AccessKeyId"));

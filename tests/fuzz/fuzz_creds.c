@@ -5,7 +5,8 @@
  * Checks: role: 0 with a role name of 1-128 allowed characters taken from
  * the first line, or -EACCES with an empty role. credentials: 0 with exactly
  * the document's AccessKeyId, SecretAccessKey and Token (never cut short),
- * or -EACCES with out untouched and a message that quotes neither secret.
+ * or -EACCES with out untouched and a printable message that quotes neither
+ * secret.
  * And a round trip: an Expiration derived from the input, written in ISO 8601
  * as Z, with a fraction, and with a +hh:mm or -hh:mm offset, parses back to
  * the same instant. */
@@ -51,10 +52,15 @@ static void check_role(const uint8_t *data, size_t size)
 	buf_release(&role);
 }
 
-/* A secret worth looking for in a message: long enough not to occur by chance. */
-static bool distinctive(const char *s)
+/* A secret worth looking for in a message: long enough not to occur by
+ * chance, and found only once in the answer (a message may quote another
+ * field, such as Code, that happens to hold the same bytes). */
+static bool distinctive(const char *s, const uint8_t *data, size_t size)
 {
-	return s && strlen(s) >= 8;
+	if (!s || strlen(s) < 8)
+		return false;
+	const uint8_t *first = memmem(data, size, s, strlen(s));
+	return first && !memmem(first + 1, size - (size_t)(first + 1 - data), s, strlen(s));
 }
 
 static void check_creds(const uint8_t *data, size_t size)
@@ -69,13 +75,13 @@ static void check_creds(const uint8_t *data, size_t size)
 	int rc = creds_parse_imds("fuzzrole", &body, &out, &e);
 	json_t *doc = json_loadb((const char *)data, size, 0, NULL);
 	if (rc) {
-		CHECK(rc == -EACCES && e.code == rc && e.message[0]);
+		CHECK(rc == -EACCES && e.code == rc && e.message[0] && fuzz_printable(e.message));
 		CHECK(memcmp(&out, &before, sizeof(out)) == 0);
 		if (json_is_object(doc)) {
 			const char *secret = jstr(doc, "SecretAccessKey");
 			const char *token = jstr(doc, "Token");
-			CHECK(!distinctive(secret) || !strstr(e.message, secret));
-			CHECK(!distinctive(token) || !strstr(e.message, token));
+			CHECK(!distinctive(secret, data, size) || !strstr(e.message, secret));
+			CHECK(!distinctive(token, data, size) || !strstr(e.message, token));
 		}
 	} else {
 		CHECK(json_is_object(doc));
