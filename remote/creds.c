@@ -600,9 +600,12 @@ int creds_parse_imds(const char *role, const struct buf *body, struct creds_valu
 			     role);
 		goto cleanup;
 	}
-	rc = creds_check_lengths("instance metadata", id, secret, token, err);
-	if (rc)
+	if (creds_check_lengths("instance metadata", id, secret, token, NULL) != 0) {
+		rc = err_set(err, -EACCES,
+			     "instance metadata: credentials of role %s are longer than dth keeps",
+			     role);
 		goto cleanup;
+	}
 	if (exp && creds_parse_iso8601(exp, &expires) != 0) {
 		rc = err_set(err, -EACCES,
 			     "instance metadata: credentials of role %s have a bad Expiration",

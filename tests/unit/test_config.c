@@ -1186,6 +1186,20 @@ static void test_creds_imds_parse(void)
 	       -EACCES, "imds parse: bad Expiration refused");
 	ok(memcmp(&v, &before, sizeof(v)) == 0, "imds parse: out untouched (expiration)");
 
+	/* found by fuzz_creds: an over-long key gave -EINVAL, which
+	 * creds_provider_get's contract (-EACCES or -ENOENT) does not allow */
+	struct buf doc = BUF_INIT;
+	buf_adds(&doc, "{\"AccessKeyId\":\"AK\",\"SecretAccessKey\":\"");
+	for (int i = 0; i < 200; i++)
+		buf_addch(&doc, 'S');
+	buf_adds(&doc, "\"}");
+	is_int(imds_parse(buf_str(&doc), &v, &err), -EACCES,
+	       "imds parse: over-long secret refused");
+	is_int(err.code, -EACCES, "imds parse: err says -EACCES too");
+	ok(!strstr(err.message, "SSSSSSSS"), "imds parse: the secret is not quoted");
+	ok(memcmp(&v, &before, sizeof(v)) == 0, "imds parse: out untouched (length)");
+	buf_release(&doc);
+
 	struct buf body = BUF_INIT, role = BUF_INIT;
 	buf_adds(&body, "  my-role@x \r\nother\n");
 	is_int(creds_parse_imds_role(&body, &role), 0, "imds role: first line");
