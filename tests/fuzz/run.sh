@@ -24,7 +24,7 @@ secs=${1:-20}
 build=${BUILD:-build-fuzz}
 
 case $secs in
-'' | *[!0-9]*)
+'' | *[!0-9]* | 0 | 0*) # libFuzzer takes 0 as "no limit"
 	echo "usage: $0 [SECONDS] [TARGET...]" >&2
 	exit 2
 	;;
@@ -50,7 +50,7 @@ targets=${*:-$all}
 names=
 for t in $targets; do
 	if ! printf '%s\n' "$all" | grep -qx "$t"; then
-		echo "FAIL unknown target '$t' (known: $(echo $all))" >&2
+		echo "FAIL unknown target '$t' (known: $(printf '%s' "$all" | tr '\n' ' '))" >&2
 		exit 2
 	fi
 	names="$names fuzz_$t"
