@@ -570,10 +570,22 @@ static bool creds_role_name_ok(const char *s)
 	return true;
 }
 
-static int creds_imds_parse(const char *role, const struct buf *body, struct creds_value *out,
-			    struct dth_err *err)
+int creds_parse_imds_role(const struct buf *body, struct buf *role)
+{
+	buf_reset(role);
+	creds_first_line(body, role);
+	if (!creds_role_name_ok(buf_str(role))) {
+		buf_reset(role);
+		return -EACCES;
+	}
+	return 0;
+}
+
+int creds_parse_imds(const char *role, const struct buf *body, struct creds_value *out,
+		     struct dth_err *err)
 {
 	json_error_t jerr;
+	time_t expires = 0;
 	json_t *doc = json_loadb(buf_str(body), body->len, 0, &jerr);
 	int rc = 0;
 	if (!doc || !json_is_object(doc)) {
@@ -584,9 +596,14 @@ static int creds_imds_parse(const char *role, const struct buf *body, struct cre
 	}
 	const char *code = json_string_value(json_object_get(doc, "Code"));
 	if (code && strcmp(code, "Success") != 0) {
+		char shown[65]; /* the service's word, printable and short */
+		size_t n = 0;
+		for (; code[n] && n + 1 < sizeof(shown); n++)
+			shown[n] = code[n] >= 0x20 && code[n] < 0x7f ? code[n] : '?';
+		shown[n] = '\0';
 		rc = err_set(err, -EACCES,
-			     "instance metadata: credentials of role %s not available (code %.64s)",
-			     role, code);
+			     "instance metadata: credentials of role %s not available (code %s)",
+			     role, shown);
 		goto cleanup;
 	}
 	const char *id = json_string_value(json_object_get(doc, "AccessKeyId"));
@@ -600,11 +617,13 @@ static int creds_imds_parse(const char *role, const struct buf *body, struct cre
 			     role);
 		goto cleanup;
 	}
-	rc = creds_check_lengths("instance metadata", id, secret, token, err);
-	if (rc)
+	if (creds_check_lengths("instance metadata", id, secret, token, NULL) != 0) {
+		rc = err_set(err, -EACCES,
+			     "instance metadata: credentials of role %s are longer than dth keeps",
+			     role);
 		goto cleanup;
-	out->expires = 0;
-	if (exp && creds_parse_iso8601(exp, &out->expires) != 0) {
+	}
+	if (exp && creds_parse_iso8601(exp, &expires) != 0) {
 		rc = err_set(err, -EACCES,
 			     "instance metadata: credentials of role %s have a bad Expiration",
 			     role);
@@ -613,6 +632,7 @@ static int creds_imds_parse(const char *role, const struct buf *body, struct cre
 	strlcpy_s(out->access_key_id, id, sizeof(out->access_key_id));
 	strlcpy_s(out->secret_access_key, secret, sizeof(out->secret_access_key));
 	strlcpy_s(out->session_token, token ? token : "", sizeof(out->session_token));
+	out->expires = expires;
 cleanup:
 	json_decref(doc);
 	return rc;
@@ -673,8 +693,7 @@ static int creds_fetch_instance(struct creds_provider *p, struct creds_value *ou
 			     resp.status);
 		goto cleanup;
 	}
-	creds_first_line(&resp.body, &role);
-	if (!creds_role_name_ok(buf_str(&role))) {
+	if (creds_parse_imds_role(&resp.body, &role) != 0) {
 		rc =
 		    err_set(err, -EACCES, "instance metadata: role lookup gave no valid role name");
 		goto cleanup;
@@ -693,7 +712,7 @@ static int creds_fetch_instance(struct creds_provider *p, struct creds_value *ou
 			     buf_str(&role), resp.status);
 		goto cleanup;
 	}
-	rc = creds_imds_parse(buf_str(&role), &resp.body, out, err);
+	rc = creds_parse_imds(buf_str(&role), &resp.body, out, err);
 cleanup:
 	http_resp_wipe(&resp);
 	http_resp_release(&resp);

@@ -69,4 +69,18 @@ bool creds_provider_refresh(struct creds_provider *p);
  * ("explicit keys", "environment", "profile prod", "instance metadata"). */
 const char *creds_provider_describe(const struct creds_provider *p);
 
+/* ---- instance metadata answers (pure; exposed for tests and fuzzing) ---- */
+
+struct buf;
+/* The role name in the answer to GET .../iam/security-credentials/ (its first
+ * line, trimmed) into role (reset first). 0, or -EACCES (role then empty) when
+ * that is not a role name: 1 to 128 of A-Z a-z 0-9 + = , . @ _ -. */
+int creds_parse_imds_role(const struct buf *body, struct buf *role) WUR;
+/* The answer to GET .../iam/security-credentials/ROLE (JSON: Code,
+ * AccessKeyId, SecretAccessKey, Token, Expiration as ISO 8601) into out,
+ * which is written only on success. 0, or -EACCES with err saying why (naming
+ * role, never quoting a secret). */
+int creds_parse_imds(const char *role, const struct buf *body, struct creds_value *out,
+		     struct dth_err *err) WUR;
+
 #endif

@@ -589,27 +589,13 @@ static void wipe_json_string(json_t *s)
 	}
 }
 
-int ecr_get_authorization_token(struct ecr_client *c, struct ecr_auth *out, struct dth_err *err)
+int ecr_parse_authorization(const struct json_t *ans, const char *what, struct ecr_auth *out,
+			    struct dth_err *err)
 {
 	memset(out, 0, sizeof(*out));
-	json_t *req = json_object();
-	if (c->account[0]) {
-		json_t *ids = json_array();
-		json_array_append_new(ids, json_string(c->account));
-		json_object_set_new(req, "registryIds", ids);
-	}
-	struct ecr_call k = {
-	    .kind = ECR_REQ_AUTH, .op = "GetAuthorizationToken", .req = req, .secret = true};
-	json_t *ans = NULL;
 	unsigned char *dec = NULL;
 	size_t dec_sz = 0;
-	char what[MSG_REPO_MAX + 64];
-	describe(c, &k, what, sizeof(what));
-	int rc = ecr_do(c, &k, &ans, err);
-	json_decref(req);
-	if (rc != 0)
-		goto cleanup;
-
+	int rc = 0;
 	json_t *data = json_object_get(ans, "authorizationData");
 	json_t *first = json_is_array(data) ? json_array_get(data, 0) : NULL;
 	json_t *tok = first ? json_object_get(first, "authorizationToken") : NULL;
@@ -633,18 +619,46 @@ int ecr_get_authorization_token(struct ecr_client *c, struct ecr_auth *out, stru
 			     what);
 		goto cleanup;
 	}
+	const char *pe = json_str(first, "proxyEndpoint");
+	if (strlen(pe) >= sizeof(out->proxy_endpoint)) {
+		rc =
+		    err_set(err, -EPROTO, "GetAuthorizationToken %s: proxyEndpoint too long", what);
+		goto cleanup;
+	}
 	memcpy(out->user, dec, (size_t)(colon - dec));
 	out->user[colon - dec] = '\0';
 	out->password =
 	    secret_strndup((const char *)colon + 1, (size_t)n - (size_t)(colon - dec) - 1);
-	strlcpy_s(out->proxy_endpoint, json_str(first, "proxyEndpoint"),
-		  sizeof(out->proxy_endpoint));
+	strlcpy_s(out->proxy_endpoint, pe, sizeof(out->proxy_endpoint));
 	out->expires = json_time(json_object_get(first, "expiresAt"));
 cleanup:
 	if (dec) {
 		explicit_bzero(dec, dec_sz);
 		free(dec);
 	}
+	if (rc != 0)
+		ecr_auth_release(out);
+	return rc;
+}
+
+int ecr_get_authorization_token(struct ecr_client *c, struct ecr_auth *out, struct dth_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *req = json_object();
+	if (c->account[0]) {
+		json_t *ids = json_array();
+		json_array_append_new(ids, json_string(c->account));
+		json_object_set_new(req, "registryIds", ids);
+	}
+	struct ecr_call k = {
+	    .kind = ECR_REQ_AUTH, .op = "GetAuthorizationToken", .req = req, .secret = true};
+	json_t *ans = NULL;
+	char what[MSG_REPO_MAX + 64];
+	describe(c, &k, what, sizeof(what));
+	int rc = ecr_do(c, &k, &ans, err);
+	json_decref(req);
+	if (rc == 0)
+		rc = ecr_parse_authorization(ans, what, out, err);
 	if (ans) {
 		json_t *d = json_object_get(ans, "authorizationData");
 		size_t i;
@@ -653,8 +667,6 @@ cleanup:
 		    wipe_json_string(json_object_get(v, "authorizationToken"));
 		json_decref(ans);
 	}
-	if (rc != 0)
-		ecr_auth_release(out);
 	return rc;
 }
 

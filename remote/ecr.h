@@ -95,6 +95,17 @@ void ecr_auth_release(struct ecr_auth *a);
 int ecr_get_authorization_token(struct ecr_client *c, struct ecr_auth *out,
 				struct dth_err *err) WUR;
 
+/* The GetAuthorizationToken answer (its JSON document, borrowed) into out,
+ * which is initialised by the call (release it with ecr_auth_release): the
+ * first authorizationData's authorizationToken decoded, its proxyEndpoint and
+ * expiresAt. what names the call in messages. 0, or -EPROTO (out then empty)
+ * with err saying why, never quoting the token: no token, one that is not
+ * base64 of "user:password" (user 1-63 bytes, no NUL), or a proxyEndpoint
+ * that does not fit. Pure; exposed for tests. */
+struct json_t;
+int ecr_parse_authorization(const struct json_t *ans, const char *what, struct ecr_auth *out,
+			    struct dth_err *err) WUR;
+
 /* CreateRepository (in the configured registry). uri_out (may be NULL) gets
  * the new repository's URI appended. -EEXIST when it exists already. */
 int ecr_create_repository(struct ecr_client *c, const char *repo, struct buf *uri_out,

@@ -533,17 +533,23 @@ done:
 
 /* ---- URLs ---- */
 
-/* Length of "scheme://host[:port]" at the start of url, 0 when not http(s). */
+/* Length of "http://" or "https://" at the start of url, else 0. */
+static size_t scheme_len(const char *url)
+{
+	if (strncasecmp(url, "http://", 7) == 0)
+		return 7;
+	if (strncasecmp(url, "https://", 8) == 0)
+		return 8;
+	return 0;
+}
+
+/* Length of "scheme://host[:port]" at the start of url, 0 when not http(s)
+ * or without a host. */
 static size_t origin_len(const char *url)
 {
-	size_t skip;
-	if (strncasecmp(url, "http://", 7) == 0)
-		skip = 7;
-	else if (strncasecmp(url, "https://", 8) == 0)
-		skip = 8;
-	else
-		return 0;
-	return skip + strcspn(url + skip, "/?#");
+	size_t skip = scheme_len(url);
+	size_t host = skip ? strcspn(url + skip, "/?#") : 0;
+	return host ? skip + host : 0;
 }
 
 int registry_resolve_url(const char *base, const char *target, struct buf *out)
@@ -554,9 +560,8 @@ int registry_resolve_url(const char *base, const char *target, struct buf *out)
 	for (const char *p = target; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			return -EINVAL;
-	size_t ol = origin_len(target);
-	if (ol > 0) {
-		if (ol == (strncasecmp(target, "https", 5) == 0 ? 8u : 7u))
+	if (scheme_len(target) > 0) {
+		if (origin_len(target) == 0)
 			return -EINVAL; /* no host */
 		buf_adds(out, target);
 		return 0;
@@ -565,6 +570,8 @@ int registry_resolve_url(const char *base, const char *target, struct buf *out)
 	if (bl == 0)
 		return -EINVAL;
 	if (target[0] == '/' && target[1] == '/') {
+		if (strcspn(target + 2, "/?#") == 0)
+			return -EINVAL; /* no host */
 		const char *colon = strchr(base, ':');
 		buf_add(out, base, (size_t)(colon - base) + 1);
 		buf_adds(out, target);

@@ -583,6 +583,8 @@ int s3_xml_sink(void *ctx, const void *data, size_t len)
 	return s3_xml_feed(ctx, data, len);
 }
 
+/* Undo the url encoding of *s in place; *len gets the decoded length. A field
+ * without len is kept as a C string, so a NUL in it is refused. */
 static int decode_field(struct s3_xml *x, char **s, size_t *len)
 {
 	if (!*s)
@@ -591,6 +593,11 @@ static int decode_field(struct s3_xml *x, char **s, size_t *len)
 	if (s3_xml_url_decode(&b, *s, strlen(*s)) != 0) {
 		buf_release(&b);
 		fail(x, "xml: bad percent-encoding in a url-encoded key");
+		return x->err;
+	}
+	if (!len && memchr(b.data ? b.data : "", '\0', b.len)) {
+		buf_release(&b);
+		fail(x, "xml: a url-encoded marker holds a NUL byte");
 		return x->err;
 	}
 	free(*s);

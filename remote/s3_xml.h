@@ -73,8 +73,9 @@ struct s3_xml_doc {
 	bool has_truncated; /* an IsTruncated element was present (at most one is) */
 	bool url_encoded;   /* <EncodingType>url</EncodingType> was present (already undone) */
 	/* NextContinuationToken (ListBucketResult, kept as sent), NextPartNumberMarker
-	 * (ListPartsResult), NextKeyMarker (ListMultipartUploadsResult, decoded);
-	 * owned, NULL when absent. */
+	 * (ListPartsResult), NextKeyMarker (ListMultipartUploadsResult, decoded: a
+	 * page whose marker decodes to a NUL byte is -EPROTO, as a C string cannot
+	 * carry it); owned, NULL when absent. */
 	char *next_marker;
 	char *next_upload_id_marker; /* NextUploadIdMarker; owned, NULL when absent */
 	/* Initiate: UploadId; owned, NULL when absent */

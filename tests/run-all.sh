@@ -6,9 +6,12 @@
 #  3. build again with ASan+UBSan (build-asan/), run the unit tests again
 #  4. build with Debian's hardening flags (dpkg-buildflags) and run the unit
 #     tests there; build with ThreadSanitizer and run the threaded unit tests
-#  5. check the source rules (tests/check-sources.sh) and the formatting of
+#  5. build the libFuzzer targets (build-fuzz/, clang) and run each one
+#     for a bounded time from its seed corpus (tests/fuzz/run.sh): one test
+#     per target
+#  6. check the source rules (tests/check-sources.sh) and the formatting of
 #     every .c/.h with clang-format (one test each)
-#  6. start two radosgw endpoints, s3rver and three docker-registry instances
+#  7. start two radosgw endpoints, s3rver and three docker-registry instances
 #     with test images (tests/harness/), run the
 #     integration tests (tests/integration/run.py) against build/dth, and
 #     stop the servers again, even on failure or Ctrl-C
@@ -20,8 +23,11 @@
 #   DTH_SKIP_ASAN=1      skip the sanitizer build
 #   DTH_SKIP_HARDENED=1  skip the build with Debian's hardening flags
 #   DTH_SKIP_TSAN=1      skip the ThreadSanitizer run of the threaded unit tests
-#   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR, DTH_HARD_BUILD_DIR, DTH_TSAN_BUILD_DIR
-#                        build dirs (build, build-asan, build-hardened, build-tsan)
+#   DTH_SKIP_FUZZ=1      skip the fuzz stage
+#   DTH_FUZZ_SECONDS     how long each fuzz target runs (default 20)
+#   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR, DTH_HARD_BUILD_DIR, DTH_TSAN_BUILD_DIR,
+#   DTH_FUZZ_BUILD_DIR   build dirs (build, build-asan, build-hardened, build-tsan,
+#                        build-fuzz)
 #   DTH_TEST_RUN_DIR     where servers, logs and test dirs go (default: a new
 #                        /tmp/dth-test.XXXXXX, removed when all passed)
 #   DTH_TEST_MEMSTORE_BYTES  RAM the Ceph OSD may fill (default 12 GiB)
@@ -40,6 +46,7 @@ BUILD_DIR=${DTH_BUILD_DIR:-build}
 ASAN_DIR=${DTH_ASAN_BUILD_DIR:-build-asan}
 HARD_DIR=${DTH_HARD_BUILD_DIR:-build-hardened}
 TSAN_DIR=${DTH_TSAN_BUILD_DIR:-build-tsan}
+FUZZ_DIR=${DTH_FUZZ_BUILD_DIR:-build-fuzz}
 # Unit tests that run code on several threads: the read cache's fetchers, the
 # workers' memory budget, the streamed copy's GET thread and ring, the request
 # executor and the secret store.
@@ -187,6 +194,30 @@ if [ -z "${DTH_SKIP_TSAN:-}" ]; then
 			unit_tests "$TSAN_DIR" tsan --no-rebuild $TSAN_TESTS
 	else
 		failed tsan-build
+	fi
+fi
+
+if [ -z "${DTH_SKIP_FUZZ:-}" ]; then
+	# libFuzzer targets (tests/fuzz): each runs from its seed corpus for a
+	# bounded time; a crash, hang, leak or sanitizer report fails its test.
+	FUZZ_SECS=${DTH_FUZZ_SECONDS:-20}
+	stage "fuzz targets ($FUZZ_DIR, clang + libFuzzer, $FUZZ_SECS s each)"
+	# only configure here ("build.ninja"): run.sh builds the fuzz_* targets
+	# and nothing else of this directory
+	if CC=clang build "$FUZZ_DIR" -Dfuzz=true -Db_lundef=false -- build.ninja; then
+		BUILD=$FUZZ_DIR sh tests/fuzz/run.sh "$FUZZ_SECS" 2>&1 | tee "$RUN_DIR/fuzz.log"
+		fuzz_ok=$(grep -c '^ok fuzz_' "$RUN_DIR/fuzz.log")
+		fuzz_fail=$(grep -c '^FAIL' "$RUN_DIR/fuzz.log")
+		PASS=$((PASS + fuzz_ok))
+		if [ "$fuzz_fail" -gt 0 ]; then
+			failed fuzz "$fuzz_fail"
+		elif [ "$fuzz_ok" -eq 0 ]; then
+			echo "fuzz: no target ran"
+			failed fuzz
+		fi
+		echo "fuzz: $fuzz_ok passed, $fuzz_fail failed"
+	else
+		failed fuzz-build
 	fi
 fi
 

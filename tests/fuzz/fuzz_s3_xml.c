@@ -352,6 +352,50 @@ static void url_roundtrip(const uint8_t *data, size_t size)
 	buf_release(&doc);
 }
 
+/* The same bytes as an Upload's Key and as NextKeyMarker of a url-encoded
+ * ListMultipartUploadsResult: the key comes back unchanged, and so does the
+ * marker (a C string), or the page is refused when the marker cannot be one
+ * (it holds a NUL): a marker cut short would restart the listing elsewhere. */
+static void uploads_roundtrip(const uint8_t *data, size_t size)
+{
+	if (size > 8000)
+		return;
+	struct buf doc = BUF_INIT;
+	buf_adds(&doc, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListMultipartUploadsResult "
+		       "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>b</Bucket>"
+		       "<KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><NextKeyMarker>");
+	url_encode_s3(&doc, data, size);
+	buf_adds(&doc, "</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>"
+		       "<EncodingType>url</EncodingType><MaxUploads>1</MaxUploads>"
+		       "<IsTruncated>true</IsTruncated><Upload><Key>");
+	url_encode_s3(&doc, data, size);
+	buf_adds(&doc, "</Key><UploadId>u2</UploadId><StorageClass>STANDARD</StorageClass>"
+		       "<Initiated>2010-11-10T20:48:33.000Z</Initiated></Upload>"
+		       "</ListMultipartUploadsResult>");
+	struct s3_xml_doc d;
+	char msg[256];
+	int rc = s3_xml_parse(doc.data, doc.len, &d, msg, sizeof(msg));
+	bool has_nul = memchr(data, '\0', size) != NULL;
+	if (rc != 0) {
+		if (!has_nul) {
+			fprintf(stderr, "fuzz_s3_xml: url-encoded uploads page rejected: %s\n",
+				msg);
+			abort();
+		}
+		buf_release(&doc);
+		return;
+	}
+	CHECK(d.root == S3_XML_LIST_UPLOADS && d.url_encoded && d.is_truncated);
+	CHECK(d.n_items == 1);
+	CHECK(bytes_eq(d.items[0].key, d.items[0].key_len, (const char *)data, size));
+	CHECK(bytes_eq(d.items[0].value, d.items[0].value_len, "u2", 2));
+	CHECK(d.next_marker && strlen(d.next_marker) == size &&
+	      memcmp(d.next_marker, data, size) == 0);
+	CHECK(d.next_upload_id_marker && strcmp(d.next_upload_id_marker, "u2") == 0);
+	s3_xml_doc_release(&d);
+	buf_release(&doc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -360,5 +404,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	helpers(data, size);
 	escape_roundtrip(data, size);
 	url_roundtrip(data, size);
+	uploads_roundtrip(data, size);
 	return 0;
 }

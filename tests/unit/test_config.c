@@ -1085,6 +1085,73 @@ static void *get_many(void *arg)
 	return NULL;
 }
 
+static int imds_parse(const char *json, struct creds_value *v, struct dth_err *err)
+{
+	struct buf b = BUF_INIT;
+	buf_adds(&b, json);
+	err_clear(err);
+	int rc = creds_parse_imds("r", &b, v, err);
+	buf_release(&b);
+	return rc;
+}
+
+/* The instance metadata answers parsed directly (creds_parse_imds*). */
+static void test_creds_imds_parse(void)
+{
+	struct creds_value v;
+	struct dth_err err;
+	is_int(imds_parse("{\"Code\":\"Success\",\"AccessKeyId\":\"AK\",\"SecretAccessKey\":"
+			  "\"SK\",\"Token\":\"TK\",\"Expiration\":\"2030-01-02T03:04:05.5+01:00\"}",
+			  &v, &err),
+	       0, "imds parse: document");
+	is_str(v.access_key_id, "AK", "imds parse: key id");
+	is_str(v.session_token, "TK", "imds parse: token");
+	is_int(v.expires, 1893553445 - 3600, "imds parse: expiration with an offset");
+
+	/* found by fuzz_creds: the service's Code was put into the message as
+	 * sent, control characters (a terminal escape, a newline) included */
+	memset(&v, 0x5a, sizeof(v));
+	struct creds_value before = v;
+	is_int(imds_parse("{\"Code\":\"Bad\\u001b[2J\\nfake: line\"}", &v, &err), -EACCES,
+	       "imds parse: Code other than Success refused");
+	bool printable = true;
+	for (const char *c = err.message; *c; c++)
+		printable &= (unsigned char)*c >= 0x20 && *c != 0x7f;
+	ok(printable, "imds parse: the message holds no control character (%s)", err.message);
+	ok(strstr(err.message, "Bad?[2J?fake: line") != NULL, "imds parse: the code is shown");
+	ok(memcmp(&v, &before, sizeof(v)) == 0, "imds parse: out untouched on an error");
+	is_int(imds_parse("{\"AccessKeyId\":\"AK\",\"SecretAccessKey\":\"SK\",\"Expiration\":"
+			  "\"soon\"}",
+			  &v, &err),
+	       -EACCES, "imds parse: bad Expiration refused");
+	ok(memcmp(&v, &before, sizeof(v)) == 0, "imds parse: out untouched (expiration)");
+
+	/* found by fuzz_creds: an over-long key gave -EINVAL, which
+	 * creds_provider_get's contract (-EACCES or -ENOENT) does not allow */
+	struct buf doc = BUF_INIT;
+	buf_adds(&doc, "{\"AccessKeyId\":\"AK\",\"SecretAccessKey\":\"");
+	for (int i = 0; i < 200; i++)
+		buf_addch(&doc, 'S');
+	buf_adds(&doc, "\"}");
+	is_int(imds_parse(buf_str(&doc), &v, &err), -EACCES,
+	       "imds parse: over-long secret refused");
+	is_int(err.code, -EACCES, "imds parse: err says -EACCES too");
+	ok(!strstr(err.message, "SSSSSSSS"), "imds parse: the secret is not quoted");
+	ok(memcmp(&v, &before, sizeof(v)) == 0, "imds parse: out untouched (length)");
+	buf_release(&doc);
+
+	struct buf body = BUF_INIT, role = BUF_INIT;
+	buf_adds(&body, "  my-role@x \r\nother\n");
+	is_int(creds_parse_imds_role(&body, &role), 0, "imds role: first line");
+	is_str(buf_str(&role), "my-role@x", "imds role: trimmed");
+	buf_reset(&body);
+	buf_adds(&body, "../../x\n");
+	is_int(creds_parse_imds_role(&body, &role), -EACCES, "imds role: a path refused");
+	is_int(role.len, 0, "imds role: empty after a refusal");
+	buf_release(&body);
+	buf_release(&role);
+}
+
 static void test_creds_fake_imds(void)
 {
 	struct dth_err err;
@@ -1597,6 +1664,7 @@ int main(void)
 	test_parse_path();
 	test_creds_basic();
 	test_creds_profiles();
+	test_creds_imds_parse();
 	test_creds_fake_imds();
 	test_creds_moto();
 	test_open_s3();

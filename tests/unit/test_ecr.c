@@ -224,6 +224,66 @@ static bool signature_matches(const struct peer_request *r, const char *region)
 	return good;
 }
 
+/* ecr_parse_authorization on answers given as JSON text. */
+static int parse_auth(const char *json, struct ecr_auth *a, struct dth_err *err)
+{
+	json_t *ans = json_loads(json, 0, NULL);
+	if (!ans)
+		return -999;
+	err_clear(err);
+	int rc = ecr_parse_authorization(ans, "(test)", a, err);
+	json_decref(ans);
+	return rc;
+}
+
+static void test_parse_authorization(void)
+{
+	struct ecr_auth a;
+	struct dth_err err;
+	char tok[64], body[1024];
+	base64_encode((const unsigned char *)"AWS:pw", 6, tok);
+	snprintf(body, sizeof(body),
+		 "{\"authorizationData\":[{\"authorizationToken\":\"%s\",\"proxyEndpoint\":"
+		 "\"https://1.example\",\"expiresAt\":12.5}]}",
+		 tok);
+	is_int(parse_auth(body, &a, &err), 0, "auth answer: parsed");
+	is_str(a.user, "AWS", "auth answer: user");
+	is_str(a.password, "pw", "auth answer: password");
+	is_str(a.proxy_endpoint, "https://1.example", "auth answer: proxy endpoint");
+	is_int(a.expires, 12, "auth answer: expiresAt");
+	ecr_auth_release(&a);
+
+	/* found by fuzz_ecr: a proxyEndpoint longer than the field was cut short
+	 * silently (and the token accepted) */
+	char longep[400];
+	memset(longep, 'a', sizeof(longep) - 1);
+	longep[sizeof(longep) - 1] = '\0';
+	memcpy(longep, "https://", 8);
+	snprintf(body, sizeof(body),
+		 "{\"authorizationData\":[{\"authorizationToken\":\"%s\",\"proxyEndpoint\":"
+		 "\"%s\"}]}",
+		 tok, longep);
+	is_int(parse_auth(body, &a, &err), -EPROTO, "auth answer: too long proxyEndpoint refused");
+	ok(a.password == NULL && a.user[0] == '\0' && a.proxy_endpoint[0] == '\0',
+	   "auth answer: nothing kept after a refusal");
+	ok(strstr(err.message, "proxyEndpoint") != NULL, "auth answer: the message says why (%s)",
+	   err.message);
+	longep[255] = '\0';
+	snprintf(body, sizeof(body),
+		 "{\"authorizationData\":[{\"authorizationToken\":\"%s\",\"proxyEndpoint\":"
+		 "\"%s\"}]}",
+		 tok, longep);
+	is_int(parse_auth(body, &a, &err), 0, "auth answer: a 255-byte proxyEndpoint fits");
+	is_int(strlen(a.proxy_endpoint), 255, "auth answer: kept whole");
+	ecr_auth_release(&a);
+
+	is_int(parse_auth("{\"authorizationData\":[]}", &a, &err), -EPROTO, "auth answer: no data");
+	is_int(
+	    parse_auth("{\"authorizationData\":[{\"authorizationToken\":\"QVdTcHc=\"}]}", &a, &err),
+	    -EPROTO, "auth answer: no ':' in the token");
+	ok(!strstr(err.message, "QVdTcHc"), "auth answer: the token is not quoted");
+}
+
 static void test_fake(void)
 {
 	struct peer *f = peer_start();
@@ -809,6 +869,7 @@ int main(void)
 	if (!http)
 		return 1;
 	test_names();
+	test_parse_authorization();
 	test_fake();
 	test_moto();
 	http_engine_free(http);

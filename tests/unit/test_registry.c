@@ -310,6 +310,23 @@ static void test_resolve(void)
 	       "CRLF refused");
 	is_int(registry_resolve_url("https://r.example", "https:///nohost", &b), -EINVAL,
 	       "no host refused");
+	/* found by fuzz_registry_link: a scheme-relative target without a host gave
+	 * "https://" or "https:///x" */
+	is_int(registry_resolve_url("https://r.example", "//", &b), -EINVAL,
+	       "scheme-relative without host refused");
+	is_int(b.len, 0, "nothing resolved");
+	is_int(registry_resolve_url("https://r.example", "///x", &b), -EINVAL,
+	       "scheme-relative with an empty host refused");
+	is_int(registry_resolve_url("http://r.example", "//?q", &b), -EINVAL,
+	       "scheme-relative with only a query refused");
+	/* found by fuzz_registry_link: a base without a host ("https://?n=2") gave
+	 * "https://?n=2&last=x" for a query-only target */
+	is_int(registry_resolve_url("https://?n=2", "?n=2&last=x", &b), -EINVAL,
+	       "base without host refused");
+	is_int(registry_resolve_url("http://", "/v2/x", &b), -EINVAL,
+	       "base without host refused (path)");
+	is_int(registry_resolve_url("http://", "https://r.example/v2/x", &b), 0,
+	       "an absolute target needs no base");
 	buf_release(&b);
 }
 

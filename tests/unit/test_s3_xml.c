@@ -329,6 +329,20 @@ static void test_multipart_docs(void)
 		is_int(d.items[1].time, 1289422113 - 3600, "initiated with an offset");
 	}
 	s3_xml_doc_release(&d);
+
+	/* found by fuzz_s3_xml: a NextKeyMarker of "a%00b" came back as "a" (a C
+	 * string), so the next page would have started after the wrong key */
+	const char *nul_marker =
+	    "<ListMultipartUploadsResult><Bucket>b</Bucket><NextKeyMarker>a%00b</NextKeyMarker>"
+	    "<NextUploadIdMarker>u</NextUploadIdMarker><EncodingType>url</EncodingType>"
+	    "<IsTruncated>true</IsTruncated><Upload><Key>a%00b</Key><UploadId>u</UploadId>"
+	    "</Upload></ListMultipartUploadsResult>";
+	char msg[256];
+	rc = parse_chunked(nul_marker, strlen(nul_marker), 7, &d, msg, sizeof(msg));
+	is_int(rc, -EPROTO, "a NextKeyMarker holding a NUL is refused");
+	ok(strstr(msg, "NUL") != NULL, "the message says why (%s)", msg);
+	ok(d.n_items == 0 && !d.next_marker, "nothing handed out");
+	s3_xml_doc_release(&d);
 }
 
 static void test_tagging(void)
