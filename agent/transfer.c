@@ -1255,15 +1255,10 @@ static int check_replica(struct transfer *t, struct upload *up, struct s3_writte
 	return -EBADMSG;
 }
 
-/* Before completing a copy in the source's confirmed layout: the ETag its
- * parts make (the MD5 of their MD5s, "-N") must be the source's, or the
- * layout the source told is not the one its ETag was made with. Checked
- * before CompleteMultipartUpload, so a wrong copy never replaces what the
- * destination holds. 0, or -EBADMSG with reason set. */
-static int check_parts_etag(struct upload *up, char *reason, size_t rsz)
+/* The ETag the uploaded parts make (the MD5 of their MD5s, "-N") into out;
+ * false when a part's ETag is not an MD5 (SSE-KMS). */
+static bool parts_etag(const struct upload *up, char out[S3_ETAG_MAX])
 {
-	if (!up->replicate || up->lay.n_guess || up->digest_lost)
-		return 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	if (!ctx || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1)
 		abort();
@@ -1280,17 +1275,50 @@ static int check_parts_etag(struct upload *up, char *reason, size_t rsz)
 	EVP_DigestFinal_ex(ctx, md, &mdlen);
 	EVP_MD_CTX_free(ctx);
 	if (!known)
-		return 0; /* part ETags that are not MD5s (SSE-KMS): nothing to compute */
+		return false;
+	hex_encode(md, 16, out);
+	snprintf(out + MD5_HEX_LEN, S3_ETAG_MAX - MD5_HEX_LEN, "-%u", up->lay.n);
+	return true;
+}
+
+/* Before completing a copy in the source's confirmed layout: the ETag its
+ * parts make must be the source's, or the layout the source told is not the
+ * one its ETag was made with. Checked before CompleteMultipartUpload, so a
+ * wrong copy never replaces what the destination holds. 0, or -EBADMSG with
+ * reason set. */
+static int check_parts_etag(struct upload *up, char *reason, size_t rsz)
+{
 	char want[S3_ETAG_MAX];
-	hex_encode(md, 16, want);
-	snprintf(want + MD5_HEX_LEN, sizeof(want) - MD5_HEX_LEN, "-%u", up->lay.n);
-	if (strcasecmp(want, up->obj->etag) == 0)
+	if (!up->replicate || up->lay.n_guess || up->digest_lost || !parts_etag(up, want) ||
+	    strcasecmp(want, up->obj->etag) == 0)
 		return 0;
 	reasonf(reason, rsz,
 		"the parts copied in the layout the source gave make the etag %s, not the "
 		"source's %s (the source's answers about its parts are wrong): not copied",
 		want, up->obj->etag);
 	return -EBADMSG;
+}
+
+/* CompleteMultipartUpload answered NoSuchUpload: when an earlier attempt
+ * completed it (its answer was lost), the destination holds the object made
+ * of these parts. */
+static bool completed_before(struct transfer *t, struct upload *up, struct s3_written *w)
+{
+	char want[S3_ETAG_MAX];
+	struct s3_object_head h;
+	struct dth_err err;
+	err_clear(&err);
+	if (!parts_etag(up, want) ||
+	    s3_head_object(t->o->dst, t->o->dst_bucket, up->dst_key, 0, &h, &err))
+		return false;
+	bool same = h.size == up->rec.object_size && strcasecmp(h.etag, want) == 0;
+	if (same) {
+		memset(w, 0, sizeof(*w));
+		str_copy_fit(w->etag, h.etag, sizeof(w->etag));
+		w->etag_is_digest = true;
+	}
+	s3_object_head_release(&h);
+	return same;
 }
 
 static void finalize_upload(struct worker *wk, struct upload *up)
@@ -1326,6 +1354,8 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 	int rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, parts,
 				 up->lay.n, &w, &err);
 	free(parts);
+	if (rc == -ENOENT && completed_before(t, up, &w))
+		rc = 0;
 	if (rc) {
 		reasonf(reason, sizeof(reason), "%s", err.message);
 		drop_upload(t, up);

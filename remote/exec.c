@@ -191,6 +191,16 @@ static int judge(const struct exec_call *x, struct http_resp *resp, unsigned att
 		h->observe(x->ctx, resp);
 	if (st >= 200 && st <= 299) {
 		int ck = h->check_ok ? h->check_ok(x->ctx, resp, code, &message, e) : 0;
+		if (ck == 2) {
+			/* Garbled: as a broken transfer, sent again while attempts last. */
+			free(message);
+			e->http_status = (int)st;
+			if (last)
+				return e->code ? e->code : -EPROTO;
+			e->http_status = 0;
+			wait_and_log(x, attempt, NULL, e);
+			return 1;
+		}
 		if (ck <= 0) {
 			if (ck < 0)
 				e->http_status = (int)st;

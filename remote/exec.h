@@ -106,8 +106,11 @@ struct exec_hooks {
 	/* Before every attempt (a streaming sink starts over). */
 	void (*reset)(void *ctx);
 	/* A 2xx answer: 0 to take it; 1 when it carries an error after all
-	 * (code and *message set, message malloc'd or NULL); or a negative
-	 * errno with err set for an answer that cannot be read (not retried). */
+	 * (code and *message set, message malloc'd or NULL); 2 when it is
+	 * garbled (a body cut short under a Content-Length that matches it,
+	 * XML that does not parse): err set, and it is sent again as after a
+	 * broken transfer; or a negative errno with err set for an answer that
+	 * cannot be read (not retried). */
 	int (*check_ok)(void *ctx, const struct http_resp *resp, char code[EXEC_CODE_MAX],
 			char **message, struct dth_err *err);
 	/* An error answer: the service's error code (or "") and a message

@@ -28,6 +28,9 @@
 #define SECRET_MAX	 8192
 #define CATALOG_PAGE	 1000
 #define GENERIC_CT_COUNT 4
+/* Answers cut short under a Content-Length that matches them (or bodies that
+ * do not parse) are asked for again, up to this many times in all. */
+#define GARBLED_TRIES 3
 
 static const char accept_manifests[] = REGISTRY_MT_OCI_MANIFEST
     ", " REGISTRY_MT_OCI_INDEX ", " REGISTRY_MT_DOCKER_MANIFEST ", " REGISTRY_MT_DOCKER_LIST;
@@ -1197,6 +1200,7 @@ struct reg_call {
 	void *sink_ctx;
 	void (*reset)(void *ctx);    /* before each attempt */
 	const uint64_t *resume_from; /* > 0: send Range: bytes=N- */
+	const uint64_t *resume_end;  /* resume_from reaching it: the body is whole */
 	const bool *sink_failed;     /* a sink's own error: never retried */
 	size_t max_body;
 	size_t expect_len;
@@ -1391,6 +1395,10 @@ static bool reg_transport_retryable(void *ctx, int err)
 {
 	(void)err;
 	struct reg_call *k = ((struct reg_run *)ctx)->k;
+	/* Every byte arrived before the connection broke (a Content-Length
+	 * longer than the body): nothing is left to resume. */
+	if (k->resume_from && k->resume_end && *k->resume_from >= *k->resume_end)
+		return false;
 	return !(k->sink_failed && *k->sink_failed) && !k->no_transport_retry;
 }
 
@@ -1629,7 +1637,7 @@ static int manifest_call(struct registry_client *c, const char *repo, const char
 	json_t *root = json_loadb(resp.body.data, resp.body.len, 0, NULL);
 	if (!root || !json_is_object(root)) {
 		json_decref(root);
-		rc = err_set(err, -EPROTO, "%s %s: the manifest is not a JSON object", op, k.what);
+		rc = err_set(err, -EBADMSG, "%s %s: the manifest is not a JSON object", op, k.what);
 		goto cleanup;
 	}
 	json_t *sv = json_object_get(root, "schemaVersion");
@@ -1680,10 +1688,20 @@ int registry_manifest_head(struct registry_client *c, const char *repo, const ch
 	return manifest_call(c, repo, ref, false, m, err);
 }
 
+/* A manifest whose bytes do not parse or do not have their digest (cut short
+ * under a matching Content-Length, say) is fetched again a few times. */
+
 int registry_manifest_get(struct registry_client *c, const char *repo, const char *ref,
 			  struct registry_manifest *m, struct dth_err *err)
 {
-	return manifest_call(c, repo, ref, true, m, err);
+	int rc = 0;
+	for (unsigned i = 0; i < GARBLED_TRIES; i++) {
+		rc = manifest_call(c, repo, ref, true, m, err);
+		if (rc != -EBADMSG)
+			break;
+		log_debug("registry %s: %s; fetching it again", c->name, err ? err->message : "");
+	}
+	return rc;
 }
 
 int registry_manifest_put(struct registry_client *c, const char *repo, const char *ref,
@@ -1935,9 +1953,28 @@ int registry_blob_get(struct registry_client *c, const char *repo, const char *d
 	k.sink_ctx = &b;
 	k.reset = blob_reset;
 	k.resume_from = &b.delivered;
+	k.resume_end = &b.expect;
 	k.sink_failed = &b.sink_failed;
 	k.expect_len = expect_size;
-	rc = reg_do(c, &k, &resp, err);
+	for (unsigned tries = 1;; tries++) {
+		b.sink_failed = false;
+		b.announced = 0;
+		rc = reg_do(c, &k, &resp, err);
+		if (rc && !b.sink_failed && b.delivered == expect_size)
+			rc = 0; /* every byte arrived; the connection broke after them */
+		/* An answer cut short under a matching Content-Length, or one that
+		 * announced fewer bytes: asked for again (resumed where it stopped). */
+		/* (Sizes that do not match the descriptor are refused before
+		 * the caller sees a byte, so another try costs one request.) */
+		bool cut = (rc == 0 && b.delivered < expect_size) ||
+			   (rc == -EBADMSG && b.sink_failed && (b.announced || b.too_long));
+		if (!cut || tries >= GARBLED_TRIES)
+			break;
+		log_debug("registry %s: blob get %s: an answer cut short at %llu of %llu bytes; "
+			  "again",
+			  c->name, k.what, (unsigned long long)b.delivered,
+			  (unsigned long long)expect_size);
+	}
 	if (rc == -EBADMSG && b.sink_failed && b.announced) {
 		rc = err_set(err, -EBADMSG,
 			     "blob get %s: the registry announces %llu bytes, not %llu", k.what,

@@ -367,6 +367,10 @@ struct s3_call {
 	 * such a call makes one attempt (the caller retries the whole copy). */
 	http_source_fn source;
 	void *source_ctx;
+	/* A 2xx answer is whole and sound (called with sink_ctx): 0, or a
+	 * negative errno with err set, and the answer is taken as garbled (a
+	 * body cut short under a matching Content-Length): it is sent again. */
+	int (*check)(void *ctx, const struct http_resp *resp, struct dth_err *err);
 	/* Streaming 2xx body: sink, and reset called before every attempt. */
 	http_sink_fn sink;
 	void *sink_ctx;
@@ -683,13 +687,16 @@ static int s3_check_ok(void *ctx, const struct http_resp *resp, char code[EXEC_C
 		       char **message, struct dth_err *err)
 {
 	struct s3_call *k = ((struct s3_run *)ctx)->k;
+	if (k->check && k->check(k->sink_ctx, resp, err))
+		return 2;
 	if (!k->doc)
 		return 0;
 	char pm[256] = "";
 	if (s3_xml_parse(resp->body.data, resp->body.len, k->doc, pm, sizeof(pm)) != 0) {
 		char what[MSG_KEY_MAX + 160];
 		describe(k, what, sizeof(what));
-		return err_set(err, -EPROTO, "%s %s: bad answer: %s", k->op, what, pm);
+		err_set(err, -EPROTO, "%s %s: bad answer: %s", k->op, what, pm);
+		return 2; /* garbled (cut short?): again */
 	}
 	if (k->doc->root != S3_XML_ERROR)
 		return 0;
@@ -1008,8 +1015,27 @@ struct get_sink {
 	struct buf *out;
 	size_t start;
 	uint64_t got;
-	uint64_t limit; /* 0: none */
+	uint64_t limit;		 /* 0: none */
+	const struct s3_call *k; /* for messages */
 };
+
+/* The body is as long as the answer and the request say: a body cut short
+ * under a matching Content-Length is garbled, and asked for again. */
+static int get_check(void *ctx, const struct http_resp *resp, struct dth_err *err)
+{
+	struct get_sink *g = ctx;
+	struct buf cl = BUF_INIT;
+	uint64_t n = 0;
+	bool have_len =
+	    http_resp_header(resp, "Content-Length", &cl) == 0 && parse_u64(buf_str(&cl), &n) == 0;
+	buf_release(&cl);
+	if ((!have_len || g->got == n) && (!g->limit || g->got == g->limit))
+		return 0;
+	char what[MSG_KEY_MAX + 64];
+	describe(g->k, what, sizeof(what));
+	return err_set(err, -EIO, "GetObject %s: got %llu bytes, expected %llu", what,
+		       (unsigned long long)g->got, (unsigned long long)(g->limit ? g->limit : n));
+}
 
 static int get_sink_fn(void *ctx, const void *data, size_t len)
 {
@@ -1049,11 +1075,12 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 	}
 	if (if_match)
 		call_hdr(&k, "If-Match", call_own(&k, quoted(if_match)));
-	struct get_sink g = {out, out->len, 0, length};
+	struct get_sink g = {out, out->len, 0, length, &k};
 	k.sink = get_sink_fn;
 	k.sink_ctx = &g;
 	k.expect_len = (size_t)length;
 	k.reset = get_sink_reset;
+	k.check = get_check;
 
 	struct http_resp resp;
 	http_resp_init(&resp);
@@ -1154,6 +1181,18 @@ static int resume_sink(void *p, const void *data, size_t len)
 	return 0;
 }
 
+/* An answer that ended before the range did (under a Content-Length that
+ * matched it) is asked for again, from where it stopped. */
+static int resume_check(void *p, const struct http_resp *resp, struct dth_err *err)
+{
+	(void)resp;
+	struct resume *r = p;
+	if (r->got == r->length)
+		return 0;
+	return err_set(err, -EIO, "GetObject: the answer stopped at byte %llu of %llu",
+		       (unsigned long long)r->got, (unsigned long long)r->length);
+}
+
 /* Before each attempt: ask for what the sink has not had yet. */
 static void resume_reset(void *p)
 {
@@ -1179,6 +1218,7 @@ int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, u
 			    .sink = resume_sink,
 			    .sink_ctx = &r,
 			    .reset = resume_reset,
+			    .check = resume_check,
 			    .expect_len = (size_t)(length < SIZE_MAX ? length : SIZE_MAX),
 			    .want_partial = true};
 	call_hdr(&k, "Range", r.range);
@@ -1731,10 +1771,25 @@ static void lister_reset(void *ctx)
 	l->parser = s3_xml_new();
 }
 
+/* A parse error is kept by the parser and reported by lister_check once the
+ * answer is in: a page that does not parse (cut short, say) is asked for
+ * again. */
 static int lister_sink(void *ctx, const void *data, size_t len)
 {
 	struct s3_lister *l = ctx;
-	return s3_xml_feed(l->parser, data, len);
+	int rc = s3_xml_feed(l->parser, data, len);
+	(void)rc;
+	return 0;
+}
+
+static int lister_check(void *ctx, const struct http_resp *resp, struct dth_err *err)
+{
+	(void)resp;
+	struct s3_lister *l = ctx;
+	if (s3_xml_finish(l->parser) == 0)
+		return 0;
+	return err_set(err, -EPROTO, "ListObjectsV2 s3://%s: bad answer: %s", l->bucket,
+		       s3_xml_message(l->parser));
 }
 
 static int keycmp(const char *a, size_t al, const char *b, size_t bl)
@@ -1881,6 +1936,7 @@ static int lister_fetch(struct s3_lister *l, struct dth_err *err)
 	k.sink = lister_sink;
 	k.sink_ctx = l;
 	k.reset = lister_reset;
+	k.check = lister_check;
 
 	struct http_resp resp;
 	http_resp_init(&resp);
@@ -1889,16 +1945,7 @@ static int lister_fetch(struct s3_lister *l, struct dth_err *err)
 	describe(&k, what, sizeof(what));
 	http_resp_release(&resp);
 	call_free(&k);
-	if (rc == -EPROTO && l->parser && s3_xml_message(l->parser)[0])
-		rc = err_set(err, -EPROTO, "ListObjectsV2 %s: bad answer: %s", what,
-			     s3_xml_message(l->parser));
-	if (rc == 0) {
-		rc = s3_xml_finish(l->parser);
-		if (rc != 0)
-			rc = err_set(err, rc, "ListObjectsV2 %s: bad answer: %s", what,
-				     s3_xml_message(l->parser));
-	}
-	if (rc == 0) {
+	if (rc == 0) { /* lister_check finished the parse */
 		s3_xml_take(l->parser, &l->page);
 		if (l->page.root != S3_XML_LIST_BUCKET)
 			rc = err_set(err, -EPROTO,
