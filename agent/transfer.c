@@ -149,18 +149,6 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-/* A failure reason, formatted; a reason that does not fit is cut with a
- * mark (it is a message, the record field has a fixed size). */
-static void __attribute__((format(printf, 3, 4))) reasonf(char *dst, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int w = vsnprintf(dst, n, fmt, ap);
-	va_end(ap);
-	if (w >= 0 && (size_t)w >= n && n > 4)
-		memcpy(dst + n - 4, "...", 4);
-}
-
 static void add64(uint64_t *p, uint64_t v)
 {
 	__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
@@ -334,10 +322,11 @@ static int check_single(const struct transfer *t, const struct s3_written *w, co
 {
 	if (!md5_hex[0] || !comparable(t, w) || strcasecmp(w->etag, md5_hex) == 0)
 		return 0;
-	reasonf(reason, rsz,
-		"the destination's etag %s is not the md5 of the bytes sent (%s): not recorded "
-		"as copied",
-		w->etag, md5_hex);
+	msg_snprintf(
+	    reason, rsz,
+	    "the destination's etag %s is not the md5 of the bytes sent (%s): not recorded "
+	    "as copied",
+	    w->etag, md5_hex);
 	return -EBADMSG;
 }
 
@@ -1222,8 +1211,8 @@ static int check_whole(struct upload *up, char *reason, size_t rsz)
 	hex_encode(md, 16, hex);
 	if (strcasecmp(hex, up->obj->etag) == 0)
 		return 0;
-	reasonf(reason, rsz, "the md5 of the bytes read (%s) is not the source etag %s", hex,
-		up->obj->etag);
+	msg_snprintf(reason, rsz, "the md5 of the bytes read (%s) is not the source etag %s", hex,
+		     up->obj->etag);
 	return -EBADMSG;
 }
 
@@ -1248,10 +1237,11 @@ static int check_replica(struct transfer *t, struct upload *up, struct s3_writte
 			break;
 	if (strcasecmp(w->etag, want) == 0)
 		return 0;
-	reasonf(reason, rsz,
-		"the destination's etag %s is not the source's %s after a copy in the source's "
-		"%s: not recorded as copied",
-		w->etag, want, up->lay.n_guess ? "guessed part layout" : "part layout");
+	msg_snprintf(
+	    reason, rsz,
+	    "the destination's etag %s is not the source's %s after a copy in the source's "
+	    "%s: not recorded as copied",
+	    w->etag, want, up->lay.n_guess ? "guessed part layout" : "part layout");
 	return -EBADMSG;
 }
 
@@ -1277,7 +1267,7 @@ static bool parts_etag(const struct upload *up, char out[S3_ETAG_MAX])
 	if (!known)
 		return false;
 	hex_encode(md, 16, out);
-	snprintf(out + MD5_HEX_LEN, S3_ETAG_MAX - MD5_HEX_LEN, "-%u", up->lay.n);
+	xsnprintf(out + MD5_HEX_LEN, S3_ETAG_MAX - MD5_HEX_LEN, "-%u", up->lay.n);
 	return true;
 }
 
@@ -1292,10 +1282,10 @@ static int check_parts_etag(struct upload *up, char *reason, size_t rsz)
 	if (!up->replicate || up->lay.n_guess || up->digest_lost || !parts_etag(up, want) ||
 	    strcasecmp(want, up->obj->etag) == 0)
 		return 0;
-	reasonf(reason, rsz,
-		"the parts copied in the layout the source gave make the etag %s, not the "
-		"source's %s (the source's answers about its parts are wrong): not copied",
-		want, up->obj->etag);
+	msg_snprintf(reason, rsz,
+		     "the parts copied in the layout the source gave make the etag %s, not the "
+		     "source's %s (the source's answers about its parts are wrong): not copied",
+		     want, up->obj->etag);
 	return -EBADMSG;
 }
 
@@ -1357,7 +1347,7 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 	if (rc == -ENOENT && completed_before(t, up, &w))
 		rc = 0;
 	if (rc) {
-		reasonf(reason, sizeof(reason), "%s", err.message);
+		msg_snprintf(reason, sizeof(reason), "%s", err.message);
 		drop_upload(t, up);
 		object_failed(t, j, reason);
 		goto out;
@@ -1369,7 +1359,7 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 	if (t->o->metadata && up->tags.n) {
 		err_clear(&err);
 		if (s3_put_tagging(t->o->dst, t->o->dst_bucket, up->dst_key, &up->tags, &err)) {
-			reasonf(reason, sizeof(reason), "setting the tags: %s", err.message);
+			msg_snprintf(reason, sizeof(reason), "setting the tags: %s", err.message);
 			object_failed(t, j, reason);
 			goto out;
 		}
@@ -1421,8 +1411,8 @@ static int part_server(struct transfer *t, struct upload *up, uint32_t i, struct
 					 up->rec.upload_id, i + 1, t->o->src_bucket, up->src_key,
 					 up->poff[i], up->lay.size[i], up->obj->etag, w, &err);
 	if (rc)
-		reasonf(reason, rsz, "part %u: %s", i + 1,
-			rc == -ESTALE ? "source changed during the copy" : err.message);
+		msg_snprintf(reason, rsz, "part %u: %s", i + 1,
+			     rc == -ESTALE ? "source changed during the copy" : err.message);
 	else
 		copied_server_side(t, up->lay.size[i]);
 	return rc;
@@ -1440,9 +1430,10 @@ static int part_buffered(struct worker *wk, struct upload *up, uint32_t i, struc
 	int rc = s3_get_object(t->o->src, t->o->src_bucket, up->src_key, up->poff[i],
 			       up->lay.size[i], up->obj->etag, &wk->body, NULL, &err);
 	if (rc) {
-		reasonf(reason, rsz, "part %u: %s", i + 1,
-			rc == -ESTALE ? "source changed during the copy; the next run copies it"
-				      : err.message);
+		msg_snprintf(reason, rsz, "part %u: %s", i + 1,
+			     rc == -ESTALE
+				 ? "source changed during the copy; the next run copies it"
+				 : err.message);
 		return rc;
 	}
 	unsigned char md[16];
@@ -1450,18 +1441,18 @@ static int part_buffered(struct worker *wk, struct upload *up, uint32_t i, struc
 	md5_of(wk->body.data, wk->body.len, md);
 	md5_hex_b64(md, hex, b64);
 	if (up->whole && (rc = hash_in_order(t, up, i, &wk->body))) {
-		reasonf(reason, rsz, "part %u: interrupted", i + 1);
+		msg_snprintf(reason, rsz, "part %u: interrupted", i + 1);
 		return rc;
 	}
 	rc = s3_mpu_upload_part(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, i + 1,
 				wk->body.data, wk->body.len, b64, w, &err);
 	if (rc) {
-		reasonf(reason, rsz, "part %u: %s", i + 1, err.message);
+		msg_snprintf(reason, rsz, "part %u: %s", i + 1, err.message);
 		return rc;
 	}
 	char why[CODEC_ERROR_MAX];
 	if ((rc = check_single(t, w, hex, why, sizeof(why)))) {
-		reasonf(reason, rsz, "part %u: %s", i + 1, why);
+		msg_snprintf(reason, rsz, "part %u: %s", i + 1, why);
 		return rc;
 	}
 	sent(t, wk->body.len);
@@ -1485,7 +1476,7 @@ static int part_streamed(struct transfer *t, struct upload *up, uint32_t i, stru
 		rc = wait_turn_locked(t, up, i);
 		pthread_mutex_unlock(&up->lock);
 		if (rc) {
-			reasonf(reason, rsz, "part %u: interrupted", i + 1);
+			msg_snprintf(reason, rsz, "part %u: interrupted", i + 1);
 			goto out;
 		}
 		if (!(whole_at = EVP_MD_CTX_new()) || !EVP_MD_CTX_copy_ex(whole_at, up->whole))
@@ -1512,9 +1503,10 @@ static int part_streamed(struct transfer *t, struct upload *up, uint32_t i, stru
 		pthread_mutex_unlock(&up->lock);
 	}
 	if (rc) {
-		reasonf(reason, rsz, "part %u: %s", i + 1,
-			rc == -ESTALE ? "source changed during the copy; the next run copies it"
-				      : err.message);
+		msg_snprintf(reason, rsz, "part %u: %s", i + 1,
+			     rc == -ESTALE
+				 ? "source changed during the copy; the next run copies it"
+				 : err.message);
 		goto out;
 	}
 	unsigned char md[16];
@@ -1523,7 +1515,7 @@ static int part_streamed(struct transfer *t, struct upload *up, uint32_t i, stru
 	EVP_DigestFinal_ex(md5, md, &mdlen);
 	hex_encode(md, 16, hex);
 	if ((rc = check_single(t, w, hex, why, sizeof(why)))) {
-		reasonf(reason, rsz, "part %u: %s", i + 1, why);
+		msg_snprintf(reason, rsz, "part %u: %s", i + 1, why);
 		goto out;
 	}
 	sent(t, up->lay.size[i]);
@@ -1599,7 +1591,7 @@ static void run_delete(struct worker *wk, struct job *j)
 				   : -EINVAL;
 	if (rc) {
 		char reason[CODEC_ERROR_MAX];
-		reasonf(reason, sizeof(reason), "delete: %s", err.message);
+		msg_snprintf(reason, sizeof(reason), "delete: %s", err.message);
 		add64(&t->prog->failed, 1);
 		if (t->o->on_failure)
 			t->o->on_failure(t->o->on_failure_ctx, j->key, j->key_len, reason);

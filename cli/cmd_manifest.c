@@ -80,7 +80,7 @@ static void print_json(json_t *o)
 static void fmt_time(int64_t t, char out[32])
 {
 	if (!t) {
-		snprintf(out, 32, "-");
+		xsnprintf(out, 32, "-");
 		return;
 	}
 	time_t tt = (time_t)t;
@@ -101,7 +101,7 @@ static json_t *record_json(const char *key, size_t len, const struct obj_record 
 	json_object_set_new(o, "transferred_at", json_integer(r->transferred_at));
 	json_object_set_new(o, "attempts", json_integer(r->attempts));
 	char fp[17];
-	snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)r->meta_fp);
+	xsnprintf(fp, sizeof(fp), "%016llx", (unsigned long long)r->meta_fp);
 	json_object_set_new(o, "meta_fingerprint", json_string(r->meta_fp ? fp : ""));
 	if (r->last_error[0])
 		json_object_set_new(o, "last_error", json_string(r->last_error));
@@ -518,19 +518,19 @@ static void *verify_main(void *arg)
 		if (rc == -ENOENT) {
 			verify_report(v, &j, "missing at the destination");
 		} else if (rc) {
-			snprintf(problem, sizeof(problem), "cannot check: %.600s", err.message);
+			msg_snprintf(problem, sizeof(problem), "cannot check: %.600s", err.message);
 			verify_report(v, &j, problem);
 		} else {
 			if (h.size != j.rec.size) {
-				snprintf(problem, sizeof(problem),
-					 "size differs (destination %llu, recorded %llu)",
-					 (unsigned long long)h.size,
-					 (unsigned long long)j.rec.size);
+				msg_snprintf(problem, sizeof(problem),
+					     "size differs (destination %llu, recorded %llu)",
+					     (unsigned long long)h.size,
+					     (unsigned long long)j.rec.size);
 				verify_report(v, &j, problem);
 			} else if (j.rec.dest_etag[0] && strcmp(h.etag, j.rec.dest_etag)) {
-				snprintf(problem, sizeof(problem),
-					 "etag differs (destination %.128s, recorded %.128s)",
-					 h.etag, j.rec.dest_etag);
+				msg_snprintf(problem, sizeof(problem),
+					     "etag differs (destination %.128s, recorded %.128s)",
+					     h.etag, j.rec.dest_etag);
 				verify_report(v, &j, problem);
 			} else {
 				pthread_mutex_lock(&v->lock);

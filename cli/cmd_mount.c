@@ -702,7 +702,7 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (pid_file) {
 		char pid[32];
-		snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+		xsnprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 		if (write_file(pid_file, pid))
 			log_error("cannot write the pid file %s", pid_file);
 	}

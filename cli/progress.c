@@ -32,9 +32,9 @@ void progress_fmt_bytes(uint64_t n, char out[32])
 		u++;
 	}
 	if (u == 0)
-		snprintf(out, 32, "%llu B", (unsigned long long)n);
+		xsnprintf(out, 32, "%llu B", (unsigned long long)n);
 	else
-		snprintf(out, 32, "%.1f %s", v, units[u]);
+		xsnprintf(out, 32, "%.1f %s", v, units[u]);
 }
 
 static uint64_t ld(const uint64_t *p)
@@ -53,7 +53,7 @@ static void draw_sync(struct progress *p)
 	progress_fmt_bytes((uint64_t)rate, r);
 	if (s->listing_done && rate > 0 && planned >= moved) {
 		double left = (double)(planned - moved) / rate;
-		snprintf(eta, sizeof(eta), "%dm%02ds", (int)left / 60, (int)left % 60);
+		xsnprintf(eta, sizeof(eta), "%dm%02ds", (int)left / 60, (int)left % 60);
 	}
 	fprintf(stderr,
 		"\r\033[Klisted %llu, copied %llu/%llu%s, %s at %s/s, unchanged %llu, failed %llu, "

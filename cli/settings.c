@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/util.h"
 
 void cli_settings_longopts(const struct cli_setting *s, size_t n, struct option *out)
 {
@@ -22,8 +23,8 @@ void cli_settings_help(FILE *f, const struct cli_setting *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", s[i].name, s[i].arg ? " " : "",
-			 s[i].arg ? s[i].arg : "");
+		xsnprintf(left, sizeof(left), "--%s%s%s", s[i].name, s[i].arg ? " " : "",
+			  s[i].arg ? s[i].arg : "");
 		fprintf(f, "  %-32s %s\n", left, s[i].help);
 	}
 }

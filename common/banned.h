@@ -26,5 +26,7 @@
 #define strtok(x, y) BANNED(strtok)
 #undef gets
 #define gets(x) BANNED(gets)
+/* It cut too long strings silently: str_copy, str_copy_fit, str_copy_msg. */
+#define strlcpy_s(...) BANNED(strlcpy_s)
 
 #endif

@@ -25,7 +25,7 @@ int err_set(struct dth_err *e, int code, const char *fmt, ...)
 	e->code = code;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	msg_vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
 	return code;
 }
@@ -37,19 +37,9 @@ void err_prefix(struct dth_err *e, const char *fmt, ...)
 	char pre[sizeof(e->message)], old[sizeof(e->message)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(pre, sizeof(pre), fmt, ap);
+	msg_vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->message, sizeof(old));
 	old[sizeof(old) - 1] = '\0';
-	/* Assembled by hand: "pre: old", truncated to fit, always terminated. */
-	const char *parts[3] = {pre, ": ", old};
-	size_t n = 0, room = sizeof(e->message) - 1;
-	for (size_t i = 0; i < 3; i++) {
-		size_t l = strlen(parts[i]);
-		if (l > room - n)
-			l = room - n;
-		memcpy(e->message + n, parts[i], l);
-		n += l;
-	}
-	e->message[n] = '\0';
+	msg_snprintf(e->message, sizeof(e->message), "%s: %s", pre, old);
 }

@@ -38,7 +38,7 @@ void log_write(int level, const char *fmt, ...)
 	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	msg_vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (level < 0)
 		level = 0;

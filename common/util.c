@@ -65,17 +65,6 @@ char *xstrndup(const char *s, size_t n)
 	return p;
 }
 
-size_t strlcpy_s(char *dst, const char *src, size_t dstsz)
-{
-	size_t n = strlen(src);
-	if (dstsz) {
-		size_t c = n < dstsz - 1 ? n : dstsz - 1;
-		memcpy(dst, src, c);
-		dst[c] = '\0';
-	}
-	return n;
-}
-
 int str_copy(char *dst, const char *src, size_t dstsz)
 {
 	size_t n = strlen(src);
@@ -86,6 +75,39 @@ int str_copy(char *dst, const char *src, size_t dstsz)
 	}
 	memcpy(dst, src, n + 1);
 	return 0;
+}
+
+int xsnprintf(char *dst, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int w = vsnprintf(dst, n, fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w >= n) {
+		fprintf(stderr, "dth: BUG: \"%s\" formatted into %zu bytes does not fit\n", fmt, n);
+		abort();
+	}
+	return w;
+}
+
+void msg_snprintf(char *dst, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	msg_vsnprintf(dst, n, fmt, ap);
+	va_end(ap);
+}
+
+void msg_vsnprintf(char *dst, size_t n, const char *fmt, va_list ap)
+{
+	int w = vsnprintf(dst, n, fmt, ap);
+	if (w >= 0 && (size_t)w >= n && n > 4) {
+		/* cut at a UTF-8 boundary, then the mark */
+		size_t end = n - 4;
+		while (end > 0 && ((unsigned char)dst[end] & 0xC0) == 0x80)
+			end--;
+		memcpy(dst + end, "...", 4);
+	}
 }
 
 void str_copy_fit(char *dst, const char *src, size_t dstsz)

@@ -535,7 +535,7 @@ static void raise_kernel_readahead(struct fs *fs)
 	if (!path)
 		return;
 	char val[32];
-	int n = snprintf(val, sizeof(val), "%u\n", fs->bdi_kb);
+	int n = xsnprintf(val, sizeof(val), "%u\n", fs->bdi_kb);
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, val, (size_t)n) != n)
 		log_info("cannot set the kernel readahead (%s): %s", path, strerror(errno));

@@ -458,7 +458,7 @@ static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *o
 static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
 {
 	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)val);
+	int n = xsnprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)val);
 	MDB_val k = {strlen(name), (void *)name}, v = {(size_t)n, tmp};
 	return mdb_put(txn, dbi, &k, &v, 0);
 }

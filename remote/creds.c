@@ -274,10 +274,10 @@ bool creds_provider_refresh(struct creds_provider *p)
 
 static int creds_fetch_static(const struct creds_provider *p, struct creds_value *out)
 {
-	strlcpy_s(out->access_key_id, p->access_key_id, sizeof(out->access_key_id));
-	strlcpy_s(out->secret_access_key, p->secret_access_key, sizeof(out->secret_access_key));
-	strlcpy_s(out->session_token, p->session_token ? p->session_token : "",
-		  sizeof(out->session_token));
+	str_copy_fit(out->access_key_id, p->access_key_id, sizeof(out->access_key_id));
+	str_copy_fit(out->secret_access_key, p->secret_access_key, sizeof(out->secret_access_key));
+	str_copy_fit(out->session_token, p->session_token ? p->session_token : "",
+		     sizeof(out->session_token));
 	return 0;
 }
 
@@ -297,9 +297,9 @@ static int creds_fetch_env(struct creds_value *out, struct dth_err *err)
 	int rc = creds_check_lengths("environment", id, secret, token, err);
 	if (rc)
 		return rc;
-	strlcpy_s(out->access_key_id, id, sizeof(out->access_key_id));
-	strlcpy_s(out->secret_access_key, secret, sizeof(out->secret_access_key));
-	strlcpy_s(out->session_token, token ? token : "", sizeof(out->session_token));
+	str_copy_fit(out->access_key_id, id, sizeof(out->access_key_id));
+	str_copy_fit(out->secret_access_key, secret, sizeof(out->secret_access_key));
+	str_copy_fit(out->session_token, token ? token : "", sizeof(out->session_token));
 	return 0;
 }
 
@@ -462,9 +462,9 @@ static int creds_fetch_profile(const struct creds_provider *p, struct creds_valu
 	rc = creds_check_lengths(what, c.id, c.secret, c.token, err);
 	if (rc)
 		goto cleanup;
-	strlcpy_s(out->access_key_id, c.id, sizeof(out->access_key_id));
-	strlcpy_s(out->secret_access_key, c.secret, sizeof(out->secret_access_key));
-	strlcpy_s(out->session_token, c.token ? c.token : "", sizeof(out->session_token));
+	str_copy_fit(out->access_key_id, c.id, sizeof(out->access_key_id));
+	str_copy_fit(out->secret_access_key, c.secret, sizeof(out->secret_access_key));
+	str_copy_fit(out->session_token, c.token ? c.token : "", sizeof(out->session_token));
 cleanup:
 	creds_wipe_free(c.id);
 	creds_wipe_free(c.secret);
@@ -629,9 +629,9 @@ int creds_parse_imds(const char *role, const struct buf *body, struct creds_valu
 			     role);
 		goto cleanup;
 	}
-	strlcpy_s(out->access_key_id, id, sizeof(out->access_key_id));
-	strlcpy_s(out->secret_access_key, secret, sizeof(out->secret_access_key));
-	strlcpy_s(out->session_token, token ? token : "", sizeof(out->session_token));
+	str_copy_fit(out->access_key_id, id, sizeof(out->access_key_id));
+	str_copy_fit(out->secret_access_key, secret, sizeof(out->secret_access_key));
+	str_copy_fit(out->session_token, token ? token : "", sizeof(out->session_token));
 	out->expires = expires;
 cleanup:
 	json_decref(doc);

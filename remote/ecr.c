@@ -222,7 +222,7 @@ static void describe(const struct ecr_client *c, const struct ecr_call *k, char 
 		if (show < rl)
 			buf_addf(&b, "...(%zu bytes)", rl);
 	}
-	strlcpy_s(out, buf_str(&b), outsz);
+	str_copy_msg(out, buf_str(&b), outsz);
 	buf_release(&b);
 }
 
@@ -286,8 +286,8 @@ static void set_code(char *out, size_t outsz, const char *s, size_t len)
 static char *xml_elem(const char *body, const char *tag)
 {
 	char open[32], close[32];
-	snprintf(open, sizeof(open), "<%s>", tag);
-	snprintf(close, sizeof(close), "</%s>", tag);
+	xsnprintf(open, sizeof(open), "<%s>", tag);
+	xsnprintf(close, sizeof(close), "</%s>", tag);
 	const char *a = strstr(body, open);
 	if (!a)
 		return NULL;
@@ -489,7 +489,7 @@ static void ecr_parse_error(void *ctx, const struct http_resp *resp, char code[E
 	(void)ctx;
 	parse_error(resp, code, EXEC_CODE_MAX, message);
 	if (!code[0])
-		strlcpy_s(code, status_code_name(resp->status), EXEC_CODE_MAX);
+		str_copy_fit(code, status_code_name(resp->status), EXEC_CODE_MAX);
 }
 
 static bool ecr_learn_skew(void *ctx, const struct http_resp *resp)
@@ -629,7 +629,7 @@ int ecr_parse_authorization(const struct json_t *ans, const char *what, struct e
 	out->user[colon - dec] = '\0';
 	out->password =
 	    secret_strndup((const char *)colon + 1, (size_t)n - (size_t)(colon - dec) - 1);
-	strlcpy_s(out->proxy_endpoint, pe, sizeof(out->proxy_endpoint));
+	str_copy_fit(out->proxy_endpoint, pe, sizeof(out->proxy_endpoint));
 	out->expires = json_time(json_object_get(first, "expiresAt"));
 cleanup:
 	if (dec) {

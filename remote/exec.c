@@ -231,7 +231,7 @@ static int judge(const struct exec_call *x, struct http_resp *resp, unsigned att
 	err_set(e, v.err, "%s %s: %ld%s%s%s%s%s", x->op, x->what, st, code[0] ? " " : "", code,
 		message && *message ? ": " : "", message ? message : "", hint ? hint : "");
 	e->http_status = (int)st;
-	strlcpy_s(e->remote_code, code, sizeof(e->remote_code));
+	str_copy_msg(e->remote_code, code, sizeof(e->remote_code));
 	if (!retry) {
 		rc = v.err;
 		goto out;

@@ -47,7 +47,7 @@ static int bad(const struct parse *p, const char *where, const char *fmt, ...)
 	char what[320];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	msg_vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	return err_set(p->err, -EBADMSG, "manifest%s%.200s: %s%s%s", p->name ? " " : "",
 		       p->name ? p->name : "", where ? where : "", where ? ": " : "", what);
@@ -106,10 +106,10 @@ static int parse_platform(const struct parse *p, const char *where, json_t *pl, 
 		return rc;
 	if (!os || !arch)
 		return bad(p, where, "platform without %s", os ? "architecture" : "os");
-	strlcpy_s(d->platform.os, os, sizeof(d->platform.os));
-	strlcpy_s(d->platform.arch, arch, sizeof(d->platform.arch));
+	str_copy_fit(d->platform.os, os, sizeof(d->platform.os));
+	str_copy_fit(d->platform.arch, arch, sizeof(d->platform.arch));
 	if (variant)
-		strlcpy_s(d->platform.variant, variant, sizeof(d->platform.variant));
+		str_copy_fit(d->platform.variant, variant, sizeof(d->platform.variant));
 	d->has_platform = true;
 	return 0;
 }
@@ -165,7 +165,7 @@ static int parse_desc(const struct parse *p, const char *where, json_t *j, enum 
 	if (rc)
 		return rc;
 	if (mt)
-		strlcpy_s(d->media_type, mt, sizeof(d->media_type));
+		str_copy_fit(d->media_type, mt, sizeof(d->media_type));
 	json_t *urls = member(j, "urls");
 	if (urls) {
 		if (!json_is_array(urls))
@@ -230,7 +230,7 @@ static int parse_items(const struct parse *p, json_t *arr, const char *key, enum
 	out->items = xcalloc(n, sizeof(*out->items));
 	for (size_t i = 0; i < n; i++) {
 		char where[WHERE_MAX];
-		snprintf(where, sizeof(where), "%s[%zu]", key, i);
+		msg_snprintf(where, sizeof(where), "%s[%zu]", key, i);
 		int rc = parse_desc(p, where, json_array_get(arr, i), role, &out->items[i]);
 		if (rc)
 			return rc;

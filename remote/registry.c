@@ -1115,7 +1115,7 @@ static int token_fetch(struct registry_client *c, const char *const *scopes, siz
 	    .secret = true,
 	};
 	char what[300];
-	snprintf(what, sizeof(what), "%s: token request", c->name);
+	msg_snprintf(what, sizeof(what), "%s: token request", c->name);
 	struct tok_run t = {c, &req, user != NULL};
 	struct exec_call x = {
 	    .client = "registry",
@@ -1251,8 +1251,8 @@ static int reg_send(void *ctx, struct http_resp *resp, bool *fatal, struct dth_e
 		for (size_t i = 0; i < k->n_hdrs; i++)
 			hdrs[nh++] = k->hdrs[i];
 		if (k->resume_from && *k->resume_from > 0) {
-			snprintf(r->range, sizeof(r->range), "bytes=%llu-",
-				 (unsigned long long)*k->resume_from);
+			xsnprintf(r->range, sizeof(r->range), "bytes=%llu-",
+				  (unsigned long long)*k->resume_from);
 			hdrs[nh++] = (struct http_header){"Range", r->range};
 		}
 		r->at_registry = same_origin(c->url, buf_str(&r->cur));
@@ -1303,7 +1303,11 @@ static int reg_send(void *ctx, struct http_resp *resp, bool *fatal, struct dth_e
 		buf_add(&r->cur, r->next.data, r->next.len);
 		log_debug("registry %s: %s %s: redirected (%ld)", c->name, k->op, k->what, st);
 	}
-	strlcpy_s(k->final_url, buf_str(&r->cur), sizeof(k->final_url));
+	/* Only list pages use it (to resolve their Link): one too long to keep
+	 * stays "", and resolving a Link against it fails with an error there. */
+	if (str_copy(k->final_url, buf_str(&r->cur), sizeof(k->final_url)))
+		log_debug("registry %s: %s %s: the final url is too long to keep", c->name, k->op,
+			  k->what);
 	return rc;
 }
 
@@ -1334,9 +1338,9 @@ static int reg_fast_fail(void *ctx, const struct http_resp *resp, const char *co
 	int64_t lim = atomic_load(&c->rl_limit), win = atomic_load(&c->rl_window);
 	char lims[64] = "", wins[64] = "";
 	if (lim > 0)
-		snprintf(lims, sizeof(lims), " of %lld", (long long)lim);
+		xsnprintf(lims, sizeof(lims), " of %lld", (long long)lim);
 	if (win > 0)
-		snprintf(wins, sizeof(wins), " per %lld s", (long long)win);
+		xsnprintf(wins, sizeof(wins), " per %lld s", (long long)win);
 	pthread_mutex_lock(&c->lock);
 	bool user = c->username != NULL;
 	pthread_mutex_unlock(&c->lock);
@@ -1345,7 +1349,7 @@ static int reg_fast_fail(void *ctx, const struct http_resp *resp, const char *co
 			 r->k->op, r->k->what, c->name, lims, wins,
 			 user ? "" : ", or configure a username and password");
 	e->http_status = 429;
-	strlcpy_s(e->remote_code, "TOOMANYREQUESTS", sizeof(e->remote_code));
+	str_copy_fit(e->remote_code, "TOOMANYREQUESTS", sizeof(e->remote_code));
 	return rc;
 }
 
@@ -1582,7 +1586,7 @@ static int manifest_call(struct registry_client *c, const char *repo, const char
 	buf_addf(&url, "/manifests/%s", ref);
 	repo_scope(buf_str(&norm), false, &scope);
 	call_init(&k, op, get ? "GET" : "HEAD", buf_str(&url));
-	snprintf(k.what, sizeof(k.what), "%s%s%s", buf_str(&norm), by_digest ? "@" : ":", ref);
+	msg_snprintf(k.what, sizeof(k.what), "%s%s%s", buf_str(&norm), by_digest ? "@" : ":", ref);
 	k.scopes[0] = buf_str(&scope);
 	k.n_scopes = 1;
 	k.max_body = REGISTRY_MANIFEST_MAX;
@@ -1603,7 +1607,7 @@ static int manifest_call(struct registry_client *c, const char *repo, const char
 	buf_reset(&hv);
 	if (http_resp_header(&resp, "Docker-Content-Digest", &hv) == 0) {
 		if (registry_digest_valid(buf_str(&hv)))
-			strlcpy_s(hdr_digest, buf_str(&hv), sizeof(hdr_digest));
+			str_copy_fit(hdr_digest, buf_str(&hv), sizeof(hdr_digest));
 		else if (!str_startswith(buf_str(&hv), "sha256:"))
 			log_debug("registry %s: %s %s: digest header of another algorithm", c->name,
 				  op, k.what);
@@ -1615,9 +1619,9 @@ static int manifest_call(struct registry_client *c, const char *repo, const char
 		    parse_u64(buf_str(&hv), &len) == 0)
 			m->size = len;
 		if (hdr_digest[0])
-			strlcpy_s(m->digest, hdr_digest, sizeof(m->digest));
+			str_copy_fit(m->digest, hdr_digest, sizeof(m->digest));
 		else if (by_digest)
-			strlcpy_s(m->digest, ref, sizeof(m->digest));
+			str_copy_fit(m->digest, ref, sizeof(m->digest));
 		if (hdr_digest[0] && by_digest && strcmp(hdr_digest, ref) != 0) {
 			rc = err_set(err, -EBADMSG, "%s %s: the registry answered digest %s", op,
 				     k.what, hdr_digest);
@@ -1739,7 +1743,7 @@ int registry_manifest_put(struct registry_client *c, const char *repo, const cha
 	buf_addf(&url, "/manifests/%s", ref);
 	repo_scope(buf_str(&norm), true, &scope);
 	call_init(&k, "manifest put", "PUT", buf_str(&url));
-	snprintf(k.what, sizeof(k.what), "%s%s%s", buf_str(&norm), by_digest ? "@" : ":", ref);
+	msg_snprintf(k.what, sizeof(k.what), "%s%s%s", buf_str(&norm), by_digest ? "@" : ":", ref);
 	k.scopes[0] = buf_str(&scope);
 	k.n_scopes = 1;
 	k.body = body ? body : "";
@@ -1758,7 +1762,7 @@ int registry_manifest_put(struct registry_client *c, const char *repo, const cha
 		goto cleanup;
 	}
 	if (digest_out)
-		strlcpy_s(digest_out, digest, REGISTRY_DIGEST_MAX);
+		str_copy_fit(digest_out, digest, REGISTRY_DIGEST_MAX);
 cleanup:
 	http_resp_release(&resp);
 	buf_release(&norm);
@@ -1795,7 +1799,7 @@ int registry_blob_head(struct registry_client *c, const char *repo, const char *
 	buf_addf(&url, "/blobs/%s", digest);
 	repo_scope(buf_str(&norm), false, &scope);
 	call_init(&k, "blob head", "HEAD", buf_str(&url));
-	snprintf(k.what, sizeof(k.what), "%s@%s", buf_str(&norm), digest);
+	msg_snprintf(k.what, sizeof(k.what), "%s@%s", buf_str(&norm), digest);
 	k.scopes[0] = buf_str(&scope);
 	k.n_scopes = 1;
 	rc = reg_do(c, &k, &resp, err);
@@ -1946,7 +1950,7 @@ int registry_blob_get(struct registry_client *c, const char *repo, const char *d
 	buf_addf(&url, "/blobs/%s", digest);
 	repo_scope(buf_str(&norm), false, &scope);
 	call_init(&k, "blob get", "GET", buf_str(&url));
-	snprintf(k.what, sizeof(k.what), "%s@%s", buf_str(&norm), digest);
+	msg_snprintf(k.what, sizeof(k.what), "%s@%s", buf_str(&norm), digest);
 	k.scopes[0] = buf_str(&scope);
 	k.n_scopes = 1;
 	k.sink = blob_sink;
@@ -2098,10 +2102,10 @@ static int upload_post(struct registry_client *c, const char *repo, const char *
 		repo_scope(buf_str(&fnorm), false, &scope2);
 		k.scopes[1] = buf_str(&scope2);
 		k.n_scopes = 2;
-		snprintf(k.what, sizeof(k.what), "%s@%s from %s", buf_str(&norm), digest,
-			 buf_str(&fnorm));
+		msg_snprintf(k.what, sizeof(k.what), "%s@%s from %s", buf_str(&norm), digest,
+			     buf_str(&fnorm));
 	} else {
-		snprintf(k.what, sizeof(k.what), "%s", buf_str(&norm));
+		msg_snprintf(k.what, sizeof(k.what), "%s", buf_str(&norm));
 	}
 	k.no_redirect = true;
 	k.max_body = 1 << 20;
@@ -2177,8 +2181,8 @@ int registry_upload_chunk(struct registry_client *c, struct registry_upload *up,
 		struct reg_call k;
 		char *at = xstrdup(up->location);
 		call_init(&k, "blob upload chunk", "PATCH", at);
-		snprintf(k.what, sizeof(k.what), "%s at %llu", up->repo,
-			 (unsigned long long)up->offset);
+		msg_snprintf(k.what, sizeof(k.what), "%s at %llu", up->repo,
+			     (unsigned long long)up->offset);
 		k.scopes[0] = buf_str(&scope);
 		k.n_scopes = 1;
 		k.body = data;
@@ -2186,9 +2190,9 @@ int registry_upload_chunk(struct registry_client *c, struct registry_upload *up,
 		k.no_redirect = true;
 		k.no_transport_retry = true;
 		k.max_body = 1 << 20;
-		snprintf(crange, sizeof(crange), "%llu-%llu", (unsigned long long)up->offset,
-			 (unsigned long long)(up->offset + len - 1));
-		snprintf(clen, sizeof(clen), "%zu", len);
+		xsnprintf(crange, sizeof(crange), "%llu-%llu", (unsigned long long)up->offset,
+			  (unsigned long long)(up->offset + len - 1));
+		xsnprintf(clen, sizeof(clen), "%zu", len);
 		call_header(&k, "Content-Type", "application/octet-stream");
 		call_header(&k, "Content-Range", crange);
 		call_header(&k, "Content-Length", clen);
@@ -2216,7 +2220,7 @@ int registry_upload_chunk(struct registry_client *c, struct registry_upload *up,
 		/* The connection broke: ask the registry how far it got. */
 		struct reg_call s;
 		call_init(&s, "blob upload status", "GET", at);
-		snprintf(s.what, sizeof(s.what), "%s", up->repo);
+		msg_snprintf(s.what, sizeof(s.what), "%s", up->repo);
 		s.scopes[0] = buf_str(&scope);
 		s.n_scopes = 1;
 		s.no_redirect = true;
@@ -2268,7 +2272,7 @@ int registry_upload_finish(struct registry_client *c, struct registry_upload *up
 	uri_encode(&url, digest, strlen(digest), false);
 	repo_scope(up->repo, true, &scope);
 	call_init(&k, "blob upload finish", "PUT", buf_str(&url));
-	snprintf(k.what, sizeof(k.what), "%s@%s", up->repo, digest);
+	msg_snprintf(k.what, sizeof(k.what), "%s@%s", up->repo, digest);
 	k.scopes[0] = buf_str(&scope);
 	k.n_scopes = 1;
 	k.body = data ? data : "";
@@ -2305,7 +2309,7 @@ void registry_upload_cancel(struct registry_client *c, struct registry_upload *u
 	err_clear(&e);
 	repo_scope(up->repo, true, &scope);
 	call_init(&k, "blob upload cancel", "DELETE", up->location);
-	snprintf(k.what, sizeof(k.what), "%s", up->repo);
+	msg_snprintf(k.what, sizeof(k.what), "%s", up->repo);
 	k.scopes[0] = buf_str(&scope);
 	k.n_scopes = 1;
 	k.no_redirect = true;
@@ -2357,7 +2361,7 @@ static int list_pages(struct registry_client *c, const char *op, const char *wha
 		}
 		struct reg_call k;
 		call_init(&k, op, "GET", buf_str(&url));
-		snprintf(k.what, sizeof(k.what), "%s", what);
+		msg_snprintf(k.what, sizeof(k.what), "%s", what);
 		k.scopes[0] = scope;
 		k.n_scopes = 1;
 		k.max_body = LIST_BODY_MAX;

@@ -322,7 +322,8 @@ static void head_cb(void *ctx, const char *name, size_t nlen, const char *value,
 		if (parse_u64(tmp, &v) == 0 && v <= 100000)
 			h->tag_count = (unsigned)v;
 	} else if (hname_is(name, nlen, "x-amz-storage-class")) {
-		strlcpy_s(h->storage_class, tmp, sizeof(h->storage_class));
+		if (str_copy(h->storage_class, tmp, sizeof(h->storage_class)))
+			log_debug("s3: a storage class header too long to keep");
 	} else if (hname_is(name, nlen, "content-type")) {
 		set_meta_str(&h->meta.content_type, value, vlen);
 	} else if (hname_is(name, nlen, "content-encoding")) {
@@ -347,7 +348,7 @@ static void fill_head(const struct http_resp *r, struct s3_object_head *h)
 	if (!f.have_total)
 		h->total_size = h->size;
 	if (!h->storage_class[0])
-		strlcpy_s(h->storage_class, "STANDARD", sizeof(h->storage_class));
+		str_copy_fit(h->storage_class, "STANDARD", sizeof(h->storage_class));
 }
 
 /* ---- request machinery --------------------------------------------------- */
@@ -452,7 +453,7 @@ static void describe(const struct s3_call *k, char *out, size_t outsz)
 		if (show < kl)
 			buf_addf(&b, "...(%zu bytes)", kl);
 	}
-	strlcpy_s(out, buf_str(&b), outsz);
+	str_copy_msg(out, buf_str(&b), outsz);
 	buf_release(&b);
 }
 
@@ -700,7 +701,7 @@ static int s3_check_ok(void *ctx, const struct http_resp *resp, char code[EXEC_C
 	}
 	if (k->doc->root != S3_XML_ERROR)
 		return 0;
-	strlcpy_s(code, k->doc->code, EXEC_CODE_MAX);
+	str_copy_msg(code, k->doc->code, EXEC_CODE_MAX);
 	*message = xstrdup(k->doc->message ? k->doc->message : "");
 	s3_xml_doc_release(k->doc);
 	return 1;
@@ -715,13 +716,13 @@ static void s3_parse_error(void *ctx, const struct http_resp *resp, char code[EX
 		struct s3_xml_doc ed;
 		if (s3_xml_parse(resp->body.data, resp->body.len, &ed, NULL, 0) == 0 &&
 		    ed.root == S3_XML_ERROR) {
-			strlcpy_s(code, ed.code, EXEC_CODE_MAX);
+			str_copy_msg(code, ed.code, EXEC_CODE_MAX);
 			*message = xstrdup(ed.message ? ed.message : "");
 		}
 		s3_xml_doc_release(&ed);
 	}
 	if (!code[0] && st >= 300)
-		strlcpy_s(code, status_code_name(st), EXEC_CODE_MAX);
+		str_copy_fit(code, status_code_name(st), EXEC_CODE_MAX);
 	if (st >= 300 && st < 400) {
 		/* A redirect: usually the bucket lives in another region. */
 		struct buf region = BUF_INIT;
@@ -781,9 +782,9 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 		    k->hdrs[i].value[0])
 			md5_signed = true;
 	if (k->body_len == 0)
-		strlcpy_s(payload, SIGV4_EMPTY_SHA256, sizeof(payload));
+		str_copy_fit(payload, SIGV4_EMPTY_SHA256, sizeof(payload));
 	else if (c->unsigned_payload || md5_signed || k->source)
-		strlcpy_s(payload, SIGV4_UNSIGNED_PAYLOAD, sizeof(payload));
+		str_copy_fit(payload, SIGV4_UNSIGNED_PAYLOAD, sizeof(payload));
 	else
 		sha256_hex(k->body, k->body_len, payload);
 
@@ -913,7 +914,7 @@ static void written_from(const struct http_resp *r, const char *etag, struct s3_
 		return;
 	memset(out, 0, sizeof(*out));
 	if (etag && etag[0])
-		strlcpy_s(out->etag, etag, sizeof(out->etag));
+		str_copy_fit(out->etag, etag, sizeof(out->etag));
 	else
 		etag_from_header(r, out->etag);
 	struct buf v = BUF_INIT;
@@ -994,7 +995,7 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key, uns
 	memset(out, 0, sizeof(*out));
 	char q[32] = "";
 	if (part_number > 0)
-		snprintf(q, sizeof(q), "partNumber=%u", part_number);
+		xsnprintf(q, sizeof(q), "partNumber=%u", part_number);
 	struct s3_call k = {.kind = S3_REQ_HEAD,
 			    .op = "HeadObject",
 			    .method = "HEAD",
@@ -1066,11 +1067,11 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 	if (length > 0) {
 		if (offset + length < offset)
 			return err_set(err, -EINVAL, "GetObject: range overflows");
-		snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)offset,
-			 (unsigned long long)(offset + length - 1));
+		xsnprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)offset,
+			  (unsigned long long)(offset + length - 1));
 		call_hdr(&k, "Range", range);
 	} else if (offset > 0) {
-		snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)offset);
+		xsnprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)offset);
 		call_hdr(&k, "Range", range);
 	}
 	if (if_match)
@@ -1197,9 +1198,9 @@ static int resume_check(void *p, const struct http_resp *resp, struct dth_err *e
 static void resume_reset(void *p)
 {
 	struct resume *r = p;
-	snprintf(r->range, sizeof(r->range), "bytes=%llu-%llu",
-		 (unsigned long long)(r->offset + r->got),
-		 (unsigned long long)(r->offset + r->length - 1));
+	xsnprintf(r->range, sizeof(r->range), "bytes=%llu-%llu",
+		  (unsigned long long)(r->offset + r->got),
+		  (unsigned long long)(r->offset + r->length - 1));
 }
 
 int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
@@ -1456,8 +1457,8 @@ int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char 
 	k.query = call_own(&k, part_query(part_number, upload_id));
 	call_hdr(&k, "x-amz-copy-source", call_own(&k, copy_source(src_bucket, src_key)));
 	char range[64];
-	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)offset,
-		 (unsigned long long)(offset + length - 1));
+	xsnprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)offset,
+		  (unsigned long long)(offset + length - 1));
 	call_hdr(&k, "x-amz-copy-source-range", range);
 	if (src_if_match)
 		call_hdr(&k, "x-amz-copy-source-if-match", call_own(&k, quoted(src_if_match)));
@@ -1489,7 +1490,7 @@ static void multipart_etag(const struct s3_part *parts, size_t n, char *out)
 	if (EVP_DigestFinal_ex(ctx, sum, &len) != 1)
 		goto cleanup;
 	hex_encode(sum, 16, out);
-	snprintf(out + 32, S3_ETAG_MAX - 32, "-%zu", n);
+	xsnprintf(out + 32, S3_ETAG_MAX - 32, "-%zu", n);
 cleanup:
 	EVP_MD_CTX_free(ctx);
 }
@@ -1593,7 +1594,7 @@ int s3_mpu_list_parts(struct s3_client *c, const char *bucket, const char *key,
 			memset(&p, 0, sizeof(p));
 			p.number = doc.items[i].part_number;
 			p.size = doc.items[i].size;
-			strlcpy_s(p.etag, doc.items[i].etag, sizeof(p.etag));
+			str_copy_fit(p.etag, doc.items[i].etag, sizeof(p.etag));
 			rc = fn(ctx, &p);
 		}
 		if (rc == 0 && !doc.has_truncated)
@@ -1911,7 +1912,7 @@ static char *list_query(const struct s3_lister *l)
 {
 	struct buf q = BUF_INIT;
 	char mk[16];
-	snprintf(mk, sizeof(mk), "%u", l->max_keys);
+	xsnprintf(mk, sizeof(mk), "%u", l->max_keys);
 	add_param(&q, "list-type", "2");
 	add_param(&q, "encoding-type", "url");
 	add_param(&q, "max-keys", mk);
@@ -2003,10 +2004,10 @@ int s3_lister_next(struct s3_lister *l, const struct s3_list_entry **e, struct d
 		l->cur.key = it->key;
 		l->cur.key_len = it->key_len;
 		l->cur.size = it->size;
-		strlcpy_s(l->cur.etag, it->etag, sizeof(l->cur.etag));
+		str_copy_fit(l->cur.etag, it->etag, sizeof(l->cur.etag));
 		l->cur.last_modified = it->time;
 		l->cur.is_prefix = it->is_prefix;
-		strlcpy_s(l->cur.storage_class, it->storage_class, sizeof(l->cur.storage_class));
+		str_copy_fit(l->cur.storage_class, it->storage_class, sizeof(l->cur.storage_class));
 		*e = &l->cur;
 		return 1;
 	}

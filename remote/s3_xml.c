@@ -67,7 +67,7 @@ static void fail(struct s3_xml *x, const char *fmt, ...)
 	x->err = -EPROTO;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(x->msg, sizeof(x->msg), fmt, ap);
+	msg_vsnprintf(x->msg, sizeof(x->msg), fmt, ap);
 	va_end(ap);
 	XML_StopParser(x->p, XML_FALSE);
 }
@@ -319,13 +319,13 @@ static void apply_field(struct s3_xml *x)
 
 	switch (x->field) {
 	case F_ERR_CODE:
-		strlcpy_s(d->code, trimmed(x), sizeof(d->code));
+		str_copy_msg(d->code, trimmed(x), sizeof(d->code));
 		break;
 	case F_ERR_MESSAGE:
 		set_str(x, &d->message, NULL);
 		break;
 	case F_ERR_REQID:
-		strlcpy_s(d->request_id, trimmed(x), sizeof(d->request_id));
+		str_copy_msg(d->request_id, trimmed(x), sizeof(d->request_id));
 		break;
 	case F_TRUNCATED:
 		t = trimmed(x);
@@ -380,7 +380,8 @@ static void apply_field(struct s3_xml *x)
 			fail(x, "xml: bad date");
 		break;
 	case F_ITEM_SC:
-		strlcpy_s(it->storage_class, trimmed(x), sizeof(it->storage_class));
+		if (str_copy(it->storage_class, trimmed(x), sizeof(it->storage_class)))
+			fail(x, "xml: a storage class too long");
 		break;
 	case F_ITEM_PARTNO:
 		if (parse_u64(trimmed(x), &v) != 0 || v == 0 || v > 100000)
@@ -407,7 +408,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	unsigned d = x->depth;
 	if (d <= NAMES_DEPTH) {
 		if (strlen(n) < NAME_MAX_LEN)
-			strlcpy_s(x->names[d - 1], n, NAME_MAX_LEN);
+			str_copy_fit(x->names[d - 1], n, NAME_MAX_LEN);
 		else
 			x->names[d - 1][0] = '\0';
 	}
@@ -550,8 +551,8 @@ static void expat_fail(struct s3_xml *x)
 		return;
 	enum XML_Error e = XML_GetErrorCode(x->p);
 	x->err = -EPROTO;
-	snprintf(x->msg, sizeof(x->msg), "xml: %s at line %lu", XML_ErrorString(e),
-		 (unsigned long)XML_GetCurrentLineNumber(x->p));
+	msg_snprintf(x->msg, sizeof(x->msg), "xml: %s at line %lu", XML_ErrorString(e),
+		     (unsigned long)XML_GetCurrentLineNumber(x->p));
 }
 
 int s3_xml_feed(struct s3_xml *x, const void *data, size_t len)
@@ -560,7 +561,7 @@ int s3_xml_feed(struct s3_xml *x, const void *data, size_t len)
 		return x->err;
 	if (x->finished) {
 		x->err = -EPROTO;
-		strlcpy_s(x->msg, "xml: data after the end of the document", sizeof(x->msg));
+		str_copy_fit(x->msg, "xml: data after the end of the document", sizeof(x->msg));
 		return x->err;
 	}
 	const char *p = data;
@@ -662,7 +663,7 @@ int s3_xml_parse(const void *data, size_t len, struct s3_xml_doc *out, char *msg
 	if (rc == 0)
 		s3_xml_take(x, out);
 	if (msg && msgsz)
-		strlcpy_s(msg, x->msg, msgsz);
+		str_copy_msg(msg, x->msg, msgsz);
 	s3_xml_free(x);
 	return rc;
 }

@@ -57,7 +57,7 @@ static bool no_secret(const char *msg)
 /* Write a temp file under /tmp with mode; path must hold 64 bytes. */
 static int write_temp(const char *content, mode_t mode, char *path)
 {
-	strlcpy_s(path, "/tmp/dth-test-config-XXXXXX", 64);
+	str_copy_fit(path, "/tmp/dth-test-config-XXXXXX", 64);
 	int fd = mkstemp(path);
 	if (fd < 0)
 		return -errno;
@@ -1000,7 +1000,7 @@ static void fake_handle(void *ctx, const struct peer_request *rq, struct peer_an
 	const char *body = "";
 	if (!strcmp(method, "PUT") && !strcmp(path, "/latest/api/token")) {
 		f->n_put++;
-		strlcpy_s(f->ttl, ttl, sizeof(f->ttl));
+		str_copy_fit(f->ttl, ttl, sizeof(f->ttl));
 		status = f->token_status;
 		body = status == 200 ? "tok-123" : "";
 	} else if (!strcmp(method, "GET") && str_startswith(path, base)) {

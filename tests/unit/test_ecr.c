@@ -619,7 +619,7 @@ static int seen_repo(void *ctx, const struct ecr_repo *r)
 			s->dups++;
 	} else if (strcmp(r->name, "dth/one") == 0) {
 		s->one++;
-		strlcpy_s(s->uri, r->uri, sizeof(s->uri));
+		str_copy_fit(s->uri, r->uri, sizeof(s->uri));
 	} else {
 		s->other++;
 	}
@@ -645,15 +645,15 @@ static int seen_image(void *ctx, const struct ecr_image *im)
 {
 	struct image_seen *s = ctx;
 	s->n++;
-	strlcpy_s(s->digest, im->digest, sizeof(s->digest));
+	str_copy_fit(s->digest, im->digest, sizeof(s->digest));
 	struct buf t = BUF_INIT;
 	for (size_t i = 0; i < im->n_tags; i++)
 		buf_addf(&t, "%s%s", i ? "," : "", im->tags[i]);
-	strlcpy_s(s->tags, buf_str(&t), sizeof(s->tags));
+	str_copy_fit(s->tags, buf_str(&t), sizeof(s->tags));
 	buf_release(&t);
 	s->size = im->size;
 	s->pushed_at = im->pushed_at;
-	strlcpy_s(s->media, im->media_type, sizeof(s->media));
+	str_copy_fit(s->media, im->media_type, sizeof(s->media));
 	return 0;
 }
 

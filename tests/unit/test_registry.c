@@ -354,13 +354,13 @@ static void test_blob_unknown(void)
 	ok(!registry_err_blob_unknown(&e), "blob unknown: no error");
 	ok(!registry_err_blob_unknown(NULL), "blob unknown: NULL");
 	err_set(&e, -EINVAL, "manifest put x:v1: 400 MANIFEST_BLOB_UNKNOWN: blob unknown");
-	strlcpy_s(e.remote_code, "MANIFEST_BLOB_UNKNOWN", sizeof(e.remote_code));
+	str_copy_fit(e.remote_code, "MANIFEST_BLOB_UNKNOWN", sizeof(e.remote_code));
 	ok(registry_err_blob_unknown(&e), "blob unknown: MANIFEST_BLOB_UNKNOWN");
-	strlcpy_s(e.remote_code, "BLOB_UNKNOWN", sizeof(e.remote_code));
+	str_copy_fit(e.remote_code, "BLOB_UNKNOWN", sizeof(e.remote_code));
 	ok(registry_err_blob_unknown(&e), "blob unknown: BLOB_UNKNOWN");
-	strlcpy_s(e.remote_code, "MANIFEST_INVALID", sizeof(e.remote_code));
+	str_copy_fit(e.remote_code, "MANIFEST_INVALID", sizeof(e.remote_code));
 	ok(!registry_err_blob_unknown(&e), "blob unknown: not for MANIFEST_INVALID");
-	strlcpy_s(e.remote_code, "MANIFEST_BLOB_UNKNOWNX", sizeof(e.remote_code));
+	str_copy_fit(e.remote_code, "MANIFEST_BLOB_UNKNOWNX", sizeof(e.remote_code));
 	ok(!registry_err_blob_unknown(&e), "blob unknown: whole code compared");
 }
 
@@ -450,7 +450,7 @@ static void fake_handle(void *ctx, const struct peer_request *rq, struct peer_an
 		 auth[0] ? (strncmp(auth, "Bearer", 6) == 0 ? "bearer" : "basic") : "-");
 	if (strncmp(path, "/token", 6) == 0) {
 		f->token_fetches++;
-		strlcpy_s(f->last_token_auth, auth, sizeof(f->last_token_auth));
+		str_copy_fit(f->last_token_auth, auth, sizeof(f->last_token_auth));
 		char body[256];
 		if (f->mode == 3 && strcmp(auth, "Basic dTpnb29k") != 0) {
 			/* wrong password at the token server */
@@ -467,7 +467,7 @@ static void fake_handle(void *ctx, const struct peer_request *rq, struct peer_an
 	}
 	if (strncmp(path, "/storage/", 9) == 0) {
 		f->storage_auth_seen = 1;
-		strlcpy_s(f->storage_auth, auth, sizeof(f->storage_auth));
+		str_copy_fit(f->storage_auth, auth, sizeof(f->storage_auth));
 		f->blob_attempts++;
 		pthread_mutex_unlock(&f->mu);
 		if (f->mode == 5 && f->blob_attempts == 1) {

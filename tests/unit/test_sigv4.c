@@ -240,7 +240,7 @@ static void run_case(const char *name)
 	if (sign_body)
 		sha256_hex(req.body, req.body_len, body_hash);
 	else
-		strlcpy_s(body_hash, SIGV4_EMPTY_SHA256, sizeof(body_hash));
+		str_copy_fit(body_hash, SIGV4_EMPTY_SHA256, sizeof(body_hash));
 	sigv4_amz_date(when, amz_date);
 
 	/* S3 (normalize=false) signs the path as sent on the wire: the raw path of
