@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
+#include "remote/exec.h"
 #include "remote/oci.h"
 #include "remote/registry.h"
 
@@ -883,10 +884,10 @@ static int copy_selected(struct run *r, const char *repo, const char *dst_repo,
 	return rc;
 }
 
+/* (A missing repository fails alone: -ENOENT is not unreachable here.) */
 static bool unreachable_rc(int rc)
 {
-	return rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH ||
-	       rc == -ETIMEDOUT || rc == -EACCES || rc == -EHOSTDOWN;
+	return exec_unreachable(rc);
 }
 
 static void fail_image(struct run *r, const char *ref, int rc, struct dth_err *err)

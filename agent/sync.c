@@ -15,6 +15,7 @@
 #include "agent/transfer.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
+#include "remote/exec.h"
 #include "remote/s3.h"
 
 static struct sync_progress progress;
@@ -181,11 +182,10 @@ static unsigned range_splits(const struct sync_opts *o, struct buf *store, unsig
 	return n;
 }
 
+/* The first listing's failure: unreachable, or no such bucket. */
 static bool unreachable_errno(int rc)
 {
-	return rc == -EACCES || rc == -EPERM || rc == -ENOENT || rc == -ETIMEDOUT ||
-	       rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -EHOSTUNREACH ||
-	       rc == -ENETUNREACH || rc == -EPROTO;
+	return exec_unreachable(rc) || rc == -ENOENT;
 }
 
 /* What the planner threads of one run share. */

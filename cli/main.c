@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "remote/exec.h"
 #include "remote/http.h"
 
 void cli_error(const char *fmt, ...)
@@ -24,21 +25,9 @@ void cli_error(const char *fmt, ...)
 
 int cli_exit_for_remote(int rc)
 {
-	switch (rc) {
-	case -EACCES:
-	case -EPERM:
-	case -ENOENT:
-	case -ETIMEDOUT:
-	case -ECONNREFUSED:
-	case -ECONNRESET:
-	case -EHOSTUNREACH:
-	case -ENETUNREACH:
-	case -EPROTO:
-	case -EIO:
-		return EXIT_UNREACHABLE;
-	default:
-		return EXIT_SOME_FAILED;
-	}
+	/* A remote's first answer: "not there" (no such bucket or repository)
+	 * counts as unreachable too. */
+	return exec_unreachable(rc) || rc == -ENOENT ? EXIT_UNREACHABLE : EXIT_SOME_FAILED;
 }
 
 static void usage(FILE *f)

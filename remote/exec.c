@@ -159,6 +159,24 @@ void exec_classify(long status, const char *code, struct exec_verdict *v)
 	v->expired = r->kind == EXPIRED;
 }
 
+bool exec_unreachable(int rc)
+{
+	switch (rc) {
+	case -EACCES:
+	case -EPERM:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EHOSTDOWN:
+	case -EPROTO:
+		return true;
+	default:
+		return false;
+	}
+}
+
 bool exec_is_skew(const char *code, const char *message)
 {
 	const struct code_rule *r = find_rule(code);

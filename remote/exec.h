@@ -160,6 +160,13 @@ int exec_run(const struct exec_call *x, struct http_resp *resp, struct dth_err *
 
 /* See struct exec_verdict. */
 void exec_classify(long status, const char *code, struct exec_verdict *v);
+/* Whether a call's errno says the endpoint cannot be used at all: it cannot
+ * be reached (refused, unreachable, down, timed out, reset, a TLS or protocol
+ * failure) or it refuses the credentials. What every command reports as exit
+ * status 3 (callers add what means "not there" in their context, such as a
+ * missing bucket). Throttling (-EBUSY) and server errors (-EIO) are not: the
+ * endpoint answers, some objects failed. */
+bool exec_unreachable(int rc);
 /* A clock-skew refusal (some services say it only in the message). */
 bool exec_is_skew(const char *code, const char *message);
 
