@@ -1,9 +1,15 @@
 /* Pure helpers of the S3 client: ETag shapes and the x-amz-tagging value. */
 #include "common/compat.h"
 
+#include <errno.h>
+#include <signal.h>
+
 #include <string.h>
 
 #include "remote/s3.h"
+#include "remote/http.h"
+#include "remote/retry.h"
+#include "tests/unit/peer.h"
 #include "tests/unit/tap.h"
 
 static void test_etag_parse(void)
@@ -40,9 +46,149 @@ static void test_tags_query(void)
 	buf_release(&b);
 }
 
+/* ---- the lister against the scripted peer: pages checked whole ---- */
+
+static struct http_engine *http;
+static struct peer *peer;
+
+static void no_wait(unsigned ms)
+{
+	(void)ms;
+}
+
+static struct s3_client *client(void)
+{
+	struct s3_config sc = {.name = "peer",
+			       .endpoint = peer_url(peer),
+			       .region = "us-east-1",
+			       .path_style = true,
+			       .http = http,
+			       .retry = {3, 1, 10}};
+	return s3_client_new(&sc);
+}
+
+/* A ListBucketResult page with keys (NULL-terminated); trunc: "true",
+ * "false" or NULL (no IsTruncated); token: NextContinuationToken or NULL. */
+static struct peer_answer page(struct buf *b, const char *const *keys, const char *trunc,
+			       const char *token)
+{
+	buf_reset(b);
+	buf_adds(b, "<ListBucketResult><EncodingType>url</EncodingType>");
+	if (trunc)
+		buf_addf(b, "<IsTruncated>%s</IsTruncated>", trunc);
+	if (token)
+		buf_addf(b, "<NextContinuationToken>%s</NextContinuationToken>", token);
+	for (size_t i = 0; keys[i]; i++)
+		buf_addf(b,
+			 "<Contents><Key>%s</Key><Size>1</Size><ETag>&quot;x&quot;</ETag>"
+			 "</Contents>",
+			 keys[i]);
+	buf_adds(b, "</ListBucketResult>");
+	struct peer_answer a = {.status = 200, .body = b->data, .body_len = b->len};
+	return a;
+}
+
+/* List everything; returns the final rc, *n the entries seen before it. */
+static int list_all(const struct s3_list_opts *o, unsigned *n, struct dth_err *err)
+{
+	struct s3_client *c = client();
+	struct s3_lister *l = s3_lister_new(c, "bkt", o);
+	const struct s3_list_entry *e;
+	int rc;
+	*n = 0;
+	err_clear(err);
+	while ((rc = s3_lister_next(l, &e, err)) == 1)
+		(*n)++;
+	/* a failed listing stays failed: never 0 afterwards */
+	struct dth_err e2;
+	err_clear(&e2);
+	int again = s3_lister_next(l, &e, &e2);
+	if (rc < 0 && again != rc)
+		rc = 999;
+	s3_lister_free(l);
+	s3_client_free(c);
+	return rc;
+}
+
+static void test_lister(void)
+{
+	struct buf b1 = BUF_INIT, b2 = BUF_INIT;
+	struct dth_err err;
+	unsigned n;
+	static const char *const p1[] = {"a", "b", NULL}, *const p2[] = {"c", "d", NULL};
+
+	struct peer_answer ok2[] = {page(&b1, p1, "true", "t1"), page(&b2, p2, "false", NULL)};
+	peer_script(peer, ok2, 2);
+	ok(list_all(NULL, &n, &err) == 0 && n == 4, "two good pages: 4 keys");
+
+	/* Defect 3: a page without IsTruncated is not taken as the last. */
+	struct peer_answer nt[] = {page(&b1, p1, NULL, "t1")};
+	peer_script(peer, nt, 1);
+	int rc = list_all(NULL, &n, &err);
+	ok(rc == -EPROTO && n == 0 && strstr(err.message, "IsTruncated"),
+	   "no IsTruncated: refused before a key is handed out (%d, %u: %s)", rc, n, err.message);
+
+	/* Defect 2: a page in the wrong order is refused before any of its keys. */
+	static const char *const bad[] = {"a", "B", NULL};
+	struct peer_answer un[] = {page(&b1, bad, "false", NULL)};
+	peer_script(peer, un, 1);
+	rc = list_all(NULL, &n, &err);
+	ok(rc == -EPROTO && n == 0 && strstr(err.message, "order"),
+	   "a, B: refused whole, no key handed out (%d, %u)", rc, n);
+
+	static const char *const back[] = {"b", "c", NULL};
+	struct peer_answer gb[] = {page(&b1, p1, "true", "t1"), page(&b2, back, "false", NULL)};
+	peer_script(peer, gb, 2);
+	rc = list_all(NULL, &n, &err);
+	ok(rc == -EPROTO && n == 2,
+	   "a page that starts at or before the last key: refused (%d, %u)", rc, n);
+
+	/* A repeated continuation token would loop for ever. */
+	struct peer_answer rep[] = {page(&b1, p1, "true", "t1"), page(&b2, p2, "true", "t1")};
+	peer_script(peer, rep, 2);
+	rc = list_all(NULL, &n, &err);
+	ok(rc == -EPROTO && strstr(err.message, "continuation token"),
+	   "a repeated continuation token: refused (%s)", err.message);
+
+	/* A key outside the prefix. */
+	static const char *const out[] = {"p/a", "q/b", NULL};
+	struct peer_answer op[] = {page(&b1, out, "false", NULL)};
+	peer_script(peer, op, 1);
+	struct s3_list_opts lo = {.prefix = "p/"};
+	rc = list_all(&lo, &n, &err);
+	ok(rc == -EPROTO && n == 0 && strstr(err.message, "prefix"), "a key outside the prefix");
+
+	/* A page cut short under a matching Content-Length: asked for again. */
+	struct buf cut = BUF_INIT;
+	struct peer_answer whole = page(&b1, p1, "false", NULL);
+	buf_add(&cut, b1.data, b1.len / 2);
+	struct peer_answer cs[] = {{.status = 200, .body = cut.data, .body_len = cut.len}, whole};
+	peer_script(peer, cs, 2);
+	rc = list_all(NULL, &n, &err);
+	ok(rc == 0 && n == 2 && peer_count(peer) == 2, "a page cut short is fetched again (%d)",
+	   rc);
+	buf_release(&cut);
+	buf_release(&b1);
+	buf_release(&b2);
+}
+
 int main(void)
 {
+	signal(SIGPIPE, SIG_IGN);
 	test_etag_parse();
 	test_tags_query();
+	if (http_global_init() != 0)
+		return 1;
+	struct http_engine_opts ho = {.connect_timeout_ms = 5000, .stall_timeout_s = 5};
+	http = http_engine_new(&ho);
+	peer = peer_start();
+	if (!http || !peer) {
+		printf("Bail out! no http engine or peer\n");
+		return 1;
+	}
+	retry_set_pause_fn(no_wait);
+	test_lister();
+	peer_stop(peer);
+	http_engine_free(http);
 	return tap_done();
 }
