@@ -13,6 +13,7 @@
 #include "agent/planner.h"
 #include "agent/spool.h"
 #include "agent/transfer.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
 #include "remote/s3.h"
@@ -433,7 +434,7 @@ static int plan_range(struct range *rg, struct dth_err *err)
 			 o->delete_gone);
 	planner_set_bounds(pl, rg->lo, rg->hi);
 	struct plan p;
-	uint64_t seen = 0;
+	uint64_t seen = 0, paged = 0;
 	for (;;) {
 		if (o->stop && *o->stop) {
 			rc = err_set(err, -EINTR, "interrupted");
@@ -452,11 +453,18 @@ static int plan_range(struct range *rg, struct dth_err *err)
 			run_fail(r, rc, err, unreachable_errno(rc) && !seen);
 			break;
 		}
-		if (rc == 0)
+		if (rc == 0) {
+			failpoint_hit(FAILPOINT_LIST_PAGE); /* the range's last page */
 			break;
+		}
 		if ((rc = plan_item(rg, &p, err))) {
 			run_fail(r, rc, err, false);
 			break;
+		}
+		failpoint_hit(FAILPOINT_KEY_PLANNED);
+		if (now % 1000 == 0 && now > paged) {
+			paged = now;
+			failpoint_hit(FAILPOINT_LIST_PAGE);
 		}
 	}
 out:
