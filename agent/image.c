@@ -220,9 +220,13 @@ static int count_tag(void *ctx, const char *name)
 
 /* Whether dst_repo did not exist at the destination when first probed in this
  * run (its tags list answered 404): its blobs are then absent unless copied
- * in this run (the seen set), and need no HEAD. Any other answer: false. */
+ * in this run (the seen set), and need no HEAD. Any other answer: false.
+ * Never after a crash: a repository the crashed run uploaded blobs into, but
+ * pushed no tag to, answers 404 too, and what it holds may not be recorded. */
 static bool repo_fresh(struct run *r, const char *dst_repo)
 {
+	if (r->o->after_crash)
+		return false;
 	struct buf k = BUF_INIT;
 	buf_addf(&k, "\n%s\n", dst_repo);
 	pthread_mutex_lock(&r->probe_mu);
