@@ -910,8 +910,16 @@ static int resume_parts(struct transfer *t, struct upload *up, const struct uplo
 	int rc = s3_mpu_list_parts(t->o->dst, t->o->dst_bucket, up->dst_key, old->upload_id,
 				   listparts_cb, &lc, &err);
 	if (rc == -ENOENT && up->replicate && dest_has_copy(t, up->dst_key, up)) {
-		/* Completed just before a crash, not yet recorded. */
+		/* Completed just before a crash, not yet recorded: what follows a
+		 * completion in finalize_upload may not have happened either. */
 		log_info("%s was completed by an earlier run", up->dst_key);
+		err_clear(&err);
+		if (t->o->metadata && up->tags.n &&
+		    s3_put_tagging(t->o->dst, t->o->dst_bucket, up->dst_key, &up->tags, &err)) {
+			*keep = true; /* the next run tries again */
+			buf_addf(reason, "setting the tags: %s", err.message);
+			return -EIO;
+		}
 		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
 			set_fatal(t, -EIO, "upload record");
 		object_done(t, j, up->rec.src_etag,
