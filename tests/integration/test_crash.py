@@ -764,6 +764,17 @@ class Images:
                                     body, OCI_MANIFEST)
         return digest, body
 
+    def remove(self):
+        """Delete the manifests from the source (--all of a later test must
+        not meet them)."""
+        digests = [(ref.split(":")[0], "sha256:" + hashlib.sha256(b).hexdigest())
+                   for ref, b in self.tags.items()]
+        digests += [(repo, d) for repo, kids in self.children.items() for d, _ in kids]
+        for repo, d in digests:
+            r = requests.delete("%s/v2/%s/manifests/%s" % (lib.registry_url("src"), repo, d),
+                                timeout=60)
+            assert r.status_code in (202, 404), (repo, d, r.status_code, r.text)
+
     def hits(self):
         return {"blob-uploaded": sum(len(b) for b in self.blobs.values()),
                 "manifest-put": len(self.tags) + sum(len(k) for k in self.children.values()),
@@ -837,6 +848,13 @@ def test_crash_matrix_image(ctx):
     rng = _rng("image")
     _say("seed %d (DTH_CRASH_SEED=%d replays this matrix)" % (SEED, SEED))
     imgs = Images()
+    try:
+        _image_matrix(ctx, rng, imgs, t_start)
+    finally:
+        imgs.remove()
+
+
+def _image_matrix(ctx, rng, imgs, t_start):
     hits = imgs.hits()
     refs = ",".join(sorted(imgs.tags))
     points = _draw(rng, IMAGE_POINTS, ("blob-uploaded", "manifest-put"), N_IMAGE_KILLS)
@@ -879,7 +897,7 @@ def test_crash_matrix_image(ctx):
             dups_total += dups
             _say("%-30s killed at %5.1fs; blob uploads %d for %d blobs, %d repeated" % (
                 label, secs, sum(ups.values()), len(need), dups))
-        except AssertionError as e:
+        except Exception as e:  # noqa: B902 - any failure names its run
             raise AssertionError("%s (seed %d, prefix %s): %s" % (label, SEED, prefix, e)) from e
     _say("image: %d kills, every rerun complete and checked; blob uploads repeated: %d; %.0fs" % (
         killed, dups_total, time.monotonic() - t_start))
