@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "common/buf.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
 #include "remote/exec.h"
@@ -220,9 +221,13 @@ static int count_tag(void *ctx, const char *name)
 
 /* Whether dst_repo did not exist at the destination when first probed in this
  * run (its tags list answered 404): its blobs are then absent unless copied
- * in this run (the seen set), and need no HEAD. Any other answer: false. */
+ * in this run (the seen set), and need no HEAD. Any other answer: false.
+ * Never after a crash: a repository the crashed run uploaded blobs into, but
+ * pushed no tag to, answers 404 too, and what it holds may not be recorded. */
 static bool repo_fresh(struct run *r, const char *dst_repo)
 {
+	if (r->o->after_crash)
+		return false;
 	struct buf k = BUF_INIT;
 	buf_addf(&k, "\n%s\n", dst_repo);
 	pthread_mutex_lock(&r->probe_mu);
@@ -289,6 +294,7 @@ static int copy_blob_claimed(struct run *r, const char *src_repo, const char *ds
 		bool mounted = false;
 		rc = registry_blob_mount(o->dst, dst_repo, b->digest, mp.from, &mounted, &up, err);
 		if (rc == 0 && mounted) {
+			failpoint_hit(FAILPOINT_BLOB_UPLOADED);
 			rc = blob_known(r, dst_repo, b->digest, b->size);
 			if (rc)
 				return err_set(err, rc, "manifest writer: %s", strerror(-rc));
@@ -329,6 +335,7 @@ static int copy_blob_claimed(struct run *r, const char *src_repo, const char *ds
 	rc = registry_upload_finish(o->dst, up, b->digest, st.pending.data, st.pending.len, err);
 	if (rc)
 		goto fail;
+	failpoint_hit(FAILPOINT_BLOB_UPLOADED);
 	registry_upload_free(up);
 	buf_release(&st.pending);
 	rc = blob_known(r, dst_repo, b->digest, got);
@@ -729,6 +736,8 @@ static int copy_manifest(struct run *r, const char *src_repo, const char *dst_re
 				   m->body.len, dst_digest, err);
 	if (rc && om.kind == REGISTRY_KIND_IMAGE && registry_err_blob_unknown(err))
 		rc = recopy_and_put(r, src_repo, dst_repo, m, put_ref, dst_digest, blobs, n, err);
+	if (!rc)
+		failpoint_hit(FAILPOINT_MANIFEST_PUT);
 cleanup:
 	free(blobs);
 	oci_manifest_release(&om);
@@ -849,6 +858,8 @@ static int select_index(struct run *r, const char *repo, const char *dst_repo,
 		if (!rc)
 			rc = registry_manifest_put(r->o->dst, dst_repo, tag, gm->media_type, body,
 						   strlen(body), dd, err);
+		if (!rc)
+			failpoint_hit(FAILPOINT_MANIFEST_PUT);
 		free(body);
 	}
 	free(keep);

@@ -74,6 +74,11 @@ struct image_sync_opts {
 	void (*on_note)(void *ctx, const char *ref, const char *message);
 	void *on_note_ctx;
 	unsigned concurrency; /* blob copies in parallel, all tags together; 0: 8 */
+	/* The task's last run did not end (it was killed, or the machine went
+	 * down): blobs it uploaded may be missing from the blobs database, so no
+	 * destination repository is taken as holding nothing because its tags
+	 * list is 404; every blob the database does not know is asked for (HEAD). */
+	bool after_crash;
 	/* Called (one call at a time) for each image that failed; ref is
 	 * "repo:tag" (or "repo" when its tags could not be listed). */
 	void (*on_failure)(void *ctx, const char *ref, int rc, const char *message);

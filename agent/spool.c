@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/failpoint.h"
 
 /* Record layout in the file (host byte order: the file never outlives the
  * process): uint32 key length, uint32 encoded record length (0: no record),
@@ -77,6 +78,7 @@ int spool_add(struct spool *s, const char *key, size_t key_len, const struct obj
 	    (s->rec.len && fwrite(s->rec.data, s->rec.len, 1, s->f) != 1))
 		return io_error(err, "write");
 	s->count++;
+	failpoint_hit(FAILPOINT_DELETE_SPOOLED);
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "agent/planner.h"
 #include "agent/spool.h"
 #include "agent/transfer.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
 #include "remote/exec.h"
@@ -325,6 +326,22 @@ static int adopt(struct run *r, const struct plan *p, struct dth_err *err)
 	return rc;
 }
 
+/* Whether a multipart upload of p's key, of the listed version, is recorded:
+ * an earlier run was copying it, and may have completed it at the destination
+ * without the steps that follow the completion (setting its tags) before it
+ * stopped. Such an object is not adopted: the copy finds the upload complete
+ * and finishes it. */
+static bool upload_recorded(const struct sync_opts *o, const struct plan *p)
+{
+	struct upload_record u;
+	if (p->key_len > MANIFEST_KEY_MAX ||
+	    manifest_upload_get(o->manifest, o->task_id, p->key, p->key_len, &u) != 0)
+		return false;
+	bool same = u.object_size == p->size && !strcmp(u.src_etag, p->etag);
+	codec_upload_release(&u);
+	return same;
+}
+
 /* A delete waits in the range's spool (see sync_run). */
 static int spool_delete(struct range *rg, const struct plan *p, struct dth_err *err)
 {
@@ -376,7 +393,13 @@ static int plan_item(struct range *rg, struct plan *p, struct dth_err *err)
 		add64(&r->prog->skipped, 1);
 		return 0;
 	case SYNC_ADOPT:
-		return adopt(r, p, err);
+		if (o->dry_run || !upload_recorded(o, p))
+			return adopt(r, p, err);
+		add64(&r->prog->planned, 1);
+		add64(&r->prog->planned_bytes, p->size);
+		if ((rc = transfer_submit(r->xfer, p)))
+			return err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc));
+		return 0;
 	case SYNC_DELETE:
 		return spool_delete(rg, p, err);
 	case SYNC_GONE:
@@ -433,7 +456,7 @@ static int plan_range(struct range *rg, struct dth_err *err)
 			 o->delete_gone);
 	planner_set_bounds(pl, rg->lo, rg->hi);
 	struct plan p;
-	uint64_t seen = 0;
+	uint64_t seen = 0, paged = 0;
 	for (;;) {
 		if (o->stop && *o->stop) {
 			rc = err_set(err, -EINTR, "interrupted");
@@ -452,11 +475,18 @@ static int plan_range(struct range *rg, struct dth_err *err)
 			run_fail(r, rc, err, unreachable_errno(rc) && !seen);
 			break;
 		}
-		if (rc == 0)
+		if (rc == 0) {
+			failpoint_hit(FAILPOINT_LIST_PAGE); /* the range's last page */
 			break;
+		}
 		if ((rc = plan_item(rg, &p, err))) {
 			run_fail(r, rc, err, false);
 			break;
+		}
+		failpoint_hit(FAILPOINT_KEY_PLANNED);
+		if (now % 1000 == 0 && now > paged) {
+			paged = now;
+			failpoint_hit(FAILPOINT_LIST_PAGE);
 		}
 	}
 out:

@@ -14,6 +14,7 @@
 #include "agent/layout.h"
 #include "agent/pipe.h"
 #include "common/buf.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "manifest/codec.h"
 #include "manifest/manifest.h"
@@ -538,6 +539,7 @@ static int copy_server(struct transfer *t, struct job *j, const char *skey, cons
 			 w.etag, j->etag);
 		return -EBADMSG;
 	}
+	failpoint_hit(FAILPOINT_OBJECT_PUT);
 	copied_server_side(t, j->size);
 	object_done(t, j, w.etag, 0);
 	return 0;
@@ -627,6 +629,7 @@ static int copy_buffered(struct worker *wk, struct job *j, const char *skey, con
 		buf_adds(reason, why);
 		goto out;
 	}
+	failpoint_hit(FAILPOINT_OBJECT_PUT);
 	sent(t, wk->body.len);
 	object_done(t, j, w.etag, t->o->metadata ? meta_fingerprint(&h.meta) : 0);
 out:
@@ -704,6 +707,7 @@ static int copy_streamed(struct worker *wk, struct job *j, const char *skey, con
 			buf_adds(reason, why);
 			goto out;
 		}
+		failpoint_hit(FAILPOINT_OBJECT_PUT);
 		sent(t, j->size);
 		object_done(t, j, s.out.etag, t->o->metadata ? meta_fingerprint(&h.meta) : 0);
 		goto out;
@@ -899,8 +903,16 @@ static int resume_parts(struct transfer *t, struct upload *up, const struct uplo
 	int rc = s3_mpu_list_parts(t->o->dst, t->o->dst_bucket, up->dst_key, old->upload_id,
 				   listparts_cb, &lc, &err);
 	if (rc == -ENOENT && up->replicate && dest_has_copy(t, up->dst_key, up)) {
-		/* Completed just before a crash, not yet recorded. */
+		/* Completed just before a crash, not yet recorded: what follows a
+		 * completion in finalize_upload may not have happened either. */
 		log_info("%s was completed by an earlier run", up->dst_key);
+		err_clear(&err);
+		if (t->o->metadata && up->tags.n &&
+		    s3_put_tagging(t->o->dst, t->o->dst_bucket, up->dst_key, &up->tags, &err)) {
+			*keep = true; /* the next run tries again */
+			buf_addf(reason, "setting the tags: %s", err.message);
+			return -EIO;
+		}
 		if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
 			set_fatal(t, -EIO, "upload record");
 		object_done(t, j, up->rec.src_etag,
@@ -950,6 +962,7 @@ static int create_upload(struct transfer *t, struct upload *up, const struct s3_
 		buf_release(&uid);
 		return rc;
 	}
+	failpoint_hit(FAILPOINT_UPLOAD_CREATED);
 	rc = str_copy(up->rec.upload_id, uid.data, sizeof(up->rec.upload_id));
 	buf_release(&uid);
 	if (rc) {
@@ -1352,6 +1365,7 @@ static void finalize_upload(struct worker *wk, struct upload *up)
 		object_failed(t, j, reason);
 		goto out;
 	}
+	failpoint_hit(FAILPOINT_UPLOAD_COMPLETED);
 	if (manifest_writer_del_upload(t->w, t->o->task_id, j->key, j->key_len))
 		set_fatal(t, -EIO, "upload record");
 	/* A CreateMultipartUpload retried after a lost answer leaves a twin. */
@@ -1546,6 +1560,8 @@ static void run_part(struct worker *wk, struct job *pj)
 		rc = part_buffered(wk, up, i, &w, reason, sizeof(reason));
 	else
 		rc = part_streamed(t, up, i, &w, reason, sizeof(reason));
+	if (rc == 0)
+		failpoint_hit(FAILPOINT_PART_UPLOADED);
 
 	bool last;
 	pthread_mutex_lock(&up->lock);
@@ -1596,6 +1612,7 @@ static void run_delete(struct worker *wk, struct job *j)
 		if (t->o->on_failure)
 			t->o->on_failure(t->o->on_failure_ctx, j->key, j->key_len, reason);
 	} else {
+		failpoint_hit(FAILPOINT_DELETE_ANSWERED);
 		add64(&t->prog->deleted, 1);
 		if (j->has_rec) {
 			struct obj_record r = j->rec;

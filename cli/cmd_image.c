@@ -889,6 +889,12 @@ static int image_sync_cmd(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Still "running": the last run never ended (killed, or the host went down). */
+	bool after_crash = !strcmp(trec.state, "running");
+	if (after_crash)
+		log_info("task %s: the last run did not end; blobs it may have uploaded are "
+			 "checked at the destination",
+			 tname.data);
 	str_copy_fit(trec.state, "running", sizeof(trec.state));
 	trec.last_run_start = (int64_t)time(NULL);
 	if (manifest_task_put(m, task_id, &trec))
@@ -910,6 +916,7 @@ static int image_sync_cmd(int argc, char **argv)
 	o.on_note = on_image_note;
 	o.on_note_ctx = &fails;
 	o.concurrency = (unsigned)conc;
+	o.after_crash = after_crash;
 	o.on_failure = on_image_failure;
 	o.on_failure_ctx = &fails;
 	o.stop = &sync_stop;

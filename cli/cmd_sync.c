@@ -405,10 +405,17 @@ int cmd_sync(int argc, char **argv)
 		goto out;
 	}
 
+	/* Still "running": the last run never ended (killed, or the host went
+	 * down), and what it copied in its last moments is not recorded. The
+	 * destination listing then finds those copies, so they are not sent again. */
+	bool after_crash = !dry_run && !strcmp(trec.state, "running");
+	if (after_crash)
+		log_info("task %s: the last run did not end; the destination is listed",
+			 tname.data);
 	struct sync_opts o;
 	cli_sync_opts_init(&o, &ends, m, task_id, &trec);
 	o.same_endpoint = ends.same_endpoint && !no_server_copy;
-	o.merge_destination = !trec.dest_listed || del;
+	o.merge_destination = !trec.dest_listed || del || after_crash;
 	o.concurrency = (unsigned)concurrency;
 	o.multipart_threshold = threshold;
 	o.part_size = part_size;

@@ -8,6 +8,7 @@
 #include <errno.h>
 
 #include "cli/cli.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "remote/exec.h"
@@ -49,6 +50,12 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	struct dth_err ferr;
+	err_clear(&ferr);
+	if (failpoint_init(&ferr)) {
+		cli_error("%s", ferr.message);
+		return EXIT_USAGE;
+	}
 	int i = 1;
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "--log-level") && i + 1 < argc) {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/failpoint.h"
 #include "common/log.h"
 
 #define WRITER_QUEUE_MIN     4096
@@ -213,10 +214,12 @@ static int apply_batch(struct manifest_writer *w, size_t n)
 			rc = apply_op(w, txn, &w->batch[i]);
 		if (!rc)
 			rc = stats_write(w, txn);
-		if (rc)
+		if (rc) {
 			mf_write_abort(m, txn);
-		else
+		} else {
+			failpoint_hit(FAILPOINT_COMMIT_BEFORE);
 			rc = mf_write_commit(m, txn);
+		}
 		if (rc == MDB_MAP_FULL) {
 			int e = mf_grow(m);
 			if (e)
@@ -227,6 +230,7 @@ static int apply_batch(struct manifest_writer *w, size_t n)
 			log_error("manifest %s: commit failed: %s", m->dir, mdb_strerror(rc));
 			return mf_errno(rc);
 		}
+		failpoint_hit(FAILPOINT_COMMIT_AFTER);
 		return 0;
 	}
 }
