@@ -379,6 +379,7 @@ struct s3_call {
 	size_t max_body;
 	size_t expect_len; /* expected 2xx body size, a hint for buffer sizes */
 	bool want_partial; /* a ranged GET into a sink: only a 206 is accepted */
+	bool empty_ok;	   /* an empty 2xx body is an empty document (doc left empty) */
 	/* Parse a 2xx body as XML into doc; an <Error> there is an error. */
 	struct s3_xml_doc *doc;
 	/* Owned strings to free with the call. */
@@ -690,7 +691,7 @@ static int s3_check_ok(void *ctx, const struct http_resp *resp, char code[EXEC_C
 	struct s3_call *k = ((struct s3_run *)ctx)->k;
 	if (k->check && k->check(k->sink_ctx, resp, err))
 		return 2;
-	if (!k->doc)
+	if (!k->doc || (k->empty_ok && resp->body.len == 0))
 		return 0;
 	char pm[256] = "";
 	if (s3_xml_parse(resp->body.data, resp->body.len, k->doc, pm, sizeof(pm)) != 0) {
@@ -1304,11 +1305,16 @@ int s3_get_tagging(struct s3_client *c, const char *bucket, const char *key, str
 			    .bucket = bucket,
 			    .key = key,
 			    .query = "tagging",
-			    .doc = &doc};
+			    .doc = &doc,
+			    /* Ceph 16 answers an empty 200 for an object whose multipart
+			     * upload carried x-amz-tagging: no tags it can tell */
+			    .empty_ok = true};
 	struct http_resp resp;
 	http_resp_init(&resp);
 	int rc = s3_do(c, &k, &resp, err);
-	if (rc == 0)
+	if (rc == 0 && resp.body.len == 0)
+		log_debug("s3: GetObjectTagging %s: an empty answer, taken as no tags", key);
+	else if (rc == 0)
 		rc = expect_doc(&k, &doc, S3_XML_TAGGING, S3_XML_UNKNOWN, "Tagging", err);
 	if (rc == 0 && doc.n_items) {
 		out->tags = xcalloc(doc.n_items, sizeof(*out->tags));
