@@ -1183,6 +1183,8 @@ static int relayout(struct transfer *t, struct upload *up, uint64_t p, struct s3
 					     i + 1, t->o->dst_bucket, up->dst_key, off, len, cur,
 					     &pw, &err);
 		str_copy_fit(parts[i].etag, pw.etag, sizeof(parts[i].etag));
+		if (!rc)
+			copied_server_side(t, len);
 	}
 	if (!rc) {
 		rc = s3_mpu_complete(t->o->dst, t->o->dst_bucket, up->dst_key, uid.data, parts, n,
