@@ -279,6 +279,16 @@ static bool is_copy(enum sync_action a)
 	       a == SYNC_COPY_MISSING;
 }
 
+/* A record of the planned key's source side with status (the rest zero). */
+static void rec_of(const struct plan *p, int status, struct obj_record *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->size = p->size;
+	rec->last_modified = p->last_modified;
+	str_copy_fit(rec->etag, p->etag, sizeof(rec->etag));
+	rec->status = (uint8_t)status;
+}
+
 /* A key the run must not act on: reported as failed, never copied or deleted.
  * A copy's failure is recorded in the manifest when the key fits there. */
 static int refuse_key(struct run *r, const struct plan *p, const char *why, struct dth_err *err)
@@ -290,11 +300,7 @@ static int refuse_key(struct run *r, const struct plan *p, const char *why, stru
 	if (o->dry_run || !is_copy(p->action) || p->key_len > MANIFEST_KEY_MAX)
 		return 0;
 	struct obj_record rec;
-	memset(&rec, 0, sizeof(rec));
-	rec.size = p->size;
-	rec.last_modified = p->last_modified;
-	str_copy_fit(rec.etag, p->etag, sizeof(rec.etag));
-	rec.status = OBJ_FAILED;
+	rec_of(p, OBJ_FAILED, &rec);
 	rec.attempts = (p->has_rec ? p->rec.attempts : 0) + 1;
 	str_copy_msg(rec.last_error, why, sizeof(rec.last_error));
 	int rc = manifest_writer_put_obj(r->w, o->task_id, p->key, p->key_len, &rec);
@@ -312,11 +318,7 @@ static int adopt(struct run *r, const struct plan *p, struct dth_err *err)
 	if (o->dry_run)
 		return 0;
 	struct obj_record rec;
-	memset(&rec, 0, sizeof(rec));
-	rec.size = p->size;
-	rec.last_modified = p->last_modified;
-	str_copy_fit(rec.etag, p->etag, sizeof(rec.etag));
-	rec.status = OBJ_DONE;
+	rec_of(p, OBJ_DONE, &rec);
 	rec.attempts = p->has_rec ? p->rec.attempts : 0;
 	str_copy_fit(rec.dest_etag, p->dst_etag, sizeof(rec.dest_etag));
 	rec.transferred_at = (int64_t)time(NULL);

@@ -1141,24 +1141,31 @@ int s3_put_object(struct s3_client *c, const char *bucket, const char *key, cons
 	return simple_etag(c, &k, out, err);
 }
 
+/* A PUT whose body of len bytes comes from source: PutObject (query NULL,
+ * opts) or UploadPart (query, content_md5). One attempt (see s3_do). */
+static int put_from(struct s3_client *c, struct s3_call *k, uint64_t len, http_source_fn source,
+		    void *source_ctx, struct s3_written *out, struct dth_err *err)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (len > SIZE_MAX) {
+		call_free(k);
+		return err_set(err, -EFBIG, "%s: %llu bytes", k->op, (unsigned long long)len);
+	}
+	k->body_len = (size_t)len;
+	k->source = source;
+	k->source_ctx = source_ctx;
+	return simple_etag(c, k, out, err);
+}
+
 int s3_put_object_from(struct s3_client *c, const char *bucket, const char *key, uint64_t len,
 		       http_source_fn source, void *source_ctx, const struct s3_put_opts *opts,
 		       struct s3_written *out, struct dth_err *err)
 {
-	if (out)
-		memset(out, 0, sizeof(*out));
-	if (len > SIZE_MAX)
-		return err_set(err, -EFBIG, "PutObject: %llu bytes", (unsigned long long)len);
-	struct s3_call k = {.kind = S3_REQ_PUT,
-			    .op = "PutObject",
-			    .method = "PUT",
-			    .bucket = bucket,
-			    .key = key,
-			    .body_len = (size_t)len,
-			    .source = source,
-			    .source_ctx = source_ctx};
+	struct s3_call k = {
+	    .kind = S3_REQ_PUT, .op = "PutObject", .method = "PUT", .bucket = bucket, .key = key};
 	add_put_headers(&k, opts, true);
-	return simple_etag(c, &k, out, err);
+	return put_from(c, &k, len, source, source_ctx, out, err);
 }
 
 /* ---- streamed, resumed ranged GETs ---- */
@@ -1426,21 +1433,14 @@ int s3_mpu_upload_part_from(struct s3_client *c, const char *bucket, const char 
 			    http_source_fn source, void *source_ctx, const char *content_md5,
 			    struct s3_written *out, struct dth_err *err)
 {
-	if (out)
-		memset(out, 0, sizeof(*out));
-	if (len > SIZE_MAX)
-		return err_set(err, -EFBIG, "UploadPart: %llu bytes", (unsigned long long)len);
 	struct s3_call k = {.kind = S3_REQ_MULTIPART,
 			    .op = "UploadPart",
 			    .method = "PUT",
 			    .bucket = bucket,
-			    .key = key,
-			    .body_len = (size_t)len,
-			    .source = source,
-			    .source_ctx = source_ctx};
+			    .key = key};
 	k.query = call_own(&k, part_query(part_number, upload_id));
 	call_hdr(&k, "Content-MD5", content_md5);
-	return simple_etag(c, &k, out, err);
+	return put_from(c, &k, len, source, source_ctx, out, err);
 }
 
 int s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
