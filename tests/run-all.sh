@@ -2,10 +2,10 @@
 # The test command (CI runs it through .ci/run):  sudo bash tests/run-all.sh
 #
 #  1. install the dependencies (tests/install-deps.sh; quick when present)
-#  2. build (build/), run the unit tests
+#  2. build (build/, with Debian's hardening flags from dpkg-buildflags), run
+#     the unit tests
 #  3. build again with ASan+UBSan (build-asan/), run the unit tests again
-#  4. build with Debian's hardening flags (dpkg-buildflags) and run the unit
-#     tests there; build with ThreadSanitizer and run the threaded unit tests
+#  4. build with ThreadSanitizer (build-tsan/) and run the threaded unit tests
 #  5. build the libFuzzer targets (build-fuzz/, clang) and run each one
 #     for a bounded time from its seed corpus (tests/fuzz/run.sh): one test
 #     per target
@@ -13,21 +13,20 @@
 #     every .c/.h with clang-format (one test each)
 #  7. start two radosgw endpoints, s3rver and three docker-registry instances
 #     with test images (tests/harness/), run the
-#     integration tests (tests/integration/run.py) against build/dth, and
-#     stop the servers again, even on failure or Ctrl-C
+#     integration tests (tests/integration/run.py) against build/dth, then a
+#     few of them against a ThreadSanitizer build of dth, and stop the
+#     servers again, even on failure or Ctrl-C
 # and print one last line, "N passed, N failed" (", N skipped" when some
 # were), over all of it. Exit status 1 when anything failed.
 #
 # Arguments are passed to run.py (e.g. -k kill9). Environment:
 #   DTH_SKIP_INSTALL=1   do not run install-deps.sh
 #   DTH_SKIP_ASAN=1      skip the sanitizer build
-#   DTH_SKIP_HARDENED=1  skip the build with Debian's hardening flags
-#   DTH_SKIP_TSAN=1      skip the ThreadSanitizer run of the threaded unit tests
+#   DTH_SKIP_TSAN=1      skip the ThreadSanitizer runs (unit and integration)
 #   DTH_SKIP_FUZZ=1      skip the fuzz stage
-#   DTH_FUZZ_SECONDS     how long each fuzz target runs (default 20)
-#   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR, DTH_HARD_BUILD_DIR, DTH_TSAN_BUILD_DIR,
-#   DTH_FUZZ_BUILD_DIR   build dirs (build, build-asan, build-hardened, build-tsan,
-#                        build-fuzz)
+#   DTH_FUZZ_SECONDS     how long each fuzz target runs (default 15)
+#   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR, DTH_TSAN_BUILD_DIR, DTH_FUZZ_BUILD_DIR
+#                        build dirs (build, build-asan, build-tsan, build-fuzz)
 #   DTH_TEST_RUN_DIR     where servers, logs and test dirs go (default: a new
 #                        /tmp/dth-test.XXXXXX, removed when all passed)
 #   DTH_TEST_MEMSTORE_BYTES  RAM the Ceph OSD may fill (default 12 GiB)
@@ -44,7 +43,6 @@ SKIP=0
 FAILED_STAGES=()
 BUILD_DIR=${DTH_BUILD_DIR:-build}
 ASAN_DIR=${DTH_ASAN_BUILD_DIR:-build-asan}
-HARD_DIR=${DTH_HARD_BUILD_DIR:-build-hardened}
 TSAN_DIR=${DTH_TSAN_BUILD_DIR:-build-tsan}
 FUZZ_DIR=${DTH_FUZZ_BUILD_DIR:-build-fuzz}
 # Unit tests that run code on several threads: the read cache's fetchers, the
@@ -55,7 +53,7 @@ RUN_DIR=${DTH_TEST_RUN_DIR:-$(mktemp -d /tmp/dth-test.XXXXXX)}
 mkdir -p "$RUN_DIR"
 SERVERS_STARTED=0
 
-stage() { printf '\n=== %s\n' "$*"; }
+stage() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 failed() { # NAME [COUNT]
 	FAIL=$((FAIL + ${2:-1}))
 	FAILED_STAGES+=("$1")
@@ -147,9 +145,16 @@ PY=$(sh tests/harness/pick-python.sh) || {
 	exit 1
 }
 
-stage "build ($BUILD_DIR)"
+# The build the integration tests use has Debian's build flags (what a
+# package build uses: -O2, -D_FORTIFY_SOURCE=2, the stack protector, full
+# RELRO), passed as options so a reconfigure of an existing directory takes
+# them too.
+HCPPFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)
+HCFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)
+HLDFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)
+stage "build ($BUILD_DIR, dpkg-buildflags hardening=+all: $HCPPFLAGS $HCFLAGS $HLDFLAGS)"
 BUILT=0
-if build "$BUILD_DIR"; then
+if build "$BUILD_DIR" --buildtype=plain -Dc_args="$HCPPFLAGS $HCFLAGS" -Dc_link_args="$HLDFLAGS"; then
 	BUILT=1
 	stage "unit tests"
 	unit_tests "$BUILD_DIR" unit
@@ -165,22 +170,6 @@ if [ -z "${DTH_SKIP_ASAN:-}" ]; then
 			unit_tests "$ASAN_DIR" asan
 	else
 		failed asan-build
-	fi
-fi
-
-if [ -z "${DTH_SKIP_HARDENED:-}" ]; then
-	# Debian's build flags (what a package build uses): -O2, -D_FORTIFY_SOURCE=2,
-	# the stack protector, full RELRO. Passed as options so a reconfigure of an
-	# existing directory takes them too.
-	stage "hardened build ($HARD_DIR, dpkg-buildflags hardening=+all) and unit tests"
-	HCPPFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)
-	HCFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)
-	HLDFLAGS=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)
-	if build "$HARD_DIR" --buildtype=plain -Dc_args="$HCPPFLAGS $HCFLAGS" \
-		-Dc_link_args="$HLDFLAGS"; then
-		unit_tests "$HARD_DIR" hardened
-	else
-		failed hardened-build
 	fi
 fi
 
@@ -200,7 +189,7 @@ fi
 if [ -z "${DTH_SKIP_FUZZ:-}" ]; then
 	# libFuzzer targets (tests/fuzz): each runs from its seed corpus for a
 	# bounded time; a crash, hang, leak or sanitizer report fails its test.
-	FUZZ_SECS=${DTH_FUZZ_SECONDS:-20}
+	FUZZ_SECS=${DTH_FUZZ_SECONDS:-15}
 	stage "fuzz targets ($FUZZ_DIR, clang + libFuzzer, $FUZZ_SECS s each)"
 	# only configure here ("build.ninja"): run.sh builds the fuzz_* targets
 	# and nothing else of this directory
