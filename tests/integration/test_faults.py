@@ -826,6 +826,18 @@ def test_hostile_nul_key_source(ctx):
     _hostile_run(ctx, src, dst, {"rename_keys": {NUL_REAL: NUL_SHOWN}}, "src", NUL_WORDS)
 
 
+def test_hostile_key_too_long(ctx):
+    """The source lists a key of 5,000 bytes (longer than the manifest
+    records): it fails as that one object while planning, the others are
+    copied, nothing is deleted (issue 8, defect 9: it used to end the whole
+    run, every run, after copying it)."""
+    src = ctx.bucket("a", "longkey-src")
+    _put_many("a", src, {"a": b"lower a", "B": b"upper B", "k-long": b"the long one"})
+    dst = _mirror_dst({"a": b"lower a", "B": b"upper B"}, {})
+    _hostile_run(ctx, src, dst, {"rename_keys": {"k-long": "k" + "x" * 5000}}, "src",
+                 r"longer than the manifest")
+
+
 # HEAD ?partNumber=N answers for a 28 MiB object in parts of 8, 8, 8, 4 MiB
 # (radosgw 16 ignores partNumber: the proxy answers as AWS would, with the
 # part's size, its Content-Range and x-amz-mp-parts-count)
