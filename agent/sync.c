@@ -583,7 +583,7 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 {
 	double t0 = now_mono();
 	int rc = 0;
-	struct sync_progress *prog = &progress;
+	struct sync_progress *prog = o->progress ? o->progress : &progress;
 	struct run r;
 	struct buf splits = BUF_INIT;
 	struct range ranges[MAX_RANGES];

@@ -106,6 +106,9 @@ struct sync_opts {
 	void *on_failure_ctx;
 	/* Set by the caller (e.g. a signal handler) to stop early. */
 	volatile int *stop;
+	/* NULL, or the live counters of this run (zeroed by sync_run); else the
+	 * process-wide ones of sync_progress_get. */
+	struct sync_progress *progress;
 };
 
 struct sync_result {
@@ -124,7 +127,8 @@ struct sync_result {
 	bool unreachable;     /* an endpoint could not be reached or refused the credentials */
 };
 
-/* The live counters of the run in progress (or last finished) in this process. */
+/* The live counters of the run in progress (or last finished) in this
+ * process, for runs without their own (sync_opts.progress). */
 struct sync_progress *sync_progress_get(void);
 
 /* Run once. Returns 0 when the run went through (objects may still have

@@ -43,7 +43,7 @@ static const struct taskdef_setting table[] = {
      OFF(timezone)},
     {"enabled", BOTH, TD_AGENT, TD_BOOL, NULL, "true",
      "whether the agent starts the task (false: defined, but stopped)", NULL, 0, 0, OFF(enabled)},
-    {"concurrency", BOTH, TD_CLI, TD_COUNT, "N", "16 (image tasks: 8)",
+    {"concurrency", BOTH, TD_CLI, TD_COUNT, "N", "16|8",
      "parallel transfers and parts (image tasks: blob copies)", NULL, 1, 1024, OFF(concurrency)},
     {"retries", BOTH, TD_CLI, TD_CUSTOM, "N", "7, or the remote's retries",
      "retries of a failed request, with backoff", NULL, 0, 100, OFF(retries)},
@@ -297,7 +297,8 @@ static int add_pattern(struct taskdef *t, bool include, const char *v, struct dt
 	return 0;
 }
 
-/* images: "repo[:tag],..." (commas and newlines separate; blanks ignored). */
+/* images: "repo[:tag],..." (commas and newlines separate; blanks and
+ * entries starting with # ignored). */
 static int add_images(struct taskdef *t, const char *v, struct dth_err *err)
 {
 	const char *p = v;
@@ -308,7 +309,7 @@ static int add_images(struct taskdef *t, const char *v, struct dth_err *err)
 			q++;
 		while (e > q && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
 			e--;
-		if (e > q) {
+		if (e > q && *q != '#') {
 			char *ref = xstrndup(q, (size_t)(e - q));
 			if (strlen(ref) > 1024 || !clean_text(ref)) {
 				free(ref);
@@ -429,15 +430,33 @@ static int check_tags(const char *re, struct dth_err *err)
 	return 0;
 }
 
-static int check_image(const struct taskdef *t, struct dth_err *err, const char **field)
+/* A key as the user wrote it: "max_delete", or "--max-delete" on the
+ * command line. */
+static const char *kname(const char *key, bool flags, char out[64])
 {
+	if (!flags)
+		return key;
+	size_t n = 0;
+	out[n++] = '-';
+	out[n++] = '-';
+	for (const char *p = key; *p && n < 63; p++)
+		out[n++] = *p == '_' ? '-' : *p;
+	out[n] = '\0';
+	return out;
+}
+
+static int check_image(const struct taskdef *t, bool flags, struct dth_err *err, const char **field)
+{
+	char a[64], b[64];
 	if (t->all && t->n_images) {
 		*field = "all";
-		return err_set(err, -EINVAL, "give images or all, not both");
+		return err_set(err, -EINVAL, "give %s or %s, not both", kname("images", flags, a),
+			       kname("all", flags, b));
 	}
 	if (!t->all && !t->n_images) {
 		*field = "images";
-		return err_set(err, -EINVAL, "an image task needs images or all");
+		return err_set(err, -EINVAL, "an image task needs %s or %s",
+			       kname("images", flags, a), kname("all", flags, b));
 	}
 	if (t->tags && check_tags(t->tags, err)) {
 		*field = "tags";
@@ -450,27 +469,30 @@ static int check_image(const struct taskdef *t, struct dth_err *err, const char 
 		free(pl);
 		if (rc) {
 			*field = "platform";
-			err_prefix(err, "platform");
+			err_prefix(err, "%s", kname("platform", flags, a));
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-static int check_s3(const struct taskdef *t, struct dth_err *err, const char **field)
+static int check_s3(const struct taskdef *t, bool flags, struct dth_err *err, const char **field)
 {
+	char a[64], b[64];
 	if (t->sse_kms_key_id && (!t->sse || strcmp(t->sse, "aws:kms"))) {
 		*field = "sse_kms_key_id";
-		return err_set(err, -EINVAL, "sse_kms_key_id needs sse aws:kms");
+		return err_set(err, -EINVAL, "%s needs %s aws:kms",
+			       kname("sse_kms_key_id", flags, a), kname("sse", flags, b));
 	}
 	if ((t->max_delete >= 0 || t->max_delete_percent >= 0) && !t->delete_gone) {
 		*field = "max_delete";
-		return err_set(err, -EINVAL, "max_delete needs delete");
+		return err_set(err, -EINVAL, "%s needs %s", kname("max_delete", flags, a),
+			       kname("delete", flags, b));
 	}
 	return 0;
 }
 
-int taskdef_check(const struct taskdef *t, struct dth_err *err, const char **field)
+int taskdef_check(const struct taskdef *t, bool flags, struct dth_err *err, const char **field)
 {
 	const char *dummy;
 	if (!field)
@@ -498,7 +520,7 @@ int taskdef_check(const struct taskdef *t, struct dth_err *err, const char **fie
 		}
 		if (!rc) {
 			*field = NULL;
-			rc = check_image(t, err, field);
+			rc = check_image(t, flags, err, field);
 		}
 	} else {
 		*field = "source";
@@ -509,7 +531,7 @@ int taskdef_check(const struct taskdef *t, struct dth_err *err, const char **fie
 		}
 		if (!rc) {
 			*field = NULL;
-			rc = check_s3(t, err, field);
+			rc = check_s3(t, flags, err, field);
 		}
 	}
 	if (!rc)
@@ -774,6 +796,24 @@ int taskdef_cli_apply(struct taskdef *t, int base, int val, const char *arg, str
 	return 1;
 }
 
+/* The default shown for kind: deflt is "TEXT", or "S3TEXT|IMAGETEXT" for
+ * settings whose default differs by kind (TD_WORD's words also hold '|'). */
+static const char *deflt_of(const struct taskdef_setting *s, int kind)
+{
+	static _Thread_local char one[32];
+	const char *bar = strchr(s->deflt, '|');
+	if (!bar)
+		return s->deflt;
+	if (kind == TASKDEF_IMAGE)
+		return bar + 1;
+	size_t n = (size_t)(bar - s->deflt);
+	if (n >= sizeof(one))
+		return s->deflt;
+	memcpy(one, s->deflt, n);
+	one[n] = '\0';
+	return one;
+}
+
 void taskdef_cli_help(FILE *f, int kind)
 {
 	for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -791,7 +831,7 @@ void taskdef_cli_help(FILE *f, int kind)
 		if (no)
 			buf_adds(&line, " (done by default)");
 		else if (s->deflt && !flag)
-			buf_addf(&line, " (default %s)", s->deflt);
+			buf_addf(&line, " (default %s)", deflt_of(s, kind));
 		fprintf(f, "%s\n", line.data);
 		buf_release(&line);
 	}

@@ -103,12 +103,14 @@ enum {
 };
 
 struct taskdef_setting {
-	const char *name;  /* config key and JSON field ("part_size") */
-	unsigned kinds;	   /* TASKDEF_S3 | TASKDEF_IMAGE */
-	unsigned flags;	   /* TD_* */
-	int type;	   /* enum taskdef_type */
-	const char *arg;   /* placeholder for --help ("SIZE"); NULL for a boolean */
-	const char *deflt; /* the default as text, for help and docs; NULL: none */
+	const char *name; /* config key and JSON field ("part_size") */
+	unsigned kinds;	  /* TASKDEF_S3 | TASKDEF_IMAGE */
+	unsigned flags;	  /* TD_* */
+	int type;	  /* enum taskdef_type */
+	const char *arg;  /* placeholder for --help ("SIZE"); NULL for a boolean */
+	/* The default as text, for help and docs (NULL: none); "A|B" when it
+	 * differs by kind: A for S3 tasks, B for image tasks. */
+	const char *deflt;
 	const char *help;
 	const char *words; /* TD_WORD: "AES256|aws:kms" */
 	uint64_t min, max; /* TD_COUNT, TD_SIZE bounds; TD_TEXT: max bytes */
@@ -140,8 +142,9 @@ int taskdef_set(struct taskdef *t, const char *key, const char *value, struct dt
  * both), the name (1 to 255 bytes of printable UTF-8) and that the tag regex
  * and the platforms compile (filters are checked as they are set). The
  * schedule is the agent's to check (schedule.h). 0 or -EINVAL with err set
- * and *field (may be NULL) the name of the setting at fault. */
-int taskdef_check(const struct taskdef *t, struct dth_err *err, const char **field) WUR;
+ * and *field (may be NULL) the name of the setting at fault. With flags,
+ * messages name settings as command-line flags (--max-delete). */
+int taskdef_check(const struct taskdef *t, bool flags, struct dth_err *err, const char **field) WUR;
 
 /* The definition as a JSON object: name, type and every setting of its kind
  * (defaults included; lists as arrays). New reference. */

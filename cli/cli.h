@@ -63,20 +63,13 @@ void progress_fmt_bytes(uint64_t n, char out[32]);
 
 #endif
 
-/* The two ends of an S3 task, opened from the config and "REMOTE:BUCKET[/PREFIX]"
- * specs. Prefixes are normalised to end with '/' (or are ""). */
+/* The two ends of an S3 task, opened from the config file (loaded here) and
+ * "REMOTE:BUCKET[/PREFIX]" specs (agent/ends.h). */
+#include "agent/ends.h"
 struct config;
-struct http_engine;
-struct creds_provider;
-struct s3_client;
 struct cli_ends {
 	struct config *cfg;
-	struct http_engine *http_src, *http_dst;
-	struct creds_provider *creds_src, *creds_dst;
-	struct s3_client *src, *dst;
-	char *src_remote, *src_bucket, *src_prefix;
-	char *dst_remote, *dst_bucket, *dst_prefix;
-	bool same_endpoint;
+	struct s3_ends s;
 };
 /* Returns EXIT_DONE, or EXIT_USAGE after printing why (config, spec or remote
  * errors). dst may be NULL (then only the source is opened). */
@@ -93,10 +86,5 @@ void cli_sync_opts_init(struct sync_opts *o, const struct cli_ends *e, struct ma
 void cli_set_retries(int retries);
 /* Open just the config (for commands that need no remote); EXIT_USAGE on error. */
 int cli_config_load(const char *config_path, struct config **out);
-/* A new task record named name for src -> dst of kind ("s3", "image"), state
- * "starting". EXIT_USAGE after printing why when the name or a spec does not
- * fit a record (they are never cut short), else EXIT_DONE. */
-int cli_task_record_new(struct task_record *t, const char *name, const char *src, const char *dst,
-			const char *kind);
 /* The state directory to use: opt if given, else the default. malloc'd. */
 char *cli_state_dir(const char *opt);

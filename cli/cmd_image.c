@@ -13,6 +13,8 @@
 #include <time.h>
 
 #include "agent/image.h"
+#include "agent/taskdef.h"
+#include "agent/taskrun.h"
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/util.h"
@@ -316,297 +318,6 @@ static void on_sync_signal(int sig)
 	sync_stop = 1;
 }
 
-/* ECR authorization tokens are renewed when less than this is left. */
-#define ECR_TOKEN_MARGIN 300
-
-/* One ECR end of an image sync: the ECR API client and the registry client
- * (borrowed) whose basic credentials come from GetAuthorizationToken. */
-struct ecr_end {
-	const char *name; /* the remote's name, borrowed */
-	struct creds_provider *creds;
-	struct ecr_client *ecr;
-	struct registry_client *reg; /* borrowed */
-	bool have_token;
-	int64_t expires;  /* of the token; 0 unknown (renewed after a refusal only) */
-	bool listed;	  /* repos holds every repository (DescribeRepositories ran) */
-	struct buf repos; /* "\nNAME\n" entries known to exist */
-};
-
-static void ecr_end_free(struct ecr_end *e)
-{
-	if (!e)
-		return;
-	ecr_client_free(e->ecr);
-	creds_provider_free(e->creds);
-	buf_release(&e->repos);
-	free(e);
-}
-
-/* The registry URL of an ecr remote: its url override, else
- * https://ACCOUNT.dkr.ecr.REGION.amazonaws.com(.cn). */
-static int ecr_registry_url(const struct remote_def *def, struct buf *out)
-{
-	if (def->url && def->url[0]) {
-		buf_adds(out, def->url);
-		return 0;
-	}
-	buf_adds(out, "https://");
-	return ecr_registry_host(def->account, def->region, out);
-}
-
-/* Fetch a token when there is none, it expires within ECR_TOKEN_MARGIN, or
- * force; hand it to the registry client. 1 when fetched, 0, or negative. */
-static int ecr_end_auth(struct ecr_end *e, bool force, struct dth_err *err)
-{
-	int64_t now = (int64_t)time(NULL);
-	if (e->have_token && !force && (e->expires == 0 || e->expires - now > ECR_TOKEN_MARGIN))
-		return 0;
-	struct ecr_auth a;
-	int rc = ecr_get_authorization_token(e->ecr, &a, err);
-	if (rc) {
-		err_prefix(err, "remote %s: ecr authorization token", e->name);
-		return rc;
-	}
-	registry_client_set_credentials(e->reg, a.user, a.password);
-	e->have_token = true;
-	e->expires = a.expires;
-	/* A token served already (nearly) expired (clock skew, a test server)
-	 * would be fetched again before every image: keep it until refused. */
-	if (e->expires && e->expires - now <= ECR_TOKEN_MARGIN)
-		e->expires = 0;
-	log_info("remote %s: ecr authorization token renewed (expires at %lld)", e->name,
-		 (long long)a.expires);
-	ecr_auth_release(&a);
-	return 1;
-}
-
-static bool ecr_end_has_repo(const struct ecr_end *e, const char *repo)
-{
-	if (!e->repos.len)
-		return false;
-	struct buf k = BUF_INIT;
-	buf_addf(&k, "\n%s\n", repo);
-	bool found = memmem(e->repos.data, e->repos.len, k.data, k.len) != NULL;
-	buf_release(&k);
-	return found;
-}
-
-static void ecr_end_add_repo(struct ecr_end *e, const char *repo)
-{
-	if (!e->repos.len)
-		buf_addch(&e->repos, '\n');
-	buf_addf(&e->repos, "%s\n", repo);
-}
-
-static int ecr_collect_repo(void *ctx, const struct ecr_repo *r)
-{
-	struct ecr_end *e = ctx;
-	if (!ecr_end_has_repo(e, r->name))
-		ecr_end_add_repo(e, r->name);
-	return 0;
-}
-
-/* Make sure repository repo exists at the ECR destination: the names are
- * listed once per run, a missing one is created. */
-static int ecr_end_ensure_repo(struct ecr_end *e, const char *repo, struct dth_err *err)
-{
-	int rc;
-	if (!e->listed) {
-		rc = ecr_describe_repositories(e->ecr, 0, ecr_collect_repo, e, err);
-		if (rc) {
-			err_prefix(err, "remote %s: listing the ecr repositories", e->name);
-			return rc;
-		}
-		e->listed = true;
-	}
-	if (ecr_end_has_repo(e, repo))
-		return 0;
-	rc = ecr_create_repository(e->ecr, repo, NULL, err);
-	if (rc && rc != -EEXIST) {
-		err_prefix(err, "remote %s: creating the ecr repository %s", e->name, repo);
-		return rc;
-	}
-	err_clear(err);
-	log_info("remote %s: ecr repository %s %s", e->name, repo,
-		 rc ? "already exists" : "created");
-	ecr_end_add_repo(e, repo);
-	return 0;
-}
-
-struct ecr_hooks {
-	struct ecr_end *src, *dst;
-};
-
-/* image_sync_opts.prepare: credentials of an ECR end, and the destination
- * repository. */
-static int ecr_prepare(void *ctx, bool dst, const char *repo, bool refresh, struct dth_err *err)
-{
-	struct ecr_hooks *h = ctx;
-	struct ecr_end *e = dst ? h->dst : h->src;
-	if (!e)
-		return 0;
-	int renewed = ecr_end_auth(e, refresh, err);
-	if (renewed < 0)
-		return renewed;
-	if (dst) {
-		int rc = ecr_end_ensure_repo(e, repo, err);
-		if (rc)
-			return rc;
-	}
-	return renewed;
-}
-
-struct ecr_list_ctx {
-	int (*fn)(void *fn_ctx, const char *name);
-	void *fn_ctx;
-};
-
-static int ecr_list_one(void *ctx, const struct ecr_repo *r)
-{
-	struct ecr_list_ctx *l = ctx;
-	return l->fn(l->fn_ctx, r->name);
-}
-
-/* image_sync_opts.list_repos for an ECR source: DescribeRepositories. */
-static int ecr_list_repos(void *ctx, int (*fn)(void *fn_ctx, const char *name), void *fn_ctx,
-			  struct dth_err *err)
-{
-	struct ecr_hooks *h = ctx;
-	struct ecr_list_ctx l = {fn, fn_ctx};
-	return ecr_describe_repositories(h->src->ecr, 0, ecr_list_one, &l, err);
-}
-
-/* The ECR API client and registry client of an ecr remote (type = ecr). */
-static int open_ecr_remote(const struct remote_def *def, struct http_engine *http,
-			   struct registry_client **client, struct ecr_end **end)
-{
-	struct dth_err err;
-	err_clear(&err);
-	struct buf url = BUF_INIT;
-	struct ecr_end *e = xcalloc(1, sizeof(*e));
-	e->name = def->name;
-	buf_init(&e->repos);
-	int exitc = EXIT_USAGE;
-	if (ecr_registry_url(def, &url)) {
-		cli_error("remote '%s': bad account '%s' or region '%s'", def->name, def->account,
-			  def->region);
-		goto fail;
-	}
-	if (remote_open_creds(def, http, &e->creds, &err)) {
-		cli_error("%s", err.message);
-		goto fail;
-	}
-	struct retry_policy retry = RETRY_POLICY_DEFAULT;
-	if (def->retries >= 0)
-		retry.max_attempts = (unsigned)def->retries + 1;
-	struct ecr_config ec = {
-	    .name = def->name,
-	    .region = def->region,
-	    .account = def->account,
-	    .endpoint = def->endpoint,
-	    .creds = e->creds,
-	    .http = http,
-	    .retry = retry,
-	};
-	e->ecr = ecr_client_new(&ec);
-	if (!e->ecr) {
-		cli_error("remote '%s': bad ecr configuration (region %s, endpoint %s)", def->name,
-			  def->region, def->endpoint ? def->endpoint : "derived");
-		goto fail;
-	}
-	struct registry_config rc = {
-	    .name = def->name,
-	    .url = url.data,
-	    .insecure = def->insecure,
-	    .http = http,
-	    .retry = retry,
-	};
-	*client = registry_client_new(&rc, &err);
-	if (!*client) {
-		cli_error("remote '%s': %s", def->name, err.message);
-		goto fail;
-	}
-	e->reg = *client;
-	log_info("remote %s: ecr api %s, registry %s", def->name, ecr_client_endpoint(e->ecr),
-		 registry_client_url(*client));
-	*end = e;
-	buf_release(&url);
-	return EXIT_DONE;
-fail:
-	ecr_end_free(e);
-	buf_release(&url);
-	return exitc;
-}
-
-/* Open the registry remote called name from cfg (EXIT_USAGE after printing
- * why); for an ecr remote also *ecr (else NULL). */
-static int open_registry_remote(struct config *cfg, const char *name, struct http_engine **http,
-				struct registry_client **client, struct ecr_end **ecr)
-{
-	*ecr = NULL;
-	const struct remote_def *def = config_remote(cfg, name);
-	if (!def) {
-		const char *path = config_path(cfg);
-		cli_error("no remote called '%s' (define [remote %s] with type = registry in %s)",
-			  name, name, path ? path : "the config file");
-		return EXIT_USAGE;
-	}
-	bool is_ecr = def->type && !strcmp(def->type, "ecr");
-	if (!is_ecr && (!def->type || strcmp(def->type, "registry") != 0)) {
-		cli_error("remote '%s' is of type %s; dth image sync needs registry or ecr remotes",
-			  name, def->type ? def->type : "s3");
-		return EXIT_USAGE;
-	}
-	*http = remote_http_new(def);
-	if (!*http) {
-		cli_error("cannot start the http engine");
-		return EXIT_SOME_FAILED;
-	}
-	if (is_ecr)
-		return open_ecr_remote(def, *http, client, ecr);
-	struct dth_err err;
-	err_clear(&err);
-	if (remote_open_registry(def, *http, client, &err)) {
-		cli_error("remote '%s': %s", name, err.message);
-		return EXIT_USAGE;
-	}
-	return EXIT_DONE;
-}
-
-/* Split "REMOTE:REST" (REMOTE non-empty). */
-static int split_remote(const char *spec, char **remote, const char **rest)
-{
-	const char *colon = strchr(spec, ':');
-	if (!colon || colon == spec)
-		return -EINVAL;
-	*remote = xstrndup(spec, (size_t)(colon - spec));
-	*rest = colon + 1;
-	return 0;
-}
-
-/* Append the comma-separated entries of list (trimmed, non-empty) to v. */
-static void add_images(const char *list, char sep, char ***v, size_t *n)
-{
-	const char *p = list;
-	while (*p) {
-		const char *e = strchr(p, sep);
-		if (!e)
-			e = p + strlen(p);
-		const char *a = p, *b = e;
-		while (a < b && (*a == ' ' || *a == '\t' || *a == '\r'))
-			a++;
-		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
-			b--;
-		if (b > a && *a != '#') {
-			*v = realloc(*v, (*n + 1) * sizeof(**v));
-			if (!*v)
-				abort();
-			(*v)[(*n)++] = xstrndup(a, (size_t)(b - a));
-		}
-		p = *e ? e + 1 : e;
-	}
-}
-
 struct sync_failures {
 	json_t *list;
 	json_t *notes;
@@ -651,124 +362,101 @@ static void on_image_failure(void *ctx, const char *ref, int rc, const char *mes
 	progress_resume(f->pg);
 }
 
-static json_t *reg_counts_json(const uint64_t *c)
+/* The flags of dth image sync besides the task's settings (taskdef.h). */
+enum {
+	O_CONFIG = 256,
+	O_STATE,
+	O_TASK,
+	O_IMAGES_FILE,
+	O_JSON,
+	O_HELP,
+	O_NO_PROGRESS,
+	O_TASKDEF = 512,
+};
+
+static const struct option own_opts[] = {
+    {"config", required_argument, NULL, O_CONFIG},
+    {"state", required_argument, NULL, O_STATE},
+    {"task", required_argument, NULL, O_TASK},
+    {"images-file", required_argument, NULL, O_IMAGES_FILE},
+    {"json", no_argument, NULL, O_JSON},
+    {"no-progress", no_argument, NULL, O_NO_PROGRESS},
+    {"help", no_argument, NULL, O_HELP},
+};
+
+struct image_args {
+	const char *config, *state, *task;
+	bool json, no_progress;
+};
+
+/* The lines of file as images of def. */
+static int read_images_file(struct taskdef *def, const char *path)
 {
-	json_t *o = json_object();
-	uint64_t total = 0;
-	for (int k = 0; k < REGISTRY_REQ__COUNT; k++) {
-		json_object_set_new(o, registry_req_kind_name(k), json_integer((json_int_t)c[k]));
-		total += c[k];
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		cli_error("--images-file %s: %s", path, strerror(errno));
+		return EXIT_USAGE;
 	}
-	json_object_set_new(o, "total", json_integer((json_int_t)total));
-	return o;
+	struct buf text = BUF_INIT;
+	char chunk[4096];
+	size_t got;
+	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_add(&text, chunk, got);
+	fclose(f);
+	struct dth_err err;
+	int rc = taskdef_set(def, "images", buf_str(&text), &err);
+	buf_release(&text);
+	if (rc) {
+		cli_error("--images-file %s: %s", path, err.message);
+		return EXIT_USAGE;
+	}
+	return EXIT_DONE;
 }
 
-static int image_sync_cmd(int argc, char **argv)
+static int image_sync_parse(int argc, char **argv, struct image_args *a, struct taskdef *def)
 {
-	const char *config = NULL, *task_name = NULL, *state_opt = NULL, *images_file = NULL;
-	bool json = false, no_progress = false;
-	unsigned long conc = 8;
-	char **images = NULL;
-	size_t n_images = 0;
-	int exitc = EXIT_USAGE;
-	struct config *cfg = NULL;
-	struct http_engine *hs = NULL, *hd = NULL;
-	struct registry_client *cs = NULL, *cd = NULL;
-	struct ecr_end *es = NULL, *ed = NULL;
-	char *src_name = NULL, *dst_name = NULL, *state_dir = NULL;
-	struct manifest *m = NULL;
-	struct buf tname = BUF_INIT;
-	struct sync_failures fails = {json_array(), json_array(), NULL};
-	bool all = false, have_re = false;
-	const char *tags_arg = NULL, *platform_arg = NULL;
-	regex_t tags_re;
-	struct image_platform *platforms = NULL;
-	size_t n_platforms = 0;
+	size_t no = ARRAY_SIZE(own_opts), nt = taskdef_cli_count(TASKDEF_IMAGE);
+	struct option *lopts = xcalloc(no + nt + 1, sizeof(*lopts));
+	memcpy(lopts, own_opts, sizeof(own_opts));
+	taskdef_cli_options(TASKDEF_IMAGE, O_TASKDEF, lopts + no);
 	struct dth_err err;
-	err_clear(&err);
-	enum {
-		O_CONFIG = 256,
-		O_STATE,
-		O_TASK,
-		O_IMAGES,
-		O_IMAGES_FILE,
-		O_CONC,
-		O_JSON,
-		O_HELP,
-		O_ALL,
-		O_TAGS,
-		O_PLATFORM,
-		O_NO_PROGRESS
-	};
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, O_CONFIG},
-	    {"state", required_argument, NULL, O_STATE},
-	    {"task", required_argument, NULL, O_TASK},
-	    {"images", required_argument, NULL, O_IMAGES},
-	    {"images-file", required_argument, NULL, O_IMAGES_FILE},
-	    {"concurrency", required_argument, NULL, O_CONC},
-	    {"json", no_argument, NULL, O_JSON},
-	    {"all", no_argument, NULL, O_ALL},
-	    {"tags", required_argument, NULL, O_TAGS},
-	    {"platform", required_argument, NULL, O_PLATFORM},
-	    {"no-progress", no_argument, NULL, O_NO_PROGRESS},
-	    {"help", no_argument, NULL, O_HELP},
-	    {NULL, 0, NULL, 0},
-	};
+	int rc = EXIT_USAGE, c;
 	optind = 1;
 	opterr = 0;
-	int c;
-	bool images_given = false;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
+		int tr;
 		switch (c) {
 		case O_CONFIG:
-			config = optarg;
-			break;
+			a->config = optarg;
+			continue;
 		case O_STATE:
-			state_opt = optarg;
-			break;
+			a->state = optarg;
+			continue;
 		case O_TASK:
-			task_name = optarg;
-			break;
-		case O_IMAGES:
-			images_given = true;
-			add_images(optarg, ',', &images, &n_images);
-			break;
+			a->task = optarg;
+			continue;
 		case O_IMAGES_FILE:
-			images_file = optarg;
-			break;
-		case O_CONC: {
-			char *end;
-			errno = 0;
-			conc = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || conc < 1 || conc > 256) {
-				cli_error("image sync: bad value '%s' for --concurrency (1-256)",
-					  optarg);
+			if (read_images_file(def, optarg))
 				goto out;
-			}
-			break;
-		}
+			continue;
 		case O_JSON:
-			json = true;
-			break;
-		case O_ALL:
-			all = true;
-			break;
-		case O_TAGS:
-			tags_arg = optarg;
-			break;
-		case O_PLATFORM:
-			platform_arg = optarg;
-			break;
+			a->json = true;
+			continue;
 		case O_NO_PROGRESS:
-			no_progress = true;
-			break;
+			a->no_progress = true;
+			continue;
 		case 'h':
 		case O_HELP:
 			image_usage(stdout);
-			exitc = EXIT_DONE;
+			rc = -1;
 			goto out;
-		default:
+		}
+		tr = taskdef_cli_apply(def, O_TASKDEF, c, optarg, &err);
+		if (tr < 0) {
+			cli_error("image sync: %s", err.message);
+			goto out;
+		}
+		if (tr == 0) {
 			cli_error("image sync: unknown or incomplete option '%s'",
 				  argv[optind - 1]);
 			image_usage(stderr);
@@ -780,256 +468,125 @@ static int image_sync_cmd(int argc, char **argv)
 		    "image sync needs a source and a destination (REMOTE: and REMOTE:[PREFIX])");
 		goto out;
 	}
-	if (images_file) {
-		images_given = true;
-		FILE *f = fopen(images_file, "r");
-		if (!f) {
-			cli_error("--images-file %s: %s", images_file, strerror(errno));
-			goto out;
-		}
-		struct buf text = BUF_INIT;
-		char chunk[4096];
-		size_t got;
-		while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-			buf_add(&text, chunk, got);
-		fclose(f);
-		add_images(buf_str(&text), '\n', &images, &n_images);
-		buf_release(&text);
-	}
-	if (all && images_given) {
-		cli_error("image sync: give --all or --images/--images-file, not both");
-		goto out;
-	}
-	if (!all && (!images_given || n_images == 0)) {
-		cli_error("image sync needs --images LIST, --images-file FILE or --all");
-		goto out;
-	}
-	if (tags_arg) {
-		struct buf wrapped = BUF_INIT;
-		buf_addf(&wrapped, "^(%s)$", tags_arg);
-		regex_t plain;
-		int rrc = regcomp(&plain, tags_arg, REG_EXTENDED | REG_NOSUB);
-		if (rrc == 0) {
-			regfree(&plain);
-			rrc = regcomp(&tags_re, wrapped.data, REG_EXTENDED);
-		} else {
-			memcpy(&tags_re, &plain, sizeof(plain));
-		}
-		buf_release(&wrapped);
-		if (rrc) {
-			char msg[256];
-			regerror(rrc, &tags_re, msg, sizeof(msg));
-			cli_error("image sync: bad --tags regex '%s': %s", tags_arg, msg);
-			goto out;
-		}
-		have_re = true;
-	}
-	if (platform_arg) {
-		struct dth_err perr;
-		err_clear(&perr);
-		if (image_parse_platforms(platform_arg, &platforms, &n_platforms, &perr)) {
-			cli_error("image sync: %s", perr.message);
-			goto out;
-		}
-	}
-	const char *src = argv[optind], *dst = argv[optind + 1];
-	const char *src_rest, *prefix;
-	if (split_remote(src, &src_name, &src_rest) || *src_rest) {
-		cli_error("bad source '%s': expected REMOTE:", src);
-		goto out;
-	}
-	if (split_remote(dst, &dst_name, &prefix)) {
-		cli_error("bad destination '%s': expected REMOTE:[PREFIX]", dst);
-		goto out;
-	}
-	exitc = cli_config_load(config, &cfg);
-	if (exitc)
-		goto out;
-	exitc = open_registry_remote(cfg, src_name, &hs, &cs, &es);
-	if (!exitc)
-		exitc = open_registry_remote(cfg, dst_name, &hd, &cd, &ed);
-	if (exitc)
-		goto out;
-	exitc = EXIT_USAGE;
+	def->source = xstrdup(argv[optind]);
+	def->destination = xstrdup(argv[optind + 1]);
+	rc = EXIT_DONE;
+out:
+	free(lopts);
+	return rc;
+}
 
-	if (task_name)
-		buf_adds(&tname, task_name);
-	else
-		buf_addf(&tname, "image:%s--%s", src, dst);
-	struct task_record trec;
-	if (cli_task_record_new(&trec, tname.data, src, dst, "image"))
-		goto out;
-	state_dir = cli_state_dir(state_opt);
-	m = manifest_open(state_dir, MANIFEST_RDWR, &err);
-	if (!m) {
-		cli_error("state directory %s: %s", state_dir, err.message);
-		goto out;
-	}
-	uint32_t task_id;
-	bool created;
-	int rc = manifest_task_ensure(m, &trec, &task_id, &created);
-	if (!rc)
-		rc = manifest_task_find(m, tname.data, &task_id, &trec);
-	if (rc) {
-		cli_error("task %s: %s", tname.data, strerror(-rc));
-		exitc = EXIT_SOME_FAILED;
-		goto out;
-	}
-	if (strcmp(trec.kind, "image") || strcmp(trec.src, src) || strcmp(trec.dst, dst)) {
-		cli_error("task '%s' is a %s task copying %s to %s, not images from %s to %s: "
-			  "choose another --task name",
-			  tname.data, trec.kind, trec.src, trec.dst, src, dst);
-		goto out;
-	}
+static void image_hook_failure(void *ctx, const char *ref, size_t len, const char *message)
+{
+	(void)len;
+	on_image_failure(ctx, ref, 0, message);
+}
 
+static void image_print(const struct image_args *a, struct sync_failures *fails,
+			const struct taskrun_result *r)
+{
+	const json_t *rep = r->report;
+	if (a->json) {
+		json_object_set(r->report, "failures", fails->list);
+		json_object_set(r->report, "notes", fails->notes);
+		char *s = json_dumps(r->report, JSON_COMPACT);
+		if (s) {
+			puts(s);
+			free(s);
+		}
+		return;
+	}
+#define NUM(k) ((unsigned long long)json_integer_value(json_object_get(rep, k)))
+	char b[32];
+	progress_fmt_bytes(NUM("bytes"), b);
+	fprintf(stderr,
+		"%s: %llu images copied, %llu unchanged, %llu failed; %llu blobs (%s) in %.1f s "
+		"(%llu requests)\n",
+		json_string_value(json_object_get(rep, "task")), NUM("copied"), NUM("skipped"),
+		NUM("failed"), NUM("blobs"), b, r->seconds, (unsigned long long)r->requests);
+#undef NUM
+}
+
+static int image_sync_go(const struct image_args *a, const struct taskdef *def, struct config *cfg,
+			 struct manifest *m)
+{
+	struct sync_failures fails = {json_array(), json_array(), NULL};
+	struct taskrun_live live;
+	struct taskrun_opts o = {
+	    .def = def,
+	    .cfg = cfg,
+	    .manifest = m,
+	    .stop = &sync_stop,
+	    .live = &live,
+	    .on_failure = image_hook_failure,
+	    .on_note = on_image_note,
+	    .hook_ctx = &fails,
+	};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sync_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-
-	/* Still "running": the last run never ended (killed, or the host went down). */
-	bool after_crash = !strcmp(trec.state, "running");
-	if (after_crash)
-		log_info("task %s: the last run did not end; blobs it may have uploaded are "
-			 "checked at the destination",
-			 tname.data);
-	str_copy_fit(trec.state, "running", sizeof(trec.state));
-	trec.last_run_start = (int64_t)time(NULL);
-	if (manifest_task_put(m, task_id, &trec))
-		cli_error("could not update task %s", tname.data);
-
-	struct image_sync_opts o;
-	memset(&o, 0, sizeof(o));
-	o.src = cs;
-	o.dst = cd;
-	o.dst_prefix = prefix;
-	o.manifest = m;
-	o.task_id = task_id;
-	o.images = (const char *const *)images;
-	o.n_images = n_images;
-	o.all = all;
-	o.tags_re = have_re ? &tags_re : NULL;
-	o.platforms = platforms;
-	o.n_platforms = n_platforms;
-	o.on_note = on_image_note;
-	o.on_note_ctx = &fails;
-	o.concurrency = (unsigned)conc;
-	o.after_crash = after_crash;
-	o.on_failure = on_image_failure;
-	o.on_failure_ctx = &fails;
-	o.stop = &sync_stop;
-	struct ecr_hooks hooks = {es, ed};
-	if (es || ed) {
-		o.prepare = ecr_prepare;
-		o.prepare_ctx = &hooks;
-	}
-	if (es) {
-		o.list_repos = ecr_list_repos;
-		o.list_repos_ctx = &hooks;
-	}
-	struct image_progress live;
-	memset(&live, 0, sizeof(live));
-	o.progress = &live;
-	struct image_sync_result res;
-	err_clear(&err);
-	fails.pg = progress_start_with(!json && !no_progress, draw_image_progress, &live);
-	rc = image_sync_run(&o, &res, &err);
+	fails.pg =
+	    progress_start_with(!a->json && !a->no_progress, draw_image_progress, &live.image);
+	struct taskrun_result r;
+	int exitc = taskrun_run(&o, &r);
 	progress_stop(fails.pg);
 	fails.pg = NULL;
-
-	trec.last_run_end = (int64_t)time(NULL);
-	if (rc == 0) {
-		trec.runs++;
-		str_copy_fit(trec.state, res.failed ? "error" : "idle", sizeof(trec.state));
-	} else {
-		str_copy_fit(trec.state, rc == -EINTR ? "stopped" : "error", sizeof(trec.state));
-	}
-	if (manifest_task_put(m, task_id, &trec))
-		cli_error("could not update task %s", tname.data);
-
-	uint64_t ns[REGISTRY_REQ__COUNT], nd[REGISTRY_REQ__COUNT];
-	registry_client_counts(cs, ns);
-	registry_client_counts(cd, nd);
-	if (rc) {
-		cli_error("%s", err.message[0] ? err.message : strerror(-rc));
-		exitc = res.unreachable ? EXIT_UNREACHABLE : EXIT_SOME_FAILED;
-	} else if (res.unreachable) {
-		exitc = EXIT_UNREACHABLE;
-	} else {
-		exitc = res.failed ? EXIT_SOME_FAILED : EXIT_DONE;
-	}
-	if (json) {
-		json_t *reqs = json_object();
-		json_object_set_new(reqs, "source", reg_counts_json(ns));
-		json_object_set_new(reqs, "destination", reg_counts_json(nd));
-		struct ecr_end *ends[2] = {es, ed};
-		const char *end_names[2] = {"ecr_source", "ecr_destination"};
-		for (int i = 0; i < 2; i++) {
-			if (!ends[i])
-				continue;
-			uint64_t ec[ECR_REQ__COUNT];
-			ecr_client_counts(ends[i]->ecr, ec);
-			json_t *eo = json_object();
-			for (int k = 0; k < ECR_REQ__COUNT; k++)
-				json_object_set_new(eo, ecr_req_kind_name(k),
-						    json_integer((json_int_t)ec[k]));
-			json_object_set_new(reqs, end_names[i], eo);
-		}
-		json_t *out = json_pack(
-		    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "task", tname.data,
-		    "images", (json_int_t)res.images, "copied", (json_int_t)res.copied, "skipped",
-		    (json_int_t)res.skipped, "failed", (json_int_t)res.failed, "blobs",
-		    (json_int_t)res.blobs, "blobs_mounted", (json_int_t)res.blobs_mounted,
-		    "blobs_present", (json_int_t)res.blobs_present, "bytes", (json_int_t)res.bytes,
-		    "seconds", res.seconds, "requests", reqs);
-		json_object_set(out, "failures", fails.list);
-		json_object_set_new(out, "filtered", json_integer((json_int_t)res.filtered));
-		json_object_set(out, "notes", fails.notes);
-		if (rc)
-			json_object_set_new(out, "error", json_string(err.message));
-		char *s = json_dumps(out, JSON_COMPACT);
-		if (s) {
-			puts(s);
-			free(s);
-		}
-		json_decref(out);
-	} else {
-		char b[32];
-		progress_fmt_bytes(res.bytes, b);
-		uint64_t total = 0;
-		for (int k = 0; k < REGISTRY_REQ__COUNT; k++)
-			total += ns[k] + nd[k];
-		fprintf(stderr,
-			"%s: %llu images copied, %llu unchanged, %llu failed; %llu blobs (%s) in "
-			"%.1f s (%llu requests)\n",
-			tname.data, (unsigned long long)res.copied, (unsigned long long)res.skipped,
-			(unsigned long long)res.failed, (unsigned long long)res.blobs, b,
-			res.seconds, (unsigned long long)total);
-	}
-out:
+	if (r.error[0])
+		cli_error("%s", r.error);
+	if (r.report)
+		image_print(a, &fails, &r);
+	taskrun_result_release(&r);
 	json_decref(fails.list);
 	json_decref(fails.notes);
-	if (have_re)
-		regfree(&tags_re);
-	free(platforms);
+	return exitc;
+}
+
+static int image_sync_cmd(int argc, char **argv)
+{
+	struct image_args a = {0};
+	struct taskdef def;
+	struct config *cfg = NULL;
+	struct manifest *m = NULL;
+	char *state_dir = NULL;
+	struct dth_err err;
+	err_clear(&err);
+	taskdef_init(&def, TASKDEF_IMAGE);
+	int exitc = image_sync_parse(argc, argv, &a, &def);
+	if (exitc) {
+		exitc = exitc < 0 ? EXIT_DONE : exitc;
+		goto out;
+	}
+	struct buf tname = BUF_INIT;
+	if (a.task)
+		buf_adds(&tname, a.task);
+	else
+		buf_addf(&tname, "image:%s--%s", def.source, def.destination);
+	def.name = buf_detach(&tname, NULL);
+	exitc = EXIT_USAGE;
+	struct task_record probe;
+	if (taskdef_check(&def, true, &err, NULL) || taskrun_record_new(&def, &probe, &err)) {
+		cli_error("image sync: %s", err.message);
+		goto out;
+	}
+	if ((exitc = cli_config_load(a.config, &cfg)))
+		goto out;
+	state_dir = cli_state_dir(a.state);
+	m = manifest_open(state_dir, MANIFEST_RDWR, &err);
+	if (!m) {
+		cli_error("state directory %s: %s", state_dir, err.message);
+		exitc = EXIT_USAGE;
+		goto out;
+	}
+	exitc = image_sync_go(&a, &def, cfg, m);
+out:
 	if (m)
 		manifest_free(m);
-	registry_client_free(cs);
-	registry_client_free(cd);
-	ecr_end_free(es);
-	ecr_end_free(ed);
-	http_engine_free(hs);
-	http_engine_free(hd);
 	config_free(cfg);
-	for (size_t i = 0; i < n_images; i++)
-		free(images[i]);
-	free(images);
-	free(src_name);
-	free(dst_name);
 	free(state_dir);
-	buf_release(&tname);
+	taskdef_release(&def);
 	return exitc;
 }
 

@@ -566,9 +566,9 @@ static int do_verify(const struct mopts *mo, const char *task)
 	pthread_cond_init(&v.cond, NULL);
 	v.cap = 1024;
 	v.ring = xcalloc(v.cap, sizeof(struct vjob));
-	v.dst = e.src;
-	v.bucket = e.src_bucket;
-	v.prefix = e.src_prefix;
+	v.dst = e.s.src;
+	v.bucket = e.s.src_bucket;
+	v.prefix = e.s.src_prefix;
 	v.json = mo->json;
 	v.problems = json_array();
 	unsigned nt = mo->concurrency ? mo->concurrency : 16;

@@ -594,7 +594,7 @@ int cmd_mount(int argc, char **argv)
 	{
 		struct dth_err err;
 		err_clear(&err);
-		int rc = s3_head_bucket(ends.src, ends.src_bucket, &err);
+		int rc = s3_head_bucket(ends.s.src, ends.s.src_bucket, &err);
 		if (rc) {
 			cli_error("%s: %s", src_spec, err.message);
 			exitc = cli_exit_for_remote(rc);
@@ -662,9 +662,9 @@ int cmd_mount(int argc, char **argv)
 		goto out;
 	}
 	struct fs_source fsrc = {
-	    .s3 = ends.src,
-	    .bucket = ends.src_bucket,
-	    .prefix = ends.src_prefix,
+	    .s3 = ends.s.src,
+	    .bucket = ends.s.src_bucket,
+	    .prefix = ends.s.src_prefix,
 	    .mf_prefix = buf_str(&mf_prefix),
 	    .task = task_id,
 	};
@@ -723,7 +723,7 @@ int cmd_mount(int argc, char **argv)
 	if (lrc < 0)
 		log_error("the fuse session ended with an error: %s", strerror(-lrc));
 	if (stats_file)
-		write_stats(stats_file, fs, ends.src);
+		write_stats(stats_file, fs, ends.s.src);
 	log_info("unmounted %s", mnt);
 out:
 	if (!a.foreground)
