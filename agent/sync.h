@@ -15,6 +15,7 @@
 
 struct manifest;
 struct filter;
+struct fairshare_client;
 
 /* What the planner decided for one key. */
 enum sync_action {
@@ -109,6 +110,9 @@ struct sync_opts {
 	/* NULL, or the live counters of this run (zeroed by sync_run); else the
 	 * process-wide ones of sync_progress_get. */
 	struct sync_progress *progress;
+	/* NULL, or the task's share of the agent's worker slots (fairshare.h):
+	 * each transfer (an object, a part, a delete) then waits for a slot. */
+	struct fairshare_client *fair;
 };
 
 struct sync_result {

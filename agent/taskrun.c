@@ -216,6 +216,7 @@ static void s3_opts(const struct taskrun_opts *o, const struct s3_ends *e,
 	so->on_failure_ctx = o->hook_ctx;
 	so->stop = (volatile int *)o->stop;
 	so->progress = o->live ? &o->live->sync : NULL;
+	so->fair = o->fair;
 }
 
 static struct filter *make_filter(const struct taskdef *d)

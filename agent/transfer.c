@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "agent/budget.h"
+#include "agent/fairshare.h"
 #include "agent/layout.h"
 #include "agent/pipe.h"
 #include "common/buf.h"
@@ -1693,14 +1694,35 @@ static void *worker_main(void *arg)
 {
 	struct worker *wk = arg;
 	struct transfer *t = wk->t;
+	struct fairshare_client *fair = t->o->fair;
 	for (;;) {
 		pthread_mutex_lock(&t->lock);
 		struct job *j;
-		while (!(j = q_pop(&t->parts)) && !(j = q_pop(&t->objects)) && !t->shutdown)
-			pthread_cond_wait(&t->cond_work, &t->lock);
-		if (!j) {
+		if (fair) {
+			/* A slot first, then the job: slots are taken in the order
+			 * jobs are, so a part never holds a slot while an earlier
+			 * part of its upload waits for one. */
+			while (!t->parts.n && !t->objects.n && !t->shutdown)
+				pthread_cond_wait(&t->cond_work, &t->lock);
+			if (!t->parts.n && !t->objects.n) {
+				pthread_mutex_unlock(&t->lock);
+				break;
+			}
 			pthread_mutex_unlock(&t->lock);
-			break;
+			fairshare_acquire(fair);
+			pthread_mutex_lock(&t->lock);
+			if (!(j = q_pop(&t->parts)) && !(j = q_pop(&t->objects))) {
+				pthread_mutex_unlock(&t->lock);
+				fairshare_release(fair);
+				continue;
+			}
+		} else {
+			while (!(j = q_pop(&t->parts)) && !(j = q_pop(&t->objects)) && !t->shutdown)
+				pthread_cond_wait(&t->cond_work, &t->lock);
+			if (!j) {
+				pthread_mutex_unlock(&t->lock);
+				break;
+			}
 		}
 		if (j->kind != JOB_PART)
 			pthread_cond_signal(&t->cond_space);
@@ -1721,6 +1743,8 @@ static void *worker_main(void *arg)
 			break;
 		}
 		body_trim(wk);
+		if (fair)
+			fairshare_release(fair);
 
 		pthread_mutex_lock(&t->lock);
 		t->running--;
