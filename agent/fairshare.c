@@ -18,6 +18,8 @@ struct fairshare_client {
 	unsigned waiting;		      /* threads in fairshare_acquire */
 	unsigned granted;		      /* slots given to those, not yet taken */
 	unsigned held;
+	unsigned passed;   /* slots given to others since c last had none waiting */
+	unsigned max_wait; /* the most of passed */
 };
 
 struct fairshare {
@@ -84,6 +86,18 @@ void fairshare_leave(struct fairshare_client *c)
 	free(c);
 }
 
+/* Slots went to w: count it against every other client kept waiting. */
+static void served(struct fairshare *f, struct fairshare_client *w)
+{
+	f->last = w;
+	struct fairshare_client *c = f->ring;
+	do {
+		if (c != w && c->waiting > c->granted && ++c->passed > c->max_wait)
+			c->max_wait = c->passed;
+		c = c->next;
+	} while (c != f->ring);
+}
+
 /* The next client after the last served with a waiter not yet granted. */
 static struct fairshare_client *next_waiter(struct fairshare *f)
 {
@@ -105,10 +119,12 @@ void fairshare_acquire(struct fairshare_client *c)
 	if (f->free && !next_waiter(f)) {
 		f->free--;
 		c->held++;
-		f->last = c;
+		served(f, c);
 		pthread_mutex_unlock(&f->lock);
 		return;
 	}
+	if (c->waiting == c->granted)
+		c->passed = 0;
 	c->waiting++;
 	while (!c->granted)
 		pthread_cond_wait(&f->cond, &f->lock);
@@ -126,7 +142,7 @@ void fairshare_release(struct fairshare_client *c)
 	struct fairshare_client *w = next_waiter(f);
 	if (w) {
 		w->granted++;
-		f->last = w;
+		served(f, w);
 		pthread_cond_broadcast(&f->cond);
 	} else {
 		f->free++;
@@ -148,5 +164,13 @@ unsigned fairshare_in_use(const struct fairshare *f)
 	pthread_mutex_lock(&m->lock);
 	unsigned n = m->slots - m->free;
 	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
+unsigned fairshare_max_wait(const struct fairshare_client *c)
+{
+	pthread_mutex_lock(&c->f->lock);
+	unsigned n = c->max_wait;
+	pthread_mutex_unlock(&c->f->lock);
 	return n;
 }

@@ -33,4 +33,8 @@ void fairshare_release(struct fairshare_client *c);
 unsigned fairshare_held(const struct fairshare_client *c);
 unsigned fairshare_in_use(const struct fairshare *f);
 
+/* The most slots given to other clients while one of c's threads waited
+ * (in turn: at most the number of other clients with waiters). */
+unsigned fairshare_max_wait(const struct fairshare_client *c);
+
 #endif

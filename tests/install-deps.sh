@@ -4,6 +4,9 @@
 #  - Debian packages: build dependencies, Ceph (radosgw), test clients, FUSE,
 #    container registry tools (docker-registry, htpasswd, umoci, skopeo)
 #  - s3rver 3.7.1 from npm into tests/harness/node/ (git-ignored), patched
+#  - the agent's build dependencies (libmicrohttpd, libsystemd) and what its
+#    tests run: promtool (from prometheus; the server is not wanted, see
+#    below) and systemd-analyze, systemd-sysusers, systemd-tmpfiles (systemd)
 #  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
 #    PATH has none); tests/harness/pick-python.sh prints the one to use
 set -euo pipefail
@@ -22,6 +25,7 @@ PKGS=(
 	curl python3 time
 	fuse3 libfuse3-dev
 	docker-registry apache2-utils umoci skopeo
+	libmicrohttpd-dev libsystemd-dev prometheus systemd
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
@@ -53,6 +57,14 @@ apt_install() {
 mapfile -t need < <(missing "${PKGS[@]}")
 if [ ${#need[@]} -gt 0 ]; then
 	apt_install "${need[@]}"
+	# Only promtool is wanted from prometheus. Where systemd runs the
+	# machine (not in a container, whose policy-rc.d starts nothing), the
+	# package's postinst starts the server we have just installed: stop it.
+	if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ] &&
+		systemctl is-enabled --quiet prometheus.service 2>/dev/null; then
+		log "systemctl disable --now prometheus.service (only promtool is used)"
+		systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+	fi
 else
 	log "Debian packages present"
 fi

@@ -8,10 +8,10 @@
 #include "agent/fairshare.h"
 #include "tests/unit/tap.h"
 
-#define SLOTS 2
+#define SLOTS	    2
 #define BIG_THREADS 8
-#define BIG_LOOPS 1500
-#define SMALL_JOBS 40
+#define BIG_LOOPS   1500
+#define SMALL_JOBS  40
 
 static struct fairshare *fs;
 static struct fairshare_client *big, *small;
@@ -72,11 +72,13 @@ static void test_fair(void)
 	for (int i = 0; i < BIG_THREADS; i++)
 		pthread_join(b[i], NULL);
 	ok(in_use_max <= SLOTS, "at most %d slots in use at once (saw %u)", SLOTS, in_use_max);
-	/* In turn, the small client waits for about one big grant per slot; a
-	 * first-come semaphore lets the eight big threads go first again and
-	 * again. Allow the slack of the counters' races. */
-	ok(worst_wait <= SLOTS + BIG_THREADS, "small waited for at most %u big grants (saw %u)",
-	   SLOTS + BIG_THREADS, worst_wait);
+	/* In turn, while the small client waits the big one gets at most one
+	 * slot (there is one other client); a first-come semaphore lets the
+	 * eight big threads go first again and again. Counted under the lock. */
+	ok(fairshare_max_wait(small) <= 1, "small waited for at most one big grant (saw %u)",
+	   fairshare_max_wait(small));
+	printf("# big grants the small thread saw while it waited (timing, unchecked): %u\n",
+	       worst_wait);
 	is_int(fairshare_held(big) + fairshare_held(small), 0, "nothing held at the end");
 	is_int(fairshare_in_use(fs), 0, "every slot free");
 	fairshare_leave(big);
