@@ -27,6 +27,9 @@ struct config {
 	char *path; /* the file read, NULL when none */
 	struct remote_def **remotes;
 	size_t n, cap;
+	/* [agent], [task NAME], [mount NAME]: by kind (section_kinds order) */
+	struct config_section **sections[3];
+	size_t n_sections[3];
 };
 
 enum rkey {
@@ -162,6 +165,20 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n; i++)
 		remote_def_free(cfg->remotes[i]);
 	free(cfg->remotes);
+	for (size_t k = 0; k < ARRAY_SIZE(cfg->sections); k++) {
+		for (size_t i = 0; i < cfg->n_sections[k]; i++) {
+			struct config_section *sec = cfg->sections[k][i];
+			for (size_t j = 0; j < sec->n; j++) {
+				free(sec->pairs[j].key);
+				free(sec->pairs[j].value);
+			}
+			free(sec->pairs);
+			free(sec->name);
+			free(sec->origin);
+			free(sec);
+		}
+		free(cfg->sections[k]);
+	}
 	free(cfg->path);
 	free(cfg);
 }
@@ -427,21 +444,82 @@ static int rkey_find(const char *name)
 struct config_parse {
 	struct config *cfg;
 	const char *origin;
-	struct remote_def *cur; /* NULL before the first section */
-	unsigned seen;		/* keys given in cur (bit per enum rkey) */
+	struct remote_def *cur;	    /* NULL before the first section */
+	struct config_section *sec; /* the current section when not a remote */
+	unsigned seen;		    /* keys given in cur (bit per enum rkey) */
 	bool has_secrets;
 	unsigned secret_line;
 	struct dth_err *err;
 };
 
+static const char *const section_kinds[] = {"agent", "task", "mount"};
+
+const struct config_section *const *config_sections(const struct config *cfg, const char *kind,
+						    size_t *n)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(section_kinds); k++)
+		if (!strcmp(kind, section_kinds[k])) {
+			*n = cfg->n_sections[k];
+			return (const struct config_section *const *)cfg->sections[k];
+		}
+	*n = 0;
+	return NULL;
+}
+
+/* "agent" (no name), "task NAME", "mount NAME": kept for the layers that read
+ * them; -ENOENT for another kind. */
+static int section_other(struct config_parse *c, const char *section, unsigned line,
+			 const char *shown)
+{
+	size_t k, kl = 0;
+	for (k = 0; k < ARRAY_SIZE(section_kinds); k++) {
+		kl = strlen(section_kinds[k]);
+		if (!strncmp(section, section_kinds[k], kl) &&
+		    (!section[kl] || section[kl] == ' ' || section[kl] == '\t'))
+			break;
+	}
+	if (k == ARRAY_SIZE(section_kinds))
+		return -ENOENT;
+	const char *name = section + kl;
+	while (*name == ' ' || *name == '\t')
+		name++;
+	if (k == 0 ? *name != '\0' : *name == '\0')
+		return err_set(c->err, -EINVAL, "%s:%u: [%s] %s", c->origin, line, shown,
+			       k == 0 ? "takes no name" : "needs a name");
+	struct config *cfg = c->cfg;
+	for (size_t i = 0; i < cfg->n_sections[k]; i++) {
+		const struct config_section *o = cfg->sections[k][i];
+		if (!strcmp(o->name, name))
+			return err_set(c->err, -EINVAL,
+				       "%s:%u: duplicate section [%s] (first at %s:%u)", c->origin,
+				       line, shown, o->origin, o->line);
+	}
+	struct config_section *sec = xcalloc(1, sizeof(*sec));
+	sec->kind = section_kinds[k];
+	sec->name = xstrdup(name);
+	sec->origin = xstrdup(c->origin);
+	sec->line = line;
+	cfg->sections[k] =
+	    xrealloc(cfg->sections[k], (cfg->n_sections[k] + 1) * sizeof(*cfg->sections[k]));
+	cfg->sections[k][cfg->n_sections[k]++] = sec;
+	c->sec = sec;
+	c->cur = NULL;
+	return 0;
+}
+
 static int config_on_section(void *ctx, const char *section, unsigned line)
 {
 	struct config_parse *c = ctx;
 	const char *shown = strlen(section) <= 64 ? section : "...";
+	int rc = section_other(c, section, line, shown);
+	if (rc != -ENOENT)
+		return rc;
 	if (!str_startswith(section, "remote") || (section[6] != ' ' && section[6] != '\t'))
 		return err_set(c->err, -EINVAL,
-			       "%s:%u: unknown section [%s] (expected [remote NAME])", c->origin,
-			       line, shown);
+			       "%s:%u: unknown section [%s] (expected [remote NAME], [task NAME], "
+			       "[mount NAME] or [agent])",
+			       c->origin, line, shown);
+	c->sec = NULL;
 	const char *name = section + 6;
 	while (*name == ' ' || *name == '\t')
 		name++;
@@ -468,6 +546,15 @@ static int config_on_key(void *ctx, const char *section, const char *key, const 
 {
 	struct config_parse *c = ctx;
 	(void)section;
+	if (c->sec) {
+		struct config_section *sec = c->sec;
+		sec->pairs = xrealloc(sec->pairs, (sec->n + 1) * sizeof(*sec->pairs));
+		sec->pairs[sec->n].key = xstrdup(key);
+		sec->pairs[sec->n].value = xstrdup(value);
+		sec->pairs[sec->n].line = line;
+		sec->n++;
+		return 0;
+	}
 	if (!c->cur)
 		return err_set(c->err, -EINVAL,
 			       "%s:%u: key outside a section (start with [remote NAME])", c->origin,

@@ -61,6 +61,27 @@ const char *config_path(const struct config *cfg);
 /* The remote called name, or NULL. Borrowed while cfg lives. */
 const struct remote_def *config_remote(const struct config *cfg, const char *name);
 
+/* A section of the config file for another layer: [agent] (name ""),
+ * [task NAME] or [mount NAME], with its keys in the order written (a key may
+ * repeat). The remote layer keeps them uninterpreted; the agent reads them. */
+struct config_pair {
+	char *key;
+	char *value;
+	unsigned line;
+};
+struct config_section {
+	const char *kind; /* "agent", "task", "mount" */
+	char *name;
+	char *origin; /* the file */
+	unsigned line;
+	struct config_pair *pairs;
+	size_t n;
+};
+/* The sections of kind, in file order: *n set, the array borrowed while cfg
+ * lives. */
+const struct config_section *const *config_sections(const struct config *cfg, const char *kind,
+						    size_t *n);
+
 /* Parse the text of a config file (for tests and config_load). origin names it
  * in messages. Returns 0 or -EINVAL with err set. The remotes are added to cfg. */
 int config_parse_text(struct config *cfg, const char *text, const char *origin,

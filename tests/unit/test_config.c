@@ -285,7 +285,11 @@ static void test_config_text(void)
 	    {"[remote a]\nendpoint = http://h:99999\n", "t.conf:2: ", "bad endpoint"},
 	    {"[remote a]\nendpoint = http://user:" SECRET1 "@h\n", "t.conf:2: ", "bad endpoint"},
 	    {"[remote a]\nendpoint = http://\n", "t.conf:2: ", "bad endpoint"},
-	    {"[task x]\n", "t.conf:1: ", "unknown section [task x]"},
+	    {"[tasks x]\n", "t.conf:1: ", "unknown section [tasks x]"},
+	    {"[task]\n", "t.conf:1: ", "[task] needs a name"},
+	    {"[agent x]\n", "t.conf:1: ", "[agent x] takes no name"},
+	    {"[task a]\n[task a]\n",
+	     "t.conf:2: ", "duplicate section [task a] (first at t.conf:1)"},
 	    {"[remote]\n", "t.conf:1: ", "unknown section"},
 	    {"[remote a b]\n", "t.conf:1: ", "bad remote name"},
 	    {"[remote a]\nendpoint = http://h\n[remote b]\nendpoint = http://h\n[remote a]\n",
@@ -1637,8 +1641,36 @@ static void test_registry_remotes(void)
 	ok(rc == -EINVAL && !strstr(err.message, SECRET1), "registry env: password never quoted");
 }
 
+/* [agent], [task NAME] and [mount NAME] are kept, keys in order, for the agent. */
+static void test_other_sections(void)
+{
+	struct config *cfg = config_new_empty();
+	struct dth_err err;
+	const char *text = "[remote a]\nendpoint = http://h\n[task t1]\nsource = a:b\ninclude = x\n"
+			   "include = y\n[agent]\nlisten = 127.0.0.1:1\n[task t2]\n[mount m]\n"
+			   "source = a:b\n";
+	is_int(config_parse_text(cfg, text, "t.conf", &err), 0, "sections parse");
+	size_t n;
+	const struct config_section *const *t = config_sections(cfg, "task", &n);
+	is_int(n, 2, "two tasks");
+	is_str(t[0]->name, "t1", "first task");
+	is_int(t[0]->n, 3, "its three keys, a repeated one kept");
+	is_str(t[0]->pairs[2].value, "y", "in order");
+	is_int(t[0]->pairs[2].line, 6, "with their lines");
+	is_int(t[1]->n, 0, "an empty section");
+	const struct config_section *const *a = config_sections(cfg, "agent", &n);
+	ok(n == 1 && !strcmp(a[0]->name, "") && !strcmp(a[0]->pairs[0].key, "listen"), "[agent]");
+	config_sections(cfg, "mount", &n);
+	is_int(n, 1, "one mount");
+	config_sections(cfg, "bogus", &n);
+	is_int(n, 0, "no such kind");
+	ok(config_remote(cfg, "a") != NULL, "the remote is still there");
+	config_free(cfg);
+}
+
 int main(void)
 {
+	test_other_sections();
 	clear_aws_env();
 	/* DTH_REMOTE_* of the caller would leak into config_load. */
 	for (;;) {
