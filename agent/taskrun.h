@@ -49,8 +49,8 @@ struct taskrun_opts {
 	 * edited): take def's, and list the destination on this run, rather
 	 * than refusing. */
 	bool rebind;
-	volatile sig_atomic_t *stop; /* set: stop soon; the next run resumes */
-	struct taskrun_live *live;   /* NULL, or counters updated as the run goes */
+	volatile sig_atomic_t *stop;   /* set: stop soon; the next run resumes */
+	struct taskrun_live *live;     /* NULL, or counters updated as the run goes */
 	struct fairshare_client *fair; /* NULL, or the task's share of worker slots (S3) */
 	/* Hooks (each may be NULL), called one at a time from the run's threads:
 	 * an object (its key: len bytes of any content) or an image ("repo:tag")

@@ -5,7 +5,10 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
@@ -33,6 +36,24 @@ int log_parse_level(const char *s)
 	return -1;
 }
 
+/* Whether stderr is the journal's stream (systemd sets JOURNAL_STREAM to its
+ * "DEVICE:INODE"): then each line starts with the syslog priority, "<3>",
+ * which journald reads as the message's level and strips. */
+static bool to_journal(void)
+{
+	static int known = -1;
+	if (known >= 0)
+		return known;
+	known = 0;
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && !fstat(2, &st) &&
+	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+		known = 1;
+	return known;
+}
+
 void log_write(int level, const char *fmt, ...)
 {
 	char line[2048];
@@ -44,7 +65,11 @@ void log_write(int level, const char *fmt, ...)
 		level = 0;
 	if (level > LOG_DEBUG)
 		level = LOG_DEBUG;
+	static const int priority[] = {3, 4, 6, 7}; /* err, warning, info, debug */
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "dth: %s: %s\n", level_names[level], line);
+	if (to_journal())
+		fprintf(stderr, "<%d>%s: %s\n", priority[level], level_names[level], line);
+	else
+		fprintf(stderr, "dth: %s: %s\n", level_names[level], line);
 	pthread_mutex_unlock(&log_lock);
 }

@@ -6,6 +6,7 @@
  * says, and stop with one errno. The loop keeps no state between calls; the
  * clients keep theirs (clock skew, tokens) behind their own locks. */
 #include "remote/exec.h"
+#include "remote/reqstats.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -268,6 +269,24 @@ out:
 	return rc;
 }
 
+/* Count an answered attempt: judged rc (0 taken, 1 or 2 sent again, < 0 the
+ * end) with e saying why it was not taken. */
+static void count_answer(const struct exec_call *x, const struct http_resp *resp,
+			 const struct dth_err *e, int rc)
+{
+	long st = resp->status;
+	int kind = -1;
+	if (st >= 200 && st <= 299)
+		kind = rc == 0 ? -1 : REQERR_GARBLED;
+	else if (e->code == -EBUSY || st == 429)
+		kind = REQERR_THROTTLED;
+	else if (st >= 500)
+		kind = REQERR_SERVER;
+	else if (st >= 400)
+		kind = REQERR_CLIENT;
+	reqstats_count(x->name, x->op, kind, rc > 0);
+}
+
 int exec_run(const struct exec_call *x, struct http_resp *resp, struct dth_err *err)
 {
 	struct dth_err local;
@@ -290,6 +309,8 @@ int exec_run(const struct exec_call *x, struct http_resp *resp, struct dth_err *
 			    retry_transport_retryable(rc) &&
 			    (!h->transport_retryable || h->transport_retryable(x->ctx, rc));
 			err_prefix(e, "%s %s", x->op, x->what);
+			reqstats_count(x->name, x->op,
+				       resp->status ? REQERR_GARBLED : REQERR_TRANSPORT, again);
 			if (!again)
 				return rc;
 			wait_and_log(x, attempt, NULL, e);
@@ -297,6 +318,7 @@ int exec_run(const struct exec_call *x, struct http_resp *resp, struct dth_err *
 			continue;
 		}
 		rc = judge(x, resp, attempt, &auth_rounds, &skew_retried, e);
+		count_answer(x, resp, e, rc);
 		if (rc <= 0)
 			return rc;
 		if (rc == 1)

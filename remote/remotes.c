@@ -183,6 +183,16 @@ void config_free(struct config *cfg)
 	free(cfg);
 }
 
+size_t config_remote_count(const struct config *cfg)
+{
+	return cfg->n;
+}
+
+const struct remote_def *config_remote_at(const struct config *cfg, size_t i)
+{
+	return i < cfg->n ? cfg->remotes[i] : NULL;
+}
+
 static bool remote_name_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > REMOTE_NAME_MAX)

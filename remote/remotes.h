@@ -82,6 +82,10 @@ struct config_section {
 const struct config_section *const *config_sections(const struct config *cfg, const char *kind,
 						    size_t *n);
 
+/* The remotes in definition order: count, and the i-th (borrowed). */
+size_t config_remote_count(const struct config *cfg);
+const struct remote_def *config_remote_at(const struct config *cfg, size_t i);
+
 /* Parse the text of a config file (for tests and config_load). origin names it
  * in messages. Returns 0 or -EINVAL with err set. The remotes are added to cfg. */
 int config_parse_text(struct config *cfg, const char *text, const char *origin,

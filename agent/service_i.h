@@ -1,0 +1,96 @@
+/* The agent's core, private parts shared by service.c and metrics.c. */
+#ifndef DTH_SERVICE_I_H
+#define DTH_SERVICE_I_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/service.h"
+#include "agent/taskdef.h"
+#include "agent/taskrun.h"
+
+struct schedule;
+struct fairshare;
+struct fairshare_client;
+
+enum atask_state { AT_IDLE = 0, AT_RUNNING, AT_STOPPING, AT_STOPPED, AT_ERROR, AT__COUNT };
+
+/* Totals since the agent started (for /metrics). */
+struct atask_totals {
+	uint64_t transferred, bytes, failed, skipped, deleted;
+	uint64_t runs[4]; /* by result: ok, failed, stopped, error */
+	uint64_t overlaps;
+	uint64_t requests;
+	double last_duration;
+};
+
+/* One task. Guarded by service.lock, but for live (atomics) and what only
+ * its run thread touches while it runs (run_def, result). */
+struct atask {
+	struct atask *next;
+	struct taskdef def;	 /* valid unless def_error */
+	char *def_error;	 /* the definition cannot be used: why (state error) */
+	const char *def_field;	 /* ... and the setting at fault, or NULL */
+	struct schedule *sched;	 /* NULL when def_error */
+	struct taskdef *pending; /* a new definition taken when the run ends */
+	char *pending_error;	 /* ... or why the new one cannot be used */
+	const char *pending_field;
+	uint32_t id; /* manifest task id (have_id) */
+	bool have_id;
+	int state;	   /* enum atask_state */
+	char err_code[32]; /* with AT_ERROR */
+	char err_msg[512];
+	bool user_stopped; /* stopped by the user (kept in the manifest) */
+	bool run_now;	   /* run as soon as possible */
+	char trigger[16];  /* why the next run starts */
+	bool retry_only;
+	bool removing, purge; /* delete once the run ends */
+	bool running;	      /* a run thread exists (to join) */
+	bool finished;	      /* ... and it has ended */
+	pthread_t thread;
+	volatile sig_atomic_t stop_flag;
+	struct taskrun_live live;
+	double run_started; /* now_mono() at the start of the run */
+	struct fairshare_client *fair;
+	int64_t last_start, last_end, last_success;
+	int64_t next_due;  /* INT64_MAX: none */
+	uint64_t last_seq; /* of its last run in the manifest */
+	struct atask_totals totals;
+};
+
+/* The config in use, shared by the runs that started with it: a reload
+ * puts a new one in place and the old one goes with its last run. */
+struct cfgref {
+	struct config *cfg;
+	unsigned refs; /* under service.lock */
+};
+
+struct service {
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* the scheduler: something changed */
+	struct atask *tasks; /* in name order */
+	struct cfgref *cfg;
+	char *config_path, *dropin_dir;
+	const char *listen;
+	struct manifest *m;
+	struct fairshare *fair;
+	unsigned workers;
+	bool started, shutting_down;
+	pthread_t sched_thread;
+	pthread_t watch_thread;
+	int watch_fd;	   /* inotify on the drop-in directory, -1 none */
+	int watch_pipe[2]; /* wakes the watcher to stop */
+	bool watching;
+	int64_t started_at;
+	double started_mono;
+	uint64_t reloads, reload_errors;
+};
+
+const char *atask_state_name(int state);
+
+/* Prometheus text of the service (metrics.c); called with s->lock held. */
+void metrics_write_locked(struct service *s, struct buf *out);
+
+#endif
