@@ -49,7 +49,7 @@
 
 struct httpd {
 	struct MHD_Daemon *daemon;
-	httpd_handler fn;
+	httpd_handler fn, early;
 	void *ctx;
 	size_t max_body;
 	bool require_json;
@@ -328,6 +328,32 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	free(c);
 }
 
+static void req_fill(struct httpd_conn *c, struct httpd_req *req)
+{
+	*req = (struct httpd_req){
+	    .method = c->method,
+	    .path = buf_str(&c->path),
+	    .raw_path = c->raw_path,
+	    .query = c->query,
+	    .body = buf_str(&c->body),
+	    .body_len = c->body.len,
+	    .conn = c,
+	};
+}
+
+/* The early handler: it may answer from the headers alone. */
+static enum MHD_Result early_call(struct httpd_conn *c)
+{
+	struct httpd_req req;
+	req_fill(c, &req);
+	struct httpd_resp resp;
+	resp_init(&resp);
+	c->h->early(c->h->ctx, &req, &resp);
+	enum MHD_Result rc = resp.status ? queue(c, &resp) : MHD_YES;
+	resp_release(&resp);
+	return rc;
+}
+
 /* The checks on the request line and headers. Returns MHD_YES with
  * c->answered set when it answered, MHD_YES otherwise (go on), MHD_NO to
  * close the connection. */
@@ -361,8 +387,10 @@ static enum MHD_Result first_call(struct httpd_conn *c, const char *method)
 	if (h->require_json && has_body && !ctype_is_json(ct))
 		return refuse(c, 415, "unsupported_media_type",
 			      "send the body as Content-Type: application/json");
-	if (len)
-		buf_grow(&c->body, (size_t)len);
+	/* The body is not allocated ahead from Content-Length: a client that
+	 * only claims one holds no memory. */
+	if (h->early)
+		return early_call(c);
 	return MHD_YES;
 }
 
@@ -374,15 +402,8 @@ static enum MHD_Result last_call(struct httpd_conn *c)
 		msg_snprintf(msg, sizeof(msg), "the body is larger than %zu bytes", h->max_body);
 		return refuse(c, 413, "too_large", msg);
 	}
-	struct httpd_req req = {
-	    .method = c->method,
-	    .path = buf_str(&c->path),
-	    .raw_path = c->raw_path,
-	    .query = c->query,
-	    .body = buf_str(&c->body),
-	    .body_len = c->body.len,
-	    .conn = c,
-	};
+	struct httpd_req req;
+	req_fill(c, &req);
 	struct httpd_resp resp;
 	resp_init(&resp);
 	h->fn(h->ctx, &req, &resp);
@@ -648,6 +669,7 @@ struct httpd *httpd_new(const struct httpd_opts *o, httpd_handler fn, void *ctx,
 	h->ctx = ctx;
 	h->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
 	h->require_json = o->require_json;
+	h->early = o->early;
 	const char *listen_at = o->listen && *o->listen ? o->listen : DEFAULT_LISTEN;
 	int fd = -1;
 	int rc = str_startswith(listen_at, "unix:") ? listen_unix(h, listen_at + 5, &fd, err)

@@ -17,7 +17,8 @@
  *   415 unsupported_media_type  with require_json: a body without
  *                        Content-Type application/json
  *   500 internal         a handler that set no status
- * Handlers answer their own errors in the same form with httpd_resp_error.
+ * (The layer's own checks come first, then opts.early.) Handlers answer their
+ * own errors in the same form with httpd_resp_error.
  *
  * Threads: the handler runs concurrently on up to `threads` threads and must
  * be thread-safe; a handler that blocks holds its thread (and the other
@@ -104,6 +105,13 @@ struct httpd_opts {
 	unsigned timeout_s;		/* idle connection timeout; 0: 30 */
 	unsigned max_conns; /* open connections; 0: 256 (per client address: a quarter) */
 	bool require_json;  /* bodies must be application/json (415) */
+	/* Optional: called with the request line and headers, before any of
+	 * the body is read (req->body is "", body_len 0), on the same threads
+	 * and with the same ctx as the handler. Setting resp->status answers
+	 * the request there (the body is then not read, the handler not
+	 * called): a 401 for a missing token costs no upload. Leaving it 0
+	 * goes on. */
+	httpd_handler early;
 };
 
 /* Listen and serve: fn(ctx, ...) is called for every request until

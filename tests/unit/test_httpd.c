@@ -84,6 +84,17 @@ static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 		resp->status = 599;
 }
 
+/* The early hook: no "X-Key: yes", no entry. */
+static atomic_int early_calls;
+static void early(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	(void)ctx;
+	atomic_fetch_add(&early_calls, 1);
+	const char *k = httpd_header(req, "X-Key");
+	if (req->body_len != 0 || !k || strcmp(k, "yes") != 0)
+		httpd_resp_error(resp, 401, "unauthorized", NULL, "no key");
+}
+
 static unsigned long body_sum(const char *b, size_t n)
 {
 	unsigned long sum = 0;
@@ -401,6 +412,38 @@ static void test_require_json(void)
 	call(&(struct call){.base = base, .path = "/j"}, &a);
 	is_int(a.status, 200, "require_json: a GET without a body is taken");
 	answer_release(&a);
+	httpd_free(h);
+
+	/* The early hook answers from the headers, before the body. */
+	o = (struct httpd_opts){.listen = "127.0.0.1:0", .early = early};
+	h = start(&o, base, sizeof(base));
+	if (!h)
+		return;
+	char *body = xcalloc(1, 60000);
+	memset(body, 'x', 59999);
+	int calls = atomic_load(&handler_calls);
+	call(&(struct call){.base = base,
+			    .path = "/e",
+			    .body = body,
+			    .body_len = 59999,
+			    .expect_continue = true},
+	     &a);
+	is_error(&a, 401, "unauthorized", "early: refused from the headers");
+	answer_release(&a);
+	call(&(struct call){.base = base, .path = "/e", .body = body, .body_len = 59999}, &a);
+	ok(a.status == 401 || a.cc == CURLE_SEND_ERROR || a.cc == CURLE_RECV_ERROR,
+	   "early: refused with the body sent at once (status %ld)", a.status);
+	answer_release(&a);
+	is_int(atomic_load(&handler_calls), calls, "  the handler was not called");
+	call(
+	    &(struct call){
+		.base = base, .path = "/e", .body = body, .body_len = 59999, .hdr = "X-Key: yes"},
+	    &a);
+	is_int(a.status, 201, "early: let through, the handler gets the body");
+	is_json(&a, "body_len", "59999", "  whole");
+	answer_release(&a);
+	ok(atomic_load(&early_calls) == 3, "early was called once per request");
+	free(body);
 	httpd_free(h);
 }
 
