@@ -28,6 +28,7 @@
 #define PAGE	      500
 #define HISTORY_LIMIT 20
 #define TABLE_ROWS    5000
+#define TASK_FILE_MAX (1024u * 1024)
 #define ANSWER_MAX    (256u * 1024 * 1024)
 
 struct topts {
@@ -320,9 +321,17 @@ static int settings(const struct topts *o, const char **name_io, char **name_all
 		}
 		char chunk[8192];
 		size_t n;
-		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && text.len < (1u << 20))
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && text.len <= TASK_FILE_MAX)
 			buf_add(&text, chunk, n);
+		bool bad = ferror(f) || text.len > TASK_FILE_MAX;
 		fclose(f);
+		if (bad) {
+			cli_error("%s: %s", o->from,
+				  text.len > TASK_FILE_MAX ? "too large for a task file"
+							   : "read error");
+			buf_release(&text);
+			return EXIT_USAGE;
+		}
 		int rc = agentc_task_file(buf_str(&text), text.len, o->from, *name_io, obj,
 					  name_alloc, &err);
 		buf_release(&text);
