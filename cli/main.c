@@ -44,6 +44,9 @@ static void usage(FILE *f)
 	    "  mount SRC DIR       browse SRC as a read-only filesystem (see dth mount --help)\n"
 	    "  image SUBCOMMAND    look at container registries: inspect, tags, repos\n"
 	    "                      (see dth image --help)\n"
+	    "  task SUBCOMMAND     the running agent's tasks: list, show, create, update, start,\n"
+	    "                      stop, run, retry, delete, history, failures, objects\n"
+	    "                      (see dth task --help)\n"
 	    "  version             print the version\n",
 	    f);
 }
@@ -99,6 +102,8 @@ int main(int argc, char **argv)
 		return cmd_mount(argc - i, argv + i);
 	if (!strcmp(cmd, "image"))
 		return cmd_image(argc - i, argv + i);
+	if (!strcmp(cmd, "task"))
+		return cmd_task(argc - i, argv + i);
 	/* mount.fuse3 (fstab type fuse.dth) runs "dth SRC MOUNTPOINT -o OPTS". */
 	if (strchr(cmd, ':') && i + 1 < argc)
 		return cmd_mount(argc - i + 1, argv + i - 1);

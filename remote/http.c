@@ -32,6 +32,7 @@ struct http_engine {
 	bool tls_verify;
 	char *ca_file;
 	char *user_agent;
+	char *unix_socket;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -116,6 +117,7 @@ struct http_engine *http_engine_new(const struct http_engine_opts *opts)
 	e->ca_file = opts && opts->ca_file ? xstrdup(opts->ca_file) : NULL;
 	e->user_agent =
 	    opts && opts->user_agent ? xstrdup(opts->user_agent) : xstrdup("dth/" DTH_VERSION);
+	e->unix_socket = opts && opts->unix_socket ? xstrdup(opts->unix_socket) : NULL;
 	return e;
 }
 
@@ -131,6 +133,7 @@ void http_engine_free(struct http_engine *e)
 	pthread_mutex_destroy(&e->pool_lock);
 	free(e->ca_file);
 	free(e->user_agent);
+	free(e->unix_socket);
 	free(e);
 }
 
@@ -522,6 +525,8 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, e->tls_verify ? 2L : 0L);
 	if (e->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
+	if (e->unix_socket)
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, e->unix_socket);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);

@@ -20,6 +20,10 @@ struct http_engine_opts {
 	bool tls_verify;	 /* verify peer and host name; true unless told otherwise */
 	const char *ca_file;	 /* NULL: system default */
 	const char *user_agent;	 /* NULL: "dth/<version>" */
+	/* Connect every request to this Unix socket instead of the URL's host
+	 * (the URL still gives the path and the Host header:
+	 * "http://localhost/..."). NULL: TCP as the URL says. */
+	const char *unix_socket;
 };
 
 struct http_header {
