@@ -520,6 +520,28 @@ int codec_run_decode(const void *data, size_t len, struct run_record *r)
 	return rc;
 }
 
+void codec_run_key(uint32_t task_id, uint64_t seq, unsigned char out[CODEC_RUN_KEY_LEN])
+{
+	for (int i = 0; i < 4; i++)
+		out[i] = (unsigned char)(task_id >> (24 - 8 * i));
+	for (int i = 0; i < 8; i++)
+		out[4 + i] = (unsigned char)(seq >> (56 - 8 * i));
+}
+
+int codec_run_key_decode(const void *data, size_t len, uint32_t *task_id, uint64_t *seq)
+{
+	*task_id = 0;
+	*seq = 0;
+	if (!data || len != CODEC_RUN_KEY_LEN)
+		return -EPROTO;
+	const unsigned char *p = data;
+	for (int i = 0; i < 4; i++)
+		*task_id = *task_id << 8 | p[i];
+	for (int i = 0; i < 8; i++)
+		*seq = *seq << 8 | p[4 + i];
+	return 0;
+}
+
 bool codec_run_add_error(struct run_record *r, const char *msg)
 {
 	if (r->n_errors >= RUN_ERRORS_MAX)

@@ -117,6 +117,11 @@ struct run_record {
 	uint32_t n_errors; /* entries of errors in use, <= RUN_ERRORS_MAX */
 	char errors[RUN_ERRORS_MAX][RUN_ERROR_LEN];
 };
+/* Key of a run: 4-byte big-endian task id + 8-byte big-endian sequence. */
+#define CODEC_RUN_KEY_LEN 12
+void codec_run_key(uint32_t task_id, uint64_t seq, unsigned char out[CODEC_RUN_KEY_LEN]);
+/* -EPROTO unless len is CODEC_RUN_KEY_LEN. */
+int codec_run_key_decode(const void *data, size_t len, uint32_t *task_id, uint64_t *seq) WUR;
 /* At most RUN_ERRORS_MAX errors are encoded (n_errors is clamped). */
 void codec_run_encode(const struct run_record *r, struct buf *out);
 int codec_run_decode(const void *data, size_t len, struct run_record *r) WUR;

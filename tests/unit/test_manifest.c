@@ -167,11 +167,11 @@ static void test_open(void)
 	rc = rc ? rc : mdb_env_open(env, dir, 0, 0600);
 	rc = rc ? rc : mdb_txn_begin(env, NULL, 0, &txn);
 	rc = rc ? rc : mdb_dbi_open(txn, "meta", 0, &dbi);
-	MDB_val k = {6, "schema"}, v = {1, "2"};
+	MDB_val k = {6, "schema"}, v = {1, "3"};
 	rc = rc ? rc : mdb_put(txn, dbi, &k, &v, 0);
 	rc = rc ? rc : mdb_txn_commit(txn);
 	mdb_env_close(env);
-	is_int(rc, 0, "schema set to 2 behind dth's back");
+	is_int(rc, 0, "schema set to 3 behind dth's back");
 	m = manifest_open(dir, MANIFEST_RDWR, &err);
 	ok(m == NULL && err.code == -ENOTSUP, "rdwr open of a newer schema: -ENOTSUP");
 	ok(strstr(err.message, "newer") != NULL, "message says newer: %s", err.message);
