@@ -150,6 +150,10 @@ int mf_sidx_build(struct manifest *m, struct dth_err *err) WUR;
 /* Whether the index is complete (meta "statusidx"), in txn. */
 bool mf_sidx_ready(struct manifest *m, MDB_txn *txn);
 
+/* Records a page by scanning examines at most (MANIFEST_PAGE_SCAN; tests
+ * lower it). */
+extern unsigned manifest_page_scan;
+
 /* Test hooks of manifest_task_purge: deletes per transaction, and (when not
  * 0) stop with -EINTR after that many transactions, as a crash would. */
 extern unsigned manifest_purge_chunk;

@@ -29,6 +29,8 @@
 
 #define SIDX_BUILD_CHUNK 10000
 
+unsigned manifest_page_scan = MANIFEST_PAGE_SCAN;
+
 /* ---- maintenance (writer thread) ---- */
 
 static int sidx_del(struct manifest *m, MDB_txn *txn, uint32_t task, const char *key,
@@ -259,7 +261,8 @@ static int page_collect(struct manifest *m, MDB_txn *txn, uint32_t task, int sta
 	unsigned examined = 0;
 	bool warned = false;
 	while (!rc) {
-		if (p->n == limit || (!use_idx && examined == MANIFEST_PAGE_SCAN)) {
+		if (p->n == limit ||
+		    (!use_idx && examined >= (manifest_page_scan ? manifest_page_scan : 1))) {
 			p->more = true; /* the iterator stands on one more */
 			break;
 		}
