@@ -1,8 +1,10 @@
 /* The LMDB manifest: environment, schema, tasks, point reads, cursors.
  *
- * Databases: meta, tasks, objects, uploads, stats, and longkeys (internal,
- * below). meta holds "schema" and "created" (ASCII decimal) and "next_gid"
- * (8-byte big-endian counter used by the long-key layout).
+ * Databases: meta, tasks, objects, uploads, stats, images, blobs, runs and
+ * taskdefs (runs.c), statusidx (statusidx.c), and longkeys (internal, below).
+ * meta holds "schema", "created" and "statusidx" (1 once the status index is
+ * complete; ASCII decimal) and "next_gid" (8-byte big-endian counter used by
+ * the long-key layout). Deleting a task's records: purge.c.
  *
  * Long keys. Object keys are up to 1,024 bytes (S3) or MANIFEST_KEY_MAX (local
  * paths), the composite key adds a 4-byte task id, but LMDB (Debian builds it
@@ -12,10 +14,11 @@
  * tree of chunks:
  *
  *   A node is a database plus a fixed prefix: the root node of a task is the
- *   objects (or uploads) database with prefix = task id (4 bytes, big-endian);
+ *   objects (or uploads, images) database with prefix = task id (4 bytes,
+ *   big-endian), or statusidx with prefix = task id + status (5 bytes);
  *   an inner node is the longkeys database with prefix = a group id (8 bytes,
  *   big-endian, allocated from meta next_gid). Chunk size C = 511 - prefix - 1
- *   (506 at the root, 502 inside).
+ *   (506 at a task root, 505 at a statusidx root, 502 inside).
  *
  *   A key remainder R is stored in a node as
  *     - |R| <= C: LMDB key prefix + R, value = the codec record ("direct");

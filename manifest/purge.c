@@ -46,9 +46,10 @@ static int mark_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 	if (rc)
 		return rc;
 	struct task_record t;
-	rc = codec_task_decode(v.mv_data, v.mv_size, &t);
-	if (rc)
-		return rc;
+	if (codec_task_decode(v.mv_data, v.mv_size, &t) != 0) {
+		log_warn("manifest %s: task %u: unreadable record, purged unmarked", m->dir, p->id);
+		return 0;
+	}
 	if (!strcmp(t.state, MANIFEST_TASK_PURGING))
 		return 0;
 	str_copy_fit(t.state, MANIFEST_TASK_PURGING, sizeof(t.state));

@@ -261,8 +261,7 @@ static int page_collect(struct manifest *m, MDB_txn *txn, uint32_t task, int sta
 	unsigned examined = 0;
 	bool warned = false;
 	while (!rc) {
-		if (p->n == limit ||
-		    (!use_idx && examined >= (manifest_page_scan ? manifest_page_scan : 1))) {
+		if (p->n == limit || examined >= (manifest_page_scan ? manifest_page_scan : 1)) {
 			p->more = true; /* the iterator stands on one more */
 			break;
 		}
