@@ -209,6 +209,19 @@ static void fuzz_taskdef(const uint8_t *data, size_t size)
 	buf_release(&e);
 }
 
+static void fuzz_run_key(const uint8_t *data, size_t size)
+{
+	uint32_t id = 1;
+	uint64_t seq = 1;
+	int rc = codec_run_key_decode(data, size, &id, &seq);
+	CHECK(size == CODEC_RUN_KEY_LEN ? rc == 0 : (rc == -EPROTO && id == 0 && seq == 0));
+	if (!rc) {
+		unsigned char kb[CODEC_RUN_KEY_LEN];
+		codec_run_key(id, seq, kb);
+		CHECK(memcmp(kb, data, sizeof(kb)) == 0);
+	}
+}
+
 static void fuzz_key(const uint8_t *data, size_t size)
 {
 	uint32_t id = 0;
@@ -245,6 +258,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_run(copy, size);
 	fuzz_taskdef(copy, size);
 	fuzz_key(copy, size);
+	fuzz_run_key(copy, size);
 	/* status names */
 	char name[16];
 	size_t n = size < sizeof(name) - 1 ? size : sizeof(name) - 1;
