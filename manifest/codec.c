@@ -1,6 +1,8 @@
-/* Record codec, version 1.
+/* Record codec.
  *
- * Every value is: one version byte (1), then the fields in a fixed order.
+ * Every value is: one version byte, then the fields in a fixed order. Each
+ * kind of record has its own version (1 unless said below); a decoder reads
+ * every version up to its own and refuses newer ones (-ENOTSUP).
  * Unsigned integers are LEB128 varints (at most 10 bytes), signed integers are
  * zigzag-mapped first, strings are a varint length followed by that many bytes
  * (no NUL inside, shorter than the struct field), flags are single bytes.
@@ -12,6 +14,11 @@
  *   stats:  ver count[OBJ__COUNT] bytes[OBJ__COUNT]
  *   task:   ver name src dst kind state created(s) last_run_start(s) last_run_end(s) runs
  *           dest_listed(u8)
+ *           version 2 adds: last_success(s) last_exit(s) error last_run
+ *   run:    ver started(s) ended(s) trigger result exit_status(s) listed planned transferred
+ *           skipped failed deleted bytes object_bytes requests request_errors retries
+ *           n_errors { error } * n_errors
+ *   taskdef: ver, then the caller's bytes to the end of the value
  */
 #include "common/compat.h"
 
@@ -21,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CODEC_VERSION 1
+#define CODEC_VERSION	      1
+#define CODEC_TASK_VERSION    2
+#define CODEC_RUN_VERSION     1
+#define CODEC_TASKDEF_VERSION 1
 
 static const char *const status_names[OBJ__COUNT] = {
     "pending", "copying", "done", "failed", "skipped", "deleted",
@@ -113,6 +123,16 @@ static int64_t get_i64(struct rd *r)
 	return (int64_t)((z >> 1) ^ (~(z & 1) + 1));
 }
 
+static int32_t get_i32(struct rd *r)
+{
+	int64_t v = get_i64(r);
+	if (v < INT32_MIN || v > INT32_MAX) {
+		r->err = -EPROTO;
+		return 0;
+	}
+	return (int32_t)v;
+}
+
 static uint32_t get_u32(struct rd *r)
 {
 	uint64_t v = get_u64(r);
@@ -149,19 +169,26 @@ static void get_str(struct rd *r, char *dst, size_t size)
 	r->left -= (size_t)n;
 }
 
-static int rd_begin(struct rd *r, const void *data, size_t len)
+/* Read the version byte: 1..max. */
+static int rd_begin_ver(struct rd *r, const void *data, size_t len, uint8_t max, uint8_t *ver)
 {
 	r->p = data;
 	r->left = len;
 	r->err = 0;
 	if (!data || !len)
 		return -EPROTO;
-	uint8_t ver = get_u8(r);
-	if (ver == 0)
+	*ver = get_u8(r);
+	if (*ver == 0)
 		return -EPROTO;
-	if (ver > CODEC_VERSION)
+	if (*ver > max)
 		return -ENOTSUP;
 	return 0;
+}
+
+static int rd_begin(struct rd *r, const void *data, size_t len)
+{
+	uint8_t ver;
+	return rd_begin_ver(r, data, len, CODEC_VERSION, &ver);
 }
 
 static int rd_end(const struct rd *r)
@@ -392,7 +419,7 @@ void codec_blob_key(uint64_t reg_hash, const char *digest, uint64_t repo_hash, i
 
 void codec_task_encode(const struct task_record *t, struct buf *out)
 {
-	put_u8(out, CODEC_VERSION);
+	put_u8(out, CODEC_TASK_VERSION);
 	put_str(out, t->name, sizeof(t->name));
 	put_str(out, t->src, sizeof(t->src));
 	put_str(out, t->dst, sizeof(t->dst));
@@ -403,13 +430,18 @@ void codec_task_encode(const struct task_record *t, struct buf *out)
 	put_i64(out, t->last_run_end);
 	put_u64(out, t->runs);
 	put_u8(out, t->dest_listed ? 1 : 0);
+	put_i64(out, t->last_success);
+	put_i64(out, t->last_exit);
+	put_str(out, t->error, sizeof(t->error));
+	put_u64(out, t->last_run);
 }
 
 int codec_task_decode(const void *data, size_t len, struct task_record *t)
 {
 	struct rd rd;
+	uint8_t ver;
 	memset(t, 0, sizeof(*t));
-	int rc = rd_begin(&rd, data, len);
+	int rc = rd_begin_ver(&rd, data, len, CODEC_TASK_VERSION, &ver);
 	if (rc)
 		return rc;
 	get_str(&rd, t->name, sizeof(t->name));
@@ -422,12 +454,124 @@ int codec_task_decode(const void *data, size_t len, struct task_record *t)
 	t->last_run_end = get_i64(&rd);
 	t->runs = get_u32(&rd);
 	t->dest_listed = get_u8(&rd);
+	t->last_exit = -1;
+	if (ver >= 2) {
+		t->last_success = get_i64(&rd);
+		t->last_exit = get_i32(&rd);
+		get_str(&rd, t->error, sizeof(t->error));
+		t->last_run = get_u64(&rd);
+	}
 	rc = rd_end(&rd);
 	if (!rc && t->dest_listed > 1)
 		rc = -EPROTO;
 	if (rc)
 		memset(t, 0, sizeof(*t));
 	return rc;
+}
+
+/* ---- runs ---- */
+
+void codec_run_encode(const struct run_record *r, struct buf *out)
+{
+	put_u8(out, CODEC_RUN_VERSION);
+	put_i64(out, r->started);
+	put_i64(out, r->ended);
+	put_str(out, r->trigger, sizeof(r->trigger));
+	put_str(out, r->result, sizeof(r->result));
+	put_i64(out, r->exit_status);
+	const uint64_t c[] = {r->listed,   r->planned,	      r->transferred, r->skipped,
+			      r->failed,   r->deleted,	      r->bytes,	      r->object_bytes,
+			      r->requests, r->request_errors, r->retries};
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++)
+		put_u64(out, c[i]);
+	uint32_t n = r->n_errors < RUN_ERRORS_MAX ? r->n_errors : RUN_ERRORS_MAX;
+	put_u64(out, n);
+	for (uint32_t i = 0; i < n; i++)
+		put_str(out, r->errors[i], sizeof(r->errors[i]));
+}
+
+int codec_run_decode(const void *data, size_t len, struct run_record *r)
+{
+	struct rd rd;
+	uint8_t ver;
+	memset(r, 0, sizeof(*r));
+	int rc = rd_begin_ver(&rd, data, len, CODEC_RUN_VERSION, &ver);
+	if (rc)
+		return rc;
+	r->started = get_i64(&rd);
+	r->ended = get_i64(&rd);
+	get_str(&rd, r->trigger, sizeof(r->trigger));
+	get_str(&rd, r->result, sizeof(r->result));
+	r->exit_status = get_i32(&rd);
+	uint64_t *c[] = {&r->listed,   &r->planned,	   &r->transferred, &r->skipped,
+			 &r->failed,   &r->deleted,	   &r->bytes,	    &r->object_bytes,
+			 &r->requests, &r->request_errors, &r->retries};
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++)
+		*c[i] = get_u64(&rd);
+	uint32_t n = get_u32(&rd);
+	if (!rd.err && n > RUN_ERRORS_MAX)
+		rd.err = -EPROTO;
+	for (uint32_t i = 0; i < n && !rd.err; i++)
+		get_str(&rd, r->errors[i], sizeof(r->errors[i]));
+	r->n_errors = n;
+	rc = rd_end(&rd);
+	if (rc)
+		memset(r, 0, sizeof(*r));
+	return rc;
+}
+
+void codec_run_key(uint32_t task_id, uint64_t seq, unsigned char out[CODEC_RUN_KEY_LEN])
+{
+	for (int i = 0; i < 4; i++)
+		out[i] = (unsigned char)(task_id >> (24 - 8 * i));
+	for (int i = 0; i < 8; i++)
+		out[4 + i] = (unsigned char)(seq >> (56 - 8 * i));
+}
+
+int codec_run_key_decode(const void *data, size_t len, uint32_t *task_id, uint64_t *seq)
+{
+	*task_id = 0;
+	*seq = 0;
+	if (!data || len != CODEC_RUN_KEY_LEN)
+		return -EPROTO;
+	const unsigned char *p = data;
+	for (int i = 0; i < 4; i++)
+		*task_id = *task_id << 8 | p[i];
+	for (int i = 0; i < 8; i++)
+		*seq = *seq << 8 | p[4 + i];
+	return 0;
+}
+
+bool codec_run_add_error(struct run_record *r, const char *msg)
+{
+	if (r->n_errors >= RUN_ERRORS_MAX)
+		return false;
+	str_copy_msg(r->errors[r->n_errors], msg ? msg : "", sizeof(r->errors[0]));
+	r->n_errors++;
+	return true;
+}
+
+/* ---- taskdefs ---- */
+
+void codec_taskdef_encode(const void *data, size_t len, struct buf *out)
+{
+	put_u8(out, CODEC_TASKDEF_VERSION);
+	if (len)
+		buf_add(out, data, len);
+}
+
+int codec_taskdef_decode(const void *in, size_t in_len, const void **data, size_t *len)
+{
+	struct rd rd;
+	uint8_t ver;
+	*data = NULL;
+	*len = 0;
+	int rc = rd_begin_ver(&rd, in, in_len, CODEC_TASKDEF_VERSION, &ver);
+	if (rc)
+		return rc;
+	*data = rd.p;
+	*len = rd.left;
+	return 0;
 }
 
 /* ---- composite keys ---- */

@@ -5,6 +5,7 @@
 #ifndef DTH_CODEC_H
 #define DTH_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,9 +86,54 @@ struct task_record {
 	int64_t last_run_end;
 	uint32_t runs;	     /* completed runs */
 	uint8_t dest_listed; /* the destination was merged on a first run */
+	/* since record version 2 (a version 1 record decodes with these defaults:
+	 * 0, -1, "", 0) */
+	int64_t last_success; /* end of the last run that ended with nothing failed, 0 none */
+	int32_t last_exit;    /* exit status of the last run as dth sync's (0 done, 1 some
+				 failed, 2 usage/config, 3 unreachable), -1 none */
+	char error[CODEC_ERROR_MAX]; /* the error message while state is "error", else "" */
+	uint64_t last_run;	     /* sequence number of the last run (runs database), 0 none */
 };
 void codec_task_encode(const struct task_record *t, struct buf *out);
 int codec_task_decode(const void *data, size_t len, struct task_record *t) WUR;
+
+/* runs: value of (task id, run sequence): one run of a task. The sequence is
+ * the key's: it is not stored in the value, and decoding sets seq to 0 (the
+ * manifest fills it in). Text fields are short words (see manifest.h). */
+#define RUN_ERRORS_MAX	   5   /* first errors kept per run */
+#define RUN_ERROR_LEN	   256 /* each: "key: reason" or an error of the run */
+#define CODEC_RUN_WORD_MAX 16
+struct run_record {
+	uint64_t seq;
+	int64_t started;		  /* Unix seconds */
+	int64_t ended;			  /* Unix seconds, 0 while running */
+	char trigger[CODEC_RUN_WORD_MAX]; /* schedule, api, start, retry, event, startup */
+	char result[CODEC_RUN_WORD_MAX];  /* ok, failed, stopped, error, killed ("" running) */
+	int32_t exit_status;		  /* as dth sync's */
+	uint64_t listed, planned, transferred, skipped, failed, deleted;
+	uint64_t bytes;	       /* bytes sent */
+	uint64_t object_bytes; /* bytes of the objects transferred */
+	uint64_t requests, request_errors, retries;
+	uint32_t n_errors; /* entries of errors in use, <= RUN_ERRORS_MAX */
+	char errors[RUN_ERRORS_MAX][RUN_ERROR_LEN];
+};
+/* Key of a run: 4-byte big-endian task id + 8-byte big-endian sequence. */
+#define CODEC_RUN_KEY_LEN 12
+void codec_run_key(uint32_t task_id, uint64_t seq, unsigned char out[CODEC_RUN_KEY_LEN]);
+/* -EPROTO unless len is CODEC_RUN_KEY_LEN. */
+int codec_run_key_decode(const void *data, size_t len, uint32_t *task_id, uint64_t *seq) WUR;
+/* At most RUN_ERRORS_MAX errors are encoded (n_errors is clamped). */
+void codec_run_encode(const struct run_record *r, struct buf *out);
+int codec_run_decode(const void *data, size_t len, struct run_record *r) WUR;
+/* Keep msg (cut to RUN_ERROR_LEN-1 bytes at a character boundary) as the
+ * next first error: true, or false when RUN_ERRORS_MAX are already kept. */
+bool codec_run_add_error(struct run_record *r, const char *msg);
+
+/* taskdefs: value of task id: version byte + the caller's opaque bytes (the
+ * definition of a task created through the API). decode sets *data to point
+ * into the input. */
+void codec_taskdef_encode(const void *data, size_t len, struct buf *out);
+int codec_taskdef_decode(const void *in, size_t in_len, const void **data, size_t *len) WUR;
 
 /* images: value of (task id, "repo:tag"): the last copy of one tag */
 #define CODEC_DIGEST_MAX 136 /* "sha512:" + 128 hex digits, NUL */

@@ -1,8 +1,10 @@
 /* The LMDB manifest: environment, schema, tasks, point reads, cursors.
  *
- * Databases: meta, tasks, objects, uploads, stats, and longkeys (internal,
- * below). meta holds "schema" and "created" (ASCII decimal) and "next_gid"
- * (8-byte big-endian counter used by the long-key layout).
+ * Databases: meta, tasks, objects, uploads, stats, images, blobs, runs and
+ * taskdefs (runs.c), statusidx (statusidx.c), and longkeys (internal, below).
+ * meta holds "schema", "created" and "statusidx" (1 once the status index is
+ * complete; ASCII decimal) and "next_gid" (8-byte big-endian counter used by
+ * the long-key layout). Deleting a task's records: purge.c.
  *
  * Long keys. Object keys are up to 1,024 bytes (S3) or MANIFEST_KEY_MAX (local
  * paths), the composite key adds a 4-byte task id, but LMDB (Debian builds it
@@ -12,10 +14,11 @@
  * tree of chunks:
  *
  *   A node is a database plus a fixed prefix: the root node of a task is the
- *   objects (or uploads) database with prefix = task id (4 bytes, big-endian);
+ *   objects (or uploads, images) database with prefix = task id (4 bytes,
+ *   big-endian), or statusidx with prefix = task id + status (5 bytes);
  *   an inner node is the longkeys database with prefix = a group id (8 bytes,
  *   big-endian, allocated from meta next_gid). Chunk size C = 511 - prefix - 1
- *   (506 at the root, 502 inside).
+ *   (506 at a task root, 505 at a statusidx root, 502 inside).
  *
  *   A key remainder R is stored in a node as
  *     - |R| <= C: LMDB key prefix + R, value = the codec record ("direct");
@@ -224,27 +227,54 @@ void mf_write_abort(struct manifest *m, MDB_txn *txn)
 	pthread_rwlock_unlock(&m->gate);
 }
 
+int mf_write_txn(struct manifest *m, int (*fn)(struct manifest *m, MDB_txn *txn, void *ctx),
+		 void *ctx)
+{
+	for (;;) {
+		MDB_txn *txn;
+		int rc = mf_write_begin(m, &txn);
+		if (rc)
+			return rc;
+		rc = fn(m, txn, ctx);
+		if (rc)
+			mf_write_abort(m, txn);
+		else
+			rc = mf_write_commit(m, txn);
+		if (rc == MDB_MAP_FULL) {
+			rc = mf_grow(m);
+			if (rc)
+				return rc;
+			continue;
+		}
+		return rc > 0 ? mf_errno(rc) : rc;
+	}
+}
+
 /* ---- long-key tree ---- */
 
-struct node {
-	MDB_dbi dbi;
-	unsigned char pfx[MF_EXT_PFX];
-	size_t plen;
-};
-
-static size_t node_chunk(const struct node *n)
+static size_t node_chunk(const struct mf_node *n)
 {
 	return MF_LMDB_KEY_MAX - n->plen - 1;
 }
 
-static void node_root(struct node *n, MDB_dbi dbi, uint32_t task)
+void mf_root_task(struct mf_node *n, MDB_dbi dbi, uint32_t task)
 {
+	memset(n, 0, sizeof(*n));
 	n->dbi = dbi;
 	mf_be32(n->pfx, task);
 	n->plen = MF_ROOT_PFX;
 }
 
-static int node_from_mark(struct manifest *m, const MDB_val *v, struct node *n)
+void mf_root_sidx(struct mf_node *n, MDB_dbi dbi, uint32_t task, uint8_t status)
+{
+	memset(n, 0, sizeof(*n));
+	n->dbi = dbi;
+	mf_be32(n->pfx, task);
+	n->pfx[MF_ROOT_PFX] = status;
+	n->plen = MF_SIDX_PFX;
+}
+
+static int node_from_mark(struct manifest *m, const MDB_val *v, struct mf_node *n)
 {
 	if (v->mv_size != MF_MARK_VLEN || ((const unsigned char *)v->mv_data)[0] != MF_MARK_TAG)
 		return MDB_CORRUPTED;
@@ -255,7 +285,7 @@ static int node_from_mark(struct manifest *m, const MDB_val *v, struct node *n)
 }
 
 /* LMDB key of remainder r in node n: direct when it fits, else the marker. */
-static size_t node_key(const struct node *n, const char *r, size_t rl, unsigned char *kb,
+static size_t node_key(const struct mf_node *n, const char *r, size_t rl, unsigned char *kb,
 		       bool *mark)
 {
 	size_t c = node_chunk(n);
@@ -272,12 +302,11 @@ static size_t node_key(const struct node *n, const char *r, size_t rl, unsigned 
 	return n->plen + c + 1;
 }
 
-int mf_tree_get(struct manifest *m, MDB_txn *txn, MDB_dbi root, uint32_t task, const char *key,
+int mf_tree_get(struct manifest *m, MDB_txn *txn, const struct mf_node *root, const char *key,
 		size_t key_len, MDB_val *val)
 {
-	struct node n;
+	struct mf_node n = *root;
 	unsigned char kb[MF_LMDB_KEY_MAX];
-	node_root(&n, root, task);
 	for (;;) {
 		bool mark;
 		MDB_val k = {node_key(&n, key, key_len, kb, &mark), kb};
@@ -318,12 +347,11 @@ static int gid_alloc(struct manifest *m, MDB_txn *txn, unsigned char gid[MF_EXT_
 	return mdb_put(txn, m->dbi_meta, &k, &nv, 0);
 }
 
-int mf_tree_put(struct manifest *m, MDB_txn *txn, MDB_dbi root, uint32_t task, const char *key,
+int mf_tree_put(struct manifest *m, MDB_txn *txn, const struct mf_node *root, const char *key,
 		size_t key_len, MDB_val *val)
 {
-	struct node n;
+	struct mf_node n = *root;
 	unsigned char kb[MF_LMDB_KEY_MAX];
-	node_root(&n, root, task);
 	for (int depth = 0;; depth++) {
 		bool mark;
 		MDB_val k = {node_key(&n, key, key_len, kb, &mark), kb}, v;
@@ -353,17 +381,17 @@ int mf_tree_put(struct manifest *m, MDB_txn *txn, MDB_dbi root, uint32_t task, c
 	}
 }
 
-int mf_tree_del(struct manifest *m, MDB_txn *txn, MDB_dbi root, uint32_t task, const char *key,
+int mf_tree_del(struct manifest *m, MDB_txn *txn, const struct mf_node *root, const char *key,
 		size_t key_len)
 {
-	struct node path[MF_DEPTH_MAX];
+	struct mf_node path[MF_DEPTH_MAX];
 	unsigned char keys[MF_DEPTH_MAX][MF_LMDB_KEY_MAX];
 	size_t klen[MF_DEPTH_MAX];
 	int depth = 0, rc;
-	node_root(&path[0], root, task);
+	path[0] = *root;
 	for (;;) {
 		bool mark;
-		struct node *n = &path[depth];
+		struct mf_node *n = &path[depth];
 		klen[depth] = node_key(n, key, key_len, keys[depth], &mark);
 		MDB_val k = {klen[depth], keys[depth]}, v;
 		if (!mark) {
@@ -393,7 +421,7 @@ int mf_tree_del(struct manifest *m, MDB_txn *txn, MDB_dbi root, uint32_t task, c
 	if (rc)
 		return rc;
 	for (; depth > 0; depth--) {
-		struct node *g = &path[depth];
+		struct mf_node *g = &path[depth];
 		MDB_val k = {g->plen, g->pfx}, v;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 		if (rc == 0 && k.mv_size >= g->plen && memcmp(k.mv_data, g->pfx, g->plen) == 0)
@@ -439,7 +467,7 @@ static int mkdir_p(const char *dir)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
+int mf_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 {
 	MDB_val k = {strlen(name), (void *)name}, v;
 	int rc = mdb_get(txn, dbi, &k, &v);
@@ -455,7 +483,7 @@ static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *o
 	return 0;
 }
 
-static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
+int mf_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
 {
 	char tmp[24];
 	int n = xsnprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)val);
@@ -466,7 +494,7 @@ static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t va
 static int check_schema(struct manifest *m, MDB_txn *txn, bool *fresh, struct dth_err *err)
 {
 	uint64_t schema;
-	int rc = meta_get_u64(txn, m->dbi_meta, "schema", &schema);
+	int rc = mf_meta_get_u64(txn, m->dbi_meta, "schema", &schema);
 	*fresh = false;
 	if (rc == MDB_NOTFOUND) {
 		*fresh = true;
@@ -501,6 +529,9 @@ static const struct {
     {"longkeys", offsetof(struct manifest, dbi_long), 0},
     {"images", offsetof(struct manifest, dbi_images), offsetof(struct manifest, have_images)},
     {"blobs", offsetof(struct manifest, dbi_blobs), offsetof(struct manifest, have_blobs)},
+    {"runs", offsetof(struct manifest, dbi_runs), offsetof(struct manifest, have_runs)},
+    {"taskdefs", offsetof(struct manifest, dbi_taskdefs), offsetof(struct manifest, have_taskdefs)},
+    {"statusidx", offsetof(struct manifest, dbi_sidx), offsetof(struct manifest, have_sidx)},
 };
 
 static int init_rdwr(struct manifest *m, struct dth_err *err)
@@ -523,10 +554,13 @@ static int init_rdwr(struct manifest *m, struct dth_err *err)
 			return e;
 		}
 		if (fresh) {
-			rc = meta_put_u64(txn, m->dbi_meta, "schema", MANIFEST_SCHEMA_VERSION);
+			/* a new manifest's status index is complete (and empty) */
+			rc = mf_meta_put_u64(txn, m->dbi_meta, "schema", MANIFEST_SCHEMA_VERSION);
 			if (!rc)
-				rc =
-				    meta_put_u64(txn, m->dbi_meta, "created", (uint64_t)time(NULL));
+				rc = mf_meta_put_u64(txn, m->dbi_meta, "created",
+						     (uint64_t)time(NULL));
+			if (!rc)
+				rc = mf_meta_put_u64(txn, m->dbi_meta, "statusidx", 1);
 		}
 		for (size_t i = 0; !rc && i < ARRAY_SIZE(mf_dbs); i++)
 			rc = mdb_dbi_open(txn, mf_dbs[i].name, MDB_CREATE,
@@ -535,7 +569,8 @@ static int init_rdwr(struct manifest *m, struct dth_err *err)
 			mf_write_abort(m, txn);
 		} else {
 			rc = mf_write_commit(m, txn);
-			m->have_images = m->have_blobs = true;
+			m->have_images = m->have_blobs = m->have_runs = m->have_taskdefs =
+			    m->have_sidx = true;
 		}
 		if (rc == MDB_MAP_FULL) {
 			e = mf_grow(m);
@@ -546,7 +581,7 @@ static int init_rdwr(struct manifest *m, struct dth_err *err)
 		}
 		if (rc)
 			goto lmdb_fail;
-		return 0;
+		return mf_sidx_build(m, err); /* at once when the index is complete */
 	lmdb_fail:
 		return err_set(err, mf_errno(rc), "manifest %s: cannot initialise: %s", m->dir,
 			       mdb_strerror(rc));
@@ -838,19 +873,21 @@ int manifest_task_ensure(struct manifest *m, const struct task_record *rec, uint
 			break;
 		}
 		uint32_t last = n ? arr[n - 1].id : 0;
-		bool found = false;
+		bool found = false, busy = false;
 		for (size_t i = 0; i < n; i++) {
 			if (strcmp(arr[i].rec.name, rec->name) == 0) {
 				if (id)
 					*id = arr[i].id;
 				found = true;
+				if (!strcmp(arr[i].rec.state, MANIFEST_TASK_PURGING))
+					busy = true;
 				break;
 			}
 		}
 		free(arr);
 		if (found) {
 			mf_write_abort(m, txn);
-			rc = 0;
+			rc = busy ? -EBUSY : 0;
 			break;
 		}
 		if (last == UINT32_MAX) {
@@ -950,7 +987,7 @@ int manifest_obj_get(struct manifest *m, uint32_t task, const char *key, size_t 
 	if (rc)
 		return rc;
 	MDB_val v;
-	rc = mf_tree_get(m, txn, m->dbi_objects, task, key, key_len, &v);
+	rc = mf_tree_get(m, txn, &MF_TASK_ROOT(m->dbi_objects, task), key, key_len, &v);
 	if (rc)
 		rc = mf_errno(rc);
 	else
@@ -970,7 +1007,7 @@ int manifest_upload_get(struct manifest *m, uint32_t task, const char *key, size
 	if (rc)
 		return rc;
 	MDB_val v;
-	rc = mf_tree_get(m, txn, m->dbi_uploads, task, key, key_len, &v);
+	rc = mf_tree_get(m, txn, &MF_TASK_ROOT(m->dbi_uploads, task), key, key_len, &v);
 	if (rc)
 		rc = mf_errno(rc);
 	else
@@ -992,7 +1029,7 @@ int manifest_image_get(struct manifest *m, uint32_t task, const char *ref, size_
 	if (rc)
 		return rc;
 	MDB_val v;
-	rc = mf_tree_get(m, txn, m->dbi_images, task, ref, ref_len, &v);
+	rc = mf_tree_get(m, txn, &MF_TASK_ROOT(m->dbi_images, task), ref, ref_len, &v);
 	if (rc)
 		rc = mf_errno(rc);
 	else
@@ -1101,82 +1138,82 @@ int manifest_stats_get(struct manifest *m, uint32_t task, struct task_stats *out
 	return rc;
 }
 
-/* ---- cursors ---- */
+/* ---- tree walks ---- */
 
-struct lvl {
-	MDB_cursor *cur;
-	unsigned char pfx[MF_EXT_PFX];
-	size_t plen;
-	size_t koff; /* where this level's chunk starts in the full key */
-};
-
-struct manifest_cursor {
-	struct manifest *m;
-	enum manifest_db db;
-	MDB_dbi root;
-	uint32_t task;
-	char *prefix;
-	size_t prefix_len;
-	struct buf first; /* where the scan starts: max(start, prefix) */
-	MDB_txn *txn;
-	bool live; /* txn holds a snapshot */
-	unsigned long gen;
-	struct lvl lv[MF_DEPTH_MAX];
-	int depth;
-	int opened; /* levels with an open LMDB cursor */
-	unsigned char kb[MF_DEPTH_MAX * MF_LMDB_KEY_MAX];
-	size_t klen;
-	MDB_val val;
-	struct buf last; /* the key last returned */
-	bool have_last, started, done;
-	unsigned since_renew;
-	uint64_t renew_ms;
-	struct upload_record up;
-};
-
-static int lvl_enter(struct manifest_cursor *c, int d, MDB_dbi dbi)
+void mf_iter_init(struct mf_iter *it, struct manifest *m, MDB_txn *txn, const struct mf_node *root)
 {
-	if (d >= c->opened) {
-		int rc = mdb_cursor_open(c->txn, dbi, &c->lv[d].cur);
+	it->m = m;
+	it->txn = txn;
+	it->root = *root;
+	it->depth = 0;
+	it->opened = 0;
+	it->klen = 0;
+	it->val.mv_size = 0;
+	it->val.mv_data = NULL;
+}
+
+void mf_iter_close(struct mf_iter *it)
+{
+	for (int d = 0; d < it->opened; d++)
+		mdb_cursor_close(it->lv[d].cur);
+	it->opened = 0;
+	it->depth = 0;
+}
+
+int mf_iter_renew(struct mf_iter *it, MDB_txn *txn)
+{
+	it->txn = txn;
+	for (int d = 0; d < it->opened; d++) {
+		int rc = mdb_cursor_renew(txn, it->lv[d].cur);
 		if (rc)
 			return rc;
-		c->opened = d + 1;
 	}
 	return 0;
 }
 
-static int lvl_push(struct manifest_cursor *c, const MDB_val *mark, size_t chunk)
+static int lvl_enter(struct mf_iter *it, int d, MDB_dbi dbi)
 {
-	if (c->depth >= MF_DEPTH_MAX)
+	if (d >= it->opened) {
+		int rc = mdb_cursor_open(it->txn, dbi, &it->lv[d].cur);
+		if (rc)
+			return rc;
+		it->opened = d + 1;
+	}
+	return 0;
+}
+
+static int lvl_push(struct mf_iter *it, const MDB_val *mark, size_t chunk)
+{
+	if (it->depth >= MF_DEPTH_MAX)
 		return MDB_CORRUPTED;
-	struct lvl *p = &c->lv[c->depth - 1], *n = &c->lv[c->depth];
-	struct node nd;
-	int rc = node_from_mark(c->m, mark, &nd);
+	struct mf_lvl *p = &it->lv[it->depth - 1], *n = &it->lv[it->depth];
+	struct mf_node nd;
+	int rc = node_from_mark(it->m, mark, &nd);
 	if (rc)
 		return rc;
-	rc = lvl_enter(c, c->depth, c->m->dbi_long);
+	rc = lvl_enter(it, it->depth, it->m->dbi_long);
 	if (rc)
 		return rc;
 	memcpy(n->pfx, nd.pfx, MF_EXT_PFX);
 	n->plen = MF_EXT_PFX;
 	n->koff = p->koff + chunk;
-	c->depth++;
+	it->depth++;
 	return 0;
 }
 
 /* From the LMDB position (rc, k, v) of the deepest level, move to the next
  * leaf in order: pop exhausted groups, descend into markers. */
-static int iter_settle(struct manifest_cursor *c, int rc, MDB_val *k, MDB_val *v)
+static int iter_settle(struct mf_iter *it, int rc, MDB_val *k, MDB_val *v)
 {
 	for (;;) {
-		struct lvl *l = &c->lv[c->depth - 1];
+		struct mf_lvl *l = &it->lv[it->depth - 1];
 		if (rc == 0 && (k->mv_size < l->plen || memcmp(k->mv_data, l->pfx, l->plen) != 0))
 			rc = MDB_NOTFOUND;
 		if (rc == MDB_NOTFOUND) {
-			if (c->depth == 1)
+			if (it->depth == 1)
 				return MDB_NOTFOUND;
-			c->depth--;
-			rc = mdb_cursor_get(c->lv[c->depth - 1].cur, k, v, MDB_NEXT);
+			it->depth--;
+			rc = mdb_cursor_get(it->lv[it->depth - 1].cur, k, v, MDB_NEXT);
 			continue;
 		}
 		if (rc)
@@ -1184,37 +1221,37 @@ static int iter_settle(struct manifest_cursor *c, int rc, MDB_val *k, MDB_val *v
 		size_t chunk = k->mv_size - l->plen;
 		if (k->mv_size == MF_LMDB_KEY_MAX) {
 			chunk--;
-			memcpy(c->kb + l->koff, (const unsigned char *)k->mv_data + l->plen, chunk);
-			rc = lvl_push(c, v, chunk);
+			memcpy(it->kb + l->koff, (const unsigned char *)k->mv_data + l->plen,
+			       chunk);
+			rc = lvl_push(it, v, chunk);
 			if (rc)
 				return rc;
-			struct lvl *n = &c->lv[c->depth - 1];
+			struct mf_lvl *n = &it->lv[it->depth - 1];
 			k->mv_size = n->plen;
 			k->mv_data = n->pfx;
 			rc = mdb_cursor_get(n->cur, k, v, MDB_SET_RANGE);
 			continue;
 		}
-		memcpy(c->kb + l->koff, (const unsigned char *)k->mv_data + l->plen, chunk);
-		c->klen = l->koff + chunk;
-		c->val = *v;
+		memcpy(it->kb + l->koff, (const unsigned char *)k->mv_data + l->plen, chunk);
+		it->klen = l->koff + chunk;
+		it->val = *v;
 		return 0;
 	}
 }
 
-/* Position at the first key >= t. */
-static int iter_seek(struct manifest_cursor *c, const char *t, size_t tl)
+int mf_iter_seek(struct mf_iter *it, const char *t, size_t tl)
 {
 	unsigned char kb[MF_LMDB_KEY_MAX];
-	int rc = lvl_enter(c, 0, c->root);
+	int rc = lvl_enter(it, 0, it->root.dbi);
 	if (rc)
 		return rc;
-	c->depth = 1;
-	mf_be32(c->lv[0].pfx, c->task);
-	c->lv[0].plen = MF_ROOT_PFX;
-	c->lv[0].koff = 0;
+	it->depth = 1;
+	memcpy(it->lv[0].pfx, it->root.pfx, it->root.plen);
+	it->lv[0].plen = it->root.plen;
+	it->lv[0].koff = 0;
 	for (;;) {
-		struct lvl *l = &c->lv[c->depth - 1];
-		struct node nd = {0, {0}, l->plen};
+		struct mf_lvl *l = &it->lv[it->depth - 1];
+		struct mf_node nd = {0, {0}, l->plen};
 		memcpy(nd.pfx, l->pfx, l->plen);
 		bool mark;
 		size_t ks = node_key(&nd, t, tl, kb, &mark);
@@ -1222,26 +1259,26 @@ static int iter_seek(struct manifest_cursor *c, const char *t, size_t tl)
 		rc = mdb_cursor_get(l->cur, &k, &v, MDB_SET_RANGE);
 		if (mark && rc == 0 && k.mv_size == ks && memcmp(k.mv_data, kb, ks) == 0) {
 			size_t chunk = node_chunk(&nd);
-			memcpy(c->kb + l->koff, t, chunk);
-			rc = lvl_push(c, &v, chunk);
+			memcpy(it->kb + l->koff, t, chunk);
+			rc = lvl_push(it, &v, chunk);
 			if (rc)
 				return rc;
 			t += chunk;
 			tl -= chunk;
 			continue;
 		}
-		return iter_settle(c, rc, &k, &v);
+		return iter_settle(it, rc, &k, &v);
 	}
 }
 
-static int iter_next(struct manifest_cursor *c)
+int mf_iter_next(struct mf_iter *it)
 {
 	MDB_val k, v;
-	int rc = mdb_cursor_get(c->lv[c->depth - 1].cur, &k, &v, MDB_NEXT);
-	return iter_settle(c, rc, &k, &v);
+	int rc = mdb_cursor_get(it->lv[it->depth - 1].cur, &k, &v, MDB_NEXT);
+	return iter_settle(it, rc, &k, &v);
 }
 
-static int bytes_cmp(const void *a, size_t al, const void *b, size_t bl)
+int mf_bytes_cmp(const void *a, size_t al, const void *b, size_t bl)
 {
 	size_t n = al < bl ? al : bl;
 	int r = n ? memcmp(a, b, n) : 0;
@@ -1249,6 +1286,25 @@ static int bytes_cmp(const void *a, size_t al, const void *b, size_t bl)
 		return r;
 	return al < bl ? -1 : al > bl;
 }
+
+/* ---- cursors ---- */
+
+struct manifest_cursor {
+	struct manifest *m;
+	enum manifest_db db;
+	char *prefix;
+	size_t prefix_len;
+	struct buf first; /* where the scan starts: max(start, prefix) */
+	MDB_txn *txn;
+	bool live; /* txn holds a snapshot */
+	unsigned long gen;
+	struct mf_iter it;
+	struct buf last; /* the key last returned */
+	bool have_last, started, done;
+	unsigned since_renew;
+	uint64_t renew_ms;
+	struct upload_record up;
+};
 
 struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db db, uint32_t task,
 					    const char *prefix, const char *start,
@@ -1267,16 +1323,15 @@ struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db
 	struct manifest_cursor *c = xcalloc(1, sizeof(*c));
 	c->m = m;
 	c->db = db;
-	c->root = db == MANIFEST_OBJECTS   ? m->dbi_objects
-		  : db == MANIFEST_UPLOADS ? m->dbi_uploads
-					   : m->dbi_images;
+	MDB_dbi root = db == MANIFEST_OBJECTS	? m->dbi_objects
+		       : db == MANIFEST_UPLOADS ? m->dbi_uploads
+						: m->dbi_images;
 	c->done = db == MANIFEST_IMAGES && !m->have_images; /* an older manifest: empty */
-	c->task = task;
 	c->prefix = pl ? xstrndup(prefix, pl) : NULL;
 	c->prefix_len = pl;
 	buf_init(&c->first);
 	buf_init(&c->last);
-	if (start && bytes_cmp(start, sl, prefix ? prefix : "", pl) > 0)
+	if (start && mf_bytes_cmp(start, sl, prefix ? prefix : "", pl) > 0)
 		buf_add(&c->first, start, sl);
 	else if (pl)
 		buf_add(&c->first, prefix, pl);
@@ -1291,6 +1346,7 @@ struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db
 	}
 	mdb_txn_reset(txn);
 	c->txn = txn;
+	mf_iter_init(&c->it, m, txn, &MF_TASK_ROOT(root, task));
 	pthread_rwlock_unlock(&m->gate);
 	return c;
 }
@@ -1312,7 +1368,8 @@ static int cursor_step(struct manifest_cursor *c)
 	bool renew = !c->live || c->gen != m->gen || c->since_renew >= MF_RENEW_RECORDS ||
 		     now_mono_ms() - c->renew_ms >= MF_RENEW_MS;
 	if (!renew) {
-		rc = c->started ? iter_next(c) : iter_seek(c, c->first.data, c->first.len);
+		rc = c->started ? mf_iter_next(&c->it)
+				: mf_iter_seek(&c->it, c->first.data, c->first.len);
 		goto positioned;
 	}
 	for (int tries = 0;; tries++) {
@@ -1337,17 +1394,15 @@ static int cursor_step(struct manifest_cursor *c)
 	c->gen = m->gen;
 	c->since_renew = 0;
 	c->renew_ms = now_mono_ms();
-	for (int d = 0; d < c->opened; d++) {
-		rc = mdb_cursor_renew(c->txn, c->lv[d].cur);
-		if (rc)
-			return rc;
-	}
+	rc = mf_iter_renew(&c->it, c->txn);
+	if (rc)
+		return rc;
 	if (!c->have_last) {
-		rc = iter_seek(c, c->first.data, c->first.len);
+		rc = mf_iter_seek(&c->it, c->first.data, c->first.len);
 	} else {
-		rc = iter_seek(c, c->last.data, c->last.len);
-		if (rc == 0 && bytes_cmp(c->kb, c->klen, c->last.data, c->last.len) == 0)
-			rc = iter_next(c);
+		rc = mf_iter_seek(&c->it, c->last.data, c->last.len);
+		if (rc == 0 && mf_bytes_cmp(c->it.kb, c->it.klen, c->last.data, c->last.len) == 0)
+			rc = mf_iter_next(&c->it);
 	}
 positioned:
 	c->started = true;
@@ -1356,11 +1411,11 @@ positioned:
 	if (rc)
 		return rc;
 	if (c->prefix_len &&
-	    (c->klen < c->prefix_len || memcmp(c->kb, c->prefix, c->prefix_len) != 0))
+	    (c->it.klen < c->prefix_len || memcmp(c->it.kb, c->prefix, c->prefix_len) != 0))
 		return 0;
 	c->since_renew++;
 	buf_reset(&c->last);
-	buf_add(&c->last, c->kb, c->klen);
+	buf_add(&c->last, c->it.kb, c->it.klen);
 	c->have_last = true;
 	return 1;
 }
@@ -1378,12 +1433,12 @@ static int cursor_next_raw(struct manifest_cursor *c, const char **key, size_t *
 		*key_len = c->last.len;
 		int e = 0;
 		if (obj)
-			e = codec_obj_decode(c->val.mv_data, c->val.mv_size, obj);
+			e = codec_obj_decode(c->it.val.mv_data, c->it.val.mv_size, obj);
 		if (img)
-			e = codec_image_decode(c->val.mv_data, c->val.mv_size, img);
+			e = codec_image_decode(c->it.val.mv_data, c->it.val.mv_size, img);
 		if (up) {
 			codec_upload_release(&c->up);
-			e = codec_upload_decode(c->val.mv_data, c->val.mv_size, &c->up);
+			e = codec_upload_decode(c->it.val.mv_data, c->it.val.mv_size, &c->up);
 			*up = c->up;
 		}
 		if (e)
@@ -1430,8 +1485,7 @@ void manifest_cursor_free(struct manifest_cursor *c)
 {
 	if (!c)
 		return;
-	for (int d = 0; d < c->opened; d++)
-		mdb_cursor_close(c->lv[d].cur);
+	mf_iter_close(&c->it);
 	if (c->txn)
 		mdb_txn_abort(c->txn);
 	codec_upload_release(&c->up);

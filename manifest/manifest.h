@@ -1,5 +1,6 @@
 /* The LMDB manifest: one environment per state directory with the databases
- * meta, tasks, objects, uploads, stats, images and blobs.
+ * meta, tasks, objects, uploads, stats, images, blobs, runs, taskdefs and
+ * statusidx.
  * Readers (dth manifest, dth mount) open it read-only while one writer
  * process (dth sync / the agent) writes through a manifest_writer, which
  * commits in batches from its own thread. Errors: MDB_NOTFOUND -> -ENOENT,
@@ -16,7 +17,13 @@
 #include "common/util.h"
 #include "manifest/codec.h"
 
-#define MANIFEST_SCHEMA_VERSION 1
+/* Schema 2 added the databases runs, taskdefs and statusidx (an index of the
+ * objects by status) and version 2 task records. An RDWR open of a schema 1
+ * manifest builds the index (once, in chunks of transactions) and raises the
+ * schema to 2; read-only opens of either work (without the index, pages are
+ * found by scanning). A dth that knows only schema 1 refuses schema 2, so it
+ * cannot write objects behind the index's back. */
+#define MANIFEST_SCHEMA_VERSION 2
 
 /* Longest object key (relative to the task's prefix) a record can have; a
  * longer one is refused with -ENAMETOOLONG. Local paths reach PATH_MAX; S3
@@ -42,7 +49,8 @@ void manifest_default_dir(struct buf *out);
 int manifest_task_find(struct manifest *m, const char *name, uint32_t *id,
 		       struct task_record *rec) WUR;
 /* Find or create (RDWR only) the task rec->name; a new one gets the next id.
- * Commits at once. */
+ * Commits at once. -EBUSY when that task is being purged (state "purging"):
+ * finish the purge first. */
 int manifest_task_ensure(struct manifest *m, const struct task_record *rec, uint32_t *id,
 			 bool *created) WUR;
 /* Replace a task record (commits at once). */
@@ -51,6 +59,77 @@ int manifest_task_put(struct manifest *m, uint32_t id, const struct task_record 
 int manifest_task_each(struct manifest *m,
 		       int (*fn)(void *ctx, uint32_t id, const struct task_record *rec),
 		       void *ctx) WUR;
+
+/* Delete task id and every record of it: objects (long-key groups too),
+ * uploads, images, stats, status index entries, runs and its definition, in
+ * write transactions of at most manifest_purge_chunk (10,000) deletions each,
+ * so neither a huge transaction is built nor readers and writers are held
+ * up. The task record is first marked state "purging" and removed last, so an
+ * interrupted purge leaves a "purging" task that calling again finishes (the
+ * caller should do so for such tasks when it starts). Blobs are shared by the
+ * tasks of a registry: kept. The caller stops the task first (and flushes its
+ * writer): records written for it during the purge may survive it.
+ * 0 (also when there is no such task), or a negative errno with err set. */
+#define MANIFEST_TASK_PURGING "purging"
+int manifest_task_purge(struct manifest *m, uint32_t id, struct dth_err *err) WUR;
+
+/* ---- run history (database runs: task id + run sequence, 8 bytes BE) ----
+ * Each call commits at once, in its own transaction. Sequences start at 1 and
+ * increase per task; only the newest MANIFEST_RUNS_KEPT runs are kept. */
+#define MANIFEST_RUNS_KEPT 100
+/* Store a new run of task (rec->seq ignored, ended stored as 0) under the
+ * next sequence, set in *seq, and drop the task's oldest runs beyond
+ * MANIFEST_RUNS_KEPT, in one transaction. -ENOENT when the task does not
+ * exist. The task record is not touched: its last_run is the caller's. */
+int manifest_run_begin(struct manifest *m, uint32_t task, const struct run_record *rec,
+		       uint64_t *seq) WUR;
+/* Replace run seq of task (its end). -ENOENT when there is no such run (never
+ * begun, dropped or purged). */
+int manifest_run_put(struct manifest *m, uint32_t task, uint64_t seq,
+		     const struct run_record *rec) WUR;
+/* out->seq set. -ENOENT when absent. */
+int manifest_run_get(struct manifest *m, uint32_t task, uint64_t seq, struct run_record *out) WUR;
+/* Call fn for the runs of task with seq < before (0: all), newest first, at
+ * most limit of them (0: no limit). fn is called outside any transaction (it
+ * may use the manifest); its non-zero return stops and is returned. To page,
+ * pass the smallest seq seen as before. */
+int manifest_run_each(struct manifest *m, uint32_t task, uint64_t before, unsigned limit,
+		      int (*fn)(void *ctx, const struct run_record *rec), void *ctx) WUR;
+
+/* ---- definitions of tasks created through the API (database taskdefs) ----
+ * Opaque bytes per task id (the agent stores JSON; the manifest does not
+ * parse it), at most MANIFEST_TASKDEF_MAX. Each call commits at once. */
+#define MANIFEST_TASKDEF_MAX (64 * 1024)
+/* Replace. -EFBIG over the bound, -ENOENT when the task does not exist. */
+int manifest_taskdef_put(struct manifest *m, uint32_t id, const void *data, size_t len) WUR;
+/* out is reset and filled with the bytes. -ENOENT when none. */
+int manifest_taskdef_get(struct manifest *m, uint32_t id, struct buf *out) WUR;
+/* 0 also when there was none. */
+int manifest_taskdef_del(struct manifest *m, uint32_t id) WUR;
+
+/* ---- objects by status, a page at a time ----
+ * Calls fn(ctx, key, key_len, rec) for up to limit (1..MANIFEST_PAGE_MAX)
+ * objects of task with that status and key > after (after NULL: from the
+ * first key), in key order, from one read snapshot; fn is called after the
+ * snapshot is released (it may use the manifest) and its data is valid for
+ * the call only; a non-zero return stops and is returned.
+ * Pending, copying and failed objects come from the status index (exact,
+ * kept by the writer in the transaction of the object). Other statuses, -1
+ * (any status) and manifests without the index are found by scanning the
+ * task's objects, examining at most MANIFEST_PAGE_SCAN records per call, so a
+ * page may hold fewer than limit objects, even none, with more to come.
+ * Returns the number of objects given (>= 0) or a negative errno (-EINVAL: a
+ * bad status or limit). *more tells whether there may be more: then next
+ * holds the key to pass as after for the next page (the last key given or
+ * examined); otherwise next is empty. The count of a status is in the stats
+ * (manifest_stats_get). */
+#define MANIFEST_PAGE_MAX  1000
+#define MANIFEST_PAGE_SCAN 100000
+int manifest_obj_page(struct manifest *m, uint32_t task, int status, const char *after,
+		      size_t after_len, unsigned limit,
+		      int (*fn)(void *ctx, const char *key, size_t key_len,
+				const struct obj_record *rec),
+		      void *ctx, struct buf *next, bool *more) WUR;
 
 /* ---- point reads (each in its own read transaction) ---- */
 int manifest_obj_get(struct manifest *m, uint32_t task, const char *key, size_t key_len,
@@ -110,12 +189,12 @@ struct manifest_writer;
  * The queue is bounded (backpressure: enqueue blocks when full). */
 struct manifest_writer *manifest_writer_new(struct manifest *m, unsigned batch_max,
 					    unsigned flush_ms, struct dth_err *err);
-/* Enqueue; key and rec are copied. The stats record of the task is adjusted in
- * the same transaction (old status counters down, new up). A failure of an
+/* Enqueue; key and rec are copied. The stats record and the status index of
+ * the task are adjusted in the same transaction (old status out, new in). A failure of an
  * earlier commit is returned by the next call and by flush/free. */
 int manifest_writer_put_obj(struct manifest_writer *w, uint32_t task, const char *key,
 			    size_t key_len, const struct obj_record *rec) WUR;
-/* Remove the object record (stats adjusted). */
+/* Remove the object record (stats and status index adjusted). */
 int manifest_writer_del_obj(struct manifest_writer *w, uint32_t task, const char *key,
 			    size_t key_len) WUR;
 int manifest_writer_put_upload(struct manifest_writer *w, uint32_t task, const char *key,

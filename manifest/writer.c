@@ -1,6 +1,7 @@
 /* The manifest writer: a bounded queue of operations drained by one thread
  * that commits them in batches, one LMDB write transaction (fsync'd) per
- * batch, keeping the stats records in step inside the same transaction.
+ * batch, keeping the stats records and the status index (statusidx.c) in step
+ * inside the same transaction.
  * Sequence numbers: enq_seq counts operations queued, taken_seq those handed
  * to the thread, done_seq those whose batch has finished (committed, or
  * dropped after an error). The first error is sticky. */
@@ -113,38 +114,41 @@ static void stats_sub(struct task_stats *st, const struct obj_record *old)
 	st->bytes[s] = st->bytes[s] >= old->size ? st->bytes[s] - old->size : 0;
 }
 
-/* Old object record, if any, is subtracted from the task's stats. */
-static int obj_forget(struct manifest_writer *w, MDB_txn *txn, const struct wop *op, bool *existed)
+/* Old object record, if any, is subtracted from the task's stats; *old is
+ * its status (-1: none, -2: unreadable). */
+static int obj_forget(struct manifest_writer *w, MDB_txn *txn, const struct wop *op, int *old)
 {
 	struct manifest *m = w->m;
 	MDB_val v;
-	*existed = false;
-	int rc = mf_tree_get(m, txn, m->dbi_objects, op->task, op->key, op->klen, &v);
+	*old = -1;
+	int rc =
+	    mf_tree_get(m, txn, &MF_TASK_ROOT(m->dbi_objects, op->task), op->key, op->klen, &v);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
 		return rc;
-	*existed = true;
+	*old = -2;
 	struct task_stats *st = stats_slot(w, txn, op->task, &rc);
 	if (!st)
 		return rc;
-	struct obj_record old;
-	if (codec_obj_decode(v.mv_data, v.mv_size, &old) == 0)
-		stats_sub(st, &old);
-	else
+	struct obj_record rec;
+	if (codec_obj_decode(v.mv_data, v.mv_size, &rec) == 0) {
+		stats_sub(st, &rec);
+		*old = rec.status;
+	} else {
 		log_warn("manifest: unreadable object record replaced (task %u)", op->task);
+	}
 	return 0;
 }
 
 static int apply_op(struct manifest_writer *w, MDB_txn *txn, const struct wop *op)
 {
 	struct manifest *m = w->m;
-	bool existed;
-	int rc;
+	int old, rc;
 	MDB_val v = {op->vlen, op->val};
 	switch (op->type) {
 	case WOP_PUT_OBJ: {
-		rc = obj_forget(w, txn, op, &existed);
+		rc = obj_forget(w, txn, op, &old);
 		if (rc)
 			return rc;
 		struct task_stats *st = stats_slot(w, txn, op->task, &rc);
@@ -152,22 +156,33 @@ static int apply_op(struct manifest_writer *w, MDB_txn *txn, const struct wop *o
 			return rc;
 		st->count[op->status]++;
 		st->bytes[op->status] += op->size;
-		return mf_tree_put(m, txn, m->dbi_objects, op->task, op->key, op->klen, &v);
+		rc = mf_sidx_update(m, txn, op->task, op->key, op->klen, old, op->status);
+		if (rc)
+			return rc;
+		return mf_tree_put(m, txn, &MF_TASK_ROOT(m->dbi_objects, op->task), op->key,
+				   op->klen, &v);
 	}
 	case WOP_DEL_OBJ:
-		rc = obj_forget(w, txn, op, &existed);
-		if (rc || !existed)
+		rc = obj_forget(w, txn, op, &old);
+		if (rc || old == -1)
 			return rc;
-		return mf_tree_del(m, txn, m->dbi_objects, op->task, op->key, op->klen);
+		rc = mf_sidx_update(m, txn, op->task, op->key, op->klen, old, -1);
+		if (rc)
+			return rc;
+		return mf_tree_del(m, txn, &MF_TASK_ROOT(m->dbi_objects, op->task), op->key,
+				   op->klen);
 	case WOP_PUT_UPLOAD:
-		return mf_tree_put(m, txn, m->dbi_uploads, op->task, op->key, op->klen, &v);
+		return mf_tree_put(m, txn, &MF_TASK_ROOT(m->dbi_uploads, op->task), op->key,
+				   op->klen, &v);
 	case WOP_DEL_UPLOAD:
-		rc = mf_tree_del(m, txn, m->dbi_uploads, op->task, op->key, op->klen);
+		rc =
+		    mf_tree_del(m, txn, &MF_TASK_ROOT(m->dbi_uploads, op->task), op->key, op->klen);
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	case WOP_PUT_IMAGE:
-		return mf_tree_put(m, txn, m->dbi_images, op->task, op->key, op->klen, &v);
+		return mf_tree_put(m, txn, &MF_TASK_ROOT(m->dbi_images, op->task), op->key,
+				   op->klen, &v);
 	case WOP_DEL_IMAGE:
-		rc = mf_tree_del(m, txn, m->dbi_images, op->task, op->key, op->klen);
+		rc = mf_tree_del(m, txn, &MF_TASK_ROOT(m->dbi_images, op->task), op->key, op->klen);
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	case WOP_PUT_BLOB: {
 		MDB_val k = {op->klen, op->key};

@@ -149,10 +149,13 @@ static void fuzz_task(const uint8_t *data, size_t size)
 	CHECK(t.dest_listed <= 1);
 	CHECK(str_in(t.name, sizeof(t.name)) && str_in(t.src, sizeof(t.src)) &&
 	      str_in(t.dst, sizeof(t.dst)) && str_in(t.kind, sizeof(t.kind)) &&
-	      str_in(t.state, sizeof(t.state)));
+	      str_in(t.state, sizeof(t.state)) && str_in(t.error, sizeof(t.error)));
+	/* a version 1 record gets the defaults of the newer fields */
+	CHECK(data[0] != 1 ||
+	      (t.last_success == 0 && t.last_exit == -1 && !t.error[0] && t.last_run == 0));
 	struct buf e1 = BUF_INIT, e2 = BUF_INIT;
 	codec_task_encode(&t, &e1);
-	CHECK(e1.len <= size);
+	CHECK(e1.len <= size + (data[0] == 1 ? 4 : 0)); /* v1 is re-encoded as v2 */
 	memset(&t2, 0x5a, sizeof(t2));
 	CHECK(codec_task_decode(e1.data, e1.len, &t2) == 0);
 	CHECK(memcmp(&t, &t2, sizeof(t)) == 0);
@@ -160,6 +163,63 @@ static void fuzz_task(const uint8_t *data, size_t size)
 	CHECK(bufs_eq(&e1, &e2));
 	buf_release(&e1);
 	buf_release(&e2);
+}
+
+static void fuzz_run(const uint8_t *data, size_t size)
+{
+	struct run_record r, r2;
+	memset(&r, 0xa5, sizeof(r));
+	int rc = codec_run_decode(data, size, &r);
+	if (rc) {
+		CHECK(rc == -EPROTO || rc == -ENOTSUP);
+		CHECK(all_zero(&r, sizeof(r)));
+		return;
+	}
+	CHECK(r.seq == 0 && r.n_errors <= RUN_ERRORS_MAX);
+	CHECK(str_in(r.trigger, sizeof(r.trigger)) && str_in(r.result, sizeof(r.result)));
+	for (uint32_t i = 0; i < RUN_ERRORS_MAX; i++)
+		CHECK(i < r.n_errors ? str_in(r.errors[i], sizeof(r.errors[i]))
+				     : all_zero(r.errors[i], sizeof(r.errors[i])));
+	struct buf e1 = BUF_INIT, e2 = BUF_INIT;
+	codec_run_encode(&r, &e1);
+	CHECK(e1.len <= size);
+	memset(&r2, 0x5a, sizeof(r2));
+	CHECK(codec_run_decode(e1.data, e1.len, &r2) == 0);
+	CHECK(memcmp(&r, &r2, sizeof(r)) == 0);
+	codec_run_encode(&r2, &e2);
+	CHECK(bufs_eq(&e1, &e2));
+	buf_release(&e1);
+	buf_release(&e2);
+}
+
+static void fuzz_taskdef(const uint8_t *data, size_t size)
+{
+	const void *p = (const void *)1;
+	size_t n = 1;
+	int rc = codec_taskdef_decode(data, size, &p, &n);
+	if (rc) {
+		CHECK(rc == -EPROTO || rc == -ENOTSUP);
+		CHECK(p == NULL && n == 0);
+		return;
+	}
+	CHECK(size >= 1 && p == data + 1 && n == size - 1);
+	struct buf e = BUF_INIT;
+	codec_taskdef_encode(p, n, &e);
+	CHECK(e.len == size && memcmp(e.data, data, size) == 0);
+	buf_release(&e);
+}
+
+static void fuzz_run_key(const uint8_t *data, size_t size)
+{
+	uint32_t id = 1;
+	uint64_t seq = 1;
+	int rc = codec_run_key_decode(data, size, &id, &seq);
+	CHECK(size == CODEC_RUN_KEY_LEN ? rc == 0 : (rc == -EPROTO && id == 0 && seq == 0));
+	if (!rc) {
+		unsigned char kb[CODEC_RUN_KEY_LEN];
+		codec_run_key(id, seq, kb);
+		CHECK(memcmp(kb, data, sizeof(kb)) == 0);
+	}
 }
 
 static void fuzz_key(const uint8_t *data, size_t size)
@@ -195,7 +255,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_upload(copy, size);
 	fuzz_stats(copy, size);
 	fuzz_task(copy, size);
+	fuzz_run(copy, size);
+	fuzz_taskdef(copy, size);
 	fuzz_key(copy, size);
+	fuzz_run_key(copy, size);
 	/* status names */
 	char name[16];
 	size_t n = size < sizeof(name) - 1 ? size : sizeof(name) - 1;

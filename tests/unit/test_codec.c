@@ -69,7 +69,9 @@ static int dec_task(const void *d, size_t l, void *out)
 	return codec_task_decode(d, l, out);
 }
 
-static void check_prefixes(const char *what, const struct buf *enc, decode_fn fn, void *scratch)
+/* newer: a version the decoder must refuse as newer (0: the encoded one + 1) */
+static void check_prefixes(const char *what, const struct buf *enc, decode_fn fn, void *scratch,
+			   int newer)
 {
 	int bad = 0;
 	for (size_t n = 0; n < enc->len; n++) {
@@ -94,9 +96,11 @@ static void check_prefixes(const char *what, const struct buf *enc, decode_fn fn
 	buf_addch(&t, 0);
 	is_int(fn(t.data, t.len, scratch), -EPROTO, "%s: trailing byte is -EPROTO", what);
 	/* version byte: newer is -ENOTSUP, zero is -EPROTO */
-	t.data[0] = 2;
+	if (!newer)
+		newer = enc->data[0] + 1;
+	t.data[0] = (char)newer;
 	t.len--;
-	is_int(fn(t.data, t.len, scratch), -ENOTSUP, "%s: version 2 is -ENOTSUP", what);
+	is_int(fn(t.data, t.len, scratch), -ENOTSUP, "%s: version %d is -ENOTSUP", what, newer);
 	t.data[0] = (char)0xff;
 	is_int(fn(t.data, t.len, scratch), -ENOTSUP, "%s: version 255 is -ENOTSUP", what);
 	t.data[0] = 0;
@@ -129,7 +133,7 @@ static void test_obj(void)
 	memset(&b, 0x5a, sizeof(b));
 	is_int(codec_obj_decode(enc.data, enc.len, &b), 0, "obj: max record decodes");
 	ok(obj_eq(&a, &b), "obj: max-size strings and extreme integers round trip");
-	check_prefixes("obj max", &enc, dec_obj, &b);
+	check_prefixes("obj max", &enc, dec_obj, &b, 0);
 
 	/* a field without its NUL is stored truncated to size-1 */
 	memset(a.etag, 'z', sizeof(a.etag));
@@ -230,7 +234,7 @@ static void test_upload(void)
 	a.n_parts = 3;
 	buf_reset(&enc);
 	codec_upload_encode(&a, &enc);
-	check_prefixes("upload", &enc, dec_upload, &b);
+	check_prefixes("upload", &enc, dec_upload, &b, 0);
 
 	/* no parts */
 	a.n_parts = 0;
@@ -276,7 +280,7 @@ static void test_image_blob(void)
 	codec_image_encode(&a, &enc);
 	is_int(codec_image_decode(enc.data, enc.len, &b), 0, "image: decodes");
 	ok(!memcmp(&a, &b, sizeof(a)), "image: every field round trips");
-	check_prefixes("image", &enc, dec_image, &b);
+	check_prefixes("image", &enc, dec_image, &b, 0);
 	/* an unknown status is refused */
 	a.status = OBJ__COUNT;
 	buf_reset(&enc);
@@ -292,7 +296,7 @@ static void test_image_blob(void)
 	codec_blob_encode(&x, &enc);
 	is_int(codec_blob_decode(enc.data, enc.len, &y), 0, "blob: decodes");
 	ok(!memcmp(&x, &y, sizeof(x)), "blob: every field round trips");
-	check_prefixes("blob", &enc, dec_blob, &y);
+	check_prefixes("blob", &enc, dec_blob, &y, 0);
 
 	/* keys: registry hash, digest, NUL, repository hash (big-endian) */
 	struct buf k1 = BUF_INIT, k2 = BUF_INIT;
@@ -312,6 +316,149 @@ static void test_image_blob(void)
 	buf_release(&enc);
 }
 
+/* A version 1 task record (as written before the run fields existed) decodes
+ * with the defaults; its layout is the version 2 one without the last four
+ * fields, which are 4 bytes for the defaults. */
+static void test_task_v1(void)
+{
+	struct task_record t, t2;
+	struct buf enc = BUF_INIT;
+	memset(&t, 0, sizeof(t));
+	str_copy_fit(t.name, "old", sizeof(t.name));
+	str_copy_fit(t.src, "a:b/c", sizeof(t.src));
+	str_copy_fit(t.dst, "d:e", sizeof(t.dst));
+	str_copy_fit(t.kind, "s3", sizeof(t.kind));
+	str_copy_fit(t.state, "idle", sizeof(t.state));
+	t.created = 1700000000;
+	t.runs = 7;
+	t.dest_listed = 1;
+	t.last_exit = -1;
+	codec_task_encode(&t, &enc);
+	ok(enc.len > 5 && memcmp(enc.data + enc.len - 4, "\x00\x01\x00\x00", 4) == 0,
+	   "task v1: the default version 2 fields take 4 bytes");
+	enc.len -= 4;
+	enc.data[0] = 1;
+	memset(&t2, 0x5a, sizeof(t2));
+	is_int(codec_task_decode(enc.data, enc.len, &t2), 0, "task v1: decodes");
+	ok(strcmp(t2.name, "old") == 0 && strcmp(t2.src, "a:b/c") == 0 &&
+	       strcmp(t2.state, "idle") == 0 && t2.runs == 7 && t2.dest_listed == 1 &&
+	       t2.created == 1700000000,
+	   "task v1: its fields");
+	ok(t2.last_success == 0 && t2.last_exit == -1 && t2.error[0] == '\0' && t2.last_run == 0,
+	   "task v1: defaults for the newer fields");
+	check_prefixes("task v1", &enc, dec_task, &t2, 3);
+	/* dest_listed is the last byte of a version 1 record */
+	enc.data[enc.len - 1] = 2;
+	is_int(codec_task_decode(enc.data, enc.len, &t2), -EPROTO,
+	       "task v1: dest_listed 2 is -EPROTO");
+	/* a version 1 record with version 2 fields is trailing garbage */
+	enc.data[enc.len - 1] = 1;
+	buf_add(&enc, "\x00\x01\x00\x00", 4);
+	is_int(codec_task_decode(enc.data, enc.len, &t2), -EPROTO,
+	       "task v1: version 2 fields after a version 1 byte are -EPROTO");
+	buf_release(&enc);
+}
+
+static int dec_run(const void *d, size_t l, void *out)
+{
+	return codec_run_decode(d, l, out);
+}
+
+static void test_run(void)
+{
+	struct run_record r, r2;
+	struct buf enc = BUF_INIT;
+	memset(&r, 0, sizeof(r));
+	codec_run_encode(&r, &enc);
+	is_int(codec_run_decode(enc.data, enc.len, &r2), 0, "run: empty record decodes");
+	ok(memcmp(&r, &r2, sizeof(r)) == 0, "run: empty record round trip");
+	check_prefixes("run empty", &enc, dec_run, &r2, 0);
+
+	r.seq = 99; /* not stored: the key holds it */
+	r.started = 1700000000;
+	r.ended = -1;
+	fill(r.trigger, sizeof(r.trigger) - 1, 't');
+	str_copy_fit(r.result, "failed", sizeof(r.result));
+	r.exit_status = INT32_MIN;
+	r.listed = UINT64_MAX;
+	r.planned = 2;
+	r.transferred = 3;
+	r.skipped = 4;
+	r.failed = 5;
+	r.deleted = 6;
+	r.bytes = 7;
+	r.object_bytes = 8;
+	r.requests = 9;
+	r.request_errors = 10;
+	r.retries = 11;
+	for (int i = 0; i < RUN_ERRORS_MAX + 2; i++) {
+		char msg[400];
+		memset(msg, 'a' + i, sizeof(msg) - 1);
+		msg[sizeof(msg) - 1] = '\0';
+		bool added = codec_run_add_error(&r, msg);
+		if (i < RUN_ERRORS_MAX)
+			ok(added && strlen(r.errors[i]) < RUN_ERROR_LEN &&
+			       r.errors[i][0] == 'a' + i,
+			   "run: error %d kept, cut", i);
+		else
+			ok(!added && r.n_errors == RUN_ERRORS_MAX, "run: error %d beyond the bound",
+			   i);
+	}
+	buf_reset(&enc);
+	codec_run_encode(&r, &enc);
+	is_int(codec_run_decode(enc.data, enc.len, &r2), 0, "run: full record decodes");
+	is_int(r2.seq, 0, "run: seq is not in the value");
+	r2.seq = r.seq;
+	ok(memcmp(&r, &r2, sizeof(r)) == 0, "run: full record round trip");
+	check_prefixes("run", &enc, dec_run, &r2, 0);
+
+	/* more errors than RUN_ERRORS_MAX in the input */
+	r.n_errors = 0;
+	buf_reset(&enc);
+	codec_run_encode(&r, &enc);
+	enc.data[enc.len - 1] = RUN_ERRORS_MAX + 1;
+	for (int i = 0; i <= RUN_ERRORS_MAX; i++)
+		buf_add(&enc, "\x01x", 2);
+	is_int(codec_run_decode(enc.data, enc.len, &r2), -EPROTO,
+	       "run: too many errors is -EPROTO");
+	enc.data[enc.len - 2 * (RUN_ERRORS_MAX + 1) - 1] = RUN_ERRORS_MAX;
+	enc.len -= 2;
+	is_int(codec_run_decode(enc.data, enc.len, &r2), 0, "run: RUN_ERRORS_MAX errors decode");
+	ok(r2.n_errors == RUN_ERRORS_MAX && strcmp(r2.errors[4], "x") == 0, "run: their text");
+	/* n_errors beyond the bound in the struct is clamped by encode */
+	r.n_errors = 1000;
+	buf_reset(&enc);
+	codec_run_encode(&r, &enc);
+	is_int(codec_run_decode(enc.data, enc.len, &r2), 0, "run: n_errors clamped on encode");
+	is_int(r2.n_errors, RUN_ERRORS_MAX, "run: RUN_ERRORS_MAX kept");
+	buf_release(&enc);
+}
+
+static void test_taskdef(void)
+{
+	struct buf enc = BUF_INIT;
+	const void *p;
+	size_t n;
+	codec_taskdef_encode("{\"a\":1}", 7, &enc);
+	is_int(enc.len, 8, "taskdef: version byte + bytes");
+	is_int(codec_taskdef_decode(enc.data, enc.len, &p, &n), 0, "taskdef: decodes");
+	ok(n == 7 && memcmp(p, "{\"a\":1}", 7) == 0 && p == enc.data + 1,
+	   "taskdef: the bytes, pointing into the input");
+	buf_reset(&enc);
+	codec_taskdef_encode(NULL, 0, &enc);
+	is_int(codec_taskdef_decode(enc.data, enc.len, &p, &n), 0, "taskdef: empty decodes");
+	is_int(n, 0, "taskdef: empty");
+	is_int(codec_taskdef_decode(NULL, 0, &p, &n), -EPROTO, "taskdef: no bytes is -EPROTO");
+	ok(p == NULL && n == 0, "taskdef: outputs cleared on failure");
+	enc.data[0] = 2;
+	is_int(codec_taskdef_decode(enc.data, enc.len, &p, &n), -ENOTSUP,
+	       "taskdef: version 2 is -ENOTSUP");
+	enc.data[0] = 0;
+	is_int(codec_taskdef_decode(enc.data, enc.len, &p, &n), -EPROTO,
+	       "taskdef: version 0 is -EPROTO");
+	buf_release(&enc);
+}
+
 static void test_stats_task(void)
 {
 	struct task_stats s, s2;
@@ -323,7 +470,7 @@ static void test_stats_task(void)
 	codec_stats_encode(&s, &enc);
 	is_int(codec_stats_decode(enc.data, enc.len, &s2), 0, "stats: decode");
 	ok(memcmp(&s, &s2, sizeof(s)) == 0, "stats: round trip");
-	check_prefixes("stats", &enc, dec_stats, &s2);
+	check_prefixes("stats", &enc, dec_stats, &s2, 0);
 
 	struct task_record t, t2;
 	memset(&t, 0, sizeof(t));
@@ -337,8 +484,13 @@ static void test_stats_task(void)
 	t.last_run_end = INT64_MAX;
 	t.runs = UINT32_MAX;
 	t.dest_listed = 1;
+	t.last_success = INT64_MIN;
+	t.last_exit = INT32_MIN;
+	fill(t.error, sizeof(t.error) - 1, 'e');
+	t.last_run = UINT64_MAX;
 	buf_reset(&enc);
 	codec_task_encode(&t, &enc);
+	is_int(enc.data[0], 2, "task: written as version 2");
 	is_int(codec_task_decode(enc.data, enc.len, &t2), 0, "task: decode");
 	ok(strcmp(t.name, t2.name) == 0 && strcmp(t.src, t2.src) == 0 &&
 	       strcmp(t.dst, t2.dst) == 0 && strcmp(t.kind, t2.kind) == 0 &&
@@ -346,11 +498,12 @@ static void test_stats_task(void)
 	       t.last_run_start == t2.last_run_start && t.last_run_end == t2.last_run_end &&
 	       t.runs == t2.runs && t2.dest_listed == 1,
 	   "task: max-size strings round trip");
-	check_prefixes("task", &enc, dec_task, &t2);
-	enc.data[enc.len - 1] = 2;
-	is_int(codec_task_decode(enc.data, enc.len, &t2), -EPROTO,
-	       "task: dest_listed 2 is -EPROTO");
+	ok(t2.last_success == INT64_MIN && t2.last_exit == INT32_MIN &&
+	       strcmp(t.error, t2.error) == 0 && t2.last_run == UINT64_MAX,
+	   "task: version 2 fields round trip");
+	check_prefixes("task", &enc, dec_task, &t2, 0);
 	buf_release(&enc);
+	test_task_v1();
 }
 
 static void test_keys(void)
@@ -393,6 +546,7 @@ static void test_garbage(void)
 	struct upload_record u;
 	struct task_stats s;
 	struct task_record t;
+	struct run_record run;
 	struct buf enc = BUF_INIT, valid = BUF_INIT;
 	memset(&o, 0, sizeof(o));
 	str_copy_fit(o.etag, "0123456789abcdef", sizeof(o.etag));
@@ -429,6 +583,7 @@ static void test_garbage(void)
 			crashes_none = 0;
 		(void)!codec_stats_decode(p, n, &s);
 		(void)!codec_task_decode(p, n, &t);
+		(void)!codec_run_decode(p, n, &run);
 		free(p);
 	}
 	ok(crashes_none, "garbage: 20000 random inputs decoded safely");
@@ -444,6 +599,8 @@ int main(void)
 	test_upload();
 	test_image_blob();
 	test_stats_task();
+	test_run();
+	test_taskdef();
 	test_keys();
 	test_garbage();
 	return tap_done();

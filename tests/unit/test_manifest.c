@@ -167,11 +167,11 @@ static void test_open(void)
 	rc = rc ? rc : mdb_env_open(env, dir, 0, 0600);
 	rc = rc ? rc : mdb_txn_begin(env, NULL, 0, &txn);
 	rc = rc ? rc : mdb_dbi_open(txn, "meta", 0, &dbi);
-	MDB_val k = {6, "schema"}, v = {1, "2"};
+	MDB_val k = {6, "schema"}, v = {1, "3"};
 	rc = rc ? rc : mdb_put(txn, dbi, &k, &v, 0);
 	rc = rc ? rc : mdb_txn_commit(txn);
 	mdb_env_close(env);
-	is_int(rc, 0, "schema set to 2 behind dth's back");
+	is_int(rc, 0, "schema set to 3 behind dth's back");
 	m = manifest_open(dir, MANIFEST_RDWR, &err);
 	ok(m == NULL && err.code == -ENOTSUP, "rdwr open of a newer schema: -ENOTSUP");
 	ok(strstr(err.message, "newer") != NULL, "message says newer: %s", err.message);
@@ -1282,6 +1282,774 @@ static void test_older_manifest(void)
 	buf_release(&rc2.names);
 }
 
+/* ---- run history ---- */
+
+static const char *dir_of(const char *name)
+{
+	static char dir[512];
+	path_of(dir, sizeof(dir), name);
+	return dir;
+}
+
+static struct manifest *open_fresh(const char *name)
+{
+	return open_ok(dir_of(name), MANIFEST_RDWR);
+}
+
+static uint32_t task_make(struct manifest *m, const char *name)
+{
+	struct task_record t;
+	memset(&t, 0, sizeof(t));
+	snprintf(t.name, sizeof(t.name), "%s", name);
+	snprintf(t.kind, sizeof(t.kind), "s3");
+	snprintf(t.state, sizeof(t.state), "idle");
+	t.last_exit = -1;
+	uint32_t id = 0;
+	bool created;
+	if (manifest_task_ensure(m, &t, &id, &created) != 0)
+		printf("# task_ensure %s failed\n", name);
+	return id;
+}
+
+struct runs_seen {
+	uint64_t seq[256];
+	unsigned n;
+	int bad;
+};
+
+static int runs_cb(void *ctx, const struct run_record *r)
+{
+	struct runs_seen *s = ctx;
+	if (s->n < ARRAY_SIZE(s->seq))
+		s->seq[s->n++] = r->seq;
+	/* each run's fields follow from its sequence (see test_runs) */
+	if (r->started != 1000 + (int64_t)r->seq || r->ended != 2000 + (int64_t)r->seq ||
+	    r->listed != r->seq * 3 || strcmp(r->trigger, "schedule") || strcmp(r->result, "ok"))
+		s->bad++;
+	return 0;
+}
+
+static int runs_stop_cb(void *ctx, const struct run_record *r)
+{
+	(void)r;
+	return ++*(int *)ctx == 2 ? 77 : 0;
+}
+
+static void test_runs(void)
+{
+	struct manifest *m = open_fresh("runs");
+	if (!m)
+		return;
+	uint32_t a = task_make(m, "runs-a"), b = task_make(m, "runs-b");
+	struct run_record r, got;
+	uint64_t seq;
+	int bad = 0;
+	memset(&r, 0, sizeof(r));
+	is_int(manifest_run_begin(m, 99, &r, &seq), -ENOENT, "runs: no task, no run");
+	/* 130 runs of a, interleaved with 3 of b */
+	for (uint64_t i = 1; i <= 130; i++) {
+		memset(&r, 0, sizeof(r));
+		r.started = 1000 + (int64_t)i;
+		r.ended = 12345; /* begin stores 0 */
+		snprintf(r.trigger, sizeof(r.trigger), "schedule");
+		bad += manifest_run_begin(m, a, &r, &seq) != 0 || seq != i;
+		bad += manifest_run_get(m, a, seq, &got) != 0 || got.ended != 0 || got.seq != i;
+		r.ended = 2000 + (int64_t)i;
+		snprintf(r.result, sizeof(r.result), "ok");
+		r.listed = i * 3;
+		if (i == 130)
+			(void)codec_run_add_error(&r, "k: HTTP 500");
+		bad += manifest_run_put(m, a, seq, &r) != 0;
+		if (i % 50 == 0)
+			bad += manifest_run_begin(m, b, &r, &seq) != 0 || seq != i / 50;
+	}
+	is_int(bad, 0, "runs: 130 begun and ended with increasing sequences");
+	is_int(manifest_run_get(m, a, 130, &got), 0, "runs: get the last");
+	ok(got.seq == 130 && got.ended == 2130 && got.n_errors == 1 &&
+	       !strcmp(got.errors[0], "k: HTTP 500"),
+	   "runs: the last run's fields");
+	is_int(manifest_run_get(m, a, 30, &got), -ENOENT, "runs: run 30 trimmed");
+	is_int(manifest_run_get(m, a, 31, &got), 0, "runs: run 31 kept");
+	is_int(manifest_run_put(m, a, 30, &r), -ENOENT, "runs: a trimmed run is not put back");
+	is_int(manifest_run_put(m, a, 131, &r), -ENOENT, "runs: nor one never begun");
+	is_int(db_entries(m, m->dbi_runs), MANIFEST_RUNS_KEPT + 2,
+	       "runs: 100 of a and 2 of b kept");
+
+	struct runs_seen s = {{0}, 0, 0};
+	is_int(manifest_run_each(m, a, 0, 0, runs_cb, &s), 0, "runs: each");
+	ok(s.n == MANIFEST_RUNS_KEPT && s.seq[0] == 130 && s.seq[99] == 31 && !s.bad,
+	   "runs: 100 newest first (%u, %llu..%llu)", s.n, (unsigned long long)s.seq[0],
+	   (unsigned long long)s.seq[s.n ? s.n - 1 : 0]);
+	/* paging with before */
+	uint64_t before = 0, expect = 130;
+	unsigned pages = 0;
+	bad = 0;
+	for (;;) {
+		struct runs_seen p = {{0}, 0, 0};
+		bad += manifest_run_each(m, a, before, 40, runs_cb, &p) != 0 || p.bad;
+		if (!p.n)
+			break;
+		pages++;
+		for (unsigned i = 0; i < p.n; i++)
+			bad += p.seq[i] != expect--;
+		before = p.seq[p.n - 1];
+	}
+	ok(!bad && pages == 3 && expect == 30, "runs: pages of 40 with before: 3, down to 31");
+	s.n = 0;
+	is_int(manifest_run_each(m, a, 100, 5, runs_cb, &s), 0, "runs: before 100");
+	ok(s.n == 5 && s.seq[0] == 99 && s.seq[4] == 95, "runs: 99..95");
+	s.n = 0;
+	is_int(manifest_run_each(m, a, 31, 0, runs_cb, &s), 0, "runs: before the oldest");
+	is_int(s.n, 0, "runs: none");
+	s.n = 0;
+	is_int(manifest_run_each(m, b, 0, 0, runs_cb, &s), 0, "runs: each of b");
+	ok(s.n == 2 && s.seq[0] == 2 && s.seq[1] == 1, "runs: b's own, newest first");
+	s.n = 0;
+	is_int(manifest_run_each(m, 77, 0, 0, runs_cb, &s), 0, "runs: a task without runs");
+	is_int(s.n, 0, "runs: none there");
+	int calls = 0;
+	is_int(manifest_run_each(m, a, 0, 0, runs_stop_cb, &calls), 77,
+	       "runs: fn's non-zero return stops and is returned");
+	manifest_free(m);
+}
+
+/* ---- taskdefs ---- */
+
+static void test_taskdefs(void)
+{
+	struct manifest *m = open_fresh("taskdefs");
+	if (!m)
+		return;
+	uint32_t a = task_make(m, "def-a"), b = task_make(m, "def-b");
+	struct buf out = BUF_INIT;
+	const char *json = "{\"name\":\"def-a\",\"source\":\"s:b/p\",\"schedule\":\"every 2s\"}";
+	is_int(manifest_taskdef_get(m, a, &out), -ENOENT, "taskdef: none yet");
+	is_int(manifest_taskdef_put(m, a, json, strlen(json)), 0, "taskdef: put");
+	is_int(manifest_taskdef_get(m, a, &out), 0, "taskdef: get");
+	ok(out.len == strlen(json) && !memcmp(out.data, json, out.len), "taskdef: same bytes");
+	is_int(manifest_taskdef_put(m, a, "{}", 2), 0, "taskdef: replace");
+	is_int(manifest_taskdef_get(m, a, &out), 0, "taskdef: get again");
+	ok(out.len == 2 && !memcmp(out.data, "{}", 2), "taskdef: replaced (out reset)");
+	char *big = malloc(MANIFEST_TASKDEF_MAX + 1);
+	for (size_t i = 0; i <= MANIFEST_TASKDEF_MAX; i++)
+		big[i] = (char)(i * 7);
+	is_int(manifest_taskdef_put(m, b, big, MANIFEST_TASKDEF_MAX), 0, "taskdef: 64 KiB fits");
+	is_int(manifest_taskdef_get(m, b, &out), 0, "taskdef: get 64 KiB");
+	ok(out.len == MANIFEST_TASKDEF_MAX && !memcmp(out.data, big, out.len),
+	   "taskdef: 64 KiB intact");
+	is_int(manifest_taskdef_put(m, b, big, MANIFEST_TASKDEF_MAX + 1), -EFBIG,
+	       "taskdef: one byte more is -EFBIG");
+	is_int(manifest_taskdef_get(m, b, &out), 0, "taskdef: the old one stays");
+	is_int(out.len, MANIFEST_TASKDEF_MAX, "taskdef: its size");
+	is_int(manifest_taskdef_put(m, 99, "{}", 2), -ENOENT, "taskdef: no task, no definition");
+	is_int(manifest_taskdef_put(m, a, NULL, 0), 0, "taskdef: empty");
+	is_int(manifest_taskdef_get(m, a, &out), 0, "taskdef: get empty");
+	is_int(out.len, 0, "taskdef: empty read back");
+	is_int(manifest_taskdef_del(m, a), 0, "taskdef: del");
+	is_int(manifest_taskdef_get(m, a, &out), -ENOENT, "taskdef: gone");
+	is_int(manifest_taskdef_del(m, a), 0, "taskdef: del again is 0");
+	is_int(manifest_taskdef_get(m, b, &out), 0, "taskdef: b's untouched");
+	free(big);
+	buf_release(&out);
+	manifest_free(m);
+	struct manifest *r = open_ok(dir_of("taskdefs"), MANIFEST_RDONLY);
+	if (r) {
+		is_int(manifest_taskdef_put(r, b, "{}", 2), -EROFS, "taskdef: read-only is -EROFS");
+		manifest_free(r);
+	}
+}
+
+/* ---- the status index and pages ---- */
+
+struct page_seen {
+	struct key *got; /* keys given (copies) */
+	size_t n, cap;
+	int bad; /* record does not match the key */
+	int status;
+};
+
+static int page_cb(void *ctx, const char *key, size_t kl, const struct obj_record *rec)
+{
+	struct page_seen *p = ctx;
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 256;
+		p->got = realloc(p->got, p->cap * sizeof(*p->got));
+	}
+	p->got[p->n].p = malloc(kl + 1);
+	memcpy(p->got[p->n].p, key, kl);
+	p->got[p->n].n = kl;
+	p->got[p->n++].id = rec->size;
+	if (p->status >= 0 && rec->status != p->status)
+		p->bad++;
+	return 0;
+}
+
+static void page_seen_release(struct page_seen *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->got[i].p);
+	free(p->got);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Page through every object of task with status (random page sizes); 0 when
+ * the keys given are exactly the model's keys i with st[i] == status (or
+ * present, for -1), in order, each once. */
+static int page_all(struct manifest *m, uint32_t task, int status, struct key *k, const int *st,
+		    size_t n, unsigned *pages)
+{
+	struct page_seen p = {NULL, 0, 0, 0, status};
+	struct buf after = BUF_INIT, next = BUF_INIT;
+	bool more = true, first = true;
+	int bad = 0;
+	*pages = 0;
+	while (more) {
+		unsigned limit = 1 + (unsigned)(rnd() % 97);
+		int rc = manifest_obj_page(m, task, status, first ? NULL : buf_str(&after),
+					   after.len, limit, page_cb, &p, &next, &more);
+		if (rc < 0 || (unsigned)rc > limit || (!more && next.len)) {
+			bad++;
+			break;
+		}
+		(*pages)++;
+		first = false;
+		buf_reset(&after);
+		buf_add(&after, next.data, next.len);
+	}
+	size_t j = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (st[i] < 0 || (status >= 0 && st[i] != status))
+			continue;
+		if (j >= p.n || key_cmp(&p.got[j], &k[i]) || p.got[j].id != k[i].id)
+			bad++;
+		j++;
+	}
+	bad += j != p.n;
+	bad += p.bad;
+	page_seen_release(&p);
+	buf_release(&after);
+	buf_release(&next);
+	return bad;
+}
+
+/* The raw index entries of (task, status) against the model. */
+static int index_check(struct manifest *m, uint32_t task, int status, struct key *k, const int *st,
+		       size_t n)
+{
+	MDB_txn *txn;
+	if (mf_read_begin(m, &txn))
+		return 1;
+	struct mf_node root;
+	mf_root_sidx(&root, m->dbi_sidx, task, (uint8_t)status);
+	struct mf_iter *it = malloc(sizeof(*it));
+	mf_iter_init(it, m, txn, &root);
+	int rc = mf_iter_seek(it, NULL, 0), bad = 0;
+	size_t i = 0;
+	for (; rc == 0; rc = mf_iter_next(it)) {
+		while (i < n && st[i] != status)
+			i++;
+		if (i >= n || bytes_cmp((const char *)it->kb, it->klen, k[i].p, k[i].n))
+			bad++;
+		i++;
+	}
+	while (i < n)
+		bad += st[i++] == status;
+	bad += rc != MDB_NOTFOUND;
+	mf_iter_close(it);
+	free(it);
+	mf_read_end(m, txn);
+	return bad;
+}
+
+/* The objects by a full scan against the model. */
+static int scan_model(struct manifest *m, uint32_t task, struct key *k, const int *st, size_t n)
+{
+	struct dth_err err;
+	struct manifest_cursor *c =
+	    manifest_cursor_new(m, MANIFEST_OBJECTS, task, NULL, NULL, &err);
+	const char *key;
+	size_t kl, i = 0;
+	struct obj_record r;
+	int rc, bad = 0;
+	while ((rc = manifest_cursor_next(c, &key, &kl, &r)) == 1) {
+		while (i < n && st[i] < 0)
+			i++;
+		if (i >= n || bytes_cmp(key, kl, k[i].p, k[i].n) || r.status != st[i] ||
+		    r.size != k[i].id)
+			bad++;
+		i++;
+	}
+	while (i < n)
+		bad += st[i++] >= 0;
+	manifest_cursor_free(c);
+	return bad + (rc != 0);
+}
+
+/* Pages from random after keys (present, absent, longer, shorter) against the model. */
+static int page_after(struct manifest *m, uint32_t task, int status, struct key *k, const int *st,
+		      size_t n)
+{
+	int bad = 0;
+	for (int t = 0; t < 200; t++) {
+		struct key a = k[rnd() % n];
+		char *tmp = malloc(a.n + 2);
+		memcpy(tmp, a.p, a.n);
+		size_t al = a.n;
+		switch (rnd() % 3) {
+		case 1:
+			if (al < MANIFEST_KEY_MAX)
+				tmp[al++] = (char)(rnd() & 0xff);
+			break;
+		case 2:
+			al = al ? rnd() % al : 0;
+			break;
+		}
+		struct page_seen p = {NULL, 0, 0, 0, status};
+		struct buf next = BUF_INIT;
+		bool more;
+		int rc = manifest_obj_page(m, task, status, tmp, al, 10, page_cb, &p, &next, &more);
+		size_t j = 0;
+		for (size_t i = 0; i < n && j < 10; i++) {
+			if (st[i] != status || bytes_cmp(k[i].p, k[i].n, tmp, al) <= 0)
+				continue;
+			if (j >= p.n || key_cmp(&p.got[j], &k[i]))
+				bad++;
+			j++;
+		}
+		bad += rc < 0 || (size_t)rc != j || j != p.n || p.bad;
+		if (getenv("DEBUG_PAGE") && (rc < 0 || (size_t)rc != j || j != p.n || p.bad))
+			printf(
+			    "# after len %zu (key %zu len %zu): rc %d, want %zu, got %zu, bad %d\n",
+			    al, (size_t)a.id, a.n, rc, j, p.n, p.bad);
+		page_seen_release(&p);
+		buf_release(&next);
+		free(tmp);
+	}
+	return bad;
+}
+
+static int sidx_checks(struct manifest *m, uint32_t task, struct key *k, const int *st, size_t n,
+		       const char *what)
+{
+	int fails = 0;
+	unsigned pages;
+	struct task_stats ts;
+	(void)!manifest_stats_get(m, task, &ts);
+	for (int s = -1; s < OBJ__COUNT; s++) {
+		size_t cnt = 0;
+		for (size_t i = 0; i < n; i++)
+			cnt += st[i] >= 0 && (s < 0 || st[i] == s);
+		if (s >= 0 && mf_sidx_status(s)) {
+			int b = index_check(m, task, s, k, st, n);
+			ok(b == 0, "%s: index of %s exact (%zu keys, %d wrong)", what,
+			   obj_status_name(s), cnt, b);
+			fails += b != 0;
+		}
+		int b = page_all(m, task, s, k, st, n, &pages);
+		ok(b == 0, "%s: pages of %s give its %zu objects in order (%u pages, %d wrong)",
+		   what, s < 0 ? "any" : obj_status_name(s), cnt, pages, b);
+		fails += b != 0;
+		if (s >= 0) {
+			ok(ts.count[s] == cnt, "%s: stats count %s = %zu", what, obj_status_name(s),
+			   cnt);
+			b = page_after(m, task, s, k, st, n);
+			ok(b == 0, "%s: pages of %s after random keys (%d wrong)", what,
+			   obj_status_name(s), b);
+			fails += b != 0;
+		}
+	}
+	return fails;
+}
+
+/* Random puts (random statuses) and deletions of long keys. */
+static void random_ops(struct manifest *m, uint32_t task, struct key *k, int *st, size_t n,
+		       unsigned ops)
+{
+	struct dth_err err;
+	struct manifest_writer *w = manifest_writer_new(m, 500, 0, &err);
+	int errs = 0;
+	for (unsigned i = 0; i < ops; i++) {
+		size_t j = rnd() % n;
+		if (rnd() % 4 == 0) {
+			errs += manifest_writer_del_obj(w, task, k[j].p, k[j].n) != 0;
+			st[j] = -1;
+		} else {
+			struct obj_record r;
+			st[j] = (int)(rnd() % OBJ__COUNT);
+			rec_make(&r, k[j].id, st[j]);
+			errs += manifest_writer_put_obj(w, task, k[j].p, k[j].n, &r) != 0;
+		}
+	}
+	errs += manifest_writer_free(w) != 0;
+	is_int(errs, 0, "%u random puts and deletions committed", ops);
+}
+
+static void free_keys(struct key *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(k[i].p);
+	free(k);
+}
+
+static void test_status_index(void)
+{
+	struct manifest *m = open_fresh("sidx");
+	if (!m)
+		return;
+	uint32_t a = task_make(m, "sidx-a"), b = task_make(m, "sidx-b");
+	char base_key[4096];
+	struct key *k;
+	size_t n = build_keys(&k, alpha_nul, sizeof(alpha_nul), base_key, sizeof(base_key));
+	int *st = malloc(n * sizeof(*st)), *stb = malloc(n * sizeof(*stb));
+	for (size_t i = 0; i < n; i++)
+		st[i] = stb[i] = -1;
+	/* task b shares every key, so the index must keep tasks apart */
+	random_ops(m, b, k, stb, n, 3000);
+	random_ops(m, a, k, st, n, 20000);
+	is_int(scan_model(m, a, k, st, n), 0, "sidx: full scan matches the model");
+	unsigned saved = manifest_page_scan;
+	manifest_page_scan = 150; /* scanned pages stop early, and resume */
+	sidx_checks(m, a, k, st, n, "sidx a");
+	sidx_checks(m, b, k, stb, n, "sidx b");
+	manifest_page_scan = saved;
+	sidx_checks(m, a, k, st, n, "sidx a (whole scans)");
+
+	/* arguments */
+	struct page_seen p = {NULL, 0, 0, 0, -1};
+	bool more = true;
+	struct buf next = BUF_INIT;
+	buf_adds(&next, "junk");
+	is_int(manifest_obj_page(m, a, OBJ__COUNT, NULL, 0, 10, page_cb, &p, &next, &more), -EINVAL,
+	       "sidx: unknown status is -EINVAL");
+	ok(!more && !next.len, "sidx: outputs cleared");
+	is_int(manifest_obj_page(m, a, OBJ_FAILED, NULL, 0, 0, page_cb, &p, &next, &more), -EINVAL,
+	       "sidx: limit 0 is -EINVAL");
+	is_int(manifest_obj_page(m, a, OBJ_FAILED, NULL, 0, MANIFEST_PAGE_MAX + 1, page_cb, &p,
+				 &next, &more),
+	       -EINVAL, "sidx: limit over MANIFEST_PAGE_MAX is -EINVAL");
+	is_int(manifest_obj_page(m, a, OBJ_FAILED, base_key, MANIFEST_KEY_MAX + 1, 1, page_cb, &p,
+				 &next, &more),
+	       -ENAMETOOLONG, "sidx: after too long");
+	is_int(manifest_obj_page(m, 77, OBJ_FAILED, NULL, 0, 10, page_cb, &p, &next, &more), 0,
+	       "sidx: a task without objects: empty page");
+	ok(!more && !next.len && !p.n, "sidx: and no more");
+	page_seen_release(&p);
+	buf_release(&next);
+	manifest_free(m);
+
+	/* a reader sees the same */
+	m = open_ok(dir_of("sidx"), MANIFEST_RDONLY);
+	if (m) {
+		unsigned pages;
+		is_int(page_all(m, a, OBJ_FAILED, k, st, n, &pages), 0, "sidx: a reader's pages");
+		manifest_free(m);
+	}
+	free(st);
+	free(stb);
+	free_keys(k, n);
+}
+
+/* n distinct keys in byte order: short ones, and long ones sharing 700- and
+ * 1,100-byte prefixes (groups two and three levels deep). */
+static struct key *gen_keys(size_t n)
+{
+	struct key *k = calloc(n, sizeof(*k));
+	char longp[1200];
+	memset(longp, 'x', sizeof(longp));
+	for (size_t i = 0; i < n; i++) {
+		char tail[32];
+		int tl = snprintf(tail, sizeof(tail), "o/%07zu", i);
+		size_t pre = i % 13 == 0 ? 1100 : i % 7 == 0 ? 700 : 0;
+		k[i].n = pre + (size_t)tl;
+		k[i].p = malloc(k[i].n + 1);
+		memcpy(k[i].p, longp, pre);
+		memcpy(k[i].p + pre, tail, (size_t)tl);
+	}
+	qsort(k, n, sizeof(*k), key_cmp);
+	for (size_t i = 0; i < n; i++)
+		k[i].id = i;
+	return k;
+}
+
+static void put_all(struct manifest *m, uint32_t task, struct key *k, int *st, size_t n)
+{
+	struct dth_err err;
+	struct manifest_writer *w = manifest_writer_new(m, 2000, 0, &err);
+	int errs = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct obj_record r;
+		st[i] = (int)(rnd() % OBJ__COUNT);
+		rec_make(&r, k[i].id, st[i]);
+		errs += manifest_writer_put_obj(w, task, k[i].p, k[i].n, &r) != 0;
+	}
+	errs += manifest_writer_free(w) != 0;
+	is_int(errs, 0, "%zu objects written", n);
+}
+
+static int raw_downgrade(const char *dir)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi, meta;
+	int rc = mdb_env_create(&env);
+	mdb_env_set_maxdbs(env, 16);
+	rc = rc ? rc : mdb_env_open(env, dir, 0, 0600);
+	rc = rc ? rc : mdb_txn_begin(env, NULL, 0, &txn);
+	rc = rc ? rc : mdb_dbi_open(txn, "statusidx", 0, &dbi);
+	rc = rc ? rc : mdb_drop(txn, dbi, 1);
+	rc = rc ? rc : mdb_dbi_open(txn, "meta", 0, &meta);
+	MDB_val k = {9, "statusidx"}, ks = {6, "schema"}, v = {1, "1"};
+	rc = rc ? rc : mdb_del(txn, meta, &k, NULL);
+	rc = rc ? rc : mdb_put(txn, meta, &ks, &v, 0);
+	rc = rc ? rc : mdb_txn_commit(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+static void test_sidx_build(void)
+{
+	struct manifest *m = open_fresh("sidxold");
+	if (!m)
+		return;
+	uint32_t a = task_make(m, "old-a"), b = task_make(m, "old-b");
+	size_t na = 25000;
+	struct key *ka = gen_keys(na), *kb;
+	char base_key[4096];
+	size_t nb = build_keys(&kb, alpha_nul, sizeof(alpha_nul), base_key, sizeof(base_key));
+	int *sa = malloc(na * sizeof(int)), *sb = malloc(nb * sizeof(int));
+	for (size_t i = 0; i < nb; i++)
+		sb[i] = -1;
+	put_all(m, a, ka, sa, na);
+	random_ops(m, b, kb, sb, nb, 5000);
+	manifest_free(m);
+	is_int(raw_downgrade(dir_of("sidxold")), 0,
+	       "sidx build: statusidx and its meta key removed, schema 1");
+
+	m = open_ok(dir_of("sidxold"), MANIFEST_RDONLY);
+	if (m) {
+		unsigned pages;
+		ok(!m->have_sidx, "sidx build: a reader finds no index");
+		manifest_page_scan = 3000;
+		is_int(page_all(m, a, OBJ_FAILED, ka, sa, na, &pages), 0,
+		       "sidx build: a reader pages failed objects by scanning");
+		ok(pages > na / 3000, "sidx build: in %u pages of a bounded scan", pages);
+		manifest_page_scan = MANIFEST_PAGE_SCAN;
+		is_int(page_all(m, b, OBJ_PENDING, kb, sb, nb, &pages), 0,
+		       "sidx build: and pending ones of b");
+		manifest_free(m);
+	}
+	m = open_ok(dir_of("sidxold"), MANIFEST_RDWR);
+	if (!m)
+		goto out;
+	MDB_txn *txn;
+	uint64_t schema = 0, built = 0;
+	if (mf_read_begin(m, &txn) == 0) {
+		(void)!mf_meta_get_u64(txn, m->dbi_meta, "schema", &schema);
+		(void)!mf_meta_get_u64(txn, m->dbi_meta, "statusidx", &built);
+		mf_read_end(m, txn);
+	}
+	ok(schema == 2 && built == 1,
+	   "sidx build: RDWR open built it (schema %llu, statusidx %llu)",
+	   (unsigned long long)schema, (unsigned long long)built);
+	sidx_checks(m, a, ka, sa, na, "sidx built a");
+	sidx_checks(m, b, kb, sb, nb, "sidx built b");
+	/* and the writer keeps it from there */
+	random_ops(m, a, ka, sa, na, 4000);
+	for (int s = 0; s < OBJ__COUNT; s++)
+		if (mf_sidx_status(s))
+			is_int(index_check(m, a, s, ka, sa, na), 0,
+			       "sidx build: %s exact after more writes", obj_status_name(s));
+	manifest_free(m);
+out:
+	free(sa);
+	free(sb);
+	free_keys(ka, na);
+	free_keys(kb, nb);
+}
+
+/* ---- purge ---- */
+
+static void put_extras(struct manifest *m, uint32_t task, struct key *k, size_t n, size_t every,
+		       unsigned runs)
+{
+	struct dth_err err;
+	struct manifest_writer *w = manifest_writer_new(m, 0, 0, &err);
+	int errs = 0;
+	for (size_t i = 0; i < n; i += every) {
+		struct upload_record u;
+		struct upload_part part = {1, 5, "pe"};
+		memset(&u, 0, sizeof(u));
+		snprintf(u.upload_id, sizeof(u.upload_id), "up-%zu", i);
+		u.parts = &part;
+		u.n_parts = 1;
+		errs += manifest_writer_put_upload(w, task, k[i].p, k[i].n, &u) != 0;
+	}
+	for (int i = 0; i < 20; i++) {
+		struct image_record r;
+		memset(&r, 0, sizeof(r));
+		r.status = OBJ_DONE;
+		char ref[64];
+		int rl = snprintf(ref, sizeof(ref), "repo/%d:tag", i);
+		errs += manifest_writer_put_image(w, task, ref, (size_t)rl, &r) != 0;
+	}
+	struct blob_record bl = {1, 2, ""};
+	errs += manifest_writer_put_blob(w, "https://reg", "repo/0", "sha256:ab", &bl) != 0;
+	errs += manifest_writer_free(w) != 0;
+	for (unsigned i = 0; i < runs; i++) {
+		struct run_record r;
+		uint64_t seq;
+		memset(&r, 0, sizeof(r));
+		errs += manifest_run_begin(m, task, &r, &seq) != 0;
+	}
+	errs += manifest_taskdef_put(m, task, "{\"x\":1}", 7) != 0;
+	is_int(errs, 0, "purge: uploads, images, a blob, runs and a definition of task %u", task);
+}
+
+static const char *const purge_dbs[] = {"objects", "uploads",  "images",    "stats", "longkeys",
+					"runs",	   "taskdefs", "statusidx", "tasks", "blobs"};
+
+static void db_counts(struct manifest *m, long *out)
+{
+	MDB_dbi dbis[] = {m->dbi_objects, m->dbi_uploads, m->dbi_images,   m->dbi_stats,
+			  m->dbi_long,	  m->dbi_runs,	  m->dbi_taskdefs, m->dbi_sidx,
+			  m->dbi_tasks,	  m->dbi_blobs};
+	for (size_t i = 0; i < ARRAY_SIZE(dbis); i++)
+		out[i] = db_entries(m, dbis[i]);
+}
+
+static int count_cursor(struct manifest *m, enum manifest_db db, uint32_t task)
+{
+	struct dth_err err;
+	struct manifest_cursor *c = manifest_cursor_new(m, db, task, NULL, NULL, &err);
+	const char *key;
+	size_t kl;
+	int n = 0, rc;
+	struct upload_record u;
+	struct image_record ir;
+	while ((rc = db == MANIFEST_UPLOADS  ? manifest_cursor_next_upload(c, &key, &kl, &u)
+		     : db == MANIFEST_IMAGES ? manifest_cursor_next_image(c, &key, &kl, &ir)
+					     : manifest_cursor_next(c, &key, &kl, NULL)) == 1)
+		n++;
+	manifest_cursor_free(c);
+	return rc < 0 ? -1 : n;
+}
+
+static void test_purge(void)
+{
+	struct manifest *m = open_fresh("purge");
+	if (!m)
+		return;
+	struct dth_err err;
+	uint32_t b = task_make(m, "keep");
+	char base_key[4096];
+	struct key *kb;
+	size_t nb = build_keys(&kb, alpha_nul, sizeof(alpha_nul), base_key, sizeof(base_key));
+	int *sb = malloc(nb * sizeof(int));
+	for (size_t i = 0; i < nb; i++)
+		sb[i] = -1;
+	random_ops(m, b, kb, sb, nb, 4000);
+	put_extras(m, b, kb, nb, 10, 3);
+	struct task_stats bst, st2;
+	(void)!manifest_stats_get(m, b, &bst);
+	long before[ARRAY_SIZE(purge_dbs)], after[ARRAY_SIZE(purge_dbs)];
+
+	/* the task to purge: 50,000 objects, long keys, every status */
+	uint32_t a = task_make(m, "doomed");
+	db_counts(m, before); /* with a's task record */
+	size_t na = 50000;
+	struct key *ka = gen_keys(na);
+	int *sa = malloc(na * sizeof(int));
+	put_all(m, a, ka, sa, na);
+	put_extras(m, a, ka, na, 97, 5);
+	db_counts(m, after);
+	ok(after[0] > before[0] + 30000 && after[4] > before[4] && after[7] > before[7],
+	   "purge: task a has objects, long-key groups and index entries");
+
+	/* interrupted after 6 transactions (mark, 3 of the index, 2 of objects), as by a crash */
+	manifest_purge_stop_after = 6;
+	is_int(manifest_task_purge(m, a, &err), -EINTR, "purge: interrupted");
+	manifest_purge_stop_after = 0;
+	struct task_record tr;
+	uint32_t id;
+	is_int(manifest_task_find(m, "doomed", &id, &tr), 0, "purge: the task is still there");
+	is_str(tr.state, "purging", "purge: marked purging");
+	struct task_record again;
+	memset(&again, 0, sizeof(again));
+	snprintf(again.name, sizeof(again.name), "doomed");
+	bool created;
+	is_int(manifest_task_ensure(m, &again, &id, &created), -EBUSY,
+	       "purge: ensure of a purging task is -EBUSY");
+	int left = count_cursor(m, MANIFEST_OBJECTS, a);
+	ok(left > 0 && left < (int)na, "purge: part of the objects left (%d)", left);
+	manifest_free(m);
+
+	m = open_ok(dir_of("purge"), MANIFEST_RDWR);
+	if (!m)
+		goto out;
+	is_int(manifest_task_purge(m, a, &err), 0, "purge: finished after a restart");
+	is_int(manifest_task_find(m, "doomed", &id, NULL), -ENOENT, "purge: task record gone");
+	is_int(count_cursor(m, MANIFEST_OBJECTS, a), 0, "purge: no objects");
+	is_int(count_cursor(m, MANIFEST_UPLOADS, a), 0, "purge: no uploads");
+	is_int(count_cursor(m, MANIFEST_IMAGES, a), 0, "purge: no images");
+	(void)!manifest_stats_get(m, a, &st2);
+	uint64_t total = 0;
+	for (int s = 0; s < OBJ__COUNT; s++)
+		total += st2.count[s];
+	is_int(total, 0, "purge: no stats");
+	struct runs_seen rs = {{0}, 0, 0};
+	is_int(manifest_run_each(m, a, 0, 0, runs_cb, &rs), 0, "purge: runs each");
+	is_int(rs.n, 0, "purge: no runs");
+	struct buf def = BUF_INIT;
+	is_int(manifest_taskdef_get(m, a, &def), -ENOENT, "purge: no definition");
+	db_counts(m, after);
+	int same = 1;
+	for (size_t i = 0; i < ARRAY_SIZE(purge_dbs); i++) {
+		long want = before[i] - (!strcmp(purge_dbs[i], "tasks") ? 1 : 0);
+		if (after[i] != want) {
+			printf("# %s: %ld entries, %ld before task a\n", purge_dbs[i], after[i],
+			       want);
+			same = 0;
+		}
+	}
+	ok(same, "purge: every database back to its entries before task a (no orphan groups)");
+	struct blob_record bg;
+	is_int(manifest_blob_get(m, "https://reg", "repo/0", "sha256:ab", &bg), 0,
+	       "purge: blobs stay");
+
+	/* the other task is intact */
+	is_int(scan_model(m, b, kb, sb, nb), 0, "purge: the other task's objects intact");
+	(void)!manifest_stats_get(m, b, &st2);
+	ok(!memcmp(&bst, &st2, sizeof(bst)), "purge: its stats intact");
+	for (int s = 0; s < OBJ__COUNT; s++)
+		if (mf_sidx_status(s))
+			is_int(index_check(m, b, s, kb, sb, nb), 0, "purge: its %s index intact",
+			       obj_status_name(s));
+	is_int(count_cursor(m, MANIFEST_UPLOADS, b), (int)((nb + 9) / 10), "purge: its uploads");
+	is_int(count_cursor(m, MANIFEST_IMAGES, b), 20, "purge: its images");
+	rs.n = 0;
+	is_int(manifest_run_each(m, b, 0, 0, runs_cb, &rs), 0, "purge: its runs each");
+	is_int(rs.n, 3, "purge: its runs");
+	is_int(manifest_taskdef_get(m, b, &def), 0, "purge: its definition");
+	buf_release(&def);
+
+	is_int(manifest_task_purge(m, a, &err), 0, "purge: again is 0");
+	is_int(manifest_task_purge(m, 999, &err), 0, "purge: of no task is 0");
+	uint32_t c = task_make(m, "doomed");
+	is_int(c, a, "purge: a new task may take the id");
+	is_int(count_cursor(m, MANIFEST_OBJECTS, c), 0, "purge: and starts empty");
+	manifest_free(m);
+	m = open_ok(dir_of("purge"), MANIFEST_RDONLY);
+	if (m) {
+		is_int(manifest_task_purge(m, b, &err), -EROFS, "purge: read-only is -EROFS");
+		manifest_free(m);
+	}
+out:
+	free(sa);
+	free(sb);
+	free_keys(ka, na);
+	free_keys(kb, nb);
+}
+
 int main(void)
 {
 	log_set_level(getenv("DEBUG") ? LOG_DEBUG : LOG_WARN);
@@ -1309,6 +2077,11 @@ int main(void)
 	test_images_blobs(m);
 	manifest_free(m);
 	test_older_manifest();
+	test_runs();
+	test_taskdefs();
+	test_status_index();
+	test_sidx_build();
+	test_purge();
 	test_reopen(dir);
 	test_map_growth();
 	test_rdonly_process();
