@@ -44,6 +44,8 @@ static void usage(FILE *f)
 	    "  mount SRC DIR       browse SRC as a read-only filesystem (see dth mount --help)\n"
 	    "  image SUBCOMMAND    look at container registries: inspect, tags, repos\n"
 	    "                      (see dth image --help)\n"
+	    "  agent               the mirroring service: runs tasks on their schedules, serves\n"
+	    "                      the API and /metrics (see dth agent --help)\n"
 	    "  task SUBCOMMAND     the running agent's tasks: list, show, create, update, start,\n"
 	    "                      stop, run, retry, delete, history, failures, objects\n"
 	    "                      (see dth task --help)\n"
@@ -104,6 +106,8 @@ int main(int argc, char **argv)
 		return cmd_image(argc - i, argv + i);
 	if (!strcmp(cmd, "task"))
 		return cmd_task(argc - i, argv + i);
+	if (!strcmp(cmd, "agent"))
+		return cmd_agent(argc - i, argv + i);
 	/* mount.fuse3 (fstab type fuse.dth) runs "dth SRC MOUNTPOINT -o OPTS". */
 	if (strchr(cmd, ':') && i + 1 < argc)
 		return cmd_mount(argc - i + 1, argv + i - 1);
