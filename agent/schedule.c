@@ -629,11 +629,15 @@ out:
 static int zone_load(struct zone *z, const char *name, const char *dir, const void *tzif,
 		     size_t len, struct dth_err *err)
 {
-	if (!zone_name_ok(name))
-		return err_set(err, -EINVAL,
-			       "bad time zone name \"%.*s\" (expected an IANA name like "
-			       "Europe/Paris)",
-			       TZNAME_MAX, name);
+	if (!zone_name_ok(name)) {
+		struct buf shown = BUF_INIT;
+		buf_add_printable(&shown, name, strnlen(name, TZNAME_MAX + 1));
+		err_set(err, -EINVAL,
+			"bad time zone name \"%s\" (expected an IANA name like Europe/Paris)",
+			shown.data);
+		buf_release(&shown);
+		return -EINVAL;
+	}
 	uint8_t *data = NULL;
 	if (!tzif) {
 		int rc = zone_read(dir, name, &data, &len, err);
@@ -1024,7 +1028,8 @@ static int text_parse(const char *text, struct schedule *s, struct dth_err *err)
 				       "schedule has a byte that is not printable ASCII (at %zu)",
 				       i);
 	char t[TEXT_MAX + 1];
-	memcpy(t, text, n);
+	for (size_t i = 0; i < n; i++) /* a tab is a blank: messages show it as one */
+		t[i] = text[i] == '\t' ? ' ' : text[i];
 	t[n] = '\0';
 	size_t kw = 0;
 	while (is_alpha(t[kw]))

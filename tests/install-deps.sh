@@ -22,7 +22,7 @@ PKGS=(
 	liblmdb-dev lmdb-utils libxxhash-dev libexpat1-dev libjansson-dev clang
 	libclang-rt-14-dev clang-format
 	radosgw ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime awscli jq rclone
-	curl python3 time
+	curl python3 time tzdata
 	fuse3 libfuse3-dev
 	docker-registry apache2-utils umoci skopeo
 	libmicrohttpd-dev libsystemd-dev prometheus systemd
