@@ -383,12 +383,14 @@ int taskdef_set(struct taskdef *t, const char *key, const char *value, struct dt
 
 /* ---- the whole definition ---- */
 
-static int check_name(const char *name, struct dth_err *err)
+static int check_name(const char *name, bool flags, struct dth_err *err)
 {
 	if (!name || !*name)
 		return err_set(err, -EINVAL, "a task needs a name");
 	if (strlen(name) > 255)
-		return err_set(err, -EINVAL, "a task name has at most 255 bytes");
+		return err_set(
+		    err, -EINVAL, "the task name is %zu bytes; a task name has at most 255%s",
+		    strlen(name), flags ? ": choose a shorter one with --task NAME" : "");
 	if (!clean_text(name))
 		return err_set(err, -EINVAL,
 			       "a task name is UTF-8 text without control characters");
@@ -417,19 +419,6 @@ static int check_s3_spec(const char *key, const char *v, struct dth_err *err)
 	return rc;
 }
 
-static int check_tags(const char *re, struct dth_err *err)
-{
-	regex_t plain;
-	int rc = regcomp(&plain, re, REG_EXTENDED | REG_NOSUB);
-	if (rc) {
-		char msg[128];
-		regerror(rc, &plain, msg, sizeof(msg));
-		return err_set(err, -EINVAL, "tags: bad regex: %s", msg);
-	}
-	regfree(&plain);
-	return 0;
-}
-
 /* A key as the user wrote it: "max_delete", or "--max-delete" on the
  * command line. */
 static const char *kname(const char *key, bool flags, char out[64])
@@ -445,6 +434,20 @@ static const char *kname(const char *key, bool flags, char out[64])
 	return out;
 }
 
+static int check_tags(const char *re, bool flags, struct dth_err *err)
+{
+	regex_t plain;
+	int rc = regcomp(&plain, re, REG_EXTENDED | REG_NOSUB);
+	if (rc) {
+		char msg[128], k[64];
+		regerror(rc, &plain, msg, sizeof(msg));
+		return err_set(err, -EINVAL, "%s: bad regex '%.64s': %s", kname("tags", flags, k),
+			       re, msg);
+	}
+	regfree(&plain);
+	return 0;
+}
+
 static int check_image(const struct taskdef *t, bool flags, struct dth_err *err, const char **field)
 {
 	char a[64], b[64];
@@ -458,7 +461,7 @@ static int check_image(const struct taskdef *t, bool flags, struct dth_err *err,
 		return err_set(err, -EINVAL, "an image task needs %s or %s",
 			       kname("images", flags, a), kname("all", flags, b));
 	}
-	if (t->tags && check_tags(t->tags, err)) {
+	if (t->tags && check_tags(t->tags, flags, err)) {
 		*field = "tags";
 		return -EINVAL;
 	}
@@ -498,7 +501,7 @@ int taskdef_check(const struct taskdef *t, bool flags, struct dth_err *err, cons
 	if (!field)
 		field = &dummy;
 	*field = NULL;
-	if (check_name(t->name, err)) {
+	if (check_name(t->name, flags, err)) {
 		*field = "name";
 		return -EINVAL;
 	}
@@ -700,7 +703,7 @@ int taskdef_from_json(const json_t *obj, struct taskdef *t, struct dth_err *err,
 		if (!strcmp(key, "type"))
 			continue;
 		if (!strcmp(key, "name")) {
-			rc = json_is_string(v) ? check_name(json_string_value(v), err)
+			rc = json_is_string(v) ? check_name(json_string_value(v), false, err)
 					       : err_set(err, -EINVAL, "name: expected a string");
 			if (!rc) {
 				free(t->name);
