@@ -440,20 +440,22 @@ static void plan_next_locked(struct atask *t, int64_t now)
 static void take_pending_locked(struct service *s, struct atask *t);
 static void remove_now_locked(struct service *s, struct atask *t);
 
-/* A run thread of t has ended: join it, then apply what waited for it. */
-static void reap_locked(struct service *s, struct atask *t, int64_t now)
+/* A run thread of t has ended: join it, then apply what waited for it.
+ * false when t is gone (it was being removed). */
+static bool reap_locked(struct service *s, struct atask *t, int64_t now)
 {
 	pthread_join(t->thread, NULL);
 	t->running = false;
 	t->finished = false;
 	if (t->removing) {
 		remove_now_locked(s, t);
-		return;
+		return false;
 	}
 	if (t->pending)
 		take_pending_locked(s, t);
 	if (t->next_due < now || t->next_due == INT64_MAX)
 		plan_next_locked(t, now);
+	return true;
 }
 
 /* One pass over the tasks: reap, count overlaps, start what is due. Returns
@@ -464,10 +466,8 @@ static int64_t sched_pass_locked(struct service *s, int64_t now)
 	struct atask *t = s->tasks, *next;
 	for (; t; t = next) {
 		next = t->next;
-		if (t->running && t->finished) {
-			reap_locked(s, t, now);
-			continue; /* t may be gone; it is seen again next pass */
-		}
+		if (t->running && t->finished && !reap_locked(s, t, now))
+			continue;
 		if (t->running) {
 			while (t->sched && t->next_due <= now) {
 				t->totals.overlaps++;
