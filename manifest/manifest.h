@@ -112,16 +112,19 @@ int manifest_taskdef_del(struct manifest *m, uint32_t id) WUR;
  * objects of task with that status and key > after (after NULL: from the
  * first key), in key order, from one read snapshot; fn is called after the
  * snapshot is released (it may use the manifest) and its data is valid for
- * the call only; a non-zero return stops and is returned.
+ * the call only; it returns 0 to go on, or a negative errno that stops the
+ * page and is returned.
  * Pending, copying and failed objects come from the status index (exact,
  * kept by the writer in the transaction of the object). Other statuses, -1
  * (any status) and manifests without the index are found by scanning the
  * task's objects, examining at most MANIFEST_PAGE_SCAN records per call, so a
  * page may hold fewer than limit objects, even none, with more to come.
  * Returns the number of objects given (>= 0) or a negative errno (-EINVAL: a
- * bad status or limit). *more tells whether there may be more: then next
- * holds the key to pass as after for the next page (the last key given or
- * examined); otherwise next is empty. The count of a status is in the stats
+ * bad status or limit; -ENAMETOOLONG: after longer than MANIFEST_KEY_MAX).
+ * *more tells whether there may be more: then next holds the key to pass as
+ * after for the next page (the last key given or examined; it can be the
+ * empty key, so test more, not next's length); otherwise next is empty. next
+ * and more may be NULL. The count of a status is in the stats
  * (manifest_stats_get). */
 #define MANIFEST_PAGE_MAX  1000
 #define MANIFEST_PAGE_SCAN 100000
