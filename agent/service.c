@@ -282,19 +282,15 @@ static void run_fill(struct run *r, const struct taskrun_result *res)
 	}
 }
 
-/* Record the end of the run in the task record: last exit, success, error. */
-static void run_record_end(struct run *r, const struct taskrun_result *res)
+/* The run's sequence in the task record (taskrun wrote the rest). */
+static void run_record_end(struct run *r)
 {
 	struct service *s = r->s;
 	struct task_record rec;
 	uint32_t id;
-	if (manifest_task_find(s->m, r->def.name, &id, &rec))
+	if (!r->seq || manifest_task_find(s->m, r->def.name, &id, &rec))
 		return;
-	rec.last_exit = res->exit;
 	rec.last_run = r->seq;
-	if (!strcmp(r->rec.result, "ok"))
-		rec.last_success = r->rec.ended;
-	str_copy_msg(rec.error, res->interrupted ? "" : res->error, sizeof(rec.error));
 	if (manifest_task_put(s->m, id, &rec))
 		log_warn("task %s: could not update its record", r->def.name);
 }
@@ -373,11 +369,12 @@ static void *run_main(void *arg)
 	run_fill(r, &res);
 	if (r->seq && manifest_run_put(s->m, t->id, r->seq, &r->rec))
 		log_warn("task %s: could not record the run's end", r->def.name);
-	run_record_end(r, &res);
-	log_info("task %s: run %llu ended: %s, %llu copied, %llu failed, %llu deleted in %.1f s",
-		 r->def.name, (unsigned long long)r->seq, r->rec.result,
-		 (unsigned long long)res.transferred, (unsigned long long)res.failed,
-		 (unsigned long long)res.deleted, res.seconds);
+	run_record_end(r);
+	log_info(
+	    "task %s: run %llu ended: %s, %llu copied, %llu failed, %llu deleted in %.1f s%s%s",
+	    r->def.name, (unsigned long long)r->seq, r->rec.result,
+	    (unsigned long long)res.transferred, (unsigned long long)res.failed,
+	    (unsigned long long)res.deleted, res.seconds, res.error[0] ? ": " : "", res.error);
 	pthread_mutex_lock(&s->lock);
 	run_publish_locked(r, &res);
 	bool shutdown_stop = res.interrupted && t->state == AT_IDLE;
@@ -435,6 +432,16 @@ static void plan_next_locked(struct atask *t, int64_t now)
 		return;
 	}
 	t->next_due = schedule_next(t->sched, t->last_start > 0 ? t->last_start : -1, now);
+}
+
+/* The next due time when the agent starts or a stopped task is started: a
+ * task whose last run did not end well (stopped, killed, failed) runs at
+ * once, to resume; others keep their schedule. */
+static void plan_resume_locked(struct atask *t, int64_t now)
+{
+	plan_next_locked(t, now);
+	if (t->next_due != INT64_MAX && t->last_start > 0 && t->last_success < t->last_start)
+		t->next_due = now;
 }
 
 static void take_pending_locked(struct service *s, struct atask *t);
@@ -730,7 +737,7 @@ static int load_tasks(struct service *s, struct dth_err *err)
 	buf_release(&l.text);
 	int64_t now = now_s();
 	for (struct atask *t = s->tasks; t; t = t->next)
-		plan_next_locked(t, now);
+		plan_resume_locked(t, now);
 	pthread_mutex_unlock(&s->lock);
 	taskset_release(&ts);
 	if (rc)
@@ -1291,7 +1298,7 @@ static int action_locked(struct service *s, struct atask *t, const char *action,
 		if (t->state == AT_STOPPED)
 			t->state = AT_IDLE;
 		record_state(s, t, "idle", NULL);
-		plan_next_locked(t, now_s());
+		plan_resume_locked(t, now_s());
 		return 0;
 	}
 	if (!strcmp(action, "run") || !strcmp(action, "retry")) {

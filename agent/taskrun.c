@@ -116,6 +116,10 @@ static void record_end(const struct taskrun_opts *o, const struct taskrun_result
 		       struct task_record *t, bool went_through)
 {
 	t->last_run_end = (int64_t)time(NULL);
+	t->last_exit = r->exit;
+	if (went_through && !r->interrupted && r->exit == TASKRUN_DONE)
+		t->last_success = t->last_run_end;
+	str_copy_msg(t->error, r->interrupted ? "" : r->error, sizeof(t->error));
 	if (went_through && !r->interrupted) {
 		t->runs++;
 		str_copy_fit(t->state, r->failed ? "error" : "idle", sizeof(t->state));

@@ -730,8 +730,8 @@ void manifest_free(struct manifest *m)
 {
 	if (!m)
 		return;
-	if (m->writer) {
-		int rc = manifest_writer_free(m->writer);
+	while (m->writers) {
+		int rc = manifest_writer_free(m->writers);
 		if (rc)
 			log_error("manifest %s: writer failed: %s", m->dir, strerror(-rc));
 	}

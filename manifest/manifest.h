@@ -1,9 +1,9 @@
 /* The LMDB manifest: one environment per state directory with the databases
  * meta, tasks, objects, uploads, stats, images, blobs, runs, taskdefs and
  * statusidx.
- * Readers (dth manifest, dth mount) open it read-only while one writer
- * process (dth sync / the agent) writes through a manifest_writer, which
- * commits in batches from its own thread. Errors: MDB_NOTFOUND -> -ENOENT,
+ * Readers (dth manifest, dth mount) open it read-only while a writing
+ * process (dth sync, the agent) writes through manifest_writers (one per
+ * run), each committing in batches from its own thread. Errors: MDB_NOTFOUND -> -ENOENT,
  * MDB_MAP_FULL -> -ENOSPC, a manifest from a newer dth -> -ENOTSUP, other LMDB
  * failures -> -EIO, each with err naming the problem. */
 #ifndef DTH_MANIFEST_H
@@ -185,7 +185,10 @@ void manifest_cursor_free(struct manifest_cursor *c);
 int manifest_key_quantiles(struct manifest *m, uint32_t task, const char *prefix, unsigned n,
 			   struct buf *out, unsigned *count) WUR;
 
-/* ---- writing: one writer per process, batched commits ---- */
+/* ---- writing: batched commits ----
+ * A writer per run; several may live at once in one process (the agent runs
+ * tasks side by side): each commits its own batches, LMDB serialises their
+ * transactions, and every batch reads the stats it adjusts inside its own. */
 struct manifest_writer;
 /* Starts the writer thread. Commits when batch_max operations are queued or
  * every flush_ms (0: 200 ms), whichever first; every commit is fsync'd.

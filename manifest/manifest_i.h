@@ -41,8 +41,8 @@ struct manifest {
 	 * bumps gen so cursors idle across the change renew before reading. */
 	pthread_rwlock_t gate;
 	unsigned long gen;
-	pthread_mutex_t lock; /* guards writer */
-	struct manifest_writer *writer;
+	pthread_mutex_t lock;		 /* guards writers */
+	struct manifest_writer *writers; /* the live writers, a list through their next */
 };
 
 /* LMDB return code -> negative errno. */

@@ -51,6 +51,7 @@ struct stats_slot {
 
 struct manifest_writer {
 	struct manifest *m;
+	struct manifest_writer *next; /* in m->writers */
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t mu;
@@ -316,11 +317,6 @@ struct manifest_writer *manifest_writer_new(struct manifest *m, unsigned batch_m
 		return NULL;
 	}
 	pthread_mutex_lock(&m->lock);
-	if (m->writer) {
-		pthread_mutex_unlock(&m->lock);
-		err_set(err, -EBUSY, "manifest %s already has a writer", m->dir);
-		return NULL;
-	}
 	struct manifest_writer *w = xcalloc(1, sizeof(*w));
 	w->m = m;
 	w->batch_max = batch_max ? batch_max : WRITER_BATCH_DEFAULT;
@@ -344,7 +340,8 @@ struct manifest_writer *manifest_writer_new(struct manifest *m, unsigned batch_m
 		return NULL;
 	}
 	w->thread_started = true;
-	m->writer = w;
+	w->next = m->writers;
+	m->writers = w;
 	pthread_mutex_unlock(&m->lock);
 	return w;
 }
@@ -566,8 +563,11 @@ int manifest_writer_free(struct manifest_writer *w)
 		wop_release(&w->ring[(w->head + i) % w->cap]);
 	struct manifest *m = w->m;
 	pthread_mutex_lock(&m->lock);
-	if (m->writer == w)
-		m->writer = NULL;
+	for (struct manifest_writer **pp = &m->writers; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
 	pthread_mutex_unlock(&m->lock);
 	pthread_cond_destroy(&w->cv_work);
 	pthread_cond_destroy(&w->cv_space);
