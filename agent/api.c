@@ -149,14 +149,13 @@ static int cursor_decode(const char *c, struct buf *out)
 		buf_addch(&b, c[i] == '-' ? '+' : c[i] == '_' ? '/' : c[i]);
 	while (b.len % 4)
 		buf_addch(&b, '=');
-	buf_grow(out, n);
-	int got = base64_decode(b.data ? b.data : "", b.len, (unsigned char *)out->data + out->len,
-				n + 1);
+	unsigned char *raw = xmalloc(n + 1);
+	int got = base64_decode(b.data ? b.data : "", b.len, raw, n + 1);
 	buf_release(&b);
-	if (got < 0)
-		return -EINVAL;
-	buf_setlen(out, out->len + (size_t)got);
-	return 0;
+	if (got > 0)
+		buf_add(out, raw, (size_t)got);
+	free(raw);
+	return got > 0 ? 0 : -EINVAL;
 }
 
 /* ---- tasks ---- */

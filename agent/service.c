@@ -361,6 +361,7 @@ static void *run_main(void *arg)
 	    .stop = &t->stop_flag,
 	    .live = &t->live,
 	    .fair = t->fair,
+	    .retry_failed = !strcmp(r->trigger, "retry"),
 	    .on_failure = run_on_failure,
 	    .hook_ctx = r,
 	};

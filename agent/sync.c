@@ -512,6 +512,96 @@ static void *range_main(void *arg)
 
 /* Whether the brake allows n deletes out of dst_total destination objects;
  * when not, err says why. */
+/* ---- retrying the failed objects only ---- */
+
+struct retry_ctx {
+	struct range rg; /* a range of no keys: plan_item's context */
+	struct dth_err err;
+	int rc;
+};
+
+/* One failed object: asked for at the source (HEAD), then copied again; one
+ * the source no longer has is forgotten. 0, or an error that ends the run. */
+static int retry_one(void *ctx, const char *key, size_t len, const struct obj_record *rec)
+{
+	struct retry_ctx *c = ctx;
+	struct run *r = c->rg.run;
+	const struct sync_opts *o = r->o;
+	if (o->stop && *o->stop)
+		return -EINTR;
+	add64(&r->prog->listed, 1);
+	struct buf skey = BUF_INIT;
+	buf_adds(&skey, o->src_prefix);
+	buf_add(&skey, key, len);
+	struct s3_object_head h;
+	struct dth_err e;
+	err_clear(&e);
+	int rc = memchr(key, 0, len) ? -EINVAL
+				     : s3_head_object(o->src, o->src_bucket, skey.data, 0, &h, &e);
+	buf_release(&skey);
+	if (rc == -ENOENT) {
+		add64(&r->prog->skipped, 1);
+		return o->dry_run ? 0 : manifest_writer_del_obj(r->w, o->task_id, key, len);
+	}
+	if (rc) {
+		if (unreachable_errno(rc)) {
+			c->err = e;
+			return rc;
+		}
+		add64(&r->prog->failed, 1);
+		if (o->on_failure)
+			o->on_failure(o->on_failure_ctx, key, len,
+				      e.message[0] ? e.message : strerror(-rc));
+		return 0;
+	}
+	struct plan p;
+	memset(&p, 0, sizeof(p));
+	p.action = SYNC_COPY_RETRY;
+	p.key = key;
+	p.key_len = len;
+	p.in_src = true;
+	p.size = h.size;
+	p.last_modified = h.last_modified;
+	str_copy_fit(p.etag, h.etag, sizeof(p.etag));
+	p.has_rec = true;
+	p.rec = *rec;
+	s3_object_head_release(&h);
+	rc = plan_item(&c->rg, &p, &c->err);
+	return rc;
+}
+
+/* Page through the task's failed objects (the manifest's status index) and
+ * copy each again: no listing of either side. */
+static int retry_failed(struct run *r, struct dth_err *err)
+{
+	struct retry_ctx c;
+	memset(&c, 0, sizeof(c));
+	c.rg.run = r;
+	struct buf after = BUF_INIT, next = BUF_INIT;
+	bool more = true, first = true;
+	int rc = 0;
+	while (more && rc >= 0) {
+		buf_reset(&next);
+		rc = manifest_obj_page(r->o->manifest, r->o->task_id, OBJ_FAILED,
+				       first ? NULL : after.data, after.len, MANIFEST_PAGE_MAX,
+				       retry_one, &c, &next, &more);
+		first = false;
+		buf_reset(&after);
+		buf_add(&after, next.data, next.len);
+	}
+	buf_release(&after);
+	buf_release(&next);
+	if (rc < 0) {
+		if (c.err.message[0])
+			*err = c.err;
+		else
+			err_set(err, rc, "retrying the failed objects: %s", strerror(-rc));
+		r->res->unreachable = unreachable_errno(rc);
+		return rc;
+	}
+	return 0;
+}
+
 static bool deletes_allowed(const struct sync_opts *o, uint64_t n, uint64_t src_total,
 			    uint64_t dst_total, struct dth_err *err)
 {
@@ -623,6 +713,11 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		r.xfer = transfer_new(o, r.w, prog);
 	}
 
+	if (o->retry_failed) {
+		rc = retry_failed(&r, err);
+		prog->listing_done = rc == 0;
+		goto finish;
+	}
 	/* A known task is planned in parallel key ranges (one lister, cursor and
 	 * merge-join each), so a rescan lists at the speed of several LISTs in
 	 * flight with constant memory. Item callbacks want one ordered stream. */
@@ -665,7 +760,7 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 	prog->listing_done = rc == 0;
 	if (rc == 0 && !(o->stop && *o->stop))
 		rc = apply_deletes(&r, ranges, nr, err);
-
+finish:
 	if (r.xfer) {
 		struct dth_err ferr;
 		err_clear(&ferr);

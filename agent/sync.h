@@ -88,6 +88,10 @@ struct sync_opts {
 	const char *sse_kms_key_id;
 	const struct filter *filter; /* NULL: everything */
 	bool dry_run;
+	/* Copy again only the objects the manifest records as failed (each asked
+	 * for at the source with a HEAD; one the source no longer has is
+	 * forgotten): no listing, no deletes. */
+	bool retry_failed;
 	bool delete_gone;
 	/* The brake on deletes (--max-delete): at most max_delete objects (-1: not
 	 * given), or at most max_delete_percent % of the objects the destination

@@ -294,6 +294,11 @@ static int run_s3(const struct taskrun_opts *o, struct taskrun_result *r)
 	s3_opts(o, &e, filter, &so);
 	so.task_id = r->task_id;
 	so.merge_destination = !t.dest_listed || d->delete_gone || after_crash || rebound;
+	if (o->retry_failed) {
+		so.retry_failed = true;
+		so.merge_destination = false;
+		so.delete_gone = false;
+	}
 	struct sync_result res;
 	rc = sync_run(&so, &res, &err);
 	s3_finish(o, rc, &res, &err, r);

@@ -45,6 +45,7 @@ struct taskrun_opts {
 	const struct config *cfg;  /* borrowed */
 	struct manifest *manifest; /* borrowed; RDWR (RDONLY is enough for a dry run) */
 	bool dry_run;		   /* S3 only: plan, copy nothing, change no record */
+	bool retry_failed;	   /* S3: copy again only the objects recorded failed */
 	/* The task record may copy other ends than def's (the definition was
 	 * edited): take def's, and list the destination on this run, rather
 	 * than refusing. */
