@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "agent/api.h"
+#include "agent/mounts.h"
 #include "agent/service.h"
 #include "agent/taskdef.h"
 #include "agent/token.h"
@@ -491,7 +492,9 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 		service_metrics(a->service, &resp->body);
 	} else if (!strcmp(p, "/api/v1/agent") && get) {
-		send_json(resp, 200, service_agent_json(a->service));
+		json_t *j = service_agent_json(a->service);
+		json_object_set_new(j, "mounts", mounts_json(a->mounts));
+		send_json(resp, 200, j);
 	} else if (!strcmp(req->raw_path, "/api/v1/tasks")) {
 		tasks_root(a, req, resp);
 	} else if (str_startswith(req->raw_path, "/api/v1/tasks/")) {

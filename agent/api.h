@@ -13,10 +13,12 @@ struct service;
 struct token;
 struct manifest;
 
+struct mounts;
 struct api {
 	struct service *service; /* borrowed */
 	struct manifest *manifest;
 	const struct token *token; /* borrowed */
+	struct mounts *mounts;	   /* borrowed; may be NULL */
 };
 
 /* httpd handlers; ctx is a struct api. early answers 401 before a body is

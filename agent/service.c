@@ -1364,8 +1364,17 @@ json_t *service_agent_json(struct service *s)
 	    (json_int_t)fairshare_in_use(s->fair), "reloads", (json_int_t)s->reloads,
 	    "reload_errors", (json_int_t)s->reload_errors);
 	pthread_mutex_unlock(&s->lock);
-	json_object_set_new(o, "mounts", json_array());
 	return o;
+}
+
+size_t service_task_count(struct service *s)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (struct atask *t = s->tasks; t; t = t->next)
+		n += !t->removing;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 void service_status_line(struct service *s, char *out, size_t n)

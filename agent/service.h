@@ -79,7 +79,9 @@ int service_task_id(struct service *s, const char *name, uint32_t *id, int *kind
 /* A run of the history as the API shows it. */
 struct run_record;
 json_t *service_run_json(const struct run_record *r);
-/* Version, uptime, remotes, tasks, mounts. */
+/* How many tasks it holds. */
+size_t service_task_count(struct service *s);
+/* Version, uptime, remotes, tasks (mounts: the caller's, mounts.h). */
 json_t *service_agent_json(struct service *s);
 /* The Prometheus exposition of the agent and its tasks, appended to out. */
 void service_metrics(struct service *s, struct buf *out);

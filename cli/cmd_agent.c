@@ -14,9 +14,11 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/api.h"
 #include "agent/httpd.h"
+#include "agent/mounts.h"
 #include "agent/service.h"
 #include "agent/token.h"
 #include "cli/cli.h"
@@ -229,6 +231,7 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 	int exitc = EXIT_USAGE;
 	struct token *tok = NULL;
 	struct httpd *h = NULL;
+	struct mounts *ms = NULL;
 	struct service_opts so = {.config_path = a->config,
 				  .manifest = m,
 				  .workers = (unsigned)a->workers,
@@ -245,7 +248,15 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 	}
 	if (created)
 		log_info("api token made in %s", token_path(tok));
-	struct api api = {s, m, tok};
+	char exe[4096];
+	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (el <= 0 || (size_t)el >= sizeof(exe) - 1) {
+		cli_error("cannot find the dth binary (/proc/self/exe)");
+		goto out;
+	}
+	exe[el] = '\0';
+	ms = mounts_new(service_config(s), exe, a->config, state_dir);
+	struct api api = {s, m, tok, ms};
 	struct httpd_opts ho = {.listen = a->listen,
 				.tls_cert = a->tls_cert,
 				.tls_key = a->tls_key,
@@ -261,12 +272,16 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 		cli_error("%s", err.message);
 		goto out;
 	}
-	log_info("agent ready: api on %s, state in %s", httpd_bound(h), state_dir);
+	if (mounts_start(ms, &err))
+		log_error("%s: the mounts are not served", err.message);
+	log_info("agent ready: api on %s, state in %s, %zu tasks, %zu mounts", httpd_bound(h),
+		 state_dir, service_task_count(s), mounts_count(ms));
 	sd_notifyf(0, "READY=1\nSTATUS=api on %s", httpd_bound(h));
 	serve(s);
 	sd_notify(0, "STOPPING=1");
 	httpd_free(h);
 	h = NULL;
+	mounts_stop(ms, 10);
 	unsigned left = service_shutdown(s, (unsigned)a->stop_timeout);
 	if (left)
 		log_warn("%u runs did not stop within %llu s; they resume at the next start", left,
@@ -274,6 +289,7 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 	exitc = EXIT_DONE;
 out:
 	httpd_free(h);
+	mounts_free(ms);
 	service_free(s);
 	token_free(tok);
 	return exitc;

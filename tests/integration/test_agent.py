@@ -439,3 +439,40 @@ def test_failed_objects_and_retry_only(ctx):
         assert all(p.startswith("/%s/bad/" % src) for _, p, _, _ in reqs), reqs
         assert ag.api("GET", "/api/v1/tasks/r/failures", expect=200).json()["objects"] == []
     assert _dst_md5(b, dst) == want
+
+
+def test_mounts_served_beside_tasks(ctx):
+    """[mount NAME] sections are served by the agent (dth mount children): the
+    files show through FUSE; a mount that cannot work fails alone (the
+    task goes on); SIGTERM unmounts."""
+    lib.require_fuse()
+    a = lib.s3("a")
+    src, dst = ctx.bucket("a", "mnsrc"), ctx.bucket("b", "mndst")
+    want = _objects(a, src, "m/", 5, 7)
+    mnt = os.path.join(ctx.dir, "mnt")
+    os.mkdir(mnt)
+    ctx.write_config(extra=_task_section("t", "src:" + src, "dst:" + dst, schedule="every 1h")
+                     + "[mount view]\nsource = src:%s\nmountpoint = %s\ndir_cache_ttl = 0\n\n"
+                       % (src, mnt)
+                     + "[mount broken]\nsource = nosuchremote:x\nmountpoint = %s/none\n\n"
+                       % ctx.dir)
+    ag = Agent(ctx).start()
+    try:
+        def state(name):
+            ms = ag.api("GET", "/api/v1/agent", expect=200).json()["mounts"]
+            return {m["name"]: m for m in ms}[name]
+        assert lib.wait_for(lambda: state("view")["state"] == "mounted", 30), state("view")
+        assert sorted(os.listdir(os.path.join(mnt, "m"))) == sorted(k[2:] for k in want)
+        for k, md5 in want.items():
+            assert lib.file_md5(os.path.join(mnt, k)) == md5
+        assert lib.wait_for(lambda: state("broken")["state"] == "failed", 30), state("broken")
+        assert state("broken")["last_exit"] == 2, state("broken")
+        t = ag.wait_runs("t", 1)
+        assert t["last_run"]["result"] == "ok"
+        assert ag.stop() == 0
+        assert lib.wait_for(lambda: not lib.is_mounted(mnt), 20), "still mounted after SIGTERM"
+    finally:
+        if ag.proc.poll() is None:
+            ag.kill9()
+        if lib.is_mounted(mnt):
+            lib.force_unmount(mnt)
