@@ -47,8 +47,8 @@ TSAN_DIR=${DTH_TSAN_BUILD_DIR:-build-tsan}
 FUZZ_DIR=${DTH_FUZZ_BUILD_DIR:-build-fuzz}
 # Unit tests that run code on several threads: the read cache's fetchers, the
 # workers' memory budget, the streamed copy's GET thread and ring, the request
-# executor and the secret store.
-TSAN_TESTS="readahead budget pipe exec secret httpd"
+# executor, the secret store, the HTTP server and the fair worker slots.
+TSAN_TESTS="readahead budget pipe exec secret httpd fairshare"
 RUN_DIR=${DTH_TEST_RUN_DIR:-$(mktemp -d /tmp/dth-test.XXXXXX)}
 mkdir -p "$RUN_DIR"
 SERVERS_STARTED=0
@@ -235,7 +235,8 @@ else
 fi
 
 # The worker pool, the planner threads and the streamed copies of a real
-# sync (and an image sync) under ThreadSanitizer, against the same servers.
+# sync (and an image sync), and the agent's scheduler, runs, drop-in watcher
+# and API threads, under ThreadSanitizer, against the same servers.
 tsan_integration() {
 	[ -n "${DTH_SKIP_TSAN:-}" ] && return 0
 	stage "integration tests under ThreadSanitizer ($TSAN_DIR/dth)"
@@ -248,7 +249,8 @@ tsan_integration() {
 	DTH_BIN=${TSAN_BIN:-$TSAN_DIR/dth} DTH_TEST_WORKDIR=$RUN_DIR/it-tsan \
 		"$PY" tests/integration/run.py -k test_copy.test_copy_everything \
 		-k test_integrity.test_single_part -k test_incremental.test_delete_propagation \
-		-k test_image_sync.test_copy_and_rerun_floor 2>&1 | tee "$log"
+		-k test_image_sync.test_copy_and_rerun_floor -k test_agent.test_scheduled_s3 \
+		-k test_agent.test_dropin_files -k test_agent.test_api_refusals 2>&1 | tee "$log"
 	local last
 	last=$(tail -n 1 "$log")
 	if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
