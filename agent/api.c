@@ -181,7 +181,12 @@ static json_t *parse_body(const struct httpd_req *req, struct httpd_resp *resp)
 static void tasks_root(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	if (!strcmp(req->method, "GET")) {
-		send_json(resp, 200, service_tasks_json(a->service));
+		if (service_tasks_text(a->service, &resp->body)) {
+			httpd_resp_error(resp, 500, "internal", NULL, "out of memory");
+			return;
+		}
+		resp->status = 200;
+		resp->content_type = "application/json";
 		return;
 	}
 	if (strcmp(req->method, "POST")) {

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +39,7 @@
 
 #define DEFAULT_WORKERS	 32
 #define DEFAULT_SCHEDULE "every 1h"
+#define RUN_NICE	 10
 
 const char *atask_state_name(int state)
 {
@@ -90,6 +92,17 @@ static void atask_free(struct atask *t)
 	schedule_free(t->sched);
 	fairshare_leave(t->fair);
 	free(t);
+}
+
+/* With s->lock held: a client changed something (a definition, a state
+ * through an action, a reload). Wakes the scheduler and ends the task
+ * list's snapshot (service_tasks_text), so the client reads its change at
+ * once; what the scheduler and the runs change shows within
+ * TASKS_TEXT_MAX_AGE. */
+static void changed_locked(struct service *s)
+{
+	__atomic_add_fetch(&s->gen, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&s->wake);
 }
 
 static void set_error(struct atask *t, const char *code, const char *msg)
@@ -347,6 +360,12 @@ static void *run_main(void *arg)
 	struct run *r = arg;
 	struct service *s = r->s;
 	struct atask *t = r->t;
+	/* Transfers yield the CPU to the API and the scheduler: a run's threads
+	 * (this one and the ones it starts, which inherit it) get a lower
+	 * priority. On an idle machine they still take all of it. */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), RUN_NICE))
+		log_debug("task %s: cannot lower the run's priority: %s", r->def.name,
+			  strerror(errno));
 	r->rec.started = now_s();
 	str_copy_fit(r->rec.trigger, r->trigger, sizeof(r->rec.trigger));
 	if (manifest_run_begin(s->m, t->id, &r->rec, &r->seq))
@@ -554,6 +573,7 @@ static void remove_now_locked(struct service *s, struct atask *t)
 /* Remove t now, or once its run has stopped. */
 static void remove_locked(struct service *s, struct atask *t)
 {
+	changed_locked(s);
 	if (!t->running) {
 		remove_now_locked(s, t);
 		return;
@@ -561,7 +581,6 @@ static void remove_locked(struct service *s, struct atask *t)
 	t->removing = true;
 	t->stop_flag = 1;
 	t->state = AT_STOPPING;
-	pthread_cond_broadcast(&s->wake);
 }
 
 /* Put a new definition in place (t not running). */
@@ -662,7 +681,7 @@ static void apply_taskset_locked(struct service *s, const struct taskset *ts)
 			atask_free(fresh);
 		}
 	}
-	pthread_cond_broadcast(&s->wake);
+	changed_locked(s);
 }
 
 /* ---- loading ---- */
@@ -739,6 +758,7 @@ static int load_tasks(struct service *s, struct dth_err *err)
 	int64_t now = now_s();
 	for (struct atask *t = s->tasks; t; t = t->next)
 		plan_resume_locked(t, now);
+	changed_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	taskset_release(&ts);
 	if (rc)
@@ -751,6 +771,8 @@ struct service *service_new(const struct service_opts *o, struct dth_err *err)
 	struct service *s = xcalloc(1, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
+	pthread_mutex_init(&s->list_lock, NULL);
+	buf_init(&s->list_text);
 	s->m = o->manifest;
 	s->listen = o->listen;
 	s->workers = o->workers ? o->workers : DEFAULT_WORKERS;
@@ -952,7 +974,7 @@ unsigned service_shutdown(struct service *s, unsigned timeout_s)
 	watch_stop(s);
 	pthread_mutex_lock(&s->lock);
 	s->shutting_down = true;
-	pthread_cond_broadcast(&s->wake);
+	changed_locked(s);
 	for (struct atask *t = s->tasks; t; t = t->next)
 		if (t->running)
 			t->stop_flag = 1;
@@ -999,6 +1021,8 @@ void service_free(struct service *s)
 	free(s->dropin_dir);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->list_lock);
+	buf_release(&s->list_text);
 	free(s);
 }
 
@@ -1113,6 +1137,34 @@ json_t *service_tasks_json(struct service *s)
 	return json_pack("{s:o}", "tasks", a);
 }
 
+int service_tasks_text(struct service *s, struct buf *out)
+{
+	pthread_mutex_lock(&s->list_lock);
+	uint64_t gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+	double now = now_mono();
+	int rc = 0;
+	if (!s->list_built || s->list_gen != gen || now - s->list_built >= TASKS_TEXT_MAX_AGE) {
+		json_t *j = service_tasks_json(s);
+		char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+		json_decref(j);
+		buf_reset(&s->list_text);
+		if (text) {
+			buf_adds(&s->list_text, text);
+			buf_addch(&s->list_text, '\n');
+			free(text);
+			s->list_gen = gen;
+			s->list_built = now;
+		} else {
+			s->list_built = 0;
+			rc = -ENOMEM;
+		}
+	}
+	if (!rc)
+		buf_add(out, s->list_text.data, s->list_text.len);
+	pthread_mutex_unlock(&s->list_lock);
+	return rc;
+}
+
 int service_task_json(struct service *s, const char *name, json_t **out)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1203,7 +1255,7 @@ int service_task_create(struct service *s, const json_t *j, json_t **out, struct
 	plan_next_locked(t, now_s());
 	log_info("task %s: created through the API", t->def.name);
 	*out = task_json_locked(s, t);
-	pthread_cond_broadcast(&s->wake);
+	changed_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	taskdef_release(&def);
 	return 0;
@@ -1249,7 +1301,7 @@ int service_task_update(struct service *s, const char *name, const json_t *j, js
 	}
 	if (!rc)
 		*out = task_json_locked(s, t);
-	pthread_cond_broadcast(&s->wake);
+	changed_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	taskdef_release(&def);
 	return rc;
@@ -1325,7 +1377,7 @@ int service_task_action(struct service *s, const char *name, const char *action,
 	if (!rc) {
 		log_info("task %s: %s (through the API)", name, action);
 		*out = task_json_locked(s, t);
-		pthread_cond_broadcast(&s->wake);
+		changed_locked(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;

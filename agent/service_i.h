@@ -10,6 +10,7 @@
 #include "agent/service.h"
 #include "agent/taskdef.h"
 #include "agent/taskrun.h"
+#include "common/buf.h"
 
 struct schedule;
 struct fairshare;
@@ -86,6 +87,13 @@ struct service {
 	int64_t started_at;
 	double started_mono;
 	uint64_t reloads, reload_errors;
+	uint64_t gen; /* bumped by changed_locked; read without the lock */
+	/* The task list's last text (service_tasks_text): taken by one
+	 * thread at a time under list_lock, never under lock. */
+	pthread_mutex_t list_lock;
+	struct buf list_text;
+	uint64_t list_gen;
+	double list_built; /* now_mono(); 0: none */
 };
 
 const char *atask_state_name(int state);

@@ -19,10 +19,11 @@ Prints a Markdown table and writes the raw numbers as JSON to BENCH_OUT."""
 import concurrent.futures
 import json
 import os
+import selectors
 import signal
+import socket
 import statistics
 import subprocess
-import threading
 import time
 
 import boto3
@@ -67,7 +68,7 @@ def proc_stat(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 mem[k] = int(v.split()[0]) * 1024
     return cpu, mem
 
@@ -128,39 +129,73 @@ def wait_all_ran(api, n_runs):
 
 
 def latency_run(token, seconds, rate):
-    """GET /api/v1/tasks at rate/s from a pool of keep-alive clients."""
-    lat = []
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-    interval = 1.0 / rate
-    local = threading.local()
+    """GET /api/v1/tasks at a fixed rate (open loop: a request is sent at its
+    time whether or not earlier ones have been answered) on keep-alive
+    connections, from one thread with raw sockets so the client's own cost
+    and its GIL stay out of the figures; the latency of a request is from its
+    send to the last byte of its answer."""
+    req = ("GET /api/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+           % token).encode()
+    sel = selectors.DefaultSelector()
+    idle, lat, late = [], [], 0
 
-    def one(t0):
-        if not hasattr(local, "s"):
-            local.s = requests.Session()
-        delay = t0 - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        start = time.monotonic()
-        r = local.s.get("http://127.0.0.1:%d/api/v1/tasks" % PORT,
-                        headers={"Authorization": "Bearer " + token}, timeout=30)
-        r.raise_for_status()
-        el = time.monotonic() - start
-        with lock:
-            lat.append(el)
+    def connect():
+        c = socket.create_connection(("127.0.0.1", PORT))
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.setblocking(False)
+        return c
 
+    for _ in range(8):
+        idle.append(connect())
+    busy = {}  # socket -> [sent_at, buffer]
     begin = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(32) as ex:
-        futs = []
-        k = 0
-        while begin + k * interval < stop:
-            futs.append(ex.submit(one, begin + k * interval))
+    stop, k = begin + seconds, 0
+    while True:
+        now = time.monotonic()
+        while begin + k * (1.0 / rate) <= now and begin + k * (1.0 / rate) < stop:
+            if now - (begin + k * (1.0 / rate)) > 0.001:
+                late += 1
+            c = idle.pop() if idle else connect()
+            c.sendall(req)
+            busy[c] = [time.monotonic(), bytearray()]
+            sel.register(c, selectors.EVENT_READ)
             k += 1
-        for f in futs:
-            f.result()
+        if now >= stop and not busy:
+            break
+        nxt = begin + k * (1.0 / rate)
+        timeout = max(0.0, nxt - time.monotonic()) if nxt < stop else 0.1
+        for key, _ in sel.select(timeout):
+            c = key.fileobj
+            data = c.recv(1 << 20)
+            if not data:
+                raise RuntimeError("the agent closed a connection")
+            st = busy[c]
+            st[1] += data
+            head, sep, body = bytes(st[1]).partition(b"\r\n\r\n")
+            if not sep:
+                continue
+            status = head.split(b" ", 2)[1]
+            if status != b"200":
+                raise RuntimeError("GET /api/v1/tasks: HTTP %s" % status.decode())
+            length = None
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length is None:
+                raise RuntimeError("no Content-Length in the answer")
+            if len(body) < length:
+                continue
+            lat.append(time.monotonic() - st[0])
+            sel.unregister(c)
+            del busy[c]
+            idle.append(c)
+    for c in idle:
+        c.close()
     lat.sort()
     return {"requests": len(lat), "p50_ms": 1000 * lat[len(lat) // 2],
             "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "max_ms": 1000 * lat[-1], "connections": len(idle), "sent_late": late,
             "rate": len(lat) / (time.monotonic() - begin)}
 
 
@@ -207,6 +242,7 @@ def main():
         res["idle_window_s"] = time.monotonic() - w0
         res["rss_bytes"] = mem["VmRSS"]
         res["rss_peak_bytes"] = mem["VmHWM"]
+        res["rss_anon_bytes"], res["rss_file_bytes"] = mem["RssAnon"], mem["RssFile"]
         # One whole round of rescans, counted at both radosgw.
         a0, b0, cpu0 = req_counter(SRC_ASOK), req_counter(DST_ASOK), proc_stat(agent.pid)[0]
         tasks = wait_all_ran(api, 2)
@@ -214,7 +250,9 @@ def main():
         res["round_requests_src"] = req_counter(SRC_ASOK) - a0
         res["round_requests_dst"] = req_counter(DST_ASOK) - b0
         res["round_cpu_s"] = proc_stat(agent.pid)[0] - cpu0
-        res["rss_after_round_bytes"] = proc_stat(agent.pid)[1]["VmRSS"]
+        mem = proc_stat(agent.pid)[1]
+        res["rss_after_round_bytes"] = mem["VmRSS"]
+        res["rss_anon_after_round_bytes"] = mem["RssAnon"]
         # API latency while a copy runs.
         runs = []
         for i in range(RUNS):
@@ -252,6 +290,10 @@ def main():
     print("| tasks × objects | %d × %d | 100 × 10,000 |" % (TASKS, OBJECTS))
     print("| RSS after the first round (peak) | %.1f MiB (%.1f MiB) | ≤ 64 MiB |"
           % (res["rss_bytes"] / MiB, res["rss_peak_bytes"] / MiB))
+    print("| ... of it the agent's own (RssAnon) | %.1f MiB, %.1f MiB after the second round | |"
+          % (res["rss_anon_bytes"] / MiB, res["rss_anon_after_round_bytes"] / MiB))
+    print("| ... of it mapped files: the manifest's pages, binary, libraries (RssFile) | %.1f MiB | |"
+          % (res["rss_file_bytes"] / MiB))
     print("| CPU between runs | %.2f s in %.0f s | ≈ 0 |" % (res["idle_cpu_s"], res["idle_window_s"]))
     print("| one round of %d rescans | %d source requests, %d destination requests, %.1f s CPU | "
           "%d LISTs, 0 |" % (TASKS, res["round_requests_src"], res["round_requests_dst"],

@@ -77,6 +77,11 @@ class Agent:
         return self.api("GET", "/api/v1/tasks/" + requests.utils.quote(name, safe=""),
                         expect=200).json()
 
+    def listed(self, name):
+        """The task as GET /api/v1/tasks shows it."""
+        tasks = self.api("GET", "/api/v1/tasks", expect=200).json()["tasks"]
+        return next(t for t in tasks if t["name"] == name)
+
     def task_names(self):
         return sorted(t["name"] for t in self.api("GET", "/api/v1/tasks", expect=200).json()["tasks"])
 
@@ -353,6 +358,9 @@ def test_api_refusals_and_task_cli(ctx):
                 "--config", ctx.config]
         ctx.run_dth(base + ["create", "viacli", "source=src:" + src, "destination=dst:%s/c" % dst,
                             "schedule=every 1h", "concurrency=4"])
+        # The list is served from a snapshot: a client's own change shows in
+        # it at once (here and after stop and update below).
+        assert "viacli" in ag.task_names()
         t = ag.wait_runs("viacli", 1)
         assert t["origin"] == "api" and not t["read_only"] and t["definition"]["concurrency"] == 4
         assert _dst_md5(b, dst, "c/") == {"c/" + k: v for k, v in want.items()}
@@ -360,6 +368,7 @@ def test_api_refusals_and_task_cli(ctx):
         assert json.loads(out)["stats"]["objects"]["done"] == 12
         ctx.run_dth(base + ["stop", "viacli"])
         assert ag.task("viacli")["state"] == "stopped"
+        assert ag.listed("viacli")["state"] == "stopped"
         ctx.run_dth(base + ["start", "viacli"])
         assert ag.task("viacli")["state"] == "idle"
         ctx.run_dth(base + ["run", "viacli"])
@@ -371,6 +380,7 @@ def test_api_refusals_and_task_cli(ctx):
         ctx.run_dth(base + ["update", "viacli", "source=src:" + src,
                             "destination=dst:%s/c" % dst, "schedule=every 2h"])
         assert ag.task("viacli")["definition"]["schedule"] == "every 2h"
+        assert ag.listed("viacli")["definition"]["schedule"] == "every 2h"
         rc, _, err = ctx.run_dth(base + ["delete", "filetask"], check_exit=2)
         ctx.run_dth(base + ["delete", "viacli", "--purge"])
         assert ag.task_names() == ["filetask"]
