@@ -13,6 +13,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "agent/fairshare.h"
 #include "common/buf.h"
 #include "common/failpoint.h"
 #include "common/log.h"
@@ -387,7 +388,11 @@ static int copy_blob(struct run *r, const char *src_repo, const char *dst_repo,
 		count_present(r);
 		goto out;
 	}
+	if (r->o->fair)
+		fairshare_acquire(r->o->fair);
 	rc = copy_blob_claimed(r, src_repo, dst_repo, b, recheck, err);
+	if (r->o->fair)
+		fairshare_release(r->o->fair);
 	pthread_mutex_lock(&r->mu);
 	const char *at = set_find(&r->inflight, &k);
 	if (at) {

@@ -45,6 +45,8 @@ int image_parse_platforms(const char *s, struct image_platform **out, size_t *n,
  * the whole of tag. */
 bool image_tag_matches(const regex_t *re, const char *tag);
 
+struct fairshare_client;
+
 struct image_sync_opts {
 	struct registry_client *src; /* borrowed */
 	struct registry_client *dst; /* borrowed */
@@ -103,6 +105,10 @@ struct image_sync_opts {
 	/* NULL, or live counters (zeroed by the caller) the run updates while it
 	 * goes on, for a progress display. */
 	struct image_progress *progress;
+	/* NULL, or the task's share of the agent's worker slots (fairshare.h):
+	 * each blob copy holds a slot while it transfers (not while it waits for
+	 * another thread's copy of the same blob). */
+	struct fairshare_client *fair;
 };
 
 /* Live counters of a run, updated by its threads with __atomic builtins

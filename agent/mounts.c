@@ -1,8 +1,10 @@
 /* The agent's mounts: supervised `dth mount -f` children (see mounts.h).
  *
- * Locking: ms->lock guards every mount's fields; the supervisor thread
- * spawns and reaps, the API reads. Invariant: pid > 0 exactly while a child
- * runs that has not been reaped. */
+ * Locking: ms->lock guards every mount's fields, the array itself (a reload
+ * replaces it) and the retired children; the supervisor thread spawns and
+ * reaps, the API reads. Invariants: pid > 0 exactly while a child runs that
+ * has not been reaped; a child is in v or in old, never both; no mount
+ * starts on a mountpoint a retired child may still hold. */
 #include "common/compat.h"
 
 #include <errno.h>
@@ -40,14 +42,27 @@ struct mount {
 	double next_start; /* now_mono() when to start again */
 };
 
+/* A child whose section went away in a reload: told to unmount, killed at
+ * kill_at if it has not, reaped by the supervisor. */
+struct retired {
+	pid_t pid;
+	char *name, *mountpoint;
+	double kill_at;
+};
+
 struct mounts {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct mount *v;
 	size_t n;
+	struct retired *old;
+	size_t n_old;
+	char *exe, *config_path, *state_dir; /* for the children of a reload */
 	bool stopping, started;
 	pthread_t thread;
 };
+
+#define RETIRE_TIMEOUT_S 10
 
 static void add_arg(char ***argv, size_t *n, const char *s)
 {
@@ -111,18 +126,14 @@ static bool build_argv(struct mount *m, const struct config_section *sec, const 
 	return true;
 }
 
-struct mounts *mounts_new(const struct config *cfg, const char *exe, const char *config_path,
-			  const char *state_dir)
+/* The mounts of cfg's sections (nothing started); *n says how many. */
+static struct mount *build_mounts(const struct config *cfg, const char *exe,
+				  const char *config_path, const char *state_dir, size_t *n)
 {
-	struct mounts *ms = xcalloc(1, sizeof(*ms));
-	pthread_mutex_init(&ms->lock, NULL);
-	pthread_cond_init(&ms->wake, NULL);
-	size_t n;
-	const struct config_section *const *secs = config_sections(cfg, "mount", &n);
-	ms->v = n ? xcalloc(n, sizeof(*ms->v)) : NULL;
-	ms->n = n;
-	for (size_t i = 0; i < n; i++) {
-		struct mount *m = &ms->v[i];
+	const struct config_section *const *secs = config_sections(cfg, "mount", n);
+	struct mount *v = *n ? xcalloc(*n, sizeof(*v)) : NULL;
+	for (size_t i = 0; i < *n; i++) {
+		struct mount *m = &v[i];
 		m->name = xstrdup(secs[i]->name);
 		m->last_exit = -1;
 		m->backoff = BACKOFF_MIN;
@@ -132,6 +143,30 @@ struct mounts *mounts_new(const struct config *cfg, const char *exe, const char 
 				  m->error);
 		}
 	}
+	return v;
+}
+
+static void mount_release(struct mount *m)
+{
+	for (char **a = m->argv; a && *a; a++)
+		free(*a);
+	free(m->argv);
+	free(m->name);
+	free(m->source);
+	free(m->mountpoint);
+	free(m->error);
+}
+
+struct mounts *mounts_new(const struct config *cfg, const char *exe, const char *config_path,
+			  const char *state_dir)
+{
+	struct mounts *ms = xcalloc(1, sizeof(*ms));
+	pthread_mutex_init(&ms->lock, NULL);
+	pthread_cond_init(&ms->wake, NULL);
+	ms->exe = xstrdup(exe);
+	ms->config_path = config_path ? xstrdup(config_path) : NULL;
+	ms->state_dir = state_dir ? xstrdup(state_dir) : NULL;
+	ms->v = build_mounts(cfg, exe, config_path, state_dir, &ms->n);
 	return ms;
 }
 
@@ -217,12 +252,45 @@ static void ended_locked(struct mounts *ms, struct mount *m, int st)
 	m->backoff = m->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : m->backoff * 2;
 }
 
+/* With ms->lock held: whether a retired child may still hold path. */
+static bool retiring_on_locked(const struct mounts *ms, const char *path)
+{
+	for (size_t i = 0; i < ms->n_old; i++)
+		if (!strcmp(ms->old[i].mountpoint, path))
+			return true;
+	return false;
+}
+
+/* With ms->lock held: reap the retired children that ended, kill the ones
+ * past their time. */
+static void reap_retired_locked(struct mounts *ms, double now)
+{
+	for (size_t i = 0; i < ms->n_old;) {
+		struct retired *r = &ms->old[i];
+		int st;
+		pid_t got = waitpid(r->pid, &st, WNOHANG);
+		if (got == r->pid || (got < 0 && errno == ECHILD)) {
+			log_info("mount %s: unmounted (removed from the config)", r->name);
+			free(r->name);
+			free(r->mountpoint);
+			ms->old[i] = ms->old[--ms->n_old];
+			continue;
+		}
+		if (now >= r->kill_at) {
+			kill(r->pid, SIGKILL);
+			r->kill_at = now + RETIRE_TIMEOUT_S;
+		}
+		i++;
+	}
+}
+
 static void *supervise(void *arg)
 {
 	struct mounts *ms = arg;
 	pthread_mutex_lock(&ms->lock);
 	while (!ms->stopping) {
 		double now = now_mono();
+		reap_retired_locked(ms, now);
 		for (size_t i = 0; i < ms->n; i++) {
 			struct mount *m = &ms->v[i];
 			int st;
@@ -230,21 +298,90 @@ static void *supervise(void *arg)
 				ended_locked(ms, m, st);
 			else if (m->pid > 0 && !m->mounted && is_mounted(m->mountpoint))
 				m->mounted = true, m->backoff = BACKOFF_MIN;
-			if (m->pid == 0 && !m->given_up && now >= m->next_start)
+			if (m->pid == 0 && !m->given_up && now >= m->next_start &&
+			    !retiring_on_locked(ms, m->mountpoint))
 				spawn_locked(m);
 		}
+		/* Children to watch: every second; none: until a reload. */
 		struct timespec ts;
-		deadline_in_ms(&ts, 1000);
+		deadline_in_ms(&ts, ms->n || ms->n_old ? 1000 : 3600 * 1000);
 		pthread_cond_timedwait(&ms->wake, &ms->lock, &ts);
 	}
 	pthread_mutex_unlock(&ms->lock);
 	return NULL;
 }
 
+static bool same_argv(char *const *a, char *const *b)
+{
+	for (; *a && *b; a++, b++)
+		if (strcmp(*a, *b))
+			return false;
+	return !*a && !*b;
+}
+
+/* With ms->lock held: carry o's child over to f (same name and command
+ * line), unless o gave up (a reload is a new chance). */
+static bool carry_locked(struct mount *f, struct mount *o)
+{
+	if (!o->argv || !f->argv || strcmp(o->name, f->name) || !same_argv(o->argv, f->argv) ||
+	    o->given_up)
+		return false;
+	f->pid = o->pid;
+	f->mounted = o->mounted;
+	f->last_exit = o->last_exit;
+	f->restarts = o->restarts;
+	f->backoff = o->backoff;
+	f->next_start = o->next_start;
+	free(f->error);
+	f->error = o->error;
+	o->error = NULL;
+	o->pid = 0;
+	return true;
+}
+
+/* With ms->lock held: o's section is gone; its child unmounts. */
+static void retire_locked(struct mounts *ms, struct mount *o)
+{
+	if (o->pid <= 0)
+		return;
+	kill(o->pid, SIGTERM);
+	ms->old = xrealloc(ms->old, (ms->n_old + 1) * sizeof(*ms->old));
+	ms->old[ms->n_old++] = (struct retired){o->pid, xstrdup(o->name), xstrdup(o->mountpoint),
+						now_mono() + RETIRE_TIMEOUT_S};
+	o->pid = 0;
+}
+
+void mounts_reload(struct mounts *ms, const struct config *cfg)
+{
+	size_t n;
+	struct mount *v = build_mounts(cfg, ms->exe, ms->config_path, ms->state_dir, &n);
+	unsigned kept = 0, retired = 0;
+	pthread_mutex_lock(&ms->lock);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < ms->n; j++)
+			if (carry_locked(&v[i], &ms->v[j])) {
+				kept++;
+				break;
+			}
+	for (size_t j = 0; j < ms->n; j++) {
+		retired += ms->v[j].pid > 0;
+		retire_locked(ms, &ms->v[j]);
+	}
+	struct mount *old = ms->v;
+	size_t n_was = ms->n;
+	ms->v = v;
+	ms->n = n;
+	pthread_cond_broadcast(&ms->wake);
+	pthread_mutex_unlock(&ms->lock);
+	for (size_t j = 0; j < n_was; j++)
+		mount_release(&old[j]);
+	free(old);
+	log_info("mounts reloaded: %zu in the config, %u kept as they were, %u unmounting", n, kept,
+		 retired);
+}
+
 int mounts_start(struct mounts *ms, struct dth_err *err)
 {
-	if (!ms->n)
-		return 0;
 	if (pthread_create(&ms->thread, NULL, supervise, ms))
 		return err_set(err, -EAGAIN, "cannot start the mounts' supervisor");
 	ms->started = true;
@@ -260,23 +397,16 @@ void mounts_stop(struct mounts *ms, unsigned timeout_s)
 	if (ms->started)
 		pthread_join(ms->thread, NULL);
 	ms->started = false;
+	/* The supervisor is gone: no lock needed from here. */
 	for (size_t i = 0; i < ms->n; i++)
-		if (ms->v[i].pid > 0)
-			kill(ms->v[i].pid, SIGTERM);
+		retire_locked(ms, &ms->v[i]);
 	double until = now_mono() + timeout_s;
-	for (size_t i = 0; i < ms->n; i++) {
-		struct mount *m = &ms->v[i];
-		while (m->pid > 0) {
-			int st;
-			pid_t r = waitpid(m->pid, &st, WNOHANG);
-			if (r == m->pid || (r < 0 && errno != EINTR)) {
-				m->pid = 0;
-				break;
-			}
-			if (now_mono() > until)
-				kill(m->pid, SIGKILL);
+	for (size_t i = 0; i < ms->n_old; i++)
+		ms->old[i].kill_at = until;
+	while (ms->n_old) {
+		reap_retired_locked(ms, now_mono());
+		if (ms->n_old)
 			usleep(50000);
-		}
 	}
 }
 
@@ -286,25 +416,30 @@ void mounts_free(struct mounts *ms)
 		return;
 	if (ms->started)
 		mounts_stop(ms, 10);
-	for (size_t i = 0; i < ms->n; i++) {
-		struct mount *m = &ms->v[i];
-		for (char **a = m->argv; a && *a; a++)
-			free(*a);
-		free(m->argv);
-		free(m->name);
-		free(m->source);
-		free(m->mountpoint);
-		free(m->error);
-	}
+	for (size_t i = 0; i < ms->n; i++)
+		mount_release(&ms->v[i]);
 	free(ms->v);
+	for (size_t i = 0; i < ms->n_old; i++) {
+		free(ms->old[i].name);
+		free(ms->old[i].mountpoint);
+	}
+	free(ms->old);
+	free(ms->exe);
+	free(ms->config_path);
+	free(ms->state_dir);
 	pthread_mutex_destroy(&ms->lock);
 	pthread_cond_destroy(&ms->wake);
 	free(ms);
 }
 
-size_t mounts_count(const struct mounts *ms)
+size_t mounts_count(struct mounts *ms)
 {
-	return ms ? ms->n : 0;
+	if (!ms)
+		return 0;
+	pthread_mutex_lock(&ms->lock);
+	size_t n = ms->n;
+	pthread_mutex_unlock(&ms->lock);
+	return n;
 }
 
 json_t *mounts_json(struct mounts *ms)

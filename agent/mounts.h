@@ -10,7 +10,10 @@
  * optional with manifest = true), manifest, task, and any other `dth mount`
  * option under its name (dir_cache_ttl = 30, cache_memory = 512M, options =
  * allow_other). The children get the agent's config file and state directory.
- * Thread-safe. */
+ * A reload (SIGHUP) applies the sections anew: a mount whose section is the
+ * same keeps its child untouched, a removed or changed one is unmounted
+ * (SIGTERM, SIGKILL after 10 s) and a changed or new one started once its
+ * mountpoint is free; one that had given up is tried again. Thread-safe. */
 #ifndef DTH_MOUNTS_H
 #define DTH_MOUNTS_H
 
@@ -29,6 +32,9 @@ struct mounts *mounts_new(const struct config *cfg, const char *exe, const char 
 			  const char *state_dir);
 /* Start the children and their supervisor thread. */
 int mounts_start(struct mounts *ms, struct dth_err *err) WUR;
+/* Apply the [mount NAME] sections of cfg (borrowed for the call) as a
+ * reload does (see above); the children and the supervisor carry on. */
+void mounts_reload(struct mounts *ms, const struct config *cfg);
 /* Unmount: SIGTERM to every child, SIGKILL after timeout_s, then reap. */
 void mounts_stop(struct mounts *ms, unsigned timeout_s);
 void mounts_free(struct mounts *ms);
@@ -36,6 +42,6 @@ void mounts_free(struct mounts *ms);
  *   "pid", "restarts", "last_exit", "error"}] (new reference). */
 json_t *mounts_json(struct mounts *ms);
 /* How many there are. */
-size_t mounts_count(const struct mounts *ms);
+size_t mounts_count(struct mounts *ms);
 
 #endif

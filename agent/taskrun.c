@@ -427,6 +427,7 @@ static void image_opts(const struct taskrun_opts *o, const struct image_args *a,
 	io->on_failure_ctx = h;
 	io->stop = o->stop;
 	io->progress = o->live ? &o->live->image : NULL;
+	io->fair = o->fair;
 }
 
 static int run_image(const struct taskrun_opts *o, struct taskrun_result *r)

@@ -52,7 +52,7 @@ struct taskrun_opts {
 	bool rebind;
 	volatile sig_atomic_t *stop;   /* set: stop soon; the next run resumes */
 	struct taskrun_live *live;     /* NULL, or counters updated as the run goes */
-	struct fairshare_client *fair; /* NULL, or the task's share of worker slots (S3) */
+	struct fairshare_client *fair; /* NULL, or the task's share of worker slots */
 	/* Hooks (each may be NULL), called one at a time from the run's threads:
 	 * an object (its key: len bytes of any content) or an image ("repo:tag")
 	 * that failed, and why; a note about an image; a planned action (dry

@@ -137,7 +137,7 @@ def latency_run(token, seconds, rate):
     req = ("GET /api/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
            % token).encode()
     sel = selectors.DefaultSelector()
-    idle, lat, late = [], [], 0
+    idle, lat, late, resets = [], [], 0, []
 
     def connect():
         c = socket.create_connection(("127.0.0.1", PORT))
@@ -146,7 +146,7 @@ def latency_run(token, seconds, rate):
         return c
 
     for _ in range(8):
-        idle.append(connect())
+        idle.append((connect(), 0))
     busy = {}  # socket -> [sent_at, buffer]
     begin = time.monotonic()
     stop, k = begin + seconds, 0
@@ -155,9 +155,9 @@ def latency_run(token, seconds, rate):
         while begin + k * (1.0 / rate) <= now and begin + k * (1.0 / rate) < stop:
             if now - (begin + k * (1.0 / rate)) > 0.001:
                 late += 1
-            c = idle.pop() if idle else connect()
+            c, served = idle.pop() if idle else (connect(), 0)
             c.sendall(req)
-            busy[c] = [time.monotonic(), bytearray()]
+            busy[c] = [time.monotonic(), bytearray(), served]
             sel.register(c, selectors.EVENT_READ)
             k += 1
         if now >= stop and not busy:
@@ -166,10 +166,19 @@ def latency_run(token, seconds, rate):
         timeout = max(0.0, nxt - time.monotonic()) if nxt < stop else 0.1
         for key, _ in sel.select(timeout):
             c = key.fileobj
-            data = c.recv(1 << 20)
-            if not data:
-                raise RuntimeError("the agent closed a connection")
             st = busy[c]
+            try:
+                data = c.recv(1 << 20)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                # Closed by the agent: counted, and the request is lost.
+                resets.append({"after_s": time.monotonic() - st[0], "served": st[2],
+                               "got": len(st[1])})
+                sel.unregister(c)
+                del busy[c]
+                c.close()
+                continue
             st[1] += data
             head, sep, body = bytes(st[1]).partition(b"\r\n\r\n")
             if not sep:
@@ -189,13 +198,14 @@ def latency_run(token, seconds, rate):
             lat.append(time.monotonic() - st[0])
             sel.unregister(c)
             del busy[c]
-            idle.append(c)
-    for c in idle:
+            idle.append((c, st[2] + 1))
+    for c, _ in idle:
         c.close()
     lat.sort()
     return {"requests": len(lat), "p50_ms": 1000 * lat[len(lat) // 2],
             "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
             "max_ms": 1000 * lat[-1], "connections": len(idle), "sent_late": late,
+            "closed_by_agent": resets,
             "rate": len(lat) / (time.monotonic() - begin)}
 
 

@@ -186,7 +186,7 @@ static int agent_section(const struct config *cfg, struct agent_args *a)
 }
 
 /* Wait for a signal, waking for the watchdog; systemd hears of it all. */
-static void serve(struct service *s)
+static void serve(struct service *s, struct mounts *ms)
 {
 	uint64_t wd_usec = 0;
 	bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
@@ -214,6 +214,8 @@ static void serve(struct service *s)
 			if (service_reload(s, &err))
 				log_error("reload: %s (the configuration in use is kept)",
 					  err.message);
+			else
+				mounts_reload(ms, service_config(s));
 			sd_notify(0, "READY=1");
 		}
 		if (watchdog)
@@ -277,7 +279,7 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 	log_info("agent ready: api on %s, state in %s, %zu tasks, %zu mounts", httpd_bound(h),
 		 state_dir, service_task_count(s), mounts_count(ms));
 	sd_notifyf(0, "READY=1\nSTATUS=api on %s", httpd_bound(h));
-	serve(s);
+	serve(s, ms);
 	sd_notify(0, "STOPPING=1");
 	httpd_free(h);
 	h = NULL;

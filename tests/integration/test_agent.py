@@ -454,7 +454,8 @@ def test_failed_objects_and_retry_only(ctx):
 def test_mounts_served_beside_tasks(ctx):
     """[mount NAME] sections are served by the agent (dth mount children): the
     files show through FUSE; a mount that cannot work fails alone (the
-    task goes on); SIGTERM unmounts."""
+    task goes on); SIGHUP applies the sections anew (an unchanged mount keeps
+    its child, a removed one unmounts, a new one mounts); SIGTERM unmounts."""
     lib.require_fuse()
     a = lib.s3("a")
     src, dst = ctx.bucket("a", "mnsrc"), ctx.bucket("b", "mndst")
@@ -479,10 +480,31 @@ def test_mounts_served_beside_tasks(ctx):
         assert state("broken")["last_exit"] == 2, state("broken")
         t = ag.wait_runs("t", 1)
         assert t["last_run"]["result"] == "ok"
+        # SIGHUP: view unchanged, broken gone, view2 new.
+        pid = state("view")["pid"]
+        mnt2 = os.path.join(ctx.dir, "mnt2")
+        os.mkdir(mnt2)
+        task = _task_section("t", "src:" + src, "dst:" + dst, schedule="every 1h")
+        view = "[mount view]\nsource = src:%s\nmountpoint = %s\ndir_cache_ttl = 0\n\n" % (src, mnt)
+        view2 = "[mount view2]\nsource = src:%s/m\nmountpoint = %s\n\n" % (src, mnt2)
+        ctx.write_config(extra=task + view + view2)
+        ag.send(signal.SIGHUP)
+        assert lib.wait_for(lambda: state("view2")["state"] == "mounted", 30), state("view2")
+        assert sorted(os.listdir(mnt2)) == sorted(k[2:] for k in want)
+        mounts = ag.api("GET", "/api/v1/agent", expect=200).json()["mounts"]
+        assert sorted(m["name"] for m in mounts) == ["view", "view2"], mounts
+        assert state("view")["pid"] == pid, "an unchanged mount was restarted"
+        # SIGHUP: view removed: it unmounts; view2 stays.
+        ctx.write_config(extra=task + view2)
+        ag.send(signal.SIGHUP)
+        assert lib.wait_for(lambda: not lib.is_mounted(mnt), 20), "a removed mount stayed"
+        assert lib.is_mounted(mnt2)
+        assert ag.task("t")["state"] == "idle"
         assert ag.stop() == 0
-        assert lib.wait_for(lambda: not lib.is_mounted(mnt), 20), "still mounted after SIGTERM"
+        assert lib.wait_for(lambda: not lib.is_mounted(mnt2), 20), "still mounted after SIGTERM"
     finally:
         if ag.proc.poll() is None:
             ag.kill9()
-        if lib.is_mounted(mnt):
-            lib.force_unmount(mnt)
+        for path in (mnt, os.path.join(ctx.dir, "mnt2")):
+            if lib.is_mounted(path):
+                lib.force_unmount(path)
