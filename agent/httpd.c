@@ -55,6 +55,7 @@ struct httpd {
 	bool require_json;
 	char bound[300];
 	char *unix_path; /* the socket file we made, removed at the end */
+	bool loopback;	 /* bound to 127.0.0.0/8 or ::1: every client has one address */
 	dev_t unix_dev;
 	ino_t unix_ino;
 	char *cert, *key; /* PEM text for libmicrohttpd (the key in secret memory) */
@@ -585,10 +586,12 @@ static int listen_tcp(struct httpd *h, const char *addr, int *fd_out, struct dth
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
 			bport = ntohs(s4->sin_port);
+			h->loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
 		} else if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
 			bport = ntohs(s6->sin6_port);
+			h->loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
 		}
 	}
 	xsnprintf(h->bound, sizeof(h->bound), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
@@ -684,7 +687,10 @@ struct httpd *httpd_new(const struct httpd_opts *o, httpd_handler fn, void *ctx,
 	signal(SIGPIPE, SIG_IGN);
 
 	unsigned max_conns = o->max_conns ? o->max_conns : 256;
-	unsigned per_ip = h->unix_path ? 0 : (max_conns / 4 ? max_conns / 4 : 1);
+	/* A limit per client address, so one remote client cannot take every
+	 * connection; none where all clients share one address (a Unix socket,
+	 * a loopback address). */
+	unsigned per_ip = h->unix_path || h->loopback ? 0 : (max_conns / 4 ? max_conns / 4 : 1);
 	struct MHD_OptionItem tls[] = {
 	    {MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert},
 	    {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key},

@@ -103,7 +103,8 @@ struct httpd_opts {
 	size_t max_body;		/* 0: 1 MiB */
 	unsigned threads;		/* pool size; 0: 2 */
 	unsigned timeout_s;		/* idle connection timeout; 0: 30 */
-	unsigned max_conns; /* open connections; 0: 256 (per client address: a quarter) */
+	unsigned max_conns; /* open connections; 0: 256 (per client address: a quarter, but
+			     * no limit per address on loopback or a Unix socket) */
 	bool require_json;  /* bodies must be application/json (415) */
 	/* Optional: called with the request line and headers, before any of
 	 * the body is read (req->body is "", body_len 0), on the same threads

@@ -19,11 +19,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +39,6 @@
 
 #define DEFAULT_WORKERS	 32
 #define DEFAULT_SCHEDULE "every 1h"
-#define RUN_NICE	 10
 
 const char *atask_state_name(int state)
 {
@@ -360,12 +359,6 @@ static void *run_main(void *arg)
 	struct run *r = arg;
 	struct service *s = r->s;
 	struct atask *t = r->t;
-	/* Transfers yield the CPU to the API and the scheduler: a run's threads
-	 * (this one and the ones it starts, which inherit it) get a lower
-	 * priority. On an idle machine they still take all of it. */
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), RUN_NICE))
-		log_debug("task %s: cannot lower the run's priority: %s", r->def.name,
-			  strerror(errno));
 	r->rec.started = now_s();
 	str_copy_fit(r->rec.trigger, r->trigger, sizeof(r->rec.trigger));
 	if (manifest_run_begin(s->m, t->id, &r->rec, &r->seq))
@@ -474,6 +467,7 @@ static bool reap_locked(struct service *s, struct atask *t, int64_t now)
 	pthread_join(t->thread, NULL);
 	t->running = false;
 	t->finished = false;
+	s->trim_due = true;
 	if (t->removing) {
 		remove_now_locked(s, t);
 		return false;
@@ -518,6 +512,8 @@ static int64_t sched_pass_locked(struct service *s, int64_t now)
 	return soonest;
 }
 
+static unsigned running_count_locked(struct service *s);
+
 static void *sched_main(void *arg)
 {
 	struct service *s = arg;
@@ -525,6 +521,15 @@ static void *sched_main(void *arg)
 	while (!s->shutting_down) {
 		int64_t now = now_s();
 		int64_t soonest = sched_pass_locked(s, now);
+		if (s->trim_due && !running_count_locked(s)) {
+			/* Every run ended: what their threads freed goes back to
+			 * the system (glibc keeps it in its arenas otherwise). */
+			s->trim_due = false;
+			pthread_mutex_unlock(&s->lock);
+			malloc_trim(0);
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
 		/* Wake at the next due time (at most a minute away, so a clock
 		 * change is noticed), or when told. */
 		int64_t wait = soonest == INT64_MAX ? 60 : soonest - now;

@@ -87,7 +87,8 @@ struct service {
 	int64_t started_at;
 	double started_mono;
 	uint64_t reloads, reload_errors;
-	uint64_t gen; /* bumped by changed_locked; read without the lock */
+	bool trim_due; /* a run ended since the last malloc_trim */
+	uint64_t gen;  /* bumped by changed_locked; read without the lock */
 	/* The task list's last text (service_tasks_text): taken by one
 	 * thread at a time under list_lock, never under lock. */
 	pthread_mutex_t list_lock;

@@ -312,6 +312,8 @@ def main():
           % (RATE, res["p50_ms_median"], res["p50_ms_min"], res["p50_ms_max"]))
     print("| ... p99 (median of %d runs, min–max) | %.1f ms (%.1f–%.1f) | ≤ 20 ms |"
           % (RUNS, res["p99_ms_median"], res["p99_ms_min"], res["p99_ms_max"]))
+    print("| requests whose connection the agent closed | %d of %d | 0 |"
+          % (sum(len(r["closed_by_agent"]) for r in runs), sum(r["requests"] for r in runs)))
     print("| SIGTERM to exit | %.1f s, status %d | 0 |" % (res["stop_s"], res["exit_status"]))
 
 
