@@ -21,6 +21,7 @@
 #include "agent/mounts.h"
 #include "agent/service.h"
 #include "agent/taskdef.h"
+#include "agent/tasklist.h"
 #include "agent/token.h"
 #include "common/buf.h"
 #include "common/uri.h"
@@ -181,7 +182,7 @@ static json_t *parse_body(const struct httpd_req *req, struct httpd_resp *resp)
 static void tasks_root(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	if (!strcmp(req->method, "GET")) {
-		if (service_tasks_text(a->service, &resp->body)) {
+		if (tasklist_text(a->list, &resp->body)) {
 			httpd_resp_error(resp, 500, "internal", NULL, "out of memory");
 			return;
 		}

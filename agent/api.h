@@ -14,11 +14,13 @@ struct token;
 struct manifest;
 
 struct mounts;
+struct tasklist;
 struct api {
 	struct service *service; /* borrowed */
 	struct manifest *manifest;
 	const struct token *token; /* borrowed */
 	struct mounts *mounts;	   /* borrowed; may be NULL */
+	struct tasklist *list;	   /* borrowed: GET /api/v1/tasks */
 };
 
 /* httpd handlers; ctx is a struct api. early answers 401 before a body is

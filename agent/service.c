@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@
 
 #define DEFAULT_WORKERS	 32
 #define DEFAULT_SCHEDULE "every 1h"
+#define RUN_NICE	 10
 
 const char *atask_state_name(int state)
 {
@@ -94,10 +96,9 @@ static void atask_free(struct atask *t)
 }
 
 /* With s->lock held: a client changed something (a definition, a state
- * through an action, a reload). Wakes the scheduler and ends the task
- * list's snapshot (service_tasks_text), so the client reads its change at
- * once; what the scheduler and the runs change shows within
- * TASKS_TEXT_MAX_AGE. */
+ * through an action, a reload). Wakes the scheduler and bumps the
+ * generation (service_generation), so the API's task list shows the change
+ * at once (tasklist.h). */
 static void changed_locked(struct service *s)
 {
 	__atomic_add_fetch(&s->gen, 1, __ATOMIC_RELAXED);
@@ -359,6 +360,12 @@ static void *run_main(void *arg)
 	struct run *r = arg;
 	struct service *s = r->s;
 	struct atask *t = r->t;
+	/* Transfers yield the CPU to the API and the scheduler: a run's threads
+	 * (this one and the ones it starts, which inherit it) get a lower
+	 * priority. On an idle machine they still take all of it. */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), RUN_NICE))
+		log_debug("task %s: cannot lower the run's priority: %s", r->def.name,
+			  strerror(errno));
 	r->rec.started = now_s();
 	str_copy_fit(r->rec.trigger, r->trigger, sizeof(r->rec.trigger));
 	if (manifest_run_begin(s->m, t->id, &r->rec, &r->seq))
@@ -776,8 +783,6 @@ struct service *service_new(const struct service_opts *o, struct dth_err *err)
 	struct service *s = xcalloc(1, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
-	pthread_mutex_init(&s->list_lock, NULL);
-	buf_init(&s->list_text);
 	s->m = o->manifest;
 	s->listen = o->listen;
 	s->workers = o->workers ? o->workers : DEFAULT_WORKERS;
@@ -1026,8 +1031,6 @@ void service_free(struct service *s)
 	free(s->dropin_dir);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->wake);
-	pthread_mutex_destroy(&s->list_lock);
-	buf_release(&s->list_text);
 	free(s);
 }
 
@@ -1142,32 +1145,9 @@ json_t *service_tasks_json(struct service *s)
 	return json_pack("{s:o}", "tasks", a);
 }
 
-int service_tasks_text(struct service *s, struct buf *out)
+uint64_t service_generation(struct service *s)
 {
-	pthread_mutex_lock(&s->list_lock);
-	uint64_t gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
-	double now = now_mono();
-	int rc = 0;
-	if (!s->list_built || s->list_gen != gen || now - s->list_built >= TASKS_TEXT_MAX_AGE) {
-		json_t *j = service_tasks_json(s);
-		char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-		json_decref(j);
-		buf_reset(&s->list_text);
-		if (text) {
-			buf_adds(&s->list_text, text);
-			buf_addch(&s->list_text, '\n');
-			free(text);
-			s->list_gen = gen;
-			s->list_built = now;
-		} else {
-			s->list_built = 0;
-			rc = -ENOMEM;
-		}
-	}
-	if (!rc)
-		buf_add(out, s->list_text.data, s->list_text.len);
-	pthread_mutex_unlock(&s->list_lock);
-	return rc;
+	return __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
 }
 
 int service_task_json(struct service *s, const char *name, json_t **out)

@@ -64,13 +64,9 @@ const struct config *service_config(struct service *s);
  * name exists, -EROFS the task comes from a file, -EINVAL a bad definition
  * (err and *field say which setting), -EBUSY the task is running (run now). */
 json_t *service_tasks_json(struct service *s);
-/* The task list as JSON text ({"tasks": [...]} and a newline), appended to
- * out. Clients poll it, so the text is kept and served again until
- * something changes (a state, a definition, a run's start or end) or, while
- * counters move, for at most TASKS_TEXT_MAX_AGE seconds. -ENOMEM: nothing
- * appended. */
-#define TASKS_TEXT_MAX_AGE 0.25
-int service_tasks_text(struct service *s, struct buf *out) WUR;
+/* Bumped by every change a client makes (a definition, an action, a
+ * reload, a drop-in file), not by the scheduler or the runs. */
+uint64_t service_generation(struct service *s);
 int service_task_json(struct service *s, const char *name, json_t **out) WUR;
 int service_task_create(struct service *s, const json_t *def, json_t **out, struct dth_err *err,
 			const char **field) WUR;

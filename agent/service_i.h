@@ -89,12 +89,6 @@ struct service {
 	uint64_t reloads, reload_errors;
 	bool trim_due; /* a run ended since the last malloc_trim */
 	uint64_t gen;  /* bumped by changed_locked; read without the lock */
-	/* The task list's last text (service_tasks_text): taken by one
-	 * thread at a time under list_lock, never under lock. */
-	pthread_mutex_t list_lock;
-	struct buf list_text;
-	uint64_t list_gen;
-	double list_built; /* now_mono(); 0: none */
 };
 
 const char *atask_state_name(int state);

@@ -20,6 +20,7 @@
 #include "agent/httpd.h"
 #include "agent/mounts.h"
 #include "agent/service.h"
+#include "agent/tasklist.h"
 #include "agent/token.h"
 #include "cli/cli.h"
 #include "common/log.h"
@@ -234,6 +235,7 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 	struct token *tok = NULL;
 	struct httpd *h = NULL;
 	struct mounts *ms = NULL;
+	struct tasklist *list = NULL;
 	struct service_opts so = {.config_path = a->config,
 				  .manifest = m,
 				  .workers = (unsigned)a->workers,
@@ -258,7 +260,8 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 	}
 	exe[el] = '\0';
 	ms = mounts_new(service_config(s), exe, a->config, state_dir);
-	struct api api = {s, m, tok, ms};
+	list = tasklist_new(s);
+	struct api api = {s, m, tok, ms, list};
 	struct httpd_opts ho = {.listen = a->listen,
 				.tls_cert = a->tls_cert,
 				.tls_key = a->tls_key,
@@ -292,6 +295,7 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 out:
 	httpd_free(h);
 	mounts_free(ms);
+	tasklist_free(list);
 	service_free(s);
 	token_free(tok);
 	return exitc;
