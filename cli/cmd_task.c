@@ -63,7 +63,8 @@ static void task_usage(FILE *f)
 	      "  create NAME KEY=VALUE...     a new task (type, source, destination, schedule,\n"
 	      "                               and any setting of dth sync / dth image sync)\n"
 	      "  create --from FILE [NAME]    the same from a task file ([task NAME] section)\n"
-	      "  update NAME KEY=VALUE...     change a task's settings (or --from FILE)\n"
+	      "  update NAME KEY=VALUE...     change those settings, keep the others\n"
+	      "                               (--from FILE: replace the whole definition)\n"
 	      "  start NAME | stop NAME       let it run on its schedule / stop it (in-flight\n"
 	      "                               parts finish or are checkpointed)\n"
 	      "  run NAME                     run it now\n"
@@ -359,6 +360,33 @@ static int settings(const struct topts *o, const char **name_io, char **name_all
 	return EXIT_DONE;
 }
 
+/* update NAME KEY=VALUE...: those settings over the task's definition as
+ * the agent has it now (the API's PUT replaces the whole definition; --from
+ * FILE does too). *obj: the given settings in, the whole definition out. */
+static int merge_current(struct client *c, const char *path, json_t **obj)
+{
+	json_t *cur = NULL;
+	int rc = api(c, "GET", path, NULL, &cur);
+	if (rc)
+		return rc;
+	json_t *def = json_object_get(cur, "definition");
+	if (!json_is_object(def)) {
+		cli_error("the agent's answer for %s has no definition", path);
+		json_decref(cur);
+		return EXIT_SOME_FAILED;
+	}
+	json_t *whole = json_deep_copy(def);
+	json_decref(cur);
+	if (!whole || json_object_update(whole, *obj)) {
+		json_decref(whole);
+		cli_error("out of memory");
+		return EXIT_SOME_FAILED;
+	}
+	json_decref(*obj);
+	*obj = whole;
+	return 0;
+}
+
 static int do_create_update(struct client *c, const struct topts *o, bool create, char **args,
 			    int nargs)
 {
@@ -382,7 +410,10 @@ static int do_create_update(struct client *c, const struct topts *o, bool create
 		rc = api(c, "POST", "/api/v1/tasks", obj, &j);
 	} else {
 		task_path(&p, name, "");
-		rc = api(c, "PUT", p.data, obj, &j);
+		if (!o->from)
+			rc = merge_current(c, p.data, &obj);
+		if (!rc)
+			rc = api(c, "PUT", p.data, obj, &j);
 	}
 	buf_release(&p);
 	if (!rc) {

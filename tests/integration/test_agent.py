@@ -381,6 +381,11 @@ def test_api_refusals_and_task_cli(ctx):
                             "destination=dst:%s/c" % dst, "schedule=every 2h"])
         assert ag.task("viacli")["definition"]["schedule"] == "every 2h"
         assert ag.listed("viacli")["definition"]["schedule"] == "every 2h"
+        # update with some keys keeps the others (the API's PUT replaces).
+        ctx.run_dth(base + ["update", "viacli", "schedule=every 3h"])
+        d = ag.task("viacli")["definition"]
+        assert (d["schedule"], d["concurrency"], d["destination"]) == \
+            ("every 3h", 4, "dst:%s/c" % dst), d
         rc, _, err = ctx.run_dth(base + ["delete", "filetask"], check_exit=2)
         ctx.run_dth(base + ["delete", "viacli", "--purge"])
         assert ag.task_names() == ["filetask"]
