@@ -9,7 +9,12 @@
  * Locking: s->lock guards the task list and every atask field, except live
  * (atomic counters the engines update) and stop_flag (written under the
  * lock, read by the engines). Nothing blocks on I/O with the lock held but
- * short manifest transactions (task records, definitions).
+ * short manifest transactions (task records, definitions). s->gen is bumped
+ * under the lock (changed_locked) and read without it.
+ *
+ * Priorities: run threads lower theirs (RUN_NICE, inherited by the engines'
+ * threads), so a round of many runs starting at once does not starve the
+ * API's threads of CPU; the scheduler trims the heap once no run is left.
  *
  * Invariants: a task has at most one run thread (running); a task being
  * removed (removing) stays in the list until its run thread has been joined;
