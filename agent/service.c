@@ -14,7 +14,8 @@
  *
  * Priorities: run threads lower theirs (RUN_NICE, inherited by the engines'
  * threads), so a round of many runs starting at once does not starve the
- * API's threads of CPU; the scheduler trims the heap once no run is left.
+ * API's threads of CPU; the scheduler trims the heap and unmaps the
+ * manifest's pages once no run is left.
  *
  * Invariants: a task has at most one run thread (running); a task being
  * removed (removing) stays in the list until its run thread has been joined;
@@ -535,10 +536,15 @@ static void *sched_main(void *arg)
 		int64_t soonest = sched_pass_locked(s, now);
 		if (s->trim_due && !running_count_locked(s)) {
 			/* Every run ended: what their threads freed goes back to
-			 * the system (glibc keeps it in its arenas otherwise). */
+			 * the system (glibc keeps it in its arenas otherwise), and
+			 * the manifest pages the runs read leave the agent's
+			 * resident set (they stay in the page cache). */
 			s->trim_due = false;
 			pthread_mutex_unlock(&s->lock);
 			malloc_trim(0);
+			int rc = manifest_unmap_pages(s->m);
+			if (rc)
+				log_debug("manifest pages stay mapped: %s", strerror(-rc));
 			pthread_mutex_lock(&s->lock);
 			continue;
 		}

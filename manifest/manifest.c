@@ -64,7 +64,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -741,6 +743,50 @@ void manifest_free(struct manifest *m)
 	pthread_mutex_destroy(&m->lock);
 	free(m->dir);
 	free(m);
+}
+
+/* The address range of this process's map of the file (dev, ino) from
+ * /proc/self/maps: 0, or -ENOENT. */
+static int find_map(dev_t dev, ino_t ino, uintptr_t *start, uintptr_t *end)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -errno;
+	char line[4096];
+	int rc = -ENOENT;
+	while (rc && fgets(line, sizeof(line), f)) {
+		unsigned long a, b, off, ino_l;
+		unsigned maj, min;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &a, &b, perms, &off, &maj, &min,
+			   &ino_l) == 7 &&
+		    (ino_t)ino_l == ino && makedev(maj, min) == dev && perms[3] == 's') {
+			*start = a;
+			*end = b;
+			rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+int manifest_unmap_pages(struct manifest *m)
+{
+	struct buf p = BUF_INIT;
+	buf_addf(&p, "%s/data.mdb", m->dir);
+	struct stat st;
+	int rc = stat(buf_str(&p), &st) == 0 ? 0 : -errno;
+	buf_release(&p);
+	if (rc)
+		return rc;
+	/* Shared: the map cannot move (mf_grow) while its range is in use. */
+	pthread_rwlock_rdlock(&m->gate);
+	uintptr_t a, b;
+	rc = find_map(st.st_dev, st.st_ino, &a, &b);
+	if (!rc && madvise((void *)a, b - a, MADV_DONTNEED))
+		rc = -errno;
+	pthread_rwlock_unlock(&m->gate);
+	return rc;
 }
 
 const char *manifest_dir(const struct manifest *m)

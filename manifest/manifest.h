@@ -39,6 +39,11 @@ enum { MANIFEST_RDONLY = 1, MANIFEST_RDWR = 2 };
 struct manifest *manifest_open(const char *dir, int mode, struct dth_err *err);
 void manifest_free(struct manifest *m);
 const char *manifest_dir(const struct manifest *m);
+/* Drop the pages of the manifest's map from this process's resident set:
+ * they stay in the kernel's page cache (clean: the map is read-only) and
+ * the next read faults them back in. For a long-running process between
+ * bursts of work (the agent when no run goes on). 0 or -errno. */
+int manifest_unmap_pages(struct manifest *m) WUR;
 
 /* Default state directory: $DTH_STATE_DIR, else /var/lib/dth as root, else
  * $XDG_STATE_HOME/dth or ~/.local/state/dth. Appended to out. */

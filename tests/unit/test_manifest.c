@@ -1,6 +1,7 @@
 #include "common/compat.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -2062,6 +2063,63 @@ out:
 	free_keys(kb, nb);
 }
 
+/* Resident KiB of this process's map of path (/proc/self/smaps); -1 none. */
+static long map_rss_kib(const char *path)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return -1;
+	char line[4096];
+	long rss = -1;
+	bool in = false;
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\n')
+			line[--n] = '\0';
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) { /* a mapping's header */
+			size_t pl = strlen(path);
+			in = n >= pl && !strcmp(line + n - pl, path);
+			continue;
+		}
+		long kib;
+		if (in && sscanf(line, "Rss: %ld kB", &kib) == 1)
+			rss = (rss < 0 ? 0 : rss) + kib;
+	}
+	fclose(f);
+	return rss;
+}
+
+static void test_unmap_pages(void)
+{
+	struct manifest *m = open_fresh("unmap");
+	if (!m)
+		return;
+	uint32_t a = task_make(m, "t");
+	size_t n = 20000;
+	struct key *k = gen_keys(n);
+	int *st = malloc(n * sizeof(int));
+	put_all(m, a, k, st, n);
+	is_int(count_cursor(m, MANIFEST_OBJECTS, a), (int)n, "unmap: every record read");
+	char path[600];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir_of("unmap"));
+	char real[PATH_MAX];
+	if (!realpath(path, real))
+		snprintf(real, sizeof(real), "%s", path);
+	long before = map_rss_kib(real);
+	ok(before > 100, "unmap: the map's pages are resident (%ld KiB)", before);
+	is_int(manifest_unmap_pages(m), 0, "unmap: 0");
+	long after = map_rss_kib(real);
+	ok(after >= 0 && after < before / 10, "unmap: resident after: %ld KiB", after);
+	is_int(count_cursor(m, MANIFEST_OBJECTS, a), (int)n, "unmap: every record read again");
+	struct task_stats ts;
+	is_int(manifest_stats_get(m, a, &ts), 0, "unmap: stats read again");
+	manifest_free(m);
+	free(st);
+	free_keys(k, n);
+}
+
 int main(void)
 {
 	log_set_level(getenv("DEBUG") ? LOG_DEBUG : LOG_WARN);
@@ -2094,6 +2152,7 @@ int main(void)
 	test_status_index();
 	test_sidx_build();
 	test_purge();
+	test_unmap_pages();
 	test_reopen(dir);
 	test_map_growth();
 	test_rdonly_process();
