@@ -17,7 +17,7 @@ static struct fairshare *fs;
 static struct fairshare_client *big, *small;
 static unsigned in_use, in_use_max, big_done;
 static unsigned worst_wait; /* most big grants seen while small waited */
-static volatile int small_finished;
+static int small_finished;  /* __atomic: the big threads stop when it is set */
 
 static void work(void)
 {
@@ -34,7 +34,7 @@ static void work(void)
 static void *big_main(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < BIG_LOOPS && !small_finished; i++) {
+	for (int i = 0; i < BIG_LOOPS && !__atomic_load_n(&small_finished, __ATOMIC_SEQ_CST); i++) {
 		fairshare_acquire(big);
 		__atomic_add_fetch(&big_done, 1, __ATOMIC_SEQ_CST);
 		work();
@@ -55,7 +55,7 @@ static void *small_main(void *arg)
 		work();
 		fairshare_release(small);
 	}
-	small_finished = 1;
+	__atomic_store_n(&small_finished, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
