@@ -6,7 +6,9 @@
 #  - s3rver 3.7.1 from npm into tests/harness/node/ (git-ignored), patched
 #  - the agent's build dependencies (libmicrohttpd, libsystemd) and what its
 #    tests run: promtool (from prometheus; the server is not wanted, see
-#    below) and systemd-analyze, systemd-sysusers, systemd-tmpfiles (systemd)
+#    below) and systemd-analyze, systemd-sysusers, systemd-tmpfiles (systemd);
+#    procps for /bin/kill, which dth-agent.service's ExecReload runs and
+#    systemd-analyze verify wants present (a minimal Debian lacks it)
 #  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
 #    PATH has none); tests/harness/pick-python.sh prints the one to use
 set -euo pipefail
@@ -25,7 +27,7 @@ PKGS=(
 	curl python3 time tzdata
 	fuse3 libfuse3-dev
 	docker-registry apache2-utils umoci skopeo
-	libmicrohttpd-dev libsystemd-dev prometheus systemd
+	libmicrohttpd-dev libsystemd-dev prometheus systemd procps
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
