@@ -924,11 +924,10 @@ static bool watch_wait(struct service *s)
 static void *watch_main(void *arg)
 {
 	struct service *s = arg;
-	bool on_parent;
-	int wd = watch_add(s, &on_parent);
-	if (wd < 0)
-		log_warn("%s: cannot watch it (%s): changes need a reload (SIGHUP)", s->dropin_dir,
-			 strerror(errno));
+	bool on_parent = s->watch_on_parent;
+	int wd = s->watch_wd;
+	/* A file dropped between the first load and the watch: read now. */
+	dropin_reload(s);
 	while (wd >= 0 && watch_wait(s)) {
 		if (on_parent || access(s->dropin_dir, F_OK)) {
 			inotify_rm_watch(s->watch_fd, wd);
@@ -948,6 +947,11 @@ static int watch_start(struct service *s, struct dth_err *err)
 		return err_set(err, -errno, "inotify: %s", strerror(errno));
 	if (pipe2(s->watch_pipe, O_CLOEXEC))
 		return err_set(err, -errno, "pipe: %s", strerror(errno));
+	/* Watched before service_start returns (and the agent says it is
+	 * ready): no window in which a dropped file goes unseen. */
+	s->watch_wd = watch_add(s, &s->watch_on_parent);
+	if (s->watch_wd < 0)
+		return err_set(err, -errno, "cannot watch it (%s)", strerror(errno));
 	if (pthread_create(&s->watch_thread, NULL, watch_main, s))
 		return err_set(err, -EAGAIN, "cannot start the drop-in watcher");
 	s->watching = true;

@@ -81,7 +81,9 @@ struct service {
 	bool started, shutting_down;
 	pthread_t sched_thread;
 	pthread_t watch_thread;
-	int watch_fd;	   /* inotify on the drop-in directory, -1 none */
+	int watch_fd; /* inotify on the drop-in directory, -1 none */
+	int watch_wd; /* its watch (of the directory, or of its parent) */
+	bool watch_on_parent;
 	int watch_pipe[2]; /* wakes the watcher to stop */
 	bool watching;
 	int64_t started_at;
