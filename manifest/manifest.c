@@ -1,7 +1,9 @@
 /* The LMDB manifest: environment, schema, tasks, point reads, cursors.
  *
  * Databases: meta, tasks, objects, uploads, stats, images, blobs, runs and
- * taskdefs (runs.c), statusidx (statusidx.c), and longkeys (internal, below).
+ * taskdefs (runs.c), statusidx (statusidx.c), events (events.c), and longkeys
+ * (internal, below). events came after schema 2 without a new schema: an
+ * older dth neither reads nor writes it.
  * meta holds "schema", "created" and "statusidx" (1 once the status index is
  * complete; ASCII decimal) and "next_gid" (8-byte big-endian counter used by
  * the long-key layout). Deleting a task's records: purge.c.
@@ -534,6 +536,7 @@ static const struct {
     {"runs", offsetof(struct manifest, dbi_runs), offsetof(struct manifest, have_runs)},
     {"taskdefs", offsetof(struct manifest, dbi_taskdefs), offsetof(struct manifest, have_taskdefs)},
     {"statusidx", offsetof(struct manifest, dbi_sidx), offsetof(struct manifest, have_sidx)},
+    {"events", offsetof(struct manifest, dbi_events), offsetof(struct manifest, have_events)},
 };
 
 static int init_rdwr(struct manifest *m, struct dth_err *err)
@@ -572,7 +575,7 @@ static int init_rdwr(struct manifest *m, struct dth_err *err)
 		} else {
 			rc = mf_write_commit(m, txn);
 			m->have_images = m->have_blobs = m->have_runs = m->have_taskdefs =
-			    m->have_sidx = true;
+			    m->have_sidx = m->have_events = true;
 		}
 		if (rc == MDB_MAP_FULL) {
 			e = mf_grow(m);

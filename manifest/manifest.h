@@ -1,6 +1,6 @@
 /* The LMDB manifest: one environment per state directory with the databases
- * meta, tasks, objects, uploads, stats, images, blobs, runs, taskdefs and
- * statusidx.
+ * meta, tasks, objects, uploads, stats, images, blobs, runs, taskdefs,
+ * statusidx and events.
  * Readers (dth manifest, dth mount) open it read-only while a writing
  * process (dth sync, the agent) writes through manifest_writers (one per
  * run), each committing in batches from its own thread. Errors: MDB_NOTFOUND -> -ENOENT,
@@ -66,7 +66,7 @@ int manifest_task_each(struct manifest *m,
 		       void *ctx) WUR;
 
 /* Delete task id and every record of it: objects (long-key groups too),
- * uploads, images, stats, status index entries, runs and its definition, in
+ * uploads, images, stats, status index entries, runs, events and its definition, in
  * write transactions of at most manifest_purge_chunk (10,000) deletions each,
  * so neither a huge transaction is built nor readers and writers are held
  * up. The task record is first marked state "purging" and removed last, so an
@@ -100,6 +100,40 @@ int manifest_run_get(struct manifest *m, uint32_t task, uint64_t seq, struct run
  * pass the smallest seq seen as before. */
 int manifest_run_each(struct manifest *m, uint32_t task, uint64_t before, unsigned limit,
 		      int (*fn)(void *ctx, const struct run_record *rec), void *ctx) WUR;
+
+/* ---- the event journal (database events: task id + sequence, 8 bytes BE) ----
+ * Changes announced to the agent (webhooks, registry notifications) wait here
+ * until a run of the task has acted on them, so an event acknowledged to its
+ * sender survives a crash. Each call commits at once. Sequence 0 of a task is
+ * its head (next sequence, count, rescan flag); events start at 1. A task
+ * holds at most MANIFEST_EVENTS_MAX events: past that, new ones are not kept
+ * and the rescan flag is set instead (a full rescan finds every change). */
+#define MANIFEST_EVENTS_MAX    1000000
+#define MANIFEST_EVENT_KEY_MAX 4096
+struct manifest_event {
+	uint64_t seq;	 /* set by the journal */
+	const char *key; /* the object key (relative) or "repo:tag"; borrowed */
+	size_t key_len;	 /* 1..MANIFEST_EVENT_KEY_MAX */
+};
+struct manifest_events_state {
+	uint64_t count; /* events waiting */
+	uint64_t next;	/* the next sequence */
+	bool rescan;	/* events were dropped (over the bound, or a sender's overflow) */
+};
+/* Append n events (n may be 0 with rescan set: only raise the flag) in one
+ * transaction; *st (may be NULL) gets the state after. -ENOENT: no such task;
+ * -EINVAL: a key is empty or over MANIFEST_EVENT_KEY_MAX. */
+int manifest_events_add(struct manifest *m, uint32_t task, const struct manifest_event *ev,
+			size_t n, bool rescan, struct manifest_events_state *st) WUR;
+int manifest_events_state(struct manifest *m, uint32_t task, struct manifest_events_state *st) WUR;
+/* Call fn for up to limit of the oldest events, in sequence order, from one
+ * read snapshot (fn is called inside it: it must not use the manifest; its
+ * event is valid for the call). fn's non-zero return stops and is returned.
+ * Returns the number given (>= 0) or a negative errno. */
+int manifest_events_page(struct manifest *m, uint32_t task, unsigned limit,
+			 int (*fn)(void *ctx, const struct manifest_event *ev), void *ctx) WUR;
+/* Drop the events with seq <= upto, and the rescan flag when clear_rescan. */
+int manifest_events_ack(struct manifest *m, uint32_t task, uint64_t upto, bool clear_rescan) WUR;
 
 /* ---- definitions of tasks created through the API (database taskdefs) ----
  * Opaque bytes per task id (the agent stores JSON; the manifest does not

@@ -31,11 +31,11 @@ struct manifest {
 	char *dir;
 	MDB_dbi dbi_meta, dbi_tasks, dbi_objects, dbi_uploads, dbi_stats, dbi_long;
 	MDB_dbi dbi_images, dbi_blobs;
-	MDB_dbi dbi_runs, dbi_taskdefs, dbi_sidx;
+	MDB_dbi dbi_runs, dbi_taskdefs, dbi_sidx, dbi_events;
 	/* A reader of a manifest written before a database existed does not find
 	 * it: it reads it as empty (and pages objects by scanning without the
 	 * status index). RDWR opens create them all. */
-	bool have_images, have_blobs, have_runs, have_taskdefs, have_sidx;
+	bool have_images, have_blobs, have_runs, have_taskdefs, have_sidx, have_events;
 	/* Every transaction runs with the gate held shared; changing the map
 	 * (growth, adopting another process's growth) takes it exclusively and
 	 * bumps gen so cursors idle across the change renew before reading. */
@@ -158,6 +158,8 @@ extern unsigned manifest_page_scan;
  * 0) stop with -EINTR after that many transactions, as a crash would. */
 extern unsigned manifest_purge_chunk;
 extern unsigned manifest_purge_stop_after;
+/* The bound on a task's journal (MANIFEST_EVENTS_MAX; tests lower it). */
+extern uint64_t manifest_events_max;
 
 /* The key of a blob record (codec_blob_key with the names hashed). */
 void mf_blob_key(const char *registry, const char *digest, const char *repo, struct buf *out);

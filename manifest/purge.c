@@ -27,6 +27,7 @@ unsigned manifest_purge_stop_after = 0;
 struct purge {
 	uint32_t id;
 	const struct mf_node *root; /* the tree being emptied */
+	MDB_dbi seqdb;		    /* or the database keyed by task + sequence */
 	unsigned deleted;	    /* by the last transaction */
 	bool more;		    /* the last transaction left keys */
 	struct buf keys;	    /* length (size_t) + key bytes, repeated */
@@ -100,14 +101,16 @@ static int tree_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 	return rc;
 }
 
-/* Delete up to manifest_purge_chunk runs of the task. */
-static int runs_txn(struct manifest *m, MDB_txn *txn, void *ctx)
+/* Delete up to manifest_purge_chunk records of the task from p->seqdb (runs or
+ * events: keys task id + sequence). */
+static int seq_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 {
+	(void)m;
 	struct purge *p = ctx;
 	p->deleted = 0;
 	p->more = false;
 	MDB_cursor *cur;
-	int rc = mdb_cursor_open(txn, m->dbi_runs, &cur);
+	int rc = mdb_cursor_open(txn, p->seqdb, &cur);
 	if (rc)
 		return rc;
 	unsigned char kb[CODEC_RUN_KEY_LEN];
@@ -196,8 +199,12 @@ int manifest_task_purge(struct manifest *m, uint32_t id, struct dth_err *err)
 		p.root = &roots[i];
 		rc = purge_loop(m, &p, tree_txn, &txns, &deleted);
 	}
+	p.seqdb = m->dbi_runs;
 	if (!rc)
-		rc = purge_loop(m, &p, runs_txn, &txns, &deleted);
+		rc = purge_loop(m, &p, seq_txn, &txns, &deleted);
+	p.seqdb = m->dbi_events;
+	if (!rc && m->have_events)
+		rc = purge_loop(m, &p, seq_txn, &txns, &deleted);
 	if (!rc)
 		rc = purge_loop(m, &p, final_txn, &txns, &deleted);
 	buf_release(&p.keys);

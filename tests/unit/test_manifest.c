@@ -1348,6 +1348,74 @@ static int runs_stop_cb(void *ctx, const struct run_record *r)
 	return ++*(int *)ctx == 2 ? 77 : 0;
 }
 
+struct ev_seen {
+	uint64_t seq[8];
+	char key[8][16];
+	unsigned n;
+};
+
+static int ev_cb(void *ctx, const struct manifest_event *ev)
+{
+	struct ev_seen *s = ctx;
+	if (s->n < 8) {
+		s->seq[s->n] = ev->seq;
+		snprintf(s->key[s->n], sizeof(s->key[0]), "%.*s", (int)ev->key_len, ev->key);
+	}
+	s->n++;
+	return 0;
+}
+
+static void test_events(void)
+{
+	struct manifest *m = open_fresh("events");
+	if (!m)
+		return;
+	uint32_t a = task_make(m, "ev-a"), b = task_make(m, "ev-b");
+	struct manifest_event ev[3] = {{0, "k1", 2}, {0, "k2", 2}, {0, "k1", 2}};
+	struct manifest_events_state st;
+	is_int(manifest_events_add(m, 99, ev, 1, false, &st), -ENOENT, "events: no task, no event");
+	struct manifest_event empty = {0, "", 0};
+	is_int(manifest_events_add(m, a, &empty, 1, false, &st), -EINVAL,
+	       "events: empty key refused");
+	is_int(manifest_events_add(m, a, ev, 3, false, &st), 0, "events: add 3");
+	ok(st.count == 3 && st.next == 4 && !st.rescan, "events: count 3, next 4");
+	is_int(manifest_events_add(m, b, ev + 1, 1, false, &st), 0, "events: add 1 to b");
+	struct ev_seen s;
+	memset(&s, 0, sizeof(s));
+	is_int(manifest_events_page(m, a, 2, ev_cb, &s), 2, "events: a page of 2");
+	ok(s.n == 2 && s.seq[0] == 1 && s.seq[1] == 2 && !strcmp(s.key[0], "k1") &&
+	       !strcmp(s.key[1], "k2"),
+	   "events: oldest first");
+	is_int(manifest_events_ack(m, a, 2, false), 0, "events: ack up to 2");
+	memset(&s, 0, sizeof(s));
+	is_int(manifest_events_page(m, a, 100, ev_cb, &s), 1, "events: one left");
+	ok(s.seq[0] == 3 && !strcmp(s.key[0], "k1"), "events: seq 3 left");
+	is_int(manifest_events_state(m, a, &st), 0, "events: state");
+	ok(st.count == 1 && st.next == 4, "events: count 1 after ack");
+	memset(&s, 0, sizeof(s));
+	is_int(manifest_events_page(m, b, 100, ev_cb, &s), 1, "events: b's own");
+	ok(s.seq[0] == 1 && !strcmp(s.key[0], "k2"), "events: b's seq 1");
+	/* the bound: past it, the rescan flag instead */
+	manifest_events_max = 3;
+	is_int(manifest_events_add(m, a, ev, 3, false, &st), 0, "events: add over the bound");
+	ok(st.count == 3 && st.rescan && st.next == 6, "events: 3 kept, rescan set (%llu)",
+	   (unsigned long long)st.count);
+	manifest_events_max = MANIFEST_EVENTS_MAX;
+	is_int(manifest_events_ack(m, a, 6, true), 0, "events: ack all and the rescan");
+	is_int(manifest_events_state(m, a, &st), 0, "events: state after");
+	ok(st.count == 0 && !st.rescan && st.next == 6, "events: empty, sequences go on");
+	is_int(manifest_events_add(m, a, NULL, 0, true, &st), 0, "events: only the flag");
+	ok(st.rescan && st.count == 0, "events: flag alone");
+	/* purge removes the task's events, not b's */
+	struct dth_err err;
+	is_int(manifest_task_purge(m, a, &err), 0, "events: purge a");
+	is_int(manifest_events_state(m, a, &st), 0, "events: a's state");
+	ok(st.count == 0 && !st.rescan && st.next == 1, "events: a's head gone");
+	is_int(manifest_events_state(m, b, &st), 0, "events: b's state");
+	ok(st.count == 1, "events: b's event kept");
+	manifest_free(m);
+}
+
 static void test_runs(void)
 {
 	struct manifest *m = open_fresh("runs");
@@ -2148,6 +2216,7 @@ int main(void)
 	manifest_free(m);
 	test_older_manifest();
 	test_runs();
+	test_events();
 	test_taskdefs();
 	test_status_index();
 	test_sidx_build();
