@@ -520,6 +520,39 @@ struct retry_ctx {
 	int rc;
 };
 
+/* HEAD of key under prefix at an end (-EINVAL for a key holding a NUL). */
+static int head_key(struct s3_client *c, const char *bucket, const char *prefix, const char *key,
+		    size_t len, struct s3_object_head *h, struct dth_err *e)
+{
+	err_clear(e);
+	if (memchr(key, 0, len))
+		return err_set(e, -EINVAL, "the key holds a NUL byte");
+	struct buf k = BUF_INIT;
+	buf_adds(&k, prefix);
+	buf_add(&k, key, len);
+	int rc = s3_head_object(c, bucket, k.data, 0, h, e);
+	buf_release(&k);
+	return rc;
+}
+
+/* A plan to copy key as the source's HEAD describes it. */
+static void plan_from_head(struct plan *p, enum sync_action a, const char *key, size_t len,
+			   const struct s3_object_head *h, const struct obj_record *rec)
+{
+	memset(p, 0, sizeof(*p));
+	p->action = a;
+	p->key = key;
+	p->key_len = len;
+	p->in_src = true;
+	p->size = h->size;
+	p->last_modified = h->last_modified;
+	str_copy_fit(p->etag, h->etag, sizeof(p->etag));
+	if (rec) {
+		p->has_rec = true;
+		p->rec = *rec;
+	}
+}
+
 /* One failed object: asked for at the source (HEAD), then copied again; one
  * the source no longer has is forgotten. 0, or an error that ends the run. */
 static int retry_one(void *ctx, const char *key, size_t len, const struct obj_record *rec)
@@ -530,15 +563,9 @@ static int retry_one(void *ctx, const char *key, size_t len, const struct obj_re
 	if (o->stop && *o->stop)
 		return -EINTR;
 	add64(&r->prog->listed, 1);
-	struct buf skey = BUF_INIT;
-	buf_adds(&skey, o->src_prefix);
-	buf_add(&skey, key, len);
 	struct s3_object_head h;
 	struct dth_err e;
-	err_clear(&e);
-	int rc = memchr(key, 0, len) ? -EINVAL
-				     : s3_head_object(o->src, o->src_bucket, skey.data, 0, &h, &e);
-	buf_release(&skey);
+	int rc = head_key(o->src, o->src_bucket, o->src_prefix, key, len, &h, &e);
 	if (rc == -ENOENT) {
 		add64(&r->prog->skipped, 1);
 		return o->dry_run ? 0 : manifest_writer_del_obj(r->w, o->task_id, key, len);
@@ -555,16 +582,7 @@ static int retry_one(void *ctx, const char *key, size_t len, const struct obj_re
 		return 0;
 	}
 	struct plan p;
-	memset(&p, 0, sizeof(p));
-	p.action = SYNC_COPY_RETRY;
-	p.key = key;
-	p.key_len = len;
-	p.in_src = true;
-	p.size = h.size;
-	p.last_modified = h.last_modified;
-	str_copy_fit(p.etag, h.etag, sizeof(p.etag));
-	p.has_rec = true;
-	p.rec = *rec;
+	plan_from_head(&p, SYNC_COPY_RETRY, key, len, &h, rec);
 	s3_object_head_release(&h);
 	rc = plan_item(&c->rg, &p, &c->err);
 	return rc;
@@ -600,6 +618,113 @@ static int retry_failed(struct run *r, struct dth_err *err)
 		return rc;
 	}
 	return 0;
+}
+
+/* ---- the given keys only (event runs) ---- */
+
+/* What to do with a key the source has (h), given its record. */
+static enum sync_action key_action(struct run *r, const char *key, size_t len,
+				   const struct s3_object_head *h, const struct obj_record *rec,
+				   struct plan *p)
+{
+	const struct sync_opts *o = r->o;
+	if (rec && rec->status == OBJ_DONE && rec->size == h->size && !strcmp(rec->etag, h->etag))
+		return SYNC_SKIP;
+	if (rec && rec->status != OBJ_DONE && rec->status != OBJ_DELETED)
+		return SYNC_COPY_RETRY;
+	if (o->merge_destination && !r->dst_absent) {
+		struct s3_object_head d;
+		struct dth_err e;
+		if (head_key(o->dst, o->dst_bucket, o->dst_prefix, key, len, &d, &e) == 0) {
+			bool same = d.size == h->size && !strcmp(d.etag, h->etag);
+			p->in_dst = true;
+			p->dst_size = d.size;
+			str_copy_fit(p->dst_etag, d.etag, sizeof(p->dst_etag));
+			s3_object_head_release(&d);
+			if (same)
+				return SYNC_ADOPT;
+		}
+	}
+	return rec && rec->status == OBJ_DONE ? SYNC_COPY_CHANGED : SYNC_COPY_NEW;
+}
+
+/* A key the source no longer has: deleted at the destination when the task
+ * deletes and the key was copied; else left as it is. */
+static int key_gone(struct range *rg, const char *key, size_t len, const struct obj_record *rec,
+		    bool has_rec, struct dth_err *err)
+{
+	struct run *r = rg->run;
+	const struct sync_opts *o = r->o;
+	if (!o->delete_gone || !has_rec || rec->status == OBJ_DELETED) {
+		add64(&r->prog->skipped, 1);
+		return 0;
+	}
+	struct plan p;
+	memset(&p, 0, sizeof(p));
+	p.action = SYNC_DELETE;
+	p.key = key;
+	p.key_len = len;
+	p.has_rec = true;
+	p.rec = *rec;
+	add64(&r->res->planned[SYNC_DELETE], 1);
+	if (o->dry_run) {
+		add64(&r->prog->deleted, 1);
+		return 0;
+	}
+	int rc = transfer_submit(r->xfer, &p);
+	return rc ? err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc)) : 0;
+}
+
+/* One given key. 0, or an error that ends the run (err set). */
+static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *err)
+{
+	struct run *r = rg->run;
+	const struct sync_opts *o = r->o;
+	if (o->filter && !filter_match(o->filter, k->key, k->len))
+		return 0;
+	add64(&r->prog->listed, 1);
+	struct obj_record rec;
+	bool has_rec = k->len <= MANIFEST_KEY_MAX &&
+		       manifest_obj_get(o->manifest, o->task_id, k->key, k->len, &rec) == 0;
+	struct s3_object_head h;
+	struct dth_err e;
+	int rc = head_key(o->src, o->src_bucket, o->src_prefix, k->key, k->len, &h, &e);
+	if (rc == -ENOENT)
+		return key_gone(rg, k->key, k->len, &rec, has_rec, err);
+	struct plan p;
+	if (rc) {
+		if (unreachable_errno(rc)) {
+			r->res->unreachable = true;
+			*err = e;
+			return rc;
+		}
+		memset(&p, 0, sizeof(p));
+		p.action = SYNC_COPY_NEW;
+		p.key = k->key;
+		p.key_len = k->len;
+		p.has_rec = has_rec;
+		if (has_rec)
+			p.rec = rec;
+		return refuse_key(r, &p, e.message[0] ? e.message : strerror(-rc), err);
+	}
+	plan_from_head(&p, SYNC_COPY_NEW, k->key, k->len, &h, has_rec ? &rec : NULL);
+	p.action = key_action(r, k->key, k->len, &h, has_rec ? &rec : NULL, &p);
+	s3_object_head_release(&h);
+	return plan_item(rg, &p, err);
+}
+
+static int given_keys(struct run *r, struct dth_err *err)
+{
+	struct range rg;
+	memset(&rg, 0, sizeof(rg));
+	rg.run = r;
+	int rc = 0;
+	for (size_t i = 0; i < r->o->n_keys && !rc; i++) {
+		if (r->o->stop && *r->o->stop)
+			return 0;
+		rc = key_one(&rg, &r->o->keys[i], err);
+	}
+	return rc;
 }
 
 static bool deletes_allowed(const struct sync_opts *o, uint64_t n, uint64_t src_total,
@@ -713,8 +838,8 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		r.xfer = transfer_new(o, r.w, prog);
 	}
 
-	if (o->retry_failed) {
-		rc = retry_failed(&r, err);
+	if (o->retry_failed || o->keys) {
+		rc = o->keys ? given_keys(&r, err) : retry_failed(&r, err);
 		prog->listing_done = rc == 0;
 		goto finish;
 	}

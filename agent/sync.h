@@ -56,6 +56,12 @@ struct sync_progress {
 	bool listing_done;
 };
 
+/* A key given to a run (sync_opts.keys): len bytes of any content. */
+struct sync_key {
+	const char *key;
+	size_t len;
+};
+
 struct sync_opts {
 	/* endpoints (borrowed) */
 	struct s3_client *src;
@@ -93,6 +99,17 @@ struct sync_opts {
 	 * forgotten): no listing, no deletes. */
 	bool retry_failed;
 	bool delete_gone;
+	/* Act on these keys only (relative to the source prefix; the runs that
+	 * events start): no listing. Each key passing the filter is asked for at
+	 * the source (HEAD) and compared with its record: copied when new,
+	 * changed or not done; with merge_destination, one not recorded done is
+	 * first asked for at the destination and adopted when it is there
+	 * already (a run killed between the copy and its record). A key the
+	 * source no longer has is deleted at the destination when delete_gone
+	 * and it has a record (the brake below does not apply: one key at a
+	 * time), else left. Keys are borrowed; NULL: a full run. */
+	const struct sync_key *keys;
+	size_t n_keys;
 	/* The brake on deletes (--max-delete): at most max_delete objects (-1: not
 	 * given), or at most max_delete_percent % of the objects the destination
 	 * lists in the task's scope (-1: not given). Deletes wait until the whole

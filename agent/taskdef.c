@@ -43,6 +43,11 @@ static const struct taskdef_setting table[] = {
      OFF(timezone)},
     {"enabled", BOTH, TD_AGENT, TD_BOOL, NULL, "true",
      "whether the agent starts the task (false: defined, but stopped)", NULL, 0, 0, OFF(enabled)},
+    {"events", BOTH, TD_AGENT, TD_TEXT, "SOURCE", "none",
+     "change events that start a run of the changed keys at once: none, webhook (POST "
+     "/api/v1/tasks/NAME/events: S3 event notifications, or registry notifications for image "
+     "tasks), or sqs:QUEUE_URL (S3 event notifications through SQS); the schedule's rescans go on",
+     NULL, 0, 2048, OFF(events)},
     {"concurrency", BOTH, TD_CLI, TD_COUNT, "N", "16|8",
      "parallel transfers and parts (image tasks: blob copies)", NULL, 1, 1024, OFF(concurrency)},
     {"retries", BOTH, TD_CLI, TD_CUSTOM, "N", "7, or the remote's retries",
@@ -495,6 +500,46 @@ static int check_s3(const struct taskdef *t, bool flags, struct dth_err *err, co
 	return 0;
 }
 
+int taskdef_events(const struct taskdef *t, const char **queue_url)
+{
+	const char *e = t->events;
+	if (queue_url)
+		*queue_url = NULL;
+	if (!e || !strcmp(e, "none"))
+		return TASKDEF_EVENTS_NONE;
+	if (!strcmp(e, "webhook"))
+		return TASKDEF_EVENTS_WEBHOOK;
+	if (!strncmp(e, "sqs:", 4)) {
+		if (queue_url)
+			*queue_url = e + 4;
+		return TASKDEF_EVENTS_SQS;
+	}
+	return -EINVAL;
+}
+
+static int check_events(const struct taskdef *t, struct dth_err *err)
+{
+	const char *url;
+	int k = taskdef_events(t, &url);
+	if (k < 0) {
+		if (t->events && !strcmp(t->events, "inotify"))
+			return err_set(err, -EINVAL,
+				       "events: inotify needs a local directory as the source, "
+				       "which dth does not copy from yet");
+		return err_set(err, -EINVAL, "events: expected none, webhook or sqs:QUEUE_URL");
+	}
+	if (k == TASKDEF_EVENTS_SQS) {
+		if (t->kind != TASKDEF_S3)
+			return err_set(err, -EINVAL,
+				       "events: sqs: is for S3 tasks (image tasks: webhook)");
+		if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7))
+			return err_set(err, -EINVAL,
+				       "events: sqs: wants the queue's URL (https://sqs.REGION."
+				       "amazonaws.com/ACCOUNT/QUEUE)");
+	}
+	return 0;
+}
+
 int taskdef_check(const struct taskdef *t, bool flags, struct dth_err *err, const char **field)
 {
 	const char *dummy;
@@ -537,6 +582,8 @@ int taskdef_check(const struct taskdef *t, bool flags, struct dth_err *err, cons
 			rc = check_s3(t, flags, err, field);
 		}
 	}
+	if (!rc && (rc = check_events(t, err)))
+		*field = "events";
 	if (!rc)
 		*field = NULL;
 	return rc ? -EINVAL : 0;

@@ -54,6 +54,7 @@ struct taskdef {
 	char *schedule; /* "once", "every 2m", "cron \"0 3 * * *\"" (schedule.h checks it) */
 	char *timezone; /* IANA name; NULL: UTC */
 	bool enabled;	/* false: defined but not started by the agent (stopped) */
+	char *events;	/* "none" (NULL), "webhook", "sqs:QUEUE_URL" (taskdef_events) */
 	/* both kinds */
 	uint64_t concurrency; /* s3: 16, image: 8 */
 	int64_t retries;      /* -1: each remote's own (7 by default) */
@@ -134,6 +135,12 @@ void taskdef_copy(struct taskdef *dst, const struct taskdef *src);
  * (never quoting more than a short, printable part of the value). "name" and
  * "type" are not settings: set t->name and use taskdef_init for them. */
 int taskdef_set(struct taskdef *t, const char *key, const char *value, struct dth_err *err) WUR;
+
+/* Where a task's change events come from (the events setting). */
+enum taskdef_events { TASKDEF_EVENTS_NONE = 0, TASKDEF_EVENTS_WEBHOOK, TASKDEF_EVENTS_SQS };
+/* The kind of t->events (checked by taskdef_check); for SQS, *queue_url (may
+ * be NULL) points into t->events. */
+int taskdef_events(const struct taskdef *t, const char **queue_url);
 
 /* Check the whole definition: required keys, the source and destination
  * forms of the kind (s3: REMOTE:BUCKET[/PREFIX]; image: REMOTE: and

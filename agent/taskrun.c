@@ -298,12 +298,16 @@ static int run_s3(const struct taskrun_opts *o, struct taskrun_result *r)
 		so.retry_failed = true;
 		so.merge_destination = false;
 		so.delete_gone = false;
+	} else if (o->keys) {
+		so.keys = o->keys;
+		so.n_keys = o->n_keys;
+		so.merge_destination = !t.dest_listed || after_crash || rebound;
 	}
 	struct sync_result res;
 	rc = sync_run(&so, &res, &err);
 	s3_finish(o, rc, &res, &err, r);
 	if (!o->dry_run) {
-		if (!rc && !r->interrupted && so.merge_destination)
+		if (!rc && !r->interrupted && so.merge_destination && !o->keys)
 			t.dest_listed = 1;
 		record_end(o, r, &t, rc == 0);
 	}
@@ -350,6 +354,7 @@ static void image_args_release(struct image_args *a)
 
 struct image_hooks {
 	const struct taskrun_opts *o;
+	const char **refs; /* o->keys as strings (owned), or NULL */
 };
 
 static void image_failure(void *ctx, const char *ref, int rc, const char *message)
@@ -417,6 +422,12 @@ static void image_opts(const struct taskrun_opts *o, const struct image_args *a,
 	io->images = (const char *const *)d->images;
 	io->n_images = d->n_images;
 	io->all = d->all;
+	if (o->keys) {
+		/* the pushed tags only (h->refs: their strings) */
+		io->images = (const char *const *)h->refs;
+		io->n_images = o->n_keys;
+		io->all = false;
+	}
 	io->tags_re = a->have_re ? &a->tags_re : NULL;
 	io->platforms = a->platforms;
 	io->n_platforms = a->n_platforms;
@@ -455,7 +466,12 @@ static int run_image(const struct taskrun_opts *o, struct taskrun_result *r)
 		log_info("task %s: the last run did not end; blobs it may have uploaded are "
 			 "checked at the destination",
 			 d->name);
-	struct image_hooks h = {o};
+	struct image_hooks h = {o, NULL};
+	if (o->keys) {
+		h.refs = xcalloc(o->n_keys ? o->n_keys : 1, sizeof(*h.refs));
+		for (size_t i = 0; i < o->n_keys; i++)
+			h.refs[i] = o->keys[i].key;
+	}
 	struct image_sync_opts io;
 	image_opts(o, &a, &h, &io);
 	ends_image_apply(&e, &io);
@@ -468,6 +484,7 @@ static int run_image(const struct taskrun_opts *o, struct taskrun_result *r)
 	image_report(o, &e, &res, r);
 	if (r->error[0])
 		json_object_set_new(r->report, "error", json_string(r->error));
+	free(h.refs);
 out:
 	image_args_release(&a);
 	ends_image_close(&e);

@@ -46,6 +46,12 @@ struct taskrun_opts {
 	struct manifest *manifest; /* borrowed; RDWR (RDONLY is enough for a dry run) */
 	bool dry_run;		   /* S3 only: plan, copy nothing, change no record */
 	bool retry_failed;	   /* S3: copy again only the objects recorded failed */
+	/* Look at these keys only (the runs events start; borrowed): S3 object
+	 * keys relative to the source prefix (sync_opts.keys), or image
+	 * references "repo:tag", each NUL-terminated at key[len]. NULL: a full
+	 * run. */
+	const struct sync_key *keys;
+	size_t n_keys;
 	/* The task record may copy other ends than def's (the definition was
 	 * edited): take def's, and list the destination on this run, rather
 	 * than refusing. */
