@@ -9,6 +9,7 @@
  *   GET  /api/v1/tasks/NAME/objects?status=S&after=CURSOR&limit=N
  *   GET  /api/v1/tasks/NAME/failures?after=CURSOR&limit=N
  *   GET  /api/v1/tasks/NAME/images?after=CURSOR&limit=N
+ *   POST /api/v1/tasks/NAME/events                (token, ?secret= or X-Dth-Signature)
  * NAME is percent-encoded in the path (it may hold '/'). Cursors are opaque
  * to clients (URL-safe base64 of the last key). */
 #include "common/compat.h"
@@ -24,6 +25,7 @@
 #include "agent/tasklist.h"
 #include "agent/token.h"
 #include "common/buf.h"
+#include "common/secret.h"
 #include "common/uri.h"
 #include "common/util.h"
 #include "manifest/manifest.h"
@@ -74,6 +76,70 @@ static void send_err(struct httpd_resp *resp, int rc, const char *field, const c
 	httpd_resp_error(resp, status, code, field, "%s", msg && *msg ? msg : strerror(-rc));
 }
 
+/* ---- webhook events: POST /api/v1/tasks/NAME/events ----
+ * Senders that cannot hold the agent's token (radosgw topics, registries
+ * configured by others) may prove themselves with the task's own secret,
+ * derived from the token (token_derive "events:NAME"; `dth task webhook`
+ * prints it): in the query (?secret=HEX) or as an HMAC-SHA256 of the body
+ * (X-Dth-Signature: sha256=HEX). */
+
+#define SIGNATURE_HEADER "X-Dth-Signature"
+
+static int task_path(const char *raw, struct buf *name, const char **rest);
+
+/* The task name of an events path, or false. */
+static bool events_path(const struct httpd_req *req, struct buf *name)
+{
+	const char *rest;
+	return !strcmp(req->method, "POST") && str_startswith(req->raw_path, "/api/v1/tasks/") &&
+	       task_path(req->raw_path, name, &rest) == 0 && !strcmp(rest, "/events");
+}
+
+/* Whether the request proves the task's secret (with the body when signed). */
+static bool events_secret_ok(const struct api *a, const struct httpd_req *req, const char *name,
+			     bool with_body)
+{
+	struct buf purpose = BUF_INIT, given = BUF_INIT;
+	buf_addf(&purpose, "events:%s", name);
+	char secret[TOKEN_HEX_LEN + 1];
+	token_derive(a->token, purpose.data, secret);
+	bool ok = httpd_query(req, "secret", &given) == 0 && token_secret_equal(secret, given.data);
+	const char *sig = httpd_header(req, SIGNATURE_HEADER);
+	if (!ok && sig)
+		ok = !with_body || token_hmac_check(secret, req->body, req->body_len, sig);
+	secret_wipe(secret, sizeof(secret));
+	if (given.data)
+		secret_wipe(given.data, given.len);
+	buf_release(&given);
+	buf_release(&purpose);
+	return ok;
+}
+
+static void events_post(struct api *a, const char *name, const struct httpd_req *req,
+			struct httpd_resp *resp)
+{
+	if (!token_check(a->token, httpd_header(req, "Authorization")) &&
+	    !events_secret_ok(a, req, name, true)) {
+		httpd_resp_error(resp, 401, "unauthorized", NULL,
+				 "the token, the task's secret or a valid " SIGNATURE_HEADER
+				 " is needed");
+		return;
+	}
+	json_t *out = NULL;
+	struct dth_err err;
+	err_clear(&err);
+	int rc = service_task_events(a->service, name, req->body, req->body_len, &out, &err);
+	if (rc == -EPERM) {
+		httpd_resp_error(resp, 409, "no_webhook", "events", "%s", err.message);
+		return;
+	}
+	if (rc)
+		send_err(resp, rc == -ENODATA ? -ENOENT : rc, rc == -EINVAL ? "body" : NULL,
+			 err.message);
+	else
+		send_json(resp, 202, out);
+}
+
 void api_early(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct api *a = ctx;
@@ -81,6 +147,11 @@ void api_early(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		return;
 	if (token_check(a->token, httpd_header(req, "Authorization")))
 		return;
+	struct buf name = BUF_INIT;
+	bool pass = events_path(req, &name) && events_secret_ok(a, req, name.data, false);
+	buf_release(&name);
+	if (pass)
+		return; /* a signature is checked with the body */
 	httpd_resp_error(resp, 401, "unauthorized", NULL,
 			 "a bearer token is needed (the agent's is in STATE_DIR/agent.token)");
 	if (httpd_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"dth\""))
@@ -453,6 +524,10 @@ static void task_route(struct api *a, const struct httpd_req *req, struct httpd_
 	}
 	if (!*rest) {
 		task_one(a, name.data, req, resp);
+		goto out;
+	}
+	if (!strcmp(rest, "/events") && !strcmp(req->method, "POST")) {
+		events_post(a, name.data, req, resp);
 		goto out;
 	}
 	if (str_startswith(rest, "/actions/") && !strchr(rest + 9, '/')) {

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "agent/fairshare.h"
+#include "agent/intake.h"
 #include "agent/schedule.h"
 #include "agent/service_i.h"
 #include "agent/taskset.h"
@@ -47,6 +48,8 @@
 #define DEFAULT_WORKERS	 32
 #define DEFAULT_SCHEDULE "every 1h"
 #define RUN_NICE	 10
+#define EVENT_BATCH	 10000 /* keys an event run takes at most */
+#define EVENT_HOLD	 30    /* seconds between event runs after one failed */
 
 const char *atask_state_name(int state)
 {
@@ -164,6 +167,11 @@ static void bind_record(struct service *s, struct atask *t)
 	/* "stopped" is written by a stop (the agent's, or an interrupted dth
 	 * sync); a run cut short by the agent's shutdown is written back "idle". */
 	t->user_stopped = !strcmp(rec.state, "stopped");
+	struct manifest_events_state st;
+	if (manifest_events_state(s->m, t->id, &st) == 0) {
+		t->ev_pending = st.count || st.rescan;
+		t->ev_backlog = st.count;
+	}
 }
 
 /* A new task from an entry of a task set (or an API definition). */
@@ -252,6 +260,10 @@ struct run {
 	pthread_mutex_t lock; /* rec's errors (failure hooks come from any thread) */
 	struct run_record rec;
 	uint64_t seq;
+	/* events this run acts on, acknowledged when it ends well */
+	struct intake_batch batch;
+	uint64_t ack_upto;
+	bool ack_rescan;
 };
 
 static void run_on_failure(void *ctx, const char *what, size_t len, const char *reason)
@@ -323,6 +335,102 @@ static int result_index(const char *result)
 	return 3;
 }
 
+/* ---- event runs ---- */
+
+/* An event run takes the oldest events (a rescan request makes it a full
+ * run); a full run covers every event kept before it started. What a run
+ * covers is acknowledged once it has ended well. */
+static void run_events_begin(struct run *r, struct taskrun_opts *o)
+{
+	struct service *s = r->s;
+	uint32_t id = r->t->id;
+	if (!strcmp(r->trigger, "events")) {
+		int rc = intake_batch_take(s->m, id, EVENT_BATCH, &r->batch);
+		if (rc)
+			log_warn("task %s: cannot read its events: %s", r->def.name, strerror(-rc));
+		r->ack_upto = r->batch.upto;
+		r->ack_rescan = r->batch.rescan;
+		if (!r->batch.rescan) {
+			o->keys = r->batch.keys;
+			o->n_keys = r->batch.n;
+		}
+		return;
+	}
+	struct manifest_events_state st;
+	if (!o->retry_failed && manifest_events_state(s->m, id, &st) == 0 &&
+	    (st.count || st.rescan)) {
+		r->ack_upto = st.next - 1;
+		r->ack_rescan = true;
+	}
+}
+
+static void run_events_end(struct run *r, const struct taskrun_result *res)
+{
+	struct service *s = r->s;
+	bool well = !res->interrupted && !res->error[0] && res->exit != TASKRUN_UNREACHABLE &&
+		    res->exit != TASKRUN_USAGE;
+	if (well && (r->ack_upto || r->ack_rescan)) {
+		int rc = manifest_events_ack(s->m, r->t->id, r->ack_upto, r->ack_rescan);
+		if (rc)
+			log_warn("task %s: cannot acknowledge its events: %s", r->def.name,
+				 strerror(-rc));
+	}
+	struct manifest_events_state st = {0};
+	int rc = manifest_events_state(s->m, r->t->id, &st);
+	pthread_mutex_lock(&s->lock);
+	if (!rc) {
+		r->t->ev_pending = st.count || st.rescan;
+		r->t->ev_backlog = st.count;
+	}
+	if (!well && r->t->ev_running)
+		r->t->ev_hold_until = now_s() + EVENT_HOLD;
+	pthread_mutex_unlock(&s->lock);
+	intake_batch_release(&r->batch);
+}
+
+int service_task_events(struct service *s, const char *name, const char *body, size_t len,
+			json_t **out, struct dth_err *err)
+{
+	pthread_mutex_lock(&s->lock);
+	struct atask *t = find_locked(s, name);
+	int rc = !t ? err_set(err, -ENOENT, "no task called %s", name)
+		 : t->def_error
+		     ? err_set(err, -EINVAL, "task %s cannot run: %s", name, t->def_error)
+		 : !t->have_id ? err_set(err, -ENODATA, "task %s has no records", name)
+		 : taskdef_events(&t->def, NULL) != TASKDEF_EVENTS_WEBHOOK
+		     ? err_set(err, -EPERM, "task %s does not take webhook events (events = %s)",
+			       name, t->def.events ? t->def.events : "none")
+		     : 0;
+	struct taskdef def;
+	uint32_t id = t ? t->id : 0;
+	if (!rc)
+		taskdef_copy(&def, &t->def);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		return rc;
+	struct intake_counts c;
+	rc = intake_add(&def, s->m, id, body, len, &c, err);
+	taskdef_release(&def);
+	pthread_mutex_lock(&s->lock);
+	t = find_locked(s, name);
+	if (t && t->id == id) {
+		if (rc == -EINVAL || rc == -EFBIG)
+			t->ev_refused++;
+		t->ev_received += c.accepted;
+		t->ev_ignored += c.ignored;
+		if (c.accepted) {
+			t->ev_pending = true;
+			t->ev_backlog = c.backlog;
+			changed_locked(s);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!rc)
+		*out = json_pack("{s:I, s:I, s:I}", "accepted", (json_int_t)c.accepted, "ignored",
+				 (json_int_t)c.ignored, "backlog", (json_int_t)c.backlog);
+	return rc;
+}
+
 /* With s->lock held: the run of t ended with res. */
 static void run_publish_locked(struct run *r, const struct taskrun_result *res)
 {
@@ -390,8 +498,10 @@ static void *run_main(void *arg)
 	    .on_failure = run_on_failure,
 	    .hook_ctx = r,
 	};
+	run_events_begin(r, &o);
 	struct taskrun_result res;
 	taskrun_run(&o, &res);
+	run_events_end(r, &res);
 	run_fill(r, &res);
 	if (r->seq && manifest_run_put(s->m, t->id, r->seq, &r->rec))
 		log_warn("task %s: could not record the run's end", r->def.name);
@@ -427,8 +537,10 @@ static void run_start_locked(struct service *s, struct atask *t)
 	pthread_mutex_init(&r->lock, NULL);
 	t->stop_flag = 0;
 	t->run_now = false;
+	t->ev_running = !strcmp(t->trigger, "events");
 	t->state = AT_RUNNING;
-	t->last_start = now_s();
+	if (!t->ev_running) /* the schedule counts from full runs only */
+		t->last_start = now_s();
 	t->run_started = now_mono();
 	str_copy_fit(t->trigger, "schedule", sizeof(t->trigger));
 	if (pthread_create(&t->thread, NULL, run_main, r)) {
@@ -503,7 +615,8 @@ static int64_t sched_pass_locked(struct service *s, int64_t now)
 		if (t->running && t->finished && !reap_locked(s, t, now))
 			continue;
 		if (t->running) {
-			while (t->sched && t->next_due <= now) {
+			/* a schedule due during an event run starts once it ends */
+			while (t->sched && t->next_due <= now && !t->ev_running) {
 				t->totals.overlaps++;
 				log_info(
 				    "task %s: a run due at %lld is skipped: the last one goes on",
@@ -518,6 +631,9 @@ static int64_t sched_pass_locked(struct service *s, int64_t now)
 		} else if (t->run_now && !t->removing && !t->def_error && t->have_id) {
 			run_start_locked(s, t); /* run now also runs a stopped task */
 			t->next_due = INT64_MAX;
+		} else if (schedulable(t) && t->ev_pending && now >= t->ev_hold_until) {
+			str_copy_fit(t->trigger, "events", sizeof(t->trigger));
+			run_start_locked(s, t);
 		}
 		if (t->next_due < soonest)
 			soonest = t->next_due;
@@ -1146,6 +1262,11 @@ static json_t *task_json_locked(struct service *s, const struct atask *t)
 	    "overlaps_skipped", (json_int_t)t->totals.overlaps, "user_stopped", t->user_stopped);
 	json_object_set_new(o, "last_success",
 			    t->last_success ? json_integer(t->last_success) : json_null());
+	json_object_set_new(
+	    o, "events",
+	    json_pack("{s:b, s:I, s:I, s:I, s:I}", "pending", t->ev_pending, "backlog",
+		      (json_int_t)t->ev_backlog, "received", (json_int_t)t->ev_received, "ignored",
+		      (json_int_t)t->ev_ignored, "refused", (json_int_t)t->ev_refused));
 	return o;
 }
 

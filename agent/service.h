@@ -77,6 +77,14 @@ int service_task_delete(struct service *s, const char *name, bool purge, struct 
 /* action: "start", "stop", "run" (now), "retry" (failed objects only). */
 int service_task_action(struct service *s, const char *name, const char *action, json_t **out,
 			struct dth_err *err) WUR;
+/* Change events POSTed for task name (body: S3 event notifications, or
+ * registry notifications for an image task): kept in the journal before this
+ * returns; a run of the changed keys starts as soon as the task is idle.
+ * *out: {"accepted", "ignored", "backlog"}. -ENOENT no such task, -EPERM the
+ * task does not take webhook events, -EINVAL/-EFBIG a body that is not such
+ * a notification (nothing kept), or the manifest's error; err says why. */
+int service_task_events(struct service *s, const char *name, const char *body, size_t len,
+			json_t **out, struct dth_err *err) WUR;
 /* The manifest id of a task (for the API's object, run and image pages). */
 int service_task_id(struct service *s, const char *name, uint32_t *id, int *kind) WUR;
 /* A run of the history as the API shows it. */

@@ -59,6 +59,14 @@ struct atask {
 	int64_t next_due;  /* INT64_MAX: none */
 	uint64_t last_seq; /* of its last run in the manifest */
 	struct atask_totals totals;
+	/* change events (intake.h) */
+	bool ev_pending;       /* the journal holds events or a rescan request */
+	bool ev_running;       /* the run going on is an event run */
+	int64_t ev_hold_until; /* an event run failed: the next not before */
+	uint64_t ev_received;  /* since the agent started: events accepted, */
+	uint64_t ev_ignored;   /* ... events that did not concern the task, */
+	uint64_t ev_refused;   /* ... bodies refused */
+	uint64_t ev_backlog;   /* events waiting, as last seen */
 };
 
 /* The config in use, shared by the runs that started with it: a reload

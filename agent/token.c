@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -231,4 +233,61 @@ bool token_check(const struct token *t, const char *authorization)
 	int diff = CRYPTO_memcmp(cand, t->hex, TOKEN_HEX_LEN);
 	secret_wipe(cand, sizeof(cand));
 	return scheme & (n == TOKEN_HEX_LEN) & (diff == 0);
+}
+
+/* ---- derived secrets and signatures ---- */
+
+static void hex_of(const unsigned char *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static void hmac_hex(const void *key, size_t keylen, const void *data, size_t len, char out[65])
+{
+	unsigned char mac[32];
+	unsigned int maclen = 0;
+	if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, mac, &maclen) || maclen != 32)
+		memset(mac, 0, sizeof(mac)); /* never equal to a real signature's hex */
+	hex_of(mac, 32, out);
+	secret_wipe(mac, sizeof(mac));
+}
+
+void token_derive(const struct token *t, const char *purpose, char out[TOKEN_HEX_LEN + 1])
+{
+	hmac_hex(t->hex, TOKEN_HEX_LEN, purpose, strlen(purpose), out);
+}
+
+bool token_secret_equal(const char *secret, const char *candidate)
+{
+	if (!candidate)
+		return false;
+	size_t n = strnlen(candidate, TOKEN_HEX_LEN + 1);
+	char cand[TOKEN_HEX_LEN];
+	memset(cand, 0, sizeof(cand));
+	memcpy(cand, candidate, n < TOKEN_HEX_LEN ? n : TOKEN_HEX_LEN);
+	int diff = CRYPTO_memcmp(cand, secret, TOKEN_HEX_LEN);
+	secret_wipe(cand, sizeof(cand));
+	return (n == TOKEN_HEX_LEN) & (diff == 0);
+}
+
+void token_hmac_sign(const char *secret, const void *body, size_t len, char sig_out[72])
+{
+	memcpy(sig_out, "sha256=", 7);
+	hmac_hex(secret, TOKEN_HEX_LEN, body, len, sig_out + 7);
+}
+
+bool token_hmac_check(const char *secret, const void *body, size_t len, const char *signature)
+{
+	if (!signature || strncasecmp(signature, "sha256=", 7))
+		return false;
+	char want[72];
+	token_hmac_sign(secret, body, len, want);
+	bool same = token_secret_equal(want + 7, signature + 7);
+	secret_wipe(want, sizeof(want));
+	return same;
 }

@@ -34,6 +34,20 @@ void token_free(struct token *t);
  * nothing after the token). The comparison takes the same time whatever the
  * candidate holds. authorization may be NULL (false). */
 bool token_check(const struct token *t, const char *authorization);
+/* A secret derived from the token for one purpose (e.g. "events:NAME", the
+ * secret of a task's webhook URL): HMAC-SHA256(token, purpose) as 64 hex
+ * characters in out (65 bytes with the NUL). It changes when the token does.
+ * out holds a secret: wipe it (secret_wipe) when done. */
+void token_derive(const struct token *t, const char *purpose, char out[TOKEN_HEX_LEN + 1]);
+/* Whether candidate (may be NULL) equals the 64-hex secret, in a time that
+ * does not depend on either's content. */
+bool token_secret_equal(const char *secret, const char *candidate);
+/* Whether signature (a header value "sha256=HEX", may be NULL) is the
+ * HMAC-SHA256 of body under the 64-hex secret, in constant time; sig_out
+ * (may be NULL) gets "sha256=HEX" of body (72 bytes), for signing. */
+bool token_hmac_check(const char *secret, const void *body, size_t len, const char *signature);
+void token_hmac_sign(const char *secret, const void *body, size_t len, char sig_out[72]);
+
 /* The token's 64 hex characters (for the client's Authorization header).
  * Borrowed, in secret memory, valid while t lives. */
 const char *token_value(const struct token *t);

@@ -55,44 +55,48 @@ struct client {
 
 static void task_usage(FILE *f)
 {
-	fputs("usage: dth task [OPTIONS] COMMAND [ARGS]\n"
-	      "\n"
-	      "commands (the agent must be running):\n"
-	      "  list                         every task: state, progress, last and next run\n"
-	      "  show NAME                    one task: its state, counts and settings\n"
-	      "  create NAME KEY=VALUE...     a new task (type, source, destination, schedule,\n"
-	      "                               and any setting of dth sync / dth image sync)\n"
-	      "  create --from FILE [NAME]    the same from a task file ([task NAME] section)\n"
-	      "  update NAME KEY=VALUE...     change those settings, keep the others\n"
-	      "                               (--from FILE: replace the whole definition)\n"
-	      "  start NAME | stop NAME       let it run on its schedule / stop it (in-flight\n"
-	      "                               parts finish or are checkpointed)\n"
-	      "  run NAME                     run it now\n"
-	      "  retry NAME                   run again only the objects that failed\n"
-	      "  delete NAME [--purge]        remove it (--purge: its manifest records too)\n"
-	      "  history NAME [--limit N]     its last runs (default 20)\n"
-	      "  failures NAME [--limit N]    its failed objects and why\n"
-	      "  objects NAME --status S [--limit N]\n"
-	      "                               its objects in status S (pending, copying, done,\n"
-	      "                               failed, skipped, deleted)\n"
-	      "  images NAME [--limit N]      an image task's tags\n"
-	      "\n"
-	      "options:\n"
-	      "  --agent ADDR        where the agent listens: HOST:PORT, https://HOST:PORT or\n"
-	      "                      unix:/PATH (default: $DTH_AGENT, else listen of the\n"
-	      "                      config's [agent] section, else 127.0.0.1:8391)\n"
-	      "  --token-file FILE   the agent's token (default: $DTH_AGENT_TOKEN_FILE, else\n"
-	      "                      STATE_DIR/agent.token)\n"
-	      "  --state DIR         the agent's state directory (for its token)\n"
-	      "  --config FILE       the config file to find the agent in\n"
-	      "  --ca-file FILE      trust this CA for an https agent\n"
-	      "  --json              print the API's JSON (the default when not on a terminal)\n"
-	      "  --limit N           at most N entries (history, failures, objects, images)\n"
-	      "\n"
-	      "exit status: 0 done, 1 the agent could not do it, 2 bad usage or a request the\n"
-	      "agent refused (no such task, a bad setting), 3 the agent is unreachable or\n"
-	      "refused the token\n",
-	      f);
+	fputs(
+	    "usage: dth task [OPTIONS] COMMAND [ARGS]\n"
+	    "\n"
+	    "commands (the agent must be running):\n"
+	    "  list                         every task: state, progress, last and next run\n"
+	    "  show NAME                    one task: its state, counts and settings\n"
+	    "  create NAME KEY=VALUE...     a new task (type, source, destination, schedule,\n"
+	    "                               and any setting of dth sync / dth image sync)\n"
+	    "  create --from FILE [NAME]    the same from a task file ([task NAME] section)\n"
+	    "  update NAME KEY=VALUE...     change those settings, keep the others\n"
+	    "                               (--from FILE: replace the whole definition)\n"
+	    "  start NAME | stop NAME       let it run on its schedule / stop it (in-flight\n"
+	    "                               parts finish or are checkpointed)\n"
+	    "  run NAME                     run it now\n"
+	    "  retry NAME                   run again only the objects that failed\n"
+	    "  delete NAME [--purge]        remove it (--purge: its manifest records too)\n"
+	    "  history NAME [--limit N]     its last runs (default 20)\n"
+	    "  failures NAME [--limit N]    its failed objects and why\n"
+	    "  objects NAME --status S [--limit N]\n"
+	    "                               its objects in status S (pending, copying, done,\n"
+	    "                               failed, skipped, deleted)\n"
+	    "  images NAME [--limit N]      an image task's tags\n"
+	    "  webhook NAME                 the URL, with the task's secret, that S3 event or\n"
+	    "                               registry notifications are POSTed to (events=webhook;\n"
+	    "                               or sign the body: X-Dth-Signature: sha256=HMAC)\n"
+	    "\n"
+	    "options:\n"
+	    "  --agent ADDR        where the agent listens: HOST:PORT, https://HOST:PORT or\n"
+	    "                      unix:/PATH (default: $DTH_AGENT, else listen of the\n"
+	    "                      config's [agent] section, else 127.0.0.1:8391)\n"
+	    "  --token-file FILE   the agent's token (default: $DTH_AGENT_TOKEN_FILE, else\n"
+	    "                      STATE_DIR/agent.token)\n"
+	    "  --state DIR         the agent's state directory (for its token)\n"
+	    "  --config FILE       the config file to find the agent in\n"
+	    "  --ca-file FILE      trust this CA for an https agent\n"
+	    "  --json              print the API's JSON (the default when not on a terminal)\n"
+	    "  --limit N           at most N entries (history, failures, objects, images)\n"
+	    "\n"
+	    "exit status: 0 done, 1 the agent could not do it, 2 bad usage or a request the\n"
+	    "agent refused (no such task, a bad setting), 3 the agent is unreachable or\n"
+	    "refused the token\n",
+	    f);
 }
 
 /* ---- talking to the agent ---- */
@@ -301,6 +305,39 @@ static int do_show(struct client *c, const char *name)
 	else
 		print_json(j);
 	json_decref(j);
+	return EXIT_DONE;
+}
+
+/* The URL a sender POSTs a task's events to, with the task's own secret
+ * (derived from the agent's token: it changes when the token does). */
+static int do_webhook(struct client *c, const char *name)
+{
+	struct buf p = BUF_INIT;
+	task_path(&p, name, "");
+	json_t *j;
+	int rc = api(c, "GET", p.data, NULL, &j);
+	if (rc) {
+		buf_release(&p);
+		return rc;
+	}
+	const char *ev =
+	    json_string_value(json_object_get(json_object_get(j, "definition"), "events"));
+	if (!ev || strcmp(ev, "webhook")) {
+		cli_error("task %s does not take webhook events (events = %s): set events=webhook",
+			  name, ev ? ev : "none");
+		json_decref(j);
+		buf_release(&p);
+		return EXIT_USAGE;
+	}
+	json_decref(j);
+	struct buf purpose = BUF_INIT;
+	buf_addf(&purpose, "events:%s", name);
+	char secret[TOKEN_HEX_LEN + 1];
+	token_derive(c->token, purpose.data, secret);
+	printf("%s%s/events?secret=%s\n", c->addr.base, p.data, secret);
+	secret_wipe(secret, sizeof(secret));
+	buf_release(&purpose);
+	buf_release(&p);
 	return EXIT_DONE;
 }
 
@@ -678,8 +715,9 @@ static int parse_opts(int argc, char **argv, struct topts *o)
 /* Which commands take which arguments: NAME only, or NAME and settings. */
 static bool args_fit(const char *sub, int nargs, const struct topts *o)
 {
-	static const char *const one[] = {"show",   "start",   "stop",	   "run",     "retry",
-					  "delete", "history", "failures", "objects", "images"};
+	static const char *const one[] = {"show",    "start",  "stop",	  "run",
+					  "retry",   "delete", "history", "failures",
+					  "objects", "images", "webhook"};
 	if (!strcmp(sub, "list"))
 		return nargs == 0;
 	if (!strcmp(sub, "create") || !strcmp(sub, "update"))
@@ -736,6 +774,8 @@ int cmd_task(int argc, char **argv)
 		rc = do_pages(&c, &o, args[0], "/objects", "objects", o.status);
 	else if (!strcmp(sub, "images"))
 		rc = do_pages(&c, &o, args[0], "/images", "images", NULL);
+	else if (!strcmp(sub, "webhook"))
+		rc = do_webhook(&c, args[0]);
 	else
 		rc = do_action(&c, args[0], sub);
 	client_release(&c);

@@ -1,0 +1,236 @@
+/* Event intake (intake.h). */
+#include "common/compat.h"
+
+#include "agent/intake.h"
+
+#include <errno.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/evparse.h"
+#include "agent/taskdef.h"
+#include "common/log.h"
+#include "manifest/manifest.h"
+#include "remote/remotes.h"
+
+/* What an event must match to concern a task. */
+struct scope {
+	const struct taskdef *def;
+	char *bucket, *prefix; /* S3 */
+	regex_t tags;	       /* image: the tag regex, anchored */
+	bool have_tags;
+	struct buf keys; /* accepted keys: size_t length + bytes, repeated */
+	unsigned accepted, ignored;
+};
+
+static bool scope_image(const struct scope *sc, const char *repo, const char *tag)
+{
+	const struct taskdef *d = sc->def;
+	bool listed = d->all, explicit_tag = false;
+	size_t rl = strlen(repo);
+	for (size_t i = 0; i < d->n_images && !explicit_tag; i++) {
+		const char *im = d->images[i];
+		if (strncmp(im, repo, rl))
+			continue;
+		if (!im[rl])
+			listed = true;
+		else if (im[rl] == ':' && !strcmp(im + rl + 1, tag))
+			explicit_tag = true;
+	}
+	if (explicit_tag)
+		return true;
+	return listed && (!sc->have_tags || regexec(&sc->tags, tag, 0, NULL, 0) == 0);
+}
+
+bool intake_s3_key(const struct taskdef *def, const char *bucket, const char *key, size_t len,
+		   struct buf *out)
+{
+	char *remote = NULL, *b = NULL, *prefix = NULL;
+	struct dth_err e;
+	bool ok = false;
+	if (remote_parse_path(def->source, &remote, &b, &prefix, &e) == 0) {
+		size_t pl = strlen(prefix);
+		ok = !strcmp(bucket, b) && len > pl && !memcmp(key, prefix, pl);
+		if (ok)
+			buf_add(out, key + pl, len - pl);
+	}
+	free(remote);
+	free(b);
+	free(prefix);
+	return ok;
+}
+
+static void keep(struct scope *sc, const char *k, size_t len)
+{
+	buf_add(&sc->keys, &len, sizeof(len));
+	buf_add(&sc->keys, k, len);
+	sc->accepted++;
+}
+
+static int on_item(void *ctx, const struct evparse_item *it)
+{
+	struct scope *sc = ctx;
+	if (it->kind == EV_PUSHED) {
+		if (!scope_image(sc, it->bucket, it->key)) {
+			sc->ignored++;
+			return 0;
+		}
+		struct buf ref = BUF_INIT;
+		buf_addf(&ref, "%s:%s", it->bucket, it->key);
+		keep(sc, ref.data, ref.len);
+		buf_release(&ref);
+		return 0;
+	}
+	size_t pl = strlen(sc->prefix);
+	if (strcmp(it->bucket, sc->bucket) || it->key_len <= pl ||
+	    memcmp(it->key, sc->prefix, pl) || it->key_len - pl > MANIFEST_EVENT_KEY_MAX) {
+		sc->ignored++;
+		return 0;
+	}
+	keep(sc, it->key + pl, it->key_len - pl);
+	return 0;
+}
+
+static int scope_init(struct scope *sc, const struct taskdef *def, struct dth_err *err)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->def = def;
+	buf_init(&sc->keys);
+	if (def->kind == TASKDEF_S3) {
+		char *remote = NULL;
+		int rc = remote_parse_path(def->source, &remote, &sc->bucket, &sc->prefix, err);
+		free(remote);
+		return rc;
+	}
+	if (def->tags) {
+		struct buf re = BUF_INIT;
+		buf_addf(&re, "^(%s)$", def->tags);
+		sc->have_tags = regcomp(&sc->tags, re.data, REG_EXTENDED | REG_NOSUB) == 0;
+		buf_release(&re);
+	}
+	return 0;
+}
+
+static void scope_release(struct scope *sc)
+{
+	free(sc->bucket);
+	free(sc->prefix);
+	if (sc->have_tags)
+		regfree(&sc->tags);
+	buf_release(&sc->keys);
+}
+
+/* The accepted keys as journal events (pointing into sc->keys). */
+static struct manifest_event *scope_events(struct scope *sc)
+{
+	struct manifest_event *ev = xcalloc(sc->accepted ? sc->accepted : 1, sizeof(*ev));
+	size_t off = 0;
+	for (unsigned i = 0; i < sc->accepted; i++) {
+		size_t len;
+		memcpy(&len, sc->keys.data + off, sizeof(len));
+		off += sizeof(len);
+		ev[i].key = sc->keys.data + off;
+		ev[i].key_len = len;
+		off += len;
+	}
+	return ev;
+}
+
+int intake_add(const struct taskdef *def, struct manifest *m, uint32_t task, const char *body,
+	       size_t len, struct intake_counts *c, struct dth_err *err)
+{
+	memset(c, 0, sizeof(*c));
+	err_clear(err);
+	struct scope sc;
+	int rc = scope_init(&sc, def, err);
+	unsigned ignored = 0;
+	if (!rc)
+		rc = def->kind == TASKDEF_S3
+			 ? evparse_s3(body, len, on_item, &sc, &ignored, err)
+			 : evparse_registry(body, len, on_item, &sc, &ignored, err);
+	if (rc >= 0 && sc.accepted) {
+		struct manifest_event *ev = scope_events(&sc);
+		struct manifest_events_state st;
+		rc = manifest_events_add(m, task, ev, sc.accepted, false, &st);
+		free(ev);
+		if (rc)
+			err_set(err, rc, "keeping the events: %s", strerror(-rc));
+		else
+			c->backlog = st.count;
+	}
+	if (rc >= 0) {
+		c->accepted = sc.accepted;
+		c->ignored = sc.ignored + ignored;
+		rc = 0;
+	}
+	scope_release(&sc);
+	return rc;
+}
+
+/* ---- batches ---- */
+
+static int cmp_key(const void *a, const void *b)
+{
+	const struct sync_key *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->key, y->key, n);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+struct take {
+	struct intake_batch *b;
+	struct buf offs; /* size_t offset, size_t length per event */
+};
+
+static int take_one(void *ctx, const struct manifest_event *ev)
+{
+	struct take *t = ctx;
+	size_t off = t->b->store.len;
+	buf_add(&t->b->store, ev->key, ev->key_len);
+	buf_addch(&t->b->store, '\0');
+	buf_add(&t->offs, &off, sizeof(off));
+	buf_add(&t->offs, &ev->key_len, sizeof(ev->key_len));
+	t->b->upto = ev->seq;
+	return 0;
+}
+
+int intake_batch_take(struct manifest *m, uint32_t task, unsigned max, struct intake_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	buf_init(&b->store);
+	struct manifest_events_state st;
+	int rc = manifest_events_state(m, task, &st);
+	if (rc)
+		return rc;
+	b->rescan = st.rescan;
+	struct take t = {b, BUF_INIT};
+	int n = manifest_events_page(m, task, max, take_one, &t);
+	if (n < 0) {
+		buf_release(&t.offs);
+		return n;
+	}
+	b->keys = xcalloc(n ? (size_t)n : 1, sizeof(*b->keys));
+	for (int i = 0; i < n; i++) {
+		size_t off, len;
+		memcpy(&off, t.offs.data + (size_t)i * 2 * sizeof(size_t), sizeof(off));
+		memcpy(&len, t.offs.data + ((size_t)i * 2 + 1) * sizeof(size_t), sizeof(len));
+		b->keys[i].key = b->store.data + off;
+		b->keys[i].len = len;
+	}
+	buf_release(&t.offs);
+	qsort(b->keys, (size_t)n, sizeof(*b->keys), cmp_key);
+	size_t u = 0;
+	for (size_t i = 0; i < (size_t)n; i++)
+		if (!u || cmp_key(&b->keys[u - 1], &b->keys[i]))
+			b->keys[u++] = b->keys[i];
+	b->n = u;
+	return 0;
+}
+
+void intake_batch_release(struct intake_batch *b)
+{
+	free(b->keys);
+	buf_release(&b->store);
+	memset(b, 0, sizeof(*b));
+}

@@ -1,0 +1,59 @@
+/* Event intake: the change events a task is sent, checked against the task
+ * and kept in the manifest's journal (manifest_events_*) before the sender is
+ * answered; and the batches that event runs take from the journal.
+ *
+ * An event names a key to look at again (an object key relative to the
+ * task's source prefix, or "repo:tag" for an image task), not a state: the run
+ * asks the source for the key's current state, so events that come late,
+ * twice or out of order cannot put an old state in place of a newer one. */
+#ifndef DTH_INTAKE_H
+#define DTH_INTAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/sync.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/util.h"
+
+struct taskdef;
+struct manifest;
+
+struct intake_counts {
+	unsigned accepted; /* kept for a run */
+	unsigned ignored;  /* other buckets, prefixes, repositories, tags or event types */
+	uint64_t backlog;  /* events of the task waiting after this call */
+};
+
+/* Parse body (S3 event notifications for an S3 task, docker-registry
+ * notifications for an image task) and keep the events that concern def (its
+ * source bucket and prefix; its repositories and tag regex) in the journal of
+ * task, in one transaction. 0 with c filled; -EINVAL/-EFBIG for a body that
+ * is not such a notification (err says why; nothing kept); or the manifest's
+ * error. def must have passed taskdef_check. */
+int intake_add(const struct taskdef *def, struct manifest *m, uint32_t task, const char *body,
+	       size_t len, struct intake_counts *c, struct dth_err *err) WUR;
+
+/* Keys (relative to the source prefix, or "repo:tag") handed over directly
+ * (SQS messages), each checked like intake_add's. Returns true when key
+ * concerns def, with the relative key appended to out. */
+bool intake_s3_key(const struct taskdef *def, const char *bucket, const char *key, size_t len,
+		   struct buf *out);
+
+/* Events taken for one run: each key once (NUL-terminated in store), the
+ * highest sequence read, and whether a rescan was asked for. */
+struct intake_batch {
+	struct sync_key *keys; /* owned; point into store */
+	size_t n;
+	uint64_t upto; /* acknowledge up to this sequence when the run is done */
+	bool rescan;
+	struct buf store;
+};
+
+/* The oldest max events of task. 0 (b->n may be 0) or a negative errno. */
+int intake_batch_take(struct manifest *m, uint32_t task, unsigned max, struct intake_batch *b) WUR;
+void intake_batch_release(struct intake_batch *b);
+
+#endif
