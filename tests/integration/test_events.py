@@ -1,0 +1,301 @@
+"""Change events against the real servers: radosgw bucket notifications
+POSTed to the agent's webhook (radosgw's SNS-compatible topics, then
+PutBucketNotificationConfiguration), docker-registry push notifications, and
+events the test POSTs itself (stale, duplicated, refused, signed). Outcomes
+are checked at the destination with boto3 and skopeo, request counts in
+radosgw's own log."""
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import boto3
+import requests
+
+import lib
+from test_agent import Agent, _task_section, _objects, _dst_md5
+
+
+def _webhook_url(ctx, ag, task):
+    """The task's webhook URL from dth task webhook (its secret registered,
+    so no output of dth may show it)."""
+    out = subprocess.run([lib.dth_bin(), "task", "--agent", ag.url, "--state", ctx.state,
+                          "webhook", task], check=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ctx.base_env(), timeout=30).stdout
+    url = out.decode().strip()
+    lib.register_secret(url.split("secret=", 1)[1])
+    return url
+
+
+def _notify(bucket, url, which="a"):
+    """Subscribe bucket (on radosgw which) to ObjectCreated/Removed through a
+    topic pushing to url (synchronous: the POST happens before the PUT ends)."""
+    sns = boto3.client("sns", endpoint_url=lib.endpoint(which), region_name="default",
+                       aws_access_key_id=lib.RGW_KEY, aws_secret_access_key=lib.RGW_SECRET)
+    arn = sns.create_topic(Name=bucket + "-hook",
+                           Attributes={"push-endpoint": url, "persistent": "false"})["TopicArn"]
+    lib.s3(which).put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"TopicConfigurations": [{
+            "Id": bucket + "-hook", "TopicArn": arn,
+            "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
+
+
+def _record(bucket, key, name="ObjectCreated:Put", source="aws:s3"):
+    return {"eventSource": source, "eventName": name,
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "sequencer": "00"}}}
+
+
+def _event_runs(ag, task, after):
+    runs = ag.api("GET", "/api/v1/tasks/%s/runs?limit=50" % task, expect=200).json()["runs"]
+    return [r for r in runs if r["seq"] > after and r["trigger"] == "events"]
+
+
+def test_rgw_notifications_to_webhook(ctx):
+    """radosgw notifies the agent of a new, an overwritten and a deleted
+    object: each reaches the destination (bytes checked) within seconds, with
+    no listing of the source; a stale event and a duplicate copy nothing; a
+    wrong secret, a bad signature and a body that is not an event are
+    refused and change nothing."""
+    a, b = lib.s3("a"), lib.s3("b")
+    src, dst = ctx.bucket("a", "evsrc"), ctx.bucket("b", "evdst")
+    want = _objects(a, src, "in/", 5, 11)
+    ctx.write_config(extra=_task_section("hook", "src:%s/in/" % src, "dst:%s/out/" % dst,
+                                         schedule="every 1h", events="webhook", delete="true"))
+    with Agent(ctx) as ag:
+        ag.wait_runs("hook", 1)
+        assert _dst_md5(b, dst, "out/") == {"out/" + k[3:]: v for k, v in want.items()}
+        url = _webhook_url(ctx, ag, "hook")
+        # The subscription stays with the bucket (a throw-away one): radosgw
+        # 16 takes no empty NotificationConfiguration, and nothing sends
+        # DeleteObjects to it (that aborts radosgw 16's beast frontend on a
+        # notified bucket).
+        _notify(src, url)
+        if True:
+            off = lib.rgw_log_size("a")
+            t0 = time.time()
+            a.put_object(Bucket=src, Key="in/new one", Body=b"first")
+            assert lib.wait_for(lambda: "out/new one" in lib.list_all(b, dst, "out/"), 10), \
+                ag.log_text()[-2000:]
+            latency = time.time() - t0
+            assert lib.get_bytes(b, dst, "out/new one") == b"first"
+            # Overwritten: the new bytes arrive.
+            a.put_object(Bucket=src, Key="in/new one", Body=b"second, longer")
+            assert lib.wait_for(
+                lambda: lib.get_bytes(b, dst, "out/new one") == b"second, longer", 10)
+            # Outside the task's prefix: ignored.
+            a.put_object(Bucket=src, Key="elsewhere", Body=b"x")
+            # Deleted (the task deletes): gone at the destination.
+            a.delete_object(Bucket=src, Key="in/d/00000")
+            assert lib.wait_for(lambda: "out/d/00000" not in lib.list_all(b, dst, "out/"), 10)
+            t = ag.task("hook")
+            assert lib.wait_for(lambda: not ag.task("hook")["events"]["pending"], 10)
+            reqs = [r for r in lib.rgw_log_requests("a", off)
+                    if r[1].split("?")[0].strip("/").split("/")[0] == src]
+            assert not any(lib.is_list_request(m, p) for m, p, _, _ in reqs), reqs
+        assert "elsewhere" not in "".join(lib.list_all(b, dst))
+        t = ag.task("hook")
+        assert t["events"]["received"] >= 3 and t["events"]["ignored"] >= 1, t["events"]
+
+        # Replayed and stale events: the source's state wins.
+        seq = t["last_run"]["seq"]
+        body = {"Records": [_record(src, "in/d/00000"), _record(src, "in/new+one"),
+                            _record(src, "in/new+one", "ObjectRemoved:Delete")]}
+        r = ag.api("POST", "/api/v1/tasks/hook/events", body=body, expect=202).json()
+        assert r["accepted"] == 3, r
+        assert lib.wait_for(lambda: _event_runs(ag, "hook", seq) and
+                            not ag.task("hook")["events"]["pending"] and
+                            ag.task("hook")["state"] == "idle", 10)
+        runs = _event_runs(ag, "hook", seq)
+        assert sum(x["transferred"] + x["deleted"] for x in runs) == 0, runs
+        assert "out/d/00000" not in lib.list_all(b, dst, "out/")
+        assert lib.get_bytes(b, dst, "out/new one") == b"second, longer"
+
+        # Refusals: nothing kept.
+        path = "/api/v1/tasks/hook/events"
+        raw = json.dumps({"Records": [_record(src, "in/refused")]})
+        bad = requests.post(ag.url + path + "?secret=" + "0" * 64, data=raw, timeout=10)
+        assert bad.status_code == 401, bad.text
+        secret = url.split("secret=", 1)[1]
+        sig = hmac.new(secret.encode(), raw.encode(), hashlib.sha256).hexdigest()
+        forged = requests.post(ag.url + path, data=raw + " ",
+                               headers={"X-Dth-Signature": "sha256=" + sig}, timeout=10)
+        assert forged.status_code == 401, forged.text
+        assert ag.api("POST", path, raw="not json").status_code == 400
+        assert ag.api("POST", path, raw='{"Records":[{"eventName":"ObjectCreated:Put"}]}'
+                      ).status_code == 400
+        assert ag.api("POST", "/api/v1/tasks/nosuch/events", raw=raw).status_code == 404
+        assert ag.task("hook")["events"]["backlog"] == 0
+        # A signed body is accepted.
+        a.put_object(Bucket=src, Key="in/refused", Body=b"signed")
+        ok = requests.post(ag.url + path, data=raw,
+                           headers={"X-Dth-Signature": "sha256=" + sig}, timeout=10)
+        assert ok.status_code == 202, ok.text
+        assert lib.wait_for(lambda: "out/refused" in lib.list_all(b, dst, "out/"), 10)
+        print("event to destination: %.2f s" % latency)
+
+
+def test_events_kept_across_kill9(ctx):
+    """Events accepted while the task is stopped are kept in the manifest:
+    after kill -9 and a restart, the task copies every key they name, each
+    exactly once (radosgw's log at the destination), with no listing."""
+    a, b = lib.s3("a"), lib.s3("b")
+    src, dst = ctx.bucket("a", "evksrc"), ctx.bucket("b", "evkdst")
+    ctx.write_config(extra=_task_section("k", "src:" + src, "dst:" + dst,
+                                         schedule="every 1h", events="webhook"))
+    with Agent(ctx) as ag:
+        ag.wait_runs("k", 1)
+    want = _objects(a, src, "e/", 300, 12)
+    ag = Agent(ctx).start()
+    ag.api("POST", "/api/v1/tasks/k/actions/stop", expect=202)
+    body = {"Records": [_record(src, k) for k in sorted(want)]}
+    r = ag.api("POST", "/api/v1/tasks/k/events", body=body, expect=202).json()
+    assert r["accepted"] == 300 and r["backlog"] == 300, r
+    ag.kill9()
+    off = lib.rgw_log_size("b")
+    ag = Agent(ctx).start()
+    try:
+        assert ag.task("k")["events"]["backlog"] == 300
+        ag.api("POST", "/api/v1/tasks/k/actions/start", expect=202)
+        # Killed again in the middle of the event run: the next one resumes.
+        assert lib.wait_for(lambda: len(lib.list_all(b, dst)) >= 30, 60)
+        ag.kill9()
+        ag = Agent(ctx).start()
+        assert lib.wait_for(lambda: not ag.task("k")["events"]["pending"] and
+                            ag.task("k")["state"] == "idle", 120), ag.task("k")
+        assert _dst_md5(b, dst) == want
+    finally:
+        ag.stop()
+    puts = {}
+    for m, p, status, _ in lib.rgw_log_requests("b", off):
+        if m == "PUT" and p.startswith("/" + dst + "/") and str(status).startswith("2"):
+            k = requests.utils.unquote(p.split("?")[0][len(dst) + 2:])
+            puts[k] = puts.get(k, 0) + 1
+    twice = {k: n for k, n in puts.items() if n > 1}
+    assert not twice, "copied more than once: %s" % twice
+
+
+def _notify_registry(ctx, port, hook_url):
+    """A docker-registry on port that POSTs push notifications to hook_url;
+    returns its stop function."""
+    # Its config and log hold the task's secret (the URL): kept outside the
+    # test dir, whose files are checked for secrets dth must not write.
+    base = tempfile.mkdtemp(prefix="reg-notify-", dir=os.path.dirname(ctx.dir))
+    root = os.path.join(base, "data")
+    cfg = os.path.join(base, "reg-notify.yml")
+    with open(cfg, "w") as f:
+        f.write("""version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  secret: test-notify
+  addr: 127.0.0.1:%d
+notifications:
+  endpoints:
+    - name: dth
+      url: %s
+      headers:
+        X-Test: [dth]
+      timeout: 2s
+      threshold: 3
+      backoff: 1s
+      ignore:
+        mediatypes: [application/octet-stream]
+        actions: [pull]
+""" % (root, port, hook_url))
+    os.chmod(cfg, 0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    log = open(os.path.join(base, "reg-notify.log"), "ab")
+    proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=log, stderr=log, env=env,
+                            start_new_session=True)
+    url = "http://127.0.0.1:%d" % port
+
+    def up():
+        assert proc.poll() is None, "the notifying registry exited"
+        try:
+            return requests.get(url + "/v2/", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+    assert lib.wait_for(up, 20), "the notifying registry did not start"
+
+    def stop():
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)
+    return stop
+
+
+def _skopeo_copy(src_ref, dst_ref):
+    cmd = ["skopeo", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+           src_ref, dst_ref]
+    env = dict(os.environ)
+    env.pop("REGISTRY_AUTH_FILE", None)
+    subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                   timeout=120)
+
+
+def test_registry_push_notifications(ctx):
+    """A push to a registry that notifies the agent copies that tag, and only
+    that tag, to the destination registry at once (the schedule is hourly);
+    a tag the task's regex excludes is not copied."""
+    src_host = lib.registry_url("src").split("://", 1)[1]
+    pfx = "evimg%d" % os.getpid()
+    port = lib._free_port()
+    rn = "http://127.0.0.1:%d" % port
+    ctx.write_config(extra="[remote rn]\ntype = registry\nurl = %s\ninsecure = true\n\n" % rn
+                     + lib.registry_section("rdst", "dst", lib.REG_USER, lib.REG_PASS)
+                     + "[task imgs]\ntype = image\nsource = rn:\ndestination = rdst:%s\n"
+                       "images = test/tiny\ntags = v[0-9]+\nschedule = every 1h\n"
+                       "events = webhook\n\n" % pfx)
+    stop = None
+    try:
+        with Agent(ctx) as ag:
+            # The first (scheduled) run finds no registry yet: it fails.
+            t = ag.wait_runs("imgs", 1)
+            assert t["last_run"]["result"] != "ok", t
+            seq = t["last_run"]["seq"]
+            stop = _notify_registry(ctx, port, _webhook_url(ctx, ag, "imgs"))
+            tiny = "docker://%s/test/tiny:v1" % src_host
+            _skopeo_copy(tiny, "docker://127.0.0.1:%d/test/tiny:v1" % port)
+            assert lib.wait_for(lambda: sum(r["transferred"] for r in _event_runs(ag, "imgs", seq))
+                                == 1, 30), ag.task("imgs")
+            seq = ag.task("imgs")["last_run"]["seq"]
+            _skopeo_copy(tiny, "docker://127.0.0.1:%d/test/tiny:v2" % port)
+            _skopeo_copy(tiny, "docker://127.0.0.1:%d/test/tiny:latest" % port)
+            assert lib.wait_for(lambda: _event_runs(ag, "imgs", seq) and
+                                ag.task("imgs")["state"] != "running" and
+                                not ag.task("imgs")["events"]["pending"], 30), ag.task("imgs")
+            runs = _event_runs(ag, "imgs", seq)
+            assert sum(r["transferred"] for r in runs) == 1, runs
+            assert all(r["result"] == "ok" for r in runs), runs
+            ev = ag.task("imgs")["events"]
+            assert ev["ignored"] >= 1 and ev["received"] == 2, ev
+            want = lib.skopeo_raw("src", "test/tiny:v1")
+            assert lib.skopeo_raw("dst", "%s/test/tiny:v2" % pfx) == want
+            tags = subprocess.run(["skopeo", "list-tags", "--tls-verify=false", "--creds",
+                                   "%s:%s" % (lib.REG_USER, lib.REG_PASS),
+                                   "docker://%s/%s/test/tiny" % (
+                                       lib.registry_url("dst").split("://", 1)[1], pfx)],
+                                  check=True, stdout=subprocess.PIPE, timeout=60).stdout
+            assert sorted(json.loads(tags)["Tags"]) == ["v1", "v2"], tags
+    finally:
+        if stop:
+            stop()
+        lib._release_port(port)
