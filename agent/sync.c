@@ -228,6 +228,14 @@ static void run_fail(struct run *r, int rc, const struct dth_err *err, bool unre
 	pthread_mutex_unlock(&r->lock);
 }
 
+static bool run_failed(struct run *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool f = r->failed;
+	pthread_mutex_unlock(&r->lock);
+	return f;
+}
+
 static int ensure_destination(struct run *r, struct dth_err *err)
 {
 	int rc = 0;
@@ -694,9 +702,8 @@ static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *e
 	struct plan p;
 	if (rc) {
 		if (unreachable_errno(rc)) {
-			r->res->unreachable = true;
 			*err = e;
-			return rc;
+			return rc; /* run_fail marks the run unreachable */
 		}
 		memset(&p, 0, sizeof(p));
 		p.action = SYNC_COPY_NEW;
@@ -713,18 +720,60 @@ static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *e
 	return plan_item(rg, &p, err);
 }
 
+/* One of the threads that look at the given keys: every nth key from its
+ * first, so the source's HEADs (one round trip each) overlap. */
+struct key_lane {
+	struct range rg;
+	size_t first, step;
+	pthread_t thread;
+	bool started;
+	int rc;
+	struct dth_err err;
+};
+
+static void *key_lane_main(void *arg)
+{
+	struct key_lane *l = arg;
+	struct run *r = l->rg.run;
+	err_clear(&l->err);
+	for (size_t i = l->first; i < r->o->n_keys && !l->rc; i += l->step) {
+		if ((r->o->stop && *r->o->stop) || run_failed(r))
+			break;
+		l->rc = key_one(&l->rg, &r->o->keys[i], &l->err);
+	}
+	if (l->rc)
+		run_fail(r, l->rc, &l->err, unreachable_errno(l->rc));
+	return NULL;
+}
+
 static int given_keys(struct run *r, struct dth_err *err)
 {
-	struct range rg;
-	memset(&rg, 0, sizeof(rg));
-	rg.run = r;
-	int rc = 0;
-	for (size_t i = 0; i < r->o->n_keys && !rc; i++) {
-		if (r->o->stop && *r->o->stop)
-			return 0;
-		rc = key_one(&rg, &r->o->keys[i], err);
+	size_t n = r->o->concurrency ? r->o->concurrency : 1;
+	if (n > r->o->n_keys)
+		n = r->o->n_keys ? r->o->n_keys : 1;
+	if (n > 16)
+		n = 16;
+	struct key_lane *lanes = xcalloc(n, sizeof(*lanes));
+	for (size_t i = 0; i < n; i++) {
+		lanes[i].rg.run = r;
+		lanes[i].first = i;
+		lanes[i].step = n;
+		lanes[i].started =
+		    i > 0 && pthread_create(&lanes[i].thread, NULL, key_lane_main, &lanes[i]) == 0;
 	}
-	return rc;
+	key_lane_main(&lanes[0]);
+	for (size_t i = 1; i < n; i++) {
+		if (lanes[i].started)
+			pthread_join(lanes[i].thread, NULL);
+		else
+			key_lane_main(&lanes[i]);
+	}
+	free(lanes);
+	if (r->failed) {
+		*err = r->err;
+		return r->rc;
+	}
+	return 0;
 }
 
 static bool deletes_allowed(const struct sync_opts *o, uint64_t n, uint64_t src_total,
