@@ -25,6 +25,8 @@ enum {
 	F_QUEUE,
 	F_DURATION,
 	F_LAST_SUCCESS,
+	F_EVENTS,
+	F_EV_BACKLOG,
 	F_OBJECTS,
 	F_RUN_BYTES,
 	F_REQUESTS,
@@ -61,6 +63,12 @@ static const struct {
     {"dth_task_last_run_duration_seconds", PROM_GAUGE, "How long the task's last run took."},
     {"dth_task_last_success_timestamp_seconds", PROM_GAUGE,
      "When the task's last run with nothing failed ended (Unix time)."},
+    {"dth_task_events_total", PROM_COUNTER,
+     "Change events the task was sent since the agent started, by outcome (accepted, "
+     "ignored: not the task's bucket, prefix, repository or tag; refused: bodies that are not "
+     "events)."},
+    {"dth_task_events_backlog", PROM_GAUGE,
+     "Change events kept for the task that no run has acted on yet."},
     {"dth_task_manifest_objects", PROM_GAUGE, "Objects the task's manifest records, by status."},
     {"dth_task_manifest_bytes", PROM_GAUGE,
      "Bytes of the objects the manifest records, by status."},
@@ -126,6 +134,13 @@ static void task_metrics(struct service *s, struct mctx *m, const struct atask *
 	add(m, F_QUEUE, l, 1, queue_depth(t));
 	add_d(m, F_DURATION, l, 1, tt->last_duration);
 	add(m, F_LAST_SUCCESS, l, 1, (uint64_t)(t->last_success > 0 ? t->last_success : 0));
+	static const char *const outcomes[3] = {"accepted", "ignored", "refused"};
+	const uint64_t ev[3] = {t->ev_received, t->ev_ignored, t->ev_refused};
+	for (int i = 0; i < 3; i++) {
+		struct prom_label el[2] = {{"task", t->def.name}, {"outcome", outcomes[i]}};
+		add(m, F_EVENTS, el, 2, ev[i]);
+	}
+	add(m, F_EV_BACKLOG, l, 1, t->ev_backlog);
 	struct task_stats st;
 	if (!t->have_id || manifest_stats_get(s->m, t->id, &st))
 		return;

@@ -101,6 +101,10 @@ def test_rgw_notifications_to_webhook(ctx):
         assert "elsewhere" not in "".join(lib.list_all(b, dst))
         t = ag.task("hook")
         assert t["events"]["received"] >= 3 and t["events"]["ignored"] >= 1, t["events"]
+        metrics = ag.api("GET", "/metrics", expect=200).text
+        line = 'dth_task_events_total{outcome="accepted",task="hook"} %d' % t["events"]["received"]
+        assert line in metrics, [m for m in metrics.splitlines() if "events" in m]
+        assert 'dth_task_events_backlog{task="hook"} 0' in metrics
 
         # Replayed and stale events: the source's state wins.
         seq = t["last_run"]["seq"]
