@@ -110,6 +110,24 @@ static void test_check(void)
 	is_str(field, "max_delete", "field named");
 	is_int(taskdef_check(&t, true, &err, NULL), -EINVAL, "as flags");
 	is_str(err.message, "--max-delete needs --delete", "flags named");
+	t.max_delete = -1;
+	static const struct {
+		const char *v;
+		int rc, kind;
+	} evs[] = {{"none", 0, TASKDEF_EVENTS_NONE},
+		   {"webhook", 0, TASKDEF_EVENTS_WEBHOOK},
+		   {"sqs:https://sqs.eu-west-1.amazonaws.com/1/q", -EINVAL, TASKDEF_EVENTS_SQS},
+		   {"inotify", -EINVAL, -EINVAL},
+		   {"hook", -EINVAL, -EINVAL}};
+	for (size_t i = 0; i < ARRAY_SIZE(evs); i++) {
+		ok(!taskdef_set(&t, "events", evs[i].v, &e2), "events %s set", evs[i].v);
+		is_int(taskdef_events(&t, NULL), evs[i].kind, "events %s: its kind", evs[i].v);
+		is_int(taskdef_check(&t, false, &err, &field), evs[i].rc, "events %s checked",
+		       evs[i].v);
+		if (evs[i].rc)
+			is_str(field, "events", "events named: %s", err.message);
+	}
+	ok(!taskdef_set(&t, "events", "webhook", &e2), "events webhook again");
 	free(t.destination);
 	t.destination = xstrdup("nocolon");
 	ok(!taskdef_set(&t, "delete", "true", &e2), "delete");
