@@ -17,6 +17,8 @@
 /* What an event must match to concern a task. */
 struct scope {
 	const struct taskdef *def;
+	int (*fn)(void *ctx, const char *key, size_t len); /* NULL: collect in keys */
+	void *ctx;
 	char *bucket, *prefix; /* S3 */
 	regex_t tags;	       /* image: the tag regex, anchored */
 	bool have_tags;
@@ -43,29 +45,14 @@ static bool scope_image(const struct scope *sc, const char *repo, const char *ta
 	return listed && (!sc->have_tags || regexec(&sc->tags, tag, 0, NULL, 0) == 0);
 }
 
-bool intake_s3_key(const struct taskdef *def, const char *bucket, const char *key, size_t len,
-		   struct buf *out)
+static int keep(struct scope *sc, const char *k, size_t len)
 {
-	char *remote = NULL, *b = NULL, *prefix = NULL;
-	struct dth_err e;
-	bool ok = false;
-	if (remote_parse_path(def->source, &remote, &b, &prefix, &e) == 0) {
-		size_t pl = strlen(prefix);
-		ok = !strcmp(bucket, b) && len > pl && !memcmp(key, prefix, pl);
-		if (ok)
-			buf_add(out, key + pl, len - pl);
-	}
-	free(remote);
-	free(b);
-	free(prefix);
-	return ok;
-}
-
-static void keep(struct scope *sc, const char *k, size_t len)
-{
+	sc->accepted++;
+	if (sc->fn)
+		return sc->fn(sc->ctx, k, len);
 	buf_add(&sc->keys, &len, sizeof(len));
 	buf_add(&sc->keys, k, len);
-	sc->accepted++;
+	return 0;
 }
 
 static int on_item(void *ctx, const struct evparse_item *it)
@@ -78,9 +65,9 @@ static int on_item(void *ctx, const struct evparse_item *it)
 		}
 		struct buf ref = BUF_INIT;
 		buf_addf(&ref, "%s:%s", it->bucket, it->key);
-		keep(sc, ref.data, ref.len);
+		int rc = keep(sc, ref.data, ref.len);
 		buf_release(&ref);
-		return 0;
+		return rc;
 	}
 	size_t pl = strlen(sc->prefix);
 	if (strcmp(it->bucket, sc->bucket) || it->key_len <= pl ||
@@ -88,8 +75,7 @@ static int on_item(void *ctx, const struct evparse_item *it)
 		sc->ignored++;
 		return 0;
 	}
-	keep(sc, it->key + pl, it->key_len - pl);
-	return 0;
+	return keep(sc, it->key + pl, it->key_len - pl);
 }
 
 static int scope_init(struct scope *sc, const struct taskdef *def, struct dth_err *err)
@@ -137,27 +123,55 @@ static struct manifest_event *scope_events(struct scope *sc)
 	return ev;
 }
 
+/* Parse body into sc (initialised here; fn may be NULL: keys collected). */
+static int parse(struct scope *sc, const struct taskdef *def, const char *body, size_t len,
+		 int (*fn)(void *ctx, const char *key, size_t len), void *ctx, unsigned *ignored,
+		 struct dth_err *err)
+{
+	int rc = scope_init(sc, def, err);
+	sc->fn = fn;
+	sc->ctx = ctx;
+	if (!rc)
+		rc = def->kind == TASKDEF_S3
+			 ? evparse_s3(body, len, on_item, sc, ignored, err)
+			 : evparse_registry(body, len, on_item, sc, ignored, err);
+	return rc;
+}
+
+int intake_parse(const struct taskdef *def, const char *body, size_t len,
+		 int (*fn)(void *ctx, const char *key, size_t len), void *ctx, unsigned *ignored,
+		 struct dth_err *err)
+{
+	err_clear(err);
+	struct scope sc;
+	unsigned other = 0;
+	int rc = parse(&sc, def, body, len, fn, ctx, &other, err);
+	if (ignored)
+		*ignored = sc.ignored + other;
+	rc = rc < 0 ? rc : (int)sc.accepted;
+	scope_release(&sc);
+	return rc;
+}
+
 int intake_add(const struct taskdef *def, struct manifest *m, uint32_t task, const char *body,
 	       size_t len, struct intake_counts *c, struct dth_err *err)
 {
 	memset(c, 0, sizeof(*c));
 	err_clear(err);
 	struct scope sc;
-	int rc = scope_init(&sc, def, err);
 	unsigned ignored = 0;
-	if (!rc)
-		rc = def->kind == TASKDEF_S3
-			 ? evparse_s3(body, len, on_item, &sc, &ignored, err)
-			 : evparse_registry(body, len, on_item, &sc, &ignored, err);
+	int rc = parse(&sc, def, body, len, NULL, NULL, &ignored, err);
 	if (rc >= 0 && sc.accepted) {
 		struct manifest_event *ev = scope_events(&sc);
 		struct manifest_events_state st;
 		rc = manifest_events_add(m, task, ev, sc.accepted, false, &st);
 		free(ev);
-		if (rc)
+		if (rc) {
 			err_set(err, rc, "keeping the events: %s", strerror(-rc));
-		else
+		} else {
 			c->backlog = st.count;
+			c->last_seq = st.next - 1;
+		}
 	}
 	if (rc >= 0) {
 		c->accepted = sc.accepted;

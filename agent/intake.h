@@ -25,6 +25,7 @@ struct intake_counts {
 	unsigned accepted; /* kept for a run */
 	unsigned ignored;  /* other buckets, prefixes, repositories, tags or event types */
 	uint64_t backlog;  /* events of the task waiting after this call */
+	uint64_t last_seq; /* the journal sequence of the last event kept (0: none) */
 };
 
 /* Parse body (S3 event notifications for an S3 task, docker-registry
@@ -36,11 +37,13 @@ struct intake_counts {
 int intake_add(const struct taskdef *def, struct manifest *m, uint32_t task, const char *body,
 	       size_t len, struct intake_counts *c, struct dth_err *err) WUR;
 
-/* Keys (relative to the source prefix, or "repo:tag") handed over directly
- * (SQS messages), each checked like intake_add's. Returns true when key
- * concerns def, with the relative key appended to out. */
-bool intake_s3_key(const struct taskdef *def, const char *bucket, const char *key, size_t len,
-		   struct buf *out);
+/* The keys of body that concern def, without keeping anything: fn is called
+ * for each (relative object key, or "repo:tag"; valid for the call), *ignored
+ * counts the others. Returns how many were given (>= 0) or what intake_add
+ * would refuse the body for (err set), or fn's negative errno. */
+int intake_parse(const struct taskdef *def, const char *body, size_t len,
+		 int (*fn)(void *ctx, const char *key, size_t len), void *ctx, unsigned *ignored,
+		 struct dth_err *err) WUR;
 
 /* Events taken for one run: each key once (NUL-terminated in store), the
  * highest sequence read, and whether a rescan was asked for. */

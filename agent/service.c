@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include "agent/fairshare.h"
-#include "agent/intake.h"
 #include "agent/schedule.h"
 #include "agent/service_i.h"
 #include "agent/taskset.h"
@@ -48,8 +47,6 @@
 #define DEFAULT_WORKERS	 32
 #define DEFAULT_SCHEDULE "every 1h"
 #define RUN_NICE	 10
-#define EVENT_BATCH	 10000 /* keys an event run takes at most */
-#define EVENT_HOLD	 30    /* seconds between event runs after one failed */
 
 const char *atask_state_name(int state)
 {
@@ -57,12 +54,12 @@ const char *atask_state_name(int state)
 	return state >= 0 && state < AT__COUNT ? names[state] : "?";
 }
 
-static int64_t now_s(void)
+int64_t svc_now(void)
 {
 	return (int64_t)time(NULL);
 }
 
-static struct atask *find_locked(struct service *s, const char *name)
+struct atask *svc_find_locked(struct service *s, const char *name)
 {
 	for (struct atask *t = s->tasks; t; t = t->next)
 		if (!t->removing && !strcmp(t->def.name, name))
@@ -108,7 +105,7 @@ static void atask_free(struct atask *t)
  * through an action, a reload). Wakes the scheduler and bumps the
  * generation (service_generation), so the API's task list shows the change
  * at once (tasklist.h). */
-static void changed_locked(struct service *s)
+void svc_changed_locked(struct service *s)
 {
 	__atomic_add_fetch(&s->gen, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&s->wake);
@@ -260,10 +257,7 @@ struct run {
 	pthread_mutex_t lock; /* rec's errors (failure hooks come from any thread) */
 	struct run_record rec;
 	uint64_t seq;
-	/* events this run acts on, acknowledged when it ends well */
-	struct intake_batch batch;
-	uint64_t ack_upto;
-	bool ack_rescan;
+	struct evrun ev; /* the events it acts on (svc_events.c) */
 };
 
 static void run_on_failure(void *ctx, const char *what, size_t len, const char *reason)
@@ -290,7 +284,7 @@ static const char *result_of(const struct taskrun_result *res)
 static void run_fill(struct run *r, const struct taskrun_result *res)
 {
 	struct run_record *rec = &r->rec;
-	rec->ended = now_s();
+	rec->ended = svc_now();
 	str_copy_fit(rec->result, result_of(res), sizeof(rec->result));
 	rec->exit_status = res->exit;
 	rec->listed = res->listed;
@@ -333,102 +327,6 @@ static int result_index(const char *result)
 		if (!strcmp(result, names[i]))
 			return i;
 	return 3;
-}
-
-/* ---- event runs ---- */
-
-/* An event run takes the oldest events (a rescan request makes it a full
- * run); a full run covers every event kept before it started. What a run
- * covers is acknowledged once it has ended well. */
-static void run_events_begin(struct run *r, struct taskrun_opts *o)
-{
-	struct service *s = r->s;
-	uint32_t id = r->t->id;
-	if (!strcmp(r->trigger, "events")) {
-		int rc = intake_batch_take(s->m, id, EVENT_BATCH, &r->batch);
-		if (rc)
-			log_warn("task %s: cannot read its events: %s", r->def.name, strerror(-rc));
-		r->ack_upto = r->batch.upto;
-		r->ack_rescan = r->batch.rescan;
-		if (!r->batch.rescan) {
-			o->keys = r->batch.keys;
-			o->n_keys = r->batch.n;
-		}
-		return;
-	}
-	struct manifest_events_state st;
-	if (!o->retry_failed && manifest_events_state(s->m, id, &st) == 0 &&
-	    (st.count || st.rescan)) {
-		r->ack_upto = st.next - 1;
-		r->ack_rescan = true;
-	}
-}
-
-static void run_events_end(struct run *r, const struct taskrun_result *res)
-{
-	struct service *s = r->s;
-	bool well = !res->interrupted && !res->error[0] && res->exit != TASKRUN_UNREACHABLE &&
-		    res->exit != TASKRUN_USAGE;
-	if (well && (r->ack_upto || r->ack_rescan)) {
-		int rc = manifest_events_ack(s->m, r->t->id, r->ack_upto, r->ack_rescan);
-		if (rc)
-			log_warn("task %s: cannot acknowledge its events: %s", r->def.name,
-				 strerror(-rc));
-	}
-	struct manifest_events_state st = {0};
-	int rc = manifest_events_state(s->m, r->t->id, &st);
-	pthread_mutex_lock(&s->lock);
-	if (!rc) {
-		r->t->ev_pending = st.count || st.rescan;
-		r->t->ev_backlog = st.count;
-	}
-	if (!well && r->t->ev_running)
-		r->t->ev_hold_until = now_s() + EVENT_HOLD;
-	pthread_mutex_unlock(&s->lock);
-	intake_batch_release(&r->batch);
-}
-
-int service_task_events(struct service *s, const char *name, const char *body, size_t len,
-			json_t **out, struct dth_err *err)
-{
-	pthread_mutex_lock(&s->lock);
-	struct atask *t = find_locked(s, name);
-	int rc = !t ? err_set(err, -ENOENT, "no task called %s", name)
-		 : t->def_error
-		     ? err_set(err, -EINVAL, "task %s cannot run: %s", name, t->def_error)
-		 : !t->have_id ? err_set(err, -ENODATA, "task %s has no records", name)
-		 : taskdef_events(&t->def, NULL) != TASKDEF_EVENTS_WEBHOOK
-		     ? err_set(err, -EPERM, "task %s does not take webhook events (events = %s)",
-			       name, t->def.events ? t->def.events : "none")
-		     : 0;
-	struct taskdef def;
-	uint32_t id = t ? t->id : 0;
-	if (!rc)
-		taskdef_copy(&def, &t->def);
-	pthread_mutex_unlock(&s->lock);
-	if (rc)
-		return rc;
-	struct intake_counts c;
-	rc = intake_add(&def, s->m, id, body, len, &c, err);
-	taskdef_release(&def);
-	pthread_mutex_lock(&s->lock);
-	t = find_locked(s, name);
-	if (t && t->id == id) {
-		if (rc == -EINVAL || rc == -EFBIG)
-			t->ev_refused++;
-		t->ev_received += c.accepted;
-		t->ev_ignored += c.ignored;
-		if (c.accepted) {
-			t->ev_pending = true;
-			t->ev_backlog = c.backlog;
-			changed_locked(s);
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!rc)
-		*out = json_pack("{s:I, s:I, s:I}", "accepted", (json_int_t)c.accepted, "ignored",
-				 (json_int_t)c.ignored, "backlog", (json_int_t)c.backlog);
-	return rc;
 }
 
 /* With s->lock held: the run of t ended with res. */
@@ -480,7 +378,7 @@ static void *run_main(void *arg)
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), RUN_NICE))
 		log_debug("task %s: cannot lower the run's priority: %s", r->def.name,
 			  strerror(errno));
-	r->rec.started = now_s();
+	r->rec.started = svc_now();
 	str_copy_fit(r->rec.trigger, r->trigger, sizeof(r->rec.trigger));
 	if (manifest_run_begin(s->m, t->id, &r->rec, &r->seq))
 		log_warn("task %s: could not record the run's start", r->def.name);
@@ -498,10 +396,10 @@ static void *run_main(void *arg)
 	    .on_failure = run_on_failure,
 	    .hook_ctx = r,
 	};
-	run_events_begin(r, &o);
+	evrun_begin(s, t, r->trigger, &o, &r->ev);
 	struct taskrun_result res;
 	taskrun_run(&o, &res);
-	run_events_end(r, &res);
+	evrun_end(s, t, &res, &r->ev);
 	run_fill(r, &res);
 	if (r->seq && manifest_run_put(s->m, t->id, r->seq, &r->rec))
 		log_warn("task %s: could not record the run's end", r->def.name);
@@ -540,7 +438,7 @@ static void run_start_locked(struct service *s, struct atask *t)
 	t->ev_running = !strcmp(t->trigger, "events");
 	t->state = AT_RUNNING;
 	if (!t->ev_running) /* the schedule counts from full runs only */
-		t->last_start = now_s();
+		t->last_start = svc_now();
 	t->run_started = now_mono();
 	str_copy_fit(t->trigger, "schedule", sizeof(t->trigger));
 	if (pthread_create(&t->thread, NULL, run_main, r)) {
@@ -648,8 +546,15 @@ static void *sched_main(void *arg)
 	struct service *s = arg;
 	pthread_mutex_lock(&s->lock);
 	while (!s->shutting_down) {
-		int64_t now = now_s();
+		int64_t now = svc_now();
 		int64_t soonest = sched_pass_locked(s, now);
+		svc_pollers_locked(s, false);
+		if (s->n_retired) {
+			pthread_mutex_unlock(&s->lock);
+			svc_pollers_reap(s);
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
 		if (s->trim_due && !running_count_locked(s)) {
 			/* Every run ended: what their threads freed goes back to
 			 * the system (glibc keeps it in its arenas otherwise), and
@@ -699,6 +604,7 @@ static void purge_locked(struct service *s, struct atask *t)
 
 static void remove_now_locked(struct service *s, struct atask *t)
 {
+	svc_poller_retire_locked(s, t);
 	unlink_locked(s, t);
 	if (t->purge)
 		purge_locked(s, t);
@@ -712,7 +618,7 @@ static void remove_now_locked(struct service *s, struct atask *t)
 /* Remove t now, or once its run has stopped. */
 static void remove_locked(struct service *s, struct atask *t)
 {
-	changed_locked(s);
+	svc_changed_locked(s);
 	if (!t->running) {
 		remove_now_locked(s, t);
 		return;
@@ -747,7 +653,8 @@ static void replace_def_locked(struct service *s, struct atask *t, struct atask 
 		t->state = AT_STOPPED;
 	else if (t->state == AT_STOPPED && t->def.enabled && !t->user_stopped)
 		t->state = AT_IDLE;
-	plan_next_locked(t, now_s());
+	plan_next_locked(t, svc_now());
+	t->def_gen++;
 	log_info("task %s: definition changed", t->def.name);
 	(void)s;
 }
@@ -787,7 +694,7 @@ static void apply_taskset_locked(struct service *s, const struct taskset *ts)
 		const struct taskset_entry *e = &ts->v[i];
 		if (taskset_find(ts, e->def.name) != e)
 			continue; /* a second definition: the first one's entry says so */
-		t = find_locked(s, e->def.name);
+		t = svc_find_locked(s, e->def.name);
 		if (t && t->def.origin == TASKDEF_FROM_API) {
 			log_error("%s: task %s: a task created through the API has that name; the "
 				  "file's definition is ignored",
@@ -802,7 +709,7 @@ static void apply_taskset_locked(struct service *s, const struct taskset *ts)
 		struct atask *fresh = atask_new(s, &e->def, e->error, e->field);
 		if (!t) {
 			insert_locked(s, fresh);
-			plan_next_locked(fresh, now_s());
+			plan_next_locked(fresh, svc_now());
 			log_info("task %s: added (%s)", fresh->def.name, fresh->def.origin_where);
 		} else if (t->running) {
 			if (t->pending) {
@@ -820,7 +727,7 @@ static void apply_taskset_locked(struct service *s, const struct taskset *ts)
 			atask_free(fresh);
 		}
 	}
-	changed_locked(s);
+	svc_changed_locked(s);
 }
 
 /* ---- loading ---- */
@@ -872,7 +779,7 @@ static int load_api_task(void *ctx, uint32_t id, const struct task_record *rec)
 	if (rc && !def.name)
 		def.name = xstrdup(rec->name);
 	def.origin = TASKDEF_FROM_API;
-	if (find_locked(s, def.name)) {
+	if (svc_find_locked(s, def.name)) {
 		log_error("task %s: defined in a file and through the API; the file's is used",
 			  def.name);
 	} else {
@@ -894,10 +801,10 @@ static int load_tasks(struct service *s, struct dth_err *err)
 	struct api_load l = {s, BUF_INIT};
 	int rc = manifest_task_each(s->m, load_api_task, &l);
 	buf_release(&l.text);
-	int64_t now = now_s();
+	int64_t now = svc_now();
 	for (struct atask *t = s->tasks; t; t = t->next)
 		plan_resume_locked(t, now);
-	changed_locked(s);
+	svc_changed_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	taskset_release(&ts);
 	if (rc)
@@ -916,7 +823,7 @@ struct service *service_new(const struct service_opts *o, struct dth_err *err)
 	s->fair = fairshare_new(s->workers);
 	s->watch_fd = -1;
 	s->watch_pipe[0] = s->watch_pipe[1] = -1;
-	s->started_at = now_s();
+	s->started_at = svc_now();
 	s->started_mono = now_mono();
 	s->cfg = cfg_load(o->config_path, err);
 	if (!s->cfg) {
@@ -1115,7 +1022,8 @@ unsigned service_shutdown(struct service *s, unsigned timeout_s)
 	watch_stop(s);
 	pthread_mutex_lock(&s->lock);
 	s->shutting_down = true;
-	changed_locked(s);
+	svc_pollers_locked(s, true); /* each stops within its long poll */
+	svc_changed_locked(s);
 	for (struct atask *t = s->tasks; t; t = t->next)
 		if (t->running)
 			t->stop_flag = 1;
@@ -1123,6 +1031,7 @@ unsigned service_shutdown(struct service *s, unsigned timeout_s)
 	if (s->started)
 		pthread_join(s->sched_thread, NULL);
 	s->started = false;
+	svc_pollers_reap(s);
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += (time_t)timeout_s;
@@ -1146,6 +1055,10 @@ void service_free(struct service *s)
 		return;
 	if (s->started || s->watching)
 		service_shutdown(s, 0);
+	pthread_mutex_lock(&s->lock);
+	svc_pollers_locked(s, true);
+	pthread_mutex_unlock(&s->lock);
+	svc_pollers_reap(s);
 	struct atask *t = s->tasks, *next;
 	for (; t; t = next) {
 		next = t->next;
@@ -1289,7 +1202,7 @@ uint64_t service_generation(struct service *s)
 int service_task_json(struct service *s, const char *name, json_t **out)
 {
 	pthread_mutex_lock(&s->lock);
-	struct atask *t = find_locked(s, name);
+	struct atask *t = svc_find_locked(s, name);
 	*out = t ? task_json_locked(s, t) : NULL;
 	pthread_mutex_unlock(&s->lock);
 	return t ? 0 : -ENOENT;
@@ -1298,7 +1211,7 @@ int service_task_json(struct service *s, const char *name, json_t **out)
 int service_task_id(struct service *s, const char *name, uint32_t *id, int *kind)
 {
 	pthread_mutex_lock(&s->lock);
-	struct atask *t = find_locked(s, name);
+	struct atask *t = svc_find_locked(s, name);
 	int rc = !t ? -ENOENT : !t->have_id ? -ENODATA : 0;
 	if (!rc) {
 		*id = t->id;
@@ -1356,7 +1269,7 @@ int service_task_create(struct service *s, const json_t *j, json_t **out, struct
 		return rc;
 	}
 	pthread_mutex_lock(&s->lock);
-	if (find_locked(s, def.name)) {
+	if (svc_find_locked(s, def.name)) {
 		pthread_mutex_unlock(&s->lock);
 		*field = "name";
 		rc = err_set(err, -EEXIST, "a task called %s exists", def.name);
@@ -1373,10 +1286,10 @@ int service_task_create(struct service *s, const json_t *j, json_t **out, struct
 		return rc;
 	}
 	insert_locked(s, t);
-	plan_next_locked(t, now_s());
+	plan_next_locked(t, svc_now());
 	log_info("task %s: created through the API", t->def.name);
 	*out = task_json_locked(s, t);
-	changed_locked(s);
+	svc_changed_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	taskdef_release(&def);
 	return 0;
@@ -1386,7 +1299,7 @@ int service_task_update(struct service *s, const char *name, const json_t *j, js
 			struct dth_err *err, const char **field)
 {
 	pthread_mutex_lock(&s->lock);
-	struct atask *t = find_locked(s, name);
+	struct atask *t = svc_find_locked(s, name);
 	int rc = !t ? -ENOENT : t->def.origin != TASKDEF_FROM_API ? -EROFS : 0;
 	pthread_mutex_unlock(&s->lock);
 	if (rc)
@@ -1401,7 +1314,7 @@ int service_task_update(struct service *s, const char *name, const json_t *j, js
 		return rc;
 	}
 	pthread_mutex_lock(&s->lock);
-	t = find_locked(s, name);
+	t = svc_find_locked(s, name);
 	if (!t)
 		rc = err_set(err, -ENOENT, "no task called %s", name);
 	else if (!t->have_id)
@@ -1422,7 +1335,7 @@ int service_task_update(struct service *s, const char *name, const json_t *j, js
 	}
 	if (!rc)
 		*out = task_json_locked(s, t);
-	changed_locked(s);
+	svc_changed_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	taskdef_release(&def);
 	return rc;
@@ -1431,7 +1344,7 @@ int service_task_update(struct service *s, const char *name, const json_t *j, js
 int service_task_delete(struct service *s, const char *name, bool purge, struct dth_err *err)
 {
 	pthread_mutex_lock(&s->lock);
-	struct atask *t = find_locked(s, name);
+	struct atask *t = svc_find_locked(s, name);
 	int rc = 0;
 	if (!t)
 		rc = err_set(err, -ENOENT, "no task called %s", name);
@@ -1472,7 +1385,7 @@ static int action_locked(struct service *s, struct atask *t, const char *action,
 		if (t->state == AT_STOPPED)
 			t->state = AT_IDLE;
 		record_state(s, t, "idle", NULL);
-		plan_resume_locked(t, now_s());
+		plan_resume_locked(t, svc_now());
 		return 0;
 	}
 	if (!strcmp(action, "run") || !strcmp(action, "retry")) {
@@ -1492,13 +1405,13 @@ int service_task_action(struct service *s, const char *name, const char *action,
 			struct dth_err *err)
 {
 	pthread_mutex_lock(&s->lock);
-	struct atask *t = find_locked(s, name);
+	struct atask *t = svc_find_locked(s, name);
 	int rc =
 	    t ? action_locked(s, t, action, err) : err_set(err, -ENOENT, "no task called %s", name);
 	if (!rc) {
 		log_info("task %s: %s (through the API)", name, action);
 		*out = task_json_locked(s, t);
-		changed_locked(s);
+		svc_changed_locked(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;

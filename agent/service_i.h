@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent/intake.h"
 #include "agent/service.h"
 #include "agent/taskdef.h"
 #include "agent/taskrun.h"
@@ -15,6 +16,7 @@
 struct schedule;
 struct fairshare;
 struct fairshare_client;
+struct sqspoll;
 
 enum atask_state { AT_IDLE = 0, AT_RUNNING, AT_STOPPING, AT_STOPPED, AT_ERROR, AT__COUNT };
 
@@ -60,13 +62,16 @@ struct atask {
 	uint64_t last_seq; /* of its last run in the manifest */
 	struct atask_totals totals;
 	/* change events (intake.h) */
-	bool ev_pending;       /* the journal holds events or a rescan request */
-	bool ev_running;       /* the run going on is an event run */
-	int64_t ev_hold_until; /* an event run failed: the next not before */
-	uint64_t ev_received;  /* since the agent started: events accepted, */
-	uint64_t ev_ignored;   /* ... events that did not concern the task, */
-	uint64_t ev_refused;   /* ... bodies refused */
-	uint64_t ev_backlog;   /* events waiting, as last seen */
+	bool ev_pending;	 /* the journal holds events or a rescan request */
+	bool ev_running;	 /* the run going on is an event run */
+	int64_t ev_hold_until;	 /* an event run failed: the next not before */
+	uint64_t ev_received;	 /* since the agent started: events accepted, */
+	uint64_t ev_ignored;	 /* ... events that did not concern the task, */
+	uint64_t ev_refused;	 /* ... bodies refused */
+	uint64_t ev_backlog;	 /* events waiting, as last seen */
+	struct sqspoll *poller;	 /* events = sqs: its poller (svc_events.c) */
+	unsigned def_gen;	 /* bumped when the definition changes */
+	unsigned poller_def_gen; /* ... the one the poller was started with */
 };
 
 /* The config in use, shared by the runs that started with it: a reload
@@ -99,7 +104,41 @@ struct service {
 	uint64_t reloads, reload_errors;
 	bool trim_due; /* a run ended since the last malloc_trim */
 	uint64_t gen;  /* bumped by changed_locked; read without the lock */
+	/* SQS pollers of tasks gone or changed, stopped but not yet joined:
+	 * joined without the lock (their threads take it). */
+	struct sqspoll **retired;
+	size_t n_retired;
 };
+
+/* ---- shared by service.c and svc_events.c ---- */
+int64_t svc_now(void);
+/* The task called name (not being removed), or NULL; s->lock held. */
+struct atask *svc_find_locked(struct service *s, const char *name);
+/* A client changed something: wake the scheduler, bump gen; s->lock held. */
+void svc_changed_locked(struct service *s);
+
+/* The events a run acts on (svc_events.c). */
+struct evrun {
+	struct intake_batch batch;
+	uint64_t ack_upto;
+	bool ack_rescan;
+};
+/* Before a run (without the lock): an event run (trigger "events") takes the
+ * oldest events and gives their keys to o (a rescan request makes it a full
+ * run); a full run notes the events kept before it, which it covers. */
+void evrun_begin(struct service *s, struct atask *t, const char *trigger, struct taskrun_opts *o,
+		 struct evrun *ev);
+/* After it (without the lock): acknowledge what it covered when it ended
+ * well; update the task's event state. Releases ev. */
+void evrun_end(struct service *s, struct atask *t, const struct taskrun_result *res,
+	       struct evrun *ev);
+/* With s->lock held: start the SQS pollers tasks want and retire those they
+ * no longer want (force: every one, e.g. at shutdown). */
+void svc_pollers_locked(struct service *s, bool force);
+/* With s->lock held: stop t's poller (before t goes). */
+void svc_poller_retire_locked(struct service *s, struct atask *t);
+/* Without the lock: join and free the retired pollers. */
+void svc_pollers_reap(struct service *s);
 
 const char *atask_state_name(int state);
 
