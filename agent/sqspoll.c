@@ -154,6 +154,8 @@ static void receive(struct sqspoll *p)
 	struct dth_err err;
 	unsigned wait = p->n ? 1 : SQSPOLL_WAIT_S; /* messages wait to be settled */
 	int rc = sqs_receive(p->sqs, 10, wait, 0, &msgs, &n, &err);
+	if (rc == -ECANCELED)
+		return;
 	if (rc) {
 		log_warn("task %s: cannot receive from the queue: %s", p->def.name, err.message);
 		pause_s(p, ERROR_PAUSE_S);
@@ -269,6 +271,8 @@ static void *poll_main(void *arg)
 			receive(p);
 		else
 			pause_s(p, 1);
+		if (stopping(p))
+			break;
 		settle(p);
 		extend(p);
 	}
@@ -355,6 +359,7 @@ void sqspoll_signal(struct sqspoll *p)
 	p->stop = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	http_engine_abort(p->http); /* the long poll in progress ends */
 }
 
 void sqspoll_free(struct sqspoll *p)

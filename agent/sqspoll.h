@@ -15,8 +15,7 @@
  *
  * Memory: at most SQSPOLL_INFLIGHT_MAX messages (and SQSPOLL_INFLIGHT_BYTES
  * of their bodies) are held; past that, no more are received until some are
- * done. Stopping waits for the long poll in progress (at most
- * SQSPOLL_WAIT_S seconds). */
+ * done. Stopping cancels the long poll in progress (http_engine_abort). */
 #ifndef DTH_SQSPOLL_H
 #define DTH_SQSPOLL_H
 

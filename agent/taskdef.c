@@ -43,10 +43,11 @@ static const struct taskdef_setting table[] = {
      OFF(timezone)},
     {"enabled", BOTH, TD_AGENT, TD_BOOL, NULL, "true",
      "whether the agent starts the task (false: defined, but stopped)", NULL, 0, 0, OFF(enabled)},
-    {"events", BOTH, TD_AGENT, TD_TEXT, "none|webhook", "none",
-     "change events that start a run of the changed keys at once: none or webhook (POST "
+    {"events", BOTH, TD_AGENT, TD_TEXT, "none|webhook|sqs:URL", "none",
+     "change events that start a run of the changed keys at once: none, webhook (POST "
      "/api/v1/tasks/NAME/events: S3 event notifications, or registry notifications for image "
-     "tasks); the schedule's rescans go on",
+     "tasks), or sqs:QUEUE_URL (S3 event notifications through SQS, with the source remote's "
+     "credentials); the schedule's rescans go on",
      NULL, 0, 2048, OFF(events)},
     {"concurrency", BOTH, TD_CLI, TD_COUNT, "N", "16|8",
      "parallel transfers and parts (image tasks: blob copies)", NULL, 1, 1024, OFF(concurrency)},
@@ -525,12 +526,18 @@ static int check_events(const struct taskdef *t, struct dth_err *err)
 			return err_set(err, -EINVAL,
 				       "events: inotify needs a local directory as the source, "
 				       "which dth does not copy from yet");
-		return err_set(err, -EINVAL, "events: expected none or webhook");
+		return err_set(err, -EINVAL, "events: expected none, webhook or sqs:QUEUE_URL");
 	}
-	if (k == TASKDEF_EVENTS_SQS) /* TODO(events): the SQS poller */
-		return err_set(err, -EINVAL,
-			       "events: sqs: is not supported yet (use webhook: SNS can push to "
-			       "an HTTPS endpoint)");
+	if (k != TASKDEF_EVENTS_SQS)
+		return 0;
+	if (t->kind != TASKDEF_S3)
+		return err_set(err, -EINVAL, "events: sqs: is for S3 tasks (image tasks: webhook)");
+	const char *url = t->events + 4;
+	if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7))
+		return err_set(
+		    err, -EINVAL,
+		    "events: sqs: wants the queue's URL (https://sqs.REGION.amazonaws.com/"
+		    "ACCOUNT/QUEUE)");
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct http_engine {
 	char *ca_file;
 	char *user_agent;
 	char *unix_socket;
+	atomic_bool aborted; /* http_engine_abort */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -251,7 +253,25 @@ struct xfer {
 	int source_err;
 	bool too_big;
 	bool not_partial; /* want_partial, and the answer was a whole 2xx */
+	bool canceled;	  /* the engine was aborted */
+	struct http_engine *e;
 };
+
+/* Called by libcurl about once a second even while nothing moves. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	struct xfer *x = ud;
+	(void)dt, (void)dn, (void)ut, (void)un;
+	if (!atomic_load(&x->e->aborted))
+		return 0;
+	x->canceled = true;
+	return 1;
+}
+
+void http_engine_abort(struct http_engine *e)
+{
+	atomic_store(&e->aborted, true);
+}
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -386,6 +406,9 @@ static int map_curl(CURLcode c, const struct xfer *x)
 			return -EFBIG;
 		return -EIO;
 	case CURLE_ABORTED_BY_CALLBACK:
+		if (x->canceled)
+			return -ECANCELED;
+		return x->source_err ? x->source_err : -EIO;
 	case CURLE_READ_ERROR:
 		return x->source_err ? x->source_err : -EIO;
 	case CURLE_OUT_OF_MEMORY:
@@ -472,12 +495,14 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 	char where[300];
 	url_for_message(req->url ? req->url : "", where, sizeof(where));
 	const char *method = req->method ? req->method : "GET";
+	if (atomic_load(&e->aborted))
+		return err_set(err, -ECANCELED, "%s %s: canceled", method, where);
 
 	CURL *h = pool_get(e);
 	if (!h)
 		return err_set(err, -ENOMEM, "%s %s: cannot create a curl handle", method, where);
 
-	struct xfer x = {.req = req, .resp = resp};
+	struct xfer x = {.req = req, .resp = resp, .e = e};
 	struct curl_slist *hl = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	int rc = 0;
@@ -531,6 +556,9 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
 
 	if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -569,6 +597,8 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 		else if (x.sink_err)
 			err_set(err, rc, "%s %s: body consumer failed (%s)", method, where,
 				strerror(-rc));
+		else if (x.canceled)
+			err_set(err, rc, "%s %s: canceled", method, where);
 		else if (x.source_err)
 			err_set(err, rc, "%s %s: the body's source failed (%s)", method, where,
 				strerror(-rc));

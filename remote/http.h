@@ -99,6 +99,10 @@ void http_resp_each_header(const struct http_resp *r,
 int http_global_init(void);
 struct http_engine *http_engine_new(const struct http_engine_opts *opts);
 void http_engine_free(struct http_engine *e);
+/* Make every request on e fail with -ECANCELED: those in flight within about
+ * a second (also while waiting for an answer), later ones at once. For a
+ * thread that must stop while it waits on a long poll. Thread-safe. */
+void http_engine_abort(struct http_engine *e);
 
 /* Perform one request. Returns 0 when a response arrived (whatever its
  * status: check resp->status), or a negative errno for a transport failure:

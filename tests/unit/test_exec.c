@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -829,6 +830,49 @@ static void test_no_secret_left(void)
 	creds_provider_free(cp);
 }
 
+/* ---- http_engine_abort: a request waiting on a stalled answer ends ---- */
+
+struct abort_call {
+	struct http_engine *e;
+	int rc;
+	struct dth_err err;
+};
+
+static void *abort_call_main(void *arg)
+{
+	struct abort_call *c = arg;
+	struct http_req req = {
+	    .method = "POST", .url = peer_url(peer), .body = "{}", .body_len = 2};
+	struct http_resp resp;
+	http_resp_init(&resp);
+	c->rc = http_perform(c->e, &req, &resp, &c->err);
+	http_resp_release(&resp);
+	return NULL;
+}
+
+static void test_abort(void)
+{
+	/* stall_timeout_s 60: only the abort can end the stalled request early */
+	struct http_engine_opts ho = {.connect_timeout_ms = 5000, .stall_timeout_s = 60};
+	struct abort_call c = {http_engine_new(&ho), 0, {0}};
+	struct peer_answer a = {.status = 200, .fault = PEER_STALL, .stall_ms = 4000};
+	peer_script(peer, &a, 1);
+	pthread_t th;
+	ok(pthread_create(&th, NULL, abort_call_main, &c) == 0, "abort: a request in flight");
+	for (int i = 0; i < 200 && peer_count(peer) == 0; i++)
+		usleep(10000);
+	is_int((int)peer_count(peer), 1, "abort: the peer has it");
+	http_engine_abort(c.e);
+	pthread_join(th, NULL);
+	is_int(c.rc, -ECANCELED, "abort: the stalled request ends canceled (%s)", c.err.message);
+	ok(strstr(c.err.message, "canceled") != NULL, "abort: says so");
+	peer_clear(peer);
+	abort_call_main(&c);
+	is_int(c.rc, -ECANCELED, "abort: a later request fails at once");
+	is_int((int)peer_count(peer), 0, "abort: and is not sent");
+	http_engine_free(c.e);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -847,6 +891,7 @@ int main(void)
 	test_skew();
 	test_expired();
 	test_no_secret_left();
+	test_abort();
 	peer_stop(peer);
 	http_engine_free(http);
 	return tap_done();

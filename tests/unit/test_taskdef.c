@@ -116,7 +116,8 @@ static void test_check(void)
 		int rc, kind;
 	} evs[] = {{"none", 0, TASKDEF_EVENTS_NONE},
 		   {"webhook", 0, TASKDEF_EVENTS_WEBHOOK},
-		   {"sqs:https://sqs.eu-west-1.amazonaws.com/1/q", -EINVAL, TASKDEF_EVENTS_SQS},
+		   {"sqs:https://sqs.eu-west-1.amazonaws.com/1/q", 0, TASKDEF_EVENTS_SQS},
+		   {"sqs:queue-name", -EINVAL, TASKDEF_EVENTS_SQS},
 		   {"inotify", -EINVAL, -EINVAL},
 		   {"hook", -EINVAL, -EINVAL}};
 	for (size_t i = 0; i < ARRAY_SIZE(evs); i++) {
