@@ -10,17 +10,17 @@
 #include <string.h>
 
 #include "common/secret.h"
-#include "remote/awsjson.h"
+#include "remote/awsapi.h"
 
 #define PAGE_SIZE_MAX 1000
 #define MSG_REPO_MAX  256
 
 struct ecr_client {
 	char *name;
-	const char *endpoint; /* awsjson_endpoint(api) */
+	const char *endpoint; /* awsapi_endpoint(api) */
 	char *region;
 	char *account; /* "" when none */
-	struct awsjson *api;
+	struct awsapi *api;
 	_Atomic uint64_t counts[ECR_REQ__COUNT];
 };
 
@@ -92,7 +92,7 @@ struct ecr_client *ecr_client_new(const struct ecr_config *cfg)
 		buf_adds(&ep, cfg->endpoint);
 	else if (ecr_api_endpoint(cfg->region, &ep) != 0)
 		return NULL;
-	struct awsjson_config ac = {
+	struct awsapi_config ac = {
 	    .name = cfg->name,
 	    .client = "ecr",
 	    .service = "ecr",
@@ -104,13 +104,13 @@ struct ecr_client *ecr_client_new(const struct ecr_config *cfg)
 	    .http = cfg->http,
 	    .retry = cfg->retry,
 	};
-	struct awsjson *api = awsjson_new(&ac);
+	struct awsapi *api = awsapi_new(&ac);
 	buf_release(&ep);
 	if (!api)
 		return NULL;
 	struct ecr_client *c = xcalloc(1, sizeof(*c));
 	c->api = api;
-	c->endpoint = awsjson_endpoint(api);
+	c->endpoint = awsapi_endpoint(api);
 	c->name = xstrdup(cfg->name ? cfg->name : c->endpoint);
 	c->region = xstrdup(cfg->region);
 	c->account = xstrdup(cfg->account ? cfg->account : "");
@@ -121,7 +121,7 @@ void ecr_client_free(struct ecr_client *c)
 {
 	if (!c)
 		return;
-	awsjson_free(c->api);
+	awsapi_free(c->api);
 	free(c->name);
 	free(c->region);
 	free(c->account);
@@ -192,20 +192,20 @@ static void describe(const struct ecr_client *c, const struct ecr_call *k, char 
 	buf_release(&b);
 }
 
-/* Run the call with retries (awsjson.h). 0 with *out set to the answer's
+/* Run the call with retries (awsapi.h). 0 with *out set to the answer's
  * JSON object (json_decref it); else a negative errno with err filled. */
 static int ecr_do(struct ecr_client *c, const struct ecr_call *k, json_t **out, struct dth_err *err)
 {
 	char what[MSG_REPO_MAX + 160];
 	describe(c, k, what, sizeof(what));
-	struct awsjson_call x = {
+	struct awsapi_call x = {
 	    .op = k->op,
 	    .what = what,
 	    .req = k->req,
 	    .secret = k->secret,
 	    .count = &c->counts[k->kind],
 	};
-	return awsjson_do(c->api, &x, out, err);
+	return awsapi_json(c->api, &x, out, err);
 }
 
 /* Seconds since the epoch from a JSON 1.1 timestamp (a number, possibly

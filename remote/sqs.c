@@ -1,4 +1,4 @@
-/* Amazon SQS (sqs.h): requests built as JSON, sent through awsjson. A batch
+/* Amazon SQS (sqs.h): requests built as JSON, sent through awsapi. A batch
  * call answers 200 with per-entry failures; those count as errors here. */
 #include "common/compat.h"
 
@@ -12,12 +12,12 @@
 
 #include "common/buf.h"
 #include "common/log.h"
-#include "remote/awsjson.h"
+#include "remote/awsapi.h"
 
 #define BATCH_MAX 10 /* entries per batch call (SQS's limit) */
 
 struct sqs_client {
-	struct awsjson *api;
+	struct awsapi *api;
 	char *name;
 	char *queue_url;
 	_Atomic uint64_t requests;
@@ -65,7 +65,7 @@ struct sqs_client *sqs_client_new(const struct sqs_config *cfg)
 		buf_adds(&region, cfg->region);
 	else if (sqs_region_of_url(u, &region))
 		buf_adds(&region, "us-east-1");
-	struct awsjson_config ac = {
+	struct awsapi_config ac = {
 	    .name = cfg->name,
 	    .client = "sqs",
 	    .service = "sqs",
@@ -77,7 +77,7 @@ struct sqs_client *sqs_client_new(const struct sqs_config *cfg)
 	    .http = cfg->http,
 	    .retry = cfg->retry,
 	};
-	struct awsjson *api = awsjson_new(&ac);
+	struct awsapi *api = awsapi_new(&ac);
 	buf_release(&ep);
 	buf_release(&region);
 	if (!api)
@@ -93,7 +93,7 @@ void sqs_client_free(struct sqs_client *c)
 {
 	if (!c)
 		return;
-	awsjson_free(c->api);
+	awsapi_free(c->api);
 	free(c->name);
 	free(c->queue_url);
 	free(c);
@@ -117,8 +117,8 @@ void sqs_messages_free(struct sqs_message *m, size_t n)
 static int call(struct sqs_client *c, const char *op, json_t *req, json_t **out,
 		struct dth_err *err)
 {
-	struct awsjson_call k = {op, c->queue_url, req, false, &c->requests};
-	int rc = awsjson_do(c->api, &k, out, err);
+	struct awsapi_call k = {op, c->queue_url, req, false, &c->requests};
+	int rc = awsapi_json(c->api, &k, out, err);
 	json_decref(req);
 	return rc;
 }

@@ -1,8 +1,8 @@
 /* Amazon SQS, the calls a consumer of S3 event notifications needs: long
  * polling (ReceiveMessage), deleting what is done (DeleteMessageBatch) and
  * keeping what is still being worked on invisible
- * (ChangeMessageVisibilityBatch), in SQS's JSON protocol (awsjson.h), signed
- * with SigV4 for service "sqs". Thread-safe. Errors as awsjson.h says. */
+ * (ChangeMessageVisibilityBatch), in SQS's JSON protocol (awsapi.h), signed
+ * with SigV4 for service "sqs". Thread-safe. Errors as awsapi.h says. */
 #ifndef DTH_SQS_H
 #define DTH_SQS_H
 

@@ -1,9 +1,9 @@
-/* AWS JSON-protocol client (awsjson.h). The client is immutable after
- * awsjson_new but for clock_skew, which any thread may update: every
+/* AWS JSON-protocol client (awsapi.h). The client is immutable after
+ * awsapi_new but for clock_skew, which any thread may update: every
  * attempt reads it once and signs with that. */
 #include "common/compat.h"
 
-#include "remote/awsjson.h"
+#include "remote/awsapi.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -18,15 +18,17 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/secret.h"
+#include "common/uri.h"
 #include "remote/creds.h"
 #include "remote/exec.h"
 #include "remote/http.h"
 #include "remote/sigv4.h"
 
 #define JSON_BODY_MAX  (16u * 1024 * 1024) /* a 2xx JSON answer we collect */
-#define REMOTE_MSG_MAX 300		   /* bytes of the service's message kept in err */
+#define REMOTE_MSG_MAX 300
+#define FORM_TYPE      "application/x-www-form-urlencoded; charset=utf-8"		   /* bytes of the service's message kept in err */
 
-struct awsjson {
+struct awsapi {
 	char *name;
 	char *client;
 	char *service;
@@ -47,7 +49,7 @@ struct awsjson {
 
 /* Split "scheme://host[:port][/path]" into c's scheme (lower-cased),
  * hostport, path and endpoint. -EINVAL unless http(s) with a host. */
-static int parse_endpoint(struct awsjson *c, const char *e)
+static int parse_endpoint(struct awsapi *c, const char *e)
 {
 	const char *sep = strstr(e, "://");
 	if (!sep || sep == e)
@@ -78,23 +80,22 @@ static bool set(const char *s)
 	return s && *s;
 }
 
-struct awsjson *awsjson_new(const struct awsjson_config *cfg)
+struct awsapi *awsapi_new(const struct awsapi_config *cfg)
 {
-	if (!cfg || !cfg->http || !set(cfg->client) || !set(cfg->service) ||
-	    !set(cfg->target_prefix) || !set(cfg->json_version) || !set(cfg->region) ||
+	if (!cfg || !cfg->http || !set(cfg->client) || !set(cfg->service) || !set(cfg->region) ||
 	    !set(cfg->endpoint))
 		return NULL;
-	struct awsjson *c = xcalloc(1, sizeof(*c));
+	struct awsapi *c = xcalloc(1, sizeof(*c));
 	if (parse_endpoint(c, cfg->endpoint) != 0) {
-		awsjson_free(c);
+		awsapi_free(c);
 		return NULL;
 	}
 	c->name = xstrdup(cfg->name ? cfg->name : c->endpoint);
 	c->client = xstrdup(cfg->client);
 	c->service = xstrdup(cfg->service);
-	c->target_prefix = xstrdup(cfg->target_prefix);
+	c->target_prefix = xstrdup(cfg->target_prefix ? cfg->target_prefix : "");
 	struct buf ct = BUF_INIT;
-	buf_addf(&ct, "application/x-amz-json-%s", cfg->json_version);
+	buf_addf(&ct, "application/x-amz-json-%s", set(cfg->json_version) ? cfg->json_version : "1.0");
 	c->content_type = buf_detach(&ct, NULL);
 	c->region = xstrdup(cfg->region);
 	c->creds = cfg->creds;
@@ -104,7 +105,7 @@ struct awsjson *awsjson_new(const struct awsjson_config *cfg)
 	return c;
 }
 
-void awsjson_free(struct awsjson *c)
+void awsapi_free(struct awsapi *c)
 {
 	if (!c)
 		return;
@@ -121,7 +122,7 @@ void awsjson_free(struct awsjson *c)
 	free(c);
 }
 
-const char *awsjson_endpoint(const struct awsjson *c)
+const char *awsapi_endpoint(const struct awsapi *c)
 {
 	return c->endpoint;
 }
@@ -247,7 +248,7 @@ static void parse_error(const struct http_resp *resp, char *code, size_t codesz,
 
 /* Learn the server's clock from its Date header; true when it moved by more
  * than a minute (worth another attempt). */
-static bool learn_skew(struct awsjson *c, const struct http_resp *r)
+static bool learn_skew(struct awsapi *c, const struct http_resp *r)
 {
 	struct buf d = BUF_INIT;
 	bool moved = false;
@@ -269,20 +270,21 @@ static bool learn_skew(struct awsjson *c, const struct http_resp *r)
 
 /* ---- one attempt --------------------------------------------------------- */
 
-/* The call of one awsjson_do, for the exec hooks. */
-struct awsjson_run {
-	struct awsjson *c;
-	const struct awsjson_call *k;
+/* The call of one awsapi_json, for the exec hooks. */
+struct awsapi_run {
+	struct awsapi *c;
+	const struct awsapi_call *k;
 	const char *body;
 	size_t body_len;
 	const char *payload; /* sha256 of body, hex */
 	const char *what;    /* k->what, or the remote's name */
-	json_t *answer;	     /* the 2xx answer's object */
+	json_t *answer;	     /* the 2xx answer's object (JSON protocol) */
+	struct buf *raw;     /* query protocol: the 2xx answer's bytes go here */
 };
 
 /* Sign the headers hdrs[0..*nh) with cv, adding X-Amz-Date (into date),
  * the session token and Authorization (into auth). */
-static int sign_request(struct awsjson *c, const struct awsjson_run *r,
+static int sign_request(struct awsapi *c, const struct awsapi_run *r,
 			const struct creds_value *cv, time_t now, struct http_header *hdrs,
 			size_t *nh, char date[17], struct buf *auth, struct dth_err *err)
 {
@@ -316,10 +318,10 @@ static int sign_request(struct awsjson *c, const struct awsjson_run *r,
 }
 
 /* Build, sign and send one attempt. */
-static int attempt_once(struct awsjson_run *r, struct http_resp *resp, bool *fatal,
+static int attempt_once(struct awsapi_run *r, struct http_resp *resp, bool *fatal,
 			struct dth_err *err)
 {
-	struct awsjson *c = r->c;
+	struct awsapi *c = r->c;
 	struct buf url = BUF_INIT, auth = BUF_INIT, target = BUF_INIT;
 	struct http_header hdrs[8];
 	size_t nh = 0;
@@ -341,8 +343,12 @@ static int attempt_once(struct awsjson_run *r, struct http_resp *resp, bool *fat
 	buf_addf(&target, "%s%s", c->target_prefix, r->k->op);
 
 	hdrs[nh++] = (struct http_header){"Host", c->hostport};
-	hdrs[nh++] = (struct http_header){"Content-Type", c->content_type};
-	hdrs[nh++] = (struct http_header){"X-Amz-Target", buf_str(&target)};
+	if (r->raw) {
+		hdrs[nh++] = (struct http_header){"Content-Type", FORM_TYPE};
+	} else {
+		hdrs[nh++] = (struct http_header){"Content-Type", c->content_type};
+		hdrs[nh++] = (struct http_header){"X-Amz-Target", buf_str(&target)};
+	}
 	time_t now = time(NULL) + (time_t)atomic_load(&c->clock_skew);
 	if (sign) {
 		rc = sign_request(c, r, &cv, now, hdrs, &nh, date, &auth, err);
@@ -387,7 +393,12 @@ static int aj_check_ok(void *ctx, const struct http_resp *resp, char code[EXEC_C
 {
 	(void)code;
 	(void)message;
-	struct awsjson_run *r = ctx;
+	struct awsapi_run *r = ctx;
+	if (r->raw) {
+		buf_reset(r->raw);
+		buf_add(r->raw, resp->body.data, resp->body.len);
+		return 0;
+	}
 	json_error_t je;
 	json_t *j = resp->body.len == 0 ? json_object()
 					: json_loadb(resp->body.data, resp->body.len, 0, &je);
@@ -412,7 +423,7 @@ static void aj_parse_error(void *ctx, const struct http_resp *resp, char code[EX
 
 static bool aj_learn_skew(void *ctx, const struct http_resp *resp)
 {
-	return learn_skew(((struct awsjson_run *)ctx)->c, resp);
+	return learn_skew(((struct awsapi_run *)ctx)->c, resp);
 }
 
 /* An expired session token: the provider fetches fresh credentials. */
@@ -420,7 +431,7 @@ static bool aj_refresh_auth(void *ctx, const struct http_resp *resp, const struc
 			    unsigned round)
 {
 	(void)resp;
-	struct awsjson *c = ((struct awsjson_run *)ctx)->c;
+	struct awsapi *c = ((struct awsapi_run *)ctx)->c;
 	return v->expired && round == 0 && c->creds && creds_provider_refresh(c->creds);
 }
 
@@ -442,39 +453,76 @@ static void sha256_hex(const void *data, size_t len, char out[65])
 	hex_encode(md, 32, out);
 }
 
-int awsjson_do(struct awsjson *c, const struct awsjson_call *k, json_t **out, struct dth_err *err)
+/* Send body (either protocol) with retries; run->answer or raw is filled. */
+static int run_call(struct awsapi *c, const struct awsapi_call *k, const char *body,
+		    struct awsapi_run *run, struct dth_err *err)
 {
 	char payload[65];
+	size_t body_len = strlen(body);
+	sha256_hex(body, body_len, payload);
+	struct http_resp resp;
+	http_resp_init(&resp);
+	run->c = c;
+	run->k = k;
+	run->body = body;
+	run->body_len = body_len;
+	run->payload = payload;
+	run->what = k->what ? k->what : c->name;
+	struct exec_call x = {
+	    .client = c->client,
+	    .name = c->name,
+	    .op = k->op,
+	    .what = run->what,
+	    .retry = &c->retry,
+	    .hooks = &aj_hooks,
+	    .ctx = run,
+	};
+	int rc = exec_run(&x, &resp, err);
+	if (k->secret)
+		http_resp_wipe(&resp);
+	http_resp_release(&resp);
+	return rc;
+}
 
+int awsapi_query(struct awsapi *c, const struct awsapi_call *k, const char *version,
+		 const char *const *params, size_t n, struct buf *answer, struct dth_err *err)
+{
+	err_clear(err);
+	buf_reset(answer);
+	struct buf body = BUF_INIT;
+	buf_adds(&body, "Action=");
+	uri_encode(&body, k->op, strlen(k->op), false);
+	buf_adds(&body, "&Version=");
+	uri_encode(&body, version, strlen(version), false);
+	for (size_t i = 0; i < 2 * n; i += 2) {
+		buf_addch(&body, '&');
+		uri_encode(&body, params[i], strlen(params[i]), false);
+		buf_addch(&body, '=');
+		uri_encode(&body, params[i + 1], strlen(params[i + 1]), false);
+	}
+	struct awsapi_run run;
+	memset(&run, 0, sizeof(run));
+	run.raw = answer;
+	int rc = run_call(c, k, buf_str(&body), &run, err);
+	buf_release(&body);
+	return rc;
+}
+
+int awsapi_json(struct awsapi *c, const struct awsapi_call *k, json_t **out, struct dth_err *err)
+{
 	*out = NULL;
 	err_clear(err);
 	const char *what = k->what ? k->what : c->name;
 	char *body = k->req ? json_dumps(k->req, JSON_COMPACT) : xstrdup("{}");
 	if (!body)
 		return err_set(err, -ENOMEM, "%s %s: cannot encode the request", k->op, what);
-	size_t body_len = strlen(body);
-	sha256_hex(body, body_len, payload);
-
-	struct http_resp resp;
-	http_resp_init(&resp);
-	struct awsjson_run run = {c, k, body, body_len, payload, what, NULL};
-	struct exec_call x = {
-	    .client = c->client,
-	    .name = c->name,
-	    .op = k->op,
-	    .what = what,
-	    .retry = &c->retry,
-	    .hooks = &aj_hooks,
-	    .ctx = &run,
-	};
-	int rc = exec_run(&x, &resp, err);
+	struct awsapi_run run;
+	memset(&run, 0, sizeof(run));
+	int rc = run_call(c, k, body, &run, err);
 	if (rc == 0)
 		*out = run.answer;
 	else
 		json_decref(run.answer);
-	if (k->secret)
-		http_resp_wipe(&resp);
-	http_resp_release(&resp);
 	free(body);
 	return rc;
 }
