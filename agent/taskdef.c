@@ -86,6 +86,18 @@ static const struct taskdef_setting table[] = {
      NULL, 0, 0, OFF(max_delete)},
     {"server_side_copy", S3, TD_CLI, TD_BOOL, NULL, "true",
      "copy server-side when both ends are one endpoint", NULL, 0, 0, OFF(server_side_copy)},
+    {"notify", BOTH, TD_AGENT, TD_LIST, "webhook:URL|sns:TOPIC_ARN", NULL,
+     "where to send a notification when a run ends, fails or has failed objects, and when "
+     "events pile up: webhook:URL (a JSON POST signed with X-Dth-Signature) or sns:TOPIC_ARN "
+     "(repeatable)",
+     NULL, 0, 2048, OFF(notify)},
+    {"notify_remote", BOTH, TD_AGENT, TD_TEXT, "REMOTE", NULL,
+     "the remote whose credentials (and endpoint, unless it is AWS's) publish to SNS topics; "
+     "default: the destination's",
+     NULL, 0, 256, OFF(notify_remote)},
+    {"notify_backlog", BOTH, TD_AGENT, TD_COUNT, "N", "10000",
+     "events waiting for a run that make a notification (once, until the backlog halves)", NULL, 1,
+     1000000000, OFF(notify_backlog)},
     {"images", IMG, TD_CLI, TD_LIST, "LIST", NULL,
      "images to copy: repo[:tag],... (a repo without a tag: every tag; repeatable)", NULL, 0, 4096,
      OFF(images)},
@@ -150,6 +162,7 @@ void taskdef_init(struct taskdef *t, int kind)
 	t->server_side_copy = true;
 	t->max_delete = -1;
 	t->max_delete_percent = -1;
+	t->notify_backlog = 10000;
 }
 
 static void free_list(char **v, size_t n)
@@ -159,6 +172,24 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
+_Static_assert(offsetof(struct taskdef, n_images) ==
+		   offsetof(struct taskdef, images) + sizeof(char **),
+	       "a list's count follows it");
+_Static_assert(offsetof(struct taskdef, n_notify) ==
+		   offsetof(struct taskdef, notify) + sizeof(char **),
+	       "a list's count follows it");
+
+/* The items and count of a TD_LIST setting. */
+static char ***list_items(const struct taskdef *t, const struct taskdef_setting *s)
+{
+	return (char ***)((char *)t + s->off);
+}
+
+static size_t *list_count(const struct taskdef *t, const struct taskdef_setting *s)
+{
+	return (size_t *)((char *)t + s->off + sizeof(char **));
+}
+
 void taskdef_release(struct taskdef *t)
 {
 	free(t->name);
@@ -166,11 +197,12 @@ void taskdef_release(struct taskdef *t)
 		const struct taskdef_setting *s = &table[i];
 		if (s->type == TD_WORD || s->type == TD_TEXT)
 			free(*(char **)((char *)t + s->off));
+		if (s->type == TD_LIST)
+			free_list(*list_items(t, s), *list_count(t, s));
 	}
 	for (size_t i = 0; i < t->n_patterns; i++)
 		free(t->patterns[i].glob);
 	free(t->patterns);
-	free_list(t->images, t->n_images);
 	free(t->origin_where);
 	memset(t, 0, sizeof(*t));
 }
@@ -190,15 +222,20 @@ void taskdef_copy(struct taskdef *dst, const struct taskdef *src)
 			char **p = (char **)((char *)dst + s->off);
 			*p = dup_or_null(*p);
 		}
+		if (s->type == TD_LIST) {
+			size_t n = *list_count(src, s);
+			char **from = *list_items(src, s),
+			     **to = n ? xcalloc(n, sizeof(char *)) : NULL;
+			for (size_t k = 0; k < n; k++)
+				to[k] = xstrdup(from[k]);
+			*list_items(dst, s) = to;
+		}
 	}
 	dst->patterns = src->n_patterns ? xcalloc(src->n_patterns, sizeof(*dst->patterns)) : NULL;
 	for (size_t i = 0; i < src->n_patterns; i++) {
 		dst->patterns[i].include = src->patterns[i].include;
 		dst->patterns[i].glob = xstrdup(src->patterns[i].glob);
 	}
-	dst->images = src->n_images ? xcalloc(src->n_images, sizeof(char *)) : NULL;
-	for (size_t i = 0; i < src->n_images; i++)
-		dst->images[i] = xstrdup(src->images[i]);
 	dst->origin_where = dup_or_null(src->origin_where);
 }
 
@@ -305,8 +342,13 @@ static int add_pattern(struct taskdef *t, bool include, const char *v, struct dt
 
 /* images: "repo[:tag],..." (commas and newlines separate; blanks and
  * entries starting with # ignored). */
-static int add_images(struct taskdef *t, const char *v, struct dth_err *err)
+/* Append the comma- or newline-separated items of v to list setting s
+ * (blanks trimmed, empty items and '#' comments skipped). */
+static int add_list(struct taskdef *t, const struct taskdef_setting *s, const char *v,
+		    struct dth_err *err)
 {
+	char ***items = list_items(t, s);
+	size_t *n_items = list_count(t, s);
 	const char *p = v;
 	while (*p) {
 		size_t n = strcspn(p, ",\n");
@@ -316,15 +358,15 @@ static int add_images(struct taskdef *t, const char *v, struct dth_err *err)
 		while (e > q && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
 			e--;
 		if (e > q && *q != '#') {
-			char *ref = xstrndup(q, (size_t)(e - q));
-			if (strlen(ref) > 1024 || !clean_text(ref)) {
-				free(ref);
+			char *item = xstrndup(q, (size_t)(e - q));
+			if (strlen(item) > s->max || !clean_text(item)) {
+				free(item);
 				return err_set(err, -EINVAL,
-					       "images: an image is 1 to 1024 "
-					       "bytes of text");
+					       "%s: an item is 1 to %llu bytes of text", s->name,
+					       (unsigned long long)s->max);
 			}
-			t->images = xrealloc(t->images, (t->n_images + 1) * sizeof(char *));
-			t->images[t->n_images++] = ref;
+			*items = xrealloc(*items, (*n_items + 1) * sizeof(char *));
+			(*items)[(*n_items)++] = item;
 		}
 		p += n + (p[n] ? 1 : 0);
 	}
@@ -376,7 +418,7 @@ int taskdef_set(struct taskdef *t, const char *key, const char *value, struct dt
 		rc = set_text(slot, s, value, err);
 		break;
 	case TD_LIST:
-		rc = add_images(t, value, err);
+		rc = add_list(t, s, value, err);
 		break;
 	default:
 		rc = set_custom(t, s, value, err);
@@ -541,6 +583,23 @@ static int check_events(const struct taskdef *t, struct dth_err *err)
 	return 0;
 }
 
+static int check_notify(const struct taskdef *t, struct dth_err *err)
+{
+	for (size_t i = 0; i < t->n_notify; i++) {
+		const char *v = t->notify[i];
+		if (!strncmp(v, "webhook:", 8) &&
+		    (!strncmp(v + 8, "https://", 8) || !strncmp(v + 8, "http://", 7)))
+			continue;
+		if (!strncmp(v, "sns:arn:", 8) && strstr(v, ":sns:"))
+			continue;
+		return err_set(err, -EINVAL,
+			       "notify: item %zu is neither webhook:http(s)://... nor "
+			       "sns:arn:PARTITION:sns:REGION:ACCOUNT:TOPIC",
+			       i + 1);
+	}
+	return 0;
+}
+
 int taskdef_check(const struct taskdef *t, bool flags, struct dth_err *err, const char **field)
 {
 	const char *dummy;
@@ -585,6 +644,8 @@ int taskdef_check(const struct taskdef *t, bool flags, struct dth_err *err, cons
 	}
 	if (!rc && (rc = check_events(t, err)))
 		*field = "events";
+	if (!rc && (rc = check_notify(t, err)))
+		*field = "notify";
 	if (!rc)
 		*field = NULL;
 	return rc ? -EINVAL : 0;
@@ -637,8 +698,8 @@ static json_t *setting_json(const struct taskdef *t, const struct taskdef_settin
 		return text_or_null(*(char *const *)slot);
 	case TD_LIST: {
 		json_t *a = json_array();
-		for (size_t i = 0; i < t->n_images; i++)
-			json_array_append_new(a, json_string(t->images[i]));
+		for (size_t i = 0; i < *list_count(t, s); i++)
+			json_array_append_new(a, json_string((*list_items(t, s))[i]));
 		return a;
 	}
 	default:

@@ -74,8 +74,13 @@ struct taskdef {
 	char *sse_kms_key_id;
 	struct taskdef_pattern *patterns;
 	size_t n_patterns;
+	/* notifications (both kinds) */
+	char **notify; /* "webhook:URL" or "sns:TOPIC_ARN" (a TD_LIST: the count follows) */
+	size_t n_notify;
+	char *notify_remote;	 /* whose credentials sign SNS calls; NULL: the destination's */
+	uint64_t notify_backlog; /* events waiting that make a notification */
 	/* image */
-	char **images;
+	char **images; /* a TD_LIST: the count follows */
 	size_t n_images;
 	bool all;
 	char *tags;	/* POSIX extended regex */
@@ -92,7 +97,7 @@ enum taskdef_type {
 	TD_SIZE,  /* size with a unit suffix within [min, max] */
 	TD_WORD,  /* one of words (a "|"-separated list) */
 	TD_TEXT,  /* any text without control characters, at most max bytes */
-	TD_LIST,  /* repeatable text (include, exclude, images) */
+	TD_LIST,  /* repeatable text (images, notify): char ** then its size_t count */
 	TD_CUSTOM /* parsed by its own function */
 };
 

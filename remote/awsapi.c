@@ -26,7 +26,9 @@
 
 #define JSON_BODY_MAX  (16u * 1024 * 1024) /* a 2xx JSON answer we collect */
 #define REMOTE_MSG_MAX 300
-#define FORM_TYPE      "application/x-www-form-urlencoded; charset=utf-8"		   /* bytes of the service's message kept in err */
+#define FORM_TYPE                                                                                  \
+	"application/x-www-form-urlencoded; charset=utf-8" /* bytes of the service's message kept  \
+							      in err */
 
 struct awsapi {
 	char *name;
@@ -95,7 +97,8 @@ struct awsapi *awsapi_new(const struct awsapi_config *cfg)
 	c->service = xstrdup(cfg->service);
 	c->target_prefix = xstrdup(cfg->target_prefix ? cfg->target_prefix : "");
 	struct buf ct = BUF_INIT;
-	buf_addf(&ct, "application/x-amz-json-%s", set(cfg->json_version) ? cfg->json_version : "1.0");
+	buf_addf(&ct, "application/x-amz-json-%s",
+		 set(cfg->json_version) ? cfg->json_version : "1.0");
 	c->content_type = buf_detach(&ct, NULL);
 	c->region = xstrdup(cfg->region);
 	c->creds = cfg->creds;
@@ -284,9 +287,9 @@ struct awsapi_run {
 
 /* Sign the headers hdrs[0..*nh) with cv, adding X-Amz-Date (into date),
  * the session token and Authorization (into auth). */
-static int sign_request(struct awsapi *c, const struct awsapi_run *r,
-			const struct creds_value *cv, time_t now, struct http_header *hdrs,
-			size_t *nh, char date[17], struct buf *auth, struct dth_err *err)
+static int sign_request(struct awsapi *c, const struct awsapi_run *r, const struct creds_value *cv,
+			time_t now, struct http_header *hdrs, size_t *nh, char date[17],
+			struct buf *auth, struct dth_err *err)
 {
 	struct sigv4_header sh[8];
 	size_t ns = 0;

@@ -31,13 +31,13 @@ struct creds_provider;
 struct awsapi;
 
 struct awsapi_config {
-	const char *name;	      /* the remote's name, for messages; NULL: the endpoint */
-	const char *client;	      /* exec.h's client name and the log prefix: "ecr", "sqs" */
-	const char *service;	      /* SigV4 service: "ecr", "sqs" */
-	const char *target_prefix;    /* "AmazonEC2ContainerRegistry_V20150921.", "AmazonSQS." */
-	const char *json_version;     /* "1.1" or "1.0" */
-	const char *region;	      /* required */
-	const char *endpoint;	      /* "scheme://host[:port][/path]" (http or https), required */
+	const char *name;	   /* the remote's name, for messages; NULL: the endpoint */
+	const char *client;	   /* exec.h's client name and the log prefix: "ecr", "sqs" */
+	const char *service;	   /* SigV4 service: "ecr", "sqs" */
+	const char *target_prefix; /* JSON: "AmazonEC2ContainerRegistry_V20150921.", "AmazonSQS." */
+	const char *json_version;  /* JSON: "1.1" or "1.0" (NULL: "1.0") */
+	const char *region;	   /* required */
+	const char *endpoint;	   /* "scheme://host[:port][/path]" (http or https), required */
 	struct creds_provider *creds; /* borrowed, must outlive the client; NULL: unsigned */
 	struct http_engine *http;     /* borrowed, must outlive the client */
 	struct retry_policy retry;
@@ -63,7 +63,7 @@ struct awsapi_call {
  * json_decref it; an empty 2xx body reads as {}), or a negative errno with
  * err filled (*out NULL). A 2xx answer that is not a JSON object is -EPROTO. */
 int awsapi_json(struct awsapi *c, const struct awsapi_call *k, json_t **out,
-	       struct dth_err *err) WUR;
+		struct dth_err *err) WUR;
 
 /* The same in the query protocol (SNS, and SQS's older one): a form POST of
  * Action=k->op, Version=version and n name/value pairs (params[2i],

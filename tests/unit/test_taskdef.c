@@ -129,6 +129,18 @@ static void test_check(void)
 			is_str(field, "events", "events named: %s", err.message);
 	}
 	ok(!taskdef_set(&t, "events", "webhook", &e2), "events webhook again");
+	ok(!taskdef_set(&t, "notify", "webhook:https://h/x, sns:arn:aws:sns:eu-west-1:1:t", &e2),
+	   "notify: two targets");
+	is_int((int)t.n_notify, 2, "notify: two items");
+	is_int(taskdef_check(&t, false, &err, &field), 0, "notify: both fine");
+	ok(!taskdef_set(&t, "notify", "mailto:me", &e2), "notify: a third");
+	is_int(taskdef_check(&t, false, &err, &field), -EINVAL, "notify: mailto refused");
+	is_str(field, "notify", "notify named: %s", err.message);
+	struct taskdef c2;
+	taskdef_copy(&c2, &t);
+	ok(c2.n_notify == 3 && c2.notify != t.notify && !strcmp(c2.notify[2], "mailto:me"),
+	   "notify: copied deep");
+	taskdef_release(&c2);
 	free(t.destination);
 	t.destination = xstrdup("nocolon");
 	ok(!taskdef_set(&t, "delete", "true", &e2), "delete");
