@@ -7,6 +7,7 @@
 
 #include "agent/fairshare.h"
 #include "agent/prom.h"
+#include "agent/notify.h"
 #include "agent/service_i.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -36,6 +37,7 @@ enum {
 	F_WORKERS_BUSY,
 	F_UPTIME,
 	F_RELOADS,
+	F_NOTIFY,
 	F__COUNT
 };
 
@@ -82,6 +84,9 @@ static const struct {
     {"dth_workers_busy", PROM_GAUGE, "Transfers going on now."},
     {"dth_agent_uptime_seconds", PROM_GAUGE, "Seconds since the agent started."},
     {"dth_config_reloads_total", PROM_COUNTER, "Reloads of the configuration, by result."},
+    {"dth_notifications_total", PROM_COUNTER,
+     "Notifications to webhooks and SNS topics, by outcome (sent; retried: an attempt failed "
+     "and was tried again; failed: given up; dropped: too many waiting, or at shutdown)."},
 };
 
 struct mctx {
@@ -186,6 +191,15 @@ void metrics_write_locked(struct service *s, struct buf *out)
 	struct prom_label ok = {"result", "ok"}, bad = {"result", "failed"};
 	add(&m, F_RELOADS, &ok, 1, s->reloads);
 	add(&m, F_RELOADS, &bad, 1, s->reload_errors);
+	struct notify_counts nc = {0};
+	if (s->notifier)
+		notifier_counts(s->notifier, &nc);
+	const char *outcomes[4] = {"sent", "retried", "failed", "dropped"};
+	const uint64_t nv[4] = {nc.sent, nc.retried, nc.failed, nc.dropped};
+	for (int i = 0; i < 4; i++) {
+		struct prom_label ol = {"outcome", outcomes[i]};
+		add(&m, F_NOTIFY, &ol, 1, nv[i]);
+	}
 	if (m.failures)
 		log_warn("metrics: %d samples refused", m.failures);
 	prom_write(p, out);

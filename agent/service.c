@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "agent/fairshare.h"
+#include "agent/notify.h"
 #include "agent/schedule.h"
 #include "agent/service_i.h"
 #include "agent/taskset.h"
@@ -404,6 +405,8 @@ static void *run_main(void *arg)
 	if (r->seq && manifest_run_put(s->m, t->id, r->seq, &r->rec))
 		log_warn("task %s: could not record the run's end", r->def.name);
 	run_record_end(r);
+	r->rec.seq = r->seq;
+	svc_notify_run(s, &r->def, r->cfg->cfg, &r->rec, &res);
 	log_info(
 	    "task %s: run %llu ended: %s, %llu copied, %llu failed, %llu deleted in %.1f s%s%s",
 	    r->def.name, (unsigned long long)r->seq, r->rec.result,
@@ -840,6 +843,15 @@ struct service *service_new(const struct service_opts *o, struct dth_err *err)
 	return s;
 }
 
+void service_set_token(struct service *s, const struct token *token)
+{
+	struct notify_opts no = {.token = token};
+	pthread_mutex_lock(&s->lock);
+	if (!s->notifier)
+		s->notifier = notifier_new(&no);
+	pthread_mutex_unlock(&s->lock);
+}
+
 const struct config *service_config(struct service *s)
 {
 	return s->cfg->cfg;
@@ -1070,6 +1082,7 @@ void service_free(struct service *s)
 		config_free(s->cfg->cfg);
 		free(s->cfg);
 	}
+	notifier_free(s->notifier);
 	fairshare_free(s->fair);
 	free(s->config_path);
 	free(s->dropin_dir);

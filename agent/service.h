@@ -56,6 +56,10 @@ void service_free(struct service *s);
  * (stopped, their records kept); others are untouched. A config that does
  * not load changes nothing (-EINVAL, err says why). */
 int service_reload(struct service *s, struct dth_err *err) WUR;
+/* The agent's token (borrowed; outlives s), from which the tasks' secrets
+ * are derived: starts the notifier. Call before service_start. */
+struct token;
+void service_set_token(struct service *s, const struct token *token);
 /* The remote definitions in use (for the agent info). */
 const struct config *service_config(struct service *s);
 

@@ -17,6 +17,7 @@ struct schedule;
 struct fairshare;
 struct fairshare_client;
 struct sqspoll;
+struct notifier;
 
 enum atask_state { AT_IDLE = 0, AT_RUNNING, AT_STOPPING, AT_STOPPED, AT_ERROR, AT__COUNT };
 
@@ -72,6 +73,7 @@ struct atask {
 	struct sqspoll *poller;	 /* events = sqs: its poller (svc_events.c) */
 	unsigned def_gen;	 /* bumped when the definition changes */
 	unsigned poller_def_gen; /* ... the one the poller was started with */
+	bool ev_backlog_told;	 /* event_backlog notified; again once it halves */
 };
 
 /* The config in use, shared by the runs that started with it: a reload
@@ -108,6 +110,7 @@ struct service {
 	 * joined without the lock (their threads take it). */
 	struct sqspoll **retired;
 	size_t n_retired;
+	struct notifier *notifier; /* NULL until service_set_token */
 };
 
 /* ---- shared by service.c and svc_events.c ---- */
@@ -132,6 +135,9 @@ void evrun_begin(struct service *s, struct atask *t, const char *trigger, struct
  * well; update the task's event state. Releases ev. */
 void evrun_end(struct service *s, struct atask *t, const struct taskrun_result *res,
 	       struct evrun *ev);
+/* Without the lock: the notifications of a run that ended (notify.h). */
+void svc_notify_run(struct service *s, const struct taskdef *def, const struct config *cfg,
+		    const struct run_record *rec, const struct taskrun_result *res);
 /* With s->lock held: start the SQS pollers tasks want and retire those they
  * no longer want (force: every one, e.g. at shutdown). */
 void svc_pollers_locked(struct service *s, bool force);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/notify.h"
 #include "agent/service_i.h"
 #include "agent/sqspoll.h"
 #include "common/log.h"
@@ -66,6 +67,8 @@ void evrun_end(struct service *s, struct atask *t, const struct taskrun_result *
 	if (!rc) {
 		t->ev_pending = st.count || st.rescan;
 		t->ev_backlog = st.count;
+		if (st.count < t->def.notify_backlog / 2)
+			t->ev_backlog_told = false;
 	}
 	if (!well && t->ev_running)
 		t->ev_hold_until = svc_now() + EVENT_HOLD;
@@ -85,6 +88,32 @@ static void count_locked(struct service *s, struct atask *t, const struct intake
 		t->ev_backlog = c->backlog;
 		svc_changed_locked(s);
 	}
+	if (c->backlog >= t->def.notify_backlog && !t->ev_backlog_told && t->def.n_notify) {
+		t->ev_backlog_told = true;
+		notifier_post(s->notifier, &t->def, s->cfg->cfg, "event_backlog",
+			      json_pack("{s:I, s:I}", "backlog", (json_int_t)c->backlog,
+					"threshold", (json_int_t)t->def.notify_backlog));
+	}
+}
+
+/* ---- notifications of runs ---- */
+
+void svc_notify_run(struct service *s, const struct taskdef *def, const struct config *cfg,
+		    const struct run_record *rec, const struct taskrun_result *res)
+{
+	const char *event = NULL;
+	if (!strcmp(rec->result, "error"))
+		event = "run_failed";
+	else if (!strcmp(rec->result, "failed"))
+		event = res->failed ? "objects_failed" : "run_failed";
+	else if (!strcmp(rec->result, "ok") && strcmp(rec->trigger, "events"))
+		event = "run_finished"; /* not for every event run: they can be many */
+	if (!event || !def->n_notify)
+		return;
+	json_t *p = json_pack("{s:o}", "run", service_run_json(rec));
+	if (res->error[0])
+		json_object_set_new(p, "error", json_string(res->error));
+	notifier_post(s->notifier, def, cfg, event, p);
 }
 
 /* ---- webhooks ---- */

@@ -252,6 +252,7 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 	}
 	if (created)
 		log_info("api token made in %s", token_path(tok));
+	service_set_token(s, tok);
 	char exe[4096];
 	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (el <= 0 || (size_t)el >= sizeof(exe) - 1) {

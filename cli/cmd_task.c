@@ -80,6 +80,8 @@ static void task_usage(FILE *f)
 	    "  webhook NAME                 the URL, with the task's secret, that S3 event or\n"
 	    "                               registry notifications are POSTed to (events=webhook;\n"
 	    "                               or sign the body: X-Dth-Signature: sha256=HMAC)\n"
+	    "  notify-secret NAME           the secret its notifications are signed with\n"
+	    "                               (X-Dth-Signature: sha256=HMAC-SHA256 of the body)\n"
 	    "\n"
 	    "options:\n"
 	    "  --agent ADDR        where the agent listens: HOST:PORT, https://HOST:PORT or\n"
@@ -310,7 +312,7 @@ static int do_show(struct client *c, const char *name)
 
 /* The URL a sender POSTs a task's events to, with the task's own secret
  * (derived from the agent's token: it changes when the token does). */
-static int do_webhook(struct client *c, const char *name)
+static int do_webhook(struct client *c, const char *name, bool notify)
 {
 	struct buf p = BUF_INIT;
 	task_path(&p, name, "");
@@ -322,7 +324,7 @@ static int do_webhook(struct client *c, const char *name)
 	}
 	const char *ev =
 	    json_string_value(json_object_get(json_object_get(j, "definition"), "events"));
-	if (!ev || strcmp(ev, "webhook")) {
+	if (!notify && (!ev || strcmp(ev, "webhook"))) {
 		cli_error("task %s does not take webhook events (events = %s): set events=webhook",
 			  name, ev ? ev : "none");
 		json_decref(j);
@@ -331,10 +333,13 @@ static int do_webhook(struct client *c, const char *name)
 	}
 	json_decref(j);
 	struct buf purpose = BUF_INIT;
-	buf_addf(&purpose, "events:%s", name);
+	buf_addf(&purpose, "%s:%s", notify ? "notify" : "events", name);
 	char secret[TOKEN_HEX_LEN + 1];
 	token_derive(c->token, purpose.data, secret);
-	printf("%s%s/events?secret=%s\n", c->addr.base, p.data, secret);
+	if (notify)
+		printf("%s\n", secret);
+	else
+		printf("%s%s/events?secret=%s\n", c->addr.base, p.data, secret);
 	secret_wipe(secret, sizeof(secret));
 	buf_release(&purpose);
 	buf_release(&p);
@@ -717,7 +722,7 @@ static bool args_fit(const char *sub, int nargs, const struct topts *o)
 {
 	static const char *const one[] = {"show",    "start",  "stop",	  "run",
 					  "retry",   "delete", "history", "failures",
-					  "objects", "images", "webhook"};
+					  "objects", "images", "webhook", "notify-secret"};
 	if (!strcmp(sub, "list"))
 		return nargs == 0;
 	if (!strcmp(sub, "create") || !strcmp(sub, "update"))
@@ -775,7 +780,9 @@ int cmd_task(int argc, char **argv)
 	else if (!strcmp(sub, "images"))
 		rc = do_pages(&c, &o, args[0], "/images", "images", NULL);
 	else if (!strcmp(sub, "webhook"))
-		rc = do_webhook(&c, args[0]);
+		rc = do_webhook(&c, args[0], false);
+	else if (!strcmp(sub, "notify-secret"))
+		rc = do_webhook(&c, args[0], true);
 	else
 		rc = do_action(&c, args[0], sub);
 	client_release(&c);
