@@ -7,12 +7,14 @@ radosgw's own log."""
 
 import hashlib
 import hmac
+import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 import boto3
@@ -476,5 +478,147 @@ def test_sqs_kill9_in_flight(ctx):
                 puts[k] = puts.get(k, 0) + 1
         twice = {k: n for k, n in puts.items() if n > 1}
         assert not twice, "copied more than once: %s" % twice
+    finally:
+        m.stop()
+
+
+# --------------------------------------------------------------------------
+# Notifications out: a webhook receiver in the test (the first POST answered
+# 500, to see the retry), and SNS through moto.
+
+class _Receiver:
+    """An HTTP server on a free port that keeps every POST (path, headers,
+    raw body); the first `fail_first` are answered 500."""
+
+    def __init__(self, fail_first=1):
+        outer = self
+        self.posts = []
+        self.fail_left = fail_first
+        self.lock = threading.Lock()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with outer.lock:
+                    fail = outer.fail_left > 0
+                    outer.fail_left -= 1 if fail else 0
+                    outer.posts.append((self.path, dict(self.headers.items()), body, fail))
+                self.send_response(500 if fail else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def delivered(self, event=None):
+        with self.lock:
+            return [(p, h, b) for p, h, b, fail in self.posts
+                    if not fail and (event is None or h.get("X-Dth-Event") == event)]
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def _notify_secret(ctx, ag, task):
+    out = subprocess.run([lib.dth_bin(), "task", "--agent", ag.url, "--state", ctx.state,
+                          "notify-secret", task], check=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ctx.base_env(), timeout=30).stdout
+    secret = out.decode().strip()
+    lib.register_secret(secret)
+    return secret
+
+
+def test_notifications_to_a_webhook(ctx):
+    """A task's notifications reach a webhook signed with its secret: the end
+    of its run (after the receiver's first answer, a 500, the retry), failed
+    objects with their reason, and a backlog of events past the threshold;
+    /metrics counts them; the hook's secret path never reaches a log."""
+    a = lib.s3("a")
+    src, dst = ctx.bucket("a", "ntsrc"), ctx.bucket("b", "ntdst")
+    _objects(a, src, "n/", 4, 31)
+    rcv = _Receiver(fail_first=1)
+    hook_path = "/hooks/T0-%s" % os.urandom(8).hex()
+    lib.register_secret(hook_path[7:])
+    try:
+        ctx.write_config(extra=_task_section(
+            "nt", "src:" + src, "dst:" + dst, schedule="every 1h", events="webhook",
+            notify="webhook:" + rcv.url + hook_path, notify_backlog="3"))
+        with Agent(ctx) as ag:
+            ag.wait_runs("nt", 1)
+            secret = _notify_secret(ctx, ag, "nt")
+            assert lib.wait_for(lambda: rcv.delivered("run_finished"), 15), rcv.posts
+            path, headers, body = rcv.delivered("run_finished")[0]
+            assert path == hook_path and headers["Content-Type"] == "application/json"
+            want = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            assert headers["X-Dth-Signature"] == want, (headers, want)
+            doc = json.loads(body)
+            assert doc["event"] == "run_finished" and doc["task"] == "nt" and \
+                doc["type"] == "s3" and doc["run"]["result"] == "ok" and \
+                doc["run"]["transferred"] == 4 and doc["run"]["seq"] == 1, doc
+            assert len(rcv.posts) == 2 and rcv.posts[0][3], "the 500 was not retried"
+
+            # failed objects: an event naming a key no request can carry
+            bad = {"Records": [_record(src, "n/bad%00key")]}
+            ag.api("POST", "/api/v1/tasks/nt/events", body=bad, expect=202)
+            assert lib.wait_for(lambda: rcv.delivered("objects_failed"), 15), rcv.posts
+            _, headers, body = rcv.delivered("objects_failed")[0]
+            doc = json.loads(body)
+            assert doc["run"]["failed"] == 1 and "NUL" in " ".join(doc["run"]["errors"]), doc
+            assert headers["X-Dth-Signature"] == "sha256=" + hmac.new(
+                secret.encode(), body, hashlib.sha256).hexdigest()
+
+            # a backlog of 3 events while the task is stopped
+            ag.api("POST", "/api/v1/tasks/nt/actions/stop", expect=202)
+            three = {"Records": [_record(src, "n/d/0000%d" % i) for i in range(3)]}
+            ag.api("POST", "/api/v1/tasks/nt/events", body=three, expect=202)
+            assert lib.wait_for(lambda: rcv.delivered("event_backlog"), 15), rcv.posts
+            doc = json.loads(rcv.delivered("event_backlog")[0][2])
+            assert doc["backlog"] == 3 and doc["threshold"] == 3, doc
+            metrics = ag.api("GET", "/metrics", expect=200).text
+            assert 'dth_notifications_total{outcome="retried"} 1' in metrics, \
+                [m for m in metrics.splitlines() if "notif" in m]
+            assert 'dth_notifications_total{outcome="sent"} 3' in metrics
+    finally:
+        rcv.stop()
+
+
+def test_notifications_to_sns(ctx):
+    """A task's run_finished reaches an SNS topic (moto's, subscribed by an
+    SQS queue), published with notify_remote's credentials and endpoint."""
+    m = _Moto(ctx)
+    try:
+        a = lib.s3("a")
+        src, dst = ctx.bucket("a", "snsrc"), ctx.bucket("b", "sndst")
+        _objects(a, src, "s/", 3, 41)
+        sns = boto3.client("sns", endpoint_url=m.url, region_name="us-east-1",
+                           aws_access_key_id="moto", aws_secret_access_key="moto-secret")
+        arn = sns.create_topic(Name="dth-notes")["TopicArn"]
+        q, _ = m.queue("dth-notes", visibility=30)
+        qarn = m.sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn["Attributes"]["QueueArn"])
+        ctx.write_config(extra=m.section("moto") + _task_section(
+            "ns", "src:" + src, "dst:" + dst, schedule="every 1h", notify="sns:" + arn,
+            notify_remote="moto"))
+        with Agent(ctx) as ag:
+            ag.wait_runs("ns", 1)
+            got = []
+
+            def arrived():
+                r = m.sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                got.extend(json.loads(x["Body"]) for x in r.get("Messages", []))
+                return got
+            assert lib.wait_for(arrived, 20), "no SNS message"
+            note = got[0]
+            assert note["Subject"] == "dth: run_finished: ns", note
+            doc = json.loads(note["Message"])
+            assert doc["event"] == "run_finished" and doc["run"]["transferred"] == 3, doc
     finally:
         m.stop()
