@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Benchmark of change events (driven by bench/events.sh, which starts two
+radosgw endpoints and exports the BENCH_* variables).
+
+1. Latency: a task with events = webhook mirrors bucket A to bucket B; A is
+   subscribed (a radosgw topic pushing to the agent's webhook URL). Small
+   objects are PUT to A one at a time; for each, the time from just before
+   the PUT to the first HEAD at B that finds it (HEADs every 5 ms). p50 and
+   p95 per run, BENCH_RUNS runs of BENCH_LATENCY_OBJECTS objects.
+2. Burst: BENCH_BURST objects are put in a bucket that notifies nobody; the
+   agent is then POSTed their events (records batched 100 per POST, as fast
+   as it answers) and the time until the last one is at the destination is
+   taken; the same objects are copied by `dth sync` into another bucket. Both
+   as objects/s, with the requests each sent to the source (radosgw's `req`
+   counter). BENCH_RUNS times each, alternated.
+Prints a Markdown table (medians and spread) and writes the raw numbers as
+JSON to BENCH_OUT."""
+
+import concurrent.futures
+import json
+import os
+import signal
+import statistics
+import subprocess
+import time
+
+import boto3
+import botocore.config
+import requests
+
+E = os.environ
+SRC, DST = E["BENCH_SRC_URL"], E["BENCH_DST_URL"]
+SRC_ASOK = E["BENCH_SRC_ASOK"]
+KEY, SECRET = E.get("BENCH_KEY", "test"), E["BENCH_SECRET"]
+WORK, OUT, DTH = E["BENCH_WORK"], E["BENCH_OUT"], E["BENCH_DTH"]
+RUNS = int(E.get("BENCH_RUNS", "5"))
+LAT_N = int(E.get("BENCH_LATENCY_OBJECTS", "100"))
+BURST = int(E.get("BENCH_BURST", "10000"))
+PORT = int(E.get("BENCH_API_PORT", "8592"))
+TAG = "e%d" % int(time.time())
+
+
+def s3(url):
+    return boto3.client("s3", endpoint_url=url, aws_access_key_id=KEY,
+                        aws_secret_access_key=SECRET, region_name="us-east-1",
+                        config=botocore.config.Config(max_pool_connections=32,
+                                                      s3={"addressing_style": "path"},
+                                                      retries={"max_attempts": 1}))
+
+
+def req_counter(asok):
+    out = subprocess.run(["ceph", "--admin-daemon", asok, "perf", "dump", "rgw"], check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    return json.loads(out)["rgw"]["req"]
+
+
+def remotes():
+    text = ""
+    for name, url in (("src", SRC), ("dst", DST)):
+        text += ("[remote %s]\ntype = s3\nprovider = ceph\nendpoint = %s\nregion = us-east-1\n"
+                 "path_style = true\naccess_key_id = %s\nsecret_access_key = %s\n\n"
+                 % (name, url, KEY, SECRET))
+    return text
+
+
+def write(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+class Agent:
+    def __init__(self, conf):
+        self.state = os.path.join(WORK, "state-" + TAG)
+        self.log = open(os.path.join(WORK, "agent-%s.log" % TAG), "ab")
+        self.proc = subprocess.Popen([DTH, "agent", "--config", conf, "--state", self.state,
+                                      "--listen", "127.0.0.1:%d" % PORT],
+                                     stdout=self.log, stderr=self.log)
+        self.url = "http://127.0.0.1:%d" % PORT
+        self.s = requests.Session()
+        for _ in range(400):
+            try:
+                if self.s.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        with open(os.path.join(self.state, "agent.token")) as f:
+            self.s.headers["Authorization"] = "Bearer " + f.read().strip()
+
+    def task(self, name):
+        return self.s.get(self.url + "/api/v1/tasks/" + name, timeout=30).json()
+
+    def wait_idle(self, name, timeout=600):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            t = self.task(name)
+            if t["state"] != "running" and not t["events"]["pending"] and t["last_run"]:
+                return t
+            time.sleep(0.05)
+        raise RuntimeError("task %s did not settle" % name)
+
+    def webhook(self, name):
+        out = subprocess.run([DTH, "task", "--agent", self.url, "--state", self.state, "webhook",
+                              name], check=True, capture_output=True, text=True).stdout
+        return out.strip()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+        self.log.close()
+
+
+def subscribe(bucket, url):
+    sns = boto3.client("sns", endpoint_url=SRC, region_name="default", aws_access_key_id=KEY,
+                       aws_secret_access_key=SECRET)
+    arn = sns.create_topic(Name=bucket + "-hook", Attributes={
+        "push-endpoint": url, "persistent": "false"})["TopicArn"]
+    s3(SRC).put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"TopicConfigurations": [{
+            "Id": "dth", "TopicArn": arn,
+            "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def latency_run(a, b, src, dst, run):
+    lat = []
+    for i in range(LAT_N):
+        key = "l/%d/%05d" % (run, i)
+        t0 = time.monotonic()
+        a.put_object(Bucket=src, Key=key, Body=b"z" * 1024)
+        while True:
+            try:
+                b.head_object(Bucket=dst, Key=key)
+                break
+            except Exception:  # noqa: BLE001 (404 until it arrives)
+                if time.monotonic() - t0 > 30:
+                    raise RuntimeError("%s did not arrive in 30 s" % key)
+                time.sleep(0.005)
+        lat.append(time.monotonic() - t0)
+    return {"p50": pct(lat, 50), "p95": pct(lat, 95), "max": max(lat)}
+
+
+def populate(bucket, n):
+    a = s3(SRC)
+    a.create_bucket(Bucket=bucket)
+    with concurrent.futures.ThreadPoolExecutor(32) as ex:
+        list(ex.map(lambda i: a.put_object(Bucket=bucket, Key="b/%06d" % i, Body=b"q" * 1024),
+                    range(n)))
+
+
+def count(client, bucket, prefix=""):
+    n = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        n += len(page.get("Contents", []))
+    return n
+
+
+def burst_events(ag, task, bucket, dst_bucket):
+    recs = [{"eventSource": "ceph:s3", "eventName": "ObjectCreated:Put",
+             "s3": {"bucket": {"name": bucket}, "object": {"key": "b/%06d" % i}}}
+            for i in range(BURST)]
+    r0 = req_counter(SRC_ASOK)
+    seq0 = (ag.task(task)["last_run"] or {}).get("seq", 0)
+    t0 = time.monotonic()
+    for i in range(0, BURST, 100):
+        r = ag.s.post(ag.url + "/api/v1/tasks/%s/events" % task,
+                      data=json.dumps({"Records": recs[i:i + 100]}), timeout=60)
+        r.raise_for_status()
+    while True:
+        t = ag.task(task)
+        if t["state"] != "running" and not t["events"]["pending"] and \
+                (t["last_run"] or {}).get("seq", 0) > seq0:
+            break
+        time.sleep(0.02)
+    secs = time.monotonic() - t0
+    got = count(s3(DST), dst_bucket)
+    return {"seconds": secs, "objects_per_s": BURST / secs, "source_requests":
+            req_counter(SRC_ASOK) - r0, "at_destination": got}
+
+
+def burst_sync(conf, bucket, dst_bucket):
+    r0 = req_counter(SRC_ASOK)
+    t0 = time.monotonic()
+    subprocess.run([DTH, "sync", "--config", conf, "--state", os.path.join(WORK, "sync-" + dst_bucket),
+                    "--no-progress", "src:%s/b/" % bucket, "dst:%s/b/" % dst_bucket], check=True,
+                   capture_output=True)
+    secs = time.monotonic() - t0
+    return {"seconds": secs, "objects_per_s": BURST / secs,
+            "source_requests": req_counter(SRC_ASOK) - r0,
+            "at_destination": count(s3(DST), dst_bucket)}
+
+
+def spread(v):
+    return "%.2f (%.2f–%.2f)" % (statistics.median(v), min(v), max(v))
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    lsrc, ldst = "evl-" + TAG, "evld-" + TAG
+    bsrc = "evb-" + TAG
+    a, b = s3(SRC), s3(DST)
+    a.create_bucket(Bucket=lsrc)
+    b.create_bucket(Bucket=ldst)
+    populate(bsrc, BURST)
+    text = remotes() + (
+        "[task lat]\nsource = src:%s\ndestination = dst:%s\nschedule = every 1h\n"
+        "events = webhook\n\n" % (lsrc, ldst))
+    for r in range(RUNS):
+        # never due on its own (1 January): only the events copy
+        text += ("[task burst%d]\nsource = src:%s/b/\ndestination = dst:evbd%d-%s/b/\n"
+                 "schedule = cron \"0 0 1 1 *\"\nevents = webhook\n\n" % (r, bsrc, r, TAG))
+    conf = write(os.path.join(WORK, "events.conf"), text)
+    for r in range(RUNS):
+        b.create_bucket(Bucket="evbd%d-%s" % (r, TAG))
+        b.create_bucket(Bucket="evsd%d-%s" % (r, TAG))
+    ag = Agent(conf)
+    res = {"latency": [], "events": [], "sync": [], "objects": BURST}
+    try:
+        ag.wait_idle("lat")
+        subscribe(lsrc, ag.webhook("lat"))
+        for r in range(RUNS):
+            res["latency"].append(latency_run(a, b, lsrc, ldst, r))
+            res["events"].append(burst_events(ag, "burst%d" % r, bsrc, "evbd%d-%s" % (r, TAG)))
+            res["sync"].append(burst_sync(conf, bsrc, "evsd%d-%s" % (r, TAG)))
+            print("run %d: %s" % (r, json.dumps({k: res[k][-1] for k in ("latency", "events", "sync")})),
+                  flush=True)
+    finally:
+        ag.stop()
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        json.dump(res, f, indent=1)
+    lat = res["latency"]
+    ev, sy = res["events"], res["sync"]
+    print("| measure (median of %d runs, min–max) | value |" % RUNS)
+    print("| --- | --- |")
+    print("| event to object at the destination, p50 | %s s |" % spread([x["p50"] for x in lat]))
+    print("| event to object at the destination, p95 | %s s |" % spread([x["p95"] for x in lat]))
+    print("| burst of %d events drained | %s objects/s |" % (BURST, spread([x["objects_per_s"] for x in ev])))
+    print("| `dth sync` of the same objects | %s objects/s |" % spread([x["objects_per_s"] for x in sy]))
+    print("| events / sync rate | %s |" % spread([e["objects_per_s"] / s["objects_per_s"] for e, s in zip(ev, sy)]))
+    print("| source requests: events / sync | %d / %d |" % (statistics.median([x["source_requests"] for x in ev]),
+                                                       statistics.median([x["source_requests"] for x in sy])))
+
+
+if __name__ == "__main__":
+    main()
