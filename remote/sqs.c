@@ -43,7 +43,7 @@ int sqs_region_of_url(const char *queue_url, struct buf *out)
 		buf_add(out, rest, (size_t)(d2 - rest));
 		return 0;
 	}
-	if (rl >= 20 && !strncmp(rest, "queue.amazonaws.com", 19)) {
+	if (rl >= 19 && !strncmp(rest, "queue.amazonaws.com", 19)) {
 		buf_add(out, h, (size_t)(dot - h));
 		return 0;
 	}
