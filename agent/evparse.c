@@ -62,6 +62,33 @@ static enum evparse_kind s3_kind(const char *name)
 	return 0;
 }
 
+/* The size and ETag a created object's record gives (size -1, etag "" when
+ * absent or not plausible: a hint must not mislead). */
+static void object_meta(const json_t *obj, enum evparse_kind kind, int64_t *size, char *etag,
+			size_t etag_sz)
+{
+	*size = -1;
+	etag[0] = '\0';
+	const json_t *sz = json_object_get(obj, "size");
+	const char *e = json_string_value(json_object_get(obj, "eTag"));
+	if (kind != EV_CREATED || !json_is_integer(sz) || json_integer_value(sz) < 0 || !e)
+		return;
+	size_t n = strlen(e);
+	if (n >= 2 && e[0] == '"' && e[n - 1] == '"') {
+		e++;
+		n -= 2;
+	}
+	if (!n || n >= etag_sz)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!((e[i] >= '0' && e[i] <= '9') || (e[i] >= 'a' && e[i] <= 'f') ||
+		      (e[i] >= 'A' && e[i] <= 'F') || e[i] == '-'))
+			return;
+	memcpy(etag, e, n);
+	etag[n] = '\0';
+	*size = json_integer_value(sz);
+}
+
 /* One record: 1 given, 0 ignored, or an error. */
 static int s3_record(const json_t *r, size_t i, struct buf *key,
 		     int (*fn)(void *ctx, const struct evparse_item *it), void *ctx,
@@ -82,7 +109,15 @@ static int s3_record(const json_t *r, size_t i, struct buf *key,
 	bool form = strcmp(str_of(r, "eventSource"), "ceph:s3") != 0;
 	if (key_decode(raw, form, key) || !key->len)
 		return err_set(err, -EINVAL, "Records[%zu]: s3.object.key is not URL-encoded", i);
-	struct evparse_item it = {kind, bname, key->data, key->len, str_of(obj, "sequencer"), ""};
+	char etag[128];
+	struct evparse_item it = {.kind = kind,
+				  .bucket = bname,
+				  .key = key->data,
+				  .key_len = key->len,
+				  .sequencer = str_of(obj, "sequencer"),
+				  .host = "",
+				  .etag = etag};
+	object_meta(obj, kind, &it.size, etag, sizeof(etag));
 	int rc = fn(ctx, &it);
 	return rc ? rc : 1;
 }
@@ -146,8 +181,14 @@ static int reg_event(const json_t *e, size_t i, int (*fn)(void *ctx, const struc
 		return 0;
 	if (!*repo)
 		return err_set(err, -EINVAL, "events[%zu]: no target.repository", i);
-	struct evparse_item it = {EV_PUSHED,   repo, tag,
-				  strlen(tag), "",   str_of(json_object_get(e, "request"), "host")};
+	struct evparse_item it = {.kind = EV_PUSHED,
+				  .bucket = repo,
+				  .key = tag,
+				  .key_len = strlen(tag),
+				  .sequencer = "",
+				  .host = str_of(json_object_get(e, "request"), "host"),
+				  .size = -1,
+				  .etag = ""};
 	int rc = fn(ctx, &it);
 	return rc ? rc : 1;
 }

@@ -32,6 +32,11 @@ struct evparse_item {
 	size_t key_len;	       /* a key may hold any byte once decoded */
 	const char *sequencer; /* S3: "" when absent */
 	const char *host;      /* registry: the request's Host ("" when absent) */
+	/* S3 created: the object's size and ETag as the record gives them
+	 * (size -1 and etag "" when absent or malformed; the ETag without
+	 * quotes) */
+	int64_t size;
+	const char *etag;
 };
 
 /* Calls fn for each S3 record of body (len bytes). Records of other events

@@ -45,13 +45,18 @@ static bool scope_image(const struct scope *sc, const char *repo, const char *ta
 	return listed && (!sc->have_tags || regexec(&sc->tags, tag, 0, NULL, 0) == 0);
 }
 
-static int keep(struct scope *sc, const char *k, size_t len)
+/* An event that concerns the task: to fn, or kept in sc->keys as size_t
+ * key length, key, int64 size (-1: no hint), NUL-terminated ETag. */
+static int keep(struct scope *sc, const char *k, size_t len, int64_t size, const char *etag)
 {
 	sc->accepted++;
 	if (sc->fn)
 		return sc->fn(sc->ctx, k, len);
 	buf_add(&sc->keys, &len, sizeof(len));
 	buf_add(&sc->keys, k, len);
+	buf_add(&sc->keys, &size, sizeof(size));
+	buf_adds(&sc->keys, etag);
+	buf_addch(&sc->keys, '\0');
 	return 0;
 }
 
@@ -65,7 +70,7 @@ static int on_item(void *ctx, const struct evparse_item *it)
 		}
 		struct buf ref = BUF_INIT;
 		buf_addf(&ref, "%s:%s", it->bucket, it->key);
-		int rc = keep(sc, ref.data, ref.len);
+		int rc = keep(sc, ref.data, ref.len, -1, "");
 		buf_release(&ref);
 		return rc;
 	}
@@ -75,7 +80,7 @@ static int on_item(void *ctx, const struct evparse_item *it)
 		sc->ignored++;
 		return 0;
 	}
-	return keep(sc, it->key + pl, it->key_len - pl);
+	return keep(sc, it->key + pl, it->key_len - pl, it->etag[0] ? it->size : -1, it->etag);
 }
 
 static int scope_init(struct scope *sc, const struct taskdef *def, struct dth_err *err)
@@ -114,11 +119,19 @@ static struct manifest_event *scope_events(struct scope *sc)
 	size_t off = 0;
 	for (unsigned i = 0; i < sc->accepted; i++) {
 		size_t len;
+		int64_t size;
 		memcpy(&len, sc->keys.data + off, sizeof(len));
 		off += sizeof(len);
 		ev[i].key = sc->keys.data + off;
 		ev[i].key_len = len;
 		off += len;
+		memcpy(&size, sc->keys.data + off, sizeof(size));
+		off += sizeof(size);
+		const char *etag = sc->keys.data + off;
+		off += strlen(etag) + 1;
+		ev[i].has_hint = size >= 0 && *etag;
+		ev[i].size = ev[i].has_hint ? (uint64_t)size : 0;
+		str_copy_fit(ev[i].etag, ev[i].has_hint ? etag : "", sizeof(ev[i].etag));
 	}
 	return ev;
 }
@@ -192,21 +205,47 @@ static int cmp_key(const void *a, const void *b)
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
+/* Where one taken event's strings are in the batch's store. */
+struct slot {
+	size_t off, len, etag_off;
+	bool hint;
+	uint64_t size;
+};
+
 struct take {
 	struct intake_batch *b;
-	struct buf offs; /* size_t offset, size_t length per event */
+	struct buf slots; /* struct slot per event */
 };
 
 static int take_one(void *ctx, const struct manifest_event *ev)
 {
 	struct take *t = ctx;
-	size_t off = t->b->store.len;
-	buf_add(&t->b->store, ev->key, ev->key_len);
-	buf_addch(&t->b->store, '\0');
-	buf_add(&t->offs, &off, sizeof(off));
-	buf_add(&t->offs, &ev->key_len, sizeof(ev->key_len));
+	struct buf *st = &t->b->store;
+	struct slot sl = {st->len, ev->key_len, 0, ev->has_hint, ev->size};
+	buf_add(st, ev->key, ev->key_len);
+	buf_addch(st, '\0');
+	sl.etag_off = st->len;
+	buf_adds(st, ev->has_hint ? ev->etag : "");
+	buf_addch(st, '\0');
+	buf_add(&t->slots, &sl, sizeof(sl));
 	t->b->upto = ev->seq;
 	return 0;
+}
+
+/* Sort and keep each key once; a key named twice keeps no hint (which of
+ * its events is the newest is not known: the source is asked). */
+static size_t dedupe(struct sync_key *k, size_t n)
+{
+	qsort(k, n, sizeof(*k), cmp_key);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (u && !cmp_key(&k[u - 1], &k[i])) {
+			k[u - 1].hint = false;
+			continue;
+		}
+		k[u++] = k[i];
+	}
+	return u;
 }
 
 int intake_batch_take(struct manifest *m, uint32_t task, unsigned max, struct intake_batch *b)
@@ -221,24 +260,18 @@ int intake_batch_take(struct manifest *m, uint32_t task, unsigned max, struct in
 	struct take t = {b, BUF_INIT};
 	int n = manifest_events_page(m, task, max, take_one, &t);
 	if (n < 0) {
-		buf_release(&t.offs);
+		buf_release(&t.slots);
 		return n;
 	}
 	b->keys = xcalloc(n ? (size_t)n : 1, sizeof(*b->keys));
 	for (int i = 0; i < n; i++) {
-		size_t off, len;
-		memcpy(&off, t.offs.data + (size_t)i * 2 * sizeof(size_t), sizeof(off));
-		memcpy(&len, t.offs.data + ((size_t)i * 2 + 1) * sizeof(size_t), sizeof(len));
-		b->keys[i].key = b->store.data + off;
-		b->keys[i].len = len;
+		struct slot sl;
+		memcpy(&sl, t.slots.data + (size_t)i * sizeof(sl), sizeof(sl));
+		b->keys[i] = (struct sync_key){b->store.data + sl.off, sl.len, sl.hint, sl.size,
+					       b->store.data + sl.etag_off};
 	}
-	buf_release(&t.offs);
-	qsort(b->keys, (size_t)n, sizeof(*b->keys), cmp_key);
-	size_t u = 0;
-	for (size_t i = 0; i < (size_t)n; i++)
-		if (!u || cmp_key(&b->keys[u - 1], &b->keys[i]))
-			b->keys[u++] = b->keys[i];
-	b->n = u;
+	buf_release(&t.slots);
+	b->n = dedupe(b->keys, (size_t)n);
 	return 0;
 }
 

@@ -683,6 +683,20 @@ static int key_gone(struct range *rg, const char *key, size_t len, const struct 
 	return rc ? err_set(err, rc, "the transfer pool stopped: %s", strerror(-rc)) : 0;
 }
 
+/* A key whose event said what the object is: planned from that, without a
+ * HEAD (the copy's GET asks with If-Match and follows a newer version). */
+static int key_hinted(struct range *rg, const struct sync_key *k, const struct obj_record *rec,
+		      struct plan *p, struct dth_err *err)
+{
+	struct s3_object_head h;
+	memset(&h, 0, sizeof(h));
+	h.size = h.total_size = k->size;
+	str_copy_fit(h.etag, k->etag, sizeof(h.etag));
+	plan_from_head(p, SYNC_COPY_NEW, k->key, k->len, &h, rec);
+	p->action = key_action(rg->run, k->key, k->len, &h, rec, p);
+	return plan_item(rg, p, err);
+}
+
 /* One given key. 0, or an error that ends the run (err set). */
 static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *err)
 {
@@ -694,12 +708,14 @@ static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *e
 	struct obj_record rec;
 	bool has_rec = k->len <= MANIFEST_KEY_MAX &&
 		       manifest_obj_get(o->manifest, o->task_id, k->key, k->len, &rec) == 0;
+	struct plan p;
+	if (k->hint && !o->merge_destination && !memchr(k->key, 0, k->len))
+		return key_hinted(rg, k, has_rec ? &rec : NULL, &p, err);
 	struct s3_object_head h;
 	struct dth_err e;
 	int rc = head_key(o->src, o->src_bucket, o->src_prefix, k->key, k->len, &h, &e);
 	if (rc == -ENOENT)
 		return key_gone(rg, k->key, k->len, &rec, has_rec, err);
-	struct plan p;
 	if (rc) {
 		if (unreachable_errno(rc)) {
 			*err = e;

@@ -56,10 +56,17 @@ struct sync_progress {
 	bool listing_done;
 };
 
-/* A key given to a run (sync_opts.keys): len bytes of any content. */
+/* A key given to a run (sync_opts.keys): len bytes of any content; with a
+ * hint, what its event said the object is (size, ETag): when the record
+ * differs, the copy starts from it without asking the source first (the
+ * copy's GET, with If-Match, finds out when the object has changed since and
+ * copies what is there then). */
 struct sync_key {
 	const char *key;
 	size_t len;
+	bool hint;
+	uint64_t size;
+	const char *etag;
 };
 
 struct sync_opts {

@@ -1,15 +1,18 @@
 /* The event journal: database events, key = task id + sequence (the run key
  * layout, codec_run_key), value = the event's key bytes. Sequence 0 is the
  * task's head: next sequence (8 bytes BE), count (8 bytes BE), rescan flag
- * (1 byte). Every change of a task's events rewrites its head in the same
- * transaction, so the count is exact and the bound needs no scan. Sequences
- * only grow; acknowledging deletes from the oldest. */
+ * (1 byte). An event's value: a flags byte (bit 0: a hint follows), with a
+ * hint its size (8 bytes BE), ETag length (1 byte) and ETag, then the key. Every change of a task's
+ * events rewrites its head in the same transaction, so the count is exact and the bound needs no
+ * scan. Sequences only grow; acknowledging deletes from the oldest. */
 #include "common/compat.h"
 
 #include "manifest/manifest_i.h"
 
 #include <errno.h>
 #include <string.h>
+
+#include "common/buf.h"
 
 #define HEAD_LEN 17
 
@@ -73,6 +76,43 @@ static int task_exists(struct manifest *m, MDB_txn *txn, uint32_t task)
 	return rc == MDB_NOTFOUND ? -ENOENT : rc;
 }
 
+static void event_encode(const struct manifest_event *ev, struct buf *out)
+{
+	size_t el = ev->has_hint ? strnlen(ev->etag, CODEC_ETAG_MAX - 1) : 0;
+	unsigned char head[10];
+	head[0] = ev->has_hint ? 1 : 0;
+	buf_add(out, head, 1);
+	if (ev->has_hint) {
+		be64_put(head, ev->size);
+		head[8] = (unsigned char)el;
+		buf_add(out, head, 9);
+		buf_add(out, ev->etag, el);
+	}
+	buf_add(out, ev->key, ev->key_len);
+}
+
+/* 0, or -1 for a value that is not an event. */
+static int event_decode(const unsigned char *p, size_t len, struct manifest_event *ev)
+{
+	if (len < 1)
+		return -1;
+	ev->has_hint = p[0] & 1;
+	size_t off = 1;
+	ev->size = 0;
+	ev->etag[0] = '\0';
+	if (ev->has_hint) {
+		if (len < 10 || len < 10 + (size_t)p[9] || p[9] >= CODEC_ETAG_MAX)
+			return -1;
+		ev->size = be64_get(p + 1);
+		memcpy(ev->etag, p + 10, p[9]);
+		ev->etag[p[9]] = '\0';
+		off = 10 + (size_t)p[9];
+	}
+	ev->key = (const char *)p + off;
+	ev->key_len = len - off;
+	return ev->key_len ? 0 : -1;
+}
+
 struct ev_add {
 	uint32_t task;
 	const struct manifest_event *ev;
@@ -96,8 +136,11 @@ static int add_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 		}
 		unsigned char kb[CODEC_RUN_KEY_LEN];
 		codec_run_key(a->task, a->st.next, kb);
-		MDB_val k = {sizeof(kb), kb}, v = {a->ev[i].key_len, (void *)a->ev[i].key};
+		struct buf val = BUF_INIT;
+		event_encode(&a->ev[i], &val);
+		MDB_val k = {sizeof(kb), kb}, v = {val.len, val.data};
 		rc = mdb_put(txn, m->dbi_events, &k, &v, 0);
+		buf_release(&val);
 		a->st.next++;
 		a->st.count++;
 	}
@@ -158,8 +201,10 @@ int manifest_events_page(struct manifest *m, uint32_t task, unsigned limit,
 		struct manifest_event ev;
 		if (codec_run_key_decode(k.mv_data, k.mv_size, &t, &ev.seq) || t != task)
 			break;
-		ev.key = v.mv_data;
-		ev.key_len = v.mv_size;
+		if (event_decode(v.mv_data, v.mv_size, &ev)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
 		stop = fn(ctx, &ev);
 		given++;
 	}

@@ -114,6 +114,11 @@ struct manifest_event {
 	uint64_t seq;	 /* set by the journal */
 	const char *key; /* the object key (relative) or "repo:tag"; borrowed */
 	size_t key_len;	 /* 1..MANIFEST_EVENT_KEY_MAX */
+	/* What the sender said the object is (a hint, never trusted alone):
+	 * has_hint, its size and ETag (no quotes, shorter than CODEC_ETAG_MAX). */
+	bool has_hint;
+	uint64_t size;
+	char etag[CODEC_ETAG_MAX];
 };
 struct manifest_events_state {
 	uint64_t count; /* events waiting */

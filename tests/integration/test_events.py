@@ -100,6 +100,10 @@ def test_rgw_notifications_to_webhook(ctx):
             reqs = [r for r in lib.rgw_log_requests("a", off)
                     if r[1].split("?")[0].strip("/").split("/")[0] == src]
             assert not any(lib.is_list_request(m, p) for m, p, _, _ in reqs), reqs
+            # radosgw's records say the size and ETag: a new object is copied
+            # without a HEAD first (the delete's event has none: one HEAD)
+            heads = [p for m, p, _, _ in reqs if m == "HEAD"]
+            assert len(heads) == 1 and heads[0].endswith("/in/d/00000"), heads
         assert "elsewhere" not in "".join(lib.list_all(b, dst))
         t = ag.task("hook")
         assert t["events"]["received"] >= 3 and t["events"]["ignored"] >= 1, t["events"]
@@ -184,6 +188,34 @@ def test_events_kept_across_kill9(ctx):
             puts[k] = puts.get(k, 0) + 1
     twice = {k: n for k, n in puts.items() if n > 1}
     assert not twice, "copied more than once: %s" % twice
+
+
+def test_events_during_a_rescan(ctx):
+    """Events for every key, POSTed while the first full run copies them:
+    the event run that follows copies nothing again (each key PUT once at the
+    destination, radosgw's log) and acknowledges them all."""
+    a, b = lib.s3("a"), lib.s3("b")
+    src, dst = ctx.bucket("a", "evrsrc"), ctx.bucket("b", "evrdst")
+    want = _objects(a, src, "r/", 400, 51, size=20000)
+    ctx.write_config(extra=_task_section("r", "src:" + src, "dst:" + dst,
+                                         schedule="every 1h", events="webhook", concurrency="2"))
+    off = lib.rgw_log_size("b")
+    with Agent(ctx) as ag:
+        assert lib.wait_for(lambda: ag.task("r")["state"] == "running", 20)
+        body = {"Records": [_record(src, k) for k in sorted(want)]}
+        r = ag.api("POST", "/api/v1/tasks/r/events", body=body, expect=202).json()
+        assert r["accepted"] == 400
+        assert ag.task("r")["state"] == "running", "the full run ended before the events came"
+        assert lib.wait_for(lambda: ag.task("r")["state"] != "running" and
+                            not ag.task("r")["events"]["pending"], 120), ag.task("r")
+        assert _dst_md5(b, dst) == want
+        runs = ag.api("GET", "/api/v1/tasks/r/runs", expect=200).json()["runs"]
+        assert sum(x["transferred"] for x in runs if x["trigger"] == "events") == 0, runs
+    puts = {}
+    for meth, path, status, _ in lib.rgw_log_requests("b", off):
+        if meth == "PUT" and path.startswith("/" + dst + "/") and str(status).startswith("2"):
+            puts[path] = puts.get(path, 0) + 1
+    assert len(puts) == 400 and max(puts.values()) == 1, sorted(puts.items())[:5]
 
 
 def _notify_registry(ctx, port, hook_url):

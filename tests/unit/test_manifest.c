@@ -1350,7 +1350,7 @@ static int runs_stop_cb(void *ctx, const struct run_record *r)
 
 struct ev_seen {
 	uint64_t seq[8];
-	char key[8][16];
+	char key[8][192];
 	unsigned n;
 };
 
@@ -1359,7 +1359,12 @@ static int ev_cb(void *ctx, const struct manifest_event *ev)
 	struct ev_seen *s = ctx;
 	if (s->n < 8) {
 		s->seq[s->n] = ev->seq;
-		snprintf(s->key[s->n], sizeof(s->key[0]), "%.*s", (int)ev->key_len, ev->key);
+		if (ev->has_hint)
+			snprintf(s->key[s->n], sizeof(s->key[0]), "%.*s %llu %s", (int)ev->key_len,
+				 ev->key, (unsigned long long)ev->size, ev->etag);
+		else
+			snprintf(s->key[s->n], sizeof(s->key[0]), "%.*s", (int)ev->key_len,
+				 ev->key);
 	}
 	s->n++;
 	return 0;
@@ -1371,10 +1376,13 @@ static void test_events(void)
 	if (!m)
 		return;
 	uint32_t a = task_make(m, "ev-a"), b = task_make(m, "ev-b");
-	struct manifest_event ev[3] = {{0, "k1", 2}, {0, "k2", 2}, {0, "k1", 2}};
+	struct manifest_event ev[3] = {
+	    {.key = "k1", .key_len = 2},
+	    {.key = "k2", .key_len = 2, .has_hint = true, .size = 7, .etag = "abc-2"},
+	    {.key = "k1", .key_len = 2}};
 	struct manifest_events_state st;
 	is_int(manifest_events_add(m, 99, ev, 1, false, &st), -ENOENT, "events: no task, no event");
-	struct manifest_event empty = {0, "", 0};
+	struct manifest_event empty = {.key = "", .key_len = 0};
 	is_int(manifest_events_add(m, a, &empty, 1, false, &st), -EINVAL,
 	       "events: empty key refused");
 	is_int(manifest_events_add(m, a, ev, 3, false, &st), 0, "events: add 3");
@@ -1384,8 +1392,8 @@ static void test_events(void)
 	memset(&s, 0, sizeof(s));
 	is_int(manifest_events_page(m, a, 2, ev_cb, &s), 2, "events: a page of 2");
 	ok(s.n == 2 && s.seq[0] == 1 && s.seq[1] == 2 && !strcmp(s.key[0], "k1") &&
-	       !strcmp(s.key[1], "k2"),
-	   "events: oldest first");
+	       !strcmp(s.key[1], "k2 7 abc-2"),
+	   "events: oldest first, the hint kept (%s, %s)", s.key[0], s.key[1]);
 	is_int(manifest_events_ack(m, a, 2, false), 0, "events: ack up to 2");
 	memset(&s, 0, sizeof(s));
 	is_int(manifest_events_page(m, a, 100, ev_cb, &s), 1, "events: one left");
@@ -1394,7 +1402,7 @@ static void test_events(void)
 	ok(st.count == 1 && st.next == 4, "events: count 1 after ack");
 	memset(&s, 0, sizeof(s));
 	is_int(manifest_events_page(m, b, 100, ev_cb, &s), 1, "events: b's own");
-	ok(s.seq[0] == 1 && !strcmp(s.key[0], "k2"), "events: b's seq 1");
+	ok(s.seq[0] == 1 && !strcmp(s.key[0], "k2 7 abc-2"), "events: b's seq 1");
 	/* the bound: past it, the rescan flag instead */
 	manifest_events_max = 3;
 	is_int(manifest_events_add(m, a, ev, 3, false, &st), 0, "events: add over the bound");
