@@ -9,7 +9,8 @@ radosgw endpoints and exports the BENCH_* variables).
    p95 per run, BENCH_RUNS runs of BENCH_LATENCY_OBJECTS objects.
 2. Burst: tasks with events = webhook have had their first run on an empty
    source (as a task does when it is made); BENCH_BURST objects are then put
-   in that source, which notifies nobody, and the agent is POSTed their events (records batched 100 per POST, as fast
+   in that source, which notifies nobody, and the agent is POSTed their events
+   (records as radosgw writes them, with each object's size and ETag) (records batched 100 per POST, as fast
    as it answers) and the time until the last one is at the destination is
    taken; the same objects are copied by `dth sync` into another bucket. Both
    as objects/s, with the requests each sent to the source (radosgw's `req`
@@ -18,6 +19,7 @@ Prints a Markdown table (medians and spread) and writes the raw numbers as
 JSON to BENCH_OUT."""
 
 import concurrent.futures
+import hashlib
 import json
 import os
 import signal
@@ -162,8 +164,11 @@ def count(client, bucket, prefix=""):
 
 
 def burst_events(ag, task, bucket, dst_bucket):
+    # as radosgw writes them: with the object's size and ETag
+    etag = hashlib.md5(b"q" * 1024).hexdigest()
     recs = [{"eventSource": "ceph:s3", "eventName": "ObjectCreated:Put",
-             "s3": {"bucket": {"name": bucket}, "object": {"key": "b/%06d" % i}}}
+             "s3": {"bucket": {"name": bucket},
+                    "object": {"key": "b/%06d" % i, "size": 1024, "eTag": etag}}}
             for i in range(BURST)]
     r0 = req_counter(SRC_ASOK)
     seq0 = (ag.task(task)["last_run"] or {}).get("seq", 0)
