@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "remote/awsapi.h"
+#include "remote/xmltree.h"
 
 struct sns_client {
 	struct awsapi *api;
@@ -65,21 +66,6 @@ void sns_client_free(struct sns_client *c)
 	free(c);
 }
 
-/* Text of <tag>...</tag> in xml appended to out: 0, or -ENOENT. */
-static int xml_text(const char *xml, const char *tag, struct buf *out)
-{
-	struct buf open = BUF_INIT, close = BUF_INIT;
-	buf_addf(&open, "<%s>", tag);
-	buf_addf(&close, "</%s>", tag);
-	const char *a = strstr(xml, open.data);
-	const char *b = a ? strstr(a + open.len, close.data) : NULL;
-	if (b)
-		buf_add(out, a + open.len, (size_t)(b - a - (ptrdiff_t)open.len));
-	buf_release(&open);
-	buf_release(&close);
-	return b ? 0 : -ENOENT;
-}
-
 int sns_publish(struct sns_client *c, const char *topic_arn, const char *subject,
 		const char *message, struct buf *message_id, struct dth_err *err)
 {
@@ -87,8 +73,19 @@ int sns_publish(struct sns_client *c, const char *topic_arn, const char *subject
 	struct awsapi_call k = {.op = "Publish", .what = topic_arn};
 	struct buf ans = BUF_INIT;
 	int rc = awsapi_query(c->api, &k, "2010-03-31", params, subject ? 3 : 2, &ans, err);
-	if (!rc && message_id && xml_text(buf_str(&ans), "MessageId", message_id))
-		rc = err_set(err, -EPROTO, "Publish %s: no MessageId in the answer", topic_arn);
+	struct xmltree *t = NULL;
+	if (!rc && message_id && !xmltree_parse(ans.data ? ans.data : "", ans.len, &t, err)) {
+		const char *id = xmlnode_text_at(xmltree_root(t), "PublishResult/MessageId");
+		if (id && *id)
+			buf_adds(message_id, id);
+		else
+			rc = err_set(err, -EPROTO, "Publish %s: no MessageId in the answer",
+				     topic_arn);
+	} else if (!rc && message_id) {
+		rc = err->code;
+		err_prefix(err, "Publish %s: the answer", topic_arn);
+	}
+	xmltree_free(t);
 	buf_release(&ans);
 	return rc;
 }

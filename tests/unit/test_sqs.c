@@ -15,6 +15,8 @@
 #include "remote/http.h"
 #include "remote/sns.h"
 #include "remote/sqs.h"
+#include "remote/xmltree.h"
+#include "common/util.h"
 #include "tests/unit/peer.h"
 #include "tests/unit/tap.h"
 
@@ -176,6 +178,121 @@ static void test_sns(void)
 	sns_client_free(s);
 }
 
+static void test_query_protocol(void)
+{
+	struct sqs_client *q = sqs_open();
+	struct peer_answer a[5] = {
+	    {.status = 400,
+	     .body = "<ErrorResponse><Error><Code>MissingAction</Code><Message>no Action"
+		     "</Message></Error></ErrorResponse>"},
+	    {.status = 200,
+	     .body = "<GetQueueAttributesResponse><GetQueueAttributesResult><Attribute><Name>"
+		     "VisibilityTimeout</Name><Value>7</Value></Attribute>"
+		     "</GetQueueAttributesResult></GetQueueAttributesResponse>"},
+	    {.status = 200,
+	     .body =
+		 "<ReceiveMessageResponse><ReceiveMessageResult><Message><MessageId>q1"
+		 "</MessageId><ReceiptHandle>rh&amp;1</ReceiptHandle><Body>{&quot;Records"
+		 "&quot;:[]}</Body><Attribute><Name>ApproximateReceiveCount</Name><Value>2"
+		 "</Value></Attribute></Message></ReceiveMessageResult></ReceiveMessageResponse>"},
+	    {.status = 200,
+	     .body = "<DeleteMessageBatchResponse><DeleteMessageBatchResult>"
+		     "<BatchResultErrorEntry><Id>m0</Id><Code>ReceiptHandleIsInvalid</Code>"
+		     "<SenderFault>true</SenderFault></BatchResultErrorEntry>"
+		     "</DeleteMessageBatchResult></DeleteMessageBatchResponse>"},
+	    {.status = 200, .body = "<ChangeMessageVisibilityBatchResponse/>"}};
+	peer_script(peer, a, 5);
+	struct dth_err err;
+	unsigned vis = 0;
+	is_int(sqs_visibility(q, &vis, &err), 0, "query: JSON refused, the query protocol answers");
+	is_int((int)vis, 7, "query: the visibility timeout read from XML");
+	const struct peer_request *rq = peer_request(peer, 1);
+	struct buf body = BUF_INIT;
+	buf_add(&body, rq->body, rq->body_len);
+	char v[128];
+	ok(strstr(rq->target, "/123456789012/q") &&
+	       !peer_req_header(rq, "X-Amz-Target", v, sizeof(v)) &&
+	       strstr(buf_str(&body), "Action=GetQueueAttributes&Version=2012-11-05") &&
+	       strstr(buf_str(&body), "AttributeName.1=VisibilityTimeout") &&
+	       !strstr(buf_str(&body), "QueueUrl"),
+	   "query: a form to the queue's URL (%s)", buf_str(&body));
+	buf_release(&body);
+	struct sqs_message *m;
+	size_t n;
+	is_int(sqs_receive(q, 10, 1, 0, &m, &n, &err), 0, "query: receive");
+	ok(n == 1 && !strcmp(m[0].receipt, "rh&1") && !strcmp(m[0].body, "{\"Records\":[]}") &&
+	       m[0].receives == 2,
+	   "query: the message, its escapes decoded");
+	sqs_messages_free(m, n);
+	rq = peer_request(peer, 2);
+	body = (struct buf)BUF_INIT;
+	buf_add(&body, rq->body, rq->body_len);
+	ok(strstr(buf_str(&body), "Action=ReceiveMessage") &&
+	       strstr(buf_str(&body), "MaxNumberOfMessages=10") &&
+	       strstr(buf_str(&body), "WaitTimeSeconds=1") &&
+	       strstr(buf_str(&body), "MessageSystemAttributeName.1=ApproximateReceiveCount"),
+	   "query: ReceiveMessage's parameters (%s)", buf_str(&body));
+	buf_release(&body);
+	const char *r[1] = {"rh&1"};
+	ok(sqs_delete(q, r, 1, &err) < 0 && strstr(err.message, "ReceiptHandleIsInvalid"),
+	   "query: a failed entry is an error (%s)", err.message);
+	rq = peer_request(peer, 3);
+	body = (struct buf)BUF_INIT;
+	buf_add(&body, rq->body, rq->body_len);
+	ok(strstr(buf_str(&body), "DeleteMessageBatchRequestEntry.1.ReceiptHandle=rh%261") &&
+	       strstr(buf_str(&body), "DeleteMessageBatchRequestEntry.1.Id=m0"),
+	   "query: batch entries (%s)", buf_str(&body));
+	buf_release(&body);
+	is_int(sqs_extend(q, r, 1, 9, &err), 0, "query: extend");
+	is_int((int)peer_count(peer), 5, "query: one request each after the switch");
+	sqs_client_free(q);
+}
+
+static void test_xmltree(void)
+{
+	static const struct {
+		const char *xml;
+		int rc;
+		const char *what;
+	} cases[] = {
+	    {"<a><b>x</b><b>y</b></a>", 0, "fine"},
+	    {"<a><b>x</a>", -EPROTO, "malformed"},
+	    {"<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>", -EPROTO, "a DOCTYPE"},
+	    {"", -EPROTO, "empty"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct xmltree *t = NULL;
+		struct dth_err err;
+		err_clear(&err);
+		is_int(xmltree_parse(cases[i].xml, strlen(cases[i].xml), &t, &err), cases[i].rc,
+		       "xmltree: %s (%s)", cases[i].what, err.message);
+		if (t) {
+			const struct xmlnode *b = xmlnode_child(xmltree_root(t), "b");
+			ok(b && !strcmp(xmlnode_text(b, NULL), "x") &&
+			       !strcmp(xmlnode_text(xmlnode_next(b, "b"), NULL), "y") &&
+			       !xmlnode_next(xmlnode_next(b, "b"), "b"),
+			   "xmltree: children in order");
+		}
+		xmltree_free(t);
+	}
+	struct buf deep = BUF_INIT;
+	for (int i = 0; i < XMLTREE_DEPTH_MAX + 1; i++)
+		buf_adds(&deep, "<a>");
+	for (int i = 0; i < XMLTREE_DEPTH_MAX + 1; i++)
+		buf_adds(&deep, "</a>");
+	struct xmltree *t = NULL;
+	struct dth_err err;
+	is_int(xmltree_parse(deep.data, deep.len, &t, &err), -EPROTO, "xmltree: too deep refused");
+	buf_release(&deep);
+	const char *mixed = "<r><a>one<c/>two</a><x><y>z</y></x></r>";
+	is_int(xmltree_parse(mixed, strlen(mixed), &t, &err), 0, "xmltree: mixed text");
+	is_str(xmlnode_text_at(xmltree_root(t), "a"), "onetwo",
+	       "xmltree: text around a child joined");
+	is_str(xmlnode_text_at(xmltree_root(t), "x/y"), "z", "xmltree: a path");
+	ok(xmlnode_text_at(xmltree_root(t), "x/q") == NULL, "xmltree: no such path");
+	xmltree_free(t);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -192,6 +309,8 @@ int main(void)
 	test_receive();
 	test_batches();
 	test_sns();
+	test_query_protocol();
+	test_xmltree();
 	peer_stop(peer);
 	http_engine_free(http);
 	return tap_done();
