@@ -691,6 +691,26 @@ static void print_definition(FILE *f, const json_t *def)
 	free(keys);
 }
 
+/* "webhook: 3 waiting; since the agent started 120 accepted, 2 ignored, 0
+ * refused", or nothing for a task without events. */
+static void task_events(const json_t *task, const json_t *def, struct buf *out)
+{
+	const char *src = jstr(def, "events");
+	const json_t *ev = json_object_get(task, "events");
+	if (!src || !strcmp(src, "none") || !json_is_object(ev))
+		return;
+	int64_t backlog = 0, rec = 0, ign = 0, ref = 0;
+	jint(ev, "backlog", &backlog);
+	jint(ev, "received", &rec);
+	jint(ev, "ignored", &ign);
+	jint(ev, "refused", &ref);
+	buf_addf(out,
+		 "%.*s: %lld waiting; since the agent started %lld accepted, %lld ignored, "
+		 "%lld refused",
+		 (int)strcspn(src, ":"), src, (long long)backlog, (long long)rec, (long long)ign,
+		 (long long)ref);
+}
+
 void agentc_print_task(FILE *f, const json_t *task, int64_t now)
 {
 	const json_t *def = json_object_get(task, "definition");
@@ -750,6 +770,9 @@ void agentc_print_task(FILE *f, const json_t *task, int64_t now)
 		line(f, "overlaps:", b.data);
 		buf_reset(&b);
 	}
+	task_events(task, def, &b);
+	if (b.len)
+		line(f, "events:", b.data);
 	buf_release(&b);
 	print_definition(f, def);
 }

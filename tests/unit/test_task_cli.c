@@ -341,6 +341,16 @@ static void test_tables(void)
 	       "one task");
 	free(out);
 
+	const char *evtask =
+	    "{\"name\":\"e\",\"type\":\"s3\",\"state\":\"idle\",\"definition\":{\"events\":"
+	    "\"sqs:https://sqs.eu-west-1.amazonaws.com/1/q\"},\"events\":{\"backlog\":3,"
+	    "\"received\":120,\"ignored\":2,\"refused\":1}}";
+	out = capture(agentc_print_task, evtask, now);
+	ok(out && strstr(out, "events:       sqs: 3 waiting; since the agent started 120 "
+			      "accepted, 2 ignored, 1 refused\n"),
+	   "a task's events (%s)", out ? out : "");
+	free(out);
+
 	out = capture(agentc_print_tasks, "[]", now);
 	ok(out && str_startswith(out, "NAME") && strchr(out, '\n') == out + strlen(out) - 1,
 	   "no tasks: the header alone");
