@@ -10,11 +10,12 @@ radosgw endpoints and exports the BENCH_* variables).
 2. Burst: tasks with events = webhook have had their first run on an empty
    source (as a task does when it is made); BENCH_BURST objects are then put
    in that source, which notifies nobody, and the agent is POSTed their events
-   (records as radosgw writes them, with each object's size and ETag) (records batched 100 per POST, as fast
-   as it answers) and the time until the last one is at the destination is
-   taken; the same objects are copied by `dth sync` into another bucket. Both
-   as objects/s, with the requests each sent to the source (radosgw's `req`
-   counter). BENCH_RUNS times each, alternated.
+   (records as radosgw writes them, with each object's size and ETag, 100 per
+   POST, as fast as it answers); timed until the last object is at the
+   destination. `dth sync` copies the same objects into another bucket; the
+   two take turns at going first (the store slows as it fills). Both as
+   objects/s, with the requests each sent to the source (radosgw's `req`
+   counter). BENCH_RUNS times each.
 Prints a Markdown table (medians and spread) and writes the raw numbers as
 JSON to BENCH_OUT."""
 
@@ -235,8 +236,15 @@ def main():
         subscribe(lsrc, ag.webhook("lat"))
         for r in range(RUNS):
             res["latency"].append(latency_run(a, b, lsrc, ldst, r))
-            res["events"].append(burst_events(ag, "burst%d" % r, bsrc, "evbd%d-%s" % (r, TAG)))
-            res["sync"].append(burst_sync(conf, bsrc, "evsd%d-%s" % (r, TAG)))
+            # alternate which goes first: the store slows as it fills
+            ev = lambda: burst_events(ag, "burst%d" % r, bsrc, "evbd%d-%s" % (r, TAG))  # noqa: E731
+            sy = lambda: burst_sync(conf, bsrc, "evsd%d-%s" % (r, TAG))  # noqa: E731
+            if r % 2:
+                res["sync"].append(sy())
+                res["events"].append(ev())
+            else:
+                res["events"].append(ev())
+                res["sync"].append(sy())
             print("run %d: %s" % (r, json.dumps({k: res[k][-1] for k in ("latency", "events", "sync")})),
                   flush=True)
     finally:
