@@ -110,7 +110,8 @@ static int frame_fill(struct dirlist *d, struct frame *f, int fd, struct dth_err
 	if (e)
 		return err_set(err, -e, "%s/%s: reading the directory: %s", d->root,
 			       d->key.data ? d->key.data : "", strerror(e));
-	qsort(f->ents, f->n, sizeof(*f->ents), ent_cmp);
+	if (f->n > 1)
+		qsort(f->ents, f->n, sizeof(*f->ents), ent_cmp);
 	f->key_len = d->key.len;
 	return 0;
 }
