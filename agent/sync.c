@@ -709,7 +709,8 @@ static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *e
 	bool has_rec = k->len <= MANIFEST_KEY_MAX &&
 		       manifest_obj_get(o->manifest, o->task_id, k->key, k->len, &rec) == 0;
 	struct plan p;
-	if (k->hint && !o->merge_destination && !memchr(k->key, 0, k->len))
+	/* a server-side copy reads no headers the record's time could come from */
+	if (k->hint && !o->merge_destination && !o->same_endpoint && !memchr(k->key, 0, k->len))
 		return key_hinted(rg, k, has_rec ? &rec : NULL, &p, err);
 	struct s3_object_head h;
 	struct dth_err e;

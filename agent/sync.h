@@ -60,7 +60,8 @@ struct sync_progress {
  * hint, what its event said the object is (size, ETag): when the record
  * differs, the copy starts from it without asking the source first (the
  * copy's GET, with If-Match, finds out when the object has changed since and
- * copies what is there then). */
+ * copies what is there then). Not for a server-side copy, whose answer gives
+ * no Last-Modified for the record. */
 struct sync_key {
 	const char *key;
 	size_t len;
