@@ -1,6 +1,6 @@
 /* Amazon SNS Publish (the query protocol through awsapi.h, SigV4 service
- * "sns"): how the agent sends notifications to a topic. Also what radosgw's
- * SNS-compatible API and moto answer. Thread-safe. */
+ * "sns"): how the agent sends notifications to a topic (AWS's, or any
+ * SNS-compatible service's such as moto's). Thread-safe. */
 #ifndef DTH_SNS_H
 #define DTH_SNS_H
 
