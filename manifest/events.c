@@ -18,20 +18,6 @@
 
 uint64_t manifest_events_max = MANIFEST_EVENTS_MAX;
 
-static void be64_put(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* The head of task (a fresh one when absent). Raw LMDB codes. */
 static int head_get(struct manifest *m, MDB_txn *txn, uint32_t task,
 		    struct manifest_events_state *st)
@@ -49,8 +35,8 @@ static int head_get(struct manifest *m, MDB_txn *txn, uint32_t task,
 	if (v.mv_size != HEAD_LEN)
 		return MDB_CORRUPTED;
 	const unsigned char *p = v.mv_data;
-	st->next = be64_get(p);
-	st->count = be64_get(p + 8);
+	st->next = mf_get_be64(p);
+	st->count = mf_get_be64(p + 8);
 	st->rescan = p[16] != 0;
 	return 0;
 }
@@ -60,20 +46,11 @@ static int head_put(struct manifest *m, MDB_txn *txn, uint32_t task,
 {
 	unsigned char kb[CODEC_RUN_KEY_LEN], vb[HEAD_LEN];
 	codec_run_key(task, 0, kb);
-	be64_put(vb, st->next);
-	be64_put(vb + 8, st->count);
+	mf_be64(vb, st->next);
+	mf_be64(vb + 8, st->count);
 	vb[16] = st->rescan ? 1 : 0;
 	MDB_val k = {sizeof(kb), kb}, v = {sizeof(vb), vb};
 	return mdb_put(txn, m->dbi_events, &k, &v, 0);
-}
-
-static int task_exists(struct manifest *m, MDB_txn *txn, uint32_t task)
-{
-	unsigned char kb[4];
-	mf_be32(kb, task);
-	MDB_val k = {4, kb}, v;
-	int rc = mdb_get(txn, m->dbi_tasks, &k, &v);
-	return rc == MDB_NOTFOUND ? -ENOENT : rc;
 }
 
 static void event_encode(const struct manifest_event *ev, struct buf *out)
@@ -83,7 +60,7 @@ static void event_encode(const struct manifest_event *ev, struct buf *out)
 	head[0] = ev->has_hint ? 1 : 0;
 	buf_add(out, head, 1);
 	if (ev->has_hint) {
-		be64_put(head, ev->size);
+		mf_be64(head, ev->size);
 		head[8] = (unsigned char)el;
 		buf_add(out, head, 9);
 		buf_add(out, ev->etag, el);
@@ -103,7 +80,7 @@ static int event_decode(const unsigned char *p, size_t len, struct manifest_even
 	if (ev->has_hint) {
 		if (len < 10 || len < 10 + (size_t)p[9] || p[9] >= CODEC_ETAG_MAX)
 			return -1;
-		ev->size = be64_get(p + 1);
+		ev->size = mf_get_be64(p + 1);
 		memcpy(ev->etag, p + 10, p[9]);
 		ev->etag[p[9]] = '\0';
 		off = 10 + (size_t)p[9];
@@ -124,7 +101,7 @@ struct ev_add {
 static int add_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 {
 	struct ev_add *a = ctx;
-	int rc = task_exists(m, txn, a->task);
+	int rc = mf_task_exists(m, txn, a->task);
 	if (!rc)
 		rc = head_get(m, txn, a->task, &a->st);
 	if (a->rescan)

@@ -177,4 +177,22 @@ static inline uint32_t mf_get_be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+static inline void mf_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static inline uint64_t mf_get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* 0 when task has a record in txn, -ENOENT when not, else a raw LMDB code
+ * (runs.c). */
+int mf_task_exists(struct manifest *m, MDB_txn *txn, uint32_t task);
+
 #endif

@@ -15,7 +15,7 @@
 
 #include "common/log.h"
 
-static int task_exists(struct manifest *m, MDB_txn *txn, uint32_t task)
+int mf_task_exists(struct manifest *m, MDB_txn *txn, uint32_t task)
 {
 	unsigned char kb[4];
 	mf_be32(kb, task);
@@ -91,7 +91,7 @@ struct run_begin {
 static int run_begin_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 {
 	struct run_begin *b = ctx;
-	int rc = task_exists(m, txn, b->task);
+	int rc = mf_task_exists(m, txn, b->task);
 	if (rc)
 		return rc;
 	MDB_cursor *cur;
@@ -269,7 +269,7 @@ static int def_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 		int rc = mdb_del(txn, m->dbi_taskdefs, &k, NULL);
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	}
-	int rc = task_exists(m, txn, p->id);
+	int rc = mf_task_exists(m, txn, p->id);
 	if (rc)
 		return rc;
 	MDB_val v = {p->val->len, p->val->data};

@@ -58,6 +58,16 @@ def _event_runs(ag, task, after):
     return [r for r in runs if r["seq"] > after and r["trigger"] == "events"]
 
 
+def _puts_at(bucket, off):
+    """Successful PUTs per key into bucket at radosgw b since log offset off."""
+    puts = {}
+    for meth, path, status, _ in lib.rgw_log_requests("b", off):
+        if meth == "PUT" and path.startswith("/" + bucket + "/") and str(status).startswith("2"):
+            k = requests.utils.unquote(path.split("?")[0][len(bucket) + 2:])
+            puts[k] = puts.get(k, 0) + 1
+    return puts
+
+
 def test_rgw_notifications_to_webhook(ctx):
     """radosgw notifies the agent of a new, an overwritten and a deleted
     object: each reaches the destination (bytes checked) within seconds, with
@@ -181,12 +191,7 @@ def test_events_kept_across_kill9(ctx):
         assert _dst_md5(b, dst) == want
     finally:
         ag.stop()
-    puts = {}
-    for m, p, status, _ in lib.rgw_log_requests("b", off):
-        if m == "PUT" and p.startswith("/" + dst + "/") and str(status).startswith("2"):
-            k = requests.utils.unquote(p.split("?")[0][len(dst) + 2:])
-            puts[k] = puts.get(k, 0) + 1
-    twice = {k: n for k, n in puts.items() if n > 1}
+    twice = {k: n for k, n in _puts_at(dst, off).items() if n > 1}
     assert not twice, "copied more than once: %s" % twice
 
 
@@ -211,10 +216,7 @@ def test_events_during_a_rescan(ctx):
         assert _dst_md5(b, dst) == want
         runs = ag.api("GET", "/api/v1/tasks/r/runs", expect=200).json()["runs"]
         assert sum(x["transferred"] for x in runs if x["trigger"] == "events") == 0, runs
-    puts = {}
-    for meth, path, status, _ in lib.rgw_log_requests("b", off):
-        if meth == "PUT" and path.startswith("/" + dst + "/") and str(status).startswith("2"):
-            puts[path] = puts.get(path, 0) + 1
+    puts = _puts_at(dst, off)
     assert len(puts) == 400 and max(puts.values()) == 1, sorted(puts.items())[:5]
 
 
@@ -503,12 +505,7 @@ def test_sqs_kill9_in_flight(ctx):
             assert _dst_md5(b, dst) == want
         finally:
             ag.stop()
-        puts = {}
-        for meth, path, status, _ in lib.rgw_log_requests("b", off):
-            if meth == "PUT" and path.startswith("/" + dst + "/") and str(status).startswith("2"):
-                k = requests.utils.unquote(path.split("?")[0][len(dst) + 2:])
-                puts[k] = puts.get(k, 0) + 1
-        twice = {k: n for k, n in puts.items() if n > 1}
+        twice = {k: n for k, n in _puts_at(dst, off).items() if n > 1}
         assert not twice, "copied more than once: %s" % twice
     finally:
         m.stop()
