@@ -44,6 +44,22 @@ struct s3_end_out {
 	const struct remote_def *def;
 };
 
+/* A local directory as a source: remote "local", the absolute path as the
+ * bucket, no prefix. */
+static int local_open_one(const char *spec, struct s3_end_out *o, struct dth_err *err)
+{
+	char *abs = realpath(spec, NULL);
+	if (!abs)
+		return err_set(err, -EINVAL, "source %s: %s", spec, strerror(errno));
+	*o->remote = xstrdup("local");
+	*o->bucket = abs;
+	*o->prefix = xstrdup("");
+	int rc = s3_client_new_local("local", abs, o->client, err);
+	if (rc)
+		return err_set(err, -EINVAL, "source %s", err->message);
+	return 0;
+}
+
 static int s3_open_one(const struct config *cfg, const char *spec, int retries,
 		       struct s3_end_out *o, struct dth_err *err)
 {
@@ -100,9 +116,15 @@ int ends_s3_open(struct s3_ends *e, const struct config *cfg, const char *src, c
 			       &e->creds_src,
 			       &e->src,
 			       NULL};
-	int rc = s3_open_one(cfg, src, retries, &s, err);
+	int rc = remote_spec_is_local(src) ? local_open_one(src, &s, err)
+					   : s3_open_one(cfg, src, retries, &s, err);
 	if (rc || !dst)
 		return rc;
+	if (remote_spec_is_local(dst))
+		return err_set(err, -EINVAL,
+			       "destination %s: a local directory can only be a source; the "
+			       "destination is REMOTE:BUCKET[/PREFIX]",
+			       dst);
 	struct s3_end_out d = {&e->dst_remote,
 			       &e->dst_bucket,
 			       &e->dst_prefix,
@@ -113,7 +135,7 @@ int ends_s3_open(struct s3_ends *e, const struct config *cfg, const char *src, c
 	rc = s3_open_one(cfg, dst, retries, &d, err);
 	if (rc)
 		return rc;
-	e->same_endpoint = same_endpoint(e, s.def, d.def);
+	e->same_endpoint = s.def && same_endpoint(e, s.def, d.def);
 	return 0;
 }
 

@@ -1,5 +1,8 @@
 /* The two ends of a task, opened from the config: S3 clients for an S3 task
- * (specs "REMOTE:BUCKET[/PREFIX]"), registry clients for an image task
+ * (specs "REMOTE:BUCKET[/PREFIX]"; the source may also be a local directory,
+ * remote_spec_is_local, read through the object client's local backend, with
+ * remote "local", its absolute path as the bucket and no prefix), registry clients for an image
+ * task
  * ("REMOTE:" and "REMOTE:[PREFIX]"; an ecr remote also gets its ECR API
  * client, whose tokens feed the registry client's credentials).
  *

@@ -145,8 +145,8 @@ static int check_destination(const struct sync_opts *o, struct sync_result *res,
 static unsigned range_splits(const struct sync_opts *o, struct buf *store, unsigned max_ranges)
 {
 	struct task_stats st;
-	if (manifest_stats_get(o->manifest, o->task_id, &st))
-		return 0;
+	if (s3_client_is_local(o->src) || manifest_stats_get(o->manifest, o->task_id, &st))
+		return 0; /* a directory tree is walked once, in order */
 	uint64_t total = 0;
 	for (int i = 0; i < OBJ__COUNT; i++)
 		total += st.count[i];

@@ -43,11 +43,12 @@ static const struct taskdef_setting table[] = {
      OFF(timezone)},
     {"enabled", BOTH, TD_AGENT, TD_BOOL, NULL, "true",
      "whether the agent starts the task (false: defined, but stopped)", NULL, 0, 0, OFF(enabled)},
-    {"events", BOTH, TD_AGENT, TD_TEXT, "none|webhook|sqs:URL", "none",
+    {"events", BOTH, TD_AGENT, TD_TEXT, "none|webhook|sqs:URL|inotify", "none",
      "change events that start a run of the changed keys at once: none, webhook (POST "
      "/api/v1/tasks/NAME/events: S3 event notifications, or registry notifications for image "
-     "tasks), or sqs:QUEUE_URL (S3 event notifications through SQS, with the source remote's "
-     "credentials); the schedule's rescans go on",
+     "tasks), sqs:QUEUE_URL (S3 event notifications through SQS, with the source remote's "
+     "credentials), or inotify (a local directory source: files closed after writing, moved "
+     "or deleted anywhere in the tree); the schedule's rescans go on",
      NULL, 0, 2048, OFF(events)},
     {"concurrency", BOTH, TD_CLI, TD_COUNT, "N", "16|8",
      "parallel transfers and parts (image tasks: blob copies)", NULL, 1, 1024, OFF(concurrency)},
@@ -457,6 +458,17 @@ static int check_registry_spec(const char *key, const char *v, bool prefix_ok, s
 
 static int check_s3_spec(const char *key, const char *v, struct dth_err *err)
 {
+	if (remote_spec_is_local(v)) {
+		if (strcmp(key, "source") != 0)
+			return err_set(err, -EINVAL,
+				       "%s: a local directory can only be a source; expected "
+				       "REMOTE:BUCKET[/PREFIX]",
+				       key);
+		if (v[0] != '/')
+			return err_set(err, -EINVAL,
+				       "%s: a local directory is given as an absolute path", key);
+		return 0;
+	}
 	char *r = NULL, *b = NULL, *p = NULL;
 	int rc = remote_parse_path(v, &r, &b, &p, err);
 	free(r);
@@ -557,19 +569,27 @@ int taskdef_events(const struct taskdef *t, const char **queue_url)
 			*queue_url = e + 4;
 		return TASKDEF_EVENTS_SQS;
 	}
+	if (!strcmp(e, "inotify"))
+		return TASKDEF_EVENTS_INOTIFY;
 	return -EINVAL;
 }
 
 static int check_events(const struct taskdef *t, struct dth_err *err)
 {
 	int k = taskdef_events(t, NULL);
-	if (k < 0) {
-		if (t->events && !strcmp(t->events, "inotify"))
-			return err_set(err, -EINVAL,
-				       "events: inotify needs a local directory as the source, "
-				       "which dth does not copy from yet");
-		return err_set(err, -EINVAL, "events: expected none, webhook or sqs:QUEUE_URL");
-	}
+	if (k < 0)
+		return err_set(err, -EINVAL,
+			       "events: expected none, webhook, sqs:QUEUE_URL or inotify");
+	bool local = t->kind == TASKDEF_S3 && remote_spec_is_local(t->source);
+	if (k == TASKDEF_EVENTS_INOTIFY && !local)
+		return err_set(err, -EINVAL,
+			       "events: inotify watches a local directory: the source must be one "
+			       "(an absolute path)");
+	if (local && k != TASKDEF_EVENTS_NONE && k != TASKDEF_EVENTS_INOTIFY)
+		return err_set(err, -EINVAL,
+			       "events: a local directory's changes come from inotify (events = "
+			       "inotify), not from %s",
+			       k == TASKDEF_EVENTS_SQS ? "an SQS queue" : "a webhook");
 	if (k != TASKDEF_EVENTS_SQS)
 		return 0;
 	if (t->kind != TASKDEF_S3)

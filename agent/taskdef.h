@@ -142,7 +142,12 @@ void taskdef_copy(struct taskdef *dst, const struct taskdef *src);
 int taskdef_set(struct taskdef *t, const char *key, const char *value, struct dth_err *err) WUR;
 
 /* Where a task's change events come from (the events setting). */
-enum taskdef_events { TASKDEF_EVENTS_NONE = 0, TASKDEF_EVENTS_WEBHOOK, TASKDEF_EVENTS_SQS };
+enum taskdef_events {
+	TASKDEF_EVENTS_NONE = 0,
+	TASKDEF_EVENTS_WEBHOOK,
+	TASKDEF_EVENTS_SQS,
+	TASKDEF_EVENTS_INOTIFY
+};
 /* The kind of t->events (checked by taskdef_check); for SQS, *queue_url (may
  * be NULL) points into t->events. */
 int taskdef_events(const struct taskdef *t, const char **queue_url);

@@ -52,7 +52,9 @@ static void sync_usage(FILE *f)
 {
 	fputs("usage: dth sync [options] SRC DST\n"
 	      "  SRC, DST: REMOTE:BUCKET[/PREFIX] (remotes come from the config file or\n"
-	      "            DTH_REMOTE_<NAME>_<KEY> variables)\n\noptions:\n",
+	      "            DTH_REMOTE_<NAME>_<KEY> variables)\n"
+	      "  SRC may also be a local directory (/path, ./path): its files are copied\n"
+	      "            under DST's prefix, keys relative to the directory\n\noptions:\n",
 	      f);
 	cli_settings_help(f, settings, ARRAY_SIZE(settings));
 	fputs("\nthe task's settings (also the keys of a [task NAME] section):\n", f);
@@ -183,7 +185,17 @@ static int parse_args(int argc, char **argv, struct sync_args *a, struct taskdef
 		sync_usage(stderr);
 		goto out;
 	}
-	def->source = xstrdup(argv[optind]);
+	/* A local directory is kept as its absolute path: the task is the same
+	 * from any working directory. */
+	if (remote_spec_is_local(argv[optind])) {
+		def->source = realpath(argv[optind], NULL);
+		if (!def->source) {
+			cli_error("sync: source %s: %s", argv[optind], strerror(errno));
+			goto out;
+		}
+	} else {
+		def->source = xstrdup(argv[optind]);
+	}
 	def->destination = xstrdup(argv[optind + 1]);
 	rc = EXIT_DONE;
 out:

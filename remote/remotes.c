@@ -1156,6 +1156,12 @@ static bool bucket_char_ok(char c)
 	       c == '.' || c == '_' || c == '-';
 }
 
+bool remote_spec_is_local(const char *spec)
+{
+	return spec && (spec[0] == '/' || !strncmp(spec, "./", 2) || !strncmp(spec, "../", 3) ||
+			!strcmp(spec, ".") || !strcmp(spec, ".."));
+}
+
 int remote_parse_path(const char *spec, char **remote, char **bucket, char **prefix,
 		      struct dth_err *err)
 {

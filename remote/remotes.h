@@ -118,6 +118,10 @@ int remote_open_s3(const struct remote_def *r, struct http_engine *http,
 int remote_open_registry(const struct remote_def *r, struct http_engine *http,
 			 struct registry_client **client, struct dth_err *err) WUR;
 
+/* Whether spec names a local directory (an absolute path, or one starting
+ * with "./" or "../") rather than REMOTE:BUCKET[/PREFIX]. */
+bool remote_spec_is_local(const char *spec);
+
 /* "REMOTE:BUCKET[/PREFIX]" -> parts (malloc'd; prefix "" when none). -EINVAL
  * with a message for anything else. */
 int remote_parse_path(const char *spec, char **remote, char **bucket, char **prefix,

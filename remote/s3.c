@@ -17,6 +17,7 @@
 #include "remote/exec.h"
 #include "remote/http.h"
 #include "remote/s3_xml.h"
+#include "remote/s3_local.h"
 #include "remote/sigv4.h"
 
 #define XML_BODY_MAX   (8u * 1024 * 1024) /* a 2xx XML answer we collect */
@@ -39,6 +40,7 @@ struct s3_client {
 	struct retry_policy retry;
 	_Atomic uint64_t counts[S3_REQ__COUNT];
 	_Atomic int64_t clock_skew; /* server time - local time, seconds */
+	struct s3_local *local;	    /* a local directory (s3_local.h): no requests */
 };
 
 static const char *const kind_names[S3_REQ__COUNT] = {
@@ -88,10 +90,35 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 	return c;
 }
 
+int s3_client_new_local(const char *name, const char *root, struct s3_client **out,
+			struct dth_err *err)
+{
+	*out = NULL;
+	struct s3_local *l;
+	int rc = s3_local_open(root, &l, err);
+	if (rc)
+		return rc;
+	struct s3_client *c = xcalloc(1, sizeof(*c));
+	c->local = l;
+	struct buf ep = BUF_INIT;
+	buf_adds(&ep, "file://");
+	buf_adds(&ep, root);
+	c->endpoint = buf_detach(&ep, NULL);
+	c->name = xstrdup(name ? name : root);
+	*out = c;
+	return 0;
+}
+
+bool s3_client_is_local(const struct s3_client *c)
+{
+	return c->local != NULL;
+}
+
 void s3_client_free(struct s3_client *c)
 {
 	if (!c)
 		return;
+	s3_local_free(c->local);
 	free(c->name);
 	free(c->endpoint);
 	free(c->scheme);
@@ -771,6 +798,9 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 
 	err_clear(err);
 	describe(k, what, sizeof(what));
+	if (c->local)
+		return err_set(err, -ENOTSUP, "%s %s: a local directory is only read, as a source",
+			       k->op, what);
 	if (k->header_error)
 		return err_set(err, k->header_error, "%s %s: bad header value", k->op, what);
 
@@ -963,6 +993,8 @@ static char *copy_source(const char *bucket, const char *key)
 
 int s3_head_bucket(struct s3_client *c, const char *bucket, struct dth_err *err)
 {
+	if (c->local)
+		return s3_local_check(c->local, err);
 	struct s3_call k = {
 	    .kind = S3_REQ_HEAD, .op = "HeadBucket", .method = "HEAD", .bucket = bucket};
 	return simple(c, &k, err);
@@ -994,6 +1026,8 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key, uns
 		   struct s3_object_head *out, struct dth_err *err)
 {
 	memset(out, 0, sizeof(*out));
+	if (c->local && part_number == 0)
+		return s3_local_head(c->local, key, out, err);
 	char q[32] = "";
 	if (part_number > 0)
 		xsnprintf(q, sizeof(q), "partNumber=%u", part_number);
@@ -1060,6 +1094,8 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 		  uint64_t length, const char *if_match, struct buf *out,
 		  struct s3_object_head *head_out, struct dth_err *err)
 {
+	if (c->local)
+		return s3_local_get(c->local, key, offset, length, if_match, out, head_out, err);
 	if (head_out)
 		memset(head_out, 0, sizeof(*head_out));
 	struct s3_call k = {
@@ -1217,6 +1253,9 @@ int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, u
 {
 	if (length == 0 || offset + length < offset)
 		return err_set(err, -EINVAL, "GetObject: empty or overflowing range");
+	if (c->local)
+		return s3_local_get_to(c->local, key, offset, length, if_match, sink, sink_ctx,
+				       err);
 	struct resume r = {sink, sink_ctx, offset, length, 0, ""};
 	resume_reset(&r);
 	struct s3_call k = {.kind = S3_REQ_GET,
@@ -1304,6 +1343,8 @@ int s3_get_tagging(struct s3_client *c, const char *bucket, const char *key, str
 {
 	out->tags = NULL;
 	out->n = 0;
+	if (c->local)
+		return 0; /* files carry no tags */
 	struct s3_xml_doc doc;
 	memset(&doc, 0, sizeof(doc));
 	struct s3_call k = {.kind = S3_REQ_GET,
@@ -1730,6 +1771,7 @@ struct s3_lister {
 	int failed;		 /* a page failed: every later call returns this */
 	struct dth_err fail_err; /* ... with this message */
 	struct s3_list_entry cur;
+	struct s3_local_lister *local; /* the listing of a local directory */
 };
 
 struct s3_lister *s3_lister_new(struct s3_client *c, const char *bucket,
@@ -1737,6 +1779,8 @@ struct s3_lister *s3_lister_new(struct s3_client *c, const char *bucket,
 {
 	struct s3_lister *l = xcalloc(1, sizeof(*l));
 	l->c = c;
+	if (c->local)
+		l->local = s3_local_lister_new(c->local, opts);
 	l->bucket = xstrdup(bucket);
 	buf_init(&l->last);
 	if (opts) {
@@ -1759,6 +1803,7 @@ void s3_lister_free(struct s3_lister *l)
 {
 	if (!l)
 		return;
+	s3_local_lister_free(l->local);
 	s3_xml_free(l->parser);
 	s3_xml_doc_release(&l->page);
 	free(l->bucket);
@@ -1981,6 +2026,13 @@ static int lister_fetch(struct s3_lister *l, struct dth_err *err)
 int s3_lister_next(struct s3_lister *l, const struct s3_list_entry **e, struct dth_err *err)
 {
 	*e = NULL;
+	if (l->local) {
+		struct dth_err tmp;
+		int rc = s3_local_lister_next(l->local, &l->cur, err ? err : &tmp);
+		if (rc == 1)
+			*e = &l->cur;
+		return rc;
+	}
 	for (;;) {
 		if (l->failed) {
 			if (err)
@@ -2028,6 +2080,8 @@ int s3_presign_get(struct s3_client *c, const char *bucket, const char *key, uns
 	struct creds_value cv;
 	int rc = 0;
 	memset(&cv, 0, sizeof(cv));
+	if (c->local)
+		return err_set(err, -ENOTSUP, "presign: a local directory has no URLs");
 	if (expires == 0 || expires > 604800)
 		return err_set(err, -EINVAL, "presign: expiry must be 1..604800 seconds");
 	if (c->creds) {

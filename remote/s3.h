@@ -46,6 +46,15 @@ struct s3_config {
 
 /* Copies what it needs from cfg (strings too). */
 struct s3_client *s3_client_new(const struct s3_config *cfg);
+/* A client of a local directory read as a bucket (s3_local.h says how): the
+ * bucket argument of every call is ignored, keys are paths under root.
+ * Listing, HeadObject, GetObject and GetObjectTagging (none) work; every
+ * other call fails with -ENOTSUP, so a local directory is never written or
+ * deleted from. No requests are counted. -ENOENT/-ENOTDIR/-EACCES when
+ * root cannot be opened as a directory (err says so). */
+int s3_client_new_local(const char *name, const char *root, struct s3_client **out,
+			struct dth_err *err) WUR;
+bool s3_client_is_local(const struct s3_client *c);
 void s3_client_free(struct s3_client *c);
 /* Borrowed; valid while c lives. */
 const char *s3_client_endpoint(const struct s3_client *c);

@@ -1,4 +1,4 @@
-/* Unit tests of agent/dirlist.c: keys in byte order across levels, sizes and
+/* Unit tests of remote/dirlist.c: keys in byte order across levels, sizes and
  * times, symbolic links and FIFOs skipped, empty directories, a deep tree,
  * and an unreadable directory as an error (when not root). */
 #include "common/compat.h"
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent/dirlist.h"
+#include "remote/dirlist.h"
 #include "common/buf.h"
 #include "tests/unit/tap.h"
 

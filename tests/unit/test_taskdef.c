@@ -118,7 +118,7 @@ static void test_check(void)
 		   {"webhook", 0, TASKDEF_EVENTS_WEBHOOK},
 		   {"sqs:https://sqs.eu-west-1.amazonaws.com/1/q", 0, TASKDEF_EVENTS_SQS},
 		   {"sqs:queue-name", -EINVAL, TASKDEF_EVENTS_SQS},
-		   {"inotify", -EINVAL, -EINVAL},
+		   {"inotify", -EINVAL, TASKDEF_EVENTS_INOTIFY},
 		   {"hook", -EINVAL, -EINVAL}};
 	for (size_t i = 0; i < ARRAY_SIZE(evs); i++) {
 		ok(!taskdef_set(&t, "events", evs[i].v, &e2), "events %s set", evs[i].v);
@@ -128,6 +128,27 @@ static void test_check(void)
 		if (evs[i].rc)
 			is_str(field, "events", "events named: %s", err.message);
 	}
+	/* a local directory as the source */
+	char *s3src = t.source;
+	t.source = xstrdup("/srv/data");
+	ok(!taskdef_set(&t, "events", "inotify", &e2), "events inotify");
+	is_int(taskdef_check(&t, false, &err, &field), 0, "inotify on a local source");
+	ok(!taskdef_set(&t, "events", "webhook", &e2), "events webhook");
+	is_int(taskdef_check(&t, false, &err, &field), -EINVAL, "a webhook for a local source");
+	ok(strstr(err.message, "inotify") != NULL, "said what instead: %s", err.message);
+	free(t.source);
+	t.source = xstrdup("./data");
+	is_int(taskdef_check(&t, false, &err, &field), -EINVAL, "a relative local source");
+	is_str(field, "source", "source named: %s", err.message);
+	free(t.source);
+	t.source = s3src;
+	char *s3dst = t.destination;
+	t.destination = xstrdup("/srv/out");
+	ok(!taskdef_set(&t, "events", "none", &e2), "events none");
+	is_int(taskdef_check(&t, false, &err, &field), -EINVAL, "a local destination");
+	is_str(field, "destination", "destination named: %s", err.message);
+	free(t.destination);
+	t.destination = s3dst;
 	ok(!taskdef_set(&t, "events", "webhook", &e2), "events webhook again");
 	ok(!taskdef_set(&t, "notify", "webhook:https://h/x, sns:arn:aws:sns:eu-west-1:1:t", &e2),
 	   "notify: two targets");

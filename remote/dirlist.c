@@ -6,7 +6,7 @@
  * elsewhere. */
 #include "common/compat.h"
 
-#include "agent/dirlist.h"
+#include "remote/dirlist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -145,6 +145,8 @@ static int descend(struct dirlist *d, const struct ent *en, struct dth_err *err)
 		return err_set(err, -ELOOP, "%s/%s%s: deeper than %d levels", d->root,
 			       d->key.data ? d->key.data : "", en->name, DEPTH_MAX);
 	int fd = openat(top->fd, en->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0; /* removed since its parent was read: nothing under it now */
 	buf_add(&d->key, en->name, en->len);
 	buf_addch(&d->key, '/');
 	if (fd < 0)

@@ -1,8 +1,8 @@
 /* A directory tree listed as an S3 listing would be: regular files only, as
  * keys relative to the root ("a/b.txt", '/' between levels) in byte order
  * of the whole key, so the planner can merge-join it with the manifest like
- * any source listing. The first building block of local directories as
- * sources; nothing uses it yet.
+ * any source listing (the local backend of the object client, s3_local.h,
+ * lists with it).
  *
  * Order: a directory's entries are sorted with each subdirectory's name
  * compared as "name/", so the keys under it come exactly where they sort
@@ -13,7 +13,9 @@
  * counted, never followed (a link out of the tree, or a loop, cannot make the
  * walk read elsewhere). A directory that cannot be read is an error, not an
  * empty directory: a caller that deletes what the source lacks must not
- * take a subtree it could not see for a deleted one. */
+ * take a subtree it could not see for a deleted one. A subdirectory removed
+ * between the reading of its parent and its own is taken as gone (its files
+ * are). */
 #ifndef DTH_DIRLIST_H
 #define DTH_DIRLIST_H
 
