@@ -26,6 +26,7 @@ struct intake_counts {
 	unsigned ignored;  /* other buckets, prefixes, repositories, tags or event types */
 	uint64_t backlog;  /* events of the task waiting after this call */
 	uint64_t last_seq; /* the journal sequence of the last event kept (0: none) */
+	bool rescan;	   /* a full rescan was asked for (events were lost) */
 };
 
 /* Parse body (S3 event notifications for an S3 task, docker-registry

@@ -70,7 +70,7 @@ struct atask {
 	uint64_t ev_ignored;	 /* ... events that did not concern the task, */
 	uint64_t ev_refused;	 /* ... bodies refused */
 	uint64_t ev_backlog;	 /* events waiting, as last seen */
-	struct sqspoll *poller;	 /* events = sqs: its poller (svc_events.c) */
+	struct evsource *poller; /* events = sqs or inotify: its source (svc_events.c) */
 	unsigned def_gen;	 /* bumped when the definition changes */
 	unsigned poller_def_gen; /* ... the one the poller was started with */
 	bool ev_backlog_told;	 /* event_backlog notified; again once it halves */
@@ -106,9 +106,10 @@ struct service {
 	uint64_t reloads, reload_errors;
 	bool trim_due; /* a run ended since the last malloc_trim */
 	uint64_t gen;  /* bumped by changed_locked; read without the lock */
-	/* SQS pollers of tasks gone or changed, stopped but not yet joined:
-	 * joined without the lock (their threads take it). */
-	struct sqspoll **retired;
+	/* Event sources (SQS pollers, inotify watchers) of tasks gone or
+	 * changed, stopped but not yet joined: joined without the lock (their
+	 * threads take it). */
+	struct evsource **retired;
 	size_t n_retired;
 	struct notifier *notifier; /* NULL until service_set_token */
 };
@@ -138,8 +139,9 @@ void evrun_end(struct service *s, struct atask *t, const struct taskrun_result *
 /* Without the lock: the notifications of a run that ended (notify.h). */
 void svc_notify_run(struct service *s, const struct taskdef *def, const struct config *cfg,
 		    const struct run_record *rec, const struct taskrun_result *res);
-/* With s->lock held: start the SQS pollers tasks want and retire those they
- * no longer want (force: every one, e.g. at shutdown). */
+/* With s->lock held: start the event sources (SQS pollers, inotify
+ * watchers) tasks want and retire those they no longer want (force: every
+ * one, e.g. at shutdown). */
 void svc_pollers_locked(struct service *s, bool force);
 /* With s->lock held: stop t's poller (before t goes). */
 void svc_poller_retire_locked(struct service *s, struct atask *t);

@@ -1,19 +1,21 @@
 /* The agent's side of change events: the runs that act on them, the webhook
- * intake, and the tasks' SQS pollers (service_i.h).
+ * intake, and the tasks' event sources: SQS pollers and inotify watchers
+ * (service_i.h).
  *
- * Locking: as in service.c, s->lock guards every atask field. A poller's
- * thread takes s->lock (to count events and wake the scheduler), so a poller
+ * Locking: as in service.c, s->lock guards every atask field. A source's
+ * thread takes s->lock (to count events and wake the scheduler), so a source
  * is only ever joined without it: one a task no longer wants is stopped and
  * put in s->retired under the lock, and joined by svc_pollers_reap after
- * the lock is released. A poller refers to its task by name and id (struct
- * pollref, freed after the join), never by pointer, since the task may be
- * gone before its poller has stopped. */
+ * the lock is released. A source refers to its task by name and id (struct
+ * evsource, freed after the join), never by pointer, since the task may be
+ * gone before its source has stopped. */
 #include "common/compat.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/dirwatch.h"
 #include "agent/notify.h"
 #include "agent/service_i.h"
 #include "agent/sqspoll.h"
@@ -83,7 +85,7 @@ static void count_locked(struct service *s, struct atask *t, const struct intake
 	t->ev_refused += refused;
 	t->ev_received += c->accepted;
 	t->ev_ignored += c->ignored;
-	if (c->accepted) {
+	if (c->accepted || c->rescan) {
 		t->ev_pending = true;
 		t->ev_backlog = c->backlog;
 		svc_changed_locked(s);
@@ -161,12 +163,20 @@ int service_task_events(struct service *s, const char *name, const char *body, s
 	return rc;
 }
 
-/* ---- SQS pollers ---- */
+/* ---- event sources: SQS pollers and inotify watchers ---- */
 
 struct pollref {
 	struct service *s;
 	char *name;
 	uint32_t id;
+};
+
+/* One task's source of events: the reference its thread calls back with,
+ * and the poller or the watcher. */
+struct evsource {
+	struct pollref ref;
+	struct sqspoll *sqs;
+	struct dirwatch *dw;
 };
 
 static struct atask *ref_task_locked(struct pollref *r)
@@ -197,42 +207,71 @@ static bool poll_active(void *ctx)
 
 static bool wants_poller(const struct service *s, const struct atask *t)
 {
+	int k = taskdef_events(&t->def, NULL);
 	return !s->shutting_down && !t->removing && !t->def_error && t->have_id &&
-	       taskdef_events(&t->def, NULL) == TASKDEF_EVENTS_SQS;
+	       (k == TASKDEF_EVENTS_SQS || k == TASKDEF_EVENTS_INOTIFY);
 }
 
 void svc_poller_retire_locked(struct service *s, struct atask *t)
 {
 	if (!t->poller)
 		return;
-	sqspoll_signal(t->poller);
+	sqspoll_signal(t->poller->sqs);
+	dirwatch_signal(t->poller->dw);
 	s->retired = xrealloc(s->retired, (s->n_retired + 1) * sizeof(*s->retired));
 	s->retired[s->n_retired++] = t->poller;
 	t->poller = NULL;
 }
 
+static void evsource_free(struct evsource *v)
+{
+	sqspoll_free(v->sqs);
+	dirwatch_free(v->dw);
+	free(v->ref.name);
+	free(v);
+}
+
 static void start_locked(struct service *s, struct atask *t)
 {
-	struct pollref *r = xcalloc(1, sizeof(*r));
-	r->s = s;
-	r->name = xstrdup(t->def.name);
-	r->id = t->id;
-	struct sqspoll_opts o = {.def = &t->def,
-				 .cfg = s->cfg->cfg,
-				 .m = s->m,
-				 .task = t->id,
-				 .kick = poll_kick,
-				 .active = poll_active,
-				 .ctx = r};
+	struct evsource *v = xcalloc(1, sizeof(*v));
+	v->ref.s = s;
+	v->ref.name = xstrdup(t->def.name);
+	v->ref.id = t->id;
 	struct dth_err err;
-	t->poller = sqspoll_start(&o, &err);
-	if (!t->poller) {
-		free(r->name);
-		free(r);
-		log_warn("task %s: no SQS poller: %s", t->def.name, err.message);
+	err_clear(&err);
+	if (taskdef_events(&t->def, NULL) == TASKDEF_EVENTS_INOTIFY) {
+		struct dirwatch_opts o = {.name = t->def.name,
+					  .root = t->def.source,
+					  .m = s->m,
+					  .task = t->id,
+					  .kick = poll_kick,
+					  .ctx = &v->ref};
+		v->dw = dirwatch_start(&o, &err);
+	} else {
+		struct sqspoll_opts o = {.def = &t->def,
+					 .cfg = s->cfg->cfg,
+					 .m = s->m,
+					 .task = t->id,
+					 .kick = poll_kick,
+					 .active = poll_active,
+					 .ctx = &v->ref};
+		v->sqs = sqspoll_start(&o, &err);
+	}
+	if (!v->sqs && !v->dw) {
+		log_warn("task %s: no %s: %s", t->def.name,
+			 v->dw || taskdef_events(&t->def, NULL) == TASKDEF_EVENTS_INOTIFY
+			     ? "inotify watcher"
+			     : "SQS poller",
+			 err.message);
+		evsource_free(v);
 		return;
 	}
-	log_info("task %s: polling %s", t->def.name, t->def.events + 4);
+	t->poller = v;
+	if (v->dw)
+		log_info("task %s: watching %s (%llu directories)", t->def.name, t->def.source,
+			 (unsigned long long)dirwatch_watches(v->dw));
+	else
+		log_info("task %s: polling %s", t->def.name, t->def.events + 4);
 }
 
 void svc_pollers_locked(struct service *s, bool force)
@@ -251,16 +290,12 @@ void svc_pollers_locked(struct service *s, bool force)
 void svc_pollers_reap(struct service *s)
 {
 	pthread_mutex_lock(&s->lock);
-	struct sqspoll **list = s->retired;
+	struct evsource **list = s->retired;
 	size_t n = s->n_retired;
 	s->retired = NULL;
 	s->n_retired = 0;
 	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < n; i++) {
-		struct pollref *r = sqspoll_ctx(list[i]);
-		sqspoll_free(list[i]);
-		free(r->name);
-		free(r);
-	}
+	for (size_t i = 0; i < n; i++)
+		evsource_free(list[i]);
 	free(list);
 }

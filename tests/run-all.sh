@@ -251,7 +251,8 @@ tsan_integration() {
 		-k test_integrity.test_single_part -k test_incremental.test_delete_propagation \
 		-k test_image_sync.test_copy_and_rerun_floor -k test_agent.test_scheduled_s3 \
 		-k test_agent.test_dropin_files -k test_agent.test_api_refusals \
-		-k test_agent.test_mounts -k test_events.test_rgw_notifications 2>&1 | tee "$log"
+		-k test_agent.test_mounts -k test_events.test_rgw_notifications \
+		-k test_local.test_local_inotify_events 2>&1 | tee "$log"
 	local last
 	last=$(tail -n 1 "$log")
 	if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
