@@ -311,6 +311,7 @@ static void *watch_main(void *arg)
 		if (due_in(w) == 0)
 			keep_pending(w);
 	}
+	read_events(w, buf); /* what happened before the stop was asked for */
 	keep_pending(w);
 	free(buf);
 	return NULL;

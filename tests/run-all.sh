@@ -48,7 +48,7 @@ FUZZ_DIR=${DTH_FUZZ_BUILD_DIR:-build-fuzz}
 # Unit tests that run code on several threads: the read cache's fetchers, the
 # workers' memory budget, the streamed copy's GET thread and ring, the request
 # executor, the secret store, the HTTP server and the fair worker slots.
-TSAN_TESTS="readahead budget pipe exec secret httpd fairshare"
+TSAN_TESTS="readahead budget pipe exec secret httpd fairshare dirwatch"
 RUN_DIR=${DTH_TEST_RUN_DIR:-$(mktemp -d /tmp/dth-test.XXXXXX)}
 mkdir -p "$RUN_DIR"
 SERVERS_STARTED=0
