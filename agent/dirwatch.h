@@ -36,8 +36,8 @@ struct manifest;
 struct intake_counts;
 struct dirwatch;
 
-#define DIRWATCH_QUIET_MS    200
-#define DIRWATCH_HOLD_MS     2000
+#define DIRWATCH_QUIET_MS    100
+#define DIRWATCH_HOLD_MS     1000
 #define DIRWATCH_PENDING_MAX 100000
 
 struct dirwatch_opts {

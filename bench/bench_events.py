@@ -16,6 +16,12 @@ radosgw endpoints and exports the BENCH_* variables).
    two take turns at going first (the store slows as it fills). Both as
    objects/s, with the requests each sent to the source (radosgw's `req`
    counter). BENCH_RUNS times each.
+3. A local directory with events = inotify, mirrored to B: the latency from
+   writing a 1 KiB file (open, write, close) to the first HEAD at B that
+   finds it; and a burst of BENCH_BURST 1 KiB files written into a watched
+   directory, timed from the first write until the last is at B, against
+   `dth sync` and `rclone copy --transfers 16 --checkers 16` of the same files
+   into other buckets (the three take turns at going first).
 Prints a Markdown table (medians and spread) and writes the raw numbers as
 JSON to BENCH_OUT."""
 
@@ -202,6 +208,93 @@ def burst_sync(conf, bucket, dst_bucket):
             "at_destination": count(s3(DST), dst_bucket)}
 
 
+def lat_local_run(b, root, dst, run):
+    lat = []
+    os.makedirs(os.path.join(root, "l", str(run)), exist_ok=True)
+    time.sleep(0.5)  # the new directory is watched
+    for i in range(LAT_N):
+        key = "l/%d/%05d" % (run, i)
+        t0 = time.monotonic()
+        with open(os.path.join(root, key), "wb") as f:
+            f.write(b"z" * 1024)
+        while True:
+            try:
+                b.head_object(Bucket=dst, Key=key)
+                break
+            except Exception:  # noqa: BLE001 (404 until it arrives)
+                if time.monotonic() - t0 > 30:
+                    raise RuntimeError("%s did not arrive in 30 s" % key)
+                time.sleep(0.005)
+        lat.append(time.monotonic() - t0)
+    return {"p50": pct(lat, 50), "p95": pct(lat, 95), "max": max(lat)}
+
+
+def burst_inotify(ag, task, root, run, dst_bucket):
+    d = os.path.join(root, "b%d" % run)
+    seq0 = (ag.task(task)["last_run"] or {}).get("seq", 0)
+    t0 = time.monotonic()
+    for i in range(BURST):
+        with open(os.path.join(d, "%06d" % i), "wb") as f:
+            f.write(b"q" * 1024)
+    b = s3(DST)
+    while True:
+        t = ag.task(task)
+        if t["state"] != "running" and not t["events"]["pending"] and \
+                (t["last_run"] or {}).get("seq", 0) > seq0 and \
+                count(b, dst_bucket, "b%d/" % run) >= BURST:
+            break
+        time.sleep(0.05)
+    secs = time.monotonic() - t0
+    return {"seconds": secs, "objects_per_s": BURST / secs}
+
+
+def copy_local(argv, dst_bucket, env=None):
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True, env=env)
+    secs = time.monotonic() - t0
+    got = count(s3(DST), dst_bucket)
+    return {"seconds": secs, "objects_per_s": BURST / secs, "at_destination": got}
+
+
+def rclone_env():
+    env = dict(os.environ)
+    env.pop("AWS_CA_BUNDLE", None)
+    env.update({"RCLONE_CONFIG_BDST_TYPE": "s3", "RCLONE_CONFIG_BDST_PROVIDER": "Ceph",
+                "RCLONE_CONFIG_BDST_ACCESS_KEY_ID": KEY,
+                "RCLONE_CONFIG_BDST_SECRET_ACCESS_KEY": SECRET,
+                "RCLONE_CONFIG_BDST_ENDPOINT": DST, "RCLONE_CONFIG_BDST_REGION": "us-east-1",
+                "RCLONE_CONFIG_BDST_FORCE_PATH_STYLE": "true"})
+    return env
+
+
+def local_part(res, ag, conf, root, ldst):
+    b = s3(DST)
+    ag.wait_idle("loc")
+    for r in range(RUNS):
+        res["local_latency"].append(lat_local_run(b, root, ldst, r))
+        src = os.path.join(root, "b%d" % r)
+        sy_b, rc_b = "evls%d-%s" % (r, TAG), "evlr%d-%s" % (r, TAG)
+        b.create_bucket(Bucket=sy_b)
+        b.create_bucket(Bucket=rc_b)
+        order = ["inotify", "sync", "rclone"]
+        order = order[r % 3:] + order[:r % 3]
+        out = {}
+        for which in order:
+            if which == "inotify":
+                out[which] = burst_inotify(ag, "loc", root, r, ldst)
+            elif which == "sync":
+                out[which] = copy_local([DTH, "sync", "--config", conf, "--state",
+                                         os.path.join(WORK, "lsync-%d" % r), "--no-progress",
+                                         src, "dst:%s" % sy_b], sy_b)
+            else:
+                out[which] = copy_local(["rclone", "copy", "--transfers", "16", "--checkers",
+                                         "16", src, "bdst:%s" % rc_b], rc_b, rclone_env())
+        res["local_events"].append(out["inotify"])
+        res["local_sync"].append(out["sync"])
+        res["local_rclone"].append(out["rclone"])
+        print("local run %d: %s" % (r, json.dumps(out)), flush=True)
+
+
 def spread(v):
     return "%.2f (%.2f–%.2f)" % (statistics.median(v), min(v), max(v))
 
@@ -214,7 +307,13 @@ def main():
     a.create_bucket(Bucket=lsrc)
     b.create_bucket(Bucket=ldst)
     a.create_bucket(Bucket=bsrc)
+    lroot, lldst = os.path.join(WORK, "local-" + TAG), "evlo-" + TAG
+    for r in range(RUNS):
+        os.makedirs(os.path.join(lroot, "b%d" % r))
+    b.create_bucket(Bucket=lldst)
     text = remotes() + (
+        "[task loc]\nsource = %s\ndestination = dst:%s\nschedule = every 1h\n"
+        "events = inotify\n\n" % (lroot, lldst)) + (
         "[task lat]\nsource = src:%s\ndestination = dst:%s\nschedule = every 1h\n"
         "events = webhook\n\n" % (lsrc, ldst))
     for r in range(RUNS):
@@ -227,7 +326,8 @@ def main():
         b.create_bucket(Bucket="evbd%d-%s" % (r, TAG))
         b.create_bucket(Bucket="evsd%d-%s" % (r, TAG))
     ag = Agent(conf)
-    res = {"latency": [], "events": [], "sync": [], "objects": BURST}
+    res = {"latency": [], "events": [], "sync": [], "objects": BURST, "local_latency": [],
+           "local_events": [], "local_sync": [], "local_rclone": []}
     try:
         ag.wait_idle("lat")
         for r in range(RUNS):
@@ -247,6 +347,7 @@ def main():
                 res["sync"].append(sy())
             print("run %d: %s" % (r, json.dumps({k: res[k][-1] for k in ("latency", "events", "sync")})),
                   flush=True)
+        local_part(res, ag, conf, lroot, lldst)
     finally:
         ag.stop()
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
@@ -263,6 +364,18 @@ def main():
     print("| events / sync rate | %s |" % spread([e["objects_per_s"] / s["objects_per_s"] for e, s in zip(ev, sy)]))
     print("| source requests: events / sync | %d / %d |" % (statistics.median([x["source_requests"] for x in ev]),
                                                        statistics.median([x["source_requests"] for x in sy])))
+    ll, le = res["local_latency"], res["local_events"]
+    ls, lr = res["local_sync"], res["local_rclone"]
+    print("| local file written to object at the destination (inotify), p50 | %s s |"
+          % spread([x["p50"] for x in ll]))
+    print("| local file written to object at the destination (inotify), p95 | %s s |"
+          % spread([x["p95"] for x in ll]))
+    print("| burst of %d local files drained (inotify) | %s objects/s |"
+          % (BURST, spread([x["objects_per_s"] for x in le])))
+    print("| `dth sync` of the same files | %s objects/s |" % spread([x["objects_per_s"] for x in ls]))
+    print("| `rclone copy` of the same files | %s objects/s |" % spread([x["objects_per_s"] for x in lr]))
+    print("| inotify / dth sync rate | %s |" % spread([e["objects_per_s"] / s["objects_per_s"] for e, s in zip(le, ls)]))
+    print("| dth sync / rclone rate | %s |" % spread([s["objects_per_s"] / r["objects_per_s"] for s, r in zip(ls, lr)]))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 # endpoints (bench/bench_events.py says what it measures): the latency from a
 # PUT at the source to the object at the destination through radosgw's
 # bucket notifications and the agent's webhook, and the rate at which a burst
-# of events is drained, against `dth sync` of the same objects.
+# of events is drained, against `dth sync` of the same objects; the same for a
+# local directory with events = inotify, with `rclone copy` of the files too.
 #
 # usage: bench/events.sh [--quick]
 #   --quick   20 objects for latency, a burst of 1,000, one run
