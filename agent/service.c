@@ -1236,9 +1236,69 @@ int service_task_id(struct service *s, const char *name, uint32_t *id, int *kind
 
 /* ---- the API's changes ---- */
 
+/* Whether path (resolved) is root or lies under it. */
+static bool path_under(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+	return !strcmp(root, "/") ||
+	       (!strncmp(path, root, n) && (path[n] == '\0' || path[n] == '/'));
+}
+
+/* The [agent] local_sources setting (comma-separated directories), copied. */
+static char *local_roots(struct service *s)
+{
+	char *roots = NULL;
+	pthread_mutex_lock(&s->lock);
+	size_t n;
+	const struct config_section *const *secs = config_sections(s->cfg->cfg, "agent", &n);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < secs[i]->n; j++)
+			if (!strcmp(secs[i]->pairs[j].key, "local_sources")) {
+				free(roots);
+				roots = xstrdup(secs[i]->pairs[j].value);
+			}
+	pthread_mutex_unlock(&s->lock);
+	return roots;
+}
+
+/* A local directory as the source of a task made through the API must lie
+ * under one of [agent] local_sources: the token alone must not let a client
+ * copy out any file the agent can read (its state directory, /etc). Tasks
+ * of the config file and tasks.d are the administrator's own. */
+static int check_local_source(struct service *s, const struct taskdef *def, struct dth_err *err,
+			      const char **field)
+{
+	if (def->kind != TASKDEF_S3 || !remote_spec_is_local(def->source))
+		return 0;
+	*field = "source";
+	char *real = realpath(def->source, NULL);
+	if (!real)
+		return err_set(err, -EINVAL, "source: %s: %s", def->source, strerror(errno));
+	char *roots = local_roots(s);
+	bool ok = false;
+	char *save = NULL;
+	for (char *tok = roots ? strtok_r(roots, ", \t", &save) : NULL; tok && !ok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		char *r = realpath(tok, NULL);
+		ok = r && path_under(real, r);
+		free(r);
+	}
+	free(real);
+	int rc = 0;
+	if (!ok)
+		rc = err_set(err, -EINVAL,
+			     "source: a task made through the API takes a local directory only "
+			     "under [agent] local_sources (%s)",
+			     roots ? "this one is not under them" : "none is set");
+	free(roots);
+	if (!rc)
+		*field = NULL;
+	return rc;
+}
+
 /* def from the API's JSON, checked whole (schedule included). */
-static int api_def(const json_t *j, const char *name, struct taskdef *def, struct dth_err *err,
-		   const char **field)
+static int api_def(struct service *s, const json_t *j, const char *name, struct taskdef *def,
+		   struct dth_err *err, const char **field)
 {
 	int rc = taskdef_from_json(j, def, err, field);
 	if (!rc && name) {
@@ -1251,6 +1311,8 @@ static int api_def(const json_t *j, const char *name, struct taskdef *def, struc
 	}
 	if (!rc)
 		rc = taskdef_check(def, false, err, field);
+	if (!rc)
+		rc = check_local_source(s, def, err, field);
 	struct schedule *sc = NULL;
 	if (!rc && (rc = parse_schedule(def, &sc, err)))
 		*field = "schedule";
@@ -1276,7 +1338,7 @@ int service_task_create(struct service *s, const json_t *j, json_t **out, struct
 			const char **field)
 {
 	struct taskdef def;
-	int rc = api_def(j, NULL, &def, err, field);
+	int rc = api_def(s, j, NULL, &def, err, field);
 	if (rc) {
 		taskdef_release(&def);
 		return rc;
@@ -1321,7 +1383,7 @@ int service_task_update(struct service *s, const char *name, const json_t *j, js
 					     : "task %s is defined in a file: change it there",
 			       name);
 	struct taskdef def;
-	rc = api_def(j, name, &def, err, field);
+	rc = api_def(s, j, name, &def, err, field);
 	if (rc) {
 		taskdef_release(&def);
 		return rc;

@@ -164,6 +164,8 @@ static int agent_section(const struct config *cfg, struct agent_args *a)
 				rc = parse_u64(p->value, &v) || v > 3600 ? -EINVAL : 0;
 				if (!rc && !a->have_timeout)
 					a->stop_timeout = v, a->have_timeout = true;
+			} else if (!strcmp(p->key, "local_sources")) {
+				/* read by the service when the API makes a task */
 			} else if (!strcmp(p->key, "log_level")) {
 				int l = log_parse_level(p->value);
 				rc = l < 0 ? -EINVAL : 0;
@@ -171,8 +173,8 @@ static int agent_section(const struct config *cfg, struct agent_args *a)
 					log_set_level(l);
 			} else {
 				cli_error("%s:%u: unknown key '%.64s' in [agent] (known: listen, "
-					  "workers, "
-					  "stop_timeout, tls_cert, tls_key, log_level)",
+					  "workers, stop_timeout, tls_cert, tls_key, log_level, "
+					  "local_sources)",
 					  secs[i]->origin, p->line, p->key);
 				return EXIT_USAGE;
 			}

@@ -253,3 +253,31 @@ def test_local_inotify_overflow(ctx):
         assert "IN_Q_OVERFLOW" in ag.log_text()
     finally:
         ag.stop()
+
+
+def test_local_source_through_the_api(ctx):
+    """A task made through the API takes a local directory only under
+    [agent] local_sources: the token alone does not let a client copy out the
+    agent's own files (its state directory holds the token)."""
+    b = lib.s3("b")
+    dst = ctx.bucket("b", "apiloc")
+    allowed = os.path.join(ctx.dir, "exports")
+    _write(allowed, "pub/a.txt", b"public")
+    with Agent(ctx) as ag:
+        for src in (ctx.state, allowed, "/etc"):
+            r = ag.api("POST", "/api/v1/tasks", {"name": "x", "source": src,
+                                                 "destination": "dst:" + dst}, expect=400)
+            assert r.json()["error"].get("field") == "source", r.text
+            assert "local_sources" in r.text, r.text
+        assert ag.task_names() == []
+    ctx.write_config(extra="[agent]\nlocal_sources = %s\n\n" % allowed)
+    with Agent(ctx) as ag:
+        for src in (ctx.state, allowed + "/../state", "/etc"):
+            ag.api("POST", "/api/v1/tasks", {"name": "x", "source": src,
+                                             "destination": "dst:" + dst}, expect=400)
+        ag.api("POST", "/api/v1/tasks", {"name": "x", "source": allowed + "/pub",
+                                         "destination": "dst:" + dst, "schedule": "every 1h"},
+               expect=201)
+        ag.wait_runs("x", 1)
+        assert lib.get_bytes(b, dst, "a.txt") == b"public"
+        ag.stop()
