@@ -1667,6 +1667,32 @@ static int copy_object(struct worker *wk, struct job *j, bool *owned, struct buf
 	return rc;
 }
 
+/* After a copy failed with -ENOENT: whether the source no longer has the
+ * object (rather than the destination lacking its bucket). */
+static bool source_gone(struct transfer *t, const struct job *j)
+{
+	struct buf skey = BUF_INIT;
+	src_key_of(t, j->key, j->key_len, &skey);
+	struct s3_object_head h;
+	struct dth_err err;
+	int rc = s3_head_object(t->o->src, t->o->src_bucket, skey.data, 0, &h, &err);
+	if (!rc)
+		s3_object_head_release(&h);
+	buf_release(&skey);
+	return rc == -ENOENT;
+}
+
+/* An object deleted at the source since it was listed (or since the event
+ * that named it): not a failure, and nothing is recorded, so its record
+ * stays as it was; the next run that lists the source, or the delete's own
+ * event, decides what the destination keeps. */
+static void vanished(struct transfer *t, const struct job *j)
+{
+	add64(&t->prog->skipped, 1);
+	log_info("%.*s: gone from the source since it was listed; not copied",
+		 (int)(j->key_len > 200 ? 200 : j->key_len), j->key);
+}
+
 static void run_object(struct worker *wk, struct job *j)
 {
 	struct transfer *t = wk->t;
@@ -1682,7 +1708,9 @@ static void run_object(struct worker *wk, struct job *j)
 		object_failed(t, j, kerr.message);
 	} else {
 		int rc = copy_object(wk, j, &owned, &reason);
-		if (rc < 0 && rc != -ECANCELED)
+		if (rc == -ENOENT && source_gone(t, j))
+			vanished(t, j);
+		else if (rc < 0 && rc != -ECANCELED)
 			object_failed(t, j, reason.len ? reason.data : strerror(-rc));
 	}
 	if (owned)

@@ -48,6 +48,7 @@ LAT_N = int(E.get("BENCH_LATENCY_OBJECTS", "100"))
 BURST = int(E.get("BENCH_BURST", "10000"))
 PORT = int(E.get("BENCH_API_PORT", "8592"))
 TAG = "e%d" % int(time.time())
+ONLY = E.get("BENCH_ONLY", "")  # "local": the inotify part alone
 
 
 def s3(url):
@@ -236,6 +237,7 @@ def burst_inotify(ag, task, root, run, dst_bucket):
     for i in range(BURST):
         with open(os.path.join(d, "%06d" % i), "wb") as f:
             f.write(b"q" * 1024)
+    written = time.monotonic() - t0
     b = s3(DST)
     while True:
         t = ag.task(task)
@@ -245,7 +247,7 @@ def burst_inotify(ag, task, root, run, dst_bucket):
             break
         time.sleep(0.05)
     secs = time.monotonic() - t0
-    return {"seconds": secs, "objects_per_s": BURST / secs}
+    return {"seconds": secs, "objects_per_s": BURST / secs, "writing_seconds": written}
 
 
 def copy_local(argv, dst_bucket, env=None):
@@ -272,7 +274,12 @@ def local_part(res, ag, conf, root, ldst):
     ag.wait_idle("loc")
     for r in range(RUNS):
         res["local_latency"].append(lat_local_run(b, root, ldst, r))
-        src = os.path.join(root, "b%d" % r)
+        # the same files, outside the watched tree, for dth sync and rclone
+        src = os.path.join(WORK, "plain-%s-%d" % (TAG, r))
+        os.makedirs(src)
+        for i in range(BURST):
+            with open(os.path.join(src, "%06d" % i), "wb") as f:
+                f.write(b"q" * 1024)
         sy_b, rc_b = "evls%d-%s" % (r, TAG), "evlr%d-%s" % (r, TAG)
         b.create_bucket(Bucket=sy_b)
         b.create_bucket(Bucket=rc_b)
@@ -332,9 +339,10 @@ def main():
         ag.wait_idle("lat")
         for r in range(RUNS):
             ag.wait_idle("burst%d" % r)
-        populate(bsrc, BURST)  # no notification: the burst is POSTed below
-        subscribe(lsrc, ag.webhook("lat"))
-        for r in range(RUNS):
+        if ONLY != "local":
+            populate(bsrc, BURST)  # no notification: the burst is POSTed below
+            subscribe(lsrc, ag.webhook("lat"))
+        for r in range(RUNS if ONLY != "local" else 0):
             res["latency"].append(latency_run(a, b, lsrc, ldst, r))
             # alternate which goes first: the store slows as it fills
             ev = lambda: burst_events(ag, "burst%d" % r, bsrc, "evbd%d-%s" % (r, TAG))  # noqa: E731
@@ -357,13 +365,14 @@ def main():
     ev, sy = res["events"], res["sync"]
     print("| measure (median of %d runs, min–max) | value |" % RUNS)
     print("| --- | --- |")
-    print("| event to object at the destination, p50 | %s s |" % spread([x["p50"] for x in lat]))
-    print("| event to object at the destination, p95 | %s s |" % spread([x["p95"] for x in lat]))
-    print("| burst of %d events drained | %s objects/s |" % (BURST, spread([x["objects_per_s"] for x in ev])))
-    print("| `dth sync` of the same objects | %s objects/s |" % spread([x["objects_per_s"] for x in sy]))
-    print("| events / sync rate | %s |" % spread([e["objects_per_s"] / s["objects_per_s"] for e, s in zip(ev, sy)]))
-    print("| source requests: events / sync | %d / %d |" % (statistics.median([x["source_requests"] for x in ev]),
-                                                       statistics.median([x["source_requests"] for x in sy])))
+    if lat:
+        print("| event to object at the destination, p50 | %s s |" % spread([x["p50"] for x in lat]))
+        print("| event to object at the destination, p95 | %s s |" % spread([x["p95"] for x in lat]))
+        print("| burst of %d events drained | %s objects/s |" % (BURST, spread([x["objects_per_s"] for x in ev])))
+        print("| `dth sync` of the same objects | %s objects/s |" % spread([x["objects_per_s"] for x in sy]))
+        print("| events / sync rate | %s |" % spread([e["objects_per_s"] / s["objects_per_s"] for e, s in zip(ev, sy)]))
+        print("| source requests: events / sync | %d / %d |" % (statistics.median([x["source_requests"] for x in ev]),
+                                                           statistics.median([x["source_requests"] for x in sy])))
     ll, le = res["local_latency"], res["local_events"]
     ls, lr = res["local_sync"], res["local_rclone"]
     print("| local file written to object at the destination (inotify), p50 | %s s |"

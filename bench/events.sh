@@ -17,6 +17,7 @@
 #   BENCH_SRC_URL, BENCH_DST_URL, BENCH_SRC_ASOK, BENCH_DST_ASOK, BENCH_SECRET:
 #                  use running radosgw endpoints instead of starting a cluster
 #   BENCH_OUT      raw numbers [bench/results/events-latest.json]
+#   BENCH_ONLY=local  only the local directory (inotify) part
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)

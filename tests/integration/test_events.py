@@ -136,6 +136,21 @@ def test_rgw_notifications_to_webhook(ctx):
         assert "out/d/00000" not in lib.list_all(b, dst, "out/")
         assert lib.get_bytes(b, dst, "out/new one") == b"second, longer"
 
+        # A stale create that says the size and ETag of a version deleted
+        # since: copied from that hint without a HEAD, the GET finds nothing;
+        # not a failure, and the destination keeps no copy.
+        seq = ag.task("hook")["last_run"]["seq"]
+        rec = _record(src, "in/d/00000")
+        rec["s3"]["object"].update({"size": 5, "eTag": "0123456789abcdef0123456789abcdef"})
+        ag.api("POST", "/api/v1/tasks/hook/events", body={"Records": [rec]}, expect=202)
+        assert lib.wait_for(lambda: _event_runs(ag, "hook", seq) and
+                            not ag.task("hook")["events"]["pending"] and
+                            ag.task("hook")["state"] == "idle", 10)
+        runs = _event_runs(ag, "hook", seq)
+        assert [(x["result"], x["failed"], x["transferred"]) for x in runs] == [("ok", 0, 0)], runs
+        assert ag.api("GET", "/api/v1/tasks/hook/failures", expect=200).json()["objects"] == []
+        assert "out/d/00000" not in lib.list_all(b, dst, "out/")
+
         # Refusals: nothing kept.
         path = "/api/v1/tasks/hook/events"
         raw = json.dumps({"Records": [_record(src, "in/refused")]})
