@@ -342,6 +342,9 @@ struct dirwatch *dirwatch_start(const struct dirwatch_opts *o, struct dth_err *e
 		err_set(err, -EIO, "cannot watch %s (the inotify limits?)", w->root);
 		goto fail;
 	}
+	/* What changed while nothing watched (the agent down, the task
+	 * stopped or just defined) only a rescan finds. */
+	want_rescan(w, "watching begins: a rescan catches up with earlier changes");
 	if (pthread_create(&w->thread, NULL, watch_main, w)) {
 		err_set(err, -EAGAIN, "cannot start the watcher thread");
 		goto fail;

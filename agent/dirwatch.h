@@ -17,7 +17,8 @@
  * come for DIRWATCH_QUIET_MS (or DIRWATCH_HOLD_MS after the first), so a
  * burst of writes to one file or of many files becomes one batch and one run.
  *
- * Ask for a full rescan instead (the journal's rescan flag) when the kernel
+ * Ask for a full rescan instead (the journal's rescan flag) when watching
+ * begins (what changed before, while nothing watched, is found so), the kernel
  * dropped events (IN_Q_OVERFLOW), a directory was moved out of the tree or
  * within it (the keys under its old name are not known here), a watch could
  * not be added (fs.inotify.max_user_watches), the set grew past

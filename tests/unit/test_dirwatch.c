@@ -136,6 +136,9 @@ int main(void)
 
 	struct buf keys = BUF_INIT;
 	bool rescan;
+	ok(wait_kick(0), "a first keeping");
+	drain(m, id, &keys, &rescan);
+	ok(rescan && keys.len == 0, "a rescan asked for as watching begins");
 	/* a file held open: nothing until it is closed */
 	path_of("slow", p, sizeof(p));
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
