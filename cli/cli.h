@@ -22,6 +22,8 @@ int cmd_mount(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_task(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+/* dth version [--json] */
+int cmd_version(int argc, char **argv);
 
 /* One subcommand's settings, in one table used for getopt_long, --help and
  * (dth mount) the -o keys. */

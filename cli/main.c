@@ -49,7 +49,7 @@ static void usage(FILE *f)
 	    "  task SUBCOMMAND     the running agent's tasks: list, show, create, update, start,\n"
 	    "                      stop, run, retry, delete, history, failures, objects\n"
 	    "                      (see dth task --help)\n"
-	    "  version             print the version\n",
+	    "  version [--json]    the version, the git revision and the libraries' versions\n",
 	    f);
 }
 
@@ -111,10 +111,8 @@ int main(int argc, char **argv)
 	/* mount.fuse3 (fstab type fuse.dth) runs "dth SRC MOUNTPOINT -o OPTS". */
 	if (strchr(cmd, ':') && i + 1 < argc)
 		return cmd_mount(argc - i + 1, argv + i - 1);
-	if (!strcmp(cmd, "version")) {
-		printf("dth %s\n", DTH_VERSION);
-		return 0;
-	}
+	if (!strcmp(cmd, "version"))
+		return cmd_version(argc - i, argv + i);
 	cli_error("unknown command '%s'", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

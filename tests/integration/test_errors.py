@@ -2,7 +2,10 @@
 (3), bad usage and bad config (2, nothing touched), and remotes given only
 by environment variables."""
 
+import json
 import re
+import shutil
+import subprocess
 import socket
 
 import lib
@@ -160,3 +163,22 @@ def test_environment_overrides_config_file(ctx):
     res = ctx.sync("src:" + src, "dst:" + dst, env={"DTH_REMOTE_SRC_SECRET_ACCESS_KEY": lib.RGW_SECRET})
     assert res["transferred"] == 4 and res["failed"] == 0, res
     lib.assert_same_keys(lib.list_all(lib.s3("b"), dst), md5)
+
+
+def test_version(ctx):
+    """dth version names the revision it was built from (git's own answer
+    for this checkout) and the libraries' versions, as text and as JSON."""
+    rc, out, _ = ctx.run_dth(["version", "--json"])
+    doc = json.loads(out)
+    libs = doc["libraries"]
+    for name in ("libcurl", "openssl", "lmdb", "libfuse", "jansson", "expat",
+                 "libmicrohttpd", "xxhash", "libsystemd"):
+        assert re.match(r"\d+(\.\d+)*", libs[name]), (name, libs)
+    head = subprocess.run(["git", "-C", lib.REPO, "rev-parse", "--short=12", "HEAD"],
+                          capture_output=True, text=True) if shutil.which("git") else None
+    if head and head.returncode == 0:
+        assert doc["revision"].startswith(head.stdout.strip()), (doc["revision"], head.stdout)
+    _, text, _ = ctx.run_dth(["version"])
+    assert text.startswith("dth %s (revision %s)" % (doc["version"], doc["revision"])), text
+    assert "libmicrohttpd" in text
+    ctx.run_dth(["version", "--bogus"], check_exit=2)
