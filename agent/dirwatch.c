@@ -233,6 +233,17 @@ static void watch_tree(struct dirwatch *w, const char *rel, bool files, int dept
 	buf_release(&path);
 }
 
+/* Stop watching the directory rel ("a/b/") and those under it: it was moved
+ * away, maybe out of the tree (a move within it watches it again under its
+ * new name). Their IN_IGNORED events free the entries. */
+static void unwatch_tree(struct dirwatch *w, const char *rel)
+{
+	size_t n = strlen(rel);
+	for (size_t wd = 0; wd < w->n_dirs; wd++)
+		if (w->dirs[wd] && !strncmp(w->dirs[wd], rel, n))
+			inotify_rm_watch(w->fd, (int)wd);
+}
+
 /* One event. */
 static void on_event(struct dirwatch *w, const struct inotify_event *e)
 {
@@ -263,8 +274,11 @@ static void on_event(struct dirwatch *w, const struct inotify_event *e)
 			buf_addch(&key, '/');
 			watch_tree(w, key.data, true, 1);
 		}
-		if (e->mask & IN_MOVED_FROM)
+		if (e->mask & IN_MOVED_FROM) {
+			buf_addch(&key, '/');
+			unwatch_tree(w, key.data);
 			want_rescan(w, "a directory was moved: its old keys are found by a rescan");
+		}
 	} else if (e->mask &
 		   (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB)) {
 		changed(w, key.data);

@@ -187,6 +187,24 @@ int main(void)
 	drain(m, id, &keys, &rescan);
 	ok(has(&keys, "renamed/after"), "under its new name: %s", buf_str(&keys));
 
+	/* moved out of the tree: no longer watched */
+	k0 = kicks_now();
+	path_of("renamed", p, sizeof(p));
+	snprintf(q, sizeof(q), "%s-outside", root);
+	ok(rename(p, q) == 0, "a directory moved out of the tree");
+	ok(wait_kick(k0), "kept");
+	usleep(DIRWATCH_QUIET_MS * 1000 * 2);
+	drain(m, id, &keys, &rescan);
+	ok(rescan, "a rescan asked for");
+	char late[320];
+	snprintf(late, sizeof(late), "%s/late", q);
+	FILE *f = fopen(late, "w");
+	if (f)
+		fclose(f);
+	k0 = kicks_now();
+	usleep(DIRWATCH_QUIET_MS * 1000 * 3);
+	is_int((int)kicks_now(), (int)k0, "a file written there is none of the tree's");
+
 	/* stopping keeps what was gathered */
 	put("last", "l");
 	dirwatch_signal(w);
@@ -196,8 +214,8 @@ int main(void)
 
 	buf_release(&keys);
 	manifest_free(m);
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", root, state);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s-outside", root, state, root);
 	if (system(cmd))
 		printf("# could not remove %s\n", root);
 	return tap_done();
