@@ -22,6 +22,13 @@ int cmd_mount(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_task(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+/* The problems of the config's [agent] section (unknown keys, bad values),
+ * each given to problem with its file and line; their number. */
+struct config;
+unsigned cli_agent_config_problems(const struct config *cfg,
+				   void (*problem)(void *ctx, const char *msg), void *ctx);
+/* dth config check ... */
+int cmd_config(int argc, char **argv);
 /* dth version [--json] */
 int cmd_version(int argc, char **argv);
 

@@ -137,9 +137,12 @@ static int parse_args(int argc, char **argv, struct agent_args *a)
 	return EXIT_DONE;
 }
 
-/* The [agent] section fills what the command line left out. */
-static int agent_section(const struct config *cfg, struct agent_args *a)
+/* The [agent] section fills what the command line left out; each problem
+ * (file and line) goes to problem. Returns the number of problems. */
+static unsigned agent_section(const struct config *cfg, struct agent_args *a,
+			      void (*problem)(void *ctx, const char *msg), void *pctx)
 {
+	unsigned n_bad = 0;
 	size_t n;
 	const struct config_section *const *secs = config_sections(cfg, "agent", &n);
 	for (size_t i = 0; i < n; i++) {
@@ -164,28 +167,47 @@ static int agent_section(const struct config *cfg, struct agent_args *a)
 				rc = parse_u64(p->value, &v) || v > 3600 ? -EINVAL : 0;
 				if (!rc && !a->have_timeout)
 					a->stop_timeout = v, a->have_timeout = true;
-			} else if (!strcmp(p->key, "local_sources")) {
-				/* read by the service when the API makes a task */
 			} else if (!strcmp(p->key, "log_level")) {
 				int l = log_parse_level(p->value);
 				rc = l < 0 ? -EINVAL : 0;
-				if (!rc)
+				if (!rc && !problem)
 					log_set_level(l);
+			} else if (!strcmp(p->key, "local_sources")) {
+				/* read by the service when the API makes a task */
 			} else {
-				cli_error("%s:%u: unknown key '%.64s' in [agent] (known: listen, "
-					  "workers, stop_timeout, tls_cert, tls_key, log_level, "
-					  "local_sources)",
-					  secs[i]->origin, p->line, p->key);
-				return EXIT_USAGE;
+				rc = -ENOENT;
 			}
-			if (rc) {
-				cli_error("%s:%u: bad value for %s in [agent]", secs[i]->origin,
-					  p->line, p->key);
-				return EXIT_USAGE;
-			}
+			if (!rc)
+				continue;
+			struct buf m = BUF_INIT;
+			if (rc == -ENOENT)
+				buf_addf(&m,
+					 "%s:%u: unknown key '%.64s' in [agent] (known: listen, "
+					 "workers, stop_timeout, tls_cert, tls_key, log_level, "
+					 "local_sources)",
+					 secs[i]->origin, p->line, p->key);
+			else
+				buf_addf(&m, "%s:%u: bad value for %s in [agent]", secs[i]->origin,
+					 p->line, p->key);
+			if (problem)
+				problem(pctx, m.data);
+			else
+				cli_error("%s", m.data);
+			buf_release(&m);
+			n_bad++;
+			if (!problem)
+				return n_bad;
 		}
 	}
-	return EXIT_DONE;
+	return n_bad;
+}
+
+unsigned cli_agent_config_problems(const struct config *cfg,
+				   void (*problem)(void *ctx, const char *msg), void *ctx)
+{
+	struct agent_args a;
+	memset(&a, 0, sizeof(a));
+	return agent_section(cfg, &a, problem, ctx);
 }
 
 /* Wait for a signal, waking for the watchdog; systemd hears of it all. */
@@ -314,7 +336,7 @@ int cmd_agent(int argc, char **argv)
 	struct config *cfg = NULL;
 	if ((exitc = cli_config_load(a.config, &cfg)))
 		return exitc;
-	exitc = agent_section(cfg, &a);
+	exitc = agent_section(cfg, &a, NULL, NULL) ? EXIT_USAGE : EXIT_DONE;
 	if (!a.listen)
 		a.listen = DEFAULT_LISTEN;
 	struct manifest *m = NULL;

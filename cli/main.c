@@ -49,6 +49,8 @@ static void usage(FILE *f)
 	    "  task SUBCOMMAND     the running agent's tasks: list, show, create, update, start,\n"
 	    "                      stop, run, retry, delete, history, failures, objects\n"
 	    "                      (see dth task --help)\n"
+	    "  config check        the configuration's problems, with file and line, and\n"
+	    "                      whether each remote answers and accepts its credentials\n"
 	    "  version [--json]    the version, the git revision and the libraries' versions\n",
 	    f);
 }
@@ -111,6 +113,8 @@ int main(int argc, char **argv)
 	/* mount.fuse3 (fstab type fuse.dth) runs "dth SRC MOUNTPOINT -o OPTS". */
 	if (strchr(cmd, ':') && i + 1 < argc)
 		return cmd_mount(argc - i + 1, argv + i - 1);
+	if (!strcmp(cmd, "config"))
+		return cmd_config(argc - i, argv + i);
 	if (!strcmp(cmd, "version"))
 		return cmd_version(argc - i, argv + i);
 	cli_error("unknown command '%s'", cmd);

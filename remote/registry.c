@@ -2442,6 +2442,22 @@ int registry_tags_list(struct registry_client *c, const char *repo, registry_nam
 	return rc;
 }
 
+int registry_ping(struct registry_client *c, struct dth_err *err)
+{
+	struct buf url = BUF_INIT;
+	buf_addf(&url, "%s/v2/", c->url);
+	struct reg_call k;
+	call_init(&k, "ping", "GET", buf_str(&url));
+	msg_snprintf(k.what, sizeof(k.what), "%s", c->name);
+	k.max_body = LIST_BODY_MAX;
+	struct http_resp resp;
+	http_resp_init(&resp);
+	int rc = reg_do(c, &k, &resp, err);
+	http_resp_release(&resp);
+	buf_release(&url);
+	return rc;
+}
+
 int registry_catalog(struct registry_client *c, registry_name_fn fn, void *ctx, struct dth_err *err)
 {
 	struct buf url = BUF_INIT;

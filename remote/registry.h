@@ -193,6 +193,12 @@ int registry_blob_put(struct registry_client *c, const char *repo, const char *d
 
 /* ---- listings ---- */
 
+/* GET /v2/ with the client's credentials, through the auth dance (Basic, or
+ * a Bearer token without a scope), as `docker login` checks them: 0 when the
+ * registry accepts them (or lets anonymous clients in), -EACCES when it
+ * refuses them, transport errors as http.h says. */
+int registry_ping(struct registry_client *c, struct dth_err *err) WUR;
+
 /* Called once per name; return 0 to go on, a negative errno to stop (the
  * listing then returns it). name is borrowed for the call only. */
 typedef int (*registry_name_fn)(void *ctx, const char *name);

@@ -460,7 +460,24 @@ struct config_parse {
 	bool has_secrets;
 	unsigned secret_line;
 	struct dth_err *err;
+	/* config_check: each problem is given to problem and parsing goes on
+	 * (the keys of a section that is refused are skipped) */
+	config_problem_fn problem;
+	void *pctx;
+	bool skipping;
+	unsigned problems;
 };
+
+/* In a check, report a problem and go on; else stop with it. */
+static int problem(struct config_parse *c, int rc)
+{
+	if (!rc || !c->problem)
+		return rc;
+	c->problem(c->pctx, c->err->message);
+	c->problems++;
+	err_clear(c->err);
+	return 0;
+}
 
 static const char *const section_kinds[] = {"agent", "task", "mount"};
 
@@ -517,9 +534,22 @@ static int section_other(struct config_parse *c, const char *section, unsigned l
 	return 0;
 }
 
+static int on_section(struct config_parse *c, const char *section, unsigned line);
+
 static int config_on_section(void *ctx, const char *section, unsigned line)
 {
 	struct config_parse *c = ctx;
+	int rc = on_section(c, section, line);
+	c->skipping = rc != 0;
+	if (rc) {
+		c->cur = NULL;
+		c->sec = NULL;
+	}
+	return problem(c, rc);
+}
+
+static int on_section(struct config_parse *c, const char *section, unsigned line)
+{
 	const char *shown = strlen(section) <= 64 ? section : "...";
 	int rc = section_other(c, section, line, shown);
 	if (rc != -ENOENT)
@@ -551,11 +581,20 @@ static int config_on_section(void *ctx, const char *section, unsigned line)
 	return 0;
 }
 
+static int on_key(struct config_parse *c, const char *key, const char *value, unsigned line);
+
 static int config_on_key(void *ctx, const char *section, const char *key, const char *value,
 			 unsigned line)
 {
 	struct config_parse *c = ctx;
 	(void)section;
+	if (c->skipping)
+		return 0;
+	return problem(c, on_key(c, key, value, line));
+}
+
+static int on_key(struct config_parse *c, const char *key, const char *value, unsigned line)
+{
 	if (c->sec) {
 		struct config_section *sec = c->sec;
 		sec->pairs = xrealloc(sec->pairs, (sec->n + 1) * sizeof(*sec->pairs));
@@ -987,6 +1026,70 @@ static bool config_exists(const char *path)
 	return path && access(path, F_OK) == 0;
 }
 
+/* The file to read: path, else $DTH_CONFIG, else the first of
+ * ~/.config/dth/dth.conf and /etc/dth/dth.conf that exists; NULL for none.
+ * *home (to free) may hold the string. */
+static const char *config_choose(const char *path, char **home)
+{
+	*home = NULL;
+	if (path)
+		return path;
+	if (getenv("DTH_CONFIG") && *getenv("DTH_CONFIG"))
+		return getenv("DTH_CONFIG");
+	*home = config_home_path(".config/dth/dth.conf");
+	if (config_exists(*home))
+		return *home;
+	return config_exists("/etc/dth/dth.conf") ? "/etc/dth/dth.conf" : NULL;
+}
+
+static void secrets_open_msg(const char *file, unsigned line, mode_t mode, struct dth_err *err)
+{
+	err_set(err, -EACCES,
+		"config file %s holds secrets (from line %u) and is readable by others (mode "
+		"%04o): chmod 600 it",
+		file, line, (unsigned)(mode & 07777));
+}
+
+int config_check(const char *path, config_problem_fn fn, void *ctx, struct config **out,
+		 struct dth_err *err)
+{
+	*out = NULL;
+	struct config *cfg = config_new_empty();
+	char *home = NULL;
+	struct buf text = BUF_INIT;
+	const char *file = config_choose(path, &home);
+	struct config_parse c = {
+	    .cfg = cfg, .origin = file, .err = err, .problem = fn, .pctx = ctx};
+	int rc = 0;
+	if (file) {
+		mode_t mode = 0;
+		if ((rc = config_read(file, &text, &mode, err)))
+			goto out;
+		cfg->path = xstrdup(file);
+		/* a syntax error stops the reading: it is the last problem found */
+		problem(&c, ini_parse_sections(buf_str(&text), text.len, file, config_on_key,
+					       config_on_section, &c, err));
+		if (c.has_secrets && (mode & 077)) {
+			secrets_open_msg(file, c.secret_line, mode, err);
+			problem(&c, -EACCES);
+		}
+	}
+	problem(&c, config_overlay_env(cfg, environ, err));
+	for (size_t i = 0; i < cfg->n; i++)
+		problem(&c, remote_complete(cfg->remotes[i], err));
+out:
+	if (text.data)
+		explicit_bzero(text.data, text.len);
+	buf_release(&text);
+	free(home);
+	if (rc) {
+		config_free(cfg);
+		return rc;
+	}
+	*out = cfg;
+	return (int)c.problems;
+}
+
 struct config *config_load(const char *path, struct dth_err *err)
 {
 	struct config *cfg = config_new_empty();
@@ -994,18 +1097,7 @@ struct config *config_load(const char *path, struct dth_err *err)
 	struct buf text = BUF_INIT;
 	int rc = 0;
 
-	const char *file = NULL;
-	if (path) {
-		file = path;
-	} else if (getenv("DTH_CONFIG") && *getenv("DTH_CONFIG")) {
-		file = getenv("DTH_CONFIG");
-	} else {
-		home_conf = config_home_path(".config/dth/dth.conf");
-		if (config_exists(home_conf))
-			file = home_conf;
-		else if (config_exists("/etc/dth/dth.conf"))
-			file = "/etc/dth/dth.conf";
-	}
+	const char *file = config_choose(path, &home_conf);
 	if (file) {
 		mode_t mode = 0;
 		bool secrets = false;

@@ -55,6 +55,16 @@ struct config;
  * group or others can read, -ENOENT an explicit file missing) name the file and
  * line. Free with config_free. */
 struct config *config_load(const char *path, struct dth_err *err);
+/* As config_load (the same file), but going on after a problem: fn is
+ * called with each (unknown section or key, bad value, a key given twice, a
+ * secret file others can read, a remote the presets cannot complete; a
+ * syntax error ends the reading), each message naming the file and line.
+ * Returns the number of problems (>= 0) with *out the config as far as it
+ * could be read (free it; with problems, not for use but to look at its
+ * sections), or a negative errno when the file cannot be read (err). */
+typedef void (*config_problem_fn)(void *ctx, const char *msg);
+int config_check(const char *path, config_problem_fn fn, void *ctx, struct config **out,
+		 struct dth_err *err) WUR;
 void config_free(struct config *cfg);
 /* The file that was read, or NULL when none. Borrowed. */
 const char *config_path(const struct config *cfg);
