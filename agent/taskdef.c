@@ -494,12 +494,142 @@ static const char *kname(const char *key, bool flags, char out[64])
 	return out;
 }
 
+/* ---- the cost of compiling a tags regex ----
+ * glibc's regcomp expands repetitions into copies of what they repeat, so a
+ * short hostile pattern can take gigabytes: "v++++...+" (a repetition of a
+ * repetition: doubles with each, and undefined in POSIX anyway) or nested
+ * intervals "(((a{100}){100}){100})" (a million copies). Before compiling,
+ * the copies are counted: each atom is 1, a group the sum of what it holds,
+ * a repeated atom or group its size times the interval's upper bound. */
+#define TAGS_RE_COST_MAX 20000
+#define TAGS_RE_DEPTH	 32
+
+struct re_cost {
+	const char *p;
+	uint64_t stack[TAGS_RE_DEPTH + 1]; /* the size of each open group so far */
+	int depth;
+	uint64_t last; /* the size of the atom or group just read (0: none) */
+	bool quantified;
+};
+
+/* The upper bound of an interval at s ("{n}", "{n,}", "{n,m}"); *end after it. */
+static uint64_t interval_max(const char *s, const char **end)
+{
+	char *e;
+	unsigned long n = strtoul(s + 1, &e, 10), m = n;
+	if (*e == ',')
+		m = e[1] == '}' ? n + 1 : strtoul(e + 1, &e, 10);
+	if (*e == ',')
+		e++;
+	*end = *e == '}' ? e + 1 : e;
+	return m ? m : 1;
+}
+
+/* Skip a bracket expression at p ('['); the character after it. */
+static const char *bracket_end(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']') {
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+			const char *q = strchr(p + 2, p[1]);
+			p = q && q[1] == ']' ? q + 2 : p + 1;
+		} else {
+			p++;
+		}
+	}
+	return *p ? p + 1 : p;
+}
+
+static void re_atom(struct re_cost *c, uint64_t size)
+{
+	c->stack[c->depth] += size;
+	c->last = size;
+	c->quantified = false;
+}
+
+/* One step of the scan; a reason to refuse, or NULL. */
+static const char *re_step(struct re_cost *c)
+{
+	char ch = *c->p;
+	if (ch == '*' || ch == '+' || ch == '?' || ch == '{') {
+		if (c->quantified)
+			return "a repetition of a repetition (such as '++')";
+		uint64_t times = 2;
+		if (ch == '{')
+			times = interval_max(c->p, &c->p);
+		else
+			c->p++;
+		if (times > TAGS_RE_COST_MAX)
+			times = TAGS_RE_COST_MAX + 1;
+		if (c->last) {
+			uint64_t more = c->last * (times > 1 ? times - 1 : 0);
+			c->stack[c->depth] += more;
+			c->last += more;
+		}
+		c->quantified = true;
+		return NULL;
+	}
+	if (ch == '(') {
+		if (c->depth == TAGS_RE_DEPTH)
+			return "groups nested too deep";
+		c->stack[++c->depth] = 0;
+		c->last = 0;
+		c->quantified = false;
+		c->p++;
+		return NULL;
+	}
+	if (ch == ')' && c->depth > 0) {
+		uint64_t size = c->stack[c->depth--] + 1;
+		c->p++;
+		re_atom(c, size);
+		return NULL;
+	}
+	if (ch == '|' || ch == '^' || ch == '$') {
+		c->p++;
+		c->last = 0;
+		c->quantified = false;
+		return NULL;
+	}
+	if (ch == '[')
+		c->p = bracket_end(c->p);
+	else
+		c->p += ch == '\\' && c->p[1] ? 2 : 1;
+	re_atom(c, 1);
+	return NULL;
+}
+
+/* NULL when re is cheap to compile, else why not. */
+static const char *re_too_costly(const char *re)
+{
+	struct re_cost c;
+	memset(&c, 0, sizeof(c));
+	c.p = re;
+	while (*c.p) {
+		const char *why = re_step(&c);
+		if (why)
+			return why;
+		for (int i = 0; i <= c.depth; i++)
+			if (c.stack[i] > TAGS_RE_COST_MAX)
+				return "repetitions that expand to too large a pattern";
+	}
+	return NULL;
+}
+
 static int check_tags(const char *re, bool flags, struct dth_err *err)
 {
+	char k[64];
+	const char *why = re_too_costly(re);
+	if (why)
+		return err_set(err, -EINVAL, "%s: regex '%.64s' refused: %s",
+			       kname("tags", flags, k), re, why);
 	regex_t plain;
 	int rc = regcomp(&plain, re, REG_EXTENDED | REG_NOSUB);
 	if (rc) {
-		char msg[128], k[64];
+		char msg[128];
 		regerror(rc, &plain, msg, sizeof(msg));
 		return err_set(err, -EINVAL, "%s: bad regex '%.64s': %s", kname("tags", flags, k),
 			       re, msg);

@@ -184,6 +184,28 @@ static void test_check(void)
 	ok(!taskdef_set(&t, "tags", "1\\.(", &e2), "tags set (checked later)");
 	is_int(taskdef_check(&t, false, &err, &field), -EINVAL, "bad regex");
 	is_str(field, "tags", "tags named");
+	/* regexes whose compilation would take gigabytes are refused first */
+	static const struct {
+		const char *re;
+		int rc;
+	} res[] = {
+	    {"v++++++++++++++++++++++++++++++.*", -EINVAL},
+	    {"a*?", -EINVAL},
+	    {"(((a{100}){100}){100})", -EINVAL},
+	    {"((((((((((((((((((((a{2}){2}){2}){2}){2}){2}){2}){2}){2}){2}){2}){2}){2}){2}){2}){2}"
+	     "){2}){2}){2}){2})",
+	     -EINVAL},
+	    {"a{99999999999999999999}", -EINVAL},
+	    {"((a{100}){100})", 0},
+	    {"^v?[0-9]+(\\.[0-9]+){1,2}(-[a-z0-9]+)?$", 0},
+	    {"[[:digit:]]+\\.[]a-z]*|latest", 0},
+	    {"(1\\.2[0-9]*|stable)-alpine", 0}};
+	for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
+		free(t.tags);
+		t.tags = xstrdup(res[i].re);
+		is_int(taskdef_check(&t, false, &err, &field), res[i].rc, "tags %s: %s", res[i].re,
+		       res[i].rc ? err.message : "accepted");
+	}
 	free(t.tags);
 	t.tags = NULL;
 	ok(!taskdef_set(&t, "platform", "linux", &e2), "platform set");
