@@ -18,6 +18,7 @@ import argparse
 import importlib
 import inspect
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -62,6 +63,11 @@ def indent(text, pre="    "):
 
 
 def main():
+    # Started in the background by a non-interactive shell, SIGINT is
+    # ignored, and the children would inherit that (libfuse then installs no
+    # handler for it): give them the default.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     ap = argparse.ArgumentParser(description="dth integration tests")
     ap.add_argument("-k", action="append", default=[], metavar="PATTERN",
                     help="run only tests whose name contains PATTERN (repeatable)")
