@@ -18,9 +18,10 @@ def _check(ctx, *args, check_exit=0):
 
 
 def test_config_problems(ctx):
+    secret = lib.register_secret("NeverPrinted-7c2e91")
     lines = [
         "[remote a]", "type = s3", "endpont = http://127.0.0.1:1", "access_key_id = k",
-        "secret_access_key = " + lib.RGW_SECRET, "retries = lots", "",
+        "secret_access_key = " + secret, "retries = lots", "",
         "[remote b]", "type = s3", "provider = nosuch", "endpoint = http://127.0.0.1:1", "",
         "[wrong section]", "x = 1", "",
         "[task t1]", "source = a:bucket", "destination = nowhere", "",
@@ -35,7 +36,7 @@ def test_config_problems(ctx):
                  "readable by others (mode 0644)", "%s:16: task t1: destination" % f,
                  "%s:21: bad value for workers in [agent]" % f):
         assert want in out, (want, out)
-    assert lib.RGW_SECRET not in out
+    assert secret not in out
     out, _ = _check(ctx, "--json", check_exit=2)
     doc = json.loads(out)
     assert len(doc["problems"]) == 7 and doc["remotes"] == [] and doc["exit"] == 2, doc
