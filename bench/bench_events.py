@@ -139,22 +139,29 @@ def pct(v, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
-def latency_run(a, b, src, dst, run):
-    lat = []
-    for i in range(LAT_N):
-        key = "l/%d/%05d" % (run, i)
-        t0 = time.monotonic()
-        a.put_object(Bucket=src, Key=key, Body=b"z" * 1024)
-        while True:
-            try:
-                b.head_object(Bucket=dst, Key=key)
-                break
-            except Exception:  # noqa: BLE001 (404 until it arrives)
-                if time.monotonic() - t0 > 30:
-                    raise RuntimeError("%s did not arrive in 30 s" % key)
-                time.sleep(0.005)
-        lat.append(time.monotonic() - t0)
+def time_to_arrive(b, dst, key, make):
+    """Seconds from make() (which writes key at the source) to the first HEAD
+    at the destination (every 5 ms) that finds it."""
+    t0 = time.monotonic()
+    make()
+    while True:
+        try:
+            b.head_object(Bucket=dst, Key=key)
+            return time.monotonic() - t0
+        except Exception:  # noqa: BLE001 (404 until it arrives)
+            if time.monotonic() - t0 > 30:
+                raise RuntimeError("%s did not arrive in 30 s" % key)
+            time.sleep(0.005)
+
+
+def lat_summary(lat):
     return {"p50": pct(lat, 50), "p95": pct(lat, 95), "max": max(lat)}
+
+
+def latency_run(a, b, src, dst, run):
+    keys = ["l/%d/%05d" % (run, i) for i in range(LAT_N)]
+    return lat_summary([time_to_arrive(b, dst, k, lambda k=k: a.put_object(
+        Bucket=src, Key=k, Body=b"z" * 1024)) for k in keys])
 
 
 def populate(bucket, n):
@@ -210,24 +217,14 @@ def burst_sync(conf, bucket, dst_bucket):
 
 
 def lat_local_run(b, root, dst, run):
-    lat = []
     os.makedirs(os.path.join(root, "l", str(run)), exist_ok=True)
     time.sleep(0.5)  # the new directory is watched
-    for i in range(LAT_N):
-        key = "l/%d/%05d" % (run, i)
-        t0 = time.monotonic()
+
+    def write(key):
         with open(os.path.join(root, key), "wb") as f:
             f.write(b"z" * 1024)
-        while True:
-            try:
-                b.head_object(Bucket=dst, Key=key)
-                break
-            except Exception:  # noqa: BLE001 (404 until it arrives)
-                if time.monotonic() - t0 > 30:
-                    raise RuntimeError("%s did not arrive in 30 s" % key)
-                time.sleep(0.005)
-        lat.append(time.monotonic() - t0)
-    return {"p50": pct(lat, 50), "p95": pct(lat, 95), "max": max(lat)}
+    keys = ["l/%d/%05d" % (run, i) for i in range(LAT_N)]
+    return lat_summary([time_to_arrive(b, dst, k, lambda k=k: write(k)) for k in keys])
 
 
 def burst_inotify(ag, task, root, run, dst_bucket):
