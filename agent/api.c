@@ -1,4 +1,5 @@
 /* The agent's HTTP API (see api.h). Routes:
+ *   GET|HEAD /, /index.html, /js/..., ...      the console's files (no token)
  *   GET  /healthz                              (no token)
  *   GET  /metrics
  *   GET  /api/v1/agent
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "agent/api.h"
+#include "agent/console.h"
 #include "agent/mounts.h"
 #include "agent/service.h"
 #include "agent/taskdef.h"
@@ -140,10 +142,17 @@ static void events_post(struct api *a, const char *name, const struct httpd_req 
 		send_json(resp, 202, out);
 }
 
+/* A GET or HEAD of a file of the console (served without the token). */
+static bool console_path(const struct api *a, const struct httpd_req *req)
+{
+	return a->console && (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
+	       console_find(req->path);
+}
+
 void api_early(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct api *a = ctx;
-	if (!strcmp(req->path, "/healthz"))
+	if (!strcmp(req->path, "/healthz") || console_path(a, req))
 		return;
 	if (token_check(a->token, httpd_header(req, "Authorization")))
 		return;
@@ -566,6 +575,8 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	struct api *a = ctx;
 	const char *p = req->path;
 	bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+	if (console_path(a, req) && console_serve(req, resp))
+		return;
 	if (!strcmp(p, "/healthz") && get) {
 		send_json(resp, 200, json_pack("{s:s}", "status", "ok"));
 	} else if (!strcmp(p, "/metrics") && get) {

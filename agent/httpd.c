@@ -221,6 +221,8 @@ void httpd_resp_error(struct httpd_resp *resp, int status, const char *code, con
 	char *s = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	buf_reset(&resp->body);
+	resp->body_static = NULL;
+	resp->body_static_len = 0;
 	if (s) {
 		buf_adds(&resp->body, s);
 		buf_addch(&resp->body, '\n');
@@ -248,6 +250,36 @@ static void resp_release(struct httpd_resp *r)
 
 /* ---- answering ---- */
 
+/* Headers every answer carries unless its handler set its own. */
+static const char *const default_headers[][2] = {
+    {MHD_HTTP_HEADER_CACHE_CONTROL, "no-store"},
+    {"X-Frame-Options", "DENY"},
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+};
+
+static bool resp_has_header(const struct httpd_resp *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (!strcasecmp(r->hname[i], name))
+			return true;
+	return false;
+}
+
+static bool add_headers(struct MHD_Response *mr, const struct httpd_resp *r)
+{
+	bool ok = MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+					  r->content_type ? r->content_type : "application/json") ==
+		      MHD_YES &&
+		  MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff") == MHD_YES;
+	for (size_t i = 0; ok && i < ARRAY_SIZE(default_headers); i++)
+		if (!resp_has_header(r, default_headers[i][0]))
+			ok = MHD_add_response_header(mr, default_headers[i][0],
+						     default_headers[i][1]) == MHD_YES;
+	for (size_t i = 0; ok && i < r->n_headers; i++)
+		ok = MHD_add_response_header(mr, r->hname[i], r->hvalue[i]) == MHD_YES;
+	return ok;
+}
+
 static enum MHD_Result queue(struct httpd_conn *c, struct httpd_resp *r)
 {
 	if (r->status < 100 || r->status > 599) {
@@ -256,19 +288,14 @@ static enum MHD_Result queue(struct httpd_conn *c, struct httpd_resp *r)
 		httpd_resp_error(r, 500, "internal", NULL, "the handler gave no answer");
 	}
 	struct MHD_Response *mr =
-	    MHD_create_response_from_buffer(r->body.len, r->body.data, MHD_RESPMEM_MUST_COPY);
+	    r->body_static
+		? MHD_create_response_from_buffer(r->body_static_len, (void *)r->body_static,
+						  MHD_RESPMEM_PERSISTENT)
+		: MHD_create_response_from_buffer(r->body.len, r->body.data, MHD_RESPMEM_MUST_COPY);
 	if (!mr)
 		return MHD_NO;
-	bool ok =
-	    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
-				    r->content_type ? r->content_type : "application/json") ==
-		MHD_YES &&
-	    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_YES &&
-	    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff") == MHD_YES;
-	for (size_t i = 0; ok && i < r->n_headers; i++)
-		ok = MHD_add_response_header(mr, r->hname[i], r->hvalue[i]) == MHD_YES;
 	enum MHD_Result rc = MHD_NO;
-	if (ok)
+	if (add_headers(mr, r))
 		rc = MHD_queue_response(c->mc, (unsigned)r->status, mr);
 	MHD_destroy_response(mr);
 	if (rc == MHD_YES) {

@@ -4,8 +4,11 @@
  * request whole (path percent-decoded, body read into memory up to a bound)
  * and calls one handler with it on one of libmicrohttpd's pool threads; the
  * handler fills a response that the layer sends with the headers every answer
- * carries (Cache-Control: no-store, X-Content-Type-Options: nosniff). Routing,
- * authentication and the API itself belong to the handler.
+ * carries: X-Content-Type-Options: nosniff, and, unless the handler set a
+ * header of the same name, Cache-Control: no-store, X-Frame-Options: DENY
+ * and Content-Security-Policy: default-src 'none'; frame-ancestors 'none'
+ * (an answer of the API is data: it runs nothing, loads nothing and is never
+ * framed). Routing, authentication and the API itself belong to the handler.
  *
  * The layer answers by itself, with a JSON error document
  * {"error":{"code":CODE,"message":MSG}}, and without calling the handler:
@@ -76,6 +79,10 @@ struct httpd_resp {
 	int status;
 	const char *content_type; /* static or outliving the request */
 	struct buf body;
+	/* Or, instead of body: bytes that outlive the server (a static table),
+	 * sent without a copy. NULL: body. */
+	const void *body_static;
+	size_t body_static_len;
 	/* internal: extra headers set with httpd_resp_header */
 	char *hname[HTTPD_MAX_EXTRA_HEADERS], *hvalue[HTTPD_MAX_EXTRA_HEADERS];
 	size_t n_headers;
@@ -85,7 +92,8 @@ struct httpd_resp {
  * -EINVAL for a name or value with CR or LF. */
 int httpd_resp_header(struct httpd_resp *resp, const char *name, const char *value) WUR;
 /* Make resp the JSON error {"error":{"code":code,"field":field,"message":msg}}
- * ("field" only when not NULL) with this status; the body is replaced. */
+ * ("field" only when not NULL) with this status; the body (static or not) is
+ * replaced. */
 void httpd_resp_error(struct httpd_resp *resp, int status, const char *code, const char *field,
 		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

@@ -65,8 +65,8 @@ static void agent_usage(FILE *f)
 	fputs("usage: dth agent [options]\n"
 	      "  runs the tasks of the config file ([task NAME] sections), of the tasks.d\n"
 	      "  directory next to it and of the API, each on its schedule, and serves the\n"
-	      "  API (/api/v1/), /metrics and /healthz; the API's token is made on the first\n"
-	      "  start in STATE_DIR/agent.token\n\noptions:\n",
+	      "  API (/api/v1/), /metrics, /healthz and the web console (/); the API's token\n"
+	      "  is made on the first start in STATE_DIR/agent.token\n\noptions:\n",
 	      f);
 	cli_settings_help(f, settings, ARRAY_SIZE(settings));
 	fputs("\nsignals: SIGHUP reloads the configuration, SIGTERM or SIGINT stops\n"
@@ -78,6 +78,7 @@ struct agent_args {
 	const char *config, *state, *listen, *tls_cert, *tls_key;
 	uint64_t workers, stop_timeout;
 	bool have_workers, have_timeout;
+	bool console; /* serve the web console ([agent] console, default true) */
 };
 
 static int parse_args(int argc, char **argv, struct agent_args *a)
@@ -174,6 +175,11 @@ static unsigned agent_section(const struct config *cfg, struct agent_args *a,
 					log_set_level(l);
 			} else if (!strcmp(p->key, "local_sources")) {
 				/* read by the service when the API makes a task */
+			} else if (!strcmp(p->key, "console")) {
+				bool on;
+				rc = parse_bool(p->value, &on) ? -EINVAL : 0;
+				if (!rc)
+					a->console = on;
 			} else {
 				rc = -ENOENT;
 			}
@@ -184,7 +190,7 @@ static unsigned agent_section(const struct config *cfg, struct agent_args *a,
 				buf_addf(&m,
 					 "%s:%u: unknown key '%.64s' in [agent] (known: listen, "
 					 "workers, stop_timeout, tls_cert, tls_key, log_level, "
-					 "local_sources)",
+					 "local_sources, console)",
 					 secs[i]->origin, p->line, p->key);
 			else
 				buf_addf(&m, "%s:%u: bad value for %s in [agent]", secs[i]->origin,
@@ -286,7 +292,7 @@ static int run_agent(struct agent_args *a, struct manifest *m, const char *state
 	exe[el] = '\0';
 	ms = mounts_new(service_config(s), exe, a->config, state_dir);
 	list = tasklist_new(s);
-	struct api api = {s, m, tok, ms, list};
+	struct api api = {s, m, tok, ms, list, a->console};
 	struct httpd_opts ho = {.listen = a->listen,
 				.tls_cert = a->tls_cert,
 				.tls_key = a->tls_key,
@@ -330,6 +336,7 @@ int cmd_agent(int argc, char **argv)
 {
 	struct agent_args a = {0};
 	a.stop_timeout = DEFAULT_STOP_TIMEOUT;
+	a.console = true;
 	int exitc = parse_args(argc, argv, &a);
 	if (exitc)
 		return exitc < 0 ? EXIT_DONE : exitc;

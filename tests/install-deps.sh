@@ -4,7 +4,8 @@
 #  - Debian packages: build dependencies, Ceph (radosgw), test clients, FUSE,
 #    container registry tools (docker-registry, htpasswd, umoci, skopeo)
 #  - s3rver 3.7.1 from npm into tests/harness/node/ (git-ignored), patched
-#  - the agent's build dependencies (libmicrohttpd, libsystemd) and what its
+#  - the agent's build dependencies (libmicrohttpd, libsystemd, and
+#    libjs-chart.js: Chart.js, embedded for the web console) and what its
 #    tests run: promtool (from prometheus; the server is not wanted, see
 #    below) and systemd-analyze, systemd-sysusers, systemd-tmpfiles (systemd);
 #    procps for /bin/kill, which dth-agent.service's ExecReload runs and
@@ -28,6 +29,7 @@ PKGS=(
 	fuse3 libfuse3-dev
 	docker-registry apache2-utils umoci skopeo
 	libmicrohttpd-dev libsystemd-dev prometheus systemd procps
+	libjs-chart.js
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

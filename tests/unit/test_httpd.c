@@ -53,6 +53,17 @@ static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 		return;
 	if (!strcmp(req->path, "/slow"))
 		slow_handler();
+	if (!strcmp(req->path, "/static")) { /* its own CSP and caching, a static body */
+		static const char text[] = "<p>static</p>";
+		resp->status = 200;
+		resp->content_type = "text/html; charset=utf-8";
+		resp->body_static = text;
+		resp->body_static_len = sizeof(text) - 1;
+		if (httpd_resp_header(resp, "Content-Security-Policy", "default-src 'self'") ||
+		    httpd_resp_header(resp, "cache-control", "no-cache"))
+			resp->status = 599;
+		return;
+	}
 	if (!strcmp(req->path, "/missing")) {
 		httpd_resp_error(resp, 404, "not_found", "name", "no task called %s", "x");
 		return;
@@ -272,6 +283,21 @@ static void test_routing(const char *base)
 	ok(has_header(&a, "X-Content-Type-Options: nosniff\r\n"), "X-Content-Type-Options");
 	ok(has_header(&a, "Content-Type: application/json\r\n"), "Content-Type defaults to JSON");
 	ok(has_header(&a, "X-Echo: yes\r\n"), "an extra header from the handler");
+	ok(has_header(&a, "X-Frame-Options: DENY\r\n"), "X-Frame-Options: DENY");
+	ok(has_header(&a,
+		      "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"),
+	   "the API's Content-Security-Policy");
+	answer_release(&a);
+
+	call(&(struct call){.base = base, .path = "/static"}, &a);
+	is_int(a.status, 200, "a static body");
+	ok(a.body.len == 13 && !memcmp(a.body.data, "<p>static</p>", 13), "  sent whole");
+	ok(has_header(&a, "Content-Security-Policy: default-src 'self'\r\n") &&
+	       !has_header(&a, "frame-ancestors"),
+	   "  the handler's own CSP replaces the layer's");
+	ok(has_header(&a, "cache-control: no-cache\r\n") && !has_header(&a, "no-store"),
+	   "  and its Cache-Control (names compared without case)");
+	ok(has_header(&a, "X-Frame-Options: DENY\r\n"), "  X-Frame-Options still there");
 	answer_release(&a);
 
 	call(&(struct call){.base = base, .path = "/plain?q"}, &a);
@@ -293,7 +319,9 @@ static void test_routing(const char *base)
 		call(&(struct call){.base = base, .path = bad[i]}, &a);
 		is_error(&a, 400, "bad_request", "%s is refused 400", bad[i]);
 		ok(has_header(&a, "Cache-Control: no-store\r\n") &&
-		       has_header(&a, "X-Content-Type-Options: nosniff\r\n"),
+		       has_header(&a, "X-Content-Type-Options: nosniff\r\n") &&
+		       has_header(&a, "X-Frame-Options: DENY\r\n") &&
+		       has_header(&a, "Content-Security-Policy: default-src 'none'"),
 		   "  with the common headers");
 		answer_release(&a);
 	}
