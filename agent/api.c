@@ -3,6 +3,7 @@
  *   GET  /healthz                              (no token)
  *   GET  /metrics
  *   GET  /api/v1/agent
+ *   GET  /api/v1/settings                      the task settings (tdschema.h)
  *   GET  /api/v1/tasks              POST /api/v1/tasks
  *   GET|PUT|DELETE /api/v1/tasks/NAME          (DELETE ?purge=true)
  *   POST /api/v1/tasks/NAME/actions/{start,stop,run,retry}
@@ -24,6 +25,7 @@
 #include "agent/mounts.h"
 #include "agent/service.h"
 #include "agent/taskdef.h"
+#include "agent/tdschema.h"
 #include "agent/tasklist.h"
 #include "agent/token.h"
 #include "common/buf.h"
@@ -583,6 +585,8 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		resp->status = 200;
 		resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 		service_metrics(a->service, &resp->body);
+	} else if (!strcmp(p, "/api/v1/settings") && get) {
+		send_json(resp, 200, tdschema_json());
 	} else if (!strcmp(p, "/api/v1/agent") && get) {
 		json_t *j = service_agent_json(a->service);
 		json_object_set_new(j, "mounts", mounts_json(a->mounts));
@@ -592,7 +596,7 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	} else if (str_startswith(req->raw_path, "/api/v1/tasks/")) {
 		task_route(a, req, resp);
 	} else if (!strcmp(p, "/healthz") || !strcmp(p, "/metrics") ||
-		   !strcmp(p, "/api/v1/agent")) {
+		   !strcmp(p, "/api/v1/agent") || !strcmp(p, "/api/v1/settings")) {
 		httpd_resp_error(resp, 405, "method", NULL, "GET");
 	} else {
 		httpd_resp_error(resp, 404, "not_found", NULL, "no such path");

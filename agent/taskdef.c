@@ -436,10 +436,11 @@ static int check_name(const char *name, bool flags, struct dth_err *err)
 {
 	if (!name || !*name)
 		return err_set(err, -EINVAL, "a task needs a name");
-	if (strlen(name) > 255)
-		return err_set(
-		    err, -EINVAL, "the task name is %zu bytes; a task name has at most 255%s",
-		    strlen(name), flags ? ": choose a shorter one with --task NAME" : "");
+	if (strlen(name) > TASKDEF_NAME_MAX)
+		return err_set(err, -EINVAL,
+			       "the task name is %zu bytes; a task name has at most %d%s",
+			       strlen(name), TASKDEF_NAME_MAX,
+			       flags ? ": choose a shorter one with --task NAME" : "");
 	if (!clean_text(name))
 		return err_set(err, -EINVAL,
 			       "a task name is UTF-8 text without control characters");

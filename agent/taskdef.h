@@ -26,6 +26,8 @@
 #include "common/util.h"
 
 enum taskdef_kind { TASKDEF_S3 = 1, TASKDEF_IMAGE = 2 };
+/* A task name: 1 to this many bytes of UTF-8 text without control characters. */
+#define TASKDEF_NAME_MAX 255
 /* "s3", "image"; NULL for another value. */
 const char *taskdef_kind_name(int kind);
 

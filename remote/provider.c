@@ -42,6 +42,11 @@ static const struct provider_entry *provider_entry_find(const char *name)
 	return NULL;
 }
 
+const struct provider_preset *provider_at(size_t i)
+{
+	return i < ARRAY_SIZE(providers) ? &providers[i].preset : NULL;
+}
+
 const struct provider_preset *provider_find(const char *name)
 {
 	const struct provider_entry *e = provider_entry_find(name);

@@ -5,6 +5,7 @@
 #define DTH_PROVIDER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -17,6 +18,8 @@ struct provider_preset {
 	const char *default_region;
 };
 
+/* The i-th preset (0, 1, ... in a fixed order), or NULL past the last. */
+const struct provider_preset *provider_at(size_t i);
 /* The preset called name, or NULL. */
 const struct provider_preset *provider_find(const char *name);
 /* Append the endpoint ("https://...") for provider in region. -EINVAL when the
