@@ -4,8 +4,8 @@
  *   GET  /metrics
  *   GET  /api/v1/agent
  *   GET  /api/v1/settings                      the task settings (tdschema.h)
- *   GET  /api/v1/tasks              POST /api/v1/tasks
- *   GET|PUT|DELETE /api/v1/tasks/NAME          (DELETE ?purge=true)
+ *   GET  /api/v1/tasks              POST /api/v1/tasks        (?dry_run=true)
+ *   GET|PUT|DELETE /api/v1/tasks/NAME          (PUT ?dry_run=true, DELETE ?purge=true)
  *   POST /api/v1/tasks/NAME/actions/{start,stop,run,retry}
  *   GET  /api/v1/tasks/NAME/runs?before=SEQ&limit=N
  *   GET  /api/v1/tasks/NAME/objects?status=S&after=CURSOR&limit=N
@@ -205,6 +205,19 @@ static int query_uint(const struct httpd_req *req, const char *key, uint64_t max
 	return 0;
 }
 
+/* A boolean query parameter (absent: false); -EINVAL once answered 400. */
+static int query_bool(const struct httpd_req *req, const char *key, bool *out,
+		      struct httpd_resp *resp)
+{
+	struct buf v = BUF_INIT;
+	*out = false;
+	int rc = httpd_query(req, key, &v) == 0 && parse_bool(v.data, out) ? -EINVAL : 0;
+	buf_release(&v);
+	if (rc)
+		httpd_resp_error(resp, 400, "invalid", key, "%s: true or false", key);
+	return rc;
+}
+
 /* ---- cursors: URL-safe base64 of a key ---- */
 
 static void cursor_encode(const char *key, size_t len, struct buf *out)
@@ -276,6 +289,9 @@ static void tasks_root(struct api *a, const struct httpd_req *req, struct httpd_
 		httpd_resp_error(resp, 405, "method", NULL, "GET or POST");
 		return;
 	}
+	bool dry;
+	if (query_bool(req, "dry_run", &dry, resp))
+		return;
 	json_t *j = parse_body(req, resp);
 	if (!j)
 		return;
@@ -283,11 +299,11 @@ static void tasks_root(struct api *a, const struct httpd_req *req, struct httpd_
 	struct dth_err err;
 	err_clear(&err);
 	const char *field = NULL;
-	int rc = service_task_create(a->service, j, &out, &err, &field);
+	int rc = service_task_create(a->service, j, dry, &out, &err, &field);
 	if (rc)
 		send_err(resp, rc, field, err.message);
 	else
-		send_json(resp, 201, out);
+		send_json(resp, dry ? 200 : 201, out);
 	json_decref(j);
 }
 
@@ -302,20 +318,16 @@ static void task_one(struct api *a, const char *name, const struct httpd_req *re
 	if (!strcmp(req->method, "GET")) {
 		rc = service_task_json(a->service, name, &out);
 	} else if (!strcmp(req->method, "PUT")) {
-		json_t *j = parse_body(req, resp);
+		bool dry;
+		json_t *j = query_bool(req, "dry_run", &dry, resp) ? NULL : parse_body(req, resp);
 		if (!j)
 			return;
-		rc = service_task_update(a->service, name, j, &out, &err, &field);
+		rc = service_task_update(a->service, name, j, dry, &out, &err, &field);
 		json_decref(j);
 	} else if (!strcmp(req->method, "DELETE")) {
-		struct buf v = BUF_INIT;
-		bool purge = false;
-		if (!httpd_query(req, "purge", &v) && parse_bool(v.data, &purge)) {
-			buf_release(&v);
-			httpd_resp_error(resp, 400, "invalid", "purge", "purge: true or false");
+		bool purge;
+		if (query_bool(req, "purge", &purge, resp))
 			return;
-		}
-		buf_release(&v);
 		rc = service_task_delete(a->service, name, purge, &err);
 		if (!rc)
 			out = json_pack("{s:s, s:b}", "deleted", name, "purge", purge);

@@ -1334,30 +1334,41 @@ static int store_def(struct service *s, uint32_t id, const struct taskdef *def, 
 	return 0;
 }
 
-int service_task_create(struct service *s, const json_t *j, json_t **out, struct dth_err *err,
-			const char **field)
+/* A dry run's answer: the definition as it would be stored. */
+static json_t *dry_run_json(const struct taskdef *def)
 {
-	struct taskdef def;
-	int rc = api_def(s, j, NULL, &def, err, field);
-	if (rc) {
-		taskdef_release(&def);
-		return rc;
-	}
-	pthread_mutex_lock(&s->lock);
-	if (svc_find_locked(s, def.name)) {
-		pthread_mutex_unlock(&s->lock);
-		*field = "name";
-		rc = err_set(err, -EEXIST, "a task called %s exists", def.name);
-		taskdef_release(&def);
-		return rc;
-	}
-	struct atask *t = atask_new(s, &def, NULL, NULL);
+	return json_pack("{s:b, s:o}", "valid", true, "definition", taskdef_to_json(def));
+}
+
+/* With s->lock held: whether a new task may take def's name: none of the
+ * agent's has it, and the manifest has no task of another kind under it. */
+static int create_check_locked(struct service *s, const struct taskdef *def, struct dth_err *err,
+			       const char **field)
+{
+	struct task_record rec;
+	uint32_t id;
+	*field = "name";
+	if (svc_find_locked(s, def->name))
+		return err_set(err, -EEXIST, "a task called %s exists", def->name);
+	if (!manifest_task_find(s->m, def->name, &id, &rec) &&
+	    strcmp(rec.kind, taskdef_kind_name(def->kind)))
+		return err_set(err, -EEXIST,
+			       "the manifest holds a %s task called %s: choose another name",
+			       rec.kind, def->name);
+	*field = NULL;
+	return 0;
+}
+
+/* With s->lock held: make the task of def (checked) and store it. */
+static int create_locked(struct service *s, const struct taskdef *def, json_t **out,
+			 struct dth_err *err)
+{
+	struct atask *t = atask_new(s, def, NULL, NULL);
+	int rc = 0;
 	if (!t->have_id || (rc = store_def(s, t->id, &t->def, err))) {
 		if (!rc)
 			rc = err_set(err, -EIO, "%s", t->err_msg);
-		pthread_mutex_unlock(&s->lock);
 		atask_free(t);
-		taskdef_release(&def);
 		return rc;
 	}
 	insert_locked(s, t);
@@ -1365,53 +1376,86 @@ int service_task_create(struct service *s, const json_t *j, json_t **out, struct
 	log_info("task %s: created through the API", t->def.name);
 	*out = task_json_locked(s, t);
 	svc_changed_locked(s);
-	pthread_mutex_unlock(&s->lock);
-	taskdef_release(&def);
 	return 0;
 }
 
-int service_task_update(struct service *s, const char *name, const json_t *j, json_t **out,
+int service_task_create(struct service *s, const json_t *j, bool dry_run, json_t **out,
 			struct dth_err *err, const char **field)
 {
-	pthread_mutex_lock(&s->lock);
-	struct atask *t = svc_find_locked(s, name);
-	int rc = !t ? -ENOENT : t->def.origin != TASKDEF_FROM_API ? -EROFS : 0;
-	pthread_mutex_unlock(&s->lock);
-	if (rc)
-		return err_set(err, rc,
-			       rc == -ENOENT ? "no task called %s"
-					     : "task %s is defined in a file: change it there",
-			       name);
 	struct taskdef def;
-	rc = api_def(s, j, name, &def, err, field);
-	if (rc) {
-		taskdef_release(&def);
-		return rc;
+	int rc = api_def(s, j, NULL, &def, err, field);
+	if (!rc) {
+		pthread_mutex_lock(&s->lock);
+		rc = create_check_locked(s, &def, err, field);
+		if (!rc && dry_run)
+			*out = dry_run_json(&def);
+		else if (!rc)
+			rc = create_locked(s, &def, out, err);
+		pthread_mutex_unlock(&s->lock);
 	}
-	pthread_mutex_lock(&s->lock);
-	t = svc_find_locked(s, name);
+	taskdef_release(&def);
+	return rc;
+}
+
+/* With s->lock held: the task an update of name applies to, or an error. */
+static int update_target_locked(struct service *s, const char *name, struct atask **out,
+				struct dth_err *err)
+{
+	struct atask *t = *out = svc_find_locked(s, name);
 	if (!t)
-		rc = err_set(err, -ENOENT, "no task called %s", name);
-	else if (!t->have_id)
-		rc = err_set(err, -EIO, "task %s has no record", name);
-	else
-		rc = store_def(s, t->id, &def, err);
-	if (!rc && t->running) {
+		return err_set(err, -ENOENT, "no task called %s", name);
+	if (t->def.origin != TASKDEF_FROM_API)
+		return err_set(err, -EROFS, "task %s is defined in a file: change it there", name);
+	if (!t->have_id)
+		return err_set(err, -EIO, "task %s has no record", name);
+	return 0;
+}
+
+/* With s->lock held: put def (checked) in place of t's definition, now or
+ * when its run ends. */
+static int update_locked(struct service *s, struct atask *t, const struct taskdef *def,
+			 json_t **out, struct dth_err *err)
+{
+	int rc = store_def(s, t->id, def, err);
+	if (rc)
+		return rc;
+	if (t->running) {
 		if (t->pending) {
 			taskdef_release(t->pending);
 			free(t->pending);
 		}
 		t->pending = xmalloc(sizeof(*t->pending));
-		taskdef_copy(t->pending, &def);
-	} else if (!rc) {
-		struct atask *fresh = atask_new(s, &def, NULL, NULL);
+		taskdef_copy(t->pending, def);
+	} else {
+		struct atask *fresh = atask_new(s, def, NULL, NULL);
 		replace_def_locked(s, t, fresh);
 		atask_free(fresh);
 	}
-	if (!rc)
-		*out = task_json_locked(s, t);
+	*out = task_json_locked(s, t);
 	svc_changed_locked(s);
+	return 0;
+}
+
+int service_task_update(struct service *s, const char *name, const json_t *j, bool dry_run,
+			json_t **out, struct dth_err *err, const char **field)
+{
+	struct atask *t;
+	pthread_mutex_lock(&s->lock);
+	int rc = update_target_locked(s, name, &t, err);
 	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		return rc;
+	struct taskdef def;
+	rc = api_def(s, j, name, &def, err, field);
+	if (!rc) {
+		pthread_mutex_lock(&s->lock);
+		rc = update_target_locked(s, name, &t, err);
+		if (!rc && dry_run)
+			*out = dry_run_json(&def);
+		else if (!rc)
+			rc = update_locked(s, t, &def, out, err);
+		pthread_mutex_unlock(&s->lock);
+	}
 	taskdef_release(&def);
 	return rc;
 }

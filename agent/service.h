@@ -72,10 +72,14 @@ json_t *service_tasks_json(struct service *s);
  * reload, a drop-in file), not by the scheduler or the runs. */
 uint64_t service_generation(struct service *s);
 int service_task_json(struct service *s, const char *name, json_t **out) WUR;
-int service_task_create(struct service *s, const json_t *def, json_t **out, struct dth_err *err,
-			const char **field) WUR;
-int service_task_update(struct service *s, const char *name, const json_t *def, json_t **out,
+/* dry_run: check def exactly as a real call does (the name, the local source
+ * gate, the schedule, everything), but store and change nothing; *out is then
+ * {"valid": true, "definition": ...} with the definition as it would be
+ * stored. Neither waits on the network. */
+int service_task_create(struct service *s, const json_t *def, bool dry_run, json_t **out,
 			struct dth_err *err, const char **field) WUR;
+int service_task_update(struct service *s, const char *name, const json_t *def, bool dry_run,
+			json_t **out, struct dth_err *err, const char **field) WUR;
 /* purge: also remove its records from the manifest (after its run stops). */
 int service_task_delete(struct service *s, const char *name, bool purge, struct dth_err *err) WUR;
 /* action: "start", "stop", "run" (now), "retry" (failed objects only). */
