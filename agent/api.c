@@ -3,6 +3,7 @@
  *   GET  /healthz                              (no token)
  *   GET  /metrics
  *   GET  /api/v1/agent
+ *   POST /api/v1/agent/actions/check-remotes   (202: the checks go on in the background)
  *   GET  /api/v1/settings                      the task settings (tdschema.h)
  *   GET  /api/v1/tasks              POST /api/v1/tasks        (?dry_run=true)
  *   GET|PUT|DELETE /api/v1/tasks/NAME          (PUT ?dry_run=true, DELETE ?purge=true)
@@ -584,6 +585,21 @@ out:
 	buf_release(&name);
 }
 
+/* POST /api/v1/agent/actions/check-remotes */
+static void agent_check_remotes(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	if (strcmp(req->method, "POST")) {
+		httpd_resp_error(resp, 405, "method", NULL, "POST");
+		return;
+	}
+	json_t *out = NULL;
+	int rc = service_check_remotes(a->service, &out);
+	if (rc)
+		send_err(resp, rc, NULL, rc == -ECANCELED ? "the agent is stopping" : NULL);
+	else
+		send_json(resp, 202, out);
+}
+
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct api *a = ctx;
@@ -597,6 +613,8 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		resp->status = 200;
 		resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 		service_metrics(a->service, &resp->body);
+	} else if (!strcmp(p, "/api/v1/agent/actions/check-remotes")) {
+		agent_check_remotes(a, req, resp);
 	} else if (!strcmp(p, "/api/v1/settings") && get) {
 		send_json(resp, 200, tdschema_json());
 	} else if (!strcmp(p, "/api/v1/agent") && get) {

@@ -36,6 +36,7 @@
 
 #include "agent/fairshare.h"
 #include "agent/notify.h"
+#include "agent/rcheck.h"
 #include "agent/schedule.h"
 #include "agent/service_i.h"
 #include "agent/taskset.h"
@@ -828,6 +829,7 @@ struct service *service_new(const struct service_opts *o, struct dth_err *err)
 	s->watch_pipe[0] = s->watch_pipe[1] = -1;
 	s->started_at = svc_now();
 	s->started_mono = now_mono();
+	s->rcheck = rcheck_new();
 	s->cfg = cfg_load(o->config_path, err);
 	if (!s->cfg) {
 		service_free(s);
@@ -1031,6 +1033,7 @@ static unsigned running_count_locked(struct service *s)
 
 unsigned service_shutdown(struct service *s, unsigned timeout_s)
 {
+	rcheck_stop(s->rcheck); /* its probes are cut short: within about a second */
 	watch_stop(s);
 	pthread_mutex_lock(&s->lock);
 	s->shutting_down = true;
@@ -1071,6 +1074,7 @@ void service_free(struct service *s)
 	svc_pollers_locked(s, true);
 	pthread_mutex_unlock(&s->lock);
 	svc_pollers_reap(s);
+	rcheck_free(s->rcheck); /* before the config its round may hold */
 	struct atask *t = s->tasks, *next;
 	for (; t; t = next) {
 		next = t->next;
@@ -1538,6 +1542,20 @@ int service_task_action(struct service *s, const char *name, const char *action,
 
 /* ---- the agent ---- */
 
+/* A remote as the agent info shows it (never a secret nor a key id); s->lock
+ * held. */
+static json_t *remote_json_locked(struct service *s, const struct remote_def *r)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s?}", "name", r->name, "type", r->type ? r->type : "s3",
+			      "endpoint", r->url ? r->url : r->endpoint);
+	if (r->provider)
+		json_object_set_new(o, "provider", json_string(r->provider));
+	if (r->region)
+		json_object_set_new(o, "region", json_string(r->region));
+	json_object_set_new(o, "check", rcheck_json(s->rcheck, r->name));
+	return o;
+}
+
 json_t *service_agent_json(struct service *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1553,13 +1571,8 @@ json_t *service_agent_json(struct service *s)
 	json_t *remotes = json_array();
 	const struct config *cfg = s->cfg->cfg;
 	size_t nr = config_remote_count(cfg);
-	for (size_t i = 0; i < nr; i++) {
-		const struct remote_def *r = config_remote_at(cfg, i);
-		json_array_append_new(remotes,
-				      json_pack("{s:s, s:s, s:s?}", "name", r->name, "type",
-						r->type ? r->type : "s3", "endpoint",
-						r->url ? r->url : r->endpoint));
-	}
+	for (size_t i = 0; i < nr; i++)
+		json_array_append_new(remotes, remote_json_locked(s, config_remote_at(cfg, i)));
 	json_t *o = json_pack(
 	    "{s:s, s:I, s:f, s:s?, s:s, s:s?, s:s?, s:I, s:o, s:o, s:I, s:I, s:I, s:I}", "version",
 	    DTH_VERSION, "started", (json_int_t)s->started_at, "uptime_seconds",
@@ -1570,6 +1583,41 @@ json_t *service_agent_json(struct service *s)
 	    "reload_errors", (json_int_t)s->reload_errors);
 	pthread_mutex_unlock(&s->lock);
 	return o;
+}
+
+/* The config a round of remote checks probes, held until it ends. */
+struct checks_cfg {
+	struct service *s;
+	struct cfgref *c;
+};
+
+static void checks_done(void *ctx)
+{
+	struct checks_cfg *h = ctx;
+	pthread_mutex_lock(&h->s->lock);
+	cfg_drop_locked(h->c);
+	pthread_mutex_unlock(&h->s->lock);
+	free(h);
+}
+
+int service_check_remotes(struct service *s, json_t **out)
+{
+	struct checks_cfg *h = xmalloc(sizeof(*h));
+	h->s = s;
+	pthread_mutex_lock(&s->lock);
+	h->c = cfg_hold_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	size_t n = config_remote_count(h->c->cfg);
+	int rc = rcheck_start(s->rcheck, h->c->cfg, checks_done, h);
+	if (rc)
+		checks_done(h);
+	if (rc == -EALREADY)
+		*out = json_pack("{s:b}", "already_running", true);
+	else if (!rc)
+		*out = json_pack("{s:b, s:I}", "already_running", false, "remotes", (json_int_t)n);
+	if (!rc)
+		log_info("checking %zu remotes (through the API)", n);
+	return rc == -EALREADY ? 0 : rc;
 }
 
 size_t service_task_count(struct service *s)

@@ -100,8 +100,14 @@ struct run_record;
 json_t *service_run_json(const struct run_record *r);
 /* How many tasks it holds. */
 size_t service_task_count(struct service *s);
-/* Version, uptime, remotes, tasks (mounts: the caller's, mounts.h). */
+/* Version, uptime, remotes (each with its last check, rcheck.h), tasks
+ * (mounts: the caller's, mounts.h). */
 json_t *service_agent_json(struct service *s);
+/* Start checking every remote in the background (rcheck.h); returns at once.
+ * *out: {"already_running": false, "remotes": N}, or {"already_running":
+ * true} when a round goes on (nothing more is started). 0, -ECANCELED while
+ * the agent stops, or -EAGAIN. */
+int service_check_remotes(struct service *s, json_t **out) WUR;
 /* The Prometheus exposition of the agent and its tasks, appended to out. */
 void service_metrics(struct service *s, struct buf *out);
 /* One line for systemd's STATUS= ("3 tasks: 1 running, 2 idle"). */

@@ -18,6 +18,7 @@ struct fairshare;
 struct fairshare_client;
 struct sqspoll;
 struct notifier;
+struct rcheck;
 
 enum atask_state { AT_IDLE = 0, AT_RUNNING, AT_STOPPING, AT_STOPPED, AT_ERROR, AT__COUNT };
 
@@ -112,6 +113,7 @@ struct service {
 	struct evsource **retired;
 	size_t n_retired;
 	struct notifier *notifier; /* NULL until service_set_token */
+	struct rcheck *rcheck;	   /* the remote checks (its own lock: taken after s->lock) */
 };
 
 /* ---- shared by service.c and svc_events.c ---- */

@@ -90,7 +90,7 @@ static int probe_ecr(const struct remote_def *d, struct http_engine *http, struc
 	return rc;
 }
 
-void probe_remote(const struct remote_def *r, struct probe_result *out)
+void probe_remote_on(const struct remote_def *r, struct http_engine *http, struct probe_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	err_clear(&out->err);
@@ -98,7 +98,6 @@ void probe_remote(const struct remote_def *r, struct probe_result *out)
 	d.retries = 1;
 	const char *type = r->type ? r->type : "s3";
 	double t0 = now_mono();
-	struct http_engine *http = remote_http_new(&d);
 	int rc;
 	if (!http) {
 		rc = err_set(&out->err, -ENOMEM, "cannot start the http engine");
@@ -112,7 +111,6 @@ void probe_remote(const struct remote_def *r, struct probe_result *out)
 		out->call = "HeadBucket";
 		rc = probe_s3(&d, http, &out->err);
 	}
-	http_engine_free(http);
 	out->seconds = now_mono() - t0;
 	if (!rc)
 		out->outcome = PROBE_OK;
@@ -122,4 +120,11 @@ void probe_remote(const struct remote_def *r, struct probe_result *out)
 		out->outcome = PROBE_UNREACHABLE;
 	else
 		out->outcome = PROBE_ERROR;
+}
+
+void probe_remote(const struct remote_def *r, struct probe_result *out)
+{
+	struct http_engine *http = remote_http_new(r);
+	probe_remote_on(r, http, out);
+	http_engine_free(http);
 }

@@ -29,7 +29,16 @@ struct probe_result {
 	struct dth_err err; /* why, unless ok */
 };
 
-/* Probe r (retries: at most 1, so a dead endpoint is told quickly). */
+/* Probe r (retries: at most 1, so a dead endpoint is told quickly). How long
+ * it may take: an endpoint that accepts the connection and never answers
+ * holds it for two attempts of the engine's stall timeout (60 s) plus their
+ * backoff; one that is down costs two connect timeouts (10 s) at most. */
 void probe_remote(const struct remote_def *r, struct probe_result *out);
+/* The same on http, an engine the caller made for r (remote_http_new) and
+ * frees after the call: another thread may cut the probe short with
+ * http_engine_abort(http) (it then ends within about a second, an error). */
+struct http_engine;
+void probe_remote_on(const struct remote_def *r, struct http_engine *http,
+		     struct probe_result *out);
 
 #endif
