@@ -12,6 +12,7 @@
  *   GET  /api/v1/tasks/NAME/objects?status=S&after=CURSOR&limit=N
  *   GET  /api/v1/tasks/NAME/failures?after=CURSOR&limit=N
  *   GET  /api/v1/tasks/NAME/images?after=CURSOR&limit=N
+ *   GET  /api/v1/tasks/NAME/series                 (series.h)
  *   POST /api/v1/tasks/NAME/events                (token, ?secret= or X-Dth-Signature)
  * NAME is percent-encoded in the path (it may hold '/'). Cursors are opaque
  * to clients (URL-safe base64 of the last key). */
@@ -537,6 +538,24 @@ static void task_images(struct api *a, uint32_t id, const struct httpd_req *req,
 	buf_release(&after);
 }
 
+/* GET of a task's recent history, kept in memory (no manifest record
+ * needed): its time series or its events. */
+static void task_history(struct api *a, const char *name, const struct httpd_req *req,
+			 struct httpd_resp *resp,
+			 int (*fn)(struct service *s, const char *name, json_t **out))
+{
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+		httpd_resp_error(resp, 405, "method", NULL, "GET");
+		return;
+	}
+	json_t *out = NULL;
+	int rc = fn(a->service, name, &out);
+	if (rc)
+		send_err(resp, rc, NULL, NULL);
+	else
+		send_json(resp, 200, out);
+}
+
 /* /api/v1/tasks/NAME[/...] */
 static void task_route(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
 {
@@ -556,6 +575,10 @@ static void task_route(struct api *a, const struct httpd_req *req, struct httpd_
 	}
 	if (str_startswith(rest, "/actions/") && !strchr(rest + 9, '/')) {
 		task_action(a, name.data, rest + 9, req, resp);
+		goto out;
+	}
+	if (!strcmp(rest, "/series")) {
+		task_history(a, name.data, req, resp, service_task_series);
 		goto out;
 	}
 	uint32_t id;

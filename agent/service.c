@@ -38,6 +38,7 @@
 #include "agent/notify.h"
 #include "agent/rcheck.h"
 #include "agent/schedule.h"
+#include "agent/series.h"
 #include "agent/service_i.h"
 #include "agent/taskset.h"
 #include "common/buf.h"
@@ -100,6 +101,7 @@ static void atask_free(struct atask *t)
 	free(t->def_error);
 	schedule_free(t->sched);
 	fairshare_leave(t->fair);
+	series_free(t->series);
 	free(t);
 }
 
@@ -437,6 +439,7 @@ static void run_start_locked(struct service *s, struct atask *t)
 	r->cfg = cfg_hold_locked(s);
 	str_copy_fit(r->trigger, t->trigger, sizeof(r->trigger));
 	pthread_mutex_init(&r->lock, NULL);
+	svc_series_restart_locked(t);
 	t->stop_flag = 0;
 	t->run_now = false;
 	t->ev_running = !strcmp(t->trigger, "events");
@@ -574,19 +577,15 @@ static void *sched_main(void *arg)
 			continue;
 		}
 		/* Wake at the next due time (at most a minute away, so a clock
-		 * change is noticed), or when told. */
-		int64_t wait = soonest == INT64_MAX ? 60 : soonest - now;
-		if (wait > 60)
-			wait = 60;
-		if (wait < 1)
-			wait = 1;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)wait;
-		if (soonest != INT64_MAX && soonest - now <= 60 && soonest > now) {
-			ts.tv_sec = (time_t)soonest;
-			ts.tv_nsec = 0;
-		}
+		 * change is noticed) or the next sample of the time series, or
+		 * when told. */
+		int64_t until = soonest < now + 60 ? soonest : now + 60;
+		int64_t sample_at = svc_series_tick_locked(s, now);
+		if (until > sample_at)
+			until = sample_at;
+		if (until < now + 1)
+			until = now + 1;
+		struct timespec ts = {(time_t)until, 0};
 		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);

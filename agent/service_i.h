@@ -19,6 +19,7 @@ struct fairshare_client;
 struct sqspoll;
 struct notifier;
 struct rcheck;
+struct series;
 
 enum atask_state { AT_IDLE = 0, AT_RUNNING, AT_STOPPING, AT_STOPPED, AT_ERROR, AT__COUNT };
 
@@ -75,6 +76,7 @@ struct atask {
 	unsigned def_gen;	 /* bumped when the definition changes */
 	unsigned poller_def_gen; /* ... the one the poller was started with */
 	bool ev_backlog_told;	 /* event_backlog notified; again once it halves */
+	struct series *series;	 /* its time series (svc_history.c); NULL until sampled */
 };
 
 /* The config in use, shared by the runs that started with it: a reload
@@ -114,6 +116,7 @@ struct service {
 	size_t n_retired;
 	struct notifier *notifier; /* NULL until service_set_token */
 	struct rcheck *rcheck;	   /* the remote checks (its own lock: taken after s->lock) */
+	int64_t next_sample;	   /* unix time of the next time series sample */
 };
 
 /* ---- shared by service.c and svc_events.c ---- */
@@ -149,6 +152,14 @@ void svc_pollers_locked(struct service *s, bool force);
 void svc_poller_retire_locked(struct service *s, struct atask *t);
 /* Without the lock: join and free the retired pollers. */
 void svc_pollers_reap(struct service *s);
+
+/* ---- the tasks' history (svc_history.c), with s->lock held ---- */
+/* Sample every task's time series when due; returns the unix time of the
+ * next sample (the scheduler wakes for it). */
+int64_t svc_series_tick_locked(struct service *s, int64_t now);
+/* t's run starts: its series takes the last run's tail, and the live
+ * counters are zeroed (no run thread of t exists yet). */
+void svc_series_restart_locked(struct atask *t);
 
 const char *atask_state_name(int state);
 
