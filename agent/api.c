@@ -13,6 +13,7 @@
  *   GET  /api/v1/tasks/NAME/failures?after=CURSOR&limit=N
  *   GET  /api/v1/tasks/NAME/images?after=CURSOR&limit=N
  *   GET  /api/v1/tasks/NAME/series                 (series.h)
+ *   GET  /api/v1/tasks/NAME/events                 the recent events (evring.h)
  *   POST /api/v1/tasks/NAME/events                (token, ?secret= or X-Dth-Signature)
  * NAME is percent-encoded in the path (it may hold '/'). Cursors are opaque
  * to clients (URL-safe base64 of the last key). */
@@ -402,11 +403,9 @@ static void task_runs(struct api *a, uint32_t id, const struct httpd_req *req,
 
 static json_t *key_json(const char *key, size_t len)
 {
-	if (utf8_valid(key, len) && !memchr(key, 0, len))
-		return json_stringn(key, len);
 	struct buf b = BUF_INIT;
-	buf_add_printable(&b, key, len);
-	json_t *j = json_string(b.data ? b.data : "");
+	buf_add_text(&b, key, len);
+	json_t *j = json_stringn(buf_str(&b), b.len);
 	buf_release(&b);
 	return j;
 }
@@ -577,8 +576,9 @@ static void task_route(struct api *a, const struct httpd_req *req, struct httpd_
 		task_action(a, name.data, rest + 9, req, resp);
 		goto out;
 	}
-	if (!strcmp(rest, "/series")) {
-		task_history(a, name.data, req, resp, service_task_series);
+	if (!strcmp(rest, "/series") || !strcmp(rest, "/events")) {
+		task_history(a, name.data, req, resp,
+			     rest[1] == 's' ? service_task_series : service_task_events_log);
 		goto out;
 	}
 	uint32_t id;

@@ -24,6 +24,7 @@
 
 #include <xxhash.h>
 
+#include "agent/evring.h"
 #include "agent/intake.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -55,9 +56,10 @@ struct dirwatch {
 	size_t n_dirs;
 	uint64_t watches;
 	struct pending pending;
-	bool rescan;	    /* to be asked for with the next keeping */
-	bool told_limit;    /* the watch limit was logged */
-	double first, last; /* monotonic times of the first and last pending change */
+	bool rescan;	     /* to be asked for with the next keeping */
+	bool told_limit;     /* the watch limit was logged */
+	double first, last;  /* monotonic times of the first and last pending change */
+	struct evring *seen; /* the changes noted since the last kick */
 };
 
 /* ---- the pending set ---- */
@@ -131,18 +133,22 @@ static void keep_pending(struct dirwatch *w)
 	} else {
 		if (w->rescan)
 			log_info("task %s: a full rescan was asked for (see above)", w->name);
-		struct intake_counts c = {
-		    .accepted = (unsigned)n, .backlog = st.count, .rescan = w->rescan};
+		struct intake_counts c = {.accepted = (unsigned)n,
+					  .backlog = st.count,
+					  .rescan = w->rescan,
+					  .seen = w->seen};
 		w->kick(w->ctx, &c, 0);
 	}
+	evring_clear(w->seen); /* not kept: a rescan finds them */
 	free(ev);
 	pending_clear(p);
 	w->rescan = false;
 	w->first = 0;
 }
 
-static void changed(struct dirwatch *w, const char *key)
+static void changed(struct dirwatch *w, const char *key, const char *kind)
 {
+	evring_add(w->seen, "inotify", kind, key, strlen(key), "accepted", NULL);
 	pending_add(w, key);
 	double now = now_mono();
 	if (!w->first)
@@ -154,6 +160,7 @@ static void changed(struct dirwatch *w, const char *key)
 static void want_rescan(struct dirwatch *w, const char *why)
 {
 	log_info("task %s: %s", w->name, why);
+	evring_add(w->seen, "inotify", "rescan", "", 0, "accepted", why);
 	pending_clear(&w->pending);
 	w->rescan = true;
 	double now = now_mono();
@@ -225,7 +232,7 @@ static void watch_tree(struct dirwatch *w, const char *rel, bool files, int dept
 			buf_addch(&key, '/');
 			watch_tree(w, key.data, files, depth + 1);
 		} else if (files && S_ISREG(st.st_mode)) {
-			changed(w, key.data);
+			changed(w, key.data, "put");
 		}
 	}
 	closedir(d);
@@ -279,9 +286,12 @@ static void on_event(struct dirwatch *w, const struct inotify_event *e)
 			unwatch_tree(w, key.data);
 			want_rescan(w, "a directory was moved: its old keys are found by a rescan");
 		}
-	} else if (e->mask &
-		   (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB)) {
-		changed(w, key.data);
+	} else if (e->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+		changed(w, key.data, "put");
+	} else if (e->mask & (IN_MOVED_FROM | IN_DELETE)) {
+		changed(w, key.data, "delete");
+	} else if (e->mask & IN_ATTRIB) {
+		changed(w, key.data, "attrib");
 	}
 	buf_release(&key);
 }
@@ -340,6 +350,7 @@ struct dirwatch *dirwatch_start(const struct dirwatch_opts *o, struct dth_err *e
 	w->task = o->task;
 	w->kick = o->kick;
 	w->ctx = o->ctx;
+	w->seen = evring_new();
 	w->wake[0] = w->wake[1] = -1;
 	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->fd < 0 || pipe2(w->wake, O_CLOEXEC | O_NONBLOCK)) {
@@ -397,6 +408,7 @@ void dirwatch_free(struct dirwatch *w)
 	free(w->dirs);
 	pending_clear(&w->pending);
 	free(w->pending.keys);
+	evring_free(w->seen);
 	free(w->name);
 	free(w->root);
 	free(w);

@@ -47,7 +47,9 @@ struct dirwatch_opts {
 	struct manifest *m; /* borrowed; must outlive the watcher */
 	uint32_t task;	    /* the task's manifest id */
 	/* Called from the watcher's thread (ctx borrowed) after keys were kept
-	 * (c->accepted of them) or a rescan was asked for (c->accepted 0). */
+	 * (c->accepted of them) or a rescan was asked for (c->accepted 0);
+	 * c->seen holds the changes seen since the last call (source
+	 * "inotify"; kinds put, delete, attrib, rescan), emptied after it. */
 	void (*kick)(void *ctx, const struct intake_counts *c, unsigned refused);
 	void *ctx;
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agent/evparse.h"
+#include "agent/evring.h"
 #include "agent/taskdef.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
@@ -24,7 +25,22 @@ struct scope {
 	bool have_tags;
 	struct buf keys; /* accepted keys: size_t length + bytes, repeated */
 	unsigned accepted, ignored;
+	struct evring *seen; /* NULL, or where each event is noted */
+	const char *source;
 };
+
+static const char *kind_name(enum evparse_kind k)
+{
+	return k == EV_REMOVED ? "delete" : k == EV_PUSHED ? "push" : "put";
+}
+
+/* Note an event (when the caller asked for notes). */
+static void note(struct scope *sc, const char *kind, const char *key, size_t len,
+		 const char *outcome, const char *why)
+{
+	if (sc->seen)
+		evring_add(sc->seen, sc->source, kind, key, len, outcome, why);
+}
 
 static bool scope_image(const struct scope *sc, const char *repo, const char *tag)
 {
@@ -60,23 +76,38 @@ static int keep(struct scope *sc, const char *k, size_t len, int64_t size, const
 	return 0;
 }
 
+/* Why an S3 event does not concern the task, or NULL when it does. */
+static const char *s3_out_of_scope(const struct scope *sc, const struct evparse_item *it)
+{
+	size_t pl = strlen(sc->prefix);
+	if (strcmp(it->bucket, sc->bucket))
+		return "another bucket";
+	if (it->key_len <= pl || memcmp(it->key, sc->prefix, pl))
+		return "outside the prefix";
+	if (it->key_len - pl > MANIFEST_EVENT_KEY_MAX)
+		return "a key too long for the journal";
+	return NULL;
+}
+
 static int on_item(void *ctx, const struct evparse_item *it)
 {
 	struct scope *sc = ctx;
+	const char *kind = kind_name(it->kind);
 	if (it->kind == EV_PUSHED) {
-		if (!scope_image(sc, it->bucket, it->key)) {
-			sc->ignored++;
-			return 0;
-		}
 		struct buf ref = BUF_INIT;
 		buf_addf(&ref, "%s:%s", it->bucket, it->key);
-		int rc = keep(sc, ref.data, ref.len, -1, "");
+		bool mine = scope_image(sc, it->bucket, it->key);
+		note(sc, kind, ref.data, ref.len, mine ? "accepted" : "ignored",
+		     mine ? NULL : "not one of the task's images or tags");
+		int rc = mine ? keep(sc, ref.data, ref.len, -1, "") : 0;
+		sc->ignored += !mine;
 		buf_release(&ref);
 		return rc;
 	}
 	size_t pl = strlen(sc->prefix);
-	if (strcmp(it->bucket, sc->bucket) || it->key_len <= pl ||
-	    memcmp(it->key, sc->prefix, pl) || it->key_len - pl > MANIFEST_EVENT_KEY_MAX) {
+	const char *why = s3_out_of_scope(sc, it);
+	note(sc, kind, it->key, it->key_len, why ? "ignored" : "accepted", why);
+	if (why) {
 		sc->ignored++;
 		return 0;
 	}
@@ -136,14 +167,17 @@ static struct manifest_event *scope_events(struct scope *sc)
 	return ev;
 }
 
-/* Parse body into sc (initialised here; fn may be NULL: keys collected). */
+/* Parse body into sc (initialised here; fn may be NULL: keys collected;
+ * seen may be NULL: nothing noted). */
 static int parse(struct scope *sc, const struct taskdef *def, const char *body, size_t len,
 		 int (*fn)(void *ctx, const char *key, size_t len), void *ctx, unsigned *ignored,
-		 struct dth_err *err)
+		 struct evring *seen, const char *source, struct dth_err *err)
 {
 	int rc = scope_init(sc, def, err);
 	sc->fn = fn;
 	sc->ctx = ctx;
+	sc->seen = seen;
+	sc->source = source;
 	if (!rc)
 		rc = def->kind == TASKDEF_S3
 			 ? evparse_s3(body, len, on_item, sc, ignored, err)
@@ -158,7 +192,7 @@ int intake_parse(const struct taskdef *def, const char *body, size_t len,
 	err_clear(err);
 	struct scope sc;
 	unsigned other = 0;
-	int rc = parse(&sc, def, body, len, fn, ctx, &other, err);
+	int rc = parse(&sc, def, body, len, fn, ctx, &other, NULL, NULL, err);
 	if (ignored)
 		*ignored = sc.ignored + other;
 	rc = rc < 0 ? rc : (int)sc.accepted;
@@ -167,13 +201,16 @@ int intake_parse(const struct taskdef *def, const char *body, size_t len,
 }
 
 int intake_add(const struct taskdef *def, struct manifest *m, uint32_t task, const char *body,
-	       size_t len, struct intake_counts *c, struct dth_err *err)
+	       size_t len, const struct intake_note *note, struct intake_counts *c,
+	       struct dth_err *err)
 {
 	memset(c, 0, sizeof(*c));
 	err_clear(err);
 	struct scope sc;
 	unsigned ignored = 0;
-	int rc = parse(&sc, def, body, len, NULL, NULL, &ignored, err);
+	struct evring *seen = note ? evring_new() : NULL; /* moved to note once kept */
+	int rc =
+	    parse(&sc, def, body, len, NULL, NULL, &ignored, seen, note ? note->source : NULL, err);
 	if (rc >= 0 && sc.accepted) {
 		struct manifest_event *ev = scope_events(&sc);
 		struct manifest_events_state st;
@@ -191,6 +228,11 @@ int intake_add(const struct taskdef *def, struct manifest *m, uint32_t task, con
 		c->ignored = sc.ignored + ignored;
 		rc = 0;
 	}
+	if (note && !rc)
+		evring_move(note->ring, seen);
+	else if (note && (rc == -EINVAL || rc == -EFBIG))
+		evring_add(note->ring, note->source, "body", "", 0, "refused", err->message);
+	evring_free(seen);
 	scope_release(&sc);
 	return rc;
 }

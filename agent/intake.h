@@ -21,12 +21,25 @@
 struct taskdef;
 struct manifest;
 
+struct evring;
+
 struct intake_counts {
 	unsigned accepted; /* kept for a run */
 	unsigned ignored;  /* other buckets, prefixes, repositories, tags or event types */
 	uint64_t backlog;  /* events of the task waiting after this call */
 	uint64_t last_seq; /* the journal sequence of the last event kept (0: none) */
 	bool rescan;	   /* a full rescan was asked for (events were lost) */
+	/* With a kick (sqspoll.h, dirwatch.h): the events the source noted since
+	 * its last kick (evring.h), which the kick may take (evring_move); NULL
+	 * when none. intake_add leaves it NULL. */
+	struct evring *seen;
+};
+
+/* Where intake_add notes the events it sees (evring.h): into ring, as coming
+ * from source (a literal: "webhook", "registry", "sqs"). */
+struct intake_note {
+	struct evring *ring;
+	const char *source;
 };
 
 /* Parse body (S3 event notifications for an S3 task, docker-registry
@@ -34,9 +47,13 @@ struct intake_counts {
  * source bucket and prefix; its repositories and tag regex) in the journal of
  * task, in one transaction. 0 with c filled; -EINVAL/-EFBIG for a body that
  * is not such a notification (err says why; nothing kept); or the manifest's
- * error. def must have passed taskdef_check. */
+ * error. def must have passed taskdef_check. With note (may be NULL): once
+ * the events are kept, each accepted or ignored one is noted; a refused body
+ * is noted as one event (kind "body"); after the manifest's error nothing
+ * is (the sender sends it again). */
 int intake_add(const struct taskdef *def, struct manifest *m, uint32_t task, const char *body,
-	       size_t len, struct intake_counts *c, struct dth_err *err) WUR;
+	       size_t len, const struct intake_note *note, struct intake_counts *c,
+	       struct dth_err *err) WUR;
 
 /* The keys of body that concern def, without keeping anything: fn is called
  * for each (relative object key, or "repo:tag"; valid for the call), *ignored

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/evring.h"
 #include "agent/fairshare.h"
 #include "agent/notify.h"
 #include "agent/rcheck.h"
@@ -102,6 +103,7 @@ static void atask_free(struct atask *t)
 	schedule_free(t->sched);
 	fairshare_leave(t->fair);
 	series_free(t->series);
+	evring_free(t->evlog);
 	free(t);
 }
 

@@ -96,6 +96,9 @@ int service_task_events(struct service *s, const char *name, const char *body, s
 /* The task's time series (series.h): {"interval_seconds", "samples"}.
  * -ENOENT no such task. */
 int service_task_series(struct service *s, const char *name, json_t **out) WUR;
+/* The task's recent events (evring.h): {"events": [...]} newest first.
+ * -ENOENT no such task. */
+int service_task_events_log(struct service *s, const char *name, json_t **out) WUR;
 /* The manifest id of a task (for the API's object, run and image pages). */
 int service_task_id(struct service *s, const char *name, uint32_t *id, int *kind) WUR;
 /* A run of the history as the API shows it. */

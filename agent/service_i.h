@@ -20,6 +20,7 @@ struct sqspoll;
 struct notifier;
 struct rcheck;
 struct series;
+struct evring;
 
 enum atask_state { AT_IDLE = 0, AT_RUNNING, AT_STOPPING, AT_STOPPED, AT_ERROR, AT__COUNT };
 
@@ -77,6 +78,7 @@ struct atask {
 	unsigned poller_def_gen; /* ... the one the poller was started with */
 	bool ev_backlog_told;	 /* event_backlog notified; again once it halves */
 	struct series *series;	 /* its time series (svc_history.c); NULL until sampled */
+	struct evring *evlog;	 /* its recent events (evring.h); NULL until one comes */
 };
 
 /* The config in use, shared by the runs that started with it: a reload

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/evring.h"
 #include "agent/intake.h"
 #include "agent/taskdef.h"
 #include "common/buf.h"
@@ -54,6 +55,7 @@ struct sqspoll {
 	bool stop;
 	struct inflight *inf; /* the poller thread's own */
 	size_t n, cap, bytes;
+	struct evring *seen; /* the poller thread's own: events noted until the next kick */
 };
 
 static bool stopping(struct sqspoll *p)
@@ -102,6 +104,14 @@ static void delete_one(struct sqspoll *p, const char *receipt, const char *id)
 			 err.message);
 }
 
+/* Tell the agent, with the events noted since the last kick. */
+static void kick(struct sqspoll *p, struct intake_counts *c, unsigned refused)
+{
+	c->seen = p->seen;
+	p->kick(p->ctx, c, refused);
+	evring_clear(p->seen);
+}
+
 /* A message just received: its keys kept in the journal, then held. */
 static void take(struct sqspoll *p, struct sqs_message *msg)
 {
@@ -114,12 +124,13 @@ static void take(struct sqspoll *p, struct sqs_message *msg)
 	}
 	struct intake_counts c;
 	struct dth_err err;
-	int rc = intake_add(&p->def, p->m, p->task, msg->body, msg->body_len, &c, &err);
+	struct intake_note note = {p->seen, "sqs"};
+	int rc = intake_add(&p->def, p->m, p->task, msg->body, msg->body_len, &note, &c, &err);
 	if (rc == -EINVAL || rc == -EFBIG) {
 		log_warn("task %s: message %s (received %u times) is not an S3 event "
 			 "notification: %s; left to the queue's redrive policy",
 			 p->def.name, msg->id, msg->receives, err.message);
-		p->kick(p->ctx, &c, 1);
+		kick(p, &c, 1);
 		return;
 	}
 	if (rc) {
@@ -127,7 +138,7 @@ static void take(struct sqspoll *p, struct sqs_message *msg)
 			 err.message);
 		return;
 	}
-	p->kick(p->ctx, &c, 0);
+	kick(p, &c, 0);
 	if (!c.accepted) { /* a test event, or nothing of this task's */
 		delete_one(p, msg->receipt, msg->id);
 		return;
@@ -318,6 +329,7 @@ static void release(struct sqspoll *p)
 	creds_provider_free(p->creds);
 	http_engine_free(p->http);
 	taskdef_release(&p->def);
+	evring_free(p->seen);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	free(p);
@@ -338,6 +350,7 @@ struct sqspoll *sqspoll_start(const struct sqspoll_opts *o, struct dth_err *err)
 	p->kick = o->kick;
 	p->active = o->active;
 	p->ctx = o->ctx;
+	p->seen = evring_new();
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	taskdef_events(&p->def, &url);

@@ -42,7 +42,9 @@ struct sqspoll_opts {
 	uint32_t task;		   /* the task's manifest id */
 	unsigned visibility_s;	   /* 0: the queue's VisibilityTimeout */
 	/* Called from the poller's thread (ctx borrowed): events were kept
-	 * (counts), or bodies refused (c->accepted 0, refused > 0). */
+	 * (counts), or bodies refused (c->accepted 0, refused > 0); c->seen
+	 * holds the events noted since the last call (source "sqs"), emptied
+	 * after it. */
 	void (*kick)(void *ctx, const struct intake_counts *c, unsigned refused);
 	/* Whether to take messages now (false while the task is stopped). */
 	bool (*active)(void *ctx);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "agent/dirwatch.h"
+#include "agent/evring.h"
 #include "agent/notify.h"
 #include "agent/service_i.h"
 #include "agent/sqspoll.h"
@@ -78,13 +79,19 @@ void evrun_end(struct service *s, struct atask *t, const struct taskrun_result *
 	intake_batch_release(&ev->batch);
 }
 
-/* With s->lock held: events came for t (accepted ones are in the journal). */
+/* With s->lock held: events came for t (accepted ones are in the journal);
+ * those noted go to its ring of recent events. */
 static void count_locked(struct service *s, struct atask *t, const struct intake_counts *c,
 			 unsigned refused)
 {
 	t->ev_refused += refused;
 	t->ev_received += c->accepted;
 	t->ev_ignored += c->ignored;
+	if (c->seen && evring_count(c->seen)) {
+		if (!t->evlog)
+			t->evlog = evring_new();
+		evring_move(t->evlog, c->seen);
+	}
 	if (c->accepted || c->rescan) {
 		t->ev_pending = true;
 		t->ev_backlog = c->backlog;
@@ -150,13 +157,17 @@ int service_task_events(struct service *s, const char *name, const char *body, s
 	if (rc)
 		return rc;
 	struct intake_counts c;
-	rc = intake_add(&def, s->m, id, body, len, &c, err);
+	struct intake_note note = {evring_new(),
+				   def.kind == TASKDEF_IMAGE ? "registry" : "webhook"};
+	rc = intake_add(&def, s->m, id, body, len, &note, &c, err);
 	taskdef_release(&def);
+	c.seen = note.ring;
 	pthread_mutex_lock(&s->lock);
 	t = svc_find_locked(s, name);
 	if (t && t->id == id)
 		count_locked(s, t, &c, rc == -EINVAL || rc == -EFBIG);
 	pthread_mutex_unlock(&s->lock);
+	evring_free(note.ring);
 	if (!rc)
 		*out = json_pack("{s:I, s:I, s:I}", "accepted", (json_int_t)c.accepted, "ignored",
 				 (json_int_t)c.ignored, "backlog", (json_int_t)c.backlog);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "agent/evring.h"
 #include "agent/series.h"
 #include "agent/service_i.h"
 
@@ -62,6 +63,16 @@ int service_task_series(struct service *s, const char *name, json_t **out)
 	struct atask *t = svc_find_locked(s, name);
 	if (t)
 		*out = series_json(t->series);
+	pthread_mutex_unlock(&s->lock);
+	return t ? 0 : -ENOENT;
+}
+
+int service_task_events_log(struct service *s, const char *name, json_t **out)
+{
+	pthread_mutex_lock(&s->lock);
+	struct atask *t = svc_find_locked(s, name);
+	if (t)
+		*out = evring_json(t->evlog);
 	pthread_mutex_unlock(&s->lock);
 	return t ? 0 : -ENOENT;
 }

@@ -151,3 +151,11 @@ void buf_add_printable(struct buf *b, const void *data, size_t len)
 		}
 	}
 }
+
+void buf_add_text(struct buf *b, const void *data, size_t len)
+{
+	if (utf8_valid(data, len) && !memchr(data, 0, len))
+		buf_add(b, data, len);
+	else
+		buf_add_printable(b, data, len);
+}

@@ -34,6 +34,10 @@ void buf_vaddf(struct buf *b, const char *fmt, va_list ap);
  * control byte, DEL and byte that is not part of a valid UTF-8 sequence
  * becomes \xNN. Printable UTF-8 is kept as it is. */
 void buf_add_printable(struct buf *b, const void *data, size_t len);
+/* Append len bytes of data (a key: any bytes) as text for JSON: as they are
+ * when they are valid UTF-8 without a NUL, else as buf_add_printable does.
+ * What is appended never holds a NUL. */
+void buf_add_text(struct buf *b, const void *data, size_t len);
 /* Truncate to len bytes (len <= b->len). */
 void buf_setlen(struct buf *b, size_t len);
 /* Return the data as a malloc'd NUL-terminated string (never NULL) and reset b. Caller frees. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/dirwatch.h"
+#include "agent/evring.h"
 #include "agent/intake.h"
 #include "common/buf.h"
 #include "manifest/manifest.h"
@@ -24,14 +25,33 @@
 static char root[64], state[64];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned kicks, rescans;
+static struct buf seen = BUF_INIT; /* "kind:key|" of the changes noted, oldest first */
 
 static void kick(void *ctx, const struct intake_counts *c, unsigned refused)
 {
 	(void)ctx;
 	(void)refused;
+	json_t *doc = evring_json(c->seen);
+	json_t *list = json_object_get(doc, "events");
 	pthread_mutex_lock(&lock);
 	kicks++;
 	rescans += c->rescan;
+	for (size_t i = json_array_size(list); i-- > 0;) {
+		json_t *e = json_array_get(list, i);
+		buf_addf(&seen, "%s:%s|", json_string_value(json_object_get(e, "kind")),
+			 json_string_value(json_object_get(e, "key")));
+	}
+	pthread_mutex_unlock(&lock);
+	json_decref(doc);
+}
+
+/* The changes noted since the last call. */
+static void seen_take(struct buf *out)
+{
+	pthread_mutex_lock(&lock);
+	buf_reset(out);
+	buf_add(out, buf_str(&seen), seen.len);
+	buf_reset(&seen);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -139,6 +159,9 @@ int main(void)
 	ok(wait_kick(0), "a first keeping");
 	drain(m, id, &keys, &rescan);
 	ok(rescan && keys.len == 0, "a rescan asked for as watching begins");
+	struct buf noted = BUF_INIT;
+	seen_take(&noted);
+	is_str(buf_str(&noted), "rescan:|", "  noted as a rescan");
 	/* a file held open: nothing until it is closed */
 	path_of("slow", p, sizeof(p));
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -171,6 +194,12 @@ int main(void)
 	   "every changed key: %s", buf_str(&keys));
 	ok(!strstr(buf_str(&keys), "a|a|"), "a key once per batch");
 	ok(!rescan, "no rescan asked for");
+	seen_take(&noted);
+	ok(strstr(buf_str(&noted), "put:a|put:a|") && strstr(buf_str(&noted), "delete:slow|") &&
+	       strstr(buf_str(&noted), "put:old/slow2|") &&
+	       strstr(buf_str(&noted), "delete:gone|") && strstr(buf_str(&noted), "put:new/in|"),
+	   "each change noted with its kind: %s", buf_str(&noted));
+	buf_release(&noted);
 
 	/* a directory moved within the tree: a rescan */
 	k0 = kicks_now();

@@ -449,6 +449,16 @@ static void test_bytes_and_copies(void)
 	is_str(buf_str(&b), "caf\xc3\xa9 \\\\ \\x7f\\x0a\\xff\\xc3",
 	       "printable: UTF-8 kept; backslash, DEL, newline, bad bytes escaped");
 	ok(utf8_valid(b.data, b.len), "printable: the result is valid UTF-8");
+	buf_reset(&b);
+	buf_add_text(&b, "caf\xc3\xa9 \\ \n", 9);
+	ok(b.len == 9 && !memcmp(b.data, "caf\xc3\xa9 \\ \n", 9),
+	   "text: valid UTF-8 kept as it is");
+	buf_reset(&b);
+	buf_add_text(&b, "a\0b", 3);
+	is_str(buf_str(&b), "a\\x00b", "text: with a NUL, the printable form");
+	buf_reset(&b);
+	buf_add_text(&b, "\\\xff", 2);
+	is_str(buf_str(&b), "\\\\\\xff", "text: not UTF-8, the printable form");
 	buf_release(&b);
 
 	is_int(utf8_seq_len("\xe2\x82\xac", 3), 3, "utf8_seq_len: euro sign");
