@@ -291,3 +291,91 @@ def test_check_remotes_busy_and_stop(ctx):
             assert ag.stop(timeout=20) == 0
     finally:
         srv.close()
+
+
+def test_series(ctx):
+    """GET /api/v1/tasks/NAME/series: 5 s samples from the task's creation;
+    over a run, the bytes add up to the bytes at the destination (boto3) and
+    the copies to its objects; a second, unchanged run adds none."""
+    a, b = lib.s3("a"), lib.s3("b")
+    src, dst = ctx.bucket("a"), ctx.bucket("b")
+    _objects(a, src, "s/", 30, 7, size=50000)
+    big = lib.GeneratedObject(41, 20 * lib.MiB)  # multipart: its parts count as they go
+    big.put(a, src, "s/big")
+    with Agent(ctx) as ag:
+        r = ag.api("GET", "/api/v1/tasks/nosuch/series", expect=404).json()
+        assert r["error"]["code"] == "not_found", r
+        body = {"name": "ser", "type": "s3", "source": "src:%s/s/" % src,
+                "destination": "dst:" + dst, "schedule": "every 1h"}
+        ag.api("POST", "/api/v1/tasks", body=body, expect=201)
+        ag.wait_runs("ser", 1)
+        sizes = {k: lib.head(b, dst, k)["ContentLength"] for k in lib.list_all(b, dst)}
+        assert len(sizes) == 31, sorted(sizes)
+
+        def counted():
+            doc = ag.api("GET", "/api/v1/tasks/ser/series", expect=200).json()
+            s = doc["samples"]
+            return doc if sum(x["copied"] for x in s) == 31 else None
+        doc = lib.wait_for(counted, 30, interval=0.5)
+        assert doc, ag.api("GET", "/api/v1/tasks/ser/series").text
+        s = doc["samples"]
+        assert doc["interval_seconds"] == 5, doc
+        assert sum(x["bytes"] for x in s) == sum(sizes.values()), (s, sum(sizes.values()))
+        assert sum(x["failed"] for x in s) == 0 and sum(x["skipped"] for x in s) == 0, s
+        ts = [x["t"] for x in s]
+        assert ts == sorted(ts) and len(set(ts)) == len(ts), ts
+        assert all(t % 5 == 0 for t in ts[1:]), ts
+
+        # An unchanged rescan: 31 skipped, nothing more copied.
+        ag.api("POST", "/api/v1/tasks/ser/actions/run", expect=202)
+        ag.wait_runs("ser", 2)
+
+        def skipped():
+            s = ag.api("GET", "/api/v1/tasks/ser/series", expect=200).json()["samples"]
+            return s if sum(x["skipped"] for x in s) == 31 else None
+        s = lib.wait_for(skipped, 30, interval=0.5)
+        assert s, ag.api("GET", "/api/v1/tasks/ser/series").text
+        assert sum(x["copied"] for x in s) == 31 and sum(x["bytes"] for x in s) == \
+            sum(sizes.values()), s
+
+
+def test_events_ring(ctx):
+    """GET /api/v1/tasks/NAME/events: the events POSTed to the webhook,
+    newest first, with their outcome (accepted, ignored with a reason,
+    refused bodies), non-UTF-8 keys in their printable form; at most the
+    last 100."""
+    src, dst = ctx.bucket("a"), ctx.bucket("b")
+    ctx.write_config(extra=_task_section("hook", "src:%s/in/" % src, "dst:" + dst,
+                                         schedule="every 1h", events="webhook"))
+    rec = lambda bucket, key, name="ObjectCreated:Put": {  # noqa: E731
+        "eventSource": "aws:s3", "eventName": name,
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "sequencer": "00"}}}
+    with Agent(ctx) as ag:
+        ag.wait_runs("hook", 1)
+        assert ag.api("GET", "/api/v1/tasks/hook/events", expect=200).json() == {"events": []}
+        assert ag.api("GET", "/api/v1/tasks/hook/events", token=False).status_code == 401
+        ag.api("GET", "/api/v1/tasks/nosuch/events", expect=404)
+        body = {"Records": [rec(src, "in/a.txt"), rec(src, "in/gone", "ObjectRemoved:Delete"),
+                            rec("otherbucket", "in/x"), rec(src, "elsewhere/y"),
+                            rec(src, "in/caf%C3%A9%FF")]}
+        r = ag.api("POST", "/api/v1/tasks/hook/events", body=body, expect=202).json()
+        assert r["accepted"] == 3 and r["ignored"] == 2, r
+        ag.api("POST", "/api/v1/tasks/hook/events", raw="not json", expect=400)
+        ev = ag.api("GET", "/api/v1/tasks/hook/events", expect=200).json()["events"]
+        got = [(e["source"], e["kind"], e["key"], e["outcome"]) for e in ev]
+        assert got == [("webhook", "body", "", "refused"),
+                       ("webhook", "put", "in/caf\u00e9\\xff", "accepted"),
+                       ("webhook", "put", "elsewhere/y", "ignored"),
+                       ("webhook", "put", "in/x", "ignored"),
+                       ("webhook", "delete", "in/gone", "accepted"),
+                       ("webhook", "put", "in/a.txt", "accepted")], got
+        assert ev[0]["reason"] and ev[2]["reason"] == "outside the prefix", ev
+        assert ev[3]["reason"] == "another bucket", ev
+        assert "reason" not in ev[1], ev
+        assert all(abs(e["t"] - time.time()) < 120 for e in ev), ev
+        # Bounded: the last 100 of 130 events.
+        many = {"Records": [rec(src, "in/m%03d" % i) for i in range(130)]}
+        ag.api("POST", "/api/v1/tasks/hook/events", body=many, expect=202)
+        ev = ag.api("GET", "/api/v1/tasks/hook/events", expect=200).json()["events"]
+        assert len(ev) == 100, len(ev)
+        assert ev[0]["key"] == "in/m129" and ev[-1]["key"] == "in/m030", (ev[0], ev[-1])
