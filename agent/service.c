@@ -1,16 +1,20 @@
 /* The agent's core: tasks, schedules, lifecycles and runs (see service.h).
  *
  * Threads: the scheduler (one) starts a run thread per task run, joins the
- * ones that ended and sleeps until the next due time or a change; the
+ * ones that ended, samples the tasks' time series every SERIES_INTERVAL
+ * (svc_history.c) and sleeps until the next due time, the next sample or a
+ * change; a round of remote checks has its own threads (rcheck.h); the
  * drop-in watcher (one) reloads on changes in tasks.d; run threads (one per
  * running task) run taskrun_run without the lock and take it to publish the
  * result. The HTTP server's threads call the API functions.
  *
  * Locking: s->lock guards the task list and every atask field, except live
- * (atomic counters the engines update) and stop_flag (written under the
- * lock, read by the engines). Nothing blocks on I/O with the lock held but
- * short manifest transactions (task records, definitions). s->gen is bumped
- * under the lock (changed_locked) and read without it.
+ * (atomic counters the engines update; zeroed under the lock before a run
+ * thread exists) and stop_flag (written under the lock, read by the
+ * engines). rcheck's lock is taken after s->lock, never the other way.
+ * Nothing blocks on I/O with the lock held but short manifest transactions
+ * (task records, definitions). s->gen is bumped under the lock
+ * (changed_locked) and read without it.
  *
  * Priorities: run threads lower theirs (RUN_NICE, inherited by the engines'
  * threads), so a round of many runs starting at once does not starve the

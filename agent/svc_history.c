@@ -57,22 +57,34 @@ void svc_series_restart_locked(struct atask *t)
 	memset(&t->live, 0, sizeof(t->live));
 }
 
-int service_task_series(struct service *s, const char *name, json_t **out)
+/* fn's view of the task called name (under the lock). */
+static int task_view(struct service *s, const char *name, json_t *(*fn)(const struct atask *t),
+		     json_t **out)
 {
 	pthread_mutex_lock(&s->lock);
 	struct atask *t = svc_find_locked(s, name);
 	if (t)
-		*out = series_json(t->series);
+		*out = fn(t);
 	pthread_mutex_unlock(&s->lock);
 	return t ? 0 : -ENOENT;
 }
 
+static json_t *series_view(const struct atask *t)
+{
+	return series_json(t->series);
+}
+
+static json_t *events_view(const struct atask *t)
+{
+	return evring_json(t->evlog);
+}
+
+int service_task_series(struct service *s, const char *name, json_t **out)
+{
+	return task_view(s, name, series_view, out);
+}
+
 int service_task_events_log(struct service *s, const char *name, json_t **out)
 {
-	pthread_mutex_lock(&s->lock);
-	struct atask *t = svc_find_locked(s, name);
-	if (t)
-		*out = evring_json(t->evlog);
-	pthread_mutex_unlock(&s->lock);
-	return t ? 0 : -ENOENT;
+	return task_view(s, name, events_view, out);
 }
