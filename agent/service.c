@@ -1557,6 +1557,8 @@ static json_t *remote_json_locked(struct service *s, const struct remote_def *r)
 		json_object_set_new(o, "provider", json_string(r->provider));
 	if (r->region)
 		json_object_set_new(o, "region", json_string(r->region));
+	if (!r->type || !strcmp(r->type, "s3"))
+		json_object_set_new(o, "requester_pays", json_boolean(r->requester_pays));
 	json_object_set_new(o, "check", rcheck_json(s->rcheck, r->name));
 	return o;
 }

@@ -223,6 +223,7 @@ def test_check_remotes(ctx):
         assert set(remotes) >= {"src", "dst", "badsecret", "dead"}, remotes
         assert all(r["check"] is None for r in remotes.values()), remotes
         assert remotes["src"]["provider"] == "ceph" and remotes["src"]["region"] == "us-east-1"
+        assert remotes["src"]["requester_pays"] is False, remotes["src"]
         first = ag.api("POST", "/api/v1/agent/actions/check-remotes", expect=202).json()
         assert first["already_running"] is False and first["remotes"] == len(remotes), first
         texts = [json.dumps(first)]

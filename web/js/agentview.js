@@ -2,7 +2,7 @@
 // worker pool, the remotes it knows and whether each answers (checked on
 // demand in the agent's background: POST .../check-remotes), and mounts.
 
-import { h, fill, nextId } from './dom.js';
+import { h, fill, nextId, tableWrap } from './dom.js';
 import * as api from './api.js';
 import * as fmt from './fmt.js';
 
@@ -34,7 +34,7 @@ export async function agentView(main) {
         ['Workers', `${a.workers_busy} of ${a.workers} busy`],
         ['Reloads', `${a.reloads} (${a.reload_errors} failed)`]]
         .map(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))])));
-    fill(remotes, a.remotes.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'remotes' },
+    fill(remotes, a.remotes.length ? tableWrap('Remotes', h('table', { class: 'data', id: 'remotes' },
       h('caption', { class: 'visually-hidden' }, 'Remotes'),
       h('thead', {}, h('tr', {}, ['Name', 'Type', 'Provider', 'Endpoint', 'Answers'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, a.remotes.map((r) => h('tr', { 'data-remote': r.name },
@@ -44,7 +44,7 @@ export async function agentView(main) {
         h('td', { 'data-label': 'Answers' }, checkCell(r.check)))))))
       : h('p', { class: 'muted' }, 'No remotes are configured.'));
     const ms = a.mounts || [];
-    fill(mounts, ms.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'mounts' },
+    fill(mounts, ms.length ? tableWrap('Mounts', h('table', { class: 'data', id: 'mounts' },
       h('caption', { class: 'visually-hidden' }, 'Mounts'),
       h('thead', {}, h('tr', {}, ['Name', 'Source', 'Mount point', 'State', 'Restarts', 'Error'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, ms.map((m) => h('tr', {},

@@ -3,7 +3,7 @@
 // retry button, recent events, image records, the definition; and the
 // actions start, stop, run now, retry failed, clone and delete.
 
-import { h, fill, toast, confirmDialog, nextId } from './dom.js';
+import { h, fill, toast, confirmDialog, nextId, tableWrap } from './dom.js';
 import * as api from './api.js';
 import * as fmt from './fmt.js';
 import { stateBadge, endpoints, progressOf, progressBar } from './tasks.js';
@@ -18,7 +18,7 @@ function section(title, ...body) {
 
 function table(caption, cols, rows, empty) {
   if (!rows.length) return h('p', { class: 'muted' }, empty);
-  return h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
+  return tableWrap(caption, h('table', { class: 'data' },
     h('caption', { class: 'visually-hidden' }, caption),
     h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c, i) => (i === 0

@@ -38,6 +38,12 @@ export function fill(el, ...children) {
 
 let uid = 0;
 // A fresh id for label/aria wiring.
+// A table's box, which scrolls sideways on a narrow screen: focusable and
+// named, so that a keyboard can scroll it and a screen reader names it.
+export function tableWrap(label, table) {
+  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': `Table: ${label}` }, table);
+}
+
 export function nextId(prefix) {
   uid += 1;
   return `${prefix}-${uid}`;

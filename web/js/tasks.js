@@ -2,7 +2,7 @@
 // filtered by state and type and searched by name; refreshed every 2 s
 // without redrawing the filters (focus and typing are kept).
 
-import { h, fill } from './dom.js';
+import { h, fill, tableWrap } from './dom.js';
 import * as api from './api.js';
 import * as fmt from './fmt.js';
 
@@ -107,7 +107,7 @@ export async function taskListView(main) {
       h('div', { class: 'field' }, h('label', { for: 'task-state' }, 'Status'), state),
       h('div', { class: 'field' }, h('label', { for: 'task-type' }, 'Type'), type)),
     summary, problem,
-    h('div', { class: 'table-wrap' },
+    tableWrap('Tasks',
       h('table', { class: 'tasks', id: 'tasks' },
         h('caption', { class: 'visually-hidden' }, 'Tasks, refreshed every 2 seconds'),
         h('thead', {}, h('tr', {}, ['Name', 'Type', 'Source → destination', 'Status', 'Progress',

@@ -6,7 +6,7 @@
 // own refusal is shown next to the field it names. "Clone" opens the wizard
 // filled from another task.
 
-import { h, fill, toast, nextId } from './dom.js';
+import { h, fill, toast, nextId, tableWrap } from './dom.js';
 import * as api from './api.js';
 import * as F from './fields.js';
 
@@ -333,7 +333,7 @@ export async function wizardView(main, { clone }) {
     const d = build();
     const rows = Object.entries(d).map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k),
       h('td', {}, Array.isArray(v) ? v.join(', ') : String(v))));
-    fill(review, h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'review-table' },
+    fill(review, tableWrap('The task as it will be sent', h('table', { class: 'data', id: 'review-table' },
       h('caption', {}, `The task ${d.name} as it will be sent to the agent (settings not shown keep their defaults)`),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Setting'), h('th', { scope: 'col' }, 'Value'))),
       h('tbody', {}, rows))),
