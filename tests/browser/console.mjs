@@ -402,6 +402,14 @@ try {
   await step('axe: agent view', () => axe(page, 'agent'));
   await shot(page, 'desktop-agent');
 
+  await step('the task list with every task', async () => {
+    await page.goto(`${P.url}#/tasks`);
+    for (const t of [taskA, taskB, 'console-img']) await page.locator(`tr[data-task="${t}"]`).waitFor();
+    const img = await page.locator('tr[data-task="console-img"]').textContent();
+    if (!/1 of 1 images/.test(img)) throw new Error(`image task row: ${img}`);
+    await shot(page, 'desktop-tasks-all');
+  });
+
   await step('wizard first step: axe', async () => {
     await page.goto(`${P.url}#/new`);
     await page.locator('#step-title', { hasText: 'Task' }).waitFor();

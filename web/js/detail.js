@@ -74,7 +74,9 @@ function drawCharts(series, tput, objs) {
   const sum = (k) => s.reduce((a, x) => a + x[k], 0);
   const span = s.length ? fmt.duration(s.length * iv) : 'no samples yet';
   tput.update(labels, [{ label: 'Throughput', data: rates, borderColor: COLORS.bytes,
-    backgroundColor: COLORS.bytes, pointRadius: 0, borderWidth: 2 }],
+    backgroundColor: COLORS.bytes, borderWidth: 2,
+    // points only while there are too few for a line
+    pointRadius: (c) => (c.chart.data.labels.length < 3 ? 3 : 0) }],
   `last ${span}: ${fmt.bytes(sum('bytes'))} moved, peak ${fmt.rate(peak)}, now ${fmt.rate(rates[rates.length - 1] || 0)}`);
   objs.update(labels, ['copied', 'failed', 'skipped'].map((k) => ({ label: k, data: s.map((x) => x[k]),
     backgroundColor: COLORS[k], borderColor: COLORS[k] })),
@@ -166,11 +168,18 @@ export async function taskDetailView(main, name) {
     const pr = progressOf(t);
     const o = (t.stats && t.stats.objects) || {};
     const b = (t.stats && t.stats.bytes) || {};
+    const r = t.last_run || {};
+    // An image task's records are images (see the Images table), not
+    // manifest objects: its counters are the last run's.
+    const counts = t.type === 'image'
+      ? [['Copied (last run)', `${fmt.count(r.transferred)} (${fmt.bytes(r.bytes)})`],
+        ['Unchanged (last run)', fmt.count(r.skipped)], ['Failed (last run)', fmt.count(r.failed)]]
+      : [['Done', `${fmt.count(o.done)} (${fmt.bytes(b.done)})`], ['Failed', fmt.count(o.failed)],
+        ['Skipped', fmt.count(o.skipped)], ['Pending', fmt.count((o.pending || 0) + (o.copying || 0))],
+        ['Deleted', fmt.count(o.deleted)]];
     fill(counters, progressBar(pr.pct, pr.label), dl([
       ['Rate', fmt.rate(pr.rate)], ['Time left', pr.eta === null ? '—' : fmt.duration(pr.eta)],
-      ['Done', `${fmt.count(o.done)} (${fmt.bytes(b.done)})`], ['Failed', fmt.count(o.failed)],
-      ['Skipped', fmt.count(o.skipped)], ['Pending', fmt.count((o.pending || 0) + (o.copying || 0))],
-      ['Deleted', fmt.count(o.deleted)], ['Next run', t.next_run ? fmt.when(t.next_run) : '—'],
+      ...counts, ['Next run', t.next_run ? fmt.when(t.next_run) : '—'],
       ['Last success', fmt.when(t.last_success)], ['Schedule', t.definition.schedule || 'once'],
       ['Events', t.events ? `${t.definition.events || 'none'} · ${fmt.count(t.events.received)} received, ${fmt.count(t.events.ignored)} ignored, ${fmt.count(t.events.refused)} refused` : '—']]));
   };

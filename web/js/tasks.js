@@ -18,20 +18,30 @@ export function endpoints(t) {
   return `${d.source ?? '?'} → ${d.destination ?? '?'}`;
 }
 
-// Objects and bytes of the run in progress, or of the manifest when idle.
+// Objects (images, for an image task) and bytes of the run in progress; when
+// idle, the manifest's counts for an S3 task and the last run's for an image
+// task (its records are images, not manifest objects). Nothing to count
+// draws an empty bar, not a busy one.
 export function progressOf(t) {
+  const unit = t.type === 'image' ? 'images' : 'objects';
   const p = t.progress;
   if (p) {
     const doneN = p.transferred + p.skipped + p.failed;
-    return { label: `${fmt.count(doneN)} of ${fmt.count(p.planned)} objects · ${fmt.bytes(p.bytes)}`,
-      pct: fmt.percent(doneN, p.planned), rate: p.rate_bytes_per_second, eta: p.eta_seconds };
+    return { label: `${fmt.count(doneN)} of ${fmt.count(p.planned)} ${unit} · ${fmt.bytes(p.bytes)}`,
+      pct: fmt.percent(doneN, p.planned) ?? 0, rate: p.rate_bytes_per_second, eta: p.eta_seconds };
   }
-  const o = (t.stats && t.stats.objects) || {};
-  const b = (t.stats && t.stats.bytes) || {};
-  const total = Object.values(o).reduce((x, y) => x + y, 0) - (o.deleted || 0);
-  const done = (o.done || 0) + (o.skipped || 0);
-  return { label: `${fmt.count(done)} of ${fmt.count(total)} objects · ${fmt.bytes(b.done || 0)}`,
-    pct: fmt.percent(done, total), rate: null, eta: null };
+  let done = 0, total = 0, bytes = 0;
+  if (t.type === 'image') {
+    const r = t.last_run;
+    if (r) { done = r.transferred + r.skipped; total = r.planned; bytes = r.bytes; }
+  } else {
+    const o = (t.stats && t.stats.objects) || {};
+    total = Object.values(o).reduce((x, y) => x + y, 0) - (o.deleted || 0);
+    done = (o.done || 0) + (o.skipped || 0);
+    bytes = ((t.stats && t.stats.bytes) || {}).done || 0;
+  }
+  return { label: `${fmt.count(done)} of ${fmt.count(total)} ${unit} · ${fmt.bytes(bytes)}`,
+    pct: fmt.percent(done, total) ?? 0, rate: null, eta: null };
 }
 
 export function progressBar(pct, label) {
