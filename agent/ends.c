@@ -60,7 +60,7 @@ static int local_open_one(const char *spec, struct s3_end_out *o, struct dth_err
 	return 0;
 }
 
-static int s3_open_one(const struct config *cfg, const char *spec, int retries,
+static int s3_open_one(const struct config *cfg, const char *spec, int retries, bool requester_pays,
 		       struct s3_end_out *o, struct dth_err *err)
 {
 	if (remote_parse_path(spec, o->remote, o->bucket, o->prefix, err))
@@ -85,6 +85,7 @@ static int s3_open_one(const struct config *cfg, const char *spec, int retries,
 	struct remote_def d = *def; /* shallow: strings stay the config's */
 	if (retries >= 0)
 		d.retries = retries;
+	d.requester_pays = d.requester_pays || requester_pays;
 	if (remote_open_s3(&d, *o->http, o->creds, o->client, err)) {
 		err_prefix(err, "remote '%s'", name);
 		return -EINVAL;
@@ -106,7 +107,7 @@ static bool same_endpoint(const struct s3_ends *e, const struct remote_def *ds,
 }
 
 int ends_s3_open(struct s3_ends *e, const struct config *cfg, const char *src, const char *dst,
-		 int retries, struct dth_err *err)
+		 int retries, bool src_requester_pays, struct dth_err *err)
 {
 	memset(e, 0, sizeof(*e));
 	struct s3_end_out s = {&e->src_remote,
@@ -116,8 +117,9 @@ int ends_s3_open(struct s3_ends *e, const struct config *cfg, const char *src, c
 			       &e->creds_src,
 			       &e->src,
 			       NULL};
-	int rc = remote_spec_is_local(src) ? local_open_one(src, &s, err)
-					   : s3_open_one(cfg, src, retries, &s, err);
+	int rc = remote_spec_is_local(src)
+		     ? local_open_one(src, &s, err)
+		     : s3_open_one(cfg, src, retries, src_requester_pays, &s, err);
 	if (rc || !dst)
 		return rc;
 	if (remote_spec_is_local(dst))
@@ -132,10 +134,13 @@ int ends_s3_open(struct s3_ends *e, const struct config *cfg, const char *src, c
 			       &e->creds_dst,
 			       &e->dst,
 			       NULL};
-	rc = s3_open_one(cfg, dst, retries, &d, err);
+	rc = s3_open_one(cfg, dst, retries, false, &d, err);
 	if (rc)
 		return rc;
-	e->same_endpoint = s.def && same_endpoint(e, s.def, d.def);
+	/* A server-side copy is the destination client's call: it would not
+	 * carry the request-payer header the task asked for on the source. */
+	e->same_endpoint = s.def && same_endpoint(e, s.def, d.def) &&
+			   !(src_requester_pays && !d.def->requester_pays);
 	return 0;
 }
 

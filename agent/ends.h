@@ -39,9 +39,12 @@ struct s3_ends {
 };
 
 /* Open src (and dst unless NULL). retries >= 0 overrides every remote's
- * retries. On error the ends are left for ends_s3_close. */
+ * retries; src_requester_pays reads the source as requester pays even when
+ * its remote does not say so (and then copies through dth, not server-side,
+ * unless the destination's remote is requester pays too). On error the ends
+ * are left for ends_s3_close. */
 int ends_s3_open(struct s3_ends *e, const struct config *cfg, const char *src, const char *dst,
-		 int retries, struct dth_err *err) WUR;
+		 int retries, bool src_requester_pays, struct dth_err *err) WUR;
 void ends_s3_close(struct s3_ends *e);
 /* Whether src and dst overlap: one endpoint, one bucket, one prefix inside
  * the other. */

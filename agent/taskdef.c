@@ -87,6 +87,10 @@ static const struct taskdef_setting table[] = {
      NULL, 0, 0, OFF(max_delete)},
     {"server_side_copy", S3, TD_CLI, TD_BOOL, NULL, "true",
      "copy server-side when both ends are one endpoint", NULL, 0, 0, OFF(server_side_copy)},
+    {"requester_pays", S3, TD_CLI, TD_BOOL, NULL, "false",
+     "read the source as a requester-pays bucket (x-amz-request-payer: requester, the requests "
+     "billed to us), as the source remote's requester_pays does",
+     NULL, 0, 0, OFF(requester_pays)},
     {"notify", BOTH, TD_AGENT, TD_LIST, "webhook:URL|sns:TOPIC_ARN", NULL,
      "where to send a notification when a run ends, fails or has failed objects, and when "
      "events pile up: webhook:URL (a JSON POST signed with X-Dth-Signature) or sns:TOPIC_ARN "

@@ -68,6 +68,7 @@ struct taskdef {
 	bool metadata;
 	bool delete_gone; /* "delete" */
 	bool server_side_copy;
+	bool requester_pays;	/* the source is read as requester pays, whatever its remote says */
 	int64_t max_delete;	/* -1: not given */
 	int max_delete_percent; /* -1: not given */
 	char *storage_class;

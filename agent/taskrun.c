@@ -265,7 +265,8 @@ static int run_s3(const struct taskrun_opts *o, struct taskrun_result *r)
 	struct dth_err err;
 	err_clear(&err);
 	struct s3_ends e;
-	int rc = ends_s3_open(&e, o->cfg, d->source, d->destination, (int)d->retries, &err);
+	int rc = ends_s3_open(&e, o->cfg, d->source, d->destination, (int)d->retries,
+			      d->requester_pays, &err);
 	if (rc) {
 		fail(r, rc == -ENOMEM ? TASKRUN_SOME_FAILED : TASKRUN_USAGE, "%s", err.message);
 		ends_s3_close(&e);

@@ -54,7 +54,7 @@ int cli_ends_open(struct cli_ends *e, const char *config_path, const char *src, 
 		return rc;
 	struct dth_err err;
 	err_clear(&err);
-	rc = ends_s3_open(&e->s, e->cfg, src, dst, retries_override, &err);
+	rc = ends_s3_open(&e->s, e->cfg, src, dst, retries_override, false, &err);
 	if (rc) {
 		cli_error("%s", err.message);
 		return rc == -ENOMEM ? EXIT_SOME_FAILED : EXIT_USAGE;

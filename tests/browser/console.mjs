@@ -368,12 +368,15 @@ try {
     if ((await page.inputValue('#f-name')) !== `${taskA}-copy`) throw new Error('the clone is not named NAME-copy');
     await page.click('#wiz-next');
     if ((await page.inputValue('#f-src-bucket')) !== S.good_bucket) throw new Error('the clone lost the source bucket');
+    await page.check('#f-requester-pays');
     for (const s of ['Destination', 'Copy options', 'Schedule', 'Advanced', 'Review']) {
       await page.click('#wiz-next');
       await page.locator('#step-title', { hasText: s }).waitFor();
     }
     await page.click('#wiz-next');
     await page.locator('#task-title', { hasText: `${taskA}-copy` }).waitFor();
+    const def = await page.locator('section', { hasText: 'Definition' }).locator('tr', { hasText: 'requester_pays' }).textContent();
+    if (!/true/.test(def)) throw new Error(`the clone's requester_pays: ${def}`);
   });
 
   await step('delete (confirmed)', async () => {

@@ -111,6 +111,13 @@ def test_requester_pays(ctx):
     assert rc != 0, "dth read a requester-pays bucket without requester_pays"
     assert lib.list_all(dc, dst2) == {}
 
+    # The task's own requester_pays (--requester-pays; the console's wizard
+    # sets it per task) on the remote that does not say it.
+    res = ctx.sync("rpnopay:" + src, "dst:" + dst2, "--requester-pays", *MP, task="taskpays")
+    assert res["failed"] == 0 and res["transferred"] == len(md5), res
+    lib.assert_same_keys(lib.list_all(dc, dst2), md5)
+    lib.assert_bytes(dc, dst2, md5)
+
 
 def test_same_endpoint_uses_server_side_copy(ctx):
     c = lib.s3("a")

@@ -34,7 +34,7 @@ const ACLS = ['private', 'public-read', 'public-read-write', 'authenticated-read
 // Settings the wizard draws by hand; the rest of the table goes to "Advanced".
 const HAND_DRAWN = new Set(['source', 'destination', 'schedule', 'timezone', 'enabled', 'events', 'notify',
   'include', 'exclude', 'delete', 'max_delete', 'images', 'all', 'tags', 'platform', 'storage_class', 'acl',
-  'sse', 'sse_kms_key_id', 'metadata', 'notify_remote']);
+  'sse', 'sse_kms_key_id', 'metadata', 'notify_remote', 'requester_pays']);
 
 function host(r) {
   try { return new URL(r.endpoint).hostname; } catch { return ''; }
@@ -78,6 +78,8 @@ export async function wizardView(main, { clone }) {
   const srcRemote = add(F.field({ key: 'source_remote', label: 'Source remote', control: F.select([], { id: 'f-src-remote' }),
     help: 'Remotes are the agent\'s [remote NAME] sections; their credentials stay there.', check: (t) => (t ? null : 'no remote of this provider is configured') }), 'source');
   const rpNote = h('p', { class: 'help', id: 'rp-note' });
+  const rp = add(F.field({ key: 'requester_pays', label: 'Requester pays: the requests to the source bucket are billed to us',
+    control: F.checkbox({ id: 'f-requester-pays' }) }), 'source');
   const srcBucket = add(F.field({ key: 'source_bucket', label: 'Source bucket', control: F.textInput({ id: 'f-src-bucket' }), check: F.bucketProblem }), 'source');
   const srcPrefix = add(F.field({ key: 'source_prefix', label: 'Source prefix (optional)', control: F.textInput({ id: 'f-src-prefix' }),
     help: 'Only keys under this prefix, e.g. logs/2026/.', check: (t) => F.settingProblem({ type: 'text', max: 1024 }, t) }), 'source');
@@ -89,10 +91,11 @@ export async function wizardView(main, { clone }) {
     const names = (S3_PROVIDERS.find(([v]) => v === p) || [, , []])[2];
     const list = s3Remotes.filter((r) => names.includes(r.provider || 'other'));
     remoteOptions(srcRemote.control, list, 'No remote of this provider is configured');
-    for (const f of [srcRemote, srcBucket, srcPrefix]) f.el.hidden = local;
+    for (const f of [srcRemote, srcBucket, srcPrefix, rp]) f.el.hidden = local;
     srcPath.el.hidden = !local;
     const r = remotes.find((x) => x.name === srcRemote.control.value);
-    fill(rpNote, local || !r ? '' : `Requester pays: ${r.requester_pays ? 'on' : 'off'} for this remote (requester_pays in its section).`);
+    fill(rpNote, local || !r ? '' : r.requester_pays ? 'This remote sends every request as requester pays (requester_pays in its section).'
+      : 'This remote does not send requests as requester pays; tick the box below for a bucket that needs it.');
   };
   provider.addEventListener('change', drawSource);
   srcRemote.control.addEventListener('change', drawSource);
@@ -200,6 +203,7 @@ export async function wizardView(main, { clone }) {
       d.source = provider.value === 'local' ? srcPath.text()
         : `${srcRemote.text()}:${srcBucket.text()}${srcPrefix.text() ? `/${srcPrefix.text()}` : ''}`;
       d.destination = `${dstRemote.text()}:${dstBucket.text()}${dstPrefix.text() ? `/${dstPrefix.text()}` : ''}`;
+      if (provider.value !== 'local' && rp.control.checked) d.requester_pays = true;
       if (!metadata.control.checked) d.metadata = false;
       if (storage.text()) d.storage_class = storage.text();
       if (acl.text()) d.acl = acl.text();
@@ -245,7 +249,7 @@ export async function wizardView(main, { clone }) {
     task: [h('fieldset', { class: 'kind' }, h('legend', {}, 'What does it copy?'),
       h('div', { class: 'check' }, kindS3, h('label', { for: 'kind-s3' }, 'Objects: S3 and S3-compatible buckets, or a local directory')),
       h('div', { class: 'check' }, kindImg, h('label', { for: 'kind-image' }, 'Container images: registry to registry'))), name.el],
-    source: [providerField.el, srcRemote.el, rpNote, srcBucket.el, srcPrefix.el, srcPath.el,
+    source: [providerField.el, srcRemote.el, srcBucket.el, srcPrefix.el, rpNote, rp.el, srcPath.el,
       regKindField.el, imgRemote.el, allImg.el, images.el, tags.el, platform.el],
     destination: [dstRemote.el, dstBucket.el, dstPrefix.el],
     options: [metadata.el, storage.el, h('datalist', { id: 'storage-classes' }, STORAGE_CLASSES.map((c) => h('option', { value: c }))),
@@ -256,7 +260,7 @@ export async function wizardView(main, { clone }) {
   };
   const drawKind = () => {
     const s3 = kind() === 's3';
-    for (const f of [providerField, srcRemote, srcBucket, srcPrefix]) f.el.hidden = !s3;
+    for (const f of [providerField, srcRemote, srcBucket, srcPrefix, rp]) f.el.hidden = !s3;
     rpNote.hidden = !s3;
     for (const f of [regKindField, imgRemote, allImg, images, tags, platform]) f.el.hidden = s3;
     if (s3) drawSource(); else { srcPath.el.hidden = true; drawRegistries(); images.el.hidden = allImg.control.checked; }
@@ -396,6 +400,7 @@ export async function wizardView(main, { clone }) {
         srcRemote.control.value = s.remote;
         srcBucket.control.value = s.bucket;
         srcPrefix.control.value = s.prefix;
+        rp.control.checked = !!d.requester_pays;
       }
       metadata.control.checked = d.metadata !== false;
       storage.control.value = d.storage_class || '';
