@@ -31,6 +31,8 @@ unsigned cli_agent_config_problems(const struct config *cfg,
 int cmd_config(int argc, char **argv);
 /* dth version [--json] */
 int cmd_version(int argc, char **argv);
+/* dth __complete remotes|tasks|path WORD ...: for the shell completions */
+int cmd_complete(int argc, char **argv);
 
 /* One subcommand's settings, in one table used for getopt_long, --help and
  * (dth mount) the -o keys. */

@@ -117,6 +117,8 @@ int main(int argc, char **argv)
 		return cmd_config(argc - i, argv + i);
 	if (!strcmp(cmd, "version"))
 		return cmd_version(argc - i, argv + i);
+	if (!strcmp(cmd, "__complete")) /* hidden: the shell completions' helper */
+		return cmd_complete(argc - i, argv + i);
 	cli_error("unknown command '%s'", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -1020,6 +1020,28 @@ int s3_create_bucket(struct s3_client *c, const char *bucket, struct dth_err *er
 	return rc;
 }
 
+int s3_list_buckets(struct s3_client *c, int (*fn)(void *ctx, const char *name), void *ctx,
+		    struct dth_err *err)
+{
+	if (c->local)
+		return err_set(err, -ENOTSUP, "ListBuckets: a local directory has no buckets");
+	struct s3_xml_doc doc;
+	memset(&doc, 0, sizeof(doc));
+	struct s3_call k = {.kind = S3_REQ_LIST, .op = "ListBuckets", .method = "GET", .doc = &doc};
+	struct http_resp resp;
+	http_resp_init(&resp);
+	int rc = s3_do(c, &k, &resp, err);
+	if (rc == 0)
+		rc = expect_doc(&k, &doc, S3_XML_LIST_BUCKETS, S3_XML_UNKNOWN,
+				"ListAllMyBucketsResult", err);
+	for (size_t i = 0; rc == 0 && i < doc.n_items; i++)
+		rc = fn(ctx, doc.items[i].key);
+	s3_xml_doc_release(&doc);
+	http_resp_release(&resp);
+	call_free(&k);
+	return rc;
+}
+
 /* ---- objects ------------------------------------------------------------- */
 
 int s3_head_object(struct s3_client *c, const char *bucket, const char *key, unsigned part_number,

@@ -122,6 +122,12 @@ int s3_head_bucket(struct s3_client *c, const char *bucket, struct dth_err *err)
  * when it exists already and is ours. */
 int s3_create_bucket(struct s3_client *c, const char *bucket, struct dth_err *err) WUR;
 
+/* ListBuckets (GET / on the endpoint): fn is called with each bucket's name
+ * (borrowed for the call) in the answer's order; a non-zero return from fn
+ * stops and is returned. -ENOTSUP for a local directory. */
+int s3_list_buckets(struct s3_client *c, int (*fn)(void *ctx, const char *name), void *ctx,
+		    struct dth_err *err) WUR;
+
 /* HeadObject; part_number > 0 adds ?partNumber=N (size is then the part's).
  * out is initialised by the call; release it with s3_object_head_release. */
 int s3_head_object(struct s3_client *c, const char *bucket, const char *key, unsigned part_number,

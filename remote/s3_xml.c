@@ -38,7 +38,7 @@ enum field {
 	F_ITEM_PARTNO,
 };
 
-enum container { C_NONE = 0, C_CONTENTS, C_PREFIX, C_PART, C_UPLOAD, C_TAG };
+enum container { C_NONE = 0, C_CONTENTS, C_PREFIX, C_PART, C_UPLOAD, C_TAG, C_BUCKET };
 
 struct s3_xml {
 	XML_Parser p;
@@ -93,6 +93,7 @@ static enum s3_xml_root root_of(const char *n)
 	    {"ListPartsResult", S3_XML_LIST_PARTS},
 	    {"ListMultipartUploadsResult", S3_XML_LIST_UPLOADS},
 	    {"Tagging", S3_XML_TAGGING},
+	    {"ListAllMyBucketsResult", S3_XML_LIST_BUCKETS},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(roots); i++)
 		if (strcmp(n, roots[i].name) == 0)
@@ -196,6 +197,8 @@ static enum field item_field(enum container c, const char *n)
 		if (strcmp(n, "Value") == 0)
 			return F_ITEM_VALUE;
 		return F_NONE;
+	case C_BUCKET:
+		return strcmp(n, "Name") == 0 ? F_ITEM_KEY : F_NONE;
 	default:
 		return F_NONE;
 	}
@@ -258,6 +261,10 @@ static void end_item(struct s3_xml *x)
 			it->value = xstrdup("");
 			it->value_len = 0;
 		}
+		break;
+	case C_BUCKET:
+		if (!it->key)
+			fail(x, "xml: Bucket without a Name");
 		break;
 	default:
 		break;
@@ -434,6 +441,9 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	} else if (d == 3 && r == S3_XML_TAGGING && strcmp(x->names[1], "TagSet") == 0) {
 		if (strcmp(n, "Tag") == 0)
 			begin_item(x, C_TAG);
+	} else if (d == 3 && r == S3_XML_LIST_BUCKETS && strcmp(x->names[1], "Buckets") == 0) {
+		if (strcmp(n, "Bucket") == 0)
+			begin_item(x, C_BUCKET);
 	} else if (x->cont != C_NONE && d == x->cont_depth + 1) {
 		f = item_field(x->cont, n);
 	}

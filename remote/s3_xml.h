@@ -35,6 +35,7 @@ enum s3_xml_root {
 	S3_XML_LIST_PARTS,   /* <ListPartsResult> */
 	S3_XML_LIST_UPLOADS, /* <ListMultipartUploadsResult> */
 	S3_XML_TAGGING,	     /* <Tagging> */
+	S3_XML_LIST_BUCKETS, /* <ListAllMyBucketsResult> (ListBuckets) */
 };
 
 /* One repeated element. Which fields are set depends on the document:
@@ -46,6 +47,7 @@ enum s3_xml_root {
  *   ListMultipartUploadsResult Upload: key (decoded), value (UploadId), time
  *     (Initiated), storage_class
  *   Tagging TagSet/Tag: key, value
+ *   ListAllMyBucketsResult Buckets/Bucket: key (Name)
  * Strings are owned by the document (NULL when absent) and NUL-terminated;
  * key_len/value_len give their length (a url-decoded key may hold a NUL). */
 struct s3_xml_item {
@@ -83,7 +85,7 @@ struct s3_xml_doc {
 	/* Complete / CopyObject / CopyPart */
 	char etag[S3_ETAG_MAX];
 	int64_t last_modified;
-	/* Repeated elements in document order: Contents, Part, Upload or Tag. */
+	/* Repeated elements in document order: Contents, Part, Upload, Tag or Bucket. */
 	struct s3_xml_item *items;
 	size_t n_items;
 	/* ListBucketResult CommonPrefixes, in document order. */

@@ -95,6 +95,37 @@ static void check_list(const struct s3_xml_doc *d, const char *what)
 	ok(memcmp(d->prefixes[1].key, "z\0z/", 4) == 0, "%s: NUL byte decoded", what);
 }
 
+static void test_list_buckets(void)
+{
+	struct s3_xml_doc d;
+	const char *s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+			"<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+			"<Owner><ID>o</ID><DisplayName>Owner</DisplayName></Owner><Buckets>"
+			"<Bucket><Name>alpha</Name><CreationDate>2026-01-01T00:00:00.000Z"
+			"</CreationDate></Bucket><Bucket><Name>b&amp;c</Name></Bucket>"
+			"</Buckets></ListAllMyBucketsResult>";
+	int rc = parse_chunked(s, strlen(s), 7, &d, NULL, 0);
+	ok(rc == 0 && d.root == S3_XML_LIST_BUCKETS, "ListAllMyBucketsResult parses");
+	is_int(d.n_items, 2, "two buckets");
+	if (d.n_items == 2) {
+		is_str(d.items[0].key, "alpha", "bucket 1");
+		is_str(d.items[1].key, "b&c", "bucket 2, unescaped");
+	}
+	s3_xml_doc_release(&d);
+
+	s = "<ListAllMyBucketsResult><Buckets><Bucket><CreationDate/></Bucket></Buckets>"
+	    "</ListAllMyBucketsResult>";
+	char msg[128] = "";
+	rc = s3_xml_parse(s, strlen(s), &d, msg, sizeof(msg));
+	is_int(rc, -EPROTO, "a Bucket without a Name is refused");
+	s3_xml_doc_release(&d);
+
+	s = "<ListAllMyBucketsResult><Bucket><Name>x</Name></Bucket></ListAllMyBucketsResult>";
+	rc = s3_xml_parse(s, strlen(s), &d, NULL, 0);
+	ok(rc == 0 && d.n_items == 0, "a Bucket outside Buckets is not a bucket");
+	s3_xml_doc_release(&d);
+}
+
 static void expect_fail(const char *doc, size_t len, const char *what, const char *needle);
 
 static void test_list(void)
@@ -526,7 +557,7 @@ static void test_hostile(void)
 	s3_xml_free(x);
 
 	/* An unknown root is not an error. */
-	s = "<ListAllMyBucketsResult><Buckets/></ListAllMyBucketsResult>";
+	s = "<ListAllMyBucketsResultX><Buckets/></ListAllMyBucketsResultX>";
 	rc = s3_xml_parse(s, strlen(s), &d, NULL, 0);
 	ok(rc == 0 && d.root == S3_XML_UNKNOWN, "unknown root accepted as unknown");
 	s3_xml_doc_release(&d);
@@ -605,6 +636,7 @@ int main(void)
 	test_error_docs();
 	test_multipart_docs();
 	test_tagging();
+	test_list_buckets();
 	test_hostile();
 	test_helpers();
 	return tap_done();
