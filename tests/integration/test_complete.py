@@ -171,3 +171,21 @@ def test_complete_zsh(ctx):
     p = subprocess.run([zsh, "-n", os.path.join(lib.REPO, "completions/_dth")],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stderr == "", p.stderr
+    # _dth itself, with compadd stubbed (it prints what it is given; zsh's
+    # own compadd would then filter by the typed prefix)
+    dth = lib.dth_bin()
+    ctx.write_config(extra="[task zsh-task]\nsource = src:b\ndestination = src:c\n")
+    stub = ("compadd() { local -a a; a=(\"$@\"); (( ${a[(I)--]} )) && a=(${a[${a[(I)--]}+1,-1]});"
+            " print -rl -- $a; }\n_files() { print -r -- FILES; }\n"
+            "source %s >/dev/null 2>&1\n" % shlex.quote(os.path.join(lib.REPO, "completions/_dth")))
+    cases = [("%s sy" % dth, "sync"), ("%s sync --dry" % dth, "--dry-run"),
+             ("%s sync --config %s s" % (dth, ctx.config), "src:"),
+             ("%s task show --config %s z" % (dth, ctx.config), "zsh-task"),
+             ("%s sync --state " % dth, "FILES")]
+    for line, want in cases:
+        words = line.split() + ([""] if line.endswith(" ") else [])
+        script = stub + "words=(%s)\nCURRENT=%d\n_dth\n" % (
+            " ".join(shlex.quote(w) for w in words), len(words))
+        p = subprocess.run([zsh, "-f", "-c", script], env=ctx.base_env(), capture_output=True,
+                           text=True, timeout=30)
+        assert want in p.stdout.split("\n"), (line, p.stdout, p.stderr)
