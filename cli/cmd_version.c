@@ -56,6 +56,18 @@ static size_t lib_versions(struct lib_version *v)
 
 int cmd_version(int argc, char **argv)
 {
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(
+		    "usage: dth version [--json]\n"
+		    "  prints dth's version, the git revision it was built from and the versions\n"
+		    "  of the libraries linked\n\n"
+		    "options:\n"
+		    "  --json                           one JSON object: version, revision, "
+		    "libraries\n"
+		    "  --help                           this help\n",
+		    stdout);
+		return EXIT_DONE;
+	}
 	bool json = argc == 2 && !strcmp(argv[1], "--json");
 	if (argc > 2 || (argc == 2 && !json)) {
 		cli_error("usage: dth version [--json]");
