@@ -51,7 +51,14 @@ static void usage(FILE *f)
 	    "                      (see dth task --help)\n"
 	    "  config check        the configuration's problems, with file and line, and\n"
 	    "                      whether each remote answers and accepts its credentials\n"
-	    "  version [--json]    the version, the git revision and the libraries' versions\n",
+	    "  version [--json]    the version, the git revision and the libraries' versions\n"
+	    "\n"
+	    "options (before the command):\n"
+	    "  --log-level LEVEL   messages of LEVEL and worse on stderr: error, warn (the\n"
+	    "                      default), info, debug\n"
+	    "  -v, --verbose       the same as --log-level info\n"
+	    "  --version           print \"dth VERSION\" and exit (dth version tells more)\n"
+	    "  -h, --help          this help; every command takes --help too\n",
 	    f);
 }
 
