@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/complete.h"
+#include "agent/complete.h"
 #include "remote/remotes.h"
 
 #define COMPLETE_TIMEOUT_S   3

@@ -1,4 +1,4 @@
-/* Unit tests: the completions' candidates (cli/complete.c): remote names,
+/* Unit tests: the completions' candidates (agent/complete.c): remote names,
  * task names from the config and the manifest, a path's remote part, and the
  * private cache (freshness, what is refused). Listings against a server are
  * in tests/integration/test_complete.py. */
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/complete.h"
+#include "agent/complete.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "manifest/manifest.h"

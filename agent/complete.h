@@ -10,8 +10,8 @@
  * fails simply offers fewer candidates. No secret is ever emitted or cached:
  * the cache holds bucket names and keys, under file names derived (SHA-256)
  * from the config file, remote, endpoint, access key id, bucket and prefix. */
-#ifndef DTH_CLI_COMPLETE_H
-#define DTH_CLI_COMPLETE_H
+#ifndef DTH_AGENT_COMPLETE_H
+#define DTH_AGENT_COMPLETE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 #include "common/compat.h"
 
-#include "cli/complete.h"
+#include "agent/complete.h"
 
 #include <errno.h>
 #include <fcntl.h>
