@@ -11,7 +11,7 @@
 cd "$(dirname "$0")/.." || exit 2
 bad=0
 files=$(git ls-files -co --exclude-standard -- '*.c' 2>/dev/null) ||
-	files=$(find . \( -path './build*' -o -path ./.git \) -prune -o -name '*.c' -print)
+	files=$(find . \( -path './build*' -o -path ./.git -o -path ./tests/harness/node \) -prune -o -name '*.c' -print)
 for f in $files; do
 	[ -f "$f" ] || continue
 	first=$(grep -m1 -E '^[[:space:]]*#[[:space:]]*(include|define|if)' "$f")
