@@ -201,33 +201,11 @@ out:
 	return rc;
 }
 
-/* mkdir -p with mode 0700 for what is made. */
-static int make_dirs(const char *dir)
-{
-	char *p = xstrdup(dir);
-	int rc = 0;
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-			rc = -errno;
-			break;
-		}
-		*s = c;
-		if (!c)
-			break;
-	}
-	free(p);
-	return rc;
-}
-
 int complete_cache_put(const char *dir, const char *key, const char *entries, size_t len,
 		       bool truncated)
 {
 	int rc = check_dir(dir);
-	if (rc == -ENOENT && !(rc = make_dirs(dir)))
+	if (rc == -ENOENT && !(rc = mkdir_p(dir)))
 		rc = check_dir(dir);
 	if (rc)
 		return rc;

@@ -78,4 +78,9 @@ void deadline_in_ms(struct timespec *ts, unsigned ms);
 double now_mono(void);
 uint64_t now_mono_ms(void);
 
+/* mkdir -p: dir and its missing parents, each made with mode 0700; an
+ * existing directory is fine. 0, or the negative errno of the first mkdir
+ * that failed. */
+int mkdir_p(const char *dir) WUR;
+
 #endif

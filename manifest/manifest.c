@@ -445,24 +445,10 @@ out:
 
 /* ---- open / close ---- */
 
-static int mkdir_p(const char *dir)
+/* The state directory: made with its parents, and a directory. */
+static int state_dir_make(const char *dir)
 {
-	char *p = xstrdup(dir);
-	int rc = 0;
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-			*s = '\0';
-			if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-				rc = -errno;
-				break;
-			}
-			*s = c;
-			if (!c)
-				break;
-		}
-	}
-	free(p);
+	int rc = mkdir_p(dir);
 	if (rc)
 		return rc;
 	struct stat st;
@@ -659,7 +645,7 @@ struct manifest *manifest_open(const char *dir, int mode, struct dth_err *err)
 	buf_release(&p);
 	if (mode == MANIFEST_RDWR) {
 		fresh = rc == -ENOENT;
-		rc = mkdir_p(dir);
+		rc = state_dir_make(dir);
 		if (rc) {
 			err_set(err, rc, "cannot create manifest directory %s: %s", dir,
 				strerror(-rc));
