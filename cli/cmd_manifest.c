@@ -1,6 +1,8 @@
 /* dth manifest: read-only inspection of what was moved (tasks, ls, stat,
- * stats, diff, verify, export). Opens the LMDB manifest read-only, so it runs
- * while a sync or the agent writes. */
+ * stats, diff, verify, export, merge). Opens the LMDB manifest read-only, so
+ * it runs while a sync or the agent writes. --state may be repeated: the
+ * shards' state directories of one task are then read as one manifest
+ * (manifest/multi.h); diff and verify run in agent/inspect.c. */
 #include "common/compat.h"
 
 #include <errno.h>
@@ -12,16 +14,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/inspect.h"
 #include "agent/sync.h"
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/uri.h"
 #include "common/util.h"
 #include "manifest/manifest.h"
+#include "manifest/multi.h"
 #include "remote/s3.h"
 
 struct mopts {
-	const char *state;
+	const char *state;   /* the first --state, or NULL */
+	const char **states; /* every --state, in order (argc slots) */
+	size_t nstates;
+	const char *into;
 	const char *config;
 	const char *status;
 	bool json;
@@ -31,7 +38,7 @@ struct mopts {
 
 static void manifest_usage(FILE *f)
 {
-	fputs("usage: dth manifest [--state DIR] [--json] COMMAND ...\n"
+	fputs("usage: dth manifest [--state DIR]... [--json] COMMAND ...\n"
 	      "\n"
 	      "commands:\n"
 	      "  tasks                       the tasks in the manifest\n"
@@ -45,9 +52,14 @@ static void manifest_usage(FILE *f)
 	      "                              HEAD every done object at the destination and report\n"
 	      "                              mismatches (exit 1 when any)\n"
 	      "  export TASK                 every record as JSON lines\n"
+	      "  merge TASK --into DIR       write the task's records of every --state into a\n"
+	      "                              new manifest in DIR\n"
 	      "  images TASK                 an image task's tags: repo:tag, status, source\n"
 	      "                              digest (and the error of a failed one)\n"
 	      "\n"
+	      "--state DIR may be repeated (the state directories of the shards of one task):\n"
+	      "ls, stat, stats, diff, verify, export and merge then read them as one manifest,\n"
+	      "and a key recorded in two of them is an error naming both.\n"
 	      "--json prints JSON (one object; ls and export print one object per line)\n",
 	      f);
 }
@@ -111,6 +123,11 @@ static json_t *record_json(const char *key, size_t len, const struct obj_record 
 static int open_task(const struct mopts *mo, const char *name, struct manifest **m, uint32_t *id,
 		     struct task_record *rec)
 {
+	if (mo->nstates > 1) {
+		cli_error("this command reads one state directory (--state given %zu times)",
+			  mo->nstates);
+		return EXIT_USAGE;
+	}
 	struct dth_err err;
 	err_clear(&err);
 	char *dir = cli_state_dir(mo->state);
@@ -131,6 +148,35 @@ static int open_task(const struct mopts *mo, const char *name, struct manifest *
 		return EXIT_USAGE;
 	}
 	return 0;
+}
+
+/* The task in every --state directory (or the default one), read-only. */
+static int open_set(const struct mopts *mo, const char *name, struct manifest_set **s,
+		    struct task_record *rec)
+{
+	struct dth_err err;
+	err_clear(&err);
+	if (mo->nstates) {
+		*s = manifest_set_open(mo->states, mo->nstates, name, &err);
+	} else {
+		char *dir = cli_state_dir(NULL);
+		const char *dirs[1] = {dir};
+		*s = manifest_set_open(dirs, 1, name, &err);
+		free(dir);
+	}
+	if (!*s) {
+		cli_error("%s", err.message);
+		return EXIT_USAGE;
+	}
+	manifest_set_task(*s, rec);
+	return 0;
+}
+
+/* The message of a failed read of a set's cursor (an overlap names both dirs). */
+static const char *set_failure(const struct manifest_set *s, int rc)
+{
+	const struct dth_err *e = manifest_set_error(s);
+	return e->code ? e->message : strerror(-rc);
 }
 
 /* ---- tasks ---- */
@@ -200,19 +246,18 @@ static int do_ls(const struct mopts *mo, const char *task, const char *prefix, b
 			return EXIT_USAGE;
 		}
 	}
-	struct manifest *m;
-	uint32_t id;
+	struct manifest_set *set;
 	struct task_record tr;
-	int ec = open_task(mo, task, &m, &id, &tr);
+	int ec = open_set(mo, task, &set, &tr);
 	if (ec)
 		return ec;
 	struct dth_err err;
 	err_clear(&err);
-	struct manifest_cursor *c = manifest_cursor_new(
-	    m, MANIFEST_OBJECTS, id, prefix && *prefix ? prefix : NULL, NULL, &err);
+	struct manifest_cursor *c =
+	    manifest_set_cursor(set, prefix && *prefix ? prefix : NULL, &err);
 	if (!c) {
 		cli_error("%s", err.message);
-		manifest_free(m);
+		manifest_set_free(set);
 		return EXIT_SOME_FAILED;
 	}
 	const char *key;
@@ -235,32 +280,37 @@ static int do_ls(const struct mopts *mo, const char *task, const char *prefix, b
 		}
 	}
 	manifest_cursor_free(c);
-	manifest_free(m);
-	if (rc < 0) {
-		cli_error("reading the manifest: %s", strerror(-rc));
+	if (rc < 0)
+		cli_error("reading the manifest: %s", set_failure(set, rc));
+	manifest_set_free(set);
+	if (rc < 0)
 		return EXIT_SOME_FAILED;
-	}
-	return EXIT_DONE;
+	return fflush(stdout) ? EXIT_SOME_FAILED : EXIT_DONE;
 }
 
 /* ---- stat ---- */
 
 static int do_stat(const struct mopts *mo, const char *task, const char *key)
 {
-	struct manifest *m;
-	uint32_t id;
+	struct manifest_set *set;
 	struct task_record tr;
-	int ec = open_task(mo, task, &m, &id, &tr);
+	int ec = open_set(mo, task, &set, &tr);
 	if (ec)
 		return ec;
 	struct obj_record r;
-	int rc = manifest_obj_get(m, id, key, strlen(key), &r);
+	struct dth_err err;
+	size_t which = 0;
+	int rc = manifest_set_obj_get(set, key, strlen(key), &r, &which, &err);
 	if (rc) {
-		cli_error("%s: no record of '%s' in task %s",
-			  rc == -ENOENT ? "not found" : strerror(-rc), key, task);
-		manifest_free(m);
+		if (rc == -ENOENT)
+			cli_error("not found: no record of '%s' in task %s", key, task);
+		else
+			cli_error("%s", err.message);
+		manifest_set_free(set);
 		return EXIT_SOME_FAILED;
 	}
+	uint32_t id;
+	struct manifest *m = manifest_set_manifest(set, which, &id);
 	struct upload_record u;
 	bool have_u = manifest_upload_get(m, id, key, strlen(key), &u) == 0;
 	if (mo->json) {
@@ -290,7 +340,7 @@ static int do_stat(const struct mopts *mo, const char *task, const char *key)
 	}
 	if (have_u)
 		codec_upload_release(&u);
-	manifest_free(m);
+	manifest_set_free(set);
 	return EXIT_DONE;
 }
 
@@ -298,21 +348,23 @@ static int do_stat(const struct mopts *mo, const char *task, const char *key)
 
 static int do_stats(const struct mopts *mo, const char *task)
 {
-	struct manifest *m;
-	uint32_t id;
+	struct manifest_set *set;
 	struct task_record tr;
-	int ec = open_task(mo, task, &m, &id, &tr);
+	int ec = open_set(mo, task, &set, &tr);
 	if (ec)
 		return ec;
 	struct task_stats st;
-	int rc = manifest_stats_get(m, id, &st);
-	if (rc == -ENOENT) {
-		memset(&st, 0, sizeof(st));
-		rc = 0;
-	}
-	manifest_free(m);
+	struct dth_err err;
+	err_clear(&err);
+	int rc = manifest_set_stats(set, &st, &err);
+	size_t ndirs = manifest_set_size(set);
+	json_t *dirs = json_array();
+	for (size_t i = 0; i < ndirs; i++)
+		json_array_append_new(dirs, json_string(manifest_set_dir(set, i)));
+	manifest_set_free(set);
 	if (rc) {
-		cli_error("reading stats: %s", strerror(-rc));
+		json_decref(dirs);
+		cli_error("reading stats: %s", err.message);
 		return EXIT_SOME_FAILED;
 	}
 	uint64_t tc = 0, tb = 0;
@@ -328,14 +380,20 @@ static int do_stats(const struct mopts *mo, const char *task)
 			json_object_set_new(bytes, obj_status_name(s),
 					    json_integer((json_int_t)st.bytes[s]));
 		}
-		print_json(json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:I, s:I}", "task",
-				     tr.name, "source", tr.src, "destination", tr.dst, "state",
-				     tr.state, "runs", (int)tr.runs, "count", counts, "bytes",
-				     bytes, "total_count", (json_int_t)tc, "total_bytes",
-				     (json_int_t)tb));
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:I, s:I}", "task", tr.name,
+			      "source", tr.src, "destination", tr.dst, "state", tr.state, "runs",
+			      (int)tr.runs, "count", counts, "bytes", bytes, "total_count",
+			      (json_int_t)tc, "total_bytes", (json_int_t)tb);
+		if (ndirs > 1) /* one directory: the schema as before */
+			json_object_set(o, "state_dirs", dirs);
+		print_json(o);
 	} else {
-		printf("task %s: %s -> %s (%s, %u runs)\n", tr.name, tr.src, tr.dst, tr.state,
+		printf("task %s: %s -> %s (%s, %u runs", tr.name, tr.src, tr.dst, tr.state,
 		       tr.runs);
+		if (ndirs > 1)
+			printf(", %zu state directories", ndirs);
+		printf(")\n");
 		for (int s = 0; s < OBJ__COUNT; s++) {
 			char b[32];
 			progress_fmt_bytes(st.bytes[s], b);
@@ -346,6 +404,7 @@ static int do_stats(const struct mopts *mo, const char *task)
 		progress_fmt_bytes(tb, b);
 		printf("  %-8s %12llu objects %14s\n", "total", (unsigned long long)tc, b);
 	}
+	json_decref(dirs);
 	return EXIT_DONE;
 }
 
@@ -377,52 +436,49 @@ static void diff_item(void *ctx, const struct sync_item *it)
 	}
 }
 
-static int do_diff(const struct mopts *mo, const char *task)
+/* Plan a dry run over the set: one directory as `dth sync --dry-run` does;
+ * several through the merge of their cursors. */
+static int diff_run(struct manifest_set *set, struct sync_opts *o, struct sync_result *res,
+		    struct dth_err *err)
 {
-	struct manifest *m;
-	uint32_t id;
-	struct task_record tr;
-	int ec = open_task(mo, task, &m, &id, &tr);
-	if (ec)
-		return ec;
-	struct cli_ends e;
-	ec = cli_ends_open(&e, mo->config, tr.src, tr.dst);
-	if (ec) {
-		cli_ends_close(&e);
-		manifest_free(m);
-		return ec;
+	if (manifest_set_size(set) == 1)
+		return sync_run(o, res, err);
+	struct manifest_cursor *c = manifest_set_cursor(set, NULL, err);
+	if (!c) {
+		memset(res, 0, sizeof(*res));
+		return err->code ? err->code : -EIO;
 	}
-	struct sync_opts o;
-	cli_sync_opts_init(&o, &e, m, id, &tr);
-	o.dry_run = true;
-	struct diff_ctx d = {mo->json, true};
-	o.on_item = diff_item;
-	o.on_item_ctx = &d;
-	if (mo->json)
-		printf("{\"task\":");
-	if (mo->json) {
-		json_t *n = json_string(tr.name);
-		char *s = json_dumps(n, JSON_ENCODE_ANY);
-		printf("%s,\"items\":[", s ? s : "null");
-		free(s);
-		json_decref(n);
-	}
-	struct sync_result res;
-	struct dth_err err;
-	err_clear(&err);
-	int rc = sync_run(&o, &res, &err);
+	int rc = inspect_diff(o, c, res, err);
+	manifest_cursor_free(c);
+	if (rc && manifest_set_error(set)->code)
+		*err = *manifest_set_error(set);
+	return rc;
+}
+
+static void diff_print_json_head(const char *name)
+{
+	json_t *n = json_string(name);
+	char *s = json_dumps(n, JSON_ENCODE_ANY);
+	printf("{\"task\":%s,\"items\":[", s ? s : "null");
+	free(s);
+	json_decref(n);
+}
+
+static void diff_print_end(const struct mopts *mo, const struct sync_result *res, int rc,
+			   const struct dth_err *err)
+{
 	uint64_t changes = 0;
 	for (int a = 0; a < SYNC__COUNT; a++)
 		if (a != SYNC_SKIP && a != SYNC_GONE)
-			changes += res.planned[a];
+			changes += res->planned[a];
 	if (mo->json) {
 		printf("],\"planned\":{");
 		for (int a = 0; a < SYNC__COUNT; a++)
 			printf("%s\"%s\":%llu", a ? "," : "", sync_action_name(a),
-			       (unsigned long long)res.planned[a]);
+			       (unsigned long long)res->planned[a]);
 		printf("},\"changes\":%llu", (unsigned long long)changes);
 		if (rc) {
-			json_t *msg = json_string(err.message);
+			json_t *msg = json_string(err->message);
 			char *s = json_dumps(msg, JSON_ENCODE_ANY);
 			printf(",\"error\":%s", s ? s : "null");
 			free(s);
@@ -431,16 +487,47 @@ static int do_diff(const struct mopts *mo, const char *task)
 		printf("}\n");
 	} else if (!rc) {
 		printf("%llu to copy, %llu to delete, %llu unchanged, %llu gone from the source\n",
-		       (unsigned long long)(res.planned[SYNC_COPY_NEW] +
-					    res.planned[SYNC_COPY_CHANGED] +
-					    res.planned[SYNC_COPY_RETRY] +
-					    res.planned[SYNC_COPY_MISSING]),
-		       (unsigned long long)res.planned[SYNC_DELETE],
-		       (unsigned long long)res.planned[SYNC_SKIP],
-		       (unsigned long long)res.planned[SYNC_GONE]);
+		       (unsigned long long)(res->planned[SYNC_COPY_NEW] +
+					    res->planned[SYNC_COPY_CHANGED] +
+					    res->planned[SYNC_COPY_RETRY] +
+					    res->planned[SYNC_COPY_MISSING]),
+		       (unsigned long long)res->planned[SYNC_DELETE],
+		       (unsigned long long)res->planned[SYNC_SKIP],
+		       (unsigned long long)res->planned[SYNC_GONE]);
 	}
+}
+
+static int do_diff(const struct mopts *mo, const char *task)
+{
+	struct manifest_set *set;
+	struct task_record tr;
+	int ec = open_set(mo, task, &set, &tr);
+	if (ec)
+		return ec;
+	struct cli_ends e;
+	ec = cli_ends_open(&e, mo->config, tr.src, tr.dst);
+	if (ec) {
+		cli_ends_close(&e);
+		manifest_set_free(set);
+		return ec;
+	}
+	uint32_t id;
+	struct manifest *m = manifest_set_manifest(set, 0, &id);
+	struct sync_opts o;
+	cli_sync_opts_init(&o, &e, m, id, &tr);
+	o.dry_run = true;
+	struct diff_ctx d = {mo->json, true};
+	o.on_item = diff_item;
+	o.on_item_ctx = &d;
+	if (mo->json)
+		diff_print_json_head(tr.name);
+	struct sync_result res;
+	struct dth_err err;
+	err_clear(&err);
+	int rc = diff_run(set, &o, &res, &err);
+	diff_print_end(mo, &res, rc, &err);
 	cli_ends_close(&e);
-	manifest_free(m);
+	manifest_set_free(set);
 	if (rc) {
 		cli_error("%s", err.message);
 		return res.unreachable ? EXIT_UNREACHABLE : EXIT_SOME_FAILED;
@@ -450,189 +537,100 @@ static int do_diff(const struct mopts *mo, const char *task)
 
 /* ---- verify: HEAD every done object at the destination ---- */
 
-struct vjob {
-	char *key;
-	size_t len;
-	struct obj_record rec;
-};
-
-struct verify {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct vjob *ring;
-	size_t cap, head, n;
-	bool done;
-	struct s3_client *dst;
-	const char *bucket;
-	const char *prefix;
+struct verify_out {
 	bool json;
-	uint64_t checked, ok, bad;
-	json_t *problems;
-	int fatal;
-	struct dth_err fatal_err;
+	json_t *problems; /* with --json: the first 100,000 */
 };
 
-static void verify_report(struct verify *v, const struct vjob *j, const char *problem)
+/* Serialised by inspect_verify. */
+static void verify_problem(void *ctx, const char *key, size_t len, const char *problem)
 {
-	pthread_mutex_lock(&v->lock);
-	v->bad++;
-	if (v->json) {
-		if (json_array_size(v->problems) < 100000) {
-			json_t *o = json_object();
-			json_set_key(o, j->key, j->len);
-			json_object_set_new(o, "problem", json_string(problem));
-			json_array_append_new(v->problems, o);
-		}
-	} else {
-		printf("%s: %.*s\n", problem, (int)j->len, j->key);
+	struct verify_out *v = ctx;
+	if (!v->json) {
+		printf("%s: %.*s\n", problem, (int)len, key);
+		return;
 	}
-	pthread_mutex_unlock(&v->lock);
-}
-
-static void *verify_main(void *arg)
-{
-	struct verify *v = arg;
-	struct buf key = BUF_INIT;
-	for (;;) {
-		pthread_mutex_lock(&v->lock);
-		while (!v->n && !v->done)
-			pthread_cond_wait(&v->cond, &v->lock);
-		if (!v->n) {
-			pthread_mutex_unlock(&v->lock);
-			break;
-		}
-		struct vjob j = v->ring[v->head];
-		v->head = (v->head + 1) % v->cap;
-		v->n--;
-		pthread_cond_broadcast(&v->cond);
-		pthread_mutex_unlock(&v->lock);
-
-		buf_reset(&key);
-		buf_adds(&key, v->prefix);
-		buf_add(&key, j.key, j.len);
-		struct s3_object_head h;
-		struct dth_err err;
-		err_clear(&err);
-		int rc = s3_head_object(v->dst, v->bucket, key.data, 0, &h, &err);
-		char problem[640];
-		if (rc == -ENOENT) {
-			verify_report(v, &j, "missing at the destination");
-		} else if (rc) {
-			msg_snprintf(problem, sizeof(problem), "cannot check: %.600s", err.message);
-			verify_report(v, &j, problem);
-		} else {
-			if (h.size != j.rec.size) {
-				msg_snprintf(problem, sizeof(problem),
-					     "size differs (destination %llu, recorded %llu)",
-					     (unsigned long long)h.size,
-					     (unsigned long long)j.rec.size);
-				verify_report(v, &j, problem);
-			} else if (j.rec.dest_etag[0] && strcmp(h.etag, j.rec.dest_etag)) {
-				msg_snprintf(problem, sizeof(problem),
-					     "etag differs (destination %.128s, recorded %.128s)",
-					     h.etag, j.rec.dest_etag);
-				verify_report(v, &j, problem);
-			} else {
-				pthread_mutex_lock(&v->lock);
-				v->ok++;
-				pthread_mutex_unlock(&v->lock);
-			}
-			s3_object_head_release(&h);
-		}
-		free(j.key);
+	if (json_array_size(v->problems) < 100000) {
+		json_t *o = json_object();
+		json_set_key(o, key, len);
+		json_object_set_new(o, "problem", json_string(problem));
+		json_array_append_new(v->problems, o);
 	}
-	buf_release(&key);
-	return NULL;
 }
 
 static int do_verify(const struct mopts *mo, const char *task)
 {
-	struct manifest *m;
-	uint32_t id;
+	struct manifest_set *set;
 	struct task_record tr;
-	int ec = open_task(mo, task, &m, &id, &tr);
+	int ec = open_set(mo, task, &set, &tr);
 	if (ec)
 		return ec;
 	struct cli_ends e;
 	ec = cli_ends_open(&e, mo->config, tr.dst, NULL);
 	if (ec) {
 		cli_ends_close(&e);
-		manifest_free(m);
+		manifest_set_free(set);
 		return ec;
 	}
-	struct verify v;
+	struct verify_out out = {mo->json, json_array()};
+	struct inspect_verify_opts vo = {e.s.src,	  e.s.src_bucket, e.s.src_prefix,
+					 mo->concurrency, verify_problem, &out};
+	struct inspect_verify_result v;
 	memset(&v, 0, sizeof(v));
-	pthread_mutex_init(&v.lock, NULL);
-	pthread_cond_init(&v.cond, NULL);
-	v.cap = 1024;
-	v.ring = xcalloc(v.cap, sizeof(struct vjob));
-	v.dst = e.s.src;
-	v.bucket = e.s.src_bucket;
-	v.prefix = e.s.src_prefix;
-	v.json = mo->json;
-	v.problems = json_array();
-	unsigned nt = mo->concurrency ? mo->concurrency : 16;
-	pthread_t *th = xcalloc(nt, sizeof(pthread_t));
-	unsigned started = 0;
-	for (unsigned i = 0; i < nt; i++)
-		if (pthread_create(&th[started], NULL, verify_main, &v) == 0)
-			started++;
 	struct dth_err err;
-	err_clear(&err);
-	struct manifest_cursor *c = NULL;
-	int rc;
-	if (!started) {
-		/* Nobody would take the jobs: the queue would fill and block. */
-		rc = err_set(&err, -EAGAIN, "cannot start any verify thread");
-	} else {
-		c = manifest_cursor_new(m, MANIFEST_OBJECTS, id, NULL, NULL, &err);
-		rc = c ? 0 : (err.code ? err.code : -EIO);
-	}
-	const char *key;
-	size_t len;
-	struct obj_record r;
-	while (c && (rc = manifest_cursor_next(c, &key, &len, &r)) == 1) {
-		if (r.status != OBJ_DONE)
-			continue;
-		pthread_mutex_lock(&v.lock);
-		while (v.n == v.cap)
-			pthread_cond_wait(&v.cond, &v.lock);
-		struct vjob *j = &v.ring[(v.head + v.n) % v.cap];
-		j->key = xstrndup(key, len);
-		j->len = len;
-		j->rec = r;
-		v.n++;
-		v.checked++;
-		pthread_cond_broadcast(&v.cond);
-		pthread_mutex_unlock(&v.lock);
-	}
-	pthread_mutex_lock(&v.lock);
-	v.done = true;
-	pthread_cond_broadcast(&v.cond);
-	pthread_mutex_unlock(&v.lock);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	free(th);
+	struct manifest_cursor *c = manifest_set_cursor(set, NULL, &err);
+	int rc = c ? inspect_verify(&vo, c, &v, &err) : (err.code ? err.code : -EIO);
 	manifest_cursor_free(c);
+	if (rc && manifest_set_error(set)->code)
+		err = *manifest_set_error(set);
 	if (mo->json)
 		print_json(json_pack("{s:s, s:I, s:I, s:I, s:o}", "task", tr.name, "checked",
 				     (json_int_t)v.checked, "ok", (json_int_t)v.ok, "mismatches",
-				     (json_int_t)v.bad, "problems", v.problems));
+				     (json_int_t)v.bad, "problems", out.problems));
 	else {
-		json_decref(v.problems);
+		json_decref(out.problems);
 		printf("%llu checked, %llu ok, %llu mismatched\n", (unsigned long long)v.checked,
 		       (unsigned long long)v.ok, (unsigned long long)v.bad);
 	}
-	free(v.ring);
-	pthread_mutex_destroy(&v.lock);
-	pthread_cond_destroy(&v.cond);
 	cli_ends_close(&e);
-	manifest_free(m);
+	manifest_set_free(set);
 	if (rc < 0) {
-		cli_error("reading the manifest: %s", err.message[0] ? err.message : strerror(-rc));
+		cli_error("%s", err.message);
 		return EXIT_SOME_FAILED;
 	}
 	return v.bad ? EXIT_SOME_FAILED : EXIT_DONE;
+}
+
+/* ---- merge: the records of every --state into one new manifest ---- */
+
+static int do_merge(const struct mopts *mo, const char *task)
+{
+	if (!mo->into) {
+		cli_error("merge needs --into DIR, a directory for the new manifest");
+		return EXIT_USAGE;
+	}
+	struct manifest_set *set;
+	struct task_record tr;
+	int ec = open_set(mo, task, &set, &tr);
+	if (ec)
+		return ec;
+	uint64_t n = 0;
+	struct dth_err err;
+	int rc = manifest_set_merge_into(set, mo->into, &n, &err);
+	size_t ndirs = manifest_set_size(set);
+	manifest_set_free(set);
+	if (mo->json)
+		print_json(json_pack("{s:s, s:s, s:I, s:I, s:b}", "task", task, "into", mo->into,
+				     "state_dirs", (json_int_t)ndirs, "records", (json_int_t)n,
+				     "ok", rc == 0));
+	else if (!rc)
+		printf("%llu records of task %s from %zu state directories written to %s\n",
+		       (unsigned long long)n, task, ndirs, mo->into);
+	if (rc) {
+		cli_error("%s", err.message);
+		return rc == -ENOTEMPTY ? EXIT_USAGE : EXIT_SOME_FAILED;
+	}
+	return EXIT_DONE;
 }
 
 static int do_images(const struct mopts *mo, const char *task)
@@ -688,15 +686,53 @@ static int do_images(const struct mopts *mo, const char *task)
 	return fflush(stdout) ? EXIT_SOME_FAILED : EXIT_DONE;
 }
 
-int cmd_manifest(int argc, char **argv)
+static int dispatch(const struct mopts *mo, int nargs, char **args)
 {
-	struct mopts mo;
-	memset(&mo, 0, sizeof(mo));
+	if (nargs < 1) {
+		manifest_usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *sub = args[0];
+	if (mo->into && strcmp(sub, "merge")) {
+		cli_error("--into is for merge");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(sub, "tasks") && nargs == 1)
+		return do_tasks(mo);
+	if (!strcmp(sub, "ls") && (nargs == 2 || nargs == 3))
+		return do_ls(mo, args[1], nargs == 3 ? args[2] : NULL, false);
+	if (!strcmp(sub, "stat") && nargs == 3)
+		return do_stat(mo, args[1], args[2]);
+	if (!strcmp(sub, "stats") && nargs == 2)
+		return do_stats(mo, args[1]);
+	if (!strcmp(sub, "diff") && nargs == 2)
+		return do_diff(mo, args[1]);
+	if (!strcmp(sub, "verify") && nargs == 2)
+		return do_verify(mo, args[1]);
+	if (!strcmp(sub, "images") && nargs == 2)
+		return do_images(mo, args[1]);
+	if (!strcmp(sub, "export") && nargs == 2)
+		return do_ls(mo, args[1], NULL, true);
+	if (!strcmp(sub, "merge") && nargs == 2)
+		return do_merge(mo, args[1]);
+	cli_error("manifest: unknown command or wrong arguments: %s", sub);
+	manifest_usage(stderr);
+	return EXIT_USAGE;
+}
+
+/* -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct mopts *mo)
+{
 	static const struct option lopts[] = {
-	    {"state", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
-	    {"status", required_argument, NULL, 'S'}, {"long", no_argument, NULL, 'l'},
-	    {"config", required_argument, NULL, 'c'}, {"concurrency", required_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	    {"state", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"status", required_argument, NULL, 'S'},
+	    {"long", no_argument, NULL, 'l'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"concurrency", required_argument, NULL, 'n'},
+	    {"into", required_argument, NULL, 'i'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	/* Options may come before or after the subcommand and its arguments. */
 	optind = 1;
@@ -706,26 +742,31 @@ int cmd_manifest(int argc, char **argv)
 		uint64_t n;
 		switch (c) {
 		case 's':
-			mo.state = optarg;
+			if (!mo->state)
+				mo->state = optarg;
+			mo->states[mo->nstates++] = optarg; /* at most argc of them */
 			break;
 		case 'j':
-			mo.json = true;
+			mo->json = true;
 			break;
 		case 'S':
-			mo.status = optarg;
+			mo->status = optarg;
 			break;
 		case 'l':
-			mo.lng = true;
+			mo->lng = true;
 			break;
 		case 'c':
-			mo.config = optarg;
+			mo->config = optarg;
+			break;
+		case 'i':
+			mo->into = optarg;
 			break;
 		case 'n':
 			if (parse_u64(optarg, &n) || n < 1 || n > 256) {
 				cli_error("--concurrency takes 1 to 256");
 				return EXIT_USAGE;
 			}
-			mo.concurrency = (unsigned)n;
+			mo->concurrency = (unsigned)n;
 			break;
 		case 'h':
 			manifest_usage(stdout);
@@ -736,30 +777,17 @@ int cmd_manifest(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	int nargs = argc - optind;
-	char **args = argv + optind;
-	if (nargs < 1) {
-		manifest_usage(stderr);
-		return EXIT_USAGE;
-	}
-	const char *sub = args[0];
-	if (!strcmp(sub, "tasks") && nargs == 1)
-		return do_tasks(&mo);
-	if (!strcmp(sub, "ls") && (nargs == 2 || nargs == 3))
-		return do_ls(&mo, args[1], nargs == 3 ? args[2] : NULL, false);
-	if (!strcmp(sub, "stat") && nargs == 3)
-		return do_stat(&mo, args[1], args[2]);
-	if (!strcmp(sub, "stats") && nargs == 2)
-		return do_stats(&mo, args[1]);
-	if (!strcmp(sub, "diff") && nargs == 2)
-		return do_diff(&mo, args[1]);
-	if (!strcmp(sub, "verify") && nargs == 2)
-		return do_verify(&mo, args[1]);
-	if (!strcmp(sub, "images") && nargs == 2)
-		return do_images(&mo, args[1]);
-	if (!strcmp(sub, "export") && nargs == 2)
-		return do_ls(&mo, args[1], NULL, true);
-	cli_error("manifest: unknown command or wrong arguments: %s", sub);
-	manifest_usage(stderr);
-	return EXIT_USAGE;
+	return -1;
+}
+
+int cmd_manifest(int argc, char **argv)
+{
+	struct mopts mo;
+	memset(&mo, 0, sizeof(mo));
+	mo.states = xcalloc((size_t)argc + 1, sizeof(*mo.states));
+	int rc = parse_opts(argc, argv, &mo);
+	if (rc < 0)
+		rc = dispatch(&mo, argc - optind, argv + optind);
+	free(mo.states);
+	return rc;
 }

@@ -1339,7 +1339,24 @@ struct manifest_cursor {
 	unsigned since_renew;
 	uint64_t renew_ms;
 	struct upload_record up;
+	/* A wrapped cursor (manifest_cursor_wrap): its records come from wnext,
+	 * none of the fields above is used. */
+	int (*wnext)(void *ctx, const char **key, size_t *key_len, struct obj_record *rec);
+	void (*wfree)(void *ctx);
+	void *wctx;
 };
+
+struct manifest_cursor *manifest_cursor_wrap(int (*next)(void *ctx, const char **key,
+							 size_t *key_len, struct obj_record *rec),
+					     void (*free_ctx)(void *ctx), void *ctx)
+{
+	struct manifest_cursor *c = xcalloc(1, sizeof(*c));
+	c->db = MANIFEST_OBJECTS;
+	c->wnext = next;
+	c->wfree = free_ctx;
+	c->wctx = ctx;
+	return c;
+}
 
 struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db db, uint32_t task,
 					    const char *prefix, const char *start,
@@ -1492,6 +1509,10 @@ static int cursor_next_raw(struct manifest_cursor *c, const char **key, size_t *
 int manifest_cursor_next(struct manifest_cursor *c, const char **key, size_t *key_len,
 			 struct obj_record *rec)
 {
+	if (c->wnext) {
+		struct obj_record scratch;
+		return c->wnext(c->wctx, key, key_len, rec ? rec : &scratch);
+	}
 	if (c->db != MANIFEST_OBJECTS) {
 		if (rec)
 			memset(rec, 0, sizeof(*rec));
@@ -1503,7 +1524,7 @@ int manifest_cursor_next(struct manifest_cursor *c, const char **key, size_t *ke
 int manifest_cursor_next_image(struct manifest_cursor *c, const char **key, size_t *key_len,
 			       struct image_record *rec)
 {
-	if (c->db != MANIFEST_IMAGES)
+	if (c->db != MANIFEST_IMAGES || c->wnext)
 		return -EINVAL;
 	return cursor_next_raw(c, key, key_len, NULL, NULL, rec);
 }
@@ -1511,7 +1532,7 @@ int manifest_cursor_next_image(struct manifest_cursor *c, const char **key, size
 int manifest_cursor_next_upload(struct manifest_cursor *c, const char **key, size_t *key_len,
 				struct upload_record *rec)
 {
-	if (c->db != MANIFEST_UPLOADS)
+	if (c->db != MANIFEST_UPLOADS || c->wnext)
 		return -EINVAL;
 	return cursor_next_raw(c, key, key_len, NULL, rec, NULL);
 }
@@ -1520,6 +1541,12 @@ void manifest_cursor_free(struct manifest_cursor *c)
 {
 	if (!c)
 		return;
+	if (c->wnext) {
+		if (c->wfree)
+			c->wfree(c->wctx);
+		free(c);
+		return;
+	}
 	mf_iter_close(&c->it);
 	if (c->txn)
 		mdb_txn_abort(c->txn);

@@ -222,6 +222,14 @@ int manifest_cursor_next_image(struct manifest_cursor *c, const char **key, size
 int manifest_cursor_next_upload(struct manifest_cursor *c, const char **key, size_t *key_len,
 				struct upload_record *rec) WUR;
 void manifest_cursor_free(struct manifest_cursor *c);
+/* An objects cursor whose records come from next(ctx, ...) instead of one
+ * manifest (a merge of several: manifest/multi.h), for code that takes a
+ * cursor (the planner). next has manifest_cursor_next's contract (rec never
+ * NULL); manifest_cursor_free calls free_ctx(ctx) (may be NULL): ctx is owned
+ * by the cursor from here on. The image and upload calls return -EINVAL. */
+struct manifest_cursor *manifest_cursor_wrap(int (*next)(void *ctx, const char **key,
+							 size_t *key_len, struct obj_record *rec),
+					     void (*free_ctx)(void *ctx), void *ctx);
 
 /* Up to n-1 keys that split the task's objects into n ranges of about equal
  * count, appended to out as NUL-separated strings (*count set). Used to list a

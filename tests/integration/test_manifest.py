@@ -3,6 +3,9 @@ manifest a real sync wrote. Output formats beyond the contract are read
 loosely: keys must appear, counts must be right."""
 
 import json
+import os
+import subprocess
+import time
 
 import lib
 from lib import MiB
@@ -165,3 +168,227 @@ def test_manifest_verify(ctx):
     assert gone in out + err, "verify does not name %s: %r" % (gone, (out + err)[:500])
     others = [k for k in md5 if k != gone and k in out + err]
     assert not others, "verify reports intact objects %s" % others[:5]
+
+
+# ---- several state directories: the shards of one task read as one ----
+
+SHARDS = ("s/a/", "s/b/", "s/c/")
+
+
+def _multi(ctx, dirs, *args, check_exit=0, json_out=False):
+    """dth manifest --state D1 --state D2 ... ARGS [--json]."""
+    a = ["manifest"]
+    for d in dirs:
+        a += ["--state", d]
+    a += list(args)
+    if json_out:
+        a.append("--json")
+    return ctx.run_dth(a, env={"DTH_CONFIG": ctx.config}, check_exit=check_exit)
+
+
+def _export_keys(ctx, dirs, task):
+    rc, out, err = _multi(ctx, dirs, "export", task)
+    return [_key_of(json.loads(l)) for l in out.splitlines() if l.strip()]
+
+
+def _sharded(ctx, tag, per=40):
+    """A bucket of three prefixes synced as task TAG by three shards (one
+    --include and one state directory each), then by one run of the whole
+    bucket into a fourth state directory (which adopts what the shards
+    copied). Returns (src, dst, md5, shard dirs, whole dir)."""
+    c = lib.s3("a")
+    src = ctx.bucket("a", tag + "-src")
+    objs = {}
+    for i, p in enumerate(SHARDS):
+        objs.update(lib.small_objects(p, per, "%s-%d" % (tag, i)))
+    md5 = lib.put_objects(c, src, objs)
+    dst = ctx.bucket("b", tag + "-dst")
+    dirs = [os.path.join(ctx.dir, "shard%d" % i) for i in range(len(SHARDS))]
+    for p, d in zip(SHARDS, dirs):
+        res = ctx.sync("src:" + src, "dst:" + dst, "--include", "/" + p, task=tag, state=d)
+        assert res["transferred"] == per and res["failed"] == 0, (p, res)
+    whole = os.path.join(ctx.dir, "whole")
+    res = ctx.sync("src:" + src, "dst:" + dst, task=tag, state=whole)
+    assert res["transferred"] == 0 and res["failed"] == 0, res
+    return src, dst, md5, dirs, whole
+
+
+def _files_of(dirs):
+    """Name, size and mtime of every file in dirs: what a read must not change."""
+    out = {}
+    for d in dirs:
+        for n in sorted(os.listdir(d)):
+            if n.endswith(".mdb"):
+                st = os.stat(os.path.join(d, n))
+                out[(d, n)] = (n == "lock.mdb" or st.st_size, n == "lock.mdb" or st.st_mtime_ns)
+            else:
+                out[(d, n)] = True
+    return out
+
+
+def _stats(ctx, dirs, task):
+    rc, out, err = _multi(ctx, dirs, "stats", task, json_out=True)
+    return json.loads(out)
+
+
+def test_manifest_shards_as_one(ctx):
+    """stats, ls, export, verify and diff over three shards' state
+    directories equal those of one run of the whole bucket; a key deleted at
+    the destination is found by the three-directory verify."""
+    tag = "mshard"
+    src, dst, md5, dirs, whole = _sharded(ctx, tag)
+    before = _files_of(dirs)
+    # each shard recorded only its prefix: the three are disjoint
+    for p, d in zip(SHARDS, dirs):
+        keys = _export_keys(ctx, [d], tag)
+        assert keys and all(k.startswith(p) for k in keys), (d, keys[:3])
+    st3, st1 = _stats(ctx, dirs, tag), _stats(ctx, [whole], tag)
+    for k in ("count", "bytes", "total_count", "total_bytes"):
+        assert st3[k] == st1[k], "stats %s: 3 dirs %s, whole %s" % (k, st3[k], st1[k])
+    assert st3["total_count"] == len(md5) and st3["count"]["done"] == len(md5), st3
+    assert st3["state_dirs"] == dirs and "state_dirs" not in st1, (st3, st1)
+    keys3 = _export_keys(ctx, dirs, tag)
+    assert keys3 == sorted(md5, key=lambda k: k.encode()), "merged export not the sorted keys"
+    assert keys3 == _export_keys(ctx, [whole], tag)
+    rc, out, err = _multi(ctx, dirs, "ls", tag, "s/b/", "--status", "done")
+    assert out.split() == [k for k in keys3 if k.startswith("s/b/")], out[:300]
+    rc, out, err = _multi(ctx, dirs, "stat", tag, "s/c/00007", json_out=True)
+    assert json.loads(out)["etag"] == md5["s/c/00007"], out
+    # verify: all there, then one key deleted at the destination (shard 1's)
+    rc, out, err = _multi(ctx, dirs, "verify", tag, json_out=True)
+    v = json.loads(out)
+    assert (v["checked"], v["ok"], v["mismatches"]) == (len(md5), len(md5), 0), v
+    gone = "s/b/00011"
+    lib.s3("b").delete_object(Bucket=dst, Key=gone)
+    for d in (dirs, [whole]):
+        rc, out, err = _multi(ctx, d, "verify", tag, json_out=True, check_exit=1)
+        v = json.loads(out)
+        assert v["mismatches"] == 1 and v["ok"] == len(md5) - 1, v
+        assert [p["key"] for p in v["problems"]] == [gone], v["problems"]
+    # diff: two changed at the source, one new, one gone from the source
+    c = lib.s3("a")
+    lib.put_objects(c, src, {"s/a/00003": b"changed", "s/c/00020": b"changed too",
+                             "s/b/new": b"new one", "t/new": b"outside every shard"})
+    c.delete_object(Bucket=src, Key="s/c/00001")
+    rc, out3, err = _multi(ctx, dirs, "diff", tag, json_out=True)
+    rc, out1, err = _multi(ctx, [whole], "diff", tag, json_out=True)
+    d3, d1 = json.loads(out3), json.loads(out1)
+    assert d3["items"] == d1["items"] and d3["planned"] == d1["planned"], (d3, d1)
+    acts = {i["key"]: i["action"] for i in d3["items"]}
+    assert acts == {"s/a/00003": "changed", "s/c/00020": "changed", "s/b/new": "new",
+                    "t/new": "new", "s/c/00001": "gone"}, acts
+    assert d3["planned"]["skip"] == len(md5) - 3, d3["planned"]
+    rc, text, err = _multi(ctx, dirs, "diff", tag)
+    assert "4 to copy" in text and "gone from the source" in text, text[-300:]
+    # merge into one manifest: the same stats, and its verify finds the gap
+    merged = os.path.join(ctx.dir, "merged")
+    rc, out, err = _multi(ctx, dirs, "merge", tag, "--into", merged, json_out=True)
+    assert json.loads(out)["records"] == len(md5), out
+    stm = _stats(ctx, [merged], tag)
+    assert (stm["count"], stm["bytes"]) == (st3["count"], st3["bytes"]), (stm, st3)
+    rc, out, err = _multi(ctx, [merged], "verify", tag, json_out=True, check_exit=1)
+    assert [p["key"] for p in json.loads(out)["problems"]] == [gone], out
+    rc, out, err = _multi(ctx, dirs, "merge", tag, "--into", merged, check_exit=2)
+    assert "already holds a manifest" in err, err
+    # the shards' directories were only read: no file made, data.mdb untouched
+    assert _files_of(dirs) == before, (_files_of(dirs), before)
+
+
+def test_manifest_shards_overlap(ctx):
+    """A key recorded in two state directories is an error naming both."""
+    tag = "moverlap"
+    c = lib.s3("a")
+    src = ctx.bucket("a", tag + "-src")
+    md5 = lib.put_objects(c, src, lib.small_objects("o/", 12, tag))
+    dst = ctx.bucket("b", tag + "-dst")
+    d1, d2 = os.path.join(ctx.dir, "one"), os.path.join(ctx.dir, "two")
+    ctx.sync("src:" + src, "dst:" + dst, "--include", "/o/0000?", task=tag, state=d1)
+    # the second shard's range wrongly takes o/00009 too
+    ctx.sync("src:" + src, "dst:" + dst, "--include", "/o/00009", "--include", "/o/0001?",
+             task=tag, state=d2)
+    for cmd in (["export", tag], ["verify", tag], ["diff", tag], ["ls", tag],
+                ["stat", tag, "o/00009"], ["merge", tag, "--into", os.path.join(ctx.dir, "m")]):
+        rc, out, err = _multi(ctx, [d1, d2], *cmd, check_exit=1)
+        assert "o/00009" in err and d1 in err and d2 in err and "two shards" in err, (cmd, err)
+    # the keys before the overlap came in order, and nothing after it
+    rc, out, err = _multi(ctx, [d1, d2], "ls", tag, check_exit=1)
+    assert out.split() == ["o/0000%d" % i for i in range(9)], out
+
+
+def test_manifest_shards_bad_dirs(ctx):
+    """A directory that does not exist, is not a manifest, lacks the task or
+    is given twice is named, and nothing is created in it."""
+    src, dst, md5 = _small_task(ctx, "mbad", 3)
+    missing = os.path.join(ctx.dir, "nope")
+    empty = os.path.join(ctx.dir, "empty")
+    os.mkdir(empty)
+    other = os.path.join(ctx.dir, "other")
+    ctx.sync("src:" + src, "dst:" + dst, task="another", state=other)
+    for dirs, words in (([ctx.state, missing], [missing, "No such file"]),
+                        ([ctx.state, empty], [empty, "not a dth manifest"]),
+                        ([ctx.state, other], [other, "no task called 'mbad'"]),
+                        ([ctx.state, ctx.state], ["given twice"])):
+        for cmd in ("stats", "verify", "export"):
+            rc, out, err = _multi(ctx, dirs, cmd, "mbad", check_exit=2)
+            assert all(w in err for w in words), (cmd, dirs, err)
+    assert not os.path.exists(missing) and os.listdir(empty) == [], os.listdir(empty)
+    rc, out, err = _multi(ctx, [ctx.state, other], "tasks", check_exit=2)
+
+
+def _anon_peak(ctx, args):
+    """Run dth ARGS (exit 0); the peak of its RssAnon (heap and stacks, not
+    the mapped manifest), sampled from /proc every 5 ms: a rough figure."""
+    exe = lib.dth_bin()
+    p = subprocess.Popen([exe] + args, env=ctx.base_env({"DTH_CONFIG": ctx.config}),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while p.poll() is None:
+        try:
+            with open("/proc/%d/status" % p.pid) as f:
+                for line in f:
+                    if line.startswith("RssAnon:"):
+                        peak = max(peak, int(line.split()[1]) * 1024)
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            pass
+        time.sleep(0.005)
+    err = p.stderr.read().decode("utf-8", "replace")
+    p.stderr.close()
+    ctx.last_stderr = err
+    assert p.returncode == 0, "dth %s exited %d: %s" % (args[:2], p.returncode, err[-500:])
+    return peak
+
+
+def test_manifest_shards_memory(ctx):
+    """verify and export over three state directories hold a bounded number
+    of keys: from 900 to 6,000 keys of 770 bytes (holding them all would add
+    about 3.7 MiB of key bytes alone), their peak anonymous memory grows by
+    less than 1.5 MiB."""
+    long = "/".join(c * 250 for c in "xyz")  # a 752-byte directory path
+    peaks = {}
+    for n in (300, 2000):
+        root = os.path.join(ctx.dir, "src%d" % n)
+        for p in SHARDS:
+            d = os.path.join(root, p, long)
+            os.makedirs(d)
+            for i in range(n):
+                with open(os.path.join(d, "%05d" % i), "wb") as f:
+                    f.write(b"%d" % i)
+        dst = ctx.bucket("b", "mmem%d" % n)
+        task = "mmem%d" % n
+        dirs = [os.path.join(ctx.dir, "m%d-%d" % (n, i)) for i in range(len(SHARDS))]
+        for p, d in zip(SHARDS, dirs):
+            res = ctx.sync(root, "dst:" + dst, "--include", "/" + p, task=task, state=d,
+                           timeout=600)
+            assert res["transferred"] == n and res["failed"] == 0, res
+        args = ["manifest"]
+        for d in dirs:
+            args += ["--state", d]
+        rc, out, err = ctx.run_dth(args + ["verify", task], env={"DTH_CONFIG": ctx.config})
+        assert "%d checked, %d ok, 0 mismatched" % (3 * n, 3 * n) in out, out
+        peaks[n] = (_anon_peak(ctx, args + ["verify", task]),
+                    _anon_peak(ctx, args + ["export", task]))
+    print("# peak RssAnon (verify, export) at 900 keys: %s; at 6,000 keys: %s" % (
+        peaks[300], peaks[2000]))
+    for i, what in enumerate(("verify", "export")):
+        grow = peaks[2000][i] - peaks[300][i]
+        assert grow < 1.5 * MiB, "%s: RssAnon grew by %d bytes with 6.7x the keys" % (what, grow)
