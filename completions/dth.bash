@@ -9,7 +9,7 @@
 # helpers (_get_comp_words_by_ref); keys holding white space are not quoted.
 
 _dth_commands="sync manifest mount image agent task config version"
-_dth_manifest_commands="tasks ls stat stats diff verify export images"
+_dth_manifest_commands="tasks ls stat stats diff verify export merge images"
 _dth_image_commands="inspect tags repos sync"
 _dth_task_commands="list show create update start stop run retry delete history failures objects images webhook notify-secret"
 
