@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +21,6 @@
 #include "common/util.h"
 #include "manifest/manifest.h"
 #include "manifest/multi.h"
-#include "remote/s3.h"
 
 struct mopts {
 	const char *state;   /* the first --state, or NULL */
