@@ -218,6 +218,9 @@ def test_delete_stays_in_range(ctx):
     cuts = even_cuts(3)
     for i in range(3):
         ctx.sync("src:" + src, "dst:" + dst, "--shard", "%d/3" % i, task="d%d" % i)
+    # `dth manifest diff` of a shard's task looks at its range only
+    rc, out, err = ctx.manifest("diff", "d0")
+    assert out.startswith("0 to copy, 0 to delete"), out
     gone = [k for k in keys if k.endswith("/007")]  # in every shard
     for k in gone:
         c.delete_object(Bucket=src, Key=k)

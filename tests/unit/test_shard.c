@@ -259,6 +259,24 @@ static void test_plan_file(void)
 	struct buf note = BUF_INIT;
 	shard_bind_note(&b, &note);
 	is_str(buf_str(&note), "1/6 even", "its note");
+	buf_reset(&note);
+	shard_bounds_format(&b, &note);
+	struct buf lo = BUF_INIT, hi = BUF_INIT;
+	bool hl, hh;
+	ok(shard_bounds_parse(note.data, note.len, &lo, &hl, &hi, &hh) == 0 && hl && hh &&
+	       !strcmp(buf_str(&lo), b.lo) && !strcmp(buf_str(&hi), b.hi),
+	   "bounds kept and read back");
+	shard_bind_release(&b);
+	is_int(shard_bind_open("0/2", NULL, &b, &e), 0, "bind 0/2");
+	buf_reset(&note);
+	shard_bounds_format(&b, &note);
+	ok(shard_bounds_parse(note.data, note.len, &lo, &hl, &hi, &hh) == 0 && !hl && hh,
+	   "shard 0: no low bound");
+	ok(shard_bounds_parse("x\n-\n", 4, &lo, &hl, &hi, &hh) == -EPROTO &&
+	       shard_bounds_parse("-\n", 2, &lo, &hl, &hi, &hh) == -EPROTO,
+	   "bad bounds refused");
+	buf_release(&lo);
+	buf_release(&hi);
 	buf_release(&note);
 	shard_bind_release(&b);
 	shard_plan_free(p);
