@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "agent/inspect.h"
+#include "agent/shardplan.h"
 #include "agent/sync.h"
 #include "cli/cli.h"
 #include "common/buf.h"
@@ -514,6 +515,12 @@ static int do_diff(const struct mopts *mo, const char *task)
 	struct sync_opts o;
 	cli_sync_opts_init(&o, &e, m, id, &tr);
 	o.dry_run = true;
+	/* One shard's task plans its own range only; several shards' directories
+	 * together are planned over the whole listing. */
+	struct buf lo = BUF_INIT, hi = BUF_INIT;
+	if (manifest_set_size(set) == 1 &&
+	    shard_task_bounds(m, id, &lo, &hi, &o.shard_lo, &o.shard_hi))
+		fprintf(stderr, "dth: warning: the task's shard bounds cannot be read\n");
 	struct diff_ctx d = {mo->json, true};
 	o.on_item = diff_item;
 	o.on_item_ctx = &d;
@@ -526,6 +533,8 @@ static int do_diff(const struct mopts *mo, const char *task)
 	diff_print_end(mo, &res, rc, &err);
 	cli_ends_close(&e);
 	manifest_set_free(set);
+	buf_release(&lo);
+	buf_release(&hi);
 	if (rc) {
 		cli_error("%s", err.message);
 		return res.unreachable ? EXIT_UNREACHABLE : EXIT_SOME_FAILED;
