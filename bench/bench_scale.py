@@ -51,6 +51,19 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SYNTH = os.path.join(ROOT, "tests", "harness", "synth-s3.py")
+RUNNING = [None]  # the dth process running now (its own process group)
+
+
+def on_term(_sig, _frm):
+    """Stopped: the running dth goes too (a dth left behind would go on
+    listing from the next server started on the port, tokens being
+    stateless), then the finally blocks stop the server."""
+    if RUNNING[0]:
+        try:
+            os.killpg(RUNNING[0], signal.SIGKILL)
+        except OSError:
+            pass
+    raise SystemExit("interrupted")
 
 
 def parse_args():
@@ -178,13 +191,15 @@ def run_dth(args, synth, argv, wrap=None, log=None):
     t0 = time.monotonic()
     with open(log or os.devnull, "ab") as err:
         p = subprocess.Popen(cmd, env=dth_env(synth.url), stdout=subprocess.PIPE, stderr=err,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        RUNNING[0] = p.pid
         peak, stop = {}, threading.Event()
         th = threading.Thread(target=sample_rss, args=(p.pid, peak, stop), daemon=True)
         th.start()
         out = p.stdout.read()
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
+        RUNNING[0] = None
         stop.set()
         th.join()
     wall = time.monotonic() - t0
@@ -340,6 +355,8 @@ def table(results):
 
 def main():
     args = parse_args()
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
     args.dth = os.path.abspath(args.dth)
     if not os.access(args.dth, os.X_OK):
         raise SystemExit("no dth binary at %s" % args.dth)
