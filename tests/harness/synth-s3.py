@@ -43,15 +43,17 @@ results exist, NextContinuationToken, KeyCount, ascending byte order.
 Counters. GET /__stats answers JSON: requests by kind (LIST, HEAD, GET, PUT,
 COPY, MPU_INIT, MPU_PART, MPU_COMPLETE, ...), keys listed, bytes sent and
 received; POST /__stats/reset zeroes them. --access-log FILE writes one line
-per request (method, path and query, status, kind).
+per request (Unix time, method, path and query, status, kind).
 
 Start/stop: --port P [--host 127.0.0.1] --keys N; --pid-file FILE (removed at
 exit); SIGTERM or SIGINT stops it. --list-delay MS adds a delay to every LIST
 (to model a remote store's LIST latency).
 
-Throughput: `synth-s3.py --selftest-pages` is not provided; measure it with
-bench/bench_scale.py --server-only (pages per second over one keep-alive
-HTTP/1.1 connection).
+Throughput: bench/bench_scale.py measures the pages per second it serves
+alone (curl, one keep-alive HTTP/1.1 connection) next to dth's figures. A
+synthetic page without a delimiter is rendered straight from the index range
+(about 0.5 ms of CPU for 1,000 keys on an idle core); with a delimiter or in
+an ordinary bucket the general path is slower.
 """
 
 import argparse
@@ -282,7 +284,8 @@ class Handler(BaseHTTPRequestHandler):
                         received=self.received)
         if srv.access_log:
             with srv.log_lock:
-                srv.access_log.write("%s %s %d %s\n" % (self.command, self.path, status, kind))
+                srv.access_log.write("%.6f %s %s %d %s\n" % (time.time(), self.command, self.path,
+                                                             status, kind))
                 srv.access_log.flush()
 
     def xml(self, status, body, kind, listed=0, tail=b""):
