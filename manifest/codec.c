@@ -9,6 +9,17 @@
  * A record must be consumed exactly: missing or trailing bytes are -EPROTO.
  *
  *   obj:    ver size lmod(s) etag meta_fp status(u8) attempts last_error dest_etag xfer_at(s)
+ *           version 2 (written since issue 13): the same fields, but etag and
+ *           dest_etag are compact etags: a form byte, then
+ *             0  a string (varint length, bytes)
+ *             1  an MD5: 16 bytes (the etag was exactly 32 lowercase hex digits)
+ *             2  a multipart etag: 16 bytes and a varint N ("<32 hex>-N", N in
+ *                1..10000 written without leading zeros)
+ *             3  (dest_etag only) equal to etag
+ *           so a copied object's two ETags take 18 bytes instead of 66: at 10^7
+ *           or 10^9 objects the manifest is about 40 % smaller. Version 1
+ *           records are still read; each is rewritten as version 2 when its
+ *           object is next recorded.
  *   upload: ver upload_id src_etag object_size part_size part_count created(s) n_parts
  *           { number size etag } * n_parts
  *   stats:  ver count[OBJ__COUNT] bytes[OBJ__COUNT]
@@ -29,6 +40,7 @@
 #include <string.h>
 
 #define CODEC_VERSION	      1
+#define CODEC_OBJ_VERSION     2
 #define CODEC_TASK_VERSION    2
 #define CODEC_RUN_VERSION     1
 #define CODEC_TASKDEF_VERSION 1
@@ -198,37 +210,148 @@ static int rd_end(const struct rd *r)
 	return r->left ? -EPROTO : 0;
 }
 
+/* ---- compact etags (obj version 2) ---- */
+
+enum { ETAG_STR = 0, ETAG_MD5 = 1, ETAG_MPU = 2, ETAG_SAME = 3 };
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1; /* uppercase is kept as a string: the round trip is exact */
+}
+
+/* The part count of "<32 hex>-N" (1..10000, no leading zero), or 0. */
+static unsigned mpu_parts(const char *tail)
+{
+	if (tail[0] != '-' || tail[1] < '1' || tail[1] > '9')
+		return 0;
+	unsigned n = 0;
+	for (const char *p = tail + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || p - tail > 5)
+			return 0;
+		n = n * 10 + (unsigned)(*p - '0');
+	}
+	return n <= 10000 ? n : 0;
+}
+
+/* An etag field (size bytes) in its compact form; same: the source etag the
+ * field may equal (NULL for the source etag itself). */
+static void put_etag(struct buf *out, const char *e, size_t size, const char *same)
+{
+	size_t n = strnlen(e, size - 1);
+	if (same && n && strnlen(same, size - 1) == n && !memcmp(e, same, n)) {
+		put_u8(out, ETAG_SAME);
+		return;
+	}
+	unsigned char md5[16];
+	bool hex = n >= 32;
+	for (int i = 0; hex && i < 16; i++) {
+		int hi = hexval(e[2 * i]), lo = hexval(e[2 * i + 1]);
+		hex = hi >= 0 && lo >= 0;
+		md5[i] = (unsigned char)(hi << 4 | lo);
+	}
+	unsigned parts = 0;
+	if (hex && n > 32) {
+		char tail[8];
+		hex = n - 32 < sizeof(tail);
+		if (hex) {
+			memcpy(tail, e + 32, n - 32);
+			tail[n - 32] = '\0';
+			parts = mpu_parts(tail);
+			hex = parts > 0;
+		}
+	}
+	if (!hex) {
+		put_u8(out, ETAG_STR);
+		put_str(out, e, size);
+		return;
+	}
+	put_u8(out, parts ? ETAG_MPU : ETAG_MD5);
+	buf_add(out, md5, sizeof(md5));
+	if (parts)
+		put_u64(out, parts);
+}
+
 /* ---- objects ---- */
 
 void codec_obj_encode(const struct obj_record *r, struct buf *out)
 {
-	put_u8(out, CODEC_VERSION);
+	put_u8(out, CODEC_OBJ_VERSION);
 	put_u64(out, r->size);
 	put_i64(out, r->last_modified);
-	put_str(out, r->etag, sizeof(r->etag));
+	put_etag(out, r->etag, sizeof(r->etag), NULL);
 	put_u64(out, r->meta_fp);
 	put_u8(out, r->status);
 	put_u64(out, r->attempts);
 	put_str(out, r->last_error, sizeof(r->last_error));
-	put_str(out, r->dest_etag, sizeof(r->dest_etag));
+	put_etag(out, r->dest_etag, sizeof(r->dest_etag), r->etag);
 	put_i64(out, r->transferred_at);
+}
+
+static void get_etag(struct rd *r, char *dst, size_t size, const char *same)
+{
+	static const char digits[] = "0123456789abcdef";
+	dst[0] = '\0';
+	uint8_t form = get_u8(r);
+	if (r->err)
+		return;
+	if (form == ETAG_STR) {
+		get_str(r, dst, size);
+		return;
+	}
+	if (form == ETAG_SAME && same) {
+		memcpy(dst, same, strlen(same) + 1); /* same is a field of size bytes */
+		return;
+	}
+	if ((form != ETAG_MD5 && form != ETAG_MPU) || r->left < 16) {
+		r->err = -EPROTO;
+		return;
+	}
+	for (int i = 0; i < 16; i++) {
+		dst[2 * i] = digits[r->p[i] >> 4];
+		dst[2 * i + 1] = digits[r->p[i] & 15];
+	}
+	dst[32] = '\0';
+	r->p += 16;
+	r->left -= 16;
+	if (form == ETAG_MPU) {
+		uint64_t parts = get_u64(r);
+		if (r->err || parts < 1 || parts > 10000) {
+			r->err = -EPROTO;
+			dst[0] = '\0';
+			return;
+		}
+		char tail[8];
+		xsnprintf(tail, sizeof(tail), "-%u", (unsigned)parts);
+		memcpy(dst + 32, tail, strlen(tail) + 1);
+	}
 }
 
 int codec_obj_decode(const void *data, size_t len, struct obj_record *r)
 {
 	struct rd rd;
+	uint8_t ver;
 	memset(r, 0, sizeof(*r));
-	int rc = rd_begin(&rd, data, len);
+	int rc = rd_begin_ver(&rd, data, len, CODEC_OBJ_VERSION, &ver);
 	if (rc)
 		return rc;
 	r->size = get_u64(&rd);
 	r->last_modified = get_i64(&rd);
-	get_str(&rd, r->etag, sizeof(r->etag));
+	if (ver >= 2)
+		get_etag(&rd, r->etag, sizeof(r->etag), NULL);
+	else
+		get_str(&rd, r->etag, sizeof(r->etag));
 	r->meta_fp = get_u64(&rd);
 	r->status = get_u8(&rd);
 	r->attempts = get_u32(&rd);
 	get_str(&rd, r->last_error, sizeof(r->last_error));
-	get_str(&rd, r->dest_etag, sizeof(r->dest_etag));
+	if (ver >= 2)
+		get_etag(&rd, r->dest_etag, sizeof(r->dest_etag), r->etag);
+	else
+		get_str(&rd, r->dest_etag, sizeof(r->dest_etag));
 	r->transferred_at = get_i64(&rd);
 	rc = rd_end(&rd);
 	if (!rc && r->status >= OBJ__COUNT)

@@ -142,39 +142,55 @@ static void test_obj(void)
 	is_int(codec_obj_decode(enc.data, enc.len, &b), 0, "obj: unterminated field encodes");
 	is_int(strlen(b.etag), CODEC_ETAG_MAX - 1, "obj: unterminated field truncated");
 
-	/* hand-made corruptions of a small record:
-	 * [0]=ver [1]=size [2]=lmod [3]=etag len [4..5]="ab" [6]=meta_fp [7]=status */
+	/* hand-made corruptions of a small record: [0]=ver [1]=size [2]=lmod
+	 * [3]=etag form (string) [4]=etag len [5..6]="ab" [7]=meta_fp [8]=status */
 	memset(&a, 0, sizeof(a));
 	str_copy_fit(a.etag, "ab", sizeof(a.etag));
 	a.status = OBJ_DONE;
 	buf_reset(&enc);
 	codec_obj_encode(&a, &enc);
-	is_int((unsigned char)enc.data[3], 2, "obj: layout as expected (etag length)");
-	is_int((unsigned char)enc.data[7], OBJ_DONE, "obj: layout as expected (status)");
+	is_int((unsigned char)enc.data[0], 2, "obj: written as version 2");
+	is_int((unsigned char)enc.data[3], 0, "obj: layout as expected (etag form)");
+	is_int((unsigned char)enc.data[4], 2, "obj: layout as expected (etag length)");
+	is_int((unsigned char)enc.data[8], OBJ_DONE, "obj: layout as expected (status)");
 	struct buf t = BUF_INIT;
 	buf_add(&t, enc.data, enc.len);
-	t.data[7] = OBJ__COUNT;
+	t.data[8] = OBJ__COUNT;
 	is_int(codec_obj_decode(t.data, t.len, &b), -EPROTO, "obj: unknown status is -EPROTO");
 	buf_reset(&t);
 	buf_add(&t, enc.data, enc.len);
-	t.data[4] = 0;
+	t.data[5] = 0;
 	is_int(codec_obj_decode(t.data, t.len, &b), -EPROTO, "obj: NUL inside a string is -EPROTO");
 	buf_reset(&t);
 	buf_add(&t, enc.data, enc.len);
-	t.data[3] = 100;
+	t.data[4] = 100;
 	is_int(codec_obj_decode(t.data, t.len, &b), -EPROTO, "obj: string past the end is -EPROTO");
-
-	/* etag of CODEC_ETAG_MAX bytes does not fit the struct */
 	buf_reset(&t);
-	buf_addch(&t, 1);
-	buf_addch(&t, 0);
-	buf_addch(&t, 0);
-	buf_addch(&t, (char)0x80); /* 128 as varint */
-	buf_addch(&t, 0x01);
-	for (int i = 0; i < CODEC_ETAG_MAX; i++)
-		buf_addch(&t, 'e');
-	buf_add(&t, "\0\0\0\0\0\0", 6);
-	is_int(codec_obj_decode(t.data, t.len, &b), -EPROTO, "obj: over-long etag is -EPROTO");
+	buf_add(&t, enc.data, enc.len);
+	t.data[3] = 4;
+	is_int(codec_obj_decode(t.data, t.len, &b), -EPROTO, "obj: unknown etag form is -EPROTO");
+	buf_reset(&t);
+	buf_add(&t, enc.data, enc.len);
+	t.data[3] = 3;
+	is_int(codec_obj_decode(t.data, t.len, &b), -EPROTO,
+	       "obj: the source etag \"same as the source\" is -EPROTO");
+
+	/* etag of CODEC_ETAG_MAX bytes does not fit the struct (version 1 and 2) */
+	for (int v = 1; v <= 2; v++) {
+		buf_reset(&t);
+		buf_addch(&t, (char)v);
+		buf_addch(&t, 0);
+		buf_addch(&t, 0);
+		if (v == 2)
+			buf_addch(&t, 0);  /* string form */
+		buf_addch(&t, (char)0x80); /* 128 as varint */
+		buf_addch(&t, 0x01);
+		for (int i = 0; i < CODEC_ETAG_MAX; i++)
+			buf_addch(&t, 'e');
+		buf_add(&t, "\0\0\0\0\0\0", 6);
+		is_int(codec_obj_decode(t.data, t.len, &b), -EPROTO,
+		       "obj: over-long etag is -EPROTO (version %d)", v);
+	}
 
 	/* varint longer than 64 bits */
 	buf_reset(&t);
@@ -193,6 +209,70 @@ static void test_obj(void)
 	is_int(codec_obj_decode(NULL, 0, &b), -EPROTO, "obj: empty is -EPROTO");
 	buf_release(&t);
 	buf_release(&enc);
+}
+
+/* Version 1 records (written before issue 13) are still read. */
+static void test_obj_v1(void)
+{
+	/* ver 1, size 5, lmod 3 (zigzag 6), etag "ab", meta_fp 7, status done,
+	 * attempts 2, last_error "", dest_etag "cd", transferred_at 1 (zigzag 2) */
+	static const char v1[] = {1, 5, 6, 2, 'a', 'b', 7, OBJ_DONE, 2, 0, 2, 'c', 'd', 2};
+	struct obj_record b;
+	is_int(codec_obj_decode(v1, sizeof(v1), &b), 0, "obj v1: decodes");
+	ok(b.size == 5 && b.last_modified == 3 && !strcmp(b.etag, "ab") && b.meta_fp == 7 &&
+	       b.status == OBJ_DONE && b.attempts == 2 && !b.last_error[0] &&
+	       !strcmp(b.dest_etag, "cd") && b.transferred_at == 1,
+	   "obj v1: every field as written");
+	struct buf enc = BUF_INIT;
+	buf_add(&enc, v1, sizeof(v1));
+	check_prefixes("obj v1", &enc, dec_obj, &b, 3);
+	buf_release(&enc);
+}
+
+/* The compact etags of version 2: exact round trips, and the sizes. */
+static void test_obj_etags(void)
+{
+	static const struct {
+		const char *etag, *dest;
+		size_t len; /* encoded length (version 1: 83 for an MD5 copied as is) */
+	} cases[] = {
+	    {"0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef", 35},
+	    {"0123456789abcdef0123456789abcdef", "", 36},
+	    {"0123456789abcdef0123456789abcdef-17", "0123456789abcdef0123456789abcdef-17", 36},
+	    {"0123456789abcdef0123456789abcdef-10000", "fedcba9876543210fedcba9876543210", 53},
+	    {"0123456789ABCDEF0123456789abcdef", "", 53},	/* uppercase: a string */
+	    {"0123456789abcdef0123456789abcdef-0", "", 55},	/* N = 0: a string */
+	    {"0123456789abcdef0123456789abcdef-01", "", 56},	/* leading zero */
+	    {"0123456789abcdef0123456789abcdef-10001", "", 59}, /* N > 10000 */
+	    {"0123456789abcdef0123456789abcdef-", "", 54},	/* no N */
+	    {"0123456789abcdef0123456789abcde", "", 52},	/* 31 digits */
+	    {"0123456789abcdef0123456789abcdefa", "", 54},	/* 33 digits */
+	    {"0123456789abcdef0123456789abcdeg", "", 53},	/* not hex */
+	    {"", "", 21},
+	    {"etag", "etag", 24},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct obj_record a, b;
+		memset(&a, 0, sizeof(a));
+		a.size = 4096;
+		a.last_modified = 1700000000;
+		a.status = OBJ_DONE;
+		a.transferred_at = 1700000001;
+		str_copy_fit(a.etag, cases[i].etag, sizeof(a.etag));
+		str_copy_fit(a.dest_etag, cases[i].dest, sizeof(a.dest_etag));
+		struct buf enc = BUF_INIT;
+		codec_obj_encode(&a, &enc);
+		is_int(codec_obj_decode(enc.data, enc.len, &b), 0, "etag \"%s\": decodes", a.etag);
+		ok(obj_eq(&a, &b), "etag \"%s\" / \"%s\": round trips", a.etag, a.dest_etag);
+		is_int(enc.len, cases[i].len, "etag \"%s\" / \"%s\": encoded length", a.etag,
+		       a.dest_etag);
+		if (i == 0 || i == 3) {
+			char what[32];
+			xsnprintf(what, sizeof(what), "obj compact %zu", i);
+			check_prefixes(what, &enc, dec_obj, &b, 0);
+		}
+		buf_release(&enc);
+	}
 }
 
 static void test_upload(void)
@@ -596,6 +676,8 @@ int main(void)
 {
 	test_status();
 	test_obj();
+	test_obj_v1();
+	test_obj_etags();
 	test_upload();
 	test_image_blob();
 	test_stats_task();
