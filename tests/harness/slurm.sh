@@ -175,18 +175,24 @@ start() {
 	done
 	mkdir -p "$BASE/state" "$BASE/spool" "$BASE/log" "$BASE/run"
 	write_conf
-	start_munge || { say "munged did not start, see $BASE/log/munged.log"; stop; exit 1; }
+	start_munge || { say "munged did not start, see $BASE/log/munged.log"; KEEP=1 stop; exit 1; }
 	# -c: no job or node state from an earlier run
-	slurmctld -f "$CONF" -c && await_pid slurmctld 20 ||
-		{ say "slurmctld did not start, see $BASE/log/slurmctld.log"; stop; exit 1; }
-	slurmd -f "$CONF" -N localhost && await_pid slurmd 20 ||
-		{ say "slurmd did not start, see $BASE/log/slurmd.log"; stop; exit 1; }
+	if ! { slurmctld -f "$CONF" -c && await_pid slurmctld 20; }; then
+		say "slurmctld did not start, see $BASE/log/slurmctld.log"
+		KEEP=1 stop
+		exit 1
+	fi
+	if ! { slurmd -f "$CONF" -N localhost && await_pid slurmd 20; }; then
+		say "slurmd did not start, see $BASE/log/slurmd.log"
+		KEEP=1 stop
+		exit 1
+	fi
 	i=300
 	until node_idle; do
 		i=$((i - 1))
 		if [ $i -le 0 ]; then
 			say "the node is not idle after 30 s: $(sinfo -h -o '%t %E' 2>&1)"
-			stop
+			KEEP=1 stop
 			exit 1
 		fi
 		sleep 0.1
