@@ -183,6 +183,16 @@ static unsigned range_splits(const struct sync_opts *o, struct buf *store, unsig
 	return n;
 }
 
+/* Byte order of a key (len bytes) against a NUL-terminated bound. */
+static int keycmp_rel(const char *key, size_t len, const char *bound)
+{
+	size_t bl = strlen(bound), n = len < bl ? len : bl;
+	int c = n ? memcmp(key, bound, n) : 0;
+	if (c)
+		return c;
+	return len < bl ? -1 : len > bl;
+}
+
 /* The first listing's failure: unreachable, or no such bucket. */
 static bool unreachable_errno(int rc)
 {
@@ -697,6 +707,14 @@ static int key_hinted(struct range *rg, const struct sync_key *k, const struct o
 	return plan_item(rg, p, err);
 }
 
+/* Whether a relative key is in the run's shard (all are without one). */
+static bool in_shard(const struct sync_opts *o, const char *key, size_t len)
+{
+	if (o->shard_lo && keycmp_rel(key, len, o->shard_lo) <= 0)
+		return false;
+	return !o->shard_hi || keycmp_rel(key, len, o->shard_hi) <= 0;
+}
+
 /* One given key. 0, or an error that ends the run (err set). */
 static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *err)
 {
@@ -704,6 +722,8 @@ static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *e
 	const struct sync_opts *o = r->o;
 	if (o->filter && !filter_match(o->filter, k->key, k->len))
 		return 0;
+	if (!in_shard(o, k->key, k->len))
+		return 0; /* another shard's */
 	add64(&r->prog->listed, 1);
 	struct obj_record rec;
 	bool has_rec = k->len <= MANIFEST_KEY_MAX &&
@@ -922,8 +942,8 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 	unsigned nr = nsplit + 1;
 	for (unsigned i = 0; i < nr; i++) {
 		ranges[i].run = &r;
-		ranges[i].lo = i ? keys[i - 1] : NULL;
-		ranges[i].hi = i < nsplit ? keys[i] : NULL;
+		ranges[i].lo = i ? keys[i - 1] : o->shard_lo;
+		ranges[i].hi = i < nsplit ? keys[i] : o->shard_hi;
 	}
 	if (nr == 1) {
 		struct dth_err e1;

@@ -101,6 +101,12 @@ struct sync_opts {
 	const char *sse;
 	const char *sse_kms_key_id;
 	const struct filter *filter; /* NULL: everything */
+	/* One shard's part of the key space (shard.h): relative keys in
+	 * (shard_lo, shard_hi], either NULL for no bound (borrowed, without NUL).
+	 * Only those keys are listed, recorded, copied and deleted; given keys
+	 * outside it are ignored. */
+	const char *shard_lo;
+	const char *shard_hi;
 	bool dry_run;
 	/* Copy again only the objects the manifest records as failed (each asked
 	 * for at the source with a HEAD; one the source no longer has is

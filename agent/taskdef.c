@@ -15,6 +15,7 @@
 
 #include "agent/filter.h"
 #include "agent/image.h"
+#include "agent/shard.h"
 #include "agent/taskdef.h"
 #include "common/buf.h"
 #include "common/util.h"
@@ -85,6 +86,15 @@ static const struct taskdef_setting table[] = {
      "with delete: delete nothing when more than N objects (or P% of the destination's) "
      "would go; without it, nothing is deleted when the source lists no objects",
      NULL, 0, 0, OFF(max_delete)},
+    {"shard", S3, TD_CLI, TD_TEXT, "I/N|auto|auto/N", NULL,
+     "copy only shard I of N of the key space (0 <= I < N <= 4096): each of N processes runs "
+     "one shard, with its own manifest records; auto takes I from the scheduler's environment "
+     "(Slurm arrays, Kubernetes Indexed Jobs, AWS Batch arrays), auto/N also N",
+     NULL, 0, 32, OFF(shard)},
+    {"shard_plan", S3, TD_CLI, TD_TEXT, "FILE", NULL,
+     "with shard: the cut keys of the shards, from --make-shard-plan (default: the even cut "
+     "over printable key bytes, for keys spread evenly)",
+     NULL, 0, 4096, OFF(shard_plan)},
     {"server_side_copy", S3, TD_CLI, TD_BOOL, NULL, "true",
      "copy server-side when both ends are one endpoint", NULL, 0, 0, OFF(server_side_copy)},
     {"requester_pays", S3, TD_CLI, TD_BOOL, NULL, "false",
@@ -686,6 +696,16 @@ static int check_s3(const struct taskdef *t, bool flags, struct dth_err *err, co
 		*field = "max_delete";
 		return err_set(err, -EINVAL, "%s needs %s", kname("max_delete", flags, a),
 			       kname("delete", flags, b));
+	}
+	if (t->shard_plan && !t->shard) {
+		*field = "shard_plan";
+		return err_set(err, -EINVAL, "%s needs %s", kname("shard_plan", flags, a),
+			       kname("shard", flags, b));
+	}
+	if (t->shard && shard_spec_check(t->shard, err)) {
+		*field = "shard";
+		err_prefix(err, "%s", kname("shard", flags, a));
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -75,6 +75,8 @@ struct taskdef {
 	char *acl;
 	char *sse;
 	char *sse_kms_key_id;
+	char *shard;	  /* "I/N", "auto", "auto/N" (shard.h); NULL: the whole key space */
+	char *shard_plan; /* a plan file of the shards' cut keys; NULL: the even cut */
 	struct taskdef_pattern *patterns;
 	size_t n_patterns;
 	/* notifications (both kinds) */

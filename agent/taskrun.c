@@ -10,6 +10,7 @@
 
 #include "agent/ends.h"
 #include "agent/filter.h"
+#include "agent/shard.h"
 #include "agent/taskdef.h"
 #include "agent/taskrun.h"
 #include "common/buf.h"
@@ -259,6 +260,44 @@ static void s3_finish(const struct taskrun_opts *o, int rc, const struct sync_re
 	}
 }
 
+/* The shard a task copies is recorded with it (note "shard": "I/N PLAN"):
+ * its records hold that shard's keys only, so a run with another shard, or
+ * none, is refused rather than taking the records for the whole (a full run
+ * would copy again what other shards copied, and a --delete could act on
+ * what it never recorded). 0, or -1 with r failed. */
+static int shard_record(const struct taskrun_opts *o, struct taskrun_result *r,
+			const struct task_record *t, const struct shard_bind *b)
+{
+	struct buf was = BUF_INIT, now = BUF_INIT;
+	int rc = manifest_task_note_get(o->manifest, r->task_id, "shard", &was);
+	if (b->plan)
+		shard_bind_note(b, &now);
+	const char *w = rc == 0 ? buf_str(&was) : "the whole key space";
+	const char *n = b->plan ? buf_str(&now) : "the whole key space";
+	if (rc == 0 || (b->plan && t->runs > 0)) {
+		if (rc && rc != -ENOENT)
+			fail(r, TASKRUN_SOME_FAILED, "task %s: reading its shard: %s", t->name,
+			     strerror(-rc));
+		else if (strcmp(w, n))
+			fail(r, TASKRUN_USAGE,
+			     "task %s copies shard %s, not %s: its records hold that part only; "
+			     "give each shard its own task (--task) or state directory",
+			     t->name, w, n);
+		rc = r->error[0] ? -1 : 0;
+	} else if (b->plan && !o->dry_run) {
+		rc = manifest_task_note_put(o->manifest, r->task_id, "shard", now.data, now.len);
+		if (rc)
+			fail(r, TASKRUN_SOME_FAILED, "task %s: recording its shard: %s", t->name,
+			     strerror(-rc));
+		rc = rc ? -1 : 0;
+	} else {
+		rc = 0;
+	}
+	buf_release(&was);
+	buf_release(&now);
+	return rc;
+}
+
 static int run_s3(const struct taskrun_opts *o, struct taskrun_result *r)
 {
 	const struct taskdef *d = o->def;
@@ -278,9 +317,16 @@ static int run_s3(const struct taskrun_opts *o, struct taskrun_result *r)
 		ends_s3_close(&e);
 		return r->exit;
 	}
+	struct shard_bind shard = {0};
+	if (d->shard && shard_bind_open(d->shard, d->shard_plan, &shard, &err)) {
+		fail(r, TASKRUN_USAGE, "%s", err.message);
+		ends_s3_close(&e);
+		return r->exit;
+	}
 	struct task_record t;
 	bool rebound;
-	if (record_open(o, r, &t, &rebound)) {
+	if (record_open(o, r, &t, &rebound) || shard_record(o, r, &t, &shard)) {
+		shard_bind_release(&shard);
 		ends_s3_close(&e);
 		return r->exit;
 	}
@@ -294,6 +340,8 @@ static int run_s3(const struct taskrun_opts *o, struct taskrun_result *r)
 	struct sync_opts so;
 	s3_opts(o, &e, filter, &so);
 	so.task_id = r->task_id;
+	so.shard_lo = shard.lo;
+	so.shard_hi = shard.hi;
 	so.merge_destination = !t.dest_listed || d->delete_gone || after_crash || rebound;
 	if (o->retry_failed) {
 		so.retry_failed = true;
@@ -316,6 +364,7 @@ static int run_s3(const struct taskrun_opts *o, struct taskrun_result *r)
 	if (r->error[0])
 		json_object_set_new(r->report, "error", json_string(r->error));
 	filter_free(filter);
+	shard_bind_release(&shard);
 	ends_s3_close(&e);
 	return r->exit;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent/filter.h"
+#include "agent/shard.h"
 #include "agent/sync.h"
 #include "agent/taskdef.h"
 #include "agent/taskrun.h"
@@ -118,11 +119,20 @@ static void on_item(void *ctx, const struct sync_item *it)
 	buf_release(&shown);
 }
 
-static void default_task_name(const char *src, const char *dst, struct buf *out)
+/* SRC--DST, and " [shard I/N]" for a shard (each shard its own task, so
+ * shards may share a state directory). */
+static int default_task_name(const struct taskdef *def, struct buf *out, struct dth_err *err)
 {
-	buf_adds(out, src);
+	buf_adds(out, def->source);
 	buf_adds(out, "--");
-	buf_adds(out, dst);
+	buf_adds(out, def->destination);
+	if (!def->shard)
+		return 0;
+	struct shard_spec sp;
+	int rc = shard_spec_parse(def->shard, NULL, &sp, err);
+	if (!rc)
+		buf_addf(out, " [shard %u/%u]", sp.index, sp.count);
+	return rc;
 }
 
 /* What the command line gives besides the task's settings. */
@@ -293,12 +303,15 @@ int cmd_sync(int argc, char **argv)
 		goto out;
 	}
 	struct buf tname = BUF_INIT;
-	if (a.task)
-		buf_adds(&tname, a.task);
-	else
-		default_task_name(def.source, def.destination, &tname);
-	def.name = buf_detach(&tname, NULL);
 	exitc = EXIT_USAGE;
+	if (a.task) {
+		buf_adds(&tname, a.task);
+	} else if (default_task_name(&def, &tname, &err)) {
+		buf_release(&tname);
+		cli_error("sync: %s", err.message);
+		goto out;
+	}
+	def.name = buf_detach(&tname, NULL);
 	if (taskdef_check(&def, true, &err, NULL)) {
 		cli_error("%s", err.message);
 		goto out;

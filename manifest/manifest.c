@@ -1596,3 +1596,74 @@ int manifest_key_quantiles(struct manifest *m, uint32_t task, const char *prefix
 	manifest_cursor_free(c);
 	return rc < 0 ? rc : 0;
 }
+
+/* ---- task notes (database meta: "note/" + 8 hex digits of the task id +
+ * "/" + name) ---- */
+
+#define NOTE_NAME_MAX 32
+
+static int note_key(uint32_t task, const char *name, char *out, size_t size)
+{
+	if (!*name || strlen(name) > NOTE_NAME_MAX)
+		return -EINVAL;
+	return xsnprintf(out, size, "note/%08x/%s", task, name) < 0 ? -EINVAL : 0;
+}
+
+struct note_put {
+	const char *key;
+	const void *data;
+	size_t len;
+};
+
+static int note_txn(struct manifest *m, MDB_txn *txn, void *ctx)
+{
+	struct note_put *p = ctx;
+	MDB_val k = {strlen(p->key), (void *)p->key};
+	if (!p->data) {
+		int rc = mdb_del(txn, m->dbi_meta, &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	MDB_val v = {p->len, (void *)p->data};
+	return mdb_put(txn, m->dbi_meta, &k, &v, 0);
+}
+
+int manifest_task_note_put(struct manifest *m, uint32_t task, const char *name, const void *data,
+			   size_t len)
+{
+	char key[64];
+	if (note_key(task, name, key, sizeof(key)) || len > MANIFEST_NOTE_MAX || (!data && len))
+		return -EINVAL;
+	if (m->mode != MANIFEST_RDWR)
+		return -EROFS;
+	struct note_put p = {key, data ? data : "", len};
+	return mf_write_txn(m, note_txn, &p);
+}
+
+int manifest_task_note_del(struct manifest *m, uint32_t task, const char *name)
+{
+	char key[64];
+	if (note_key(task, name, key, sizeof(key)))
+		return -EINVAL;
+	if (m->mode != MANIFEST_RDWR)
+		return -EROFS;
+	struct note_put p = {key, NULL, 0};
+	return mf_write_txn(m, note_txn, &p);
+}
+
+int manifest_task_note_get(struct manifest *m, uint32_t task, const char *name, struct buf *out)
+{
+	char key[64];
+	buf_reset(out);
+	if (note_key(task, name, key, sizeof(key)))
+		return -EINVAL;
+	MDB_txn *txn;
+	int rc = mf_read_begin(m, &txn);
+	if (rc)
+		return rc;
+	MDB_val k = {strlen(key), key}, v;
+	rc = mdb_get(txn, m->dbi_meta, &k, &v);
+	if (rc == 0)
+		buf_add(out, v.mv_data, v.mv_size);
+	mf_read_end(m, txn);
+	return rc ? mf_errno(rc) : 0;
+}

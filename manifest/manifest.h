@@ -229,6 +229,19 @@ void manifest_cursor_free(struct manifest_cursor *c);
 int manifest_key_quantiles(struct manifest *m, uint32_t task, const char *prefix, unsigned n,
 			   struct buf *out, unsigned *count) WUR;
 
+/* ---- task notes ----
+ * Small named values kept with a task (database meta), outside the object
+ * records: the shard a task copies ("shard"), the sample of its source
+ * listing's page boundaries ("sample"). name is 1..32 bytes of text; a value
+ * is at most MANIFEST_NOTE_MAX bytes. Each call commits at once (put, del:
+ * RDWR only, else -EROFS). get: 0 with out reset and filled, or -ENOENT. */
+#define MANIFEST_NOTE_MAX (1024 * 1024)
+int manifest_task_note_put(struct manifest *m, uint32_t task, const char *name, const void *data,
+			   size_t len) WUR;
+int manifest_task_note_del(struct manifest *m, uint32_t task, const char *name) WUR;
+int manifest_task_note_get(struct manifest *m, uint32_t task, const char *name,
+			   struct buf *out) WUR;
+
 /* ---- writing: batched commits ----
  * A writer per run; several may live at once in one process (the agent runs
  * tasks side by side): each commits its own batches, LMDB serialises their
