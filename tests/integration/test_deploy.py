@@ -290,7 +290,8 @@ def _run_init(ctx, pod, root, secret_text, configmap=None):
         v = vols[m["name"]]
         if "secret" in v:
             p = os.path.join(d, "dth.conf")
-            ctx.write_config(text=secret_text, path=p, mode=v["secret"]["defaultMode"])
+            # as the kubelet makes it with fsGroup: group read added
+            ctx.write_config(text=secret_text, path=p, mode=v["secret"]["defaultMode"] | 0o040)
         elif "configMap" in v:
             for k, text in (configmap or {}).items():
                 with open(os.path.join(d, k), "w") as f:
@@ -304,9 +305,12 @@ def _run_init(ctx, pod, root, secret_text, configmap=None):
 def _seed(ctx, n=240):
     """A source bucket on A with n keys of random-looking names (spread
     over the key alphabet, as hashed names are) and an empty bucket on B."""
+    import base64
     import hashlib
-    keys = {"%s.dat" % hashlib.sha1(b"%d" % i).hexdigest()[:12]: lib.det_bytes(i, 64 + i % 200)
-            for i in range(n)}
+
+    def name(i):  # 0-9, A-Z, a-z, - and _: spread over the printable bytes
+        return base64.urlsafe_b64encode(hashlib.sha1(b"%d" % i).digest()).decode()[:12] + ".dat"
+    keys = {name(i): lib.det_bytes(i, 64 + i % 200) for i in range(n)}
     src, dst = ctx.bucket("a", "deploy-src"), ctx.bucket("b", "deploy-dst")
     lib.put_objects(lib.s3("a"), src, keys)
     return src, dst, set(keys)
