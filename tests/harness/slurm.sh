@@ -21,7 +21,8 @@
 #  - no cgroups: proctrack/linuxproc and task/none (the cgroup plugins want
 #    systemd, or leave directories behind in /sys/fs/cgroup);
 #  - batch_sched_delay=0: array tasks start at once, not a few seconds apart;
-#  - munged's socket directory must be 0711 and its key 0400, ours;
+#  - munged's socket directory must be 0711 (and the directories above it
+#    searchable by all) and its key 0400, ours;
 #  - the host name is not "localhost": slurmd is told its node name (-N);
 #  - PID 1 may reap orphans late, and kill -0 succeeds on a zombie: a zombie
 #    counts as stopped;
@@ -174,6 +175,9 @@ start() {
 		fi
 	done
 	mkdir -p "$BASE/state" "$BASE/spool" "$BASE/log" "$BASE/run"
+	# munged wants every directory above its socket searchable by all (a
+	# mktemp -d directory is 0700)
+	chmod a+x "$BASE"
 	write_conf
 	start_munge || { say "munged did not start, see $BASE/log/munged.log"; KEEP=1 stop; exit 1; }
 	# -c: no job or node state from an earlier run
