@@ -21,6 +21,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.parse
 
 import lib
@@ -145,7 +146,9 @@ def _submit(ctx, slurm, env):
 
 def test_array_job_four_shards(ctx):
     _need_slurm()
+    t0 = time.monotonic()
     src, md5 = _seed(ctx)
+    t_seed = time.monotonic() - t0
     dst = ctx.bucket("b", "slurm-dst")
     plan = os.path.join(ctx.dir, "shard.plan")
     ctx.run_dth(["sync", "--config", ctx.config, "--state", os.path.join(ctx.dir, "plan-state"),
@@ -161,7 +164,9 @@ def test_array_job_four_shards(ctx):
     req_a, req_b = lib.rgw_req("a"), lib.rgw_req("b")
     # all 4 tasks at once: tell Slurm the node has 4 CPUs (it has 2 here)
     with Slurm(cpus=SHARDS) as slurm:
+        t1 = time.monotonic()
         job = _submit(ctx, slurm, env)
+        t_job = time.monotonic() - t1
     for i in range(SHARDS):
         with open(os.path.join(ctx.dir, "dth-sync-%s_%d.out" % (job, i))) as f:
             res = lib.parse_sync_json(f.read())
@@ -207,6 +212,7 @@ def test_array_job_four_shards(ctx):
             seen[k] = i
     lib.assert_same_keys(seen, md5, "keys of the 4 manifests")
     sizes = sorted(sum(1 for s in seen.values() if s == i) for i in range(SHARDS))
-    print("  shards hold %s keys; %d LIST requests on the source; %d PUTs at B" % (
-        sizes, len(lists), sum(puts.values())))
+    print("  shards hold %s keys; %d LIST requests on the source; %d PUTs at B; seeding %.0f s, "
+          "the array job %.0f s (sbatch --wait), all %.0f s" % (
+              sizes, len(lists), sum(puts.values()), t_seed, t_job, time.monotonic() - t0))
     ctx.check_no_secrets()
