@@ -40,6 +40,8 @@ struct planner {
 	bool delete_gone;
 	struct head hs, hm, hd;
 	struct buf key; /* key of the item returned last */
+	void (*hook)(void *ctx, const char *key, size_t len, bool page_last);
+	void *hook_ctx;
 	uint64_t listed;
 	uint64_t dst_listed;
 };
@@ -106,6 +108,14 @@ void planner_set_bounds(struct planner *p, const char *lo, const char *hi)
 	free(p->hi);
 	p->lo = lo ? xstrdup(lo) : NULL;
 	p->hi = hi ? xstrdup(hi) : NULL;
+}
+
+void planner_set_source_hook(struct planner *p,
+			     void (*fn)(void *ctx, const char *key, size_t len, bool page_last),
+			     void *ctx)
+{
+	p->hook = fn;
+	p->hook_ctx = ctx;
 }
 
 static int keycmp(const char *a, size_t al, const char *b, size_t bl)
@@ -197,8 +207,11 @@ static int fill_listing(struct planner *p, struct head *h, struct s3_lister *l, 
 				       is_src ? p->src_prefix : p->dst_prefix);
 		const char *rel = e->key + plen;
 		size_t rlen = e->key_len - plen;
-		if (rlen == 0)
-			continue; /* the prefix itself (a folder marker equal to the prefix) */
+		if (rlen == 0) {
+			if (is_src && p->hook && !p->lo) /* counted: it fills a page */
+				p->hook(p->hook_ctx, rel, 0, e->page_last);
+			continue;
+		} /* the prefix itself (a folder marker equal to the prefix) */
 		int b = bound_check(p, rel, rlen);
 		if (b < 0)
 			continue;
@@ -207,6 +220,8 @@ static int fill_listing(struct planner *p, struct head *h, struct s3_lister *l, 
 			break;
 		}
 		h->last = b == 1;
+		if (is_src && p->hook)
+			p->hook(p->hook_ctx, rel, rlen, e->page_last);
 		if (!wanted(p, rel, rlen))
 			continue;
 		rc = head_set_key(h, rel, rlen, is_src ? "source" : "destination", err);

@@ -50,6 +50,12 @@ void planner_free(struct planner *p);
  * no bound). A stream is finished as soon as it reaches hi, so a listing
  * bounded there sends no request past it. Strings are copied. */
 void planner_set_bounds(struct planner *p, const char *lo, const char *hi);
+/* Call fn for every source entry inside the bounds, in listing order,
+ * whether the filter wants it or not (key relative; page_last as
+ * s3_list_entry's): to sample the listing (keysample.h). fn may be NULL. */
+void planner_set_source_hook(struct planner *p,
+			     void (*fn)(void *ctx, const char *key, size_t len, bool page_last),
+			     void *ctx);
 /* 1 with *out filled, 0 when every stream is exhausted, negative errno on
  * error (err filled). Keys that need nothing (a deleted record with nothing at
  * either side) produce no item. */

@@ -227,7 +227,7 @@ struct shard_plan *shard_plan_from_cuts(unsigned n, const char *const *keys, con
 	for (unsigned i = 0; i + 1 < n; i++) {
 		const char *why = NULL;
 		if (lens[i] == 0 || lens[i] > SHARD_KEY_MAX)
-			why = "is empty or longer than 1024 bytes";
+			why = "is empty or too long";
 		else if (memchr(keys[i], '\0', lens[i]))
 			why = "holds a NUL byte";
 		else if (i && keycmp(keys[i - 1], lens[i - 1], keys[i], lens[i]) >= 0)

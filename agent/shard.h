@@ -38,7 +38,7 @@
 #include "common/util.h"
 
 #define SHARD_COUNT_MAX	   4096
-#define SHARD_KEY_MAX	   1024
+#define SHARD_KEY_MAX	   2048
 #define SHARD_PLAN_VERSION 1
 
 struct shard_spec {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "agent/filter.h"
+#include "agent/keysample.h"
 #include "agent/planner.h"
 #include "agent/spool.h"
 #include "agent/transfer.h"
@@ -138,48 +139,32 @@ static int check_destination(const struct sync_opts *o, struct sync_result *res,
 	return rc;
 }
 
-/* Split keys for planning in parallel key ranges: the task's own keys at
- * multiples of whole listing pages, so that an unchanged source is listed in
- * exactly ceil(N/1000) pages however it is split. Relative keys, NUL-separated
- * in store; returns how many (ranges - 1). */
+/* Split keys for planning in parallel key ranges, from the sample of the
+ * source listing the last complete run kept (task note "sample",
+ * keysample.h): one read of a bounded record, whatever the number of keys.
+ * The splits are keys that ended one of the source's own listing pages, so
+ * each range lists whole pages of the source and an unchanged source is
+ * listed in exactly as many LISTs as one full listing, however it is split.
+ * Relative keys, NUL-separated in store; returns how many (ranges - 1). */
 static unsigned range_splits(const struct sync_opts *o, struct buf *store, unsigned max_ranges)
 {
-	struct task_stats st;
-	if (s3_client_is_local(o->src) || manifest_stats_get(o->manifest, o->task_id, &st))
+	if (s3_client_is_local(o->src))
 		return 0; /* a directory tree is walked once, in order */
-	uint64_t total = 0;
-	for (int i = 0; i < OBJ__COUNT; i++)
-		total += st.count[i];
-	uint64_t pages = (total + 999) / 1000;
-	uint64_t ranges = pages / 2; /* at least two pages a range */
-	if (ranges > max_ranges)
-		ranges = max_ranges;
-	if (ranges > o->concurrency)
-		ranges = o->concurrency;
-	if (ranges < 2)
-		return 0;
-	uint64_t per = (pages + ranges - 1) / ranges * 1000; /* keys a range */
-	struct dth_err err;
-	err_clear(&err);
-	struct manifest_cursor *c =
-	    manifest_cursor_new(o->manifest, MANIFEST_OBJECTS, o->task_id, NULL, NULL, &err);
-	if (!c)
-		return 0;
-	const char *key;
-	size_t len;
-	struct obj_record r;
-	uint64_t i = 0;
+	struct buf note = BUF_INIT;
+	struct keysample *ks = NULL;
 	unsigned n = 0;
-	while (n + 1 < ranges && manifest_cursor_next(c, &key, &len, &r) == 1) {
-		if (++i % per == 0 && i < total) {
-			if (memchr(key, '\0', len))
-				break;
-			buf_add(store, key, len);
-			buf_addch(store, '\0');
-			n++;
-		}
+	if (manifest_task_note_get(o->manifest, o->task_id, "sample", &note) == 0 &&
+	    keysample_decode(note.data, note.len, &ks) == 0) {
+		uint64_t ranges = (keysample_pages(ks) + 1) / 2; /* at least two pages a range */
+		if (ranges > max_ranges)
+			ranges = max_ranges;
+		if (ranges > o->concurrency)
+			ranges = o->concurrency;
+		if (ranges >= 2)
+			n = keysample_cuts(ks, (unsigned)ranges, true, store);
 	}
-	manifest_cursor_free(c);
+	keysample_free(ks);
+	buf_release(&note);
 	return n;
 }
 
@@ -220,9 +205,10 @@ struct range {
 	const char *hi; /* relative, inclusive; NULL: to the end */
 	pthread_t thread;
 	bool started;
-	struct spool *deletes; /* planned deletes, sent once every range listed cleanly */
-	uint64_t n_deletes;    /* planned deletes (also counted in dry runs) */
-	uint64_t dst_listed;   /* destination keys this range listed */
+	struct spool *deletes;	  /* planned deletes, sent once every range listed cleanly */
+	uint64_t n_deletes;	  /* planned deletes (also counted in dry runs) */
+	uint64_t dst_listed;	  /* destination keys this range listed */
+	struct keysample *sample; /* of the source listing (NULL: not kept) */
 };
 
 static void run_fail(struct run *r, int rc, const struct dth_err *err, bool unreachable)
@@ -463,6 +449,29 @@ static void streams_close(struct range_streams *st)
 	buf_release(&st->deb);
 }
 
+static void sample_hook(void *ctx, const char *key, size_t len, bool page_last)
+{
+	keysample_add(ctx, key, len, page_last);
+}
+
+/* Keep the sample of a complete listing (the ranges' in key order) with the
+ * task, for the next run's splits and for shard plans. */
+static void sample_save(const struct sync_opts *o, struct range *ranges, unsigned nr)
+{
+	struct keysample *all = keysample_new();
+	for (unsigned i = 0; i < nr; i++)
+		keysample_append(all, ranges[i].sample);
+	struct buf b = BUF_INIT;
+	keysample_encode(all, &b);
+	int rc = b.len <= MANIFEST_NOTE_MAX
+		     ? manifest_task_note_put(o->manifest, o->task_id, "sample", b.data, b.len)
+		     : -EFBIG;
+	if (rc)
+		log_warn("could not keep the listing's sample: %s", strerror(-rc));
+	buf_release(&b);
+	keysample_free(all);
+}
+
 static int plan_range(struct range *rg, struct dth_err *err)
 {
 	struct run *r = rg->run;
@@ -475,6 +484,8 @@ static int plan_range(struct range *rg, struct dth_err *err)
 	pl = planner_new(st.ls, o->src_prefix, st.cur, st.ld, o->dst_prefix, o->filter,
 			 o->delete_gone);
 	planner_set_bounds(pl, rg->lo, rg->hi);
+	if (rg->sample)
+		planner_set_source_hook(pl, sample_hook, rg->sample);
 	struct plan p;
 	uint64_t seen = 0, paged = 0;
 	for (;;) {
@@ -940,10 +951,12 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		off += strlen(keys[i]) + 1;
 	}
 	unsigned nr = nsplit + 1;
+	bool sampled = !o->dry_run && !s3_client_is_local(o->src);
 	for (unsigned i = 0; i < nr; i++) {
 		ranges[i].run = &r;
 		ranges[i].lo = i ? keys[i - 1] : o->shard_lo;
 		ranges[i].hi = i < nsplit ? keys[i] : o->shard_hi;
+		ranges[i].sample = sampled ? keysample_new() : NULL;
 	}
 	if (nr == 1) {
 		struct dth_err e1;
@@ -969,6 +982,8 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		*err = r.err;
 	}
 	prog->listing_done = rc == 0;
+	if (rc == 0 && sampled && !(o->stop && *o->stop))
+		sample_save(o, ranges, nr);
 	if (rc == 0 && !(o->stop && *o->stop))
 		rc = apply_deletes(&r, ranges, nr, err);
 finish:
@@ -997,8 +1012,10 @@ finish:
 	}
 	transfer_free(r.xfer);
 done:
-	for (unsigned i = 0; i < MAX_RANGES; i++)
+	for (unsigned i = 0; i < MAX_RANGES; i++) {
 		spool_free(ranges[i].deletes);
+		keysample_free(ranges[i].sample);
+	}
 	pthread_mutex_destroy(&r.lock);
 	buf_release(&splits);
 	res->transferred = prog->transferred;

@@ -14,6 +14,7 @@
 
 #include "agent/filter.h"
 #include "agent/shard.h"
+#include "agent/shardplan.h"
 #include "agent/sync.h"
 #include "agent/taskdef.h"
 #include "agent/taskrun.h"
@@ -33,6 +34,7 @@ enum opt_id {
 	O_STATE,
 	O_JSON,
 	O_NO_PROGRESS,
+	O_MAKE_PLAN,
 	O_HELP,
 	O_TASKDEF = 512, /* taskdef_cli_options values start here */
 };
@@ -46,6 +48,11 @@ static const struct cli_setting settings[] = {
      "state directory (default $DTH_STATE_DIR, /var/lib/dth as root, ~/.local/state/dth)", NULL},
     {"json", 0, O_JSON, NULL, "print one JSON object with the results", NULL},
     {"no-progress", 0, O_NO_PROGRESS, NULL, "no progress line on a terminal", NULL},
+    {"make-shard-plan", 1, O_MAKE_PLAN, "N",
+     "copy nothing: write the cut keys of N shards to the --shard-plan FILE, from the task's "
+     "sample of its last listing when this state directory has one, else from one listing of "
+     "SRC",
+     NULL},
     {"help", 0, O_HELP, NULL, "this help", NULL},
 };
 
@@ -139,6 +146,7 @@ static int default_task_name(const struct taskdef *def, struct buf *out, struct 
 struct sync_args {
 	const char *config, *task, *state;
 	bool dry_run, json, no_progress;
+	unsigned make_plan; /* --make-shard-plan N (0: not given) */
 };
 
 /* Parse argv into a and def (initialised by the caller). EXIT_DONE with
@@ -173,6 +181,15 @@ static int parse_args(int argc, char **argv, struct sync_args *a, struct taskdef
 		case O_NO_PROGRESS:
 			a->no_progress = true;
 			continue;
+		case O_MAKE_PLAN: {
+			uint64_t n;
+			if (parse_u64(optarg, &n) || n < 1 || n > SHARD_COUNT_MAX) {
+				cli_error("sync: --make-shard-plan: N is 1 to %d", SHARD_COUNT_MAX);
+				goto out;
+			}
+			a->make_plan = (unsigned)n;
+			continue;
+		}
 		case 'h':
 		case O_HELP:
 			sync_usage(stdout);
@@ -287,6 +304,41 @@ static int run(const struct sync_args *a, struct taskdef *def, struct config *cf
 	return exitc;
 }
 
+/* --make-shard-plan N: write the plan to def->shard_plan. */
+static int make_plan(const struct sync_args *a, struct taskdef *def, const char *state_dir)
+{
+	struct config *cfg = NULL;
+	struct dth_err err;
+	err_clear(&err);
+	int exitc = cli_config_load(a->config, &cfg);
+	if (exitc)
+		return exitc;
+	struct manifest *m = manifest_open(state_dir, MANIFEST_RDONLY, &err);
+	struct shardplan_info info;
+	err_clear(&err);
+	int rc = shardplan_make(def, cfg, m, a->make_plan, def->shard_plan, &info, &err);
+	if (rc) {
+		cli_error("sync: --make-shard-plan: %s", err.message);
+		exitc = rc == -EINVAL ? EXIT_USAGE : EXIT_SOME_FAILED;
+	} else if (a->json) {
+		json_t *o = json_pack("{s:s, s:i, s:s, s:I, s:I}", "plan", def->shard_plan,
+				      "shards", (int)a->make_plan, "from", info.from, "keys",
+				      (json_int_t)info.keys, "lists", (json_int_t)info.lists);
+		char *t = json_dumps(o, JSON_COMPACT);
+		if (t)
+			puts(t);
+		free(t);
+		json_decref(o);
+	} else {
+		fprintf(stderr, "wrote a plan of %u shards to %s (from the %s of %llu keys)\n",
+			a->make_plan, def->shard_plan, info.from, (unsigned long long)info.keys);
+	}
+	if (m)
+		manifest_free(m);
+	config_free(cfg);
+	return exitc;
+}
+
 int cmd_sync(int argc, char **argv)
 {
 	struct sync_args a = {0};
@@ -312,6 +364,25 @@ int cmd_sync(int argc, char **argv)
 		goto out;
 	}
 	def.name = buf_detach(&tname, NULL);
+	if (a.make_plan) {
+		if (!def.shard_plan || def.shard) {
+			cli_error(
+			    "sync: --make-shard-plan N takes --shard-plan FILE (where to write "
+			    "the plan) and no --shard");
+			goto out;
+		}
+		char *plan = def.shard_plan;
+		def.shard_plan = NULL;
+		int crc = taskdef_check(&def, true, &err, NULL);
+		def.shard_plan = plan;
+		if (crc) {
+			cli_error("%s", err.message);
+			goto out;
+		}
+		state_dir = cli_state_dir(a.state);
+		exitc = make_plan(&a, &def, state_dir);
+		goto out;
+	}
 	if (taskdef_check(&def, true, &err, NULL)) {
 		cli_error("%s", err.message);
 		goto out;

@@ -2088,6 +2088,8 @@ int s3_lister_next(struct s3_lister *l, const struct s3_list_entry **e, struct d
 		l->cur.last_modified = it->time;
 		l->cur.is_prefix = it->is_prefix;
 		str_copy_fit(l->cur.storage_class, it->storage_class, sizeof(l->cur.storage_class));
+		l->cur.page_last =
+		    l->token && l->ci >= l->page.n_items && l->pi >= l->page.n_prefixes;
 		*e = &l->cur;
 		return 1;
 	}

@@ -265,6 +265,10 @@ struct s3_list_entry {
 	int64_t last_modified;	/* Unix seconds */
 	bool is_prefix;		/* a CommonPrefixes entry (key is the prefix) */
 	char storage_class[32];
+	/* The last entry of a page the server said is truncated: the source's
+	 * own page boundary (a listing starting after this key asks for the
+	 * same pages as the rest of this one). */
+	bool page_last;
 };
 struct s3_lister;
 /* Strings in opts are copied. No request is made until the first next. */
