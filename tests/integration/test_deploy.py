@@ -365,7 +365,8 @@ def test_kubernetes_job_dry_run(ctx):
     per_shard = []
     for i in range(n):
         subst[_opt(cmd, "--state")] = os.path.join(ctx.dir, "state-%d" % i)
-        args = [subst.get(a, a) for a in cmd[1:] if a != "--json"] + ["--dry-run"]
+        args = [subst.get(a, a) for a in cmd[1:] if a != "--json"]
+        args.insert(1, "--dry-run")  # options before SRC DST
         _, out, _ = ctx.run_dth(args, env={"JOB_COMPLETION_INDEX": str(i)})
         per_shard.append(_planned_keys(out))
     _assert_partition(per_shard, keys)
@@ -528,11 +529,11 @@ def test_systemd_shards_partition(ctx):
     per_shard = []
     for i in instances:
         args = _expand(_unit_value(unit, "ExecStart"), i, env)
-        assert args[0] == "/usr/bin/dth" and _opt(args, "--shard") == "%s/%d" % (i, n), args
+        assert args[:2] == ["/usr/bin/dth", "sync"] and _opt(args, "--shard") == "%s/%d" % (i, n), args
         assert _opt(args, "--state") == "/var/lib/" + _unit_value(unit, "StateDirectory").replace("%i", i)
         subst = {"/etc/dth/dth.conf": ctx.config,
                  _opt(args, "--state"): os.path.join(ctx.dir, "shard-" + i)}
-        _, out, _ = ctx.run_dth([subst.get(a, a) for a in args[1:]] + ["--dry-run"])
+        _, out, _ = ctx.run_dth(["sync", "--dry-run"] + [subst.get(a, a) for a in args[2:]])
         per_shard.append(_planned_keys(out))
     _assert_partition(per_shard, keys)
     ctx.check_no_secrets()
