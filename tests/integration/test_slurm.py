@@ -130,7 +130,7 @@ def _submit(ctx, slurm, env):
     """sbatch --wait the array job from the test dir; returns its job id."""
     full = dict(ctx.base_env(env), SLURM_CONF=slurm.conf)
     p = subprocess.run(["sbatch", "--wait", "--parsable", "--chdir", ctx.dir, SBATCH],
-                       env=full, capture_output=True, text=True, timeout=240)
+                       env=full, capture_output=True, text=True, timeout=900)
     outs = ""
     for fn in sorted(os.listdir(ctx.dir)):
         if fn.startswith("dth-sync-"):
