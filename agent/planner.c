@@ -208,10 +208,12 @@ static int fill_listing(struct planner *p, struct head *h, struct s3_lister *l, 
 		const char *rel = e->key + plen;
 		size_t rlen = e->key_len - plen;
 		if (rlen == 0) {
-			if (is_src && p->hook && !p->lo) /* counted: it fills a page */
+			/* the prefix itself (a folder marker equal to the prefix):
+			 * not planned, but sampled, as it fills a listing page */
+			if (is_src && p->hook && !p->lo)
 				p->hook(p->hook_ctx, rel, 0, e->page_last);
 			continue;
-		} /* the prefix itself (a folder marker equal to the prefix) */
+		}
 		int b = bound_check(p, rel, rlen);
 		if (b < 0)
 			continue;

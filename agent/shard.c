@@ -498,3 +498,44 @@ void shard_bind_note(const struct shard_bind *b, struct buf *out)
 	shard_plan_id(b->plan, id);
 	buf_addf(out, "%u/%u %s", b->spec.index, b->spec.count, id);
 }
+
+static void bound_line(const char *key, struct buf *out)
+{
+	if (!key) {
+		buf_adds(out, "-\n");
+		return;
+	}
+	buf_addch(out, '=');
+	shard_key_encode(key, strlen(key), out);
+	buf_addch(out, '\n');
+}
+
+void shard_bounds_format(const struct shard_bind *b, struct buf *out)
+{
+	bound_line(b->lo, out);
+	bound_line(b->hi, out);
+}
+
+static int bound_parse(const char **p, const char *end, struct buf *key, bool *has)
+{
+	const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+	if (!nl || nl == *p)
+		return -EPROTO;
+	buf_reset(key);
+	*has = **p == '=';
+	if (!*has && (**p != '-' || nl != *p + 1))
+		return -EPROTO;
+	if (*has && shard_key_decode(*p + 1, (size_t)(nl - *p - 1), key))
+		return -EPROTO;
+	*p = nl + 1;
+	return 0;
+}
+
+int shard_bounds_parse(const char *text, size_t len, struct buf *lo, bool *has_lo, struct buf *hi,
+		       bool *has_hi)
+{
+	const char *p = text, *end = text + len;
+	if (bound_parse(&p, end, lo, has_lo) || bound_parse(&p, end, hi, has_hi) || p != end)
+		return -EPROTO;
+	return 0;
+}

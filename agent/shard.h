@@ -103,6 +103,13 @@ void shard_bind_release(struct shard_bind *b);
 /* The text recorded with a task for b: "I/N PLAN-ID" (shard_plan_id). */
 void shard_bind_note(const struct shard_bind *b, struct buf *out);
 
+/* The bounds of b as the text kept with the task (note "bounds"): two lines,
+ * each "-" (no bound) or "=" and the percent-encoded key; and back (lo, hi
+ * reset and filled; *has_lo, *has_hi set). -EPROTO for other text. */
+void shard_bounds_format(const struct shard_bind *b, struct buf *out);
+int shard_bounds_parse(const char *text, size_t len, struct buf *lo, bool *has_lo, struct buf *hi,
+		       bool *has_hi) WUR;
+
 /* Percent-encoding of the plan file: bytes outside A-Z a-z 0-9 - . _ ~ /
  * become %XX. Decoding refuses a malformed escape (-EINVAL). */
 void shard_key_encode(const char *key, size_t len, struct buf *out);

@@ -136,3 +136,22 @@ int shardplan_make(const struct taskdef *def, const struct config *cfg, struct m
 	shard_plan_free(p);
 	return rc;
 }
+
+int shard_task_bounds(struct manifest *m, uint32_t task, struct buf *lo_buf, struct buf *hi_buf,
+		      const char **lo, const char **hi)
+{
+	struct buf note = BUF_INIT;
+	bool has_lo = false, has_hi = false;
+	*lo = *hi = NULL;
+	int rc = manifest_task_note_get(m, task, "bounds", &note);
+	if (rc == 0)
+		rc = shard_bounds_parse(note.data, note.len, lo_buf, &has_lo, hi_buf, &has_hi);
+	buf_release(&note);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	*lo = has_lo ? buf_str(lo_buf) : NULL;
+	*hi = has_hi ? buf_str(hi_buf) : NULL;
+	return 0;
+}

@@ -35,4 +35,12 @@ int shardplan_make(const struct taskdef *def, const struct config *cfg, struct m
 		   unsigned n, const char *path, struct shardplan_info *info,
 		   struct dth_err *err) WUR;
 
+/* The shard bounds recorded with task (note "bounds", written by a shard's
+ * first run): *lo and *hi point into lo_buf and hi_buf (NULL: no bound;
+ * both NULL for a task that is not a shard's). 0, or a negative errno for a
+ * note that cannot be read. */
+struct buf;
+int shard_task_bounds(struct manifest *m, uint32_t task, struct buf *lo_buf, struct buf *hi_buf,
+		      const char **lo, const char **hi) WUR;
+
 #endif

@@ -285,7 +285,14 @@ static int shard_record(const struct taskrun_opts *o, struct taskrun_result *r,
 			     t->name, w, n);
 		rc = r->error[0] ? -1 : 0;
 	} else if (b->plan && !o->dry_run) {
-		rc = manifest_task_note_put(o->manifest, r->task_id, "shard", now.data, now.len);
+		struct buf bounds = BUF_INIT;
+		shard_bounds_format(b, &bounds);
+		rc = manifest_task_note_put(o->manifest, r->task_id, "bounds", bounds.data,
+					    bounds.len);
+		buf_release(&bounds);
+		if (!rc)
+			rc = manifest_task_note_put(o->manifest, r->task_id, "shard", now.data,
+						    now.len);
 		if (rc)
 			fail(r, TASKRUN_SOME_FAILED, "task %s: recording its shard: %s", t->name,
 			     strerror(-rc));

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/shardplan.h"
 #include "agent/sync.h"
 #include "cli/cli.h"
 #include "common/buf.h"
@@ -395,6 +396,9 @@ static int do_diff(const struct mopts *mo, const char *task)
 	struct sync_opts o;
 	cli_sync_opts_init(&o, &e, m, id, &tr);
 	o.dry_run = true;
+	struct buf lo = BUF_INIT, hi = BUF_INIT; /* a shard's task: its range only */
+	if (shard_task_bounds(m, id, &lo, &hi, &o.shard_lo, &o.shard_hi))
+		fprintf(stderr, "dth: warning: the task's shard bounds cannot be read\n");
 	struct diff_ctx d = {mo->json, true};
 	o.on_item = diff_item;
 	o.on_item_ctx = &d;
@@ -441,6 +445,8 @@ static int do_diff(const struct mopts *mo, const char *task)
 	}
 	cli_ends_close(&e);
 	manifest_free(m);
+	buf_release(&lo);
+	buf_release(&hi);
 	if (rc) {
 		cli_error("%s", err.message);
 		return res.unreachable ? EXIT_UNREACHABLE : EXIT_SOME_FAILED;

@@ -1650,6 +1650,27 @@ int manifest_task_note_del(struct manifest *m, uint32_t task, const char *name)
 	return mf_write_txn(m, note_txn, &p);
 }
 
+int mf_notes_del(struct manifest *m, MDB_txn *txn, uint32_t task)
+{
+	char pfx[32];
+	xsnprintf(pfx, sizeof(pfx), "note/%08x/", task);
+	size_t plen = strlen(pfx);
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, m->dbi_meta, &c);
+	if (rc)
+		return rc;
+	for (;;) { /* seek again after each delete: few notes a task */
+		MDB_val k = {plen, pfx}, v;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc || k.mv_size < plen || memcmp(k.mv_data, pfx, plen))
+			break;
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int manifest_task_note_get(struct manifest *m, uint32_t task, const char *name, struct buf *out)
 {
 	char key[64];

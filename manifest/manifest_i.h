@@ -45,6 +45,10 @@ struct manifest {
 	struct manifest_writer *writers; /* the live writers, a list through their next */
 };
 
+/* Delete every note of task (manifest_task_note_put) in txn: 0 or a raw
+ * LMDB code. */
+int mf_notes_del(struct manifest *m, MDB_txn *txn, uint32_t task);
+
 /* LMDB return code -> negative errno. */
 int mf_errno(int rc);
 const char *mf_strerror(int rc);

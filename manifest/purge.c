@@ -137,7 +137,7 @@ static int seq_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* The last step: the definition, the stats and the task record. */
+/* The last step: the definition, the stats, the notes and the task record. */
 static int final_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 {
 	struct purge *p = ctx;
@@ -152,7 +152,7 @@ static int final_txn(struct manifest *m, MDB_txn *txn, void *ctx)
 		if (rc && rc != MDB_NOTFOUND)
 			return rc;
 	}
-	return 0;
+	return mf_notes_del(m, txn, p->id);
 }
 
 /* Run fn until it leaves nothing (p->more false), counting transactions

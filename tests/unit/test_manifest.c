@@ -1028,6 +1028,57 @@ static void test_reopen(const char *dir)
 	manifest_free(m);
 }
 
+/* Task notes: put, get, replace, delete, bounds, and gone with a purge. */
+static void test_notes(void)
+{
+	char dir[512];
+	path_of(dir, sizeof(dir), "notes");
+	struct manifest *m = open_ok(dir, MANIFEST_RDWR);
+	struct task_record t;
+	memset(&t, 0, sizeof(t));
+	str_copy_fit(t.name, "noted", sizeof(t.name));
+	str_copy_fit(t.kind, "s3", sizeof(t.kind));
+	uint32_t id, other;
+	bool created;
+	is_int(manifest_task_ensure(m, &t, &id, &created), 0, "notes: a task");
+	str_copy_fit(t.name, "other", sizeof(t.name));
+	is_int(manifest_task_ensure(m, &t, &other, &created), 0, "notes: another task");
+	struct buf b = BUF_INIT;
+	is_int(manifest_task_note_get(m, id, "shard", &b), -ENOENT, "notes: none yet");
+	is_int(manifest_task_note_put(m, id, "shard", "1/4 even", 8), 0, "notes: put");
+	is_int(manifest_task_note_put(m, other, "shard", "2/4 even", 8), 0, "notes: other's");
+	ok(manifest_task_note_get(m, id, "shard", &b) == 0 && b.len == 8 &&
+	       !memcmp(b.data, "1/4 even", 8),
+	   "notes: read back");
+	is_int(manifest_task_note_put(m, id, "shard", "0/2 even", 8), 0, "notes: replaced");
+	ok(manifest_task_note_get(m, id, "shard", &b) == 0 && !memcmp(b.data, "0/2 even", 8),
+	   "notes: the new value");
+	char *big = xcalloc(1, MANIFEST_NOTE_MAX + 1);
+	is_int(manifest_task_note_put(m, id, "sample", big, MANIFEST_NOTE_MAX + 1), -EINVAL,
+	       "notes: over the bound refused");
+	is_int(manifest_task_note_put(m, id, "sample", big, MANIFEST_NOTE_MAX), 0,
+	       "notes: at the bound kept");
+	free(big);
+	is_int(manifest_task_note_put(m, id, "", "x", 1), -EINVAL, "notes: empty name refused");
+	is_int(manifest_task_note_del(m, id, "sample"), 0, "notes: deleted");
+	is_int(manifest_task_note_get(m, id, "sample", &b), -ENOENT, "notes: gone");
+	is_int(manifest_task_note_put(m, id, "sample", "s", 1), 0, "notes: put again");
+	struct dth_err err;
+	is_int(manifest_task_purge(m, id, &err), 0, "notes: the task purged");
+	ok(manifest_task_note_get(m, id, "shard", &b) == -ENOENT &&
+	       manifest_task_note_get(m, id, "sample", &b) == -ENOENT,
+	   "notes: the purge took the task's notes");
+	ok(manifest_task_note_get(m, other, "shard", &b) == 0 && !memcmp(b.data, "2/4 even", 8),
+	   "notes: the other task's note kept");
+	manifest_free(m);
+	m = open_ok(dir, MANIFEST_RDONLY);
+	is_int(manifest_task_note_put(m, other, "shard", "x", 1), -EROFS,
+	       "notes: read-only refused");
+	ok(manifest_task_note_get(m, other, "shard", &b) == 0, "notes: read-only reads");
+	manifest_free(m);
+	buf_release(&b);
+}
+
 static void test_quantiles(struct manifest *m)
 {
 	struct dth_err err;
@@ -2229,6 +2280,7 @@ int main(void)
 	test_status_index();
 	test_sidx_build();
 	test_purge();
+	test_notes();
 	test_unmap_pages();
 	test_reopen(dir);
 	test_map_growth();

@@ -5,6 +5,7 @@
 #include "common/compat.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "agent/filter.h"
@@ -163,6 +164,41 @@ static void test_filter(void)
 	filter_free(f);
 }
 
+struct hooked {
+	char keys[256];
+	int n;
+};
+
+static void hook(void *ctx, const char *key, size_t len, bool page_last)
+{
+	struct hooked *h = ctx;
+	size_t at = strlen(h->keys);
+	snprintf(h->keys + at, sizeof(h->keys) - at, "%s%.*s", at ? " " : "", (int)len, key);
+	h->n++;
+	(void)page_last;
+}
+
+/* The source hook (the listing's sample) sees every source key in the
+ * bounds, filtered or not, and none past the top. */
+static void test_source_hook(void)
+{
+	char got[512];
+	struct dth_err err;
+	err_clear(&err);
+	struct filter *f = filter_new();
+	ok(filter_add(f, false, "c", &err) == 0, "exclude c");
+	struct s3_lister ls = {src, ARRAY_SIZE(src), 0, 0, {0}};
+	struct manifest_cursor mc = {man, ARRAY_SIZE(man), 0};
+	struct planner *pl = planner_new(&ls, "p/", &mc, NULL, "q/", f, false);
+	struct hooked h = {"", 0};
+	planner_set_bounds(pl, "a", "d");
+	planner_set_source_hook(pl, hook, &h);
+	is_int(plan_all(pl, got, sizeof(got), &err), 0, "hooked plan");
+	is_str(h.keys, "b c d", "the hook saw b, c (filtered out) and d, nothing past d");
+	planner_free(pl);
+	filter_free(f);
+}
+
 static void test_refusals(void)
 {
 	char got[512];
@@ -200,5 +236,6 @@ int main(void)
 	test_bounds();
 	test_filter();
 	test_refusals();
+	test_source_hook();
 	return tap_done();
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/keysample.h"
 #include "agent/shard.h"
 #include "common/buf.h"
 #include "common/err.h"
@@ -258,9 +259,147 @@ static void test_plan_file(void)
 	struct buf note = BUF_INIT;
 	shard_bind_note(&b, &note);
 	is_str(buf_str(&note), "1/6 even", "its note");
+	buf_reset(&note);
+	shard_bounds_format(&b, &note);
+	struct buf lo = BUF_INIT, hi = BUF_INIT;
+	bool hl, hh;
+	ok(shard_bounds_parse(note.data, note.len, &lo, &hl, &hi, &hh) == 0 && hl && hh &&
+	       !strcmp(buf_str(&lo), b.lo) && !strcmp(buf_str(&hi), b.hi),
+	   "bounds kept and read back");
+	shard_bind_release(&b);
+	is_int(shard_bind_open("0/2", NULL, &b, &e), 0, "bind 0/2");
+	buf_reset(&note);
+	shard_bounds_format(&b, &note);
+	ok(shard_bounds_parse(note.data, note.len, &lo, &hl, &hi, &hh) == 0 && !hl && hh,
+	   "shard 0: no low bound");
+	ok(shard_bounds_parse("x\n-\n", 4, &lo, &hl, &hi, &hh) == -EPROTO &&
+	       shard_bounds_parse("-\n", 2, &lo, &hl, &hi, &hh) == -EPROTO,
+	   "bad bounds refused");
+	buf_release(&lo);
+	buf_release(&hi);
 	buf_release(&note);
 	shard_bind_release(&b);
 	shard_plan_free(p);
+}
+
+/* ---- the listing sample ---- */
+
+/* A listing of n keys "k%09u" in pages of `page` keys (the last of every
+ * page but the last flagged), into s. */
+static void feed(struct keysample *s, uint64_t from, uint64_t n, uint64_t page, uint64_t total)
+{
+	char k[32];
+	for (uint64_t i = from; i < from + n; i++) {
+		int l = snprintf(k, sizeof(k), "k%09llu", (unsigned long long)i);
+		keysample_add(s, k, (size_t)l, (i + 1) % page == 0 && i + 1 < total);
+	}
+}
+
+static unsigned cut_list(const struct keysample *s, unsigned n, bool page_only, char out[][32])
+{
+	struct buf b = BUF_INIT;
+	unsigned got = keysample_cuts(s, n, page_only, &b);
+	size_t off = 0;
+	for (unsigned i = 0; i < got; i++) {
+		str_copy_fit(out[i], b.data + off, 32);
+		off += strlen(b.data + off) + 1;
+	}
+	buf_release(&b);
+	return got;
+}
+
+static void test_sample_bounded(void)
+{
+	/* a million keys: the sample (what a rescan's splits read) stays bounded */
+	struct keysample *s = keysample_new();
+	feed(s, 0, 1000000, 1000, 1000000);
+	ok(keysample_total(s) == 1000000 && keysample_pages(s) == 999, "1e6 keys, 999 page ends");
+	ok(keysample_entries(s) <= 2 * KEYSAMPLE_CAP, "the sample holds %zu entries (<= %d)",
+	   keysample_entries(s), 2 * KEYSAMPLE_CAP);
+	struct buf enc = BUF_INIT;
+	keysample_encode(s, &enc);
+	ok(enc.len < 2 * KEYSAMPLE_CAP * 40, "its record is %zu bytes, bounded by the cap",
+	   enc.len);
+	struct keysample *d = NULL;
+	is_int(keysample_decode(enc.data, enc.len, &d), 0, "decoded");
+	char cuts[8][32];
+	unsigned got = cut_list(d, 8, true, cuts);
+	is_int(got, 7, "7 splits for 8 ranges from the decoded sample alone");
+	int aligned = 0;
+	for (unsigned i = 0; i < got; i++) {
+		unsigned long v = strtoul(cuts[i] + 1, NULL, 10);
+		aligned += (v + 1) % 1000 == 0 && v + 1 >= 125000 * (i + 1) - 1000 &&
+			   v + 1 <= 125000 * (i + 1) + 1000;
+	}
+	is_int(aligned, 7, "each split ends a page, within a page of an even split");
+	/* three times the keys: the same bound, the same work for the splits */
+	struct keysample *big = keysample_new();
+	feed(big, 0, 3000000, 1000, 3000000);
+	struct buf enc2 = BUF_INIT;
+	keysample_encode(big, &enc2);
+	ok(keysample_entries(big) <= 2 * KEYSAMPLE_CAP && enc2.len <= enc.len + 64,
+	   "3e6 keys: %zu entries, %zu bytes (as for 1e6)", keysample_entries(big), enc2.len);
+	buf_release(&enc2);
+	keysample_free(big);
+	ok(keysample_decode(enc.data, enc.len - 1, &d) == -EPROTO, "a cut record is refused");
+	ok(keysample_decode("DKS2", 4, &d) == -EPROTO, "another format is refused");
+	buf_release(&enc);
+	keysample_free(d);
+	keysample_free(s);
+}
+
+static void test_sample_pages(void)
+{
+	/* radosgw-like pages of uneven size: the cuts are the pages' own ends */
+	struct keysample *s = keysample_new();
+	char k[32];
+	uint64_t pos = 0;
+	static const unsigned sizes[] = {1000, 992, 1000, 1000, 997, 1000, 1000, 1000, 8};
+	uint64_t ends[ARRAY_SIZE(sizes)];
+	for (size_t p = 0; p < ARRAY_SIZE(sizes); p++) {
+		for (unsigned i = 0; i < sizes[p]; i++, pos++) {
+			int l = snprintf(k, sizeof(k), "k%09llu", (unsigned long long)pos);
+			keysample_add(s, k, (size_t)l,
+				      i + 1 == sizes[p] && p + 1 < ARRAY_SIZE(sizes));
+		}
+		ends[p] = pos - 1;
+	}
+	char cuts[4][32];
+	unsigned got = cut_list(s, 4, true, cuts);
+	int on_ends = 0;
+	for (unsigned i = 0; i < got; i++) {
+		unsigned long v = strtoul(cuts[i] + 1, NULL, 10);
+		for (size_t p = 0; p + 1 < ARRAY_SIZE(sizes); p++)
+			on_ends += v == ends[p];
+	}
+	ok(got == 3 && on_ends == 3, "3 cuts, each the end of one of the source's pages");
+	ok(got == 3 && strcmp(cuts[0], cuts[1]) < 0 && strcmp(cuts[1], cuts[2]) < 0,
+	   "strictly increasing");
+	/* two ranges' samples appended: positions follow on */
+	struct keysample *a = keysample_new(), *b = keysample_new();
+	feed(a, 0, 4000, 1000, 8000);
+	feed(b, 4000, 4000, 1000, 8000);
+	keysample_append(a, b);
+	ok(keysample_total(a) == 8000 && keysample_pages(a) == 7, "appended: 8000 keys, 7 ends");
+	got = cut_list(a, 2, true, cuts);
+	is_str(got ? cuts[0] : "", "k000003999", "the middle split of the appended sample");
+	keysample_free(a);
+	keysample_free(b);
+	/* few keys: the fine grid; keys with NUL or empty never chosen */
+	struct keysample *f = keysample_new();
+	keysample_add(f, "", 0, false);
+	keysample_add(f, "a\0b", 3, false);
+	keysample_add(f, "b", 1, false);
+	keysample_add(f, "c", 1, false);
+	keysample_add(f, "d", 1, false);
+	got = cut_list(f, 3, false, cuts);
+	ok(got == 2 && !strcmp(cuts[0], "b") && !strcmp(cuts[1], "c"),
+	   "5 keys in 3 ranges: cuts b, c (got %u)", got);
+	ok(cut_list(f, 3, true, cuts) == 0, "no page ends: no page cuts");
+	got = cut_list(f, 10, false, cuts);
+	is_int(got, 3, "10 ranges of 3 usable keys: 3 cuts");
+	keysample_free(f);
+	keysample_free(s);
 }
 
 int main(void)
@@ -269,5 +408,7 @@ int main(void)
 	test_even();
 	test_cover();
 	test_plan_file();
+	test_sample_bounded();
+	test_sample_pages();
 	return tap_done();
 }
