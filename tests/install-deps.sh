@@ -20,6 +20,11 @@
 #  - the Debian package stage (tests/package.sh): dpkg-dev, debhelper,
 #    fakeroot, lintian, scdoc (a build dependency: the man pages); man-db,
 #    bash-completion and zsh to check what the package installs
+#  - Slurm for the array-job test (tests/integration/test_slurm.py, run on a
+#    one-node cluster by tests/harness/slurm.sh): slurmctld, slurmd,
+#    slurm-client and munge, without recommends (slurm-wlm's docs and -dev
+#    packages are not needed); a container's policy-rc.d keeps their daemons
+#    from starting, and on a systemd machine they stay disabled (see below)
 #  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
 #    PATH has none); tests/harness/pick-python.sh prints the one to use
 set -euo pipefail
@@ -46,6 +51,7 @@ PKGS=(
 	libjs-chart.js
 	dpkg-dev debhelper fakeroot lintian man-db bash-completion zsh scdoc
 	chromium firefox-esr fonts-liberation fonts-dejavu-core
+	slurmctld slurmd slurm-client munge
 )
 # Node: any node+npm will do (an image may carry a newer one than Debian's).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
@@ -85,6 +91,15 @@ if [ ${#need[@]} -gt 0 ]; then
 		log "systemctl disable --now prometheus.service (only promtool is used)"
 		systemctl disable --now prometheus.service >/dev/null 2>&1 || true
 	fi
+	# Likewise Slurm: the test runs its own munged, slurmctld and slurmd
+	# (tests/harness/slurm.sh), with its own key, ports and files.
+	for unit in slurmctld slurmd munge; do
+		if [[ " ${need[*]} " == *" $unit "* ]] && [ -d /run/systemd/system ] &&
+			systemctl is-enabled --quiet "$unit.service" 2>/dev/null; then
+			log "systemctl disable --now $unit.service (the tests start their own)"
+			systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
+		fi
+	done
 else
 	log "Debian packages present"
 fi

@@ -37,6 +37,7 @@
 #   DTH_TEST_REG_PORT_SRC/_DST/_TOKEN/_AUTH  registry ports (5000-5003)
 #   DTH_TEST_RGW_PORT_A, DTH_TEST_RGW_PORT_B, DTH_TEST_MON_PORT,
 #   DTH_TEST_S3RVER_PORT  ports (7480, 7481, 6789, 4568), to avoid clashes
+#   SLURMCTLD_PORT, SLURMD_PORT  the test Slurm cluster's ports (16817, 16818)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -317,6 +318,9 @@ else
 		# install-deps.sh installed chromium, playwright-core and axe-core;
 		# the console's screenshots outlive the run dir (git-ignored).
 		export DTH_TEST_REQUIRE_BROWSER=1
+		# install-deps.sh installed Slurm: test_slurm starts its own one-node
+		# cluster (tests/harness/slurm.sh) and must not skip.
+		export DTH_TEST_REQUIRE_SLURM=1
 		export DTH_TEST_ARTEFACTS=${DTH_TEST_ARTEFACTS:-$ROOT/test-artefacts}
 		export DTH_TEST_WORKDIR=$RUN_DIR/it
 		"$PY" tests/integration/run.py "$@" 2>&1 | tee "$RUN_DIR/integration.log"
