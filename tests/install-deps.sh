@@ -25,6 +25,7 @@
 #    slurm-client and munge, without recommends (slurm-wlm's docs and -dev
 #    packages are not needed); a container's policy-rc.d keeps their daemons
 #    from starting, and on a systemd machine they stay disabled (see below)
+#  - python3-yaml: test_deploy.py parses the Kubernetes manifests in deploy/
 #  - a Python 3 with boto3 (python3-boto3 from Debian when the python3 on
 #    PATH has none); tests/harness/pick-python.sh prints the one to use
 set -euo pipefail
@@ -44,7 +45,7 @@ PKGS=(
 	liblmdb-dev lmdb-utils libxxhash-dev libexpat1-dev libjansson-dev clang
 	libclang-rt-14-dev clang-format
 	radosgw ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime awscli jq rclone
-	curl python3 time tzdata
+	curl python3 python3-yaml time tzdata
 	fuse3 libfuse3-dev
 	docker-registry apache2-utils umoci skopeo
 	libmicrohttpd-dev libsystemd-dev prometheus systemd procps
