@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -52,7 +53,7 @@ struct job {
 	enum sync_action action;
 	bool has_rec;
 	struct obj_record rec; /* previous record when has_rec */
-	bool hash; /* hash on the client: a redo after the servers' proof failed */
+	bool hash;	       /* hash on the client: a redo after the servers' proof failed */
 	/* part jobs */
 	struct upload *up;
 	uint32_t part; /* index, 0-based */
@@ -369,6 +370,22 @@ static void body_drop(struct worker *wk)
 	wk->charged = 0;
 }
 
+/* A body buffer of n bytes (freed with free()). One of parts' sizes is
+ * backed by huge pages where the kernel has them on request (MADV_HUGEPAGE):
+ * its first filling then takes a few page faults instead of one per 4 KiB,
+ * which cost about a tenth of the client's CPU in a copy of 8 MiB parts. */
+static char *body_alloc(uint64_t n)
+{
+	const size_t huge = 2u << 20;
+	void *p = NULL;
+	if (n < 2 * huge || posix_memalign(&p, huge, (size_t)n) != 0)
+		return xmalloc(n);
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, (size_t)n / huge * huge, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
 /* Make the worker's body buffer empty with room for n bytes, charged to the
  * budget. Gives back what it holds before waiting, so workers waiting for
  * room never hold any. 0, or -ECANCELED when the run stops meanwhile. */
@@ -386,7 +403,7 @@ static int body_reserve(struct worker *wk, uint64_t n)
 	}
 	wk->charged = need > wk->charged ? need : wk->charged;
 	buf_release(&wk->body); /* exactly n + 1 bytes: no doubling beyond the charge */
-	wk->body.data = xmalloc(need);
+	wk->body.data = body_alloc(need);
 	wk->body.cap = need;
 	wk->body.data[0] = '\0';
 	return 0;
@@ -1554,8 +1571,8 @@ static int part_buffered(struct worker *wk, struct upload *up, uint32_t i, struc
 		return rc;
 	}
 	rc = s3_mpu_upload_part(t->o->dst, t->o->dst_bucket, up->dst_key, up->rec.upload_id, i + 1,
-				wk->body.data, wk->body.len, up->hashed ? b64 : NULL, !up->hashed, w,
-				&err);
+				wk->body.data, wk->body.len, up->hashed ? b64 : NULL, !up->hashed,
+				w, &err);
 	if (rc) {
 		msg_snprintf(reason, rsz, "part %u: %s", i + 1, err.message);
 		return rc;
