@@ -31,8 +31,7 @@
  *    source's whole MD5 against its ETag.
  * A copy that was not hashed here and that the servers' answers do not prove
  * (refused, or an ETag that differs) is copied once more, hashed here where
- * that can help; only
- * when that fails too is it recorded as failed.
+ * that can help; only when that fails too is it recorded as failed.
  *
  * Memory: body buffers come from one budget (budget.h, memory_limit); a body
  * or part over a worker's share is streamed through a small ring (pipe.h). */
