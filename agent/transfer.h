@@ -17,6 +17,22 @@
  * what was expected (its ETag is the MD5 sent, or the source's ETag); else it
  * fails with the reason and the next run copies it again.
  *
+ * What is hashed here (the proof of the bytes):
+ *  - a single PUT of a source with an MD5 ETag: nothing; that ETag is the
+ *    Content-MD5, so the destination refuses other bytes (BadDigest);
+ *  - a copy in the source's layout: nothing; the parts go without
+ *    Content-MD5 (and unsigned), and before CompleteMultipartUpload the ETag
+ *    that the destination's own MD5s of the parts make must be the source's
+ *    "md5-N" (after it, the final ETag too), so a part changed on the way, or
+ *    a wrong guessed layout, never becomes the destination's object;
+ *  - everything else (no MD5 ETag, dth's own layout, SSE-KMS asked for, a
+ *    destination whose answers said its ETags are no MD5s): every byte, sent
+ *    with Content-MD5 and checked against the answer, and a single-part
+ *    source's whole MD5 against its ETag.
+ * A copy that was not hashed here and that the servers' answers do not prove
+ * (refused, or an ETag that differs) is copied once more, hashed here where
+ * that can help; only when that fails too is it recorded as failed.
+ *
  * Memory: body buffers come from one budget (budget.h, memory_limit); a body
  * or part over a worker's share is streamed through a small ring (pipe.h). */
 #ifndef DTH_TRANSFER_H

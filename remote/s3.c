@@ -413,6 +413,9 @@ struct s3_call {
 	char **owned;
 	size_t n_owned, cap_owned;
 	int header_error; /* a header value was refused */
+	/* The caller proves the body another way (the ETag of the completed
+	 * upload): its SHA-256 is not signed (UNSIGNED-PAYLOAD). */
+	bool body_proven;
 };
 
 static void call_free(struct s3_call *k)
@@ -814,7 +817,7 @@ static int s3_do(struct s3_client *c, struct s3_call *k, struct http_resp *resp,
 			md5_signed = true;
 	if (k->body_len == 0)
 		str_copy_fit(payload, SIGV4_EMPTY_SHA256, sizeof(payload));
-	else if (c->unsigned_payload || md5_signed || k->source)
+	else if (c->unsigned_payload || md5_signed || k->source || k->body_proven)
 		str_copy_fit(payload, SIGV4_UNSIGNED_PAYLOAD, sizeof(payload));
 	else
 		sha256_hex(k->body, k->body_len, payload);
@@ -1475,7 +1478,8 @@ static char *part_query(unsigned part_number, const char *upload_id)
 
 int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
 		       const char *upload_id, unsigned part_number, const void *body, size_t len,
-		       const char *content_md5, struct s3_written *out, struct dth_err *err)
+		       const char *content_md5, bool body_proven, struct s3_written *out,
+		       struct dth_err *err)
 {
 	if (out)
 		memset(out, 0, sizeof(*out));
@@ -1485,7 +1489,8 @@ int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
 			    .bucket = bucket,
 			    .key = key,
 			    .body = body ? body : "",
-			    .body_len = len};
+			    .body_len = len,
+			    .body_proven = body_proven};
 	k.query = call_own(&k, part_query(part_number, upload_id));
 	call_hdr(&k, "Content-MD5", content_md5);
 	return simple_etag(c, &k, out, err);

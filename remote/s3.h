@@ -209,9 +209,15 @@ struct s3_part {
 /* CreateMultipartUpload; the upload id is appended to upload_id. */
 int s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
 		  const struct s3_put_opts *opts, struct buf *upload_id, struct dth_err *err) WUR;
+/* UploadPart from memory. content_md5 (base64, may be NULL) makes the server
+ * check the bytes. body_proven: the caller proves the bytes another way (the
+ * completed upload's ETag must equal a known one), so the body's SHA-256 is
+ * neither computed nor signed (UNSIGNED-PAYLOAD); else, without content_md5,
+ * it is signed. */
 int s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key,
 		       const char *upload_id, unsigned part_number, const void *body, size_t len,
-		       const char *content_md5, struct s3_written *out, struct dth_err *err) WUR;
+		       const char *content_md5, bool body_proven, struct s3_written *out,
+		       struct dth_err *err) WUR;
 /* UploadPart of exactly len bytes from source, one attempt (as
  * s3_put_object_from). content_md5 may be NULL. */
 int s3_mpu_upload_part_from(struct s3_client *c, const char *bucket, const char *key,

@@ -52,6 +52,14 @@ HEAD ?partNumber=N):
                                  token it was asked with, for ever
   rename_keys    {listed key: key shown} in listings (url-encoded form, for
                  encoding-type=url), e.g. {"a-nul-b": "a%00b"}
+  flip           a list of rules {"match": regex on "METHOD /path?query",
+                 "dir": "up" | "down", "at": byte offset, "times": n}: the byte
+                 at that offset of a fixed-length body is XORed with 0x01, in
+                 the request body forwarded upstream ("up") or in a 2xx
+                 answer's body ("down"), for the first n requests the rule
+                 matches whose body reaches the offset (a bit flipped in
+                 flight that TCP did not catch); the first rule that takes a
+                 body flips it; counted in hostile["flip"]
   part_sizes     {"bucket/key": {"N": bytes, ..., "count": n}}: HEAD
                  ?partNumber=N answers as a server that keeps part layouts
                  (radosgw 16 ignores partNumber): that Content-Length, a
@@ -61,6 +69,8 @@ HEAD ?partNumber=N):
 Control interface (HTTP on --control; JSON):
   GET  /counters   requests, forwarded, by method and status, injected by
                    kind, hostile rewrites by mode, deletes forwarded, bytes,
+                   body PUTs forwarded (puts: "object" and "part"; puts_md5:
+                   those that carried a Content-MD5),
                    the last events (kind, method, path; never headers)
   GET  /config     the configuration in force
   POST /config     replace it (fields as in DEFAULT_CONFIG; missing ones
@@ -113,6 +123,7 @@ DEFAULT_CONFIG = {
     "listing": {"mode": None, "bucket": None, "page": None, "count": 5},
     "rename_keys": {},
     "part_sizes": {},
+    "flip": [],
 }
 
 PIECE = 256 * 1024
@@ -157,7 +168,14 @@ def merged_config(cfg):
     mode = out["listing"]["mode"]
     if mode is not None and mode not in LISTING_MODES:
         raise ValueError("unknown listing mode %r" % mode)
-    for rx in [out["match"]] + list(out["ensure"].values()):
+    flips = []
+    for f in out["flip"] or []:
+        f = dict({"match": None, "dir": "up", "at": 0, "times": 1}, **f)
+        if f["dir"] not in ("up", "down") or int(f["at"]) < 0:
+            raise ValueError("bad flip rule %r" % (f,))
+        flips.append(f)
+    out["flip"] = flips
+    for rx in [out["match"]] + list(out["ensure"].values()) + [f["match"] for f in flips]:
         if rx:
             re.compile(rx)
     return out
@@ -323,15 +341,17 @@ class Proxy:
             "injected": {k: 0 for k in KINDS},
             "hostile": collections.Counter(), "deletes_forwarded": 0,
             "bytes_up": 0, "bytes_down": 0, "connections": 0,
+            "puts": collections.Counter(), "puts_md5": collections.Counter(),
         }
         self.events = collections.deque(maxlen=500)
         self.req_n = 0
         self.ensured = set()
         self.ensured_idents = set()
+        self.flipped = collections.Counter()  # flip rule index -> bodies flipped
 
     def counters(self):
         c = dict(self.c)
-        for k in ("by_method", "by_status", "hostile"):
+        for k in ("by_method", "by_status", "hostile", "puts", "puts_md5"):
             c[k] = dict(self.c[k])
         c["injected"] = dict(self.c["injected"])
         c["injected_total"] = sum(c["injected"].values())
@@ -515,8 +535,14 @@ class Proxy:
         qs = dict(urllib.parse.parse_qsl(target.partition("?")[2], keep_blank_values=True))
         if method == "DELETE" or (method == "POST" and "delete" in qs):
             self.c["deletes_forwarded"] += 1
+        op = "part" if "partNumber" in qs and "uploadId" in qs else None if qs else "object"
+        if method == "PUT" and op and not req.get("x-amz-copy-source"):
+            self.c["puts"][op] += 1
+            if req.get("Content-MD5"):
+                self.c["puts_md5"][op] += 1
         rkind, rlen = framing(req, True)
-        pump = asyncio.ensure_future(self.pump_request(creader, uw, rkind, rlen))
+        flip_up = self.flip_at("up", method, target, rkind, rlen)
+        pump = asyncio.ensure_future(self.pump_request(creader, uw, rkind, rlen, flip_up))
         try:
             while True:
                 resp = await read_head(ur)
@@ -564,7 +590,9 @@ class Proxy:
                     or self.pick_ensured(kinds, method, target, ident))
         if post is None:
             cwriter.write(resp.encode())
-            async for piece in body_pieces(ur, skind, slen):
+            flip_down = (self.flip_at("down", method, target, skind, slen)
+                         if 200 <= status < 300 else None)
+            async for piece in self.flipped_pieces(ur, skind, slen, flip_down):
                 cwriter.write(piece)
                 self.c["bytes_down"] += len(piece)
                 await cwriter.drain()
@@ -575,8 +603,31 @@ class Proxy:
         return await self.respond_faulty(post, conn, resp, ur, skind, slen, cwriter, creader,
                                          method, target, ident, occ)
 
-    async def pump_request(self, creader, uw, kind, length):
-        async for piece in body_pieces(creader, kind, length):
+    def flip_at(self, direction, method, target, kind, length):
+        """The body offset to flip in this body, or None."""
+        for i, f in enumerate(self.cfg["flip"]):
+            if (f["dir"] != direction or kind != "fixed" or self.flipped[i] >= f["times"]
+                    or int(f["at"]) >= length
+                    or (f["match"] and not re.search(f["match"], "%s %s" % (method, target)))):
+                continue
+            self.flipped[i] += 1
+            self.note("flip", method, target, {"dir": direction, "at": int(f["at"])})
+            return int(f["at"])
+        return None
+
+    async def flipped_pieces(self, reader, kind, length, at):
+        """body_pieces, with the byte at offset `at` (None: none) flipped."""
+        pos = 0
+        async for piece in body_pieces(reader, kind, length):
+            if at is not None and pos <= at < pos + len(piece):
+                b = bytearray(piece)
+                b[at - pos] ^= 0x01
+                piece = bytes(b)
+            pos += len(piece)
+            yield piece
+
+    async def pump_request(self, creader, uw, kind, length, at=None):
+        async for piece in self.flipped_pieces(creader, kind, length, at):
             uw.write(piece)
             self.c["bytes_up"] += len(piece)
             await uw.drain()
