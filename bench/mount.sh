@@ -13,7 +13,12 @@
 #
 # Environment (defaults in brackets):
 #   DTH           the dth binary, best a release build [build/dth]
-#   BENCH_RUNS    runs per tool and operation, the median is reported [3]
+#   BENCH_RUNS    runs per tool and operation (tools in alternating order); the
+#                 median, the min-max spread and the dth/s3fs ratio of the runs made
+#                 back to back are reported [5]
+#   BENCH_ONLY    comma-separated operations to run, of seq, ls, find, first_byte,
+#                 ls_manifest, find_manifest (the listing buckets are only seeded
+#                 when needed) [all]
 #   BENCH_DIR     work dir (cluster, mountpoints, logs) [/tmp/dth-bench-mount]
 #   BENCH_PORT_SRC [7590]  BENCH_PORT_DST [7591]  BENCH_MON_PORT [6899]
 #   BENCH_MEMSTORE_BYTES [6442450944]
@@ -22,8 +27,9 @@
 #                 which stalls a reused keep-alive connection for a delayed ACK, ~40 ms) [0]
 #   sizes: BENCH_BIG_SIZE [1073741824] BENCH_LS_COUNT [10000] BENCH_FIND_COUNT [20000]
 #
-# Prints a Markdown table (medians; dth/s3fs ratios against the targets) and
-# exits 1 when a run failed or read wrong data.
+# Prints a Markdown table (medians and spreads; dth/s3fs ratios against the
+# targets: sequential MiB/s >= 1.5x, mount CPU per GiB <= 0.5x, ...) and exits
+# 1 when a run failed or read wrong data.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -27,6 +27,24 @@
  * holds no bytes). It is raised only when a block is created or re-queued, and
  * only after checking it stays within cfg.memory, so it never exceeds it.
  *
+ * Buffers: a block of exactly chunk bytes (all of a sequential stream's
+ * readahead but its edges) gets a buffer of chunk + 1 bytes, and when the
+ * block is freed that buffer goes to c->pool for the next one instead of back
+ * to the allocator. Memory written for the first time costs a page fault per
+ * page (in a virtual machine more than the copy into it: the host backs the
+ * page then), memory written again does not, so the fetch of a whole chunk
+ * takes, in this order: a pooled buffer; once the cache holds more than a
+ * quarter of its budget (RA_KEEP_ALL_DIV), the buffer of a whole-chunk block
+ * that a read has gone through to its end (a sequential reader is past it,
+ * and the kernel's page cache holds its bytes), the least recently used such
+ * block in the LRU's first RA_RECYCLE_SCAN; only then new memory. A
+ * sequential stream thus cycles through about a quarter of the budget (or
+ * its window, if larger) instead of touching the whole budget, while smaller
+ * working sets stay cached whole for other handles. Pooled buffers count against the
+ * budget: held_bytes + pool_n * chunk never exceeds cfg.memory (hold() frees
+ * pooled buffers to make room). New chunk buffers are asked for huge pages
+ * (MADV_HUGEPAGE): 1/512 of the page faults on their first use.
+ *
  * Blocks of an object never overlap; the LRU lists exactly the linked,
  * unpinned, ready or failed blocks, least recently used first. */
 #include "common/compat.h"
@@ -38,6 +56,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/log.h"
 
@@ -45,6 +64,9 @@
 #define RA_DEF_MIN_WINDOW ((uint64_t)1 << 20)
 #define RA_DEF_CHUNK	  ((uint64_t)8 << 20)
 #define RA_DEF_THREADS	  8u
+#define RA_HUGE_PAGE	  ((size_t)2 << 20)
+#define RA_RECYCLE_SCAN	  32 /* LRU blocks looked at for a buffer to reuse */
+#define RA_KEEP_ALL_DIV	  4  /* below memory / this, no block is reused (see Buffers) */
 
 /* Internal results, never returned by ra_read. */
 #define RA_TOO_BIG 1 /* the range needs more than the whole budget at once */
@@ -68,7 +90,8 @@ struct ra_block {
 	bool inflight;
 	bool linked;
 	bool in_lru;
-	bool used; /* pinned by a read at least once */
+	bool used;	  /* pinned by a read at least once */
+	bool read_to_end; /* a read ended at or past its last byte */
 	uint64_t held;
 	struct buf data;
 	struct ra_block *qprev, *qnext;
@@ -118,6 +141,10 @@ struct ra_cache {
 	int mem_waiters;       /* reads waiting for memory: readahead holds back */
 	struct ra_file *files; /* open handles, freed by ra_cache_free if still open */
 	struct ra_stats st;
+	/* Buffers of whole-chunk blocks kept for the next such block (see
+	 * "Buffers" above): pool_n of them, pool_n * chunk bytes. */
+	char **pool;
+	size_t pool_n, pool_cap;
 };
 
 struct bvec {
@@ -316,12 +343,84 @@ static void obj_unlink(struct ra_obj *o, struct ra_block *b)
 
 /* ---- blocks (lock held) ---- */
 
+static uint64_t pool_bytes(const struct ra_cache *c)
+{
+	return (uint64_t)c->pool_n * c->cfg.chunk;
+}
+
 static void hold(struct ra_cache *c, struct ra_block *b)
 {
 	b->held = b->len;
 	c->st.held_bytes += b->len;
+	/* pooled buffers make room for bytes in use */
+	while (c->pool_n && c->st.held_bytes + pool_bytes(c) > c->cfg.memory)
+		free(c->pool[--c->pool_n]);
 	if (c->st.held_bytes > c->st.peak_bytes)
 		c->st.peak_bytes = c->st.held_bytes;
+}
+
+static void block_free(struct ra_cache *c, struct ra_block *b);
+
+/* The buffer of a whole-chunk block that was read to its end and waits in
+ * the LRU (near its head: least recently used), freeing the block; NULL when
+ * the first RA_RECYCLE_SCAN blocks of the LRU have none. */
+static char *recycle_read(struct ra_cache *c)
+{
+	struct ra_block *b = c->lru_head;
+	for (int i = 0; b && i < RA_RECYCLE_SCAN; i++, b = b->lnext) {
+		if (b->state != BLK_READY || !b->read_to_end || b->data.cap != c->cfg.chunk + 1)
+			continue;
+		char *mem = b->data.data;
+		buf_init(&b->data);
+		block_free(c, b);
+		return mem;
+	}
+	return NULL;
+}
+
+/* A buffer for a block of len bytes when len is a whole chunk: from the
+ * pool, else one of a block already read to its end, else NULL (the caller
+ * allocates). */
+static char *pool_take(struct ra_cache *c, uint64_t len)
+{
+	if (len != c->cfg.chunk)
+		return NULL;
+	if (c->pool_n)
+		return c->pool[--c->pool_n];
+	if (c->st.held_bytes + pool_bytes(c) <= c->cfg.memory / RA_KEEP_ALL_DIV)
+		return NULL;
+	return recycle_read(c);
+}
+
+/* A new buffer of chunk + 1 bytes, on huge pages where the kernel offers
+ * them (fewer page faults on its first use). No lock needed. */
+static char *pool_alloc(const struct ra_cache *c)
+{
+	size_t want = (size_t)c->cfg.chunk + 1;
+	void *p = NULL;
+	if (posix_memalign(&p, RA_HUGE_PAGE, want) != 0)
+		return xmalloc(want); /* aborts when there is no memory at all */
+#if defined(MADV_HUGEPAGE) && !defined(RA_NO_THP)
+	(void)madvise(p, want - want % RA_HUGE_PAGE, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+/* The end of a block's bytes (lock held): its buffer goes to the pool when
+ * it is a chunk buffer and fits in the budget, else back to the allocator. */
+static void data_release(struct ra_cache *c, struct buf *data)
+{
+	if (data->cap == c->cfg.chunk + 1 &&
+	    c->st.held_bytes + pool_bytes(c) + c->cfg.chunk <= c->cfg.memory) {
+		if (c->pool_n == c->pool_cap) {
+			c->pool_cap = c->pool_cap ? c->pool_cap * 2 : 16;
+			c->pool = xrealloc(c->pool, c->pool_cap * sizeof(*c->pool));
+		}
+		c->pool[c->pool_n++] = data->data;
+		buf_init(data);
+		return;
+	}
+	buf_release(data);
 }
 
 static void unhold(struct ra_cache *c, struct ra_block *b)
@@ -361,7 +460,7 @@ static void block_free(struct ra_cache *c, struct ra_block *b)
 	if (b->linked)
 		obj_unlink(o, b);
 	unhold(c, b);
-	buf_release(&b->data);
+	data_release(c, &b->data);
 	free(b);
 	obj_unref(c, o);
 }
@@ -783,6 +882,9 @@ int ra_read(struct ra_file *f, uint64_t off, size_t len, struct ra_view *view)
 	}
 	if (r)
 		goto out;
+	for (size_t i = 0; i < s.n; i++)
+		if (end >= blk_end(s.v[i]))
+			s.v[i]->read_to_end = true;
 	if (s.n > RA_VIEW_MAX) {
 		char *dst = xmalloc(end - off);
 		copy_out(c, &s, off, end, dst);
@@ -835,8 +937,8 @@ static void fetch_done(struct ra_cache *c, struct ra_block *b, int r, struct buf
 		b->data = *data;
 		b->state = BLK_READY;
 	} else {
-		buf_release(data);
 		unhold(c, b);
+		data_release(c, data);
 		b->state = BLK_FAILED;
 		b->err = r;
 		log_debug("read cache: fetch of %s at %llu (%llu bytes) failed: %s", o->key,
@@ -876,12 +978,15 @@ static void *fetch_main(void *arg)
 		c->st.fetches++;
 		const char *key = b->obj->key, *etag = b->obj->etag;
 		uint64_t off = b->off, len = b->len;
+		char *mem = pool_take(c, len);
 		pthread_mutex_unlock(&c->lock);
 
 		/* Exactly len bytes (and the NUL) reserved: appending never reallocates
 		 * and the block holds no more than it counts. */
+		if (!mem)
+			mem = len == c->cfg.chunk ? pool_alloc(c) : xmalloc(len + 1);
 		struct buf data;
-		data.data = xmalloc(len + 1);
+		data.data = mem;
 		data.data[0] = '\0';
 		data.len = 0;
 		data.cap = len + 1;
@@ -1072,6 +1177,9 @@ void ra_cache_free(struct ra_cache *c)
 			free(o);
 		}
 	}
+	while (c->pool_n)
+		free(c->pool[--c->pool_n]);
+	free(c->pool);
 	free(c->ht);
 	free(c->tids);
 	pthread_cond_destroy(&c->work);

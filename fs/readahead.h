@@ -6,11 +6,15 @@
  * is not sequential fetches only the range it needs (rounded out to
  * RA_ALIGN) and resets the window.
  *
- * Memory: the bytes of all blocks (fetched, in flight and pinned) stay within
- * cfg.memory, however many files are open. Readahead is only issued while it
- * fits (least recently used unpinned blocks are evicted to make room); a
- * demand read that does not fit waits for memory to be released, and a single
- * read larger than the whole budget is fetched in budget-sized pieces.
+ * Memory: the bytes of all blocks (fetched, in flight and pinned) and the
+ * buffers kept for reuse stay within cfg.memory, however many files are open.
+ * Readahead is only issued while it fits (least recently used unpinned blocks
+ * are evicted to make room); a demand read that does not fit waits for memory
+ * to be released, and a single read larger than the whole budget is fetched
+ * in budget-sized pieces. Once a quarter of the budget is held, a new
+ * whole-chunk fetch reuses the buffer of a block already read through to its
+ * end rather than new memory (see readahead.c), so one long sequential read
+ * does not fill the whole budget.
  *
  * Consistency: every fetch carries the object's ETag (the caller sends it as
  * If-Match). When a fetch reports -ESTALE the object changed: the read that

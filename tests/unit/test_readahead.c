@@ -526,6 +526,39 @@ static void test_estale(void)
 	ra_cache_free(c);
 }
 
+/* A long sequential read reuses the buffers of blocks it has read through
+ * once the cache holds a quarter of its budget: the blocks held stay near a
+ * quarter of the budget plus the window, not the whole budget; a short file
+ * stays cached whole (test_shared). */
+static void test_recycle(void)
+{
+	uint64_t size = 48 * MIB + 777;
+	struct fake fk;
+	char key[64];
+	struct ra_stats st;
+
+	fake_init(&fk, size);
+	struct ra_cache *c = cache_new(&fk, 64 * MIB, 1 * MIB, 4 * MIB, 1 * MIB, 4);
+	key_of(11, key, sizeof(key));
+	struct ra_file *f = ra_file_open(c, 11, key, "e1", size);
+	ok(read_all(f, key, "e1", size, 128 * 1024) > 0, "48 MiB read in order, exact");
+	ra_cache_stats(c, &st);
+	is_int(st.fetched_bytes, size, "every byte fetched once");
+	ok(st.peak_bytes <= 16 * MIB + 4 * MIB + 4 * MIB,
+	   "held at most a quarter of the budget, the window and a chunk per thread: %" PRIu64,
+	   st.peak_bytes);
+	ok(st.peak_bytes >= 16 * MIB, "a quarter of the budget stays cached: %" PRIu64,
+	   st.peak_bytes);
+	/* the end of the object is still cached: read again without a fetch */
+	uint64_t before = st.fetches;
+	is_int(read_check(f, key, "e1", size, size - 2 * MIB, 2 * MIB, NULL), 0,
+	       "the last 2 MiB read again");
+	ra_cache_stats(c, &st);
+	is_int(st.fetches, before, "from the cache");
+	ra_file_close(f);
+	ra_cache_free(c);
+}
+
 static void test_shared(void)
 {
 	uint64_t size = 5 * MIB + 5;
@@ -649,6 +682,7 @@ int main(void)
 	test_errors();
 	test_estale();
 	test_shared();
+	test_recycle();
 	test_close_inflight();
 	test_view_max();
 	test_free_with_open_files();
