@@ -20,28 +20,11 @@
 
 /* ---- diff ---- */
 
-/* As sync.c's: a key no S3 request can carry, or the manifest cannot hold. */
-static const char *key_unusable(const char *key, size_t len)
-{
-	if (memchr(key, '\0', len))
-		return "the key holds a NUL byte, which no S3 request can carry";
-	if (len > MANIFEST_KEY_MAX)
-		return "the key is longer than the manifest records (4096 bytes after the "
-		       "prefix)";
-	return NULL;
-}
-
-static bool is_copy(enum sync_action a)
-{
-	return a == SYNC_COPY_NEW || a == SYNC_COPY_CHANGED || a == SYNC_COPY_RETRY ||
-	       a == SYNC_COPY_MISSING;
-}
-
 /* One decision, counted and reported as a dry run of sync_run does. */
 static void diff_item(const struct sync_opts *o, const struct plan *p, struct sync_result *res)
 {
-	const char *why = key_unusable(p->key, p->key_len);
-	if (why && (is_copy(p->action) || p->action == SYNC_DELETE)) {
+	const char *why = sync_key_unusable(p->key, p->key_len);
+	if (why && (sync_action_is_copy(p->action) || p->action == SYNC_DELETE)) {
 		res->failed++;
 		if (o->on_failure)
 			o->on_failure(o->on_failure_ctx, p->key, p->key_len, why);

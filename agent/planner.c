@@ -118,22 +118,13 @@ void planner_set_source_hook(struct planner *p,
 	p->hook_ctx = ctx;
 }
 
-static int keycmp(const char *a, size_t al, const char *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
-
 /* -1: below the range (skip it), 0: inside, 1: at its top (last one), 2: above. */
 static int bound_check(const struct planner *p, const char *key, size_t len)
 {
-	if (p->lo && keycmp(key, len, p->lo, strlen(p->lo)) <= 0)
+	if (p->lo && bytes_order(key, len, p->lo, strlen(p->lo)) <= 0)
 		return -1;
 	if (p->hi) {
-		int c = keycmp(key, len, p->hi, strlen(p->hi));
+		int c = bytes_order(key, len, p->hi, strlen(p->hi));
 		if (c > 0)
 			return 2;
 		if (c == 0)
@@ -161,7 +152,7 @@ static bool wanted(const struct planner *p, const char *key, size_t len)
 static int head_set_key(struct head *h, const char *key, size_t len, const char *what,
 			struct dth_err *err)
 {
-	if (h->have_prev && keycmp(key, len, h->prev.data, h->prev.len) <= 0)
+	if (h->have_prev && bytes_order(key, len, h->prev.data, h->prev.len) <= 0)
 		return err_set(err, -EPROTO,
 			       "%s keys are not in ascending byte order (\"%.200s\" after "
 			       "\"%.200s\"): refusing to plan from an unordered listing",
@@ -296,7 +287,7 @@ int planner_next(struct planner *p, struct plan *out, struct dth_err *err)
 			if (!h->valid)
 				continue;
 			if (!min ||
-			    keycmp(h->key.data, h->key.len, min->key.data, min->key.len) < 0)
+			    bytes_order(h->key.data, h->key.len, min->key.data, min->key.len) < 0)
 				min = h;
 		}
 		if (!min)
@@ -307,7 +298,7 @@ int planner_next(struct planner *p, struct plan *out, struct dth_err *err)
 		for (int i = 0; i < 3; i++) {
 			struct head *h = heads[i];
 			if (h->valid &&
-			    keycmp(h->key.data, h->key.len, p->key.data, p->key.len) == 0) {
+			    bytes_order(h->key.data, h->key.len, p->key.data, p->key.len) == 0) {
 				if (i == 0)
 					s = true;
 				else if (i == 1)

@@ -208,15 +208,6 @@ struct shard_plan *shard_plan_even(unsigned n)
 	return p;
 }
 
-static int keycmp(const char *a, size_t al, const char *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
-
 struct shard_plan *shard_plan_from_cuts(unsigned n, const char *const *keys, const size_t *lens,
 					struct dth_err *err)
 {
@@ -230,7 +221,7 @@ struct shard_plan *shard_plan_from_cuts(unsigned n, const char *const *keys, con
 			why = "is empty or too long";
 		else if (memchr(keys[i], '\0', lens[i]))
 			why = "holds a NUL byte";
-		else if (i && keycmp(keys[i - 1], lens[i - 1], keys[i], lens[i]) >= 0)
+		else if (i && bytes_order(keys[i - 1], lens[i - 1], keys[i], lens[i]) >= 0)
 			why = "is not after the one before it";
 		if (why) {
 			err_set(err, -EINVAL, "cut key %u of the plan %s", i + 1, why);
@@ -267,7 +258,7 @@ unsigned shard_plan_find(const struct shard_plan *p, const char *key, size_t len
 	unsigned lo = 0, hi = p->count - 1;
 	while (lo < hi) {
 		unsigned mid = lo + (hi - lo) / 2;
-		if (keycmp(key, len, p->cuts[mid], p->lens[mid]) <= 0)
+		if (bytes_order(key, len, p->cuts[mid], p->lens[mid]) <= 0)
 			hi = mid;
 		else
 			lo = mid + 1;

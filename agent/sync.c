@@ -168,16 +168,6 @@ static unsigned range_splits(const struct sync_opts *o, struct buf *store, unsig
 	return n;
 }
 
-/* Byte order of a key (len bytes) against a NUL-terminated bound. */
-static int keycmp_rel(const char *key, size_t len, const char *bound)
-{
-	size_t bl = strlen(bound), n = len < bl ? len : bl;
-	int c = n ? memcmp(key, bound, n) : 0;
-	if (c)
-		return c;
-	return len < bl ? -1 : len > bl;
-}
-
 /* The first listing's failure: unreachable, or no such bucket. */
 static bool unreachable_errno(int rc)
 {
@@ -267,7 +257,7 @@ static void bounded_list_opts(struct s3_list_opts *lo, const char *prefix, const
 /* Why no request can carry this key, or NULL when one can. Keys are byte
  * strings everywhere in dth, but an S3 request takes the key as a C string in
  * its URL, so a NUL byte would send (and with --delete, delete) another key. */
-static const char *key_unusable(const char *key, size_t len)
+const char *sync_key_unusable(const char *key, size_t len)
 {
 	if (memchr(key, '\0', len))
 		return "the key holds a NUL byte, which no S3 request can carry";
@@ -277,7 +267,7 @@ static const char *key_unusable(const char *key, size_t len)
 	return NULL;
 }
 
-static bool is_copy(enum sync_action a)
+bool sync_action_is_copy(enum sync_action a)
 {
 	return a == SYNC_COPY_NEW || a == SYNC_COPY_CHANGED || a == SYNC_COPY_RETRY ||
 	       a == SYNC_COPY_MISSING;
@@ -301,7 +291,7 @@ static int refuse_key(struct run *r, const struct plan *p, const char *why, stru
 	add64(&r->prog->failed, 1);
 	if (o->on_failure)
 		o->on_failure(o->on_failure_ctx, p->key, p->key_len, why);
-	if (o->dry_run || !is_copy(p->action) || p->key_len > MANIFEST_KEY_MAX)
+	if (o->dry_run || !sync_action_is_copy(p->action) || p->key_len > MANIFEST_KEY_MAX)
 		return 0;
 	struct obj_record rec;
 	rec_of(p, OBJ_FAILED, &rec);
@@ -371,10 +361,10 @@ static int plan_item(struct range *rg, struct plan *p, struct dth_err *err)
 	struct run *r = rg->run;
 	const struct sync_opts *o = r->o;
 	int rc;
-	const char *why = key_unusable(p->key, p->key_len);
-	if (why && (is_copy(p->action) || p->action == SYNC_DELETE))
+	const char *why = sync_key_unusable(p->key, p->key_len);
+	if (why && (sync_action_is_copy(p->action) || p->action == SYNC_DELETE))
 		return refuse_key(r, p, why, err);
-	if (!o->dry_run && is_copy(p->action) && (rc = ensure_destination(r, err))) {
+	if (!o->dry_run && sync_action_is_copy(p->action) && (rc = ensure_destination(r, err))) {
 		run_fail(r, rc, err, true);
 		return rc;
 	}
@@ -721,9 +711,9 @@ static int key_hinted(struct range *rg, const struct sync_key *k, const struct o
 /* Whether a relative key is in the run's shard (all are without one). */
 static bool in_shard(const struct sync_opts *o, const char *key, size_t len)
 {
-	if (o->shard_lo && keycmp_rel(key, len, o->shard_lo) <= 0)
+	if (o->shard_lo && bytes_order(key, len, o->shard_lo, strlen(o->shard_lo)) <= 0)
 		return false;
-	return !o->shard_hi || keycmp_rel(key, len, o->shard_hi) <= 0;
+	return !o->shard_hi || bytes_order(key, len, o->shard_hi, strlen(o->shard_hi)) <= 0;
 }
 
 /* One given key. 0, or an error that ends the run (err set). */

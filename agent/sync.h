@@ -31,6 +31,11 @@ enum sync_action {
 };
 /* "new", "changed", "retry", "missing", "skip", "adopt", "delete", "gone". */
 const char *sync_action_name(enum sync_action a);
+/* Whether the action copies the object (new, changed, retry, missing). */
+bool sync_action_is_copy(enum sync_action a);
+/* Why no S3 request can carry this key (a NUL byte) or the manifest cannot
+ * hold it (too long), as a static string; NULL when it is usable. */
+const char *sync_key_unusable(const char *key, size_t len);
 
 struct sync_item {
 	enum sync_action action;

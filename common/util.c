@@ -427,3 +427,12 @@ int mkdir_p(const char *dir)
 	free(p);
 	return rc;
 }
+
+int bytes_order(const void *a, size_t al, const void *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}

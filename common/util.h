@@ -83,4 +83,8 @@ uint64_t now_mono_ms(void);
  * that failed. */
 int mkdir_p(const char *dir) WUR;
 
+/* Byte order of two byte strings (memcmp over the shorter, then the shorter
+ * first): the order of S3 listings and of the manifest's keys. <0, 0, >0. */
+int bytes_order(const void *a, size_t al, const void *b, size_t bl);
+
 #endif

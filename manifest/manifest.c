@@ -1313,15 +1313,6 @@ int mf_iter_next(struct mf_iter *it)
 	return iter_settle(it, rc, &k, &v);
 }
 
-int mf_bytes_cmp(const void *a, size_t al, const void *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int r = n ? memcmp(a, b, n) : 0;
-	if (r)
-		return r;
-	return al < bl ? -1 : al > bl;
-}
-
 /* ---- cursors ---- */
 
 struct manifest_cursor {
@@ -1383,7 +1374,7 @@ struct manifest_cursor *manifest_cursor_new(struct manifest *m, enum manifest_db
 	c->prefix_len = pl;
 	buf_init(&c->first);
 	buf_init(&c->last);
-	if (start && mf_bytes_cmp(start, sl, prefix ? prefix : "", pl) > 0)
+	if (start && bytes_order(start, sl, prefix ? prefix : "", pl) > 0)
 		buf_add(&c->first, start, sl);
 	else if (pl)
 		buf_add(&c->first, prefix, pl);
@@ -1453,7 +1444,7 @@ static int cursor_step(struct manifest_cursor *c)
 		rc = mf_iter_seek(&c->it, c->first.data, c->first.len);
 	} else {
 		rc = mf_iter_seek(&c->it, c->last.data, c->last.len);
-		if (rc == 0 && mf_bytes_cmp(c->it.kb, c->it.klen, c->last.data, c->last.len) == 0)
+		if (rc == 0 && bytes_order(c->it.kb, c->it.klen, c->last.data, c->last.len) == 0)
 			rc = mf_iter_next(&c->it);
 	}
 positioned:
@@ -1555,73 +1546,6 @@ void manifest_cursor_free(struct manifest_cursor *c)
 	buf_release(&c->last);
 	free(c->prefix);
 	free(c);
-}
-
-/* ---- key quantiles ----
- * Without a prefix the stats give the count, so one scan suffices; with one,
- * a counting scan comes first. Keys are NUL-separated in out, which suits S3
- * keys (they never contain NUL). */
-
-int manifest_key_quantiles(struct manifest *m, uint32_t task, const char *prefix, unsigned n,
-			   struct buf *out, unsigned *count)
-{
-	*count = 0;
-	if (n < 2)
-		return 0;
-	uint64_t total = 0;
-	int rc;
-	const char *key;
-	size_t kl;
-	if (!prefix || !*prefix) {
-		struct task_stats st;
-		rc = manifest_stats_get(m, task, &st);
-		if (rc)
-			return rc;
-		for (int i = 0; i < OBJ__COUNT; i++)
-			total += st.count[i];
-	} else {
-		struct manifest_cursor *c =
-		    manifest_cursor_new(m, MANIFEST_OBJECTS, task, prefix, NULL, NULL);
-		if (!c)
-			return -EIO;
-		while ((rc = manifest_cursor_next(c, &key, &kl, NULL)) == 1)
-			total++;
-		manifest_cursor_free(c);
-		if (rc < 0)
-			return rc;
-	}
-	if (total < 2)
-		return 0;
-	struct manifest_cursor *c =
-	    manifest_cursor_new(m, MANIFEST_OBJECTS, task, prefix, NULL, NULL);
-	if (!c)
-		return -EIO;
-	/* split i (1..n-1) is the first key of range i+1: index total*i/n;
-	 * equal indexes (more ranges than keys) give one split */
-	uint64_t idx = 0, want = 0;
-	unsigned i = 0;
-	rc = 0;
-	for (;;) {
-		while (++i < n) {
-			uint64_t w = (uint64_t)((unsigned __int128)total * i / n);
-			if (w > want) {
-				want = w;
-				break;
-			}
-		}
-		if (i >= n)
-			break;
-		while ((rc = manifest_cursor_next(c, &key, &kl, NULL)) == 1 && idx < want)
-			idx++;
-		if (rc != 1)
-			break;
-		buf_add(out, key, kl);
-		buf_addch(out, '\0');
-		(*count)++;
-		idx++;
-	}
-	manifest_cursor_free(c);
-	return rc < 0 ? rc : 0;
 }
 
 /* ---- task notes (database meta: "note/" + 8 hex digits of the task id +

@@ -231,12 +231,6 @@ struct manifest_cursor *manifest_cursor_wrap(int (*next)(void *ctx, const char *
 							 size_t *key_len, struct obj_record *rec),
 					     void (*free_ctx)(void *ctx), void *ctx);
 
-/* Up to n-1 keys that split the task's objects into n ranges of about equal
- * count, appended to out as NUL-separated strings (*count set). Used to list a
- * source in parallel key ranges. */
-int manifest_key_quantiles(struct manifest *m, uint32_t task, const char *prefix, unsigned n,
-			   struct buf *out, unsigned *count) WUR;
-
 /* ---- task notes ----
  * Small named values kept with a task (database meta), outside the object
  * records: the shard a task copies ("shard"), the sample of its source

@@ -130,8 +130,6 @@ int mf_iter_next(struct mf_iter *it);
 int mf_iter_renew(struct mf_iter *it, MDB_txn *txn);
 void mf_iter_close(struct mf_iter *it);
 
-int mf_bytes_cmp(const void *a, size_t al, const void *b, size_t bl);
-
 /* meta values are ASCII decimal. Raw LMDB codes (MDB_CORRUPTED: not a number). */
 int mf_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out);
 int mf_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val);

@@ -166,7 +166,7 @@ int manifest_set_stats(struct manifest_set *s, struct task_stats *out, struct dt
 	return 0;
 }
 
-static void key_show(char *out, size_t n, const char *key, size_t len);
+static void key_show(struct buf *out, const char *key, size_t len);
 
 int manifest_set_obj_get(struct manifest_set *s, const char *key, size_t key_len,
 			 struct obj_record *out, size_t *which, struct dth_err *err)
@@ -182,12 +182,14 @@ int manifest_set_obj_get(struct manifest_set *s, const char *key, size_t key_len
 			return err_set(err, rc, "reading the manifest in %s: %s", s->d[i].dir,
 				       strerror(-rc));
 		if (found) {
-			char shown[320];
-			key_show(shown, sizeof(shown), key, key_len);
-			return err_set(err, -EEXIST,
-				       "key '%s' is recorded in both %s and %s: the shard plan "
-				       "gave it to two shards",
-				       shown, s->d[*which].dir, s->d[i].dir);
+			struct buf shown = BUF_INIT;
+			key_show(&shown, key, key_len);
+			rc = err_set(err, -EEXIST,
+				     "key '%s' is recorded in both %s and %s: the shard plan "
+				     "gave it to two shards",
+				     buf_str(&shown), s->d[*which].dir, s->d[i].dir);
+			buf_release(&shown);
+			return rc;
 		}
 		found = true;
 		*out = r;
@@ -217,7 +219,7 @@ struct merge {
 
 static int head_cmp(const struct merge *g, size_t a, size_t b)
 {
-	return mf_bytes_cmp(g->h[a].key, g->h[a].len, g->h[b].key, g->h[b].len);
+	return bytes_order(g->h[a].key, g->h[a].len, g->h[b].key, g->h[b].len);
 }
 
 static void heap_swap(struct merge *g, size_t i, size_t j)
@@ -268,20 +270,13 @@ static int merge_advance(struct merge *g, size_t d)
 	return 0;
 }
 
-/* A key for a message: printable ASCII kept, other bytes as \xHH, cut at 300. */
-static void key_show(char *out, size_t n, const char *key, size_t len)
+/* A key for a message (appended to out): bytes that are not printable UTF-8
+ * as \xHH, cut at 300 bytes with "...". */
+static void key_show(struct buf *out, const char *key, size_t len)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < len && o + 8 < n; i++) {
-		unsigned char ch = (unsigned char)key[i];
-		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
-			out[o++] = (char)ch;
-		else
-			o += (size_t)snprintf(out + o, n - o, "\\x%02x", ch);
-	}
-	if (o + 8 >= n && len)
-		o += (size_t)snprintf(out + o, n - o, "...");
-	out[o] = '\0';
+	buf_add_printable(out, key, len > 300 ? 300 : len);
+	if (len > 300)
+		buf_adds(out, "...");
 }
 
 static int merge_next(void *ctx, const char **key, size_t *key_len, struct obj_record *rec)
@@ -304,14 +299,16 @@ static int merge_next(void *ctx, const char **key, size_t *key_len, struct obj_r
 		return 0;
 	size_t d = heap_pop(g);
 	if (g->nheap && head_cmp(g, d, g->heap[0]) == 0) {
-		char shown[320];
-		key_show(shown, sizeof(shown), g->h[d].key, g->h[d].len);
+		struct buf shown = BUF_INIT;
+		key_show(&shown, g->h[d].key, g->h[d].len);
 		size_t o = g->heap[0];
 		const char *a = g->s->d[d < o ? d : o].dir, *b = g->s->d[d < o ? o : d].dir;
-		return g->failed = err_set(&g->s->err, -EEXIST,
-					   "key '%s' is recorded in both %s and %s: the shard "
-					   "plan gave it to two shards",
-					   shown, a, b);
+		g->failed = err_set(&g->s->err, -EEXIST,
+				    "key '%s' is recorded in both %s and %s: the shard plan gave "
+				    "it to two shards",
+				    buf_str(&shown), a, b);
+		buf_release(&shown);
+		return g->failed;
 	}
 	*key = g->h[d].key;
 	*key_len = g->h[d].len;

@@ -122,7 +122,7 @@ static int build_collect(struct manifest *m, MDB_txn *txn, struct build *b)
 	int rc = mf_iter_seek(it, b->n_has_after ? b->n_after.data : NULL,
 			      b->n_has_after ? b->n_after.len : 0);
 	if (!rc && b->n_has_after &&
-	    !mf_bytes_cmp(it->kb, it->klen, b->n_after.data, b->n_after.len))
+	    !bytes_order(it->kb, it->klen, b->n_after.data, b->n_after.len))
 		rc = mf_iter_next(it);
 	for (unsigned n = 0; !rc && n < SIDX_BUILD_CHUNK; n++) {
 		struct obj_record r;
@@ -256,7 +256,7 @@ static int page_collect(struct manifest *m, MDB_txn *txn, uint32_t task, int sta
 	struct mf_iter *it = xmalloc(sizeof(*it));
 	mf_iter_init(it, m, txn, &root);
 	int rc = mf_iter_seek(it, after, after ? after_len : 0);
-	if (!rc && after && !mf_bytes_cmp(it->kb, it->klen, after, after_len))
+	if (!rc && after && !bytes_order(it->kb, it->klen, after, after_len))
 		rc = mf_iter_next(it);
 	unsigned examined = 0;
 	bool warned = false;

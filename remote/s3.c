@@ -1871,15 +1871,6 @@ static int lister_check(void *ctx, const struct http_resp *resp, struct dth_err 
 		       s3_xml_message(l->parser));
 }
 
-static int keycmp(const char *a, size_t al, const char *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl ? 1 : 0;
-}
-
 /* A key for a message: at most 100 bytes, control bytes as '?', quoted. */
 static void show_key(struct buf *out, const char *key, size_t len)
 {
@@ -1903,7 +1894,7 @@ static const struct s3_xml_item *page_next(const struct s3_xml_doc *p, size_t *c
 		return NULL;
 	const struct s3_xml_item *a = hc ? &p->items[*ci] : NULL;
 	const struct s3_xml_item *b = hp ? &p->prefixes[*pi] : NULL;
-	if (a && (!b || keycmp(a->key, a->key_len, b->key, b->key_len) <= 0)) {
+	if (a && (!b || bytes_order(a->key, a->key_len, b->key, b->key_len) <= 0)) {
 		(*ci)++;
 		return a;
 	}
@@ -1928,7 +1919,7 @@ static int check_page(struct s3_lister *l, const char *what, struct dth_err *err
 			show_key(&m, it->key, it->key_len);
 			break;
 		}
-		if (prev && keycmp(it->key, it->key_len, prev, prev_len) <= 0) {
+		if (prev && bytes_order(it->key, it->key_len, prev, prev_len) <= 0) {
 			buf_adds(&m, "keys not in ascending byte order: ");
 			show_key(&m, it->key, it->key_len);
 			buf_adds(&m, " after ");
@@ -2080,7 +2071,7 @@ int s3_lister_next(struct s3_lister *l, const struct s3_list_entry **e, struct d
 			continue;
 		}
 		if (l->end_before &&
-		    keycmp(it->key, it->key_len, l->end_before, strlen(l->end_before)) >= 0) {
+		    bytes_order(it->key, it->key_len, l->end_before, strlen(l->end_before)) >= 0) {
 			l->done = true;
 			s3_xml_doc_release(&l->page);
 			return 0;

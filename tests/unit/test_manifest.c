@@ -1006,7 +1006,7 @@ static void test_full_disk(void)
 		   "full filesystem: -ENOSPC, sticky, committed batches intact (exit %d)", code);
 }
 
-/* ---- reopen, quantiles, concurrent producers ---- */
+/* ---- reopen, concurrent producers ---- */
 
 static void test_reopen(const char *dir)
 {
@@ -1077,71 +1077,6 @@ static void test_notes(void)
 	ok(manifest_task_note_get(m, other, "shard", &b) == 0, "notes: read-only reads");
 	manifest_free(m);
 	buf_release(&b);
-}
-
-static void test_quantiles(struct manifest *m)
-{
-	struct dth_err err;
-	struct manifest_writer *w = manifest_writer_new(m, 1000, 5, &err);
-	struct obj_record r;
-	char key[64];
-	int errs = 0;
-	for (int i = 0; i < 10000; i++) {
-		int n =
-		    snprintf(key, sizeof(key), "%c/%05d", i % 2 ? 'x' : 'y', (int)(rnd() % 100000));
-		rec_make(&r, 1, OBJ_DONE);
-		errs += manifest_writer_put_obj(w, 40, key, (size_t)n, &r) != 0;
-	}
-	errs += manifest_writer_flush(w) != 0;
-	is_int(errs, 0, "quantile data written");
-	struct buf out = BUF_INIT;
-	unsigned count = 0;
-	is_int(manifest_key_quantiles(m, 40, NULL, 4, &out, &count), 0, "quantiles n=4");
-	is_int(count, 3, "three split keys");
-	/* count keys in each range */
-	const char *s[3];
-	const char *p = out.data;
-	for (unsigned i = 0; i < count && i < 3; i++) {
-		s[i] = p;
-		p += strlen(p) + 1;
-	}
-	struct manifest_cursor *c = manifest_cursor_new(m, MANIFEST_OBJECTS, 40, NULL, NULL, &err);
-	const char *k;
-	size_t kl;
-	long ranges[4] = {0}, total = 0;
-	unsigned ri = 0;
-	while (manifest_cursor_next(c, &k, &kl, NULL) == 1) {
-		while (ri < 3 && count == 3 && bytes_cmp(k, kl, s[ri], strlen(s[ri])) >= 0)
-			ri++;
-		ranges[ri]++;
-		total++;
-	}
-	manifest_cursor_free(c);
-	long lo = total / 4 - 1, hi = total / 4 + 1;
-	ok(ranges[0] >= lo && ranges[0] <= hi && ranges[1] >= lo && ranges[1] <= hi &&
-	       ranges[2] >= lo && ranges[2] <= hi && ranges[3] >= lo && ranges[3] <= hi,
-	   "ranges balanced: %ld %ld %ld %ld of %ld", ranges[0], ranges[1], ranges[2], ranges[3],
-	   total);
-	buf_reset(&out);
-	is_int(manifest_key_quantiles(m, 40, "x/", 2, &out, &count), 0, "quantiles with prefix");
-	ok(count == 1 && strncmp(out.data, "x/", 2) == 0, "one split inside the prefix: %s",
-	   out.data);
-	buf_reset(&out);
-	is_int(manifest_key_quantiles(m, 40, NULL, 1, &out, &count), 0, "n=1");
-	is_int(count, 0, "n=1: no split");
-	/* more ranges than keys */
-	errs = 0;
-	for (int i = 0; i < 3; i++) {
-		int n = snprintf(key, sizeof(key), "few%d", i);
-		errs += manifest_writer_put_obj(w, 41, key, (size_t)n, &r) != 0;
-	}
-	errs += manifest_writer_flush(w) != 0;
-	buf_reset(&out);
-	is_int(manifest_key_quantiles(m, 41, NULL, 10, &out, &count), 0, "n=10 over 3 keys");
-	ok(count == 2 && strcmp(out.data, "few1") == 0 && strcmp(out.data + 5, "few2") == 0,
-	   "distinct splits only (%u)", count);
-	buf_release(&out);
-	is_int(manifest_writer_free(w), 0, "writer free");
 }
 
 struct producer {
@@ -2269,7 +2204,6 @@ int main(void)
 	test_stats_random(m);
 	test_long_keys(m);
 	test_cursor_renewal(m);
-	test_quantiles(m);
 	test_producers(m);
 	test_images_blobs(m);
 	manifest_free(m);
