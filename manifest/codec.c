@@ -251,7 +251,8 @@ static void put_etag(struct buf *out, const char *e, size_t size, const char *sa
 	for (int i = 0; hex && i < 16; i++) {
 		int hi = hexval(e[2 * i]), lo = hexval(e[2 * i + 1]);
 		hex = hi >= 0 && lo >= 0;
-		md5[i] = (unsigned char)(hi << 4 | lo);
+		if (hex)
+			md5[i] = (unsigned char)((unsigned)hi << 4 | (unsigned)lo);
 	}
 	unsigned parts = 0;
 	if (hex && n > 32) {
