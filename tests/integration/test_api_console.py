@@ -151,7 +151,7 @@ def test_settings(ctx):
         want = s["default"]["s3"] if isinstance(s["default"], dict) else s["default"]
         if s["type"] != "bool":
             assert default == want or default.startswith(want + ","), (flag, default, s)
-    own = {"config", "dry-run", "task", "state", "json", "no-progress", "help"}
+    own = {"config", "dry-run", "task", "state", "json", "no-progress", "help", "make-shard-plan"}
     table = {n.replace("_", "-") for n in cli} | {"no-" + n.replace("_", "-") for n in cli}
     assert set(flags) - own <= table, set(flags) - own - table
 
