@@ -242,7 +242,7 @@ static unsigned mpu_parts(const char *tail)
 static void put_etag(struct buf *out, const char *e, size_t size, const char *same)
 {
 	size_t n = strnlen(e, size - 1);
-	if (same && n && strnlen(same, size - 1) == n && !memcmp(e, same, n)) {
+	if (same && strnlen(same, size - 1) == n && !memcmp(e, same, n)) {
 		put_u8(out, ETAG_SAME);
 		return;
 	}

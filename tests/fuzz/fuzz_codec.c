@@ -59,7 +59,9 @@ static void fuzz_obj(const uint8_t *data, size_t size)
 	      str_in(r.dest_etag, sizeof(r.dest_etag)));
 	struct buf e1 = BUF_INIT, e2 = BUF_INIT;
 	codec_obj_encode(&r, &e1);
-	CHECK(e1.len <= size); /* canonical varints are never longer */
+	/* canonical varints are never longer; a version 1 record gains the two
+	 * ETag form bytes of version 2 at most */
+	CHECK(e1.len <= size + (data[0] == 1 ? 2 : 0));
 	memset(&r2, 0x5a, sizeof(r2));
 	CHECK(codec_obj_decode(e1.data, e1.len, &r2) == 0);
 	CHECK(memcmp(&r, &r2, sizeof(r)) == 0);
