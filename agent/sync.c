@@ -168,6 +168,22 @@ static unsigned range_splits(const struct sync_opts *o, struct buf *store, unsig
 	return n;
 }
 
+_Static_assert(sizeof(struct sync_progress) == 12 * sizeof(uint64_t),
+	       "progress_reset zeroes every field of struct sync_progress");
+
+/* Zero a run's progress field by field: the agent's API reads it (atomic
+ * loads) while a new run of the task starts. */
+static void progress_reset(struct sync_progress *p)
+{
+	uint64_t *const f[] = {
+	    &p->listed,	 &p->planned,	  &p->planned_bytes, &p->transferred,
+	    &p->bytes,	 &p->bytes_moved, &p->bytes_sent,    &p->bytes_server_side,
+	    &p->skipped, &p->failed,	  &p->deleted};
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+		__atomic_store_n(f[i], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->listing_done, false, __ATOMIC_RELAXED);
+}
+
 /* The first listing's failure: unreachable, or no such bucket. */
 static bool unreachable_errno(int rc)
 {
@@ -859,7 +875,7 @@ static int apply_deletes(struct run *r, struct range *ranges, unsigned nr, struc
 	if (!deletes_allowed(o, n, r->prog->listed, dst_total, err)) {
 		r->res->deletes_refused = n;
 		if (o->dry_run)
-			r->prog->deleted = 0;
+			__atomic_store_n(&r->prog->deleted, 0, __ATOMIC_RELAXED);
 		return err->code;
 	}
 	for (unsigned i = 0; i < nr && !o->dry_run; i++) {
@@ -891,7 +907,7 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 	struct range ranges[MAX_RANGES];
 
 	memset(res, 0, sizeof(*res));
-	memset(prog, 0, sizeof(*prog));
+	progress_reset(prog);
 	memset(&r, 0, sizeof(r));
 	memset(ranges, 0, sizeof(ranges));
 	r.o = o;
@@ -927,7 +943,7 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 
 	if (o->retry_failed || o->keys) {
 		rc = o->keys ? given_keys(&r, err) : retry_failed(&r, err);
-		prog->listing_done = rc == 0;
+		__atomic_store_n(&prog->listing_done, rc == 0, __ATOMIC_RELAXED);
 		goto finish;
 	}
 	/* A known task is planned in parallel key ranges (one lister, cursor and
@@ -971,7 +987,7 @@ int sync_run(const struct sync_opts *o, struct sync_result *res, struct dth_err 
 		rc = r.rc;
 		*err = r.err;
 	}
-	prog->listing_done = rc == 0;
+	__atomic_store_n(&prog->listing_done, rc == 0, __ATOMIC_RELAXED);
 	if (rc == 0 && sampled && !(o->stop && *o->stop))
 		sample_save(o, ranges, nr);
 	if (rc == 0 && !(o->stop && *o->stop))
