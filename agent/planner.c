@@ -30,8 +30,9 @@ struct planner {
 	struct s3_lister *src;
 	struct manifest_cursor *cur;
 	struct s3_lister *dst;
-	char *lo; /* exclusive lower bound, or NULL */
-	char *hi; /* inclusive upper bound, or NULL */
+	char *lo;	       /* exclusive lower bound, or NULL */
+	char *hi;	       /* inclusive upper bound, or NULL */
+	size_t lo_len, hi_len; /* their lengths (compared with every listed key) */
 	const char *src_prefix;
 	size_t src_plen;
 	const char *dst_prefix;
@@ -108,6 +109,8 @@ void planner_set_bounds(struct planner *p, const char *lo, const char *hi)
 	free(p->hi);
 	p->lo = lo ? xstrdup(lo) : NULL;
 	p->hi = hi ? xstrdup(hi) : NULL;
+	p->lo_len = lo ? strlen(lo) : 0;
+	p->hi_len = hi ? strlen(hi) : 0;
 }
 
 void planner_set_source_hook(struct planner *p,
@@ -121,10 +124,10 @@ void planner_set_source_hook(struct planner *p,
 /* -1: below the range (skip it), 0: inside, 1: at its top (last one), 2: above. */
 static int bound_check(const struct planner *p, const char *key, size_t len)
 {
-	if (p->lo && bytes_order(key, len, p->lo, strlen(p->lo)) <= 0)
+	if (p->lo && bytes_order(key, len, p->lo, p->lo_len) <= 0)
 		return -1;
 	if (p->hi) {
-		int c = bytes_order(key, len, p->hi, strlen(p->hi));
+		int c = bytes_order(key, len, p->hi, p->hi_len);
 		if (c > 0)
 			return 2;
 		if (c == 0)
