@@ -90,6 +90,11 @@ struct sync_opts {
 	bool merge_destination; /* list the destination too (first run, --delete) */
 	/* transfer */
 	unsigned concurrency;
+	/* Objects under 1 MiB (TRANSFER_SMALL_MAX) and deletes in flight at once (0: 4 x
+	 * concurrency, at most 256; less than concurrency counts as concurrency):
+	 * each is a round trip or two, which latency rather than bandwidth bounds.
+	 * Without fair only: an agent's tasks take the agent's worker slots. */
+	unsigned small_concurrency;
 	uint64_t multipart_threshold;
 	uint64_t part_size;
 	/* Bytes of object bodies all workers together may hold (0: the default,

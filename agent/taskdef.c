@@ -53,6 +53,10 @@ static const struct taskdef_setting table[] = {
      NULL, 0, 2048, OFF(events)},
     {"concurrency", BOTH, TD_CLI, TD_COUNT, "N", "16|8",
      "parallel transfers and parts (image tasks: blob copies)", NULL, 1, 1024, OFF(concurrency)},
+    {"small_concurrency", S3, TD_CLI, TD_CUSTOM, "N", "4 x concurrency, at most 256",
+     "objects under 1 MiB and deletes in flight at once: round trips, not bandwidth, bound "
+     "them (an agent's tasks share its workers instead)",
+     NULL, 1, 1024, OFF(small_concurrency)},
     {"retries", BOTH, TD_CLI, TD_CUSTOM, "N", "7, or the remote's retries",
      "retries of a failed request, with backoff", NULL, 0, 100, OFF(retries)},
     {"multipart_threshold", S3, TD_CLI, TD_SIZE, "SIZE", "16M",
@@ -170,6 +174,7 @@ void taskdef_init(struct taskdef *t, int kind)
 	t->enabled = true;
 	t->concurrency = kind == TASKDEF_IMAGE ? 8 : 16;
 	t->retries = -1;
+	t->small_concurrency = -1;
 	t->multipart_threshold = 16 * MIB;
 	t->part_size = 8 * MIB;
 	t->memory_limit = 512 * MIB;
@@ -391,11 +396,11 @@ static int add_list(struct taskdef *t, const struct taskdef_setting *s, const ch
 static int set_custom(struct taskdef *t, const struct taskdef_setting *s, const char *v,
 		      struct dth_err *err)
 {
-	if (!strcmp(s->name, "retries")) {
+	if (!strcmp(s->name, "retries") || !strcmp(s->name, "small_concurrency")) {
 		uint64_t n;
 		int rc = set_number(&n, s, v, err);
 		if (!rc)
-			t->retries = (int64_t)n;
+			*(int64_t *)((char *)t + s->off) = (int64_t)n;
 		return rc;
 	}
 	if (!strcmp(s->name, "max_delete"))
@@ -844,8 +849,10 @@ static json_t *patterns_json(const struct taskdef *t, bool include)
 
 static json_t *custom_json(const struct taskdef *t, const struct taskdef_setting *s)
 {
-	if (!strcmp(s->name, "retries"))
-		return t->retries < 0 ? json_null() : json_integer(t->retries);
+	if (!strcmp(s->name, "retries") || !strcmp(s->name, "small_concurrency")) {
+		int64_t n = *(const int64_t *)((const char *)t + s->off);
+		return n < 0 ? json_null() : json_integer(n);
+	}
 	if (!strcmp(s->name, "max_delete")) {
 		char v[32];
 		if (t->max_delete_percent >= 0)

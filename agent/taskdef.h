@@ -61,6 +61,7 @@ struct taskdef {
 	uint64_t concurrency; /* s3: 16, image: 8 */
 	int64_t retries;      /* -1: each remote's own (7 by default) */
 	/* s3 */
+	int64_t small_concurrency; /* -1: 4 x concurrency, at most 256 */
 	uint64_t multipart_threshold;
 	uint64_t part_size;
 	uint64_t memory_limit;

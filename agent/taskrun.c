@@ -201,6 +201,7 @@ static void s3_opts(const struct taskrun_opts *o, const struct s3_ends *e,
 	so->same_endpoint = e->same_endpoint && d->server_side_copy;
 	so->manifest = o->manifest;
 	so->concurrency = (unsigned)d->concurrency;
+	so->small_concurrency = d->small_concurrency < 0 ? 0 : (unsigned)d->small_concurrency;
 	so->multipart_threshold = d->multipart_threshold;
 	so->part_size = d->part_size;
 	so->memory_limit = d->memory_limit;

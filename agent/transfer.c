@@ -54,6 +54,7 @@ struct job {
 	bool has_rec;
 	struct obj_record rec; /* previous record when has_rec */
 	bool hash;	       /* hash on the client: a redo after the servers' proof failed */
+	bool small;	       /* queued on t->small */
 	/* part jobs */
 	struct upload *up;
 	uint32_t part; /* index, 0-based */
@@ -104,16 +105,21 @@ struct transfer {
 	uint64_t share; /* the largest body a worker buffers; larger ones are streamed */
 	size_t ring;	/* ring size of a streamed copy */
 	pthread_mutex_t lock;
-	pthread_cond_t cond_work;  /* a job is available or shutting down */
-	pthread_cond_t cond_space; /* object queue has room */
-	pthread_cond_t cond_idle;  /* nothing queued and nothing running */
+	pthread_cond_t cond_work;	 /* a job is available or shutting down */
+	pthread_cond_t cond_small;	 /* a small job is available (small lanes) */
+	pthread_cond_t cond_space;	 /* the object queue has room */
+	pthread_cond_t cond_small_space; /* the small queue has room */
+	pthread_cond_t cond_idle;	 /* nothing queued and nothing running */
 	struct queue parts;
 	struct queue objects;
-	size_t max_objects;
+	struct queue small; /* small objects and deletes, when there are small lanes */
+	size_t max_objects, max_small;
 	unsigned running;
+	unsigned idle_small; /* small lanes waiting for a job */
 	bool shutdown;
 	pthread_t *threads;
 	unsigned nthreads;
+	unsigned nsmall; /* of which small lanes: they take small jobs only */
 	int fatal;
 	struct dth_err fatal_err;
 	bool dst_opaque; /* a destination answer said its ETags are not MD5s (atomic) */
@@ -123,6 +129,7 @@ struct worker {
 	struct transfer *t;
 	struct buf body;
 	uint64_t charged; /* bytes of the budget body holds */
+	bool small_lane;  /* takes small jobs only */
 };
 
 static void q_push(struct queue *q, struct job *j)
@@ -1396,6 +1403,7 @@ static bool redo_hashed(struct transfer *t, struct job *j, const char *reason)
 	log_info("%.*s: %s; copying it again", (int)(j->key_len > 200 ? 200 : j->key_len), j->key,
 		 reason);
 	j->hash = true;
+	j->small = false; /* past any queue limit: the workers take objects first */
 	pthread_mutex_lock(&t->lock);
 	q_push(&t->objects, j);
 	pthread_cond_signal(&t->cond_work);
@@ -1841,6 +1849,85 @@ static void run_object(struct worker *wk, struct job *j)
 	buf_release(&reason);
 }
 
+/* The next job for a worker, waiting for one; NULL when shutting down.
+ * Workers take parts first, then objects, then small jobs; small lanes take
+ * small jobs only. Called and returns with t->lock held. */
+static struct job *next_job_locked(struct worker *wk)
+{
+	struct transfer *t = wk->t;
+	struct job *j;
+	for (;;) {
+		if (wk->small_lane)
+			j = q_pop(&t->small);
+		else if (!(j = q_pop(&t->parts)) && !(j = q_pop(&t->objects)))
+			j = q_pop(&t->small);
+		if (j || t->shutdown)
+			break;
+		if (wk->small_lane) {
+			t->idle_small++;
+			pthread_cond_wait(&t->cond_small, &t->lock);
+			t->idle_small--;
+		} else {
+			pthread_cond_wait(&t->cond_work, &t->lock);
+		}
+	}
+	if (j && j->kind != JOB_PART)
+		pthread_cond_signal(j->small ? &t->cond_small_space : &t->cond_space);
+	return j;
+}
+
+/* With a fair share: a slot first, then the job. Slots are taken in the
+ * order jobs are, so a part never holds a slot while an earlier part of its
+ * upload waits for one. Called and returns with t->lock held; NULL when
+ * shutting down. */
+static struct job *next_job_fair_locked(struct worker *wk)
+{
+	struct transfer *t = wk->t;
+	for (;;) {
+		while (!t->parts.n && !t->objects.n && !t->small.n && !t->shutdown)
+			pthread_cond_wait(&t->cond_work, &t->lock);
+		if (!t->parts.n && !t->objects.n && !t->small.n)
+			return NULL;
+		pthread_mutex_unlock(&t->lock);
+		fairshare_acquire(t->o->fair);
+		pthread_mutex_lock(&t->lock);
+		struct job *j = q_pop(&t->parts);
+		if (!j && !(j = q_pop(&t->objects)))
+			j = q_pop(&t->small);
+		if (j) {
+			if (j->kind != JOB_PART)
+				pthread_cond_signal(j->small ? &t->cond_small_space
+							     : &t->cond_space);
+			return j;
+		}
+		pthread_mutex_unlock(&t->lock);
+		fairshare_release(t->o->fair);
+		pthread_mutex_lock(&t->lock);
+	}
+}
+
+static void run_job(struct worker *wk, struct job *j)
+{
+	switch (j->kind) {
+	case JOB_PART:
+		run_part(wk, j);
+		free(j);
+		break;
+	case JOB_DELETE:
+		run_delete(wk, j);
+		job_free(j);
+		break;
+	case JOB_OBJECT:
+		run_object(wk, j);
+		break;
+	}
+}
+
+static bool idle_locked(const struct transfer *t)
+{
+	return !t->running && !t->parts.n && !t->objects.n && !t->small.n;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *wk = arg;
@@ -1848,58 +1935,22 @@ static void *worker_main(void *arg)
 	struct fairshare_client *fair = t->o->fair;
 	for (;;) {
 		pthread_mutex_lock(&t->lock);
-		struct job *j;
-		if (fair) {
-			/* A slot first, then the job: slots are taken in the order
-			 * jobs are, so a part never holds a slot while an earlier
-			 * part of its upload waits for one. */
-			while (!t->parts.n && !t->objects.n && !t->shutdown)
-				pthread_cond_wait(&t->cond_work, &t->lock);
-			if (!t->parts.n && !t->objects.n) {
-				pthread_mutex_unlock(&t->lock);
-				break;
-			}
+		struct job *j = fair ? next_job_fair_locked(wk) : next_job_locked(wk);
+		if (!j) {
 			pthread_mutex_unlock(&t->lock);
-			fairshare_acquire(fair);
-			pthread_mutex_lock(&t->lock);
-			if (!(j = q_pop(&t->parts)) && !(j = q_pop(&t->objects))) {
-				pthread_mutex_unlock(&t->lock);
-				fairshare_release(fair);
-				continue;
-			}
-		} else {
-			while (!(j = q_pop(&t->parts)) && !(j = q_pop(&t->objects)) && !t->shutdown)
-				pthread_cond_wait(&t->cond_work, &t->lock);
-			if (!j) {
-				pthread_mutex_unlock(&t->lock);
-				break;
-			}
+			break;
 		}
-		if (j->kind != JOB_PART)
-			pthread_cond_signal(&t->cond_space);
 		t->running++;
 		pthread_mutex_unlock(&t->lock);
 
-		switch (j->kind) {
-		case JOB_PART:
-			run_part(wk, j);
-			free(j);
-			break;
-		case JOB_DELETE:
-			run_delete(wk, j);
-			job_free(j);
-			break;
-		case JOB_OBJECT:
-			run_object(wk, j);
-			break;
-		}
+		run_job(wk, j);
 		body_trim(wk);
 		if (fair)
 			fairshare_release(fair);
 
 		pthread_mutex_lock(&t->lock);
 		t->running--;
-		if (!t->running && !t->parts.n && !t->objects.n)
+		if (idle_locked(t))
 			pthread_cond_broadcast(&t->cond_idle);
 		pthread_mutex_unlock(&t->lock);
 	}
@@ -1921,6 +1972,36 @@ static void size_budget(struct transfer *t, uint64_t limit, unsigned workers)
 		t->ring = (size_t)limit;
 }
 
+/* Small lanes besides the workers: none with a fair share (the agent's
+ * slots bound its tasks), else up to small_concurrency in all. */
+static unsigned small_lanes(const struct sync_opts *o, unsigned workers)
+{
+	if (o->fair)
+		return 0;
+	unsigned n = o->small_concurrency;
+	if (!n)
+		n = workers * 4 < 256 ? workers * 4 : 256;
+	return n > workers ? n - workers : 0;
+}
+
+static void start_workers(struct transfer *t)
+{
+	unsigned n = t->nthreads;
+	t->threads = xcalloc(n, sizeof(pthread_t));
+	for (unsigned i = 0; i < n; i++) {
+		struct worker *wk = xcalloc(1, sizeof(*wk));
+		wk->t = t;
+		wk->small_lane = i >= n - t->nsmall;
+		buf_init(&wk->body);
+		if (pthread_create(&t->threads[i], NULL, worker_main, wk)) {
+			free(wk);
+			t->nthreads = i;
+			t->nsmall = i > n - t->nsmall ? i - (n - t->nsmall) : 0;
+			break;
+		}
+	}
+}
+
 struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer *w,
 			      struct sync_progress *prog)
 {
@@ -1930,23 +2011,34 @@ struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer 
 	t->prog = prog;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond_work, NULL);
+	pthread_cond_init(&t->cond_small, NULL);
 	pthread_cond_init(&t->cond_space, NULL);
+	pthread_cond_init(&t->cond_small_space, NULL);
 	pthread_cond_init(&t->cond_idle, NULL);
-	t->nthreads = o->concurrency ? o->concurrency : 1;
-	size_budget(t, o->memory_limit ? o->memory_limit : DEFAULT_MEMORY, t->nthreads);
-	t->max_objects = 2 * (size_t)t->nthreads + 16;
-	t->threads = xcalloc(t->nthreads, sizeof(pthread_t));
-	for (unsigned i = 0; i < t->nthreads; i++) {
-		struct worker *wk = xcalloc(1, sizeof(*wk));
-		wk->t = t;
-		buf_init(&wk->body);
-		if (pthread_create(&t->threads[i], NULL, worker_main, wk)) {
-			free(wk);
-			t->nthreads = i;
-			break;
-		}
-	}
+	unsigned workers = o->concurrency ? o->concurrency : 1;
+	size_budget(t, o->memory_limit ? o->memory_limit : DEFAULT_MEMORY, workers);
+	t->nsmall = small_lanes(o, workers);
+	t->nthreads = workers + t->nsmall;
+	t->max_objects = 2 * (size_t)workers + 16;
+	t->max_small = 2 * (size_t)t->nthreads + 16;
+	start_workers(t);
 	return t;
+}
+
+/* Queue j, waiting while its queue is full; wakes a worker that takes it.
+ * Called and returns with t->lock held. */
+static void push_job_locked(struct transfer *t, struct job *j)
+{
+	j->small = t->nsmall && (j->kind == JOB_DELETE || j->size < TRANSFER_SMALL_MAX);
+	struct queue *q = j->small ? &t->small : &t->objects;
+	size_t max = j->small ? t->max_small : t->max_objects;
+	while (q->n >= max && !t->shutdown)
+		pthread_cond_wait(j->small ? &t->cond_small_space : &t->cond_space, &t->lock);
+	q_push(q, j);
+	if (j->small && t->idle_small)
+		pthread_cond_signal(&t->cond_small);
+	else
+		pthread_cond_signal(&t->cond_work);
 }
 
 int transfer_submit(struct transfer *t, const struct plan *p)
@@ -1969,10 +2061,7 @@ int transfer_submit(struct transfer *t, const struct plan *p)
 		job_free(j);
 		return rc;
 	}
-	while (t->objects.n >= t->max_objects && !t->shutdown)
-		pthread_cond_wait(&t->cond_space, &t->lock);
-	q_push(&t->objects, j);
-	pthread_cond_signal(&t->cond_work);
+	push_job_locked(t, j);
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 }
@@ -1980,10 +2069,11 @@ int transfer_submit(struct transfer *t, const struct plan *p)
 int transfer_finish(struct transfer *t, struct dth_err *err)
 {
 	pthread_mutex_lock(&t->lock);
-	while (t->running || t->parts.n || t->objects.n)
+	while (!idle_locked(t))
 		pthread_cond_wait(&t->cond_idle, &t->lock);
 	t->shutdown = true;
 	pthread_cond_broadcast(&t->cond_work);
+	pthread_cond_broadcast(&t->cond_small);
 	pthread_mutex_unlock(&t->lock);
 	for (unsigned i = 0; i < t->nthreads; i++)
 		pthread_join(t->threads[i], NULL);
@@ -2010,12 +2100,16 @@ void transfer_free(struct transfer *t)
 	struct job *j;
 	while ((j = q_pop(&t->objects)))
 		job_free(j);
+	while ((j = q_pop(&t->small)))
+		job_free(j);
 	while ((j = q_pop(&t->parts)))
 		free(j);
 	budget_free(t->budget);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond_work);
+	pthread_cond_destroy(&t->cond_small);
 	pthread_cond_destroy(&t->cond_space);
+	pthread_cond_destroy(&t->cond_small_space);
 	pthread_cond_destroy(&t->cond_idle);
 	free(t->threads);
 	free(t);

@@ -47,6 +47,10 @@ struct manifest_writer;
 struct transfer;
 
 #define TRANSFER_DEFAULT_MEMORY (512ULL << 20)
+/* Objects under this size, and deletes, are "small": one or two requests
+ * each, whose round trips bound them, so more of them are in flight at once
+ * (sync_opts.small_concurrency) on workers that take nothing else. */
+#define TRANSFER_SMALL_MAX (1ULL << 20)
 
 /* o, w and prog are borrowed and must outlive the pool. Starts the threads. */
 struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer *w,

@@ -60,6 +60,8 @@ HEAD ?partNumber=N):
                  matches whose body reaches the offset (a bit flipped in
                  flight that TCP did not catch); the first rule that takes a
                  body flips it; counted in hostile["flip"]
+  latency        seconds every request (that `match` fits) waits before it
+                 is forwarded: a distant server, so that requests overlap
   part_sizes     {"bucket/key": {"N": bytes, ..., "count": n}}: HEAD
                  ?partNumber=N answers as a server that keeps part layouts
                  (radosgw 16 ignores partNumber): that Content-Length, a
@@ -70,7 +72,8 @@ Control interface (HTTP on --control; JSON):
   GET  /counters   requests, forwarded, by method and status, injected by
                    kind, hostile rewrites by mode, deletes forwarded, bytes,
                    body PUTs forwarded (puts: "object" and "part"; puts_md5:
-                   those that carried a Content-MD5),
+                   those that carried a Content-MD5), the most requests
+                   served at once (max_in_flight, by method and "all"),
                    the last events (kind, method, path; never headers)
   GET  /config     the configuration in force
   POST /config     replace it (fields as in DEFAULT_CONFIG; missing ones
@@ -124,6 +127,7 @@ DEFAULT_CONFIG = {
     "rename_keys": {},
     "part_sizes": {},
     "flip": [],
+    "latency": 0.0,  # seconds each request (where `match` fits) waits before it is forwarded
 }
 
 PIECE = 256 * 1024
@@ -175,6 +179,8 @@ def merged_config(cfg):
             raise ValueError("bad flip rule %r" % (f,))
         flips.append(f)
     out["flip"] = flips
+    if not 0 <= float(out["latency"]) <= 60:
+        raise ValueError("latency must be 0 to 60 seconds")
     for rx in [out["match"]] + list(out["ensure"].values()) + [f["match"] for f in flips]:
         if rx:
             re.compile(rx)
@@ -342,7 +348,9 @@ class Proxy:
             "hostile": collections.Counter(), "deletes_forwarded": 0,
             "bytes_up": 0, "bytes_down": 0, "connections": 0,
             "puts": collections.Counter(), "puts_md5": collections.Counter(),
+            "in_flight": 0, "max_in_flight": collections.Counter(),
         }
+        self.flying = collections.Counter()  # method -> requests being served
         self.events = collections.deque(maxlen=500)
         self.req_n = 0
         self.ensured = set()
@@ -351,7 +359,7 @@ class Proxy:
 
     def counters(self):
         c = dict(self.c)
-        for k in ("by_method", "by_status", "hostile", "puts", "puts_md5"):
+        for k in ("by_method", "by_status", "hostile", "puts", "puts_md5", "max_in_flight"):
             c[k] = dict(self.c[k])
         c["injected"] = dict(self.c["injected"])
         c["injected_total"] = sum(c["injected"].values())
@@ -444,7 +452,7 @@ class Proxy:
                 req = await read_head(reader)
                 if req is None:
                     break
-                if not await self.serve(conn, req, reader, writer):
+                if not await self.serve_counted(conn, req, reader, writer):
                     break
         except (Closed, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 OSError, ValueError):
@@ -453,6 +461,20 @@ class Proxy:
             self.drop_upstream(conn)
             if not writer.transport.is_closing():
                 writer.transport.abort() if writer.transport.get_write_buffer_size() else writer.close()
+
+    async def serve_counted(self, conn, req, creader, cwriter):
+        """serve(), counting the requests of each method served at once."""
+        method = req.first.split(" ", 1)[0]
+        self.flying[method] += 1
+        self.c["in_flight"] += 1
+        top = self.c["max_in_flight"]
+        top[method] = max(top[method], self.flying[method])
+        top["all"] = max(top["all"], self.c["in_flight"])
+        try:
+            return await self.serve(conn, req, creader, cwriter)
+        finally:
+            self.flying[method] -= 1
+            self.c["in_flight"] -= 1
 
     def drop_upstream(self, conn):
         up = conn.get("up")
@@ -528,6 +550,8 @@ class Proxy:
             return version == "HTTP/1.1" and not req.has_token("Connection", "close")
 
         # forward
+        if eligible and self.cfg["latency"]:
+            await asyncio.sleep(self.cfg["latency"])
         ur, uw = await self.upstream(conn)
         uw.write(req.encode())
         self.c["forwarded"] += 1

@@ -210,3 +210,56 @@ def test_kill9_resumes_recorded_parts(ctx):
     assert got == etag.strip('"'), "destination ETag %s != source %s" % (got, etag)
     assert lib.get_md5(dc, dst, "r/big") == lib.md5hex(data), "wrong bytes after the resume"
     assert lib.multipart_uploads(dc, dst) == [], "unfinished uploads left behind"
+
+
+def _in_flight_run(ctx, px, src, dst, objs, *opts):
+    """Copy src (holding objs and a multipart object) to dst through px (in
+    front of B, every request delayed), then delete half of the small objects
+    at the source and run again with --delete, and put them back; the most
+    PUTs and DELETEs the proxy served at once, and the keys deleted."""
+    px.configure(reset=True, strip=[src, dst], latency=0.3)
+    res = ctx.sync("src:" + src, "dst:" + dst, *opts, task=dst)
+    assert res["failed"] == 0 and res["transferred"] == 34, res
+    gone = ["small/%03d" % i for i in range(0, 32, 2)]
+    lib.s3("a").delete_objects(Bucket=src, Delete={"Objects": [{"Key": k} for k in gone]})
+    res = ctx.sync("src:" + src, "dst:" + dst, "--delete", *opts, task=dst)
+    assert res["failed"] == 0 and res["deleted"] == len(gone), res
+    top = px.counters()["max_in_flight"]
+    lib.put_objects(lib.s3("a"), src, {k: objs[k] for k in gone})
+    return top, gone
+
+
+def test_small_objects_overlap_more(ctx):
+    """Objects under 1 MiB and deletes go up to --small-concurrency at once
+    (default four times --concurrency), larger ones and parts up to
+    --concurrency; counted by a proxy in front of the destination that holds
+    every request 0.3 s, so requests overlap as they would over a long path.
+    Every object arrives whole, the deleted ones are gone."""
+    c = lib.s3("a")
+    src = ctx.bucket("a", "lanes-src")
+    objs = {"small/%03d" % i: lib.det_bytes("lane%d" % i, 1000 + i) for i in range(32)}
+    objs["big/2m"] = lib.det_bytes("lane-2m", 2 * MiB + 5)
+    md5 = lib.put_objects(c, src, objs, workers=8)
+    big = lib.det_bytes("lane-mp", 11 * MiB)
+    lib.put_multipart(c, src, "big/mp", big, 5 * MiB)
+    md5["big/mp"] = lib.md5hex(big)
+    with lib.FaultProxy(ctx, lib.endpoint("b"), "proxy-dst") as px:
+        ctx.write_config(lib.remote_section("src", "a")
+                         + lib.remote_section("dst", "b", endpoint_url=px.url))
+        dst = ctx.bucket("b", "lanes-dst")
+        top, gone = _in_flight_run(ctx, px, src, dst, objs, "--concurrency", "2",
+                                   "--small-concurrency", "8")
+        assert 5 <= top["PUT"] <= 8, top
+        assert 5 <= top["DELETE"] <= 8, top
+        left = {k: v for k, v in md5.items() if k not in gone}
+        assert sorted(lib.list_all(lib.s3("b"), dst)) == sorted(left)
+        lib.assert_bytes(lib.s3("b"), dst, left)
+        # the default: four times --concurrency
+        dst2 = ctx.bucket("b", "lanes-dst2")
+        top, _ = _in_flight_run(ctx, px, src, dst2, objs, "--concurrency", "2")
+        assert 5 <= top["PUT"] <= 8, top
+        # --small-concurrency below --concurrency: --concurrency
+        dst3 = ctx.bucket("b", "lanes-dst3")
+        top, _ = _in_flight_run(ctx, px, src, dst3, objs, "--concurrency", "2",
+                                "--small-concurrency", "1")
+        assert top["PUT"] <= 2 and top["DELETE"] <= 2, top
