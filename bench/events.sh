@@ -20,41 +20,20 @@
 #   BENCH_ONLY=local  only the local directory (inotify) part
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(dirname "$HERE")
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 if [ "${1:-}" = "--quick" ]; then
 	: "${BENCH_LATENCY_OBJECTS:=20}" "${BENCH_BURST:=1000}" "${BENCH_RUNS:=1}"
 	export BENCH_LATENCY_OBJECTS BENCH_BURST BENCH_RUNS
 	shift
 fi
-[ $# -eq 0 ] || {
-	sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-	exit 2
-}
-DTH=${DTH:-$ROOT/build/dth}
-[ -x "$DTH" ] || {
-	echo "events.sh: no dth binary at $DTH (set DTH=path)" >&2
-	exit 2
-}
-command -v ceph >/dev/null || {
-	echo "events.sh: the ceph CLI is needed (tests/install-deps.sh)" >&2
-	exit 2
-}
-PY=$(sh "$ROOT/tests/harness/pick-python.sh")
+bench_no_args "$@"
+bench_dth
+bench_need ceph "the ceph CLI is needed (tests/install-deps.sh)"
+bench_python
 BENCH_DIR=${BENCH_DIR:-/tmp/dth-bench-events}
 mkdir -p "$BENCH_DIR"
-if [ -z "${BENCH_SRC_URL:-}" ]; then
-	export DTH_TEST_RGW_PORT_A=${BENCH_PORT_SRC:-7580} DTH_TEST_RGW_PORT_B=${BENCH_PORT_DST:-7581}
-	export DTH_TEST_MON_PORT=${BENCH_MON_PORT:-6889}
-	CEPH_DIR=$BENCH_DIR/ceph
-	trap 'bash "$ROOT/tests/harness/ceph.sh" stop "$CEPH_DIR" || true' EXIT
-	bash "$ROOT/tests/harness/ceph.sh" start "$CEPH_DIR" >&2
-	# shellcheck disable=SC1091
-	. "$CEPH_DIR/env"
-	export BENCH_SRC_URL=$DTH_TEST_RGW_A BENCH_DST_URL=$DTH_TEST_RGW_B
-	export BENCH_SRC_ASOK=$DTH_TEST_RGW_A_ASOK BENCH_DST_ASOK=$DTH_TEST_RGW_B_ASOK
-	export BENCH_SECRET=$DTH_TEST_RGW_SECRET
-fi
+bench_ceph
 export BENCH_WORK=$BENCH_DIR/work BENCH_DTH=$DTH
 export BENCH_OUT=${BENCH_OUT:-$HERE/results/events-latest.json}
 "$PY" "$HERE/bench_events.py"

@@ -26,27 +26,17 @@
 # ceil(N/1000).
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(dirname "$HERE")
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 
 if [ "${1:-}" = "--quick" ]; then
 	: "${SCALE_SIZES:=10000}" "${BENCH_RUNS:=1}"
 	: "${BENCH_OUT:=${BENCH_DIR:-/tmp/dth-scale}/quick.json}"
 	shift
 fi
-[ $# -eq 0 ] || {
-	sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-	exit 2
-}
-DTH=${DTH:-$ROOT/build/dth}
-[ -x "$DTH" ] || {
-	echo "scale.sh: no dth binary at $DTH (set DTH=path)" >&2
-	exit 2
-}
-command -v curl >/dev/null || {
-	echo "scale.sh: curl is needed" >&2
-	exit 2
-}
+bench_no_args "$@"
+bench_dth
+bench_need curl "curl is needed"
 command -v mdb_stat >/dev/null || echo "scale.sh: no mdb_stat (lmdb-utils): manifest pages in use not measured" >&2
 command -v heaptrack >/dev/null || echo "scale.sh: no heaptrack: heap peak not measured" >&2
 

@@ -2,9 +2,11 @@
 side by side, copy every source key exactly once (radosgw's own log counts
 the PUTs), each shard's manifest holds only its range, the shards' LISTs add
 up to about one full listing, --delete stays inside a shard's range, --shard
-auto reads the schedulers' variables, bad specs are refused; and a rescan
+auto reads the schedulers' variables, bad specs are refused; a rescan
 split into parallel ranges asks for exactly the pages of one full listing
-(radosgw's counters against a boto3 paging of the same bucket)."""
+(radosgw's counters against a boto3 paging of the same bucket); and agent
+tasks with a shard (I/N, a plan file, auto from the agent's environment)
+copy and record only their range, from scheduled runs and from events."""
 
 import json
 import os
@@ -13,6 +15,7 @@ import subprocess
 import urllib.parse
 
 import lib
+from test_agent import Agent, _dst_md5, _task_section
 
 N_OBJECTS = 6000
 PREFIX = "p/"
@@ -321,3 +324,164 @@ def test_rescan_in_ranges_lists_one_listing(ctx):
             assert da["req"] == res["source_requests"]["list"] == pages, (
                 "rescan %s: radosgw counted %d requests, dth %d LISTs; one full listing is %d" % (
                     opts, da["req"], res["source_requests"]["list"], pages))
+
+
+# ---- agent tasks with a shard ----
+
+class _AgentEnv:
+    """ctx as an agent started with it sees it: every environment it gives
+    also holds env (the variables a scheduler sets for its shard)."""
+
+    def __init__(self, ctx, env):
+        self._ctx, self._env = ctx, env
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+    def base_env(self, extra=None):
+        return self._ctx.base_env(dict(self._env, **(extra or {})))
+
+
+def _in_shard(keys, cuts, index):
+    """The keys (relative to the task's source) in shard index, sorted; some
+    must be outside it too, or the test could not tell a shard from the whole."""
+    mine = sorted(k for k in keys if shard_of(k, cuts) == index)
+    assert mine and len(mine) < len(keys), "the keys do not straddle shard %d: %s" % (index, keys)
+    return mine
+
+
+def _events_done(ag, task, seq):
+    """Whether an event run after run seq has ended and nothing is pending."""
+    runs = ag.api("GET", "/api/v1/tasks/%s/runs" % task, expect=200).json()["runs"]
+    t = ag.task(task)
+    return (any(x["seq"] > seq and x["trigger"] == "events" and x["ended"] for x in runs)
+            and not t["events"]["pending"] and t["state"] == "idle")
+
+
+def _manifest_all(ctx, task):
+    """Every key the task's manifest records, whatever its status."""
+    _, out, _ = ctx.manifest("ls", task, json_out=True)
+    return sorted(r["key"] for r in lib.parse_json_records(out))
+
+
+def _no_failures(ag, task):
+    """The agent counts no failed object for task: its runs, its failures
+    list and /metrics."""
+    runs = ag.api("GET", "/api/v1/tasks/%s/runs?limit=50" % task, expect=200).json()["runs"]
+    assert runs and all(r["failed"] == 0 and r["result"] == "ok" for r in runs), runs
+    assert ag.api("GET", "/api/v1/tasks/%s/failures" % task, expect=200).json()["objects"] == []
+    metrics = ag.api("GET", "/metrics", expect=200).text
+    line = [m for m in metrics.splitlines()
+            if m.startswith("dth_task_objects_failed_total{") and 'task="%s"' % task in m]
+    assert line and line[0].endswith(" 0"), line or metrics[:2000]
+    return runs
+
+
+def _event(bucket, key, md5=None, size=None):
+    """An S3 event record for key (URL-encoded as S3 sends it), with the
+    object's size and ETag when given (radosgw's records carry them)."""
+    obj = {"key": urllib.parse.quote_plus(key, safe="/"), "sequencer": "00"}
+    if md5:
+        obj.update({"size": size, "eTag": md5})
+    return {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": bucket}, "object": obj}}
+
+
+# Keys (relative to the prefix) on both sides of the even cut of 2 ("OO")
+# and of the plan's cut ("m"), equal to them, and at the ends of the byte
+# order; the events overwrite them all and add NEW_KEYS.
+AGENT_KEYS = ["00", "7g", "OO", "OO0", "O~", "Zz", "a1", "m", "m0", "zz", "~x", "sp ace",
+              "caf\u00e9"]
+NEW_KEYS = ["ON~", "OO-", "l", "m-"]
+
+
+def test_agent_shard_events(ctx):
+    """Two agent tasks over one source with webhook events: `lo` has
+    shard = 0/2 (the even cut), `hi` shard = 1/2 with a shard_plan file.
+    Their first scheduled runs and then events for keys on both sides of
+    each cut copy only their own range (the destination through boto3, an
+    independent computation of the ranges); the other keys are neither
+    copied nor recorded in the manifest, and neither the runs, the
+    failures list nor /metrics count them as failed."""
+    a, b = lib.s3("a"), lib.s3("b")
+    src, dst = ctx.bucket("a", "shev-src"), ctx.bucket("b", "shev-dst")
+    first = {k: ("first " + k).encode() for k in AGENT_KEYS}
+    later = {k: ("later, longer " + k).encode() for k in AGENT_KEYS + NEW_KEYS}
+    lib.put_objects(a, src, {"in/" + k: v for k, v in first.items()})
+    plan = os.path.join(ctx.dir, "plan.txt")
+    with open(plan, "w") as f:
+        f.write("dth-shard-plan 1 2\nm\n")
+    cuts = {"lo": (even_cuts(2), 0), "hi": ([b"m"], 1)}
+    ctx.write_config(extra=_task_section("lo", "src:%s/in/" % src, "dst:%s/lo/" % dst,
+                                         schedule="every 1h", events="webhook", shard="0/2")
+                     + _task_section("hi", "src:%s/in/" % src, "dst:%s/hi/" % dst,
+                                     schedule="every 1h", events="webhook", shard="1/2",
+                                     shard_plan=plan))
+    with Agent(ctx) as ag:
+        for task, (c, i) in cuts.items():
+            ag.wait_runs(task, 1)
+            mine = _in_shard(first, c, i)
+            want = {"%s/%s" % (task, k): lib.md5hex(first[k]) for k in mine}
+            assert _dst_md5(b, dst, task + "/") == want, "%s: the first run copied %s" % (
+                task, sorted(_dst_md5(b, dst, task + "/")))
+        lib.put_objects(a, src, {"in/" + k: v for k, v in later.items()})
+        for task, (c, i) in cuts.items():
+            seq = ag.task(task)["last_run"]["seq"]
+            recs = [_event(src, "in/" + k, lib.md5hex(v) if n % 2 else None, len(v))
+                    for n, (k, v) in enumerate(sorted(later.items()))]
+            r = ag.api("POST", "/api/v1/tasks/%s/events" % task, body={"Records": recs},
+                       expect=202).json()
+            assert r["accepted"] == len(later), r
+            assert lib.wait_for(lambda: _events_done(ag, task, seq), 30), ag.task(task)
+        for task, (c, i) in cuts.items():
+            mine = _in_shard(later, c, i)
+            want = {"%s/%s" % (task, k): lib.md5hex(later[k]) for k in mine}
+            got = _dst_md5(b, dst, task + "/")
+            assert got == want, "%s: copied %s, its range holds %s" % (
+                task, sorted(got), sorted(want))
+            assert _manifest_all(ctx, task) == mine, "%s: the manifest records %s" % (
+                task, _manifest_all(ctx, task))
+            runs = _no_failures(ag, task)
+            ev = [x for x in runs if x["trigger"] == "events"]
+            assert sum(x["transferred"] for x in ev) == len(mine), ev
+            assert ag.task(task)["events"]["backlog"] == 0, ag.task(task)["events"]
+            _, out, _ = ctx.manifest("ls", task, "--status", "failed", json_out=True)
+            assert lib.parse_json_records(out) == [], out
+
+
+def test_agent_shard_auto(ctx):
+    """An agent whose environment carries a Kubernetes Indexed Job's index
+    (JOB_COMPLETION_INDEX=1) and DTH_SHARD_COUNT=3: its task with
+    shard = auto copies shard 1 of 3 in its scheduled full run, one with
+    shard = auto/4 shard 1 of 4, each no key outside it (destination and
+    manifest against an independent computation of the even cut). Without
+    an index in the environment, the run fails with the reason and copies
+    nothing."""
+    a, b = lib.s3("a"), lib.s3("b")
+    src, dst = ctx.bucket("a", "shauto-src"), ctx.bucket("b", "shauto-dst")
+    objs = {"%s%02d" % (ch, i): ("%s%d" % (ch, i)).encode() for ch in "09AOPZaz" for i in range(3)}
+    lib.put_objects(a, src, objs)
+    tasks = {"ka": ("auto", 3), "kb": ("auto/4", 4)}
+    ctx.write_config(extra="".join(_task_section(t, "src:" + src, "dst:%s/%s/" % (dst, t),
+                                                 schedule="every 1h", shard=spec)
+                                   for t, (spec, _) in tasks.items()))
+    env = {"JOB_COMPLETION_INDEX": "1", "DTH_SHARD_COUNT": "3"}
+    with Agent(_AgentEnv(ctx, env)) as ag:
+        for t, (_, n) in tasks.items():
+            ag.wait_runs(t, 1)
+            mine = _in_shard(objs, even_cuts(n), 1)
+            got = _dst_md5(b, dst, t + "/")
+            want = {"%s/%s" % (t, k): lib.md5hex(objs[k]) for k in mine}
+            assert got == want, "%s: copied %s, shard 1/%d holds %s" % (
+                t, sorted(got), n, sorted(want))
+            assert _manifest_all(ctx, t) == mine, (t, _manifest_all(ctx, t))
+            runs = _no_failures(ag, t)
+            assert runs[0]["transferred"] == len(mine), runs
+    # the same tasks in an agent without the index: a clear error, no copy
+    before = lib.list_all(b, dst)
+    with Agent(ctx) as ag:
+        ag.api("POST", "/api/v1/tasks/ka/actions/run", expect=202)
+        t = ag.wait_runs("ka", 2)
+        assert t["last_run"]["result"] != "ok", t
+        assert "no shard index in the environment" in json.dumps(t), t
+    assert lib.list_all(b, dst) == before

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <sched.h>
@@ -18,25 +17,9 @@
 #include "manifest/manifest.h"
 #include "manifest/manifest_i.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/testutil.h"
 
 static char base[256];
-
-static uint64_t rng = 0x2545f4914f6cdd1dULL;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
 
 static void path_of(char *out, size_t n, const char *name)
 {
@@ -2185,8 +2168,8 @@ static void test_unmap_pages(void)
 int main(void)
 {
 	log_set_level(getenv("DEBUG") ? LOG_DEBUG : LOG_WARN);
-	snprintf(base, sizeof(base), "/tmp/dth-test-manifest-XXXXXX");
-	if (!mkdtemp(base)) {
+	rnd_seed(0x2545f4914f6cdd1dULL);
+	if (scratch_dir(base, sizeof(base), "dth-test-manifest")) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
 	}
@@ -2221,6 +2204,6 @@ int main(void)
 	test_rdonly_process();
 	test_full_disk();
 
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rm_rf(base);
 	return tap_done();
 }

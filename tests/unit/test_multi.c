@@ -4,7 +4,6 @@
 #include "common/compat.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,25 +14,9 @@
 #include "manifest/manifest.h"
 #include "manifest/multi.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/testutil.h"
 
 static char base[256];
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
 
 static const char *dir_of(const char *name)
 {
@@ -286,9 +269,7 @@ static void test_open_errors(void)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(base, sizeof(base), "%s/dth-multi-XXXXXX", tmp ? tmp : "/tmp");
-	if (!mkdtemp(base)) {
+	if (scratch_dir(base, sizeof(base), "dth-multi")) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -296,6 +277,6 @@ int main(void)
 	test_overlap();
 	test_random_many();
 	test_open_errors();
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rm_rf(base);
 	return tap_done();
 }
