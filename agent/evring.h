@@ -9,7 +9,7 @@
  * "inotify"; kind: "put", "delete", "push" (a tagged image), "attrib" (a
  * file's times or mode), "rescan" (a full rescan asked for), "body" (a
  * refused body); outcome: "accepted", "ignored" (not the task's: another
- * bucket, prefix, repository or tag), "refused" (not a notification).
+ * bucket, prefix, shard, repository or tag), "refused" (not a notification).
  * Keys that are not UTF-8 are shown in their printable form (\xNN), cut to
  * EVRING_KEY_MAX bytes.
  *

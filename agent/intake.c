@@ -10,6 +10,7 @@
 
 #include "agent/evparse.h"
 #include "agent/evring.h"
+#include "agent/shard.h"
 #include "agent/taskdef.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
@@ -20,8 +21,10 @@ struct scope {
 	const struct taskdef *def;
 	int (*fn)(void *ctx, const char *key, size_t len); /* NULL: collect in keys */
 	void *ctx;
-	char *bucket, *prefix; /* S3 */
-	regex_t tags;	       /* image: the tag regex, anchored */
+	char *bucket, *prefix;	 /* S3 */
+	struct shard_bind shard; /* S3 with a shard that resolves: its range */
+	bool have_shard;
+	regex_t tags; /* image: the tag regex, anchored */
 	bool have_tags;
 	struct buf keys; /* accepted keys: size_t length + bytes, repeated */
 	unsigned accepted, ignored;
@@ -86,6 +89,9 @@ static const char *s3_out_of_scope(const struct scope *sc, const struct evparse_
 		return "outside the prefix";
 	if (it->key_len - pl > MANIFEST_EVENT_KEY_MAX)
 		return "a key too long for the journal";
+	if (sc->have_shard &&
+	    !shard_range_holds(sc->shard.lo, sc->shard.hi, it->key + pl, it->key_len - pl))
+		return "another shard's key";
 	return NULL;
 }
 
@@ -123,6 +129,13 @@ static int scope_init(struct scope *sc, const struct taskdef *def, struct dth_er
 		char *remote = NULL;
 		int rc = remote_parse_path(def->source, &remote, &sc->bucket, &sc->prefix, err);
 		free(remote);
+		/* A shard that does not resolve (no index in the environment, a
+		 * plan that cannot be read) lets every key through: the run
+		 * then fails and says why. */
+		struct dth_err e;
+		if (!rc && def->shard &&
+		    !shard_bind_open(def->shard, def->shard_plan, &sc->shard, &e))
+			sc->have_shard = true;
 		return rc;
 	}
 	if (def->tags) {
@@ -138,6 +151,8 @@ static void scope_release(struct scope *sc)
 {
 	free(sc->bucket);
 	free(sc->prefix);
+	if (sc->have_shard)
+		shard_bind_release(&sc->shard);
 	if (sc->have_tags)
 		regfree(&sc->tags);
 	buf_release(&sc->keys);

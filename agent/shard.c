@@ -483,6 +483,13 @@ void shard_bind_release(struct shard_bind *b)
 	memset(b, 0, sizeof(*b));
 }
 
+bool shard_range_holds(const char *lo, const char *hi, const char *key, size_t len)
+{
+	if (lo && bytes_order(key, len, lo, strlen(lo)) <= 0)
+		return false;
+	return !hi || bytes_order(key, len, hi, strlen(hi)) <= 0;
+}
+
 void shard_bind_note(const struct shard_bind *b, struct buf *out)
 {
 	char id[32];

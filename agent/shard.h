@@ -100,6 +100,9 @@ struct shard_bind {
 int shard_bind_open(const char *spec_text, const char *plan_path, struct shard_bind *b,
 		    struct dth_err *err) WUR;
 void shard_bind_release(struct shard_bind *b);
+/* Whether the relative key is in the range (lo, hi] (NULL: no bound), the
+ * range of shard_plan_range. */
+bool shard_range_holds(const char *lo, const char *hi, const char *key, size_t len);
 /* The text recorded with a task for b: "I/N PLAN-ID" (shard_plan_id). */
 void shard_bind_note(const struct shard_bind *b, struct buf *out);
 

@@ -12,6 +12,7 @@
 #include "agent/filter.h"
 #include "agent/keysample.h"
 #include "agent/planner.h"
+#include "agent/shard.h"
 #include "agent/spool.h"
 #include "agent/transfer.h"
 #include "common/failpoint.h"
@@ -724,14 +725,6 @@ static int key_hinted(struct range *rg, const struct sync_key *k, const struct o
 	return plan_item(rg, p, err);
 }
 
-/* Whether a relative key is in the run's shard (all are without one). */
-static bool in_shard(const struct sync_opts *o, const char *key, size_t len)
-{
-	if (o->shard_lo && bytes_order(key, len, o->shard_lo, strlen(o->shard_lo)) <= 0)
-		return false;
-	return !o->shard_hi || bytes_order(key, len, o->shard_hi, strlen(o->shard_hi)) <= 0;
-}
-
 /* One given key. 0, or an error that ends the run (err set). */
 static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *err)
 {
@@ -739,7 +732,7 @@ static int key_one(struct range *rg, const struct sync_key *k, struct dth_err *e
 	const struct sync_opts *o = r->o;
 	if (o->filter && !filter_match(o->filter, k->key, k->len))
 		return 0;
-	if (!in_shard(o, k->key, k->len))
+	if (!shard_range_holds(o->shard_lo, o->shard_hi, k->key, k->len))
 		return 0; /* another shard's */
 	add64(&r->prog->listed, 1);
 	struct obj_record rec;
