@@ -40,7 +40,7 @@ static void manifest_usage(FILE *f)
 	fputs("usage: dth manifest [--state DIR]... [--json] COMMAND ...\n"
 	      "\n"
 	      "commands:\n"
-	      "  tasks                       the tasks in the manifest\n"
+	      "  tasks                       the tasks in the manifest (of each --state)\n"
 	      "  ls TASK [PREFIX] [--status S] [--long]\n"
 	      "                              keys of a task (S: pending, copying, done, failed,\n"
 	      "                              skipped, deleted)\n"
@@ -183,6 +183,7 @@ static const char *set_failure(const struct manifest_set *s, int rc)
 struct tasks_ctx {
 	struct manifest *m;
 	const struct mopts *mo;
+	const char *dir; /* NULL: one directory, not named */
 	json_t *arr;
 };
 
@@ -202,6 +203,8 @@ static int tasks_cb(void *ctx, uint32_t id, const struct task_record *t)
 		    "state", t->state, "runs", (int)t->runs, "last_run_end", last, "done",
 		    (json_int_t)st.count[OBJ_DONE], "failed", (json_int_t)st.count[OBJ_FAILED],
 		    "bytes_done", (json_int_t)st.bytes[OBJ_DONE]);
+		if (c->dir)
+			json_object_set_new(o, "state_dir", json_string(c->dir));
 		json_array_append_new(c->arr, o);
 	} else {
 		printf("%-30s %-8s %5u runs  %8llu done %6llu failed  last %s  %s -> %s\n", t->name,
@@ -211,24 +214,50 @@ static int tasks_cb(void *ctx, uint32_t id, const struct task_record *t)
 	return 0;
 }
 
-static int do_tasks(const struct mopts *mo)
+/* The tasks of one directory (dir: named in the output, NULL: the only one). */
+static int tasks_of(const struct mopts *mo, const char *path, const char *dir, json_t *arr)
 {
-	struct manifest *m;
-	int ec = open_task(mo, NULL, &m, NULL, NULL);
-	if (ec)
-		return ec;
-	struct tasks_ctx c = {m, mo, json_array()};
+	struct dth_err err;
+	err_clear(&err);
+	struct manifest *m = manifest_open(path, MANIFEST_RDONLY, &err);
+	if (!m) {
+		cli_error("no manifest in %s: %s", path, err.message);
+		return EXIT_USAGE;
+	}
+	if (dir && !mo->json)
+		printf("%s:\n", dir);
+	struct tasks_ctx c = {m, mo, dir, arr};
 	int rc = manifest_task_each(m, tasks_cb, &c);
-	if (mo->json)
-		print_json(json_pack("{s:o}", "tasks", c.arr));
-	else
-		json_decref(c.arr);
 	manifest_free(m);
 	if (rc) {
-		cli_error("reading tasks: %s", strerror(-rc));
+		cli_error("reading the tasks in %s: %s", path, strerror(-rc));
 		return EXIT_SOME_FAILED;
 	}
 	return EXIT_DONE;
+}
+
+/* tasks: of each --state directory, named when there are several. */
+static int do_tasks(const struct mopts *mo)
+{
+	json_t *arr = mo->json ? json_array() : NULL;
+	int ec = EXIT_DONE;
+	if (mo->nstates <= 1) {
+		char *dir = cli_state_dir(mo->state);
+		ec = tasks_of(mo, dir, NULL, arr);
+		free(dir);
+	}
+	for (size_t i = 0; mo->nstates > 1 && i < mo->nstates && ec == EXIT_DONE; i++) {
+		if (i && !mo->json)
+			putchar('\n');
+		ec = tasks_of(mo, mo->states[i], mo->states[i], arr);
+	}
+	if (arr && ec == EXIT_DONE)
+		print_json(json_pack("{s:o}", "tasks", arr));
+	else
+		json_decref(arr);
+	if (ec)
+		return ec;
+	return fflush(stdout) ? EXIT_SOME_FAILED : EXIT_DONE;
 }
 
 /* ---- ls / export ---- */

@@ -271,7 +271,7 @@ tsan_integration() {
 	local log=$RUN_DIR/integration-tsan.log
 	case $TSAN_DIR in /*) ;; *) TSAN_BIN=$ROOT/$TSAN_DIR/dth ;; esac
 	DTH_BIN=${TSAN_BIN:-$TSAN_DIR/dth} DTH_TEST_WORKDIR=$RUN_DIR/it-tsan \
-		"$PY" tests/integration/run.py -k test_copy.test_copy_everything \
+		"$PY" tests/integration/run.py -k test_copy.test_copy_everything -k test_copy.test_small_objects \
 		-k test_integrity.test_single_part -k test_incremental.test_delete_propagation \
 		-k test_image_sync.test_copy_and_rerun_floor -k test_agent.test_scheduled_s3 \
 		-k test_agent.test_dropin_files -k test_agent.test_api_refusals \

@@ -248,6 +248,15 @@ def test_manifest_shards_as_one(ctx):
         assert st3[k] == st1[k], "stats %s: 3 dirs %s, whole %s" % (k, st3[k], st1[k])
     assert st3["total_count"] == len(md5) and st3["count"]["done"] == len(md5), st3
     assert st3["state_dirs"] == dirs and "state_dirs" not in st1, (st3, st1)
+    # tasks: each directory's task, named by its directory
+    rc, out, err = _multi(ctx, dirs, "tasks", json_out=True)
+    ts = json.loads(out)["tasks"]
+    assert [(t["state_dir"], t["name"]) for t in ts] == [(d, tag) for d in dirs], ts
+    assert sum(t["done"] for t in ts) == len(md5) and [t["done"] for t in ts] == [
+        len(_export_keys(ctx, [d], tag)) for d in dirs], ts
+    rc, out, err = _multi(ctx, dirs, "tasks")
+    heads = [ln for ln in out.splitlines() if ln.endswith(":")]
+    assert heads == [d + ":" for d in dirs] and out.count(tag + " ") == 3, out
     keys3 = _export_keys(ctx, dirs, tag)
     assert keys3 == sorted(md5, key=lambda k: k.encode()), "merged export not the sorted keys"
     assert keys3 == _export_keys(ctx, [whole], tag)
@@ -342,8 +351,14 @@ def test_manifest_shards_bad_dirs(ctx):
         for cmd in ("stats", "verify", "export"):
             rc, out, err = _multi(ctx, dirs, cmd, "mbad", check_exit=2)
             assert all(w in err for w in words), (cmd, dirs, err)
+    # tasks lists each directory's own, and names one that holds no manifest
+    rc, out, err = _multi(ctx, [ctx.state, other], "tasks", json_out=True)
+    assert [(t["state_dir"], t["name"]) for t in json.loads(out)["tasks"]] == [
+        (ctx.state, "mbad"), (other, "another")], out
+    for bad in (missing, empty):
+        rc, out, err = _multi(ctx, [ctx.state, bad], "tasks", check_exit=2)
+        assert bad in err, err
     assert not os.path.exists(missing) and os.listdir(empty) == [], os.listdir(empty)
-    rc, out, err = _multi(ctx, [ctx.state, other], "tasks", check_exit=2)
 
 
 def _anon_peak(ctx, args):
