@@ -56,7 +56,7 @@ static const struct taskdef_setting table[] = {
     {"small_concurrency", S3, TD_CLI, TD_CUSTOM, "N", "4 x concurrency, at most 256",
      "objects under 1 MiB and deletes in flight at once: round trips, not bandwidth, bound "
      "them (an agent's tasks share its workers instead)",
-     NULL, 1, 1024, OFF(small_concurrency)},
+     NULL, 1, 256, OFF(small_concurrency)},
     {"retries", BOTH, TD_CLI, TD_CUSTOM, "N", "7, or the remote's retries",
      "retries of a failed request, with backoff", NULL, 0, 100, OFF(retries)},
     {"multipart_threshold", S3, TD_CLI, TD_SIZE, "SIZE", "16M",
