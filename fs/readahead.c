@@ -45,6 +45,18 @@
  * pooled buffers to make room). New chunk buffers are asked for huge pages
  * (MADV_HUGEPAGE): 1/512 of the page faults on their first use.
  *
+ * Chunk size: 5 MiB by default, on purpose not a multiple of 4 MiB, the
+ * stripe size of radosgw (and of many S3 stores built the same way). A GET
+ * of whole, aligned stripes makes radosgw read equal 4 MiB pieces from its
+ * OSD into buffers that glibc's malloc maps afresh for every piece (its mmap
+ * threshold, raised by each free, stays a few bytes below the next aligned
+ * request of the same size), so the server takes a page fault for every 4 KiB
+ * it sends. Measured on a cold local radosgw reading 1 GiB in 8 MiB ranges:
+ * 264,000 page faults and 5-7 s of radosgw CPU; in 5 MiB ranges (pieces of
+ * 1 to 4 MiB, mostly reused from its heap) 90,000 and about 3 s, in the same
+ * number of bytes. Smaller chunks mean more requests (211 instead of 134 a
+ * GiB), each cheap for both sides.
+ *
  * Blocks of an object never overlap; the LRU lists exactly the linked,
  * unpinned, ready or failed blocks, least recently used first. */
 #include "common/compat.h"
@@ -62,7 +74,7 @@
 
 #define RA_DEF_MEMORY	  ((uint64_t)256 << 20)
 #define RA_DEF_MIN_WINDOW ((uint64_t)1 << 20)
-#define RA_DEF_CHUNK	  ((uint64_t)8 << 20)
+#define RA_DEF_CHUNK	  ((uint64_t)5 << 20) /* see "Chunk size" above */
 #define RA_DEF_THREADS	  8u
 #define RA_HUGE_PAGE	  ((size_t)2 << 20)
 #define RA_RECYCLE_SCAN	  32 /* LRU blocks looked at for a buffer to reuse */

@@ -2,7 +2,8 @@
 
 #include "remote/http.h"
 
-#define BULK_BYTES (1024 * 1024) /* a transfer this large gets big buffers */
+#define BULK_BYTES (1024 * 1024)	  /* a transfer this large gets big buffers */
+#define PACE_LOWAT ((uint64_t)256 * 1024) /* see pace_body */
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "common/secret.h"
 #include "remote/tcpsock.h"
@@ -260,6 +263,12 @@ struct xfer {
 	bool canceled;	  /* the engine was aborted */
 	struct http_engine *e;
 	CURL *h;
+	/* receive pacing of a bulk answer's body (see pace_body) */
+	int pace_fd;	   /* the connection's socket; -1: not found yet or none */
+	bool pace_off;	   /* no pacing for this answer */
+	uint64_t body_len; /* the answer's Content-Length */
+	uint64_t body_got; /* body bytes handed to on_write so far */
+	uint64_t lowat;	   /* SO_RCVLOWAT of pace_fd now */
 };
 
 /* CURLOPT_OPENSOCKETFUNCTION and CLOSESOCKETFUNCTION: the engine's sockets
@@ -278,10 +287,9 @@ static int close_sock(void *ud, curl_socket_t fd)
 	return tcpsock_close(e->socks, fd);
 }
 
-/* Acknowledge the answer's first bytes now rather than up to 40 ms later
- * (see tcpsock.h: a server with Nagle on holds the rest of the answer until
- * then). Nothing for a Unix socket or a socket not found. */
-static void ack_now(struct xfer *x)
+/* The socket of the transfer's connection (borrowed, valid while the
+ * transfer runs), or -1 for a Unix socket or a socket not found. */
+static int xfer_sock(struct xfer *x)
 {
 	char *lip = NULL, *pip = NULL;
 	long lport = 0, pport = 0;
@@ -289,10 +297,74 @@ static void ack_now(struct xfer *x)
 	    curl_easy_getinfo(x->h, CURLINFO_LOCAL_PORT, &lport) != CURLE_OK ||
 	    curl_easy_getinfo(x->h, CURLINFO_PRIMARY_IP, &pip) != CURLE_OK ||
 	    curl_easy_getinfo(x->h, CURLINFO_PRIMARY_PORT, &pport) != CURLE_OK)
-		return;
-	int fd = tcpsock_find(x->e->socks, lip, lport, pip, pport);
+		return -1;
+	return tcpsock_find(x->e->socks, lip, lport, pip, pport);
+}
+
+/* Acknowledge the answer's first bytes now rather than up to 40 ms later
+ * (see tcpsock.h: a server with Nagle on holds the rest of the answer until
+ * then). */
+static void ack_now(struct xfer *x)
+{
+	int fd = xfer_sock(x);
 	if (fd >= 0)
 		tcpsock_ack_now(fd);
+}
+
+/* Whether the answer may be paced; sets x->body_len. Only plain HTTP/1.x
+ * with a Content-Length: over TLS the library may hold part of a record, and
+ * over HTTP/2 other streams share the socket, so the bytes in the socket do
+ * not tell how much of this body is left. */
+static bool pace_fits(struct xfer *x)
+{
+	curl_off_t cl = -1;
+	long ver = 0;
+	char *scheme = NULL;
+	if (curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) != CURLE_OK ||
+	    cl <= 0 || curl_easy_getinfo(x->h, CURLINFO_HTTP_VERSION, &ver) != CURLE_OK ||
+	    (ver != CURL_HTTP_VERSION_1_0 && ver != CURL_HTTP_VERSION_1_1) ||
+	    curl_easy_getinfo(x->h, CURLINFO_SCHEME, &scheme) != CURLE_OK || !scheme ||
+	    strcasecmp(scheme, "http") != 0)
+		return false;
+	x->body_len = (uint64_t)cl;
+	return true;
+}
+
+/* Receive pacing of a bulk answer's body: with SO_RCVLOWAT the socket only
+ * becomes readable (and the thread waiting in poll is only woken) once
+ * PACE_LOWAT bytes are queued, not for every segment that arrives, so a
+ * large body is read in fewer, larger reads with fewer wakeups (measured on
+ * the mount's 5 MiB GETs from a local radosgw: 0.15-0.25 s less client CPU
+ * per GiB). The low mark never exceeds the body bytes still to come, so the
+ * last ones are not held back, and it is back at 1 once the body is complete,
+ * before the connection serves its next request (a transfer that ends early
+ * leaves its connection closed by libcurl). An answer without a
+ * Content-Length is not paced. */
+static void pace_body(struct xfer *x, size_t n)
+{
+	if (x->pace_off)
+		return;
+	if (x->pace_fd < 0) {
+		if (x->req->expect_len < BULK_BYTES || !pace_fits(x) ||
+		    (x->pace_fd = xfer_sock(x)) < 0) {
+			x->pace_off = true;
+			return;
+		}
+		x->lowat = 1; /* the kernel's default */
+	}
+	x->body_got += n;
+	uint64_t left = x->body_got < x->body_len ? x->body_len - x->body_got : 0;
+	uint64_t want = left < PACE_LOWAT ? left : PACE_LOWAT;
+	if (want == 0)
+		want = 1;
+	if (want == x->lowat)
+		return;
+	int v = (int)want;
+	if (setsockopt(x->pace_fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) != 0) {
+		x->pace_off = true;
+		return;
+	}
+	x->lowat = want;
 }
 
 /* Called by libcurl about once a second even while nothing moves. */
@@ -359,6 +431,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 		x->not_partial = true;
 		return 0;
 	}
+	if (ok2xx)
+		pace_body(x, n);
 	if (ok2xx && x->req->sink) {
 		int rc = x->req->sink(x->req->sink_ctx, data, n);
 		if (rc < 0) {
@@ -541,7 +615,7 @@ int http_perform(struct http_engine *e, const struct http_req *req, struct http_
 	if (!h)
 		return err_set(err, -ENOMEM, "%s %s: cannot create a curl handle", method, where);
 
-	struct xfer x = {.req = req, .resp = resp, .e = e, .h = h};
+	struct xfer x = {.req = req, .resp = resp, .e = e, .h = h, .pace_fd = -1};
 	struct curl_slist *hl = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	int rc = 0;

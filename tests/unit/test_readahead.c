@@ -231,6 +231,31 @@ static void test_sequential(void)
 	ra_cache_free(c);
 }
 
+/* The default chunk (cfg.chunk 0) is 5 MiB, not a multiple of a 4 MiB
+ * stripe (see "Chunk size" in readahead.c): a long sequential read fetches
+ * whole 5 MiB ranges and nothing larger. */
+static void test_default_chunk(void)
+{
+	uint64_t size = 64 * MIB + 777;
+	struct fake fk;
+	char key[64];
+	struct ra_stats st;
+
+	fake_init(&fk, size);
+	struct ra_cache *c = cache_new(&fk, 256 * MIB, 0, 64 * MIB, 0, 8);
+	key_of(9, key, sizeof(key));
+	struct ra_file *f = ra_file_open(c, 9, key, "e1", size);
+	ok(read_all(f, key, "e1", size, 1024 * 1024) > 0,
+	   "sequential read in 1 MiB reads is exact");
+	ra_cache_stats(c, &st);
+	is_int(st.fetched_bytes, size, "every byte fetched exactly once");
+	is_int(fake_get(&fk, &fk.max_len), 5 * MIB, "the largest fetch is the 5 MiB default chunk");
+	ok(st.fetches >= size / (5 * MIB) && st.fetches <= size / (5 * MIB) + 8,
+	   "about one fetch per 5 MiB (%" PRIu64 ")", st.fetches);
+	ra_file_close(f);
+	ra_cache_free(c);
+}
+
 static void test_random(void)
 {
 	uint64_t size = 64 * MIB;
@@ -675,6 +700,7 @@ static void test_free_with_open_files(void)
 int main(void)
 {
 	test_sequential();
+	test_default_chunk();
 	test_random();
 	test_budget();
 	test_same_handle_threads();
