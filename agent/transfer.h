@@ -1,6 +1,9 @@
 /* Transfer workers: a pool of threads that copies objects and multipart
  * uploads whose parts are jobs of their own, so one large object keeps every
- * worker busy. Parts are taken before new objects. Results go to the manifest
+ * worker busy. Parts are taken before new objects, and objects before small
+ * ones (under TRANSFER_SMALL_MAX) and deletes, which small lanes (workers that
+ * take nothing else, sync_opts.small_concurrency) also serve, so more of those
+ * round-trip-bound jobs are in flight than large ones. Results go to the manifest
  * writer; an interrupted multipart upload is recorded so the next run resumes
  * it.
  *
