@@ -119,6 +119,19 @@ static json_t *record_json(const char *key, size_t len, const struct obj_record 
 	return o;
 }
 
+/* The manifest in dir, read-only, into *m: 0, or EXIT_USAGE with the
+ * problem printed. */
+static int open_dir(const char *dir, struct manifest **m)
+{
+	struct dth_err err;
+	err_clear(&err);
+	*m = manifest_open(dir, MANIFEST_RDONLY, &err);
+	if (*m)
+		return 0;
+	cli_error("no manifest in %s: %s", dir, err.message);
+	return EXIT_USAGE;
+}
+
 static int open_task(const struct mopts *mo, const char *name, struct manifest **m, uint32_t *id,
 		     struct task_record *rec)
 {
@@ -127,18 +140,11 @@ static int open_task(const struct mopts *mo, const char *name, struct manifest *
 			  mo->nstates);
 		return EXIT_USAGE;
 	}
-	struct dth_err err;
-	err_clear(&err);
 	char *dir = cli_state_dir(mo->state);
-	*m = manifest_open(dir, MANIFEST_RDONLY, &err);
-	if (!*m) {
-		cli_error("no manifest in %s: %s", dir, err.message);
-		free(dir);
-		return EXIT_USAGE;
-	}
+	int ec = open_dir(dir, m);
 	free(dir);
-	if (!name)
-		return 0;
+	if (ec || !name)
+		return ec;
 	int rc = manifest_task_find(*m, name, id, rec);
 	if (rc) {
 		cli_error("no task called '%s' (see dth manifest tasks)", name);
@@ -217,13 +223,10 @@ static int tasks_cb(void *ctx, uint32_t id, const struct task_record *t)
 /* The tasks of one directory (dir: named in the output, NULL: the only one). */
 static int tasks_of(const struct mopts *mo, const char *path, const char *dir, json_t *arr)
 {
-	struct dth_err err;
-	err_clear(&err);
-	struct manifest *m = manifest_open(path, MANIFEST_RDONLY, &err);
-	if (!m) {
-		cli_error("no manifest in %s: %s", path, err.message);
-		return EXIT_USAGE;
-	}
+	struct manifest *m;
+	int ec = open_dir(path, &m);
+	if (ec)
+		return ec;
 	if (dir && !mo->json)
 		printf("%s:\n", dir);
 	struct tasks_ctx c = {m, mo, dir, arr};
