@@ -688,7 +688,7 @@ int cmd_mount(int argc, char **argv)
 			}
 		}
 	}
-	/* Read-cache blocks (up to 5 MiB each) are allocated and freed all the
+	/* Read-cache blocks (up to 3 MiB each) are allocated and freed all the
 	 * time. Taken from the heap instead of fresh mmaps, their pages are
 	 * reused without a fault and zeroing each (about 15% of the CPU of a
 	 * sequential read); the heap may keep up to --cache-memory of them. */
