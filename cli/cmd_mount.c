@@ -688,10 +688,11 @@ int cmd_mount(int argc, char **argv)
 			}
 		}
 	}
-	/* Read-cache blocks (up to 3 MiB each) are allocated and freed all the
-	 * time. Taken from the heap instead of fresh mmaps, their pages are
-	 * reused without a fault and zeroing each (about 15% of the CPU of a
-	 * sequential read); the heap may keep up to --cache-memory of them. */
+	/* Read-cache blocks smaller than a chunk (whole chunks have buffers of
+	 * their own, see readahead.c) and curl's buffers are allocated and freed
+	 * all the time. Taken from the heap instead of fresh mmaps, their pages
+	 * are reused without a fault and zeroing each; the heap may keep up to
+	 * --cache-memory of them. */
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD,
 		(int)(a.cache_memory < (1ULL << 30) ? a.cache_memory : 1ULL << 30));

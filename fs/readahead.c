@@ -28,37 +28,43 @@
  * only after checking it stays within cfg.memory, so it never exceeds it.
  *
  * Buffers: a block of exactly chunk bytes (all of a sequential stream's
- * readahead but its edges) gets a buffer of chunk + 1 bytes, and when the
- * block is freed that buffer goes to c->pool for the next one instead of back
- * to the allocator. Memory written for the first time costs a page fault per
- * page (in a virtual machine more than the copy into it: the host backs the
- * page then), memory written again does not, so the fetch of a whole chunk
- * takes, in this order: a pooled buffer; once the cache holds more than a
- * quarter of its budget (RA_KEEP_ALL_DIV), the buffer of a whole-chunk block
- * that a read has gone through to its end (a sequential reader is past it,
- * and the kernel's page cache holds its bytes), the least recently used such
- * block in the LRU's first RA_RECYCLE_SCAN; only then new memory. A
- * sequential stream thus cycles through about a quarter of the budget (or
- * its window, if larger) instead of touching the whole budget, while smaller
- * working sets stay cached whole for other handles. Pooled buffers count against the
+ * readahead but its edges) gets a chunk buffer: a mapping of its own of
+ * chunk_cap() bytes (chunk + 1 rounded up to whole huge pages, 64 KiB more
+ * than the chunk by default, the only memory not counted in held_bytes),
+ * aligned to and asked for huge pages (MADV_HUGEPAGE). When the block is
+ * freed the buffer goes to c->pool for the next one instead of back to the
+ * system. Memory written for the first time costs a page fault per page (in
+ * a virtual machine more than the copy into it: the host backs the page
+ * then), memory written again does not, so the fetch of a whole chunk takes,
+ * in this order: a pooled buffer; once the cache holds more than a quarter
+ * of its budget (RA_KEEP_ALL_DIV), the buffer of a whole-chunk block that a
+ * read has gone through to its end (a sequential reader is past it, and the
+ * kernel's page cache holds its bytes), the least recently used such block
+ * in the LRU's first RA_RECYCLE_SCAN; only then a new mapping. A sequential
+ * stream thus cycles through about a quarter of the budget (or its window,
+ * if larger) instead of touching the whole budget, while smaller working
+ * sets stay cached whole for other handles. Pooled buffers count against the
  * budget: held_bytes + pool_n * chunk never exceeds cfg.memory (hold() frees
- * pooled buffers to make room). New chunk buffers are asked for huge pages
- * (MADV_HUGEPAGE): 1/512 of the page faults on their first use.
+ * pooled buffers to make room). Buffers from malloc's heap got huge pages
+ * only now and then (a 2 MiB range that already held one small page of
+ * earlier use gets none): a 1 GiB read took 12,000-15,000 page faults and
+ * 0.77-0.89 s of CPU, with mappings of their own 4,200 and 0.57-0.72 s.
  *
- * Chunk size: 3 MiB by default, on purpose smaller than 4 MiB, the stripe
- * size of radosgw (and of many S3 stores built the same way), so that no
- * range holds a whole stripe, however the object's parts are laid out. A
- * GET that covers a whole, aligned stripe makes radosgw read a 4 MiB piece
- * from its OSD into a buffer that glibc's malloc maps afresh for every such
- * piece (its mmap threshold, raised by each free, stays a few bytes below
- * the next request of that size), so the server takes a page fault for every
- * 4 KiB of it. Pieces of a partial stripe come from its heap, with no fault.
- * Measured on a local radosgw reading 1 GiB (8 MiB parts) through the mount,
- * radosgw's own counters: 8 MiB ranges (every stripe whole) 264,000 faults
- * and 5-7 s of radosgw CPU; 5 MiB ranges (2 stripes in 5 whole) 70,000-92,000
- * faults, 2.1-2.5 s, 2.2-2.6 s wall; 3 MiB ranges 8,000-17,000 faults,
- * 1.25-1.41 s, 1.5-1.65 s wall. Smaller chunks mean more requests (342
- * instead of 134 a GiB), each cheap for both sides; 2 MiB saved nothing more.
+ * Chunk size: 4 MiB - 64 KiB by default, on purpose smaller than 4 MiB, the
+ * stripe size of radosgw (and of many S3 stores built the same way), so that
+ * no range holds a whole stripe, however the object's parts are laid out,
+ * and its buffer fills two huge pages. A GET that covers a whole, aligned
+ * stripe makes radosgw read a 4 MiB piece from its OSD into a buffer that
+ * glibc's malloc maps afresh for every such piece (its mmap threshold,
+ * raised by each free, stays a few bytes below the next request of that
+ * size), so the server takes a page fault for every 4 KiB of it. Pieces of a
+ * partial stripe mostly come from its heap. Measured on a local radosgw
+ * reading 1 GiB (8 MiB parts) through the mount, radosgw's own counters:
+ * 8 MiB ranges (every stripe whole) 264,000 faults and 5-7 s of radosgw CPU;
+ * 5 MiB ranges (2 stripes in 5 whole) 70,000-92,000 faults, 2.1-2.5 s,
+ * 2.2-2.6 s wall; 4 MiB - 64 KiB 15,000-31,000 faults, 1.24-1.46 s,
+ * 1.5-1.67 s wall; 3 MiB and 2 MiB ranges no better (1.25-1.58 s) for more
+ * requests (342 and 512 a GiB, against 261).
  *
  * Blocks of an object never overlap; the LRU lists exactly the linked,
  * unpinned, ready or failed blocks, least recently used first. */
@@ -77,9 +83,10 @@
 
 #define RA_DEF_MEMORY	  ((uint64_t)256 << 20)
 #define RA_DEF_MIN_WINDOW ((uint64_t)1 << 20)
-#define RA_DEF_CHUNK	  ((uint64_t)3 << 20) /* see "Chunk size" above */
+#define RA_DEF_CHUNK	  (((uint64_t)4 << 20) - RA_ALIGN) /* see "Chunk size" above */
 #define RA_DEF_THREADS	  8u
 #define RA_HUGE_PAGE	  ((size_t)2 << 20)
+#define RA_PAGE		  ((size_t)4096)
 #define RA_RECYCLE_SCAN	  32 /* LRU blocks looked at for a buffer to reuse */
 #define RA_KEEP_ALL_DIV	  4  /* below memory / this, no block is reused (see Buffers) */
 
@@ -363,13 +370,30 @@ static uint64_t pool_bytes(const struct ra_cache *c)
 	return (uint64_t)c->pool_n * c->cfg.chunk;
 }
 
+/* Bytes mapped for one chunk buffer: chunk + 1 (the NUL) rounded up to
+ * whole huge pages when that adds at most 1/32 (the default chunk: 64 KiB
+ * more), else to whole pages. */
+static size_t chunk_cap(const struct ra_cache *c)
+{
+	size_t want = (size_t)c->cfg.chunk + 1;
+	size_t huge = want + (RA_HUGE_PAGE - want % RA_HUGE_PAGE) % RA_HUGE_PAGE;
+	if (huge - c->cfg.chunk <= c->cfg.chunk / 32)
+		return huge;
+	return want + (RA_PAGE - want % RA_PAGE) % RA_PAGE;
+}
+
+static void chunk_unmap(const struct ra_cache *c, char *p)
+{
+	munmap(p, chunk_cap(c));
+}
+
 static void hold(struct ra_cache *c, struct ra_block *b)
 {
 	b->held = b->len;
 	c->st.held_bytes += b->len;
 	/* pooled buffers make room for bytes in use */
 	while (c->pool_n && c->st.held_bytes + pool_bytes(c) > c->cfg.memory)
-		free(c->pool[--c->pool_n]);
+		chunk_unmap(c, c->pool[--c->pool_n]);
 	if (c->st.held_bytes > c->st.peak_bytes)
 		c->st.peak_bytes = c->st.held_bytes;
 }
@@ -383,7 +407,7 @@ static char *recycle_read(struct ra_cache *c)
 {
 	struct ra_block *b = c->lru_head;
 	for (int i = 0; b && i < RA_RECYCLE_SCAN; i++, b = b->lnext) {
-		if (b->state != BLK_READY || !b->read_to_end || b->data.cap != c->cfg.chunk + 1)
+		if (b->state != BLK_READY || !b->read_to_end || b->data.cap != chunk_cap(c))
 			continue;
 		char *mem = b->data.data;
 		buf_init(&b->data);
@@ -407,35 +431,46 @@ static char *pool_take(struct ra_cache *c, uint64_t len)
 	return recycle_read(c);
 }
 
-/* A new buffer of chunk + 1 bytes, on huge pages where the kernel offers
- * them (fewer page faults on its first use). No lock needed. */
+/* A new chunk buffer: a mapping of its own, chunk_cap bytes aligned to a
+ * huge page and asked for huge pages, so that the first write into it takes
+ * one page fault per 2 MiB instead of one per 4 KiB. NULL when it cannot be
+ * mapped (the caller allocates len + 1 bytes instead). No lock needed. */
 static char *pool_alloc(const struct ra_cache *c)
 {
-	size_t want = (size_t)c->cfg.chunk + 1;
-	void *p = NULL;
-	if (posix_memalign(&p, RA_HUGE_PAGE, want) != 0)
-		return xmalloc(want); /* aborts when there is no memory at all */
+	size_t cap = chunk_cap(c);
+	char *m = mmap(NULL, cap + RA_HUGE_PAGE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	size_t head = (RA_HUGE_PAGE - (uintptr_t)m % RA_HUGE_PAGE) % RA_HUGE_PAGE;
+	if (head)
+		munmap(m, head);
+	munmap(m + head + cap, RA_HUGE_PAGE - head);
 #if defined(MADV_HUGEPAGE) && !defined(RA_NO_THP)
-	(void)madvise(p, want - want % RA_HUGE_PAGE, MADV_HUGEPAGE);
+	if (cap >= RA_HUGE_PAGE)
+		(void)madvise(m + head, cap - cap % RA_HUGE_PAGE, MADV_HUGEPAGE);
 #endif
-	return p;
+	return m + head;
 }
 
 /* The end of a block's bytes (lock held): its buffer goes to the pool when
  * it is a chunk buffer and fits in the budget, else back to the allocator. */
 static void data_release(struct ra_cache *c, struct buf *data)
 {
-	if (data->cap == c->cfg.chunk + 1 &&
-	    c->st.held_bytes + pool_bytes(c) + c->cfg.chunk <= c->cfg.memory) {
+	if (data->cap != chunk_cap(c)) {
+		buf_release(data);
+		return;
+	}
+	if (c->st.held_bytes + pool_bytes(c) + c->cfg.chunk <= c->cfg.memory) {
 		if (c->pool_n == c->pool_cap) {
 			c->pool_cap = c->pool_cap ? c->pool_cap * 2 : 16;
 			c->pool = xrealloc(c->pool, c->pool_cap * sizeof(*c->pool));
 		}
 		c->pool[c->pool_n++] = data->data;
-		buf_init(data);
-		return;
+	} else {
+		chunk_unmap(c, data->data);
 	}
-	buf_release(data);
+	buf_init(data);
 }
 
 static void unhold(struct ra_cache *c, struct ra_block *b)
@@ -998,13 +1033,18 @@ static void *fetch_main(void *arg)
 
 		/* Exactly len bytes (and the NUL) reserved: appending never reallocates
 		 * and the block holds no more than it counts. */
-		if (!mem)
-			mem = len == c->cfg.chunk ? pool_alloc(c) : xmalloc(len + 1);
+		size_t cap = len == c->cfg.chunk ? chunk_cap(c) : len + 1;
+		if (!mem && cap != len + 1)
+			mem = pool_alloc(c);
+		if (!mem) {
+			cap = len + 1;
+			mem = xmalloc(cap);
+		}
 		struct buf data;
 		data.data = mem;
 		data.data[0] = '\0';
 		data.len = 0;
-		data.cap = len + 1;
+		data.cap = cap;
 		int r = c->cfg.fetch(c->cfg.ctx, key, etag, off, len, &data);
 		if (r > 0)
 			r = -EIO;
@@ -1183,7 +1223,7 @@ void ra_cache_free(struct ra_cache *c)
 			struct ra_obj *o = c->ht[i];
 			c->ht[i] = o->hnext;
 			for (size_t j = 0; j < o->n; j++) {
-				buf_release(&o->v[j]->data);
+				data_release(c, &o->v[j]->data);
 				free(o->v[j]);
 			}
 			free(o->v);
@@ -1193,7 +1233,7 @@ void ra_cache_free(struct ra_cache *c)
 		}
 	}
 	while (c->pool_n)
-		free(c->pool[--c->pool_n]);
+		chunk_unmap(c, c->pool[--c->pool_n]);
 	free(c->pool);
 	free(c->ht);
 	free(c->tids);

@@ -49,7 +49,7 @@ struct ra_config {
 	uint64_t memory;     /* budget for all block bytes (--cache-memory) */
 	uint64_t min_window; /* first readahead window (0: 1 MiB) */
 	uint64_t max_window; /* largest readahead window (--readahead; 0: no readahead) */
-	uint64_t chunk;	     /* most bytes per fetch (0: 3 MiB, see readahead.c) */
+	uint64_t chunk;	     /* most bytes per fetch (0: 4 MiB - 64 KiB, see readahead.c) */
 	unsigned threads;    /* fetch threads (0: 8) */
 	ra_fetch_fn fetch;
 	void *ctx; /* passed to fetch; borrowed */
