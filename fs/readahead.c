@@ -1031,8 +1031,10 @@ static void *fetch_main(void *arg)
 		char *mem = pool_take(c, len);
 		pthread_mutex_unlock(&c->lock);
 
-		/* Exactly len bytes (and the NUL) reserved: appending never reallocates
-		 * and the block holds no more than it counts. */
+		/* Room for len bytes and the NUL (a chunk buffer: up to its mapping's
+		 * rounding more). The fetch never appends more than the len bytes it
+		 * asked for (a GET refuses a longer answer), so it never reallocates,
+		 * which a mapping could not survive. */
 		size_t cap = len == c->cfg.chunk ? chunk_cap(c) : len + 1;
 		if (!mem && cap != len + 1)
 			mem = pool_alloc(c);
