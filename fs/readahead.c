@@ -1035,13 +1035,11 @@ static void *fetch_main(void *arg)
 		 * rounding more). The fetch never appends more than the len bytes it
 		 * asked for (a GET refuses a longer answer), so it never reallocates,
 		 * which a mapping could not survive. */
-		size_t cap = len == c->cfg.chunk ? chunk_cap(c) : len + 1;
-		if (!mem && cap != len + 1)
-			mem = pool_alloc(c);
-		if (!mem) {
-			cap = len + 1;
+		size_t cap = len + 1;
+		if (len == c->cfg.chunk && (mem || (mem = pool_alloc(c))))
+			cap = chunk_cap(c);
+		if (!mem)
 			mem = xmalloc(cap);
-		}
 		struct buf data;
 		data.data = mem;
 		data.data[0] = '\0';
