@@ -20,16 +20,19 @@ struct provider_entry {
 	const char *region_prefix; /* region must start with this ("" for any) */
 };
 
+/* Ranges under radosgw's 4 MiB stripe, in whole 64 KiB blocks. */
+#define CEPH_GET_RANGE_MAX ((uint64_t)4 * 1024 * 1024 - 64 * 1024)
+
 static const struct provider_entry providers[] = {
-    {{"aws", false, false, "us-east-1"}, "s3.", ".amazonaws.com", ""},
-    {{"aws-cn", false, false, NULL}, "s3.", ".amazonaws.com.cn", "cn-"},
-    {{"aliyun", false, false, NULL}, "s3.oss-", ".aliyuncs.com", ""},
-    {{"tencent", false, false, NULL}, "cos.", ".myqcloud.com", ""},
-    {{"qiniu", false, false, NULL}, "s3.", ".qiniucs.com", ""},
-    {{"gcs", false, true, "auto"}, "storage.googleapis.com", NULL, ""},
-    {{"minio", true, true, "us-east-1"}, NULL, NULL, ""},
-    {{"ceph", true, true, "us-east-1"}, NULL, NULL, ""},
-    {{"other", true, true, "us-east-1"}, NULL, NULL, ""},
+    {{"aws", false, false, "us-east-1", 0}, "s3.", ".amazonaws.com", ""},
+    {{"aws-cn", false, false, NULL, 0}, "s3.", ".amazonaws.com.cn", "cn-"},
+    {{"aliyun", false, false, NULL, 0}, "s3.oss-", ".aliyuncs.com", ""},
+    {{"tencent", false, false, NULL, 0}, "cos.", ".myqcloud.com", ""},
+    {{"qiniu", false, false, NULL, 0}, "s3.", ".qiniucs.com", ""},
+    {{"gcs", false, true, "auto", 0}, "storage.googleapis.com", NULL, ""},
+    {{"minio", true, true, "us-east-1", 0}, NULL, NULL, ""},
+    {{"ceph", true, true, "us-east-1", CEPH_GET_RANGE_MAX}, NULL, NULL, ""},
+    {{"other", true, true, "us-east-1", 0}, NULL, NULL, ""},
 };
 
 static const struct provider_entry *provider_entry_find(const char *name)

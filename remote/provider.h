@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -16,6 +17,11 @@ struct provider_preset {
 	bool needs_endpoint; /* minio, ceph, other: endpoint must be given */
 	bool path_style;     /* default addressing */
 	const char *default_region;
+	/* The largest byte range one GET asks for (0: no limit): a longer read
+	 * is split into equal ranges under it. Ceph radosgw stores an object in
+	 * 4 MiB stripes, and a range that covers a whole stripe makes it read
+	 * the stripe into a freshly mapped buffer, faulting in every page. */
+	uint64_t get_range_max;
 };
 
 /* The i-th preset (0, 1, ... in a fixed order), or NULL past the last. */

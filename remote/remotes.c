@@ -47,6 +47,7 @@ enum rkey {
 	RK_SESSION_TOKEN,
 	RK_CREDENTIALS,
 	RK_RETRIES,
+	RK_GET_RANGE_MAX,
 	RK_URL,
 	RK_USERNAME,
 	RK_PASSWORD,
@@ -74,6 +75,7 @@ static const struct {
     [RK_SESSION_TOKEN] = {"session_token", "SESSION_TOKEN", true},
     [RK_CREDENTIALS] = {"credentials", "CREDENTIALS", false},
     [RK_RETRIES] = {"retries", "RETRIES", false},
+    [RK_GET_RANGE_MAX] = {"get_range_max", "GET_RANGE_MAX", false},
     [RK_URL] = {"url", "URL", false},
     [RK_USERNAME] = {"username", "USERNAME", false},
     [RK_PASSWORD] = {"password", "PASSWORD", true},
@@ -81,10 +83,13 @@ static const struct {
     [RK_ACCOUNT] = {"account", "ACCOUNT", false},
 };
 
-static const char key_list[] = "type, provider, endpoint, region, path_style, requester_pays, "
-			       "tls_verify, unsigned_payload, ca_file, access_key_id, "
-			       "secret_access_key, session_token, credentials, retries, url, "
-			       "username, password, insecure, account";
+#define GET_RANGE_MIN (64 * 1024) /* smaller ranges would only multiply requests */
+
+static const char key_list[] =
+    "type, provider, endpoint, region, path_style, requester_pays, "
+    "tls_verify, unsigned_payload, ca_file, access_key_id, "
+    "secret_access_key, session_token, credentials, retries, get_range_max, url, "
+    "username, password, insecure, account";
 
 /* ---- remote definitions ---- */
 
@@ -372,6 +377,17 @@ static int remote_set(struct remote_def *r, enum rkey k, const char *value, cons
 			return err_set(err, -EINVAL, "%s: bad retries '%s' (0 to 100)", where,
 				       shown);
 		r->retries = (int)n;
+		break;
+	}
+	case RK_GET_RANGE_MAX: {
+		uint64_t n;
+		if (parse_size(value, &n) != 0 || (n && n < GET_RANGE_MIN))
+			return err_set(err, -EINVAL,
+				       "%s: bad get_range_max '%s' (0 for no limit, or a size of "
+				       "at least 64KiB, like 4MiB)",
+				       where, shown);
+		r->get_range_max = n;
+		r->get_range_max_set = true;
 		break;
 	}
 	case RK_ACCESS_KEY_ID:
@@ -922,6 +938,8 @@ static int remote_complete(struct remote_def *r, struct dth_err *err)
 			       r->name, pp->name);
 	if (!r->path_style_set)
 		r->path_style = pp->path_style;
+	if (!r->get_range_max_set)
+		r->get_range_max = pp->get_range_max;
 	return remote_check_creds(r, err);
 }
 
@@ -1193,6 +1211,7 @@ int remote_open_s3(const struct remote_def *r, struct http_engine *http,
 	    .path_style = r->path_style,
 	    .requester_pays = r->requester_pays,
 	    .unsigned_payload = r->unsigned_payload,
+	    .get_range_max = r->get_range_max,
 	    .creds = cp,
 	    .http = http,
 	    .retry = RETRY_POLICY_DEFAULT,

@@ -6,6 +6,7 @@
 #define DTH_REMOTES_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -33,6 +34,10 @@ struct remote_def {
 	char *credentials; /* env | profile:NAME | instance | anonymous; NULL: chain */
 	char *source;	   /* where it was defined: "FILE:LINE" or "environment" */
 	int retries;	   /* retries after a failed attempt; -1: the default (7) */
+	/* type = s3: the largest range one GET asks for, 0 for no limit
+	 * (provider.h); the provider's value unless given. */
+	uint64_t get_range_max;
+	bool get_range_max_set;
 	/* type = registry: url (required; "https://host[:port]", or http:// with
 	 * insecure = true), username and password (optional: anonymous). type =
 	 * ecr: account (12 digits) and region (required), the credential keys as

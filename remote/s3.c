@@ -34,7 +34,8 @@ struct s3_client {
 	char *region;
 	bool path_style;
 	bool requester_pays;
-	bool unsigned_payload; /* honoured only over https */
+	bool unsigned_payload;	/* honoured only over https */
+	uint64_t get_range_max; /* s3_config's; 0: no limit */
 	struct creds_provider *creds;
 	struct http_engine *http;
 	struct retry_policy retry;
@@ -79,6 +80,7 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 	c->path_style = cfg->path_style;
 	c->requester_pays = cfg->requester_pays;
 	c->unsigned_payload = cfg->unsigned_payload && strcmp(c->scheme, "https") == 0;
+	c->get_range_max = cfg->get_range_max;
 	c->creds = cfg->creds;
 	c->http = cfg->http;
 	c->retry = cfg->retry;
@@ -1115,12 +1117,11 @@ static void get_sink_reset(void *ctx)
 	g->got = 0;
 }
 
-int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
-		  uint64_t length, const char *if_match, struct buf *out,
-		  struct s3_object_head *head_out, struct dth_err *err)
+/* One GetObject request (s3_get_object without the ranges). */
+static int get_one(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
+		   uint64_t length, const char *if_match, struct buf *out,
+		   struct s3_object_head *head_out, struct dth_err *err)
 {
-	if (c->local)
-		return s3_local_get(c->local, key, offset, length, if_match, out, head_out, err);
 	if (head_out)
 		memset(head_out, 0, sizeof(*head_out));
 	struct s3_call k = {
@@ -1182,6 +1183,49 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint
 	}
 	http_resp_release(&resp);
 	call_free(&k);
+	return rc;
+}
+
+/* Whether a read of length bytes is asked for in ranges, and how long each
+ * is: the fewest equal ranges under get_range_max, in whole 4 KiB pages
+ * where that still fits (the last range takes what is left). 0: one request. */
+static uint64_t range_step(const struct s3_client *c, uint64_t length, const char *if_match)
+{
+	uint64_t max = c->get_range_max;
+	if (!if_match || !max || length <= max)
+		return 0;
+	uint64_t n = length / max + (length % max != 0);
+	uint64_t step = length / n + (length % n != 0);
+	uint64_t paged = (step + 4095) & ~(uint64_t)4095;
+	return paged <= max ? paged : step;
+}
+
+int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
+		  uint64_t length, const char *if_match, struct buf *out,
+		  struct s3_object_head *head_out, struct dth_err *err)
+{
+	if (c->local)
+		return s3_local_get(c->local, key, offset, length, if_match, out, head_out, err);
+	uint64_t step = range_step(c, length, if_match);
+	if (!step)
+		return get_one(c, bucket, key, offset, length, if_match, out, head_out, err);
+	if (offset + length < offset)
+		return err_set(err, -EINVAL, "GetObject: range overflows");
+	size_t start = out->len;
+	int rc = 0;
+	for (uint64_t done = 0; done < length && rc == 0; done += step) {
+		uint64_t n = length - done < step ? length - done : step;
+		rc = get_one(c, bucket, key, offset + done, n, if_match, out,
+			     done ? NULL : head_out, err);
+		if (rc && done && head_out) {
+			s3_object_head_release(head_out);
+			memset(head_out, 0, sizeof(*head_out));
+		}
+	}
+	if (rc)
+		buf_setlen(out, start);
+	else if (head_out)
+		head_out->size = length;
 	return rc;
 }
 
@@ -1272,15 +1316,11 @@ static void resume_reset(void *p)
 		  (unsigned long long)(r->offset + r->length - 1));
 }
 
-int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
-		     uint64_t length, const char *if_match, http_sink_fn sink, void *sink_ctx,
-		     struct dth_err *err)
+/* One resumable GetObject request (s3_get_object_to without the ranges). */
+static int get_to_one(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
+		      uint64_t length, const char *if_match, http_sink_fn sink, void *sink_ctx,
+		      struct dth_err *err)
 {
-	if (length == 0 || offset + length < offset)
-		return err_set(err, -EINVAL, "GetObject: empty or overflowing range");
-	if (c->local)
-		return s3_local_get_to(c->local, key, offset, length, if_match, sink, sink_ctx,
-				       err);
 	struct resume r = {sink, sink_ctx, offset, length, 0, ""};
 	resume_reset(&r);
 	struct s3_call k = {.kind = S3_REQ_GET,
@@ -1308,6 +1348,26 @@ int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, u
 	}
 	http_resp_release(&resp);
 	call_free(&k);
+	return rc;
+}
+
+int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
+		     uint64_t length, const char *if_match, http_sink_fn sink, void *sink_ctx,
+		     struct dth_err *err)
+{
+	if (length == 0 || offset + length < offset)
+		return err_set(err, -EINVAL, "GetObject: empty or overflowing range");
+	if (c->local)
+		return s3_local_get_to(c->local, key, offset, length, if_match, sink, sink_ctx,
+				       err);
+	uint64_t step = range_step(c, length, if_match);
+	if (!step)
+		return get_to_one(c, bucket, key, offset, length, if_match, sink, sink_ctx, err);
+	int rc = 0;
+	for (uint64_t done = 0; done < length && rc == 0; done += step) {
+		uint64_t n = length - done < step ? length - done : step;
+		rc = get_to_one(c, bucket, key, offset + done, n, if_match, sink, sink_ctx, err);
+	}
 	return rc;
 }
 

@@ -39,6 +39,10 @@ struct s3_config {
 	 * the request carries a Content-MD5 (PutObject, UploadPart), which the
 	 * signature covers and the server checks the body against. */
 	bool unsigned_payload;
+	/* The largest range one GetObject request asks for; 0: no limit. A
+	 * longer read with an If-Match ETag is made of equal ranges under it
+	 * (each with the If-Match, so they all come from one version). */
+	uint64_t get_range_max;
 	struct creds_provider *creds; /* borrowed; must outlive the client */
 	struct http_engine *http;     /* borrowed; must outlive the client */
 	struct retry_policy retry;
@@ -137,7 +141,8 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key, uns
  * arrives. A transfer that breaks off is resumed from the first byte not yet
  * given (Range, with If-Match on if_match, which should be given), so sink
  * sees every byte exactly once, in order; a sink error stops at once. The
- * server must send exactly length bytes. */
+ * server must send exactly length bytes. With if_match, a length over the
+ * client's get_range_max is asked for in several ranges, one after another. */
 int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
 		     uint64_t length, const char *if_match, http_sink_fn sink, void *sink_ctx,
 		     struct dth_err *err) WUR;
@@ -145,7 +150,10 @@ int s3_get_object_to(struct s3_client *c, const char *bucket, const char *key, u
 /* GetObject of [offset, offset+length) (length 0: to the end). The body is
  * appended to out. if_match: ETag (no quotes) the object must still have,
  * else -ESTALE; NULL for none. head_out (optional) receives the response's
- * headers (release it). A body shorter than asked is an error (-EIO). */
+ * headers (release it). A body shorter than asked is an error (-EIO). With
+ * if_match, a length over the client's get_range_max is asked for in several
+ * ranges; head_out then holds the first answer's headers, with size the whole
+ * length. On an error out is as it was before the call. */
 int s3_get_object(struct s3_client *c, const char *bucket, const char *key, uint64_t offset,
 		  uint64_t length, const char *if_match, struct buf *out,
 		  struct s3_object_head *head_out, struct dth_err *err) WUR;

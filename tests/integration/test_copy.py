@@ -202,14 +202,60 @@ def test_kill9_resumes_recorded_parts(ctx):
     assert mp <= nparts - done_now + 1, (
         "%d multipart requests on the rerun, but only %d of %d parts were missing"
         % (mp, nparts - done_now, nparts))
-    # (one more GET: the object's tags)
-    assert res["source_requests"]["get"] <= nparts - done_now + 1, (
-        "the rerun read %d parts from the source, %d were missing"
-        % (res["source_requests"]["get"], nparts - done_now))
+    # Each 5 MiB part is read in ranges under the ceph preset's get_range_max
+    # (test_ceph_reads_in_ranges), plus one more GET: the object's tags.
+    per_part = -(-part // CEPH_GET_RANGE_MAX)
+    assert res["source_requests"]["get"] <= (nparts - done_now) * per_part + 1, (
+        "the rerun made %d GETs at the source, for %d missing parts (%d GETs each)"
+        % (res["source_requests"]["get"], nparts - done_now, per_part))
     got = lib.head(dc, dst, "r/big")["ETag"].strip('"')
     assert got == etag.strip('"'), "destination ETag %s != source %s" % (got, etag)
     assert lib.get_md5(dc, dst, "r/big") == lib.md5hex(data), "wrong bytes after the resume"
     assert lib.multipart_uploads(dc, dst) == [], "unfinished uploads left behind"
+
+
+# The ceph preset's get_range_max (dth.conf(5)): ranges under radosgw's 4 MiB
+# stripe, in whole 64 KiB blocks.
+CEPH_GET_RANGE_MAX = 4 * MiB - 64 * 1024
+
+
+def _source_gets(ctx, src, key, task, env=None):
+    """Copy src to a new bucket; return (destination, object GETs radosgw 'a'
+    served for key, bytes it sent), from its own counters and access log."""
+    dst = ctx.bucket("b", "ranges-dst")
+    c0, log0 = lib.rgw_counters("a"), lib.rgw_log_size("a")
+    res = ctx.sync("src:" + src, "dst:" + dst, task=task, env=env)
+    assert res["failed"] == 0 and res["transferred"] == 1, res
+    d = lib.counters_delta(c0, lib.rgw_counters("a"))
+    reqs = lib.rgw_log_requests("a", log0, want=d["req"])
+    gets = [r for r in reqs if r[0] == "GET" and r[1].split("?")[0] == "/%s/%s" % (src, key)
+            and "?" not in r[1]]
+    assert len(reqs) == d["req"], "radosgw counted %d requests, its log has %d" % (d["req"], len(reqs))
+    return dst, len(gets), d["get_b"]
+
+
+def test_ceph_reads_in_ranges(ctx):
+    """From a ceph remote, a part longer than get_range_max is read in the
+    fewest equal ranges under it (radosgw's own counters and log), the copy
+    is byte-exact with the source's ETag, and get_range_max = 0 in the
+    environment brings back one GET per part."""
+    c = lib.s3("a")
+    src = ctx.bucket("a", "ranges-src")
+    part, nparts = 8 * MiB, 3
+    data = lib.det_bytes("ranges", part * nparts - 4321)
+    etag = lib.put_multipart(c, src, "obj", data, part).strip('"')
+    dc = lib.s3("b")
+    per_part = -(-part // CEPH_GET_RANGE_MAX)
+    assert per_part == 3
+    for env, want in ((None, nparts * per_part), ({"DTH_REMOTE_SRC_GET_RANGE_MAX": "0"}, nparts)):
+        dst, gets, sent = _source_gets(ctx, src, "obj", "ranges%d" % want, env)
+        assert gets == want, "radosgw served %d GETs of the object, expected %d (%s)" % (
+            gets, want, env or "ceph preset")
+        # radosgw's get_b counts a ranged GET's bytes one short (end - start)
+        assert sent == len(data) - gets, "radosgw sent %d bytes in %d ranged GETs of a %d-byte object" % (
+            sent, gets, len(data))
+        assert lib.head(dc, dst, "obj")["ETag"].strip('"') == etag, "destination ETag differs"
+        assert lib.get_md5(dc, dst, "obj") == lib.md5hex(data), "wrong bytes at the destination"
 
 
 def _in_flight_run(ctx, px, src, dst, objs, *opts):

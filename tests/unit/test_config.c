@@ -430,6 +430,56 @@ static void test_env_overlay(void)
 
 /* ---- provider presets ---- */
 
+/* get_range_max: the provider's value (ceph's under radosgw's 4 MiB stripe),
+ * or the one given. */
+static void test_get_range_max(void)
+{
+	struct dth_err err;
+	static const struct {
+		const char *conf;
+		uint64_t want;
+	} good[] = {
+	    {"provider = ceph\nendpoint = http://h", 4 * 1024 * 1024 - 64 * 1024},
+	    {"provider = minio\nendpoint = http://h", 0},
+	    {"provider = aws", 0},
+	    {"endpoint = http://h", 0},
+	    {"provider = ceph\nendpoint = http://h\nget_range_max = 0", 0},
+	    {"provider = ceph\nendpoint = http://h\nget_range_max = 8MiB", 8 * 1024 * 1024},
+	    {"provider = aws\nget_range_max = 65536", 65536},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		struct buf t = BUF_INIT;
+		buf_addf(&t, "[remote p]\n%s\n", good[i].conf);
+		struct config *cfg = parse_ok(buf_str(&t), no_env, &err);
+		const struct remote_def *r = cfg ? config_remote(cfg, "p") : NULL;
+		ok(r && r->get_range_max == good[i].want, "get_range_max %zu: %llu", i,
+		   r ? (unsigned long long)r->get_range_max : 0ULL);
+		config_free(cfg);
+		buf_release(&t);
+	}
+	char *env[] = {"DTH_REMOTE_E_PROVIDER=ceph", "DTH_REMOTE_E_ENDPOINT=http://h",
+		       "DTH_REMOTE_E_GET_RANGE_MAX=2MiB", NULL};
+	struct config *cfg = parse_ok("", env, &err);
+	const struct remote_def *r = cfg ? config_remote(cfg, "e") : NULL;
+	ok(r && r->get_range_max == 2 * 1024 * 1024, "get_range_max from the environment");
+	config_free(cfg);
+	static const char *const bad[] = {
+	    "[remote p]\nendpoint = http://h\nget_range_max = 4k\n",
+	    "[remote p]\nendpoint = http://h\nget_range_max = lots\n",
+	    "[remote p]\nendpoint = http://h\nget_range_max = -1\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int rc = parse_err(bad[i], no_env, &err);
+		ok(rc == -EINVAL && has(err.message, "t.conf:3: bad get_range_max") &&
+		       has(err.message, "at least 64KiB"),
+		   "get_range_max bad %zu: %s", i, err.message);
+	}
+	int rc = parse_err("[remote r]\ntype = registry\nurl = https://h\nget_range_max = 1M\n",
+			   no_env, &err);
+	ok(rc == -EINVAL && has(err.message, "get_range_max does not apply"),
+	   "get_range_max is for s3 remotes: %s", err.message);
+}
+
 static void test_presets(void)
 {
 	struct dth_err err;
@@ -513,6 +563,7 @@ static void test_presets(void)
 	   err.message);
 	ok(ep.len == 0, "provider_endpoint: nothing appended on error");
 	buf_release(&ep);
+	test_get_range_max();
 }
 
 /* ---- config files ---- */

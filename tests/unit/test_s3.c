@@ -1,4 +1,5 @@
-/* Pure helpers of the S3 client: ETag shapes and the x-amz-tagging value. */
+/* Pure helpers of the S3 client (ETag shapes, the x-amz-tagging value), and
+ * against the scripted peer: the lister, and reads split into ranges. */
 #include "common/compat.h"
 
 #include <errno.h>
@@ -172,6 +173,136 @@ static void test_lister(void)
 	buf_release(&b2);
 }
 
+/* ---- reads in ranges (get_range_max) ---- */
+
+#define OBJ_LEN	 (250 * 1024 + 7)
+#define OBJ_ETAG "0123456789abcdef0123456789abcdef"
+
+static unsigned char obj[OBJ_LEN];
+static int fail_at = -1; /* answer the request with this index 412 */
+static unsigned served;
+
+/* A versioned object: ranges honoured, If-Match checked. */
+static void serve_ranges(void *ctx, const struct peer_request *rq, struct peer_answer *ans)
+{
+	(void)ctx;
+	char range[64], ifm[64];
+	unsigned long long a = 0, b = OBJ_LEN - 1;
+	bool ranged = peer_req_header(rq, "Range", range, sizeof(range)) &&
+		      sscanf(range, "bytes=%llu-%llu", &a, &b) == 2;
+	if ((int)served++ == fail_at || (peer_req_header(rq, "If-Match", ifm, sizeof(ifm)) &&
+					 strcmp(ifm, "\"" OBJ_ETAG "\""))) {
+		ans->status = 412;
+		return;
+	}
+	if (b >= OBJ_LEN)
+		b = OBJ_LEN - 1;
+	ans->status = ranged ? 206 : 200;
+	peer_add_header(ans, "ETag: \"%s\"", OBJ_ETAG);
+	if (ranged)
+		peer_add_header(ans, "Content-Range: bytes %llu-%llu/%u", a, b, OBJ_LEN);
+	peer_add_body(ans, obj + a, (size_t)(b - a + 1));
+}
+
+static struct s3_client *ranged_client(uint64_t max)
+{
+	struct s3_config sc = {.name = "peer",
+			       .endpoint = peer_url(peer),
+			       .region = "us-east-1",
+			       .path_style = true,
+			       .get_range_max = max,
+			       .http = http,
+			       .retry = {1, 1, 10}};
+	return s3_client_new(&sc);
+}
+
+/* Every request's range is at most max long and they tile [off, off+len). */
+static bool ranges_tile(uint64_t off, uint64_t len, uint64_t max)
+{
+	uint64_t next = off;
+	for (size_t i = 0; i < peer_count(peer); i++) {
+		char range[64];
+		unsigned long long a, b;
+		if (!peer_req_header(peer_request(peer, i), "Range", range, sizeof(range)) ||
+		    sscanf(range, "bytes=%llu-%llu", &a, &b) != 2 || a != next || b - a + 1 > max)
+			return false;
+		next = b + 1;
+	}
+	return next == off + len;
+}
+
+static int collect(void *ctx, const void *data, size_t len)
+{
+	buf_add(ctx, data, len);
+	return 0;
+}
+
+static void test_ranged_get(void)
+{
+	for (size_t i = 0; i < OBJ_LEN; i++)
+		obj[i] = (unsigned char)(i * 31 + i / 997);
+	peer_set_handler(peer, serve_ranges, NULL);
+	struct s3_client *c = ranged_client(100 * 1024);
+	struct buf out = BUF_INIT;
+	struct dth_err err;
+	struct s3_object_head h;
+
+	buf_adds(&out, "kept");
+	served = 0;
+	peer_clear(peer);
+	int rc = s3_get_object(c, "b", "k", 5, OBJ_LEN - 5, OBJ_ETAG, &out, &h, &err);
+	ok(rc == 0 && peer_count(peer) == 3 && ranges_tile(5, OBJ_LEN - 5, 100 * 1024),
+	   "a read over get_range_max takes the fewest ranges under it (%d, %zu requests)", rc,
+	   peer_count(peer));
+	ok(rc == 0 && out.len == 4 + OBJ_LEN - 5 && !memcmp(out.data, "kept", 4) &&
+	       !memcmp(out.data + 4, obj + 5, OBJ_LEN - 5),
+	   "the ranges' bytes are appended in order");
+	ok(rc == 0 && h.size == OBJ_LEN - 5 && h.total_size == OBJ_LEN && !strcmp(h.etag, OBJ_ETAG),
+	   "the head describes the whole read");
+	if (rc == 0)
+		s3_object_head_release(&h);
+
+	buf_setlen(&out, 4);
+	peer_clear(peer);
+	rc = s3_get_object(c, "b", "k", 0, 100 * 1024, OBJ_ETAG, &out, NULL, &err);
+	ok(rc == 0 && peer_count(peer) == 1, "a read of get_range_max is one request");
+	buf_setlen(&out, 4);
+	peer_clear(peer);
+	rc = s3_get_object(c, "b", "k", 0, OBJ_LEN, NULL, &out, NULL, &err);
+	ok(rc == 0 && peer_count(peer) == 1 && out.len == 4 + OBJ_LEN,
+	   "without If-Match a read is one request (ranges could mix versions)");
+
+	buf_setlen(&out, 4);
+	served = 0;
+	fail_at = 1;
+	peer_clear(peer);
+	memset(&h, 0x5a, sizeof(h));
+	rc = s3_get_object(c, "b", "k", 0, OBJ_LEN, OBJ_ETAG, &out, &h, &err);
+	ok(rc == -ESTALE && peer_count(peer) == 2 && out.len == 4 && h.meta.content_type == NULL &&
+	       h.etag[0] == 0,
+	   "a version change between ranges: -ESTALE, out and head as before (%d)", rc);
+
+	struct buf got = BUF_INIT;
+	served = 0;
+	fail_at = -1;
+	peer_clear(peer);
+	rc = s3_get_object_to(c, "b", "k", 1, OBJ_LEN - 1, OBJ_ETAG, collect, &got, &err);
+	ok(rc == 0 && peer_count(peer) == 3 && ranges_tile(1, OBJ_LEN - 1, 100 * 1024) &&
+	       got.len == OBJ_LEN - 1 && !memcmp(got.data, obj + 1, OBJ_LEN - 1),
+	   "a streamed read takes the same ranges, in order (%d)", rc);
+	buf_release(&got);
+	s3_client_free(c);
+
+	c = ranged_client(0);
+	buf_setlen(&out, 0);
+	peer_clear(peer);
+	rc = s3_get_object(c, "b", "k", 0, OBJ_LEN, OBJ_ETAG, &out, NULL, &err);
+	ok(rc == 0 && peer_count(peer) == 1 && out.len == OBJ_LEN, "get_range_max 0: one request");
+	s3_client_free(c);
+	buf_release(&out);
+	peer_set_handler(peer, NULL, NULL);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -188,6 +319,7 @@ int main(void)
 	}
 	retry_set_pause_fn(no_wait);
 	test_lister();
+	test_ranged_get();
 	peer_stop(peer);
 	http_engine_free(http);
 	return tap_done();
