@@ -5,7 +5,8 @@ Driven by bench/run.sh, which starts the Ceph cluster and exports the BENCH_*
 variables read below. Each measured run is one child process: wall seconds,
 CPU seconds (user + sys) and peak RSS come from wait4() of that child, and the
 request counts from the `req` counter of each radosgw (admin socket), read
-just before and just after the run. Prints a Markdown table and writes the raw
+just before and just after the run, as are the CPU seconds and minor page
+faults of both radosgw processes and the OSD (/proc). Prints a Markdown table and writes the raw
 numbers as JSON.
 """
 
@@ -119,6 +120,24 @@ def asok_perf_req(path):
 
 def server_reqs():
     return asok_perf_req(CFG["src_asok"]), asok_perf_req(CFG["dst_asok"])
+
+
+def server_cpu():
+    """CPU seconds (user + sys) and minor page faults so far of the source
+    radosgw, the destination radosgw and the OSD, from /proc (each daemon's
+    pid file sits next to its admin socket)."""
+    out = {}
+    for name in ("src_asok", "dst_asok", "osd_asok"):
+        try:
+            with open(CFG[name][: -len(".asok")] + ".pid") as f:
+                pid = int(f.read())
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            return None
+        tck = os.sysconf("SC_CLK_TCK")
+        out[name[:3]] = ((int(st[11]) + int(st[12])) / tck, int(st[7]))
+    return out
 
 
 def s3(url):
@@ -328,6 +347,7 @@ def measure(tool, label, argv, env):
     stem = os.path.join(CFG["work"], "logs", f"{RUN_SEQ[0]:03d}-{label}-{tool}")
     time.sleep(0.2)  # let the servers settle (and finish counting the previous run)
     before = server_reqs()
+    cpu0 = server_cpu()
     load1 = os.getloadavg()[0]
     # GNU time measures the tool: a child forked straight from this Python
     # process would start with Python's high-water RSS (Linux carries it over
@@ -347,6 +367,7 @@ def measure(tool, label, argv, env):
         timer.cancel()
     time.sleep(0.2)
     after = server_reqs()
+    cpu1 = server_cpu()
     time.sleep(1.5)  # the OSD's statfs counters lag by about a second
     used = note_usage(f"{label} {tool}")
     try:
@@ -368,6 +389,12 @@ def measure(tool, label, argv, env):
         "req_dst": after[1] - before[1],
     }
     r["requests"] = r["req_src"] + r["req_dst"]
+    if cpu0 and cpu1:
+        # what the run cost the servers (both radosgw and the OSD): on a
+        # machine the copy keeps busy, wall time follows client + server CPU
+        r["srv_cpu_by"] = {k: round(cpu1[k][0] - cpu0[k][0], 2) for k in cpu1}
+        r["srv_faults_by"] = {k: cpu1[k][1] - cpu0[k][1] for k in cpu1}
+        r["srv_cpu"] = round(sum(r["srv_cpu_by"].values()), 2)
     r["ceph_used_after"] = used
     r["load1_before"] = round(load1, 2)
     if tool == "dth":
@@ -381,7 +408,8 @@ def measure(tool, label, argv, env):
             tail = f.read()[-2000:]
         log(f"{label} {tool}: exit {r['exit']}; stderr tail:\n{tail}")
     log(
-        f"{label} {tool}: {r['wall']:.2f} s wall, {r['cpu']:.2f} s cpu, {r['rss']:.0f} MiB, "
+        f"{label} {tool}: {r['wall']:.2f} s wall, {r['cpu']:.2f} s cpu, "
+        f"servers {r.get('srv_cpu', 0):.2f} s cpu, {r['rss']:.0f} MiB, "
         f"req {r['req_src']}+{r['req_dst']}, exit {r['exit']}"
     )
     return r
@@ -397,8 +425,10 @@ def order(i):
 
 
 def summarise(runs):
-    keys = ["wall", "cpu", "rss", "req_src", "req_dst", "requests"]
-    return {k: statistics.median([r[k] for r in runs]) for k in keys}
+    keys = ["wall", "cpu", "srv_cpu", "rss", "req_src", "req_dst", "requests"]
+    return {
+        k: statistics.median([r[k] for r in runs]) for k in keys if all(k in r for r in runs)
+    }
 
 
 def check_copy(label, tool, bucket, want, r):
@@ -577,7 +607,7 @@ def pair_ratios(runs, metric):
     d, p = runs.get("dth") or [], runs.get("rclone") or []
     if metric == "requests" or not d or len(d) != len(p):
         return None
-    rs = [a[metric] / b[metric] for a, b in zip(d, p) if b.get(metric)]
+    rs = [a[metric] / b[metric] for a, b in zip(d, p) if b.get(metric) and metric in a]
     return (min(rs), max(rs)) if rs else None
 
 
@@ -596,6 +626,7 @@ def report(results):
     names = {
         "wall": "wall s",
         "cpu": "client CPU s",
+        "srv_cpu": "server CPU s (radosgw ×2 + OSD)",
         "rss": "peak RSS MiB",
         "requests": "requests (src + dst)",
     }
@@ -612,7 +643,7 @@ def report(results):
         targets = {m: (lim, kind) for m, lim, kind in TARGETS.get(sid, [])}
         label = f"{sid[1:]}. {sc['title']}"
         first = True
-        for metric in ("wall", "cpu", "rss", "requests"):
+        for metric in ("wall", "cpu", "srv_cpu", "rss", "requests"):
             d = med.get("dth", {}).get(metric)
             p = med.get("rclone", {}).get(metric)
             ratio = d / p if d is not None and p else None
