@@ -57,15 +57,22 @@ static void no_wait(unsigned ms)
 	(void)ms;
 }
 
-static struct s3_client *client(void)
+/* A client of the peer: get_range_max as given, attempts per request. */
+static struct s3_client *client_with(uint64_t get_range_max, unsigned attempts)
 {
 	struct s3_config sc = {.name = "peer",
 			       .endpoint = peer_url(peer),
 			       .region = "us-east-1",
 			       .path_style = true,
+			       .get_range_max = get_range_max,
 			       .http = http,
-			       .retry = {3, 1, 10}};
+			       .retry = {attempts, 1, 10}};
 	return s3_client_new(&sc);
+}
+
+static struct s3_client *client(void)
+{
+	return client_with(0, 3);
 }
 
 /* A ListBucketResult page with keys (NULL-terminated); trunc: "true",
@@ -204,18 +211,6 @@ static void serve_ranges(void *ctx, const struct peer_request *rq, struct peer_a
 	peer_add_body(ans, obj + a, (size_t)(b - a + 1));
 }
 
-static struct s3_client *ranged_client(uint64_t max)
-{
-	struct s3_config sc = {.name = "peer",
-			       .endpoint = peer_url(peer),
-			       .region = "us-east-1",
-			       .path_style = true,
-			       .get_range_max = max,
-			       .http = http,
-			       .retry = {1, 1, 10}};
-	return s3_client_new(&sc);
-}
-
 /* Every request's range is at most max long and they tile [off, off+len). */
 static bool ranges_tile(uint64_t off, uint64_t len, uint64_t max)
 {
@@ -242,7 +237,7 @@ static void test_ranged_get(void)
 	for (size_t i = 0; i < OBJ_LEN; i++)
 		obj[i] = (unsigned char)(i * 31 + i / 997);
 	peer_set_handler(peer, serve_ranges, NULL);
-	struct s3_client *c = ranged_client(100 * 1024);
+	struct s3_client *c = client_with(100 * 1024, 1);
 	struct buf out = BUF_INIT;
 	struct dth_err err;
 	struct s3_object_head h;
@@ -293,7 +288,7 @@ static void test_ranged_get(void)
 	buf_release(&got);
 	s3_client_free(c);
 
-	c = ranged_client(0);
+	c = client_with(0, 1);
 	buf_setlen(&out, 0);
 	peer_clear(peer);
 	rc = s3_get_object(c, "b", "k", 0, OBJ_LEN, OBJ_ETAG, &out, NULL, &err);
