@@ -991,6 +991,7 @@ finish:
 		err_clear(&ferr);
 		int frc = transfer_finish(r.xfer, &ferr);
 		res->memory_peak = transfer_memory_peak(r.xfer);
+		transfer_small_lanes(r.xfer, &res->small_lanes, &res->small_lanes_low);
 		if (frc && (!rc || rc == frc)) {
 			rc = frc;
 			*err = ferr;

@@ -172,8 +172,9 @@ struct sync_result {
 	uint64_t deletes_refused;      /* planned deletes withheld by the brake */
 	uint64_t bytes_sent;	       /* see struct sync_progress */
 	uint64_t bytes_server_side;
-	uint64_t memory_peak; /* the most body bytes held at once */
-	bool unreachable;     /* an endpoint could not be reached or refused the credentials */
+	uint64_t memory_peak;		       /* the most body bytes held at once */
+	unsigned small_lanes, small_lanes_low; /* see transfer_small_lanes */
+	bool unreachable; /* an endpoint could not be reached or refused the credentials */
 };
 
 /* The live counters of the run in progress (or last finished) in this

@@ -53,9 +53,9 @@ static const struct taskdef_setting table[] = {
      NULL, 0, 2048, OFF(events)},
     {"concurrency", BOTH, TD_CLI, TD_COUNT, "N", "16|8",
      "parallel transfers and parts (image tasks: blob copies)", NULL, 1, 1024, OFF(concurrency)},
-    {"small_concurrency", S3, TD_CLI, TD_CUSTOM, "N", "4 x concurrency, at most 256",
+    {"small_concurrency", S3, TD_CLI, TD_CUSTOM, "N", "16 x concurrency, at most 256",
      "objects under 1 MiB and deletes in flight at once: round trips, not bandwidth, bound "
-     "them (an agent's tasks share its workers instead)",
+     "them; halved while a server throttles (an agent's tasks share its workers instead)",
      NULL, 1, 256, OFF(small_concurrency)},
     {"retries", BOTH, TD_CLI, TD_CUSTOM, "N", "7, or the remote's retries",
      "retries of a failed request, with backoff", NULL, 0, 100, OFF(retries)},

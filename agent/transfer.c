@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <xxhash.h>
 
+#include "agent/aimd.h"
 #include "agent/budget.h"
 #include "agent/fairshare.h"
 #include "agent/layout.h"
@@ -21,10 +22,12 @@
 #include "manifest/codec.h"
 #include "manifest/manifest.h"
 #include "remote/exec.h"
+#include "remote/reqstats.h"
 #include "remote/retry.h"
 #include "remote/s3.h"
 
-/* Locking: t->lock guards the queues, running, shutdown and fatal; an
+/* Locking: t->lock guards the queues, running, shutdown, fatal and the small
+ * lanes' gate (gate, throttled_seen); an
  * upload's lock guards its parts' state (pdone, petag, outstanding, err,
  * next_hash). A worker never holds both at once. */
 
@@ -110,6 +113,7 @@ struct transfer {
 	pthread_cond_t cond_space;	 /* the object queue has room */
 	pthread_cond_t cond_small_space; /* the small queue has room */
 	pthread_cond_t cond_idle;	 /* nothing queued and nothing running */
+	pthread_cond_t cond_gate;	 /* the gate let more small lanes in */
 	struct queue parts;
 	struct queue objects;
 	struct queue small; /* small objects and deletes, when there are small lanes */
@@ -120,6 +124,12 @@ struct transfer {
 	pthread_t *threads;
 	unsigned nthreads;
 	unsigned nsmall; /* of which small lanes: they take small jobs only */
+	/* How many small lanes may take jobs, halved on throttling (NULL
+	 * without small lanes); throttled_seen: reqstats_throttled() when the
+	 * gate last looked. The count is process-wide: in an agent without
+	 * fair shares, one task's throttles narrow the others' lanes too. */
+	struct aimd *gate;
+	uint64_t throttled_seen;
 	int fatal;
 	struct dth_err fatal_err;
 	bool dst_opaque; /* a destination answer said its ETags are not MD5s (atomic) */
@@ -130,6 +140,7 @@ struct worker {
 	struct buf body;
 	uint64_t charged; /* bytes of the budget body holds */
 	bool small_lane;  /* takes small jobs only */
+	unsigned lane;	  /* a small lane's index among them: it waits while >= the gate */
 };
 
 static void q_push(struct queue *q, struct job *j)
@@ -1851,19 +1862,26 @@ static void run_object(struct worker *wk, struct job *j)
 
 /* The next job for a worker, waiting for one; NULL when shutting down.
  * Workers take parts first, then objects, then small jobs; small lanes take
- * small jobs only. Called and returns with t->lock held. */
+ * small jobs only, and only while the gate lets them in (workers are never
+ * gated, so small jobs still drain at --concurrency). Called and returns
+ * with t->lock held. */
 static struct job *next_job_locked(struct worker *wk)
 {
 	struct transfer *t = wk->t;
 	struct job *j;
 	for (;;) {
-		if (wk->small_lane)
+		bool gated = wk->small_lane && wk->lane >= aimd_limit(t->gate);
+		if (gated)
+			j = NULL;
+		else if (wk->small_lane)
 			j = q_pop(&t->small);
 		else if (!(j = q_pop(&t->parts)) && !(j = q_pop(&t->objects)))
 			j = q_pop(&t->small);
 		if (j || t->shutdown)
 			break;
-		if (wk->small_lane) {
+		if (gated) {
+			pthread_cond_wait(&t->cond_gate, &t->lock);
+		} else if (wk->small_lane) {
 			t->idle_small++;
 			pthread_cond_wait(&t->cond_small, &t->lock);
 			t->idle_small--;
@@ -1923,6 +1941,23 @@ static void run_job(struct worker *wk, struct job *j)
 	}
 }
 
+/* After a small job: halve the small lanes let in when a throttled answer
+ * (SlowDown, 429) came since the last look, or let one more in after a
+ * window of clean jobs (agent/aimd.h). Called with t->lock held. */
+static void gate_after_locked(struct transfer *t)
+{
+	uint64_t throttled = reqstats_throttled();
+	bool hit = throttled != t->throttled_seen;
+	t->throttled_seen = throttled;
+	int moved = aimd_done(t->gate, hit);
+	if (moved > 0)
+		pthread_cond_broadcast(&t->cond_gate);
+	if (moved < 0)
+		log_info("throttled by a server (503 SlowDown or 429): %u of %u small-object "
+			 "lanes in use",
+			 aimd_limit(t->gate), t->nsmall);
+}
+
 static bool idle_locked(const struct transfer *t)
 {
 	return !t->running && !t->parts.n && !t->objects.n && !t->small.n;
@@ -1943,6 +1978,7 @@ static void *worker_main(void *arg)
 		t->running++;
 		pthread_mutex_unlock(&t->lock);
 
+		bool small = j->small;
 		run_job(wk, j);
 		body_trim(wk);
 		if (fair)
@@ -1950,6 +1986,8 @@ static void *worker_main(void *arg)
 
 		pthread_mutex_lock(&t->lock);
 		t->running--;
+		if (small && t->gate)
+			gate_after_locked(t);
 		if (idle_locked(t))
 			pthread_cond_broadcast(&t->cond_idle);
 		pthread_mutex_unlock(&t->lock);
@@ -1980,7 +2018,7 @@ static unsigned small_lanes(const struct sync_opts *o, unsigned workers)
 		return 0;
 	unsigned n = o->small_concurrency;
 	if (!n)
-		n = workers * 4 < 256 ? workers * 4 : 256;
+		n = workers * 16 < 256 ? workers * 16 : 256;
 	return n > workers ? n - workers : 0;
 }
 
@@ -1992,6 +2030,7 @@ static void start_workers(struct transfer *t)
 		struct worker *wk = xcalloc(1, sizeof(*wk));
 		wk->t = t;
 		wk->small_lane = i >= n - t->nsmall;
+		wk->lane = wk->small_lane ? i - (n - t->nsmall) : 0;
 		buf_init(&wk->body);
 		if (pthread_create(&t->threads[i], NULL, worker_main, wk)) {
 			free(wk);
@@ -2015,9 +2054,14 @@ struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer 
 	pthread_cond_init(&t->cond_space, NULL);
 	pthread_cond_init(&t->cond_small_space, NULL);
 	pthread_cond_init(&t->cond_idle, NULL);
+	pthread_cond_init(&t->cond_gate, NULL);
 	unsigned workers = o->concurrency ? o->concurrency : 1;
 	size_budget(t, o->memory_limit ? o->memory_limit : DEFAULT_MEMORY, workers);
 	t->nsmall = small_lanes(o, workers);
+	if (t->nsmall) {
+		t->gate = aimd_new(0, t->nsmall);
+		t->throttled_seen = reqstats_throttled();
+	}
 	t->nthreads = workers + t->nsmall;
 	t->max_objects = 2 * (size_t)workers + 16;
 	t->max_small = 2 * (size_t)t->nthreads + 16;
@@ -2074,6 +2118,7 @@ int transfer_finish(struct transfer *t, struct dth_err *err)
 	t->shutdown = true;
 	pthread_cond_broadcast(&t->cond_work);
 	pthread_cond_broadcast(&t->cond_small);
+	pthread_cond_broadcast(&t->cond_gate);
 	pthread_mutex_unlock(&t->lock);
 	for (unsigned i = 0; i < t->nthreads; i++)
 		pthread_join(t->threads[i], NULL);
@@ -2086,6 +2131,14 @@ int transfer_finish(struct transfer *t, struct dth_err *err)
 uint64_t transfer_memory_peak(struct transfer *t)
 {
 	return budget_peak(t->budget);
+}
+
+void transfer_small_lanes(struct transfer *t, unsigned *lanes, unsigned *low)
+{
+	pthread_mutex_lock(&t->lock);
+	*lanes = t->nsmall;
+	*low = t->gate ? aimd_low(t->gate) : 0;
+	pthread_mutex_unlock(&t->lock);
 }
 
 void transfer_free(struct transfer *t)
@@ -2111,6 +2164,8 @@ void transfer_free(struct transfer *t)
 	pthread_cond_destroy(&t->cond_space);
 	pthread_cond_destroy(&t->cond_small_space);
 	pthread_cond_destroy(&t->cond_idle);
+	pthread_cond_destroy(&t->cond_gate);
+	aimd_free(t->gate);
 	free(t->threads);
 	free(t);
 }

@@ -23,8 +23,14 @@
 #endif
 
 #define ERROR_BODY_MAX (64 * 1024)
-#define POOL_KEEP      64
-#define CONN_CACHE_MAX 256
+/* Idle easy handles kept, and connections the shared cache holds (in use
+ * or idle). Both are at least the most requests one engine runs at once: a
+ * sync's --concurrency (at most 1024) and its small-object lanes (at most
+ * 256). Fewer, and every request beyond them frees a handle (whose buffers
+ * are wiped) and closes a connection the next request opens again. Neither
+ * grows past what was once in use at the same time. */
+#define POOL_KEEP      1280
+#define CONN_CACHE_MAX 1280
 
 struct http_engine {
 	CURLSH *share;

@@ -1,7 +1,9 @@
 /* Request counts by remote and operation (see reqstats.h).
  *
  * Locking: one mutex over the table; entries are only added (strings copied
- * once, never freed), so a pointer to a name stays valid for the process. */
+ * once, never freed), so a pointer to a name stays valid for the process.
+ * The throttled total is also kept apart, atomically, for readers that poll
+ * it after every job without taking the lock. */
 #include "common/compat.h"
 
 #include <pthread.h>
@@ -13,6 +15,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct reqstats_entry table[REQSTATS_MAX];
 static size_t used;
+static uint64_t throttled; /* atomic: read without the lock */
 
 const char *reqstats_error_name(int kind)
 {
@@ -44,9 +47,16 @@ void reqstats_count(const char *remote, const char *op, int error, int retried)
 	e->requests++;
 	if (error >= 0 && error < REQERR__COUNT)
 		e->errors[error]++;
+	if (error == REQERR_THROTTLED)
+		__atomic_add_fetch(&throttled, 1, __ATOMIC_RELAXED);
 	if (retried)
 		e->retries++;
 	pthread_mutex_unlock(&lock);
+}
+
+uint64_t reqstats_throttled(void)
+{
+	return __atomic_load_n(&throttled, __ATOMIC_RELAXED);
 }
 
 void reqstats_each(void (*fn)(void *ctx, const struct reqstats_entry *e), void *ctx)

@@ -32,6 +32,9 @@ struct reqstats_entry {
 /* Count an attempt of op at remote (either may be NULL: "?"). error is -1 for
  * none, else an enum reqstats_error; retried: another attempt follows. */
 void reqstats_count(const char *remote, const char *op, int error, int retried);
+/* Throttled answers (REQERR_THROTTLED) counted so far, at every remote: a
+ * caller that remembers the last value sees whether any came since. */
+uint64_t reqstats_throttled(void);
 /* Call fn with a copy of every entry, in no particular order. */
 void reqstats_each(void (*fn)(void *ctx, const struct reqstats_entry *e), void *ctx);
 

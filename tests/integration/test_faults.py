@@ -16,6 +16,9 @@ real servers (radosgw A and B, the source and destination registries).
   pass, and the proxies' counters must show every fault kind.
 - test_image_sync_under_faults: the same for dth image sync between the
   registries; every manifest and blob is checked with skopeo and digests.
+- test_small_lanes_narrow_when_throttled: 503 SlowDown on 25 % of small
+  PUTs halves the small-object lanes dth lets in (it keeps all of them
+  unthrottled, and the proxy sees them at once); every object arrives intact.
 - test_*wrong_content_length: answers whose Content-Length lies (short with
   the body cut to match, or long): S3 objects and multipart answers, the
   source listing, registry blobs and manifests. A retry must repair them.
@@ -630,6 +633,45 @@ def test_image_sync_wrong_content_length(ctx):
     for ref in refs:
         repo, tag = ref.split(":")
         tis._check_copied(repo, pre + "/" + repo, tag)
+
+
+def _lanes_sync(ctx, pb, src, dst, task, cfg):
+    pb.configure(reset=True, strip=[src, dst], match=r"^PUT ", latency=0.05, **cfg)
+    res = ctx.sync("src:" + src, "dst:" + dst, "--concurrency", "2",
+                   "--small-concurrency", "48", "--retries", "10", task=task, timeout=240)
+    c = pb.counters()
+    keep = {k: res.get(k) for k in ("transferred", "failed", "small_lanes", "small_lanes_low")}
+    _figures(task, json=keep, proxy_put_in_flight=c["max_in_flight"].get("PUT"),
+             err503=c["injected"]["err503"])
+    assert (res["transferred"], res["failed"]) == (300, 0), keep
+    _assert_same_buckets(src, dst)
+    return res, c
+
+
+def test_small_lanes_narrow_when_throttled(ctx):
+    """Small objects go up to --small-concurrency at once (48: 2 workers and
+    46 lanes). The destination proxy delays each PUT by 50 ms so that they
+    overlap. Unthrottled, the proxy sees far more than the 2 workers' PUTs at
+    once and dth keeps every lane. With 25 % of PUTs answered 503 SlowDown,
+    dth halves the lanes it lets in at least twice (AIMD), retries, and still
+    copies all 300 objects intact (checked with boto3 at radosgw)."""
+    src = lib.create_bucket("a", "lanes-src")
+    rnd = random.Random(7)
+    _put_many("a", src, {"s/%04d" % i: rnd.randbytes(1024 + i) for i in range(300)})
+    calm, hot = ctx.bucket("b", "lanes-calm"), ctx.bucket("b", "lanes-hot")
+    pa, pb = _s3_proxies(ctx, 3, src, calm)
+    try:
+        res, c = _lanes_sync(ctx, pb, src, calm, "calm", {})
+        assert c["injected_total"] == 0, c["injected"]
+        assert (res["small_lanes"], res["small_lanes_low"]) == (46, 46), res
+        assert c["max_in_flight"]["PUT"] >= 24, c["max_in_flight"]
+        res, c = _lanes_sync(ctx, pb, src, hot, "hot", {"seed": 4, "rates": {"err503": 0.25}})
+        assert c["injected"]["err503"] >= 30, c["injected"]
+        assert res["small_lanes"] == 46 and res["small_lanes_low"] <= 46 // 4, res
+    finally:
+        pa.stop()
+        pb.stop()
+    _drop_buckets(("a", src), ("b", calm), ("b", hot))
 
 
 # --------------------------------------------------------------------------
