@@ -123,7 +123,8 @@ struct transfer {
 	bool shutdown;
 	pthread_t *threads;
 	unsigned nthreads;
-	unsigned nsmall; /* of which small lanes: they take small jobs only */
+	unsigned nsmall;	/* small lanes at most: they take small jobs only */
+	unsigned small_started; /* of which started (of the nthreads) */
 	/* How many small lanes may take jobs, halved on throttling (NULL
 	 * without small lanes); throttled_seen: reqstats_throttled() when the
 	 * gate last looked. The count is process-wide: in an agent without
@@ -2022,23 +2023,46 @@ static unsigned small_lanes(const struct sync_opts *o, unsigned workers)
 	return n > workers ? n - workers : 0;
 }
 
-static void start_workers(struct transfer *t)
+/* Start a worker, or a small lane; false when no thread could be made.
+ * Lanes start with t->lock held: the new thread waits for it. */
+static bool start_thread(struct transfer *t, bool small_lane)
 {
-	unsigned n = t->nthreads;
-	t->threads = xcalloc(n, sizeof(pthread_t));
-	for (unsigned i = 0; i < n; i++) {
-		struct worker *wk = xcalloc(1, sizeof(*wk));
-		wk->t = t;
-		wk->small_lane = i >= n - t->nsmall;
-		wk->lane = wk->small_lane ? i - (n - t->nsmall) : 0;
-		buf_init(&wk->body);
-		if (pthread_create(&t->threads[i], NULL, worker_main, wk)) {
-			free(wk);
-			t->nthreads = i;
-			t->nsmall = i > n - t->nsmall ? i - (n - t->nsmall) : 0;
-			break;
-		}
+	struct worker *wk = xcalloc(1, sizeof(*wk));
+	wk->t = t;
+	wk->small_lane = small_lane;
+	wk->lane = small_lane ? t->small_started : 0;
+	buf_init(&wk->body);
+	if (pthread_create(&t->threads[t->nthreads], NULL, worker_main, wk)) {
+		free(wk);
+		return false;
 	}
+	t->nthreads++;
+	if (small_lane)
+		t->small_started++;
+	return true;
+}
+
+/* The workers start now; small lanes as small jobs come (grow_small_locked),
+ * so a rescan or a copy of large objects starts none. */
+static void start_workers(struct transfer *t, unsigned workers)
+{
+	t->threads = xcalloc((size_t)workers + t->nsmall, sizeof(pthread_t));
+	for (unsigned i = 0; i < workers; i++)
+		if (!start_thread(t, false))
+			break;
+}
+
+/* A small job was queued and no lane waits for one: start another lane,
+ * while the gate lets one more in. When no thread can be made, no more are
+ * tried: the lanes and workers there are drain the queue. Called with
+ * t->lock held. */
+static void grow_small_locked(struct transfer *t)
+{
+	if (t->idle_small || t->small_started >= t->nsmall ||
+	    t->small_started >= aimd_limit(t->gate))
+		return;
+	if (!start_thread(t, true))
+		t->nsmall = t->small_started;
 }
 
 struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer *w,
@@ -2062,10 +2086,9 @@ struct transfer *transfer_new(const struct sync_opts *o, struct manifest_writer 
 		t->gate = aimd_new(0, t->nsmall);
 		t->throttled_seen = reqstats_throttled();
 	}
-	t->nthreads = workers + t->nsmall;
 	t->max_objects = 2 * (size_t)workers + 16;
-	t->max_small = 2 * (size_t)t->nthreads + 16;
-	start_workers(t);
+	t->max_small = 2 * ((size_t)workers + t->nsmall) + 16;
+	start_workers(t, workers);
 	return t;
 }
 
@@ -2079,10 +2102,13 @@ static void push_job_locked(struct transfer *t, struct job *j)
 	while (q->n >= max && !t->shutdown)
 		pthread_cond_wait(j->small ? &t->cond_small_space : &t->cond_space, &t->lock);
 	q_push(q, j);
-	if (j->small && t->idle_small)
+	if (j->small && t->idle_small) {
 		pthread_cond_signal(&t->cond_small);
-	else
-		pthread_cond_signal(&t->cond_work);
+		return;
+	}
+	if (j->small)
+		grow_small_locked(t);
+	pthread_cond_signal(&t->cond_work);
 }
 
 int transfer_submit(struct transfer *t, const struct plan *p)
