@@ -26,10 +26,11 @@
 #include "remote/retry.h"
 #include "remote/s3.h"
 
-/* Locking: t->lock guards the queues, running, shutdown, fatal and the small
- * lanes' gate (gate, throttled_seen); an
- * upload's lock guards its parts' state (pdone, petag, outstanding, err,
- * next_hash). A worker never holds both at once. */
+/* Locking: t->lock guards the queues, running, shutdown, fatal, the threads
+ * started after transfer_new (nthreads, small_started, nsmall) and the small
+ * lanes' gate (gate, throttled_seen); an upload's lock guards its parts'
+ * state (pdone, petag, outstanding, err, next_hash). A worker never holds
+ * both at once. */
 
 #define COPY_ATTEMPTS	 3 /* whole-copy attempts (the source changed, a stream broke) */
 #define SAVE_EVERY_PART	 16
