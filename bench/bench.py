@@ -50,6 +50,7 @@ CFG = {
     "rclone_conf": os.environ["BENCH_RCLONE_CONF"],
     "dth": os.environ.get("BENCH_DTH", ""),
     "runs": env_int("BENCH_RUNS", 3),
+    "warmup": env_int("BENCH_WARMUP", 1),
     "scenarios": os.environ.get("BENCH_SCENARIOS", "1 2 3").split(),
     "small_count": env_int("BENCH_SMALL_COUNT", 2000),
     "small_size": env_int("BENCH_SMALL_SIZE", 4 * KiB),
@@ -424,6 +425,16 @@ def order(i):
     return t if i % 2 == 0 else list(reversed(t))
 
 
+def rounds():
+    """(i, tool, measured) in the order the copy scenarios run them: first
+    CFG["warmup"] unmeasured rounds (i < 0), since the first copies into a
+    fresh cluster cost its servers more and would always fall on the tool
+    that runs first; then the measured rounds, tools alternating."""
+    for i in range(-CFG["warmup"], CFG["runs"]):
+        for t in order(i):
+            yield i, t, i >= 0
+
+
 def summarise(runs):
     keys = ["wall", "cpu", "srv_cpu", "rss", "req_src", "req_dst", "requests"]
     return {
@@ -451,19 +462,20 @@ def scenario_small():
     seed_small(src, n, size, lambda i: f"small/{i:05d}.bin")
     want = list_bucket(SRC, src)
     res = {t: [] for t in tools()}
-    for i in range(CFG["runs"]):
-        for t in order(i):
-            dst = f"bench-s1-{t}-{i + 1}"
-            make_bucket(DST, dst)
-            if t == "dth":
-                state = os.path.join(CFG["work"], f"state-s1-{i + 1}")
-                shutil.rmtree(state, ignore_errors=True)
-                r = measure(t, "s1", dth_argv(src, dst, state), dth_env())
-            else:
-                r = measure(t, "s1", rclone_argv(RCLONE_SMALL, src, dst), rclone_env())
-            check_copy("s1", t, dst, want, r)
+    for i, t, measured in rounds():
+        dst = f"bench-s1-{t}-{i + 1}"
+        make_bucket(DST, dst)
+        label = "s1" if measured else "s1-warmup"
+        if t == "dth":
+            state = os.path.join(CFG["work"], f"state-s1-{i + 1}")
+            shutil.rmtree(state, ignore_errors=True)
+            r = measure(t, label, dth_argv(src, dst, state), dth_env())
+        else:
+            r = measure(t, label, rclone_argv(RCLONE_SMALL, src, dst), rclone_env())
+        check_copy(label, t, dst, want, r)
+        if measured:
             res[t].append(r)
-            drop_bucket(DST, dst)
+        drop_bucket(DST, dst)
     drop_bucket(SRC, src)
     return {
         "title": f"{n:,} × {size // KiB} KiB objects, fresh destination",
@@ -472,40 +484,48 @@ def scenario_small():
     }
 
 
+def check_big(label, t, where, src_etag, full, md5s, r):
+    """The destination's ETag and size, and (full: the first measured round)
+    its MD5 against the source's; md5s caches the source's."""
+    src, dst, key = where
+    try:
+        head = DST.head_object(Bucket=dst, Key=key)
+        r["dst_etag"] = head["ETag"].strip('"')
+        r["dst_size"] = head["ContentLength"]
+        r["etag_match"] = r["dst_etag"] == src_etag
+        r["verified"] = r["dst_size"] == CFG["big_size"]
+        if full:  # full content check once per tool
+            if "src" not in md5s:
+                md5s["src"] = md5_of_object(SRC, src, key)
+            r["content_md5_match"] = md5_of_object(DST, dst, key) == md5s["src"]
+            r["verified"] = r["verified"] and r["content_md5_match"]
+    except Exception as e:  # noqa: BLE001
+        r["verified"] = False
+        r["etag_match"] = False
+        log(f"{label} {t}: destination check failed: {e}")
+    log(f"{label} {t}: dst etag {r.get('dst_etag')} (source {src_etag}) verified {r['verified']}")
+
+
 def scenario_big():
     size, part = CFG["big_size"], CFG["big_part"]
     src, key = "bench-s2-src", "big.bin"
     src_etag = seed_big(src, key, size, part)
-    src_md5 = None
+    md5s = {}
     res = {t: [] for t in tools()}
-    for i in range(CFG["runs"]):
-        for t in order(i):
-            dst = f"bench-s2-{t}-{i + 1}"
-            make_bucket(DST, dst)
-            if t == "dth":
-                state = os.path.join(CFG["work"], f"state-s2-{i + 1}")
-                shutil.rmtree(state, ignore_errors=True)
-                r = measure(t, "s2", dth_argv(src, dst, state), dth_env())
-            else:
-                r = measure(t, "s2", rclone_argv(RCLONE_BIG, src, dst), rclone_env())
-            try:
-                head = DST.head_object(Bucket=dst, Key=key)
-                r["dst_etag"] = head["ETag"].strip('"')
-                r["dst_size"] = head["ContentLength"]
-                r["etag_match"] = r["dst_etag"] == src_etag
-                r["verified"] = r["dst_size"] == size
-                if i == 0:  # full content check once per tool
-                    if src_md5 is None:
-                        src_md5 = md5_of_object(SRC, src, key)
-                    r["content_md5_match"] = md5_of_object(DST, dst, key) == src_md5
-                    r["verified"] = r["verified"] and r["content_md5_match"]
-            except Exception as e:  # noqa: BLE001
-                r["verified"] = False
-                r["etag_match"] = False
-                log(f"s2 {t}: destination check failed: {e}")
-            log(f"s2 {t}: dst etag {r.get('dst_etag')} (source {src_etag}) verified {r['verified']}")
+    for i, t, measured in rounds():
+        dst = f"bench-s2-{t}-{i + 1}"
+        make_bucket(DST, dst)
+        label = "s2" if measured else "s2-warmup"
+        if t == "dth":
+            state = os.path.join(CFG["work"], f"state-s2-{i + 1}")
+            shutil.rmtree(state, ignore_errors=True)
+            r = measure(t, label, dth_argv(src, dst, state), dth_env())
+        else:
+            r = measure(t, label, rclone_argv(RCLONE_BIG, src, dst), rclone_env())
+        check_big(label, t, (src, dst, key), src_etag, i == 0, md5s, r)
+        if measured:
             res[t].append(r)
-            drop_bucket(DST, dst)
+        drop_bucket(DST, dst)
     drop_bucket(SRC, src)
     other = etag_check_other_part_size() if CFG["dth"] else None
     return {
@@ -743,7 +763,8 @@ def main():
         "versions": tool_versions(),
         "config": {k: v for k, v in CFG.items() if k not in ("work", "out")},
         "method": (
-            "median of N runs, tools alternating order; wall/CPU/peak RSS from wait4() of the "
+            "median of N runs, tools alternating order, after `warmup` unmeasured rounds of "
+            "both (scenarios 1 and 2); wall/CPU/peak RSS from wait4() of the "
             "client process; requests = delta of the radosgw `req` counter on each endpoint; "
             "both radosgw and the client share the same machine"
         ),

@@ -8,6 +8,8 @@
 # Environment (defaults in brackets):
 #   DTH           the dth binary, best a release build [build/dth]; DTH=none: rclone only
 #   BENCH_RUNS    runs per tool and scenario, the median is reported [3]
+#   BENCH_WARMUP  unmeasured rounds of both tools before scenarios 1 and 2: the first
+#                 copies into a fresh cluster cost its servers more [1]
 #   BENCH_SCENARIOS  which scenarios ["1 2 3"]
 #   BENCH_DIR     work dir (cluster, dth state, logs) [/tmp/dth-bench]
 #   BENCH_PORT_SRC [7580]  BENCH_PORT_DST [7581]  BENCH_MON_PORT [6889]
@@ -26,10 +28,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 
 if [ "${1:-}" = "--quick" ]; then
-	: "${BENCH_RUNS:=1}" "${BENCH_SMALL_COUNT:=200}" "${BENCH_BIG_SIZE:=67108864}"
+	: "${BENCH_RUNS:=1}" "${BENCH_WARMUP:=0}" "${BENCH_SMALL_COUNT:=200}" "${BENCH_BIG_SIZE:=67108864}"
 	: "${BENCH_RESCAN_COUNT:=1000}" "${BENCH_RESCAN_SMALL_COUNT:=200}"
 	: "${BENCH_OUT:=${BENCH_DIR:-/tmp/dth-bench}/quick.json}"
-	export BENCH_RUNS BENCH_SMALL_COUNT BENCH_BIG_SIZE BENCH_RESCAN_COUNT BENCH_RESCAN_SMALL_COUNT
+	export BENCH_RUNS BENCH_WARMUP BENCH_SMALL_COUNT BENCH_BIG_SIZE BENCH_RESCAN_COUNT BENCH_RESCAN_SMALL_COUNT
 	shift
 fi
 [ $# -eq 0 ] || {
