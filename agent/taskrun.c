@@ -183,7 +183,7 @@ static void s3_report(const struct taskrun_opts *o, const struct s3_ends *e,
 	json_object_set_new(out, "bytes_server_side",
 			    json_integer((json_int_t)res->bytes_server_side));
 	json_object_set_new(out, "memory_peak", json_integer((json_int_t)res->memory_peak));
-	/* small-object lanes started, and the fewest in use after throttling */
+	/* small-object lanes allowed, and the fewest let in after throttling */
 	json_object_set_new(out, "small_lanes", json_integer(res->small_lanes));
 	json_object_set_new(out, "small_lanes_low", json_integer(res->small_lanes_low));
 	json_object_set_new(out, "deletes_refused", json_integer((json_int_t)res->deletes_refused));

@@ -66,9 +66,9 @@ int transfer_submit(struct transfer *t, const struct plan *p) WUR;
 int transfer_finish(struct transfer *t, struct dth_err *err) WUR;
 /* The most body bytes held at once so far. */
 uint64_t transfer_memory_peak(struct transfer *t);
-/* The small-object lanes started, and the fewest the gate let in at once
- * after throttled answers (lanes when never throttled; both 0 without
- * small lanes). */
+/* The most small-object lanes allowed (they start as small jobs come), and
+ * the fewest the gate let in at once after throttled answers (lanes when
+ * never throttled; both 0 without small lanes). */
 void transfer_small_lanes(struct transfer *t, unsigned *lanes, unsigned *low);
 void transfer_free(struct transfer *t);
 
