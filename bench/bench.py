@@ -456,26 +456,35 @@ def check_copy(label, tool, bucket, want, r):
 # ---------------------------------------------------------------- scenarios
 
 
+def copy_rounds(name, src, rclone_args, check):
+    """Copy src into a fresh destination bucket per round (rounds()), each
+    tool in turn; check(label, tool, dst, i, r) checks the copy before the
+    bucket is dropped. Returns {tool: [measured runs]}."""
+    res = {t: [] for t in tools()}
+    for i, t, measured in rounds():
+        dst = f"bench-{name}-{t}-{i + 1}"
+        make_bucket(DST, dst)
+        label = name if measured else f"{name}-warmup"
+        if t == "dth":
+            state = os.path.join(CFG["work"], f"state-{name}-{i + 1}")
+            shutil.rmtree(state, ignore_errors=True)
+            r = measure(t, label, dth_argv(src, dst, state), dth_env())
+        else:
+            r = measure(t, label, rclone_argv(rclone_args, src, dst), rclone_env())
+        check(label, t, dst, i, r)
+        if measured:
+            res[t].append(r)
+        drop_bucket(DST, dst)
+    return res
+
+
 def scenario_small():
     n, size = CFG["small_count"], CFG["small_size"]
     src = "bench-s1-src"
     seed_small(src, n, size, lambda i: f"small/{i:05d}.bin")
     want = list_bucket(SRC, src)
-    res = {t: [] for t in tools()}
-    for i, t, measured in rounds():
-        dst = f"bench-s1-{t}-{i + 1}"
-        make_bucket(DST, dst)
-        label = "s1" if measured else "s1-warmup"
-        if t == "dth":
-            state = os.path.join(CFG["work"], f"state-s1-{i + 1}")
-            shutil.rmtree(state, ignore_errors=True)
-            r = measure(t, label, dth_argv(src, dst, state), dth_env())
-        else:
-            r = measure(t, label, rclone_argv(RCLONE_SMALL, src, dst), rclone_env())
-        check_copy(label, t, dst, want, r)
-        if measured:
-            res[t].append(r)
-        drop_bucket(DST, dst)
+    res = copy_rounds("s1", src, RCLONE_SMALL,
+                      lambda label, t, dst, i, r: check_copy(label, t, dst, want, r))
     drop_bucket(SRC, src)
     return {
         "title": f"{n:,} × {size // KiB} KiB objects, fresh destination",
@@ -511,21 +520,8 @@ def scenario_big():
     src, key = "bench-s2-src", "big.bin"
     src_etag = seed_big(src, key, size, part)
     md5s = {}
-    res = {t: [] for t in tools()}
-    for i, t, measured in rounds():
-        dst = f"bench-s2-{t}-{i + 1}"
-        make_bucket(DST, dst)
-        label = "s2" if measured else "s2-warmup"
-        if t == "dth":
-            state = os.path.join(CFG["work"], f"state-s2-{i + 1}")
-            shutil.rmtree(state, ignore_errors=True)
-            r = measure(t, label, dth_argv(src, dst, state), dth_env())
-        else:
-            r = measure(t, label, rclone_argv(RCLONE_BIG, src, dst), rclone_env())
-        check_big(label, t, (src, dst, key), src_etag, i == 0, md5s, r)
-        if measured:
-            res[t].append(r)
-        drop_bucket(DST, dst)
+    res = copy_rounds("s2", src, RCLONE_BIG, lambda label, t, dst, i, r: check_big(
+        label, t, (src, dst, key), src_etag, i == 0, md5s, r))
     drop_bucket(SRC, src)
     other = etag_check_other_part_size() if CFG["dth"] else None
     return {
